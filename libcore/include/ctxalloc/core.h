@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctxalloc core: the thin interface every ctxalloc component is built on.
+ *
+ *   - ca_allocator: an allocator object with a const ops table, and inline
+ *     wrappers (ca_alloc, ca_free, ca_resize, ...) that dispatch through it;
+ *   - ca_source: a memory source handing out whole pages;
+ *   - layout and overflow helpers, attributes, the three check tiers;
+ *   - ca_stats and its allocation-free text / JSON writer;
+ *   - adaptors: libc, header (unsized free over any allocator), locked;
+ *   - the process-wide ownership map (address -> owner, lock-free lookups).
+ *
+ * The header is valid C11 and C++11; it includes only libc and pthread headers.
+ */
+#ifndef CTXALLOC_CORE_H
+#define CTXALLOC_CORE_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ========================================================================
+ * Attributes and small portability macros
+ * ======================================================================== */
+
+#define ca_likely(x)   __builtin_expect(!!(x), 1)
+#define ca_unlikely(x) __builtin_expect(!!(x), 0)
+
+#define ca_attr_malloc            __attribute__((malloc))
+#define ca_attr_alloc_size(n)     __attribute__((alloc_size(n)))
+#define ca_attr_alloc_size2(n, m) __attribute__((alloc_size(n, m)))
+#define ca_attr_alloc_align(n)    __attribute__((alloc_align(n)))
+#define ca_attr_nonnull(...)      __attribute__((nonnull(__VA_ARGS__)))
+#define ca_attr_noreturn          __attribute__((noreturn))
+#define ca_attr_cold              __attribute__((cold))
+#define ca_attr_hot               __attribute__((hot))
+#define ca_attr_noinline          __attribute__((noinline))
+#define ca_attr_unused            __attribute__((unused))
+#define ca_attr_pure              __attribute__((pure))
+#define ca_attr_const             __attribute__((const))
+#define ca_attr_warn_unused       __attribute__((warn_unused_result))
+#define ca_attr_printf(f, a)      __attribute__((format(printf, f, a)))
+/* Inline helper in a public header: static so that each translation unit
+ * owns its copy (no exported symbol), always_inline for the fast paths. */
+#define ca_inline        static inline
+#define ca_force_inline  static inline __attribute__((always_inline))
+
+#ifdef __cplusplus
+#define CA_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define CA_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+/* The alignment malloc guarantees on x86-64 and the alignment every ctxalloc
+ * allocator gives when asked for less. */
+#define CA_ALIGN_DEFAULT ((size_t)16)
+/* The smallest page size ctxalloc supports; ca_page_size() gives the real one. */
+#define CA_PAGE_SIZE_MIN ((size_t)4096)
+
+/* ========================================================================
+ * Layout and overflow helpers
+ *
+ * Every size computation in ctxalloc goes through these. The *_overflows
+ * functions follow __builtin_*_overflow: they return true when the exact
+ * result does not fit, and then *out is unspecified.
+ * ======================================================================== */
+
+/* True when x is a power of two (0 is not). */
+ca_force_inline bool ca_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+ca_force_inline bool ca_add_overflows(size_t a, size_t b, size_t *out)
+{
+    return __builtin_add_overflow(a, b, out);
+}
+
+ca_force_inline bool ca_mul_overflows(size_t a, size_t b, size_t *out)
+{
+    return __builtin_mul_overflow(a, b, out);
+}
+
+/* Round x up to a multiple of align. align must be a power of two (not checked
+ * here: validate once with ca_layout_valid). Returns true on overflow. */
+ca_force_inline bool ca_align_up_overflows(size_t x, size_t align, size_t *out)
+{
+    size_t t;
+    if (__builtin_add_overflow(x, align - 1, &t))
+        return true;
+    *out = t & ~(align - 1);
+    return false;
+}
+
+/* Unchecked rounding, for values the caller has already bounded. */
+ca_force_inline size_t ca_align_up(size_t x, size_t align) { return (x + align - 1) & ~(align - 1); }
+ca_force_inline size_t ca_align_down(size_t x, size_t align) { return x & ~(align - 1); }
+ca_force_inline bool ca_is_aligned(uintptr_t x, size_t align) { return (x & (align - 1)) == 0; }
+ca_force_inline void *ca_ptr_align_up(void *p, size_t align)
+{
+    return (void *)ca_align_up((uintptr_t)p, align);
+}
+
+/* floor(log2(x)) for x > 0. */
+ca_force_inline unsigned ca_log2(size_t x) { return 63u - (unsigned)__builtin_clzll((unsigned long long)x); }
+
+/* Smallest power of two >= x (x = 0 gives 1). Returns true on overflow. */
+ca_force_inline bool ca_next_pow2_overflows(size_t x, size_t *out)
+{
+    if (x <= 1) {
+        *out = 1;
+        return false;
+    }
+    unsigned b = ca_log2(x - 1) + 1;
+    if (b >= sizeof(size_t) * 8)
+        return true;
+    *out = (size_t)1 << b;
+    return false;
+}
+
+/* A request (size, align) is valid when align is a power of two; any size is
+ * valid (size 0 included). Returns 0 or EINVAL. */
+ca_force_inline int ca_layout_valid(size_t size, size_t align)
+{
+    (void)size;
+    return ca_is_pow2(align) ? 0 : EINVAL;
+}
+
+/* Bytes to obtain so that a block of `size` bytes aligned to `align` fits at
+ * any position of a region aligned to `base_align`: size + (align - base_align)
+ * when align > base_align. Returns true on overflow. */
+ca_force_inline bool ca_padded_size_overflows(size_t size, size_t align, size_t base_align, size_t *out)
+{
+    return ca_add_overflows(size, align > base_align ? align - base_align : 0, out);
+}
+
+/* The system page size (sysconf, read once; never below CA_PAGE_SIZE_MIN). */
+ca_attr_const size_t ca_page_size(void);
+
+/* Round size up to whole pages. Returns true on overflow. */
+ca_inline bool ca_page_round_overflows(size_t size, size_t *out)
+{
+    return ca_align_up_overflows(size, ca_page_size(), out);
+}
+
+/* ========================================================================
+ * Checks: three tiers that never allocate
+ *
+ *   CA_ASSERT       always on; for states that would corrupt memory if missed.
+ *   CA_CHECK        on when checks >= on: invalid free, double free, foreign
+ *                   pointer, canary.
+ *   CA_CHECK_FULL   on when checks = full: invariant walks (ca_X_check()).
+ *
+ * CA_CHECKS is the level a component was compiled with (0 off, 1 on, 2 full),
+ * set by the build from the `checks` option. The checking code is compiled in
+ * every build and removed by the optimiser when the level is lower.
+ * A failed check writes exactly one line with write(2) and aborts:
+ *
+ *   ctxalloc: <component>: <what> (address 0x...) at <file>:<line>
+ * ======================================================================== */
+
+#define CA_CHECKS_OFF  0
+#define CA_CHECKS_ON   1
+#define CA_CHECKS_FULL 2
+#ifndef CA_CHECKS
+#define CA_CHECKS CA_CHECKS_OFF
+#endif
+
+/* Report a failed check and abort. Never allocates; safe in a signal handler. */
+ca_attr_noreturn ca_attr_cold void ca_check_fail(const char *component, const void *addr,
+                                                 const char *what, const char *file, int line);
+
+#define CA_ASSERT(cond, component, addr, what)                                                     \
+    do {                                                                                           \
+        if (ca_unlikely(!(cond)))                                                                  \
+            ca_check_fail((component), (const void *)(addr), (what), __FILE__, __LINE__);          \
+    } while (0)
+#define CA_CHECK(cond, component, addr, what)                                                      \
+    do {                                                                                           \
+        if (CA_CHECKS >= CA_CHECKS_ON && ca_unlikely(!(cond)))                                     \
+            ca_check_fail((component), (const void *)(addr), (what), __FILE__, __LINE__);          \
+    } while (0)
+#define CA_CHECK_FULL(cond, component, addr, what)                                                 \
+    do {                                                                                           \
+        if (CA_CHECKS >= CA_CHECKS_FULL && ca_unlikely(!(cond)))                                   \
+            ca_check_fail((component), (const void *)(addr), (what), __FILE__, __LINE__);          \
+    } while (0)
+
+/* ========================================================================
+ * Statistics
+ *
+ * One struct for every allocator and source. Fields a component does not
+ * track stay 0. Counter names are static strings owned by the component.
+ * ======================================================================== */
+
+#define CA_STATS_MAX_COUNTERS 12
+
+typedef struct ca_stat_counter {
+    const char *name; /* static string, [A-Za-z0-9_] */
+    uint64_t value;
+} ca_stat_counter;
+
+typedef struct ca_stats {
+    const char *name;         /* allocator or source kind, static string */
+    uint64_t bytes_in_use;    /* bytes handed out and not yet freed (as requested, or usable) */
+    uint64_t bytes_reserved;  /* address space held from the OS or the parent */
+    uint64_t bytes_committed; /* of bytes_reserved, backed (or backable) by memory */
+    uint64_t peak_in_use;     /* maximum of bytes_in_use since creation or last reset */
+    uint64_t allocs;          /* successful allocations (obtains for a source) */
+    uint64_t frees;           /* frees (releases for a source) */
+    uint64_t failures;        /* failed allocations, any cause */
+    unsigned ncounters;       /* used entries of counters[] */
+    ca_stat_counter counters[CA_STATS_MAX_COUNTERS];
+} ca_stats;
+
+/* Zero *s and set its name. */
+void ca_stats_init(ca_stats *s, const char *name);
+
+/* Append (or overwrite, when the name exists) a component counter.
+ * Returns 0, or ENOSPC when CA_STATS_MAX_COUNTERS are used. */
+int ca_stats_set_counter(ca_stats *s, const char *name, uint64_t value);
+
+/* Read a counter by name; returns false when absent. */
+bool ca_stats_get_counter(const ca_stats *s, const char *name, uint64_t *value);
+
+/* Add b into a (sums; the peak becomes the sum of peaks, an upper bound;
+ * counters with the same name are summed, others appended while room). */
+void ca_stats_merge(ca_stats *a, const ca_stats *b);
+
+typedef enum ca_stats_format {
+    CA_STATS_TEXT = 0, /* one "key: value" line per field */
+    CA_STATS_JSON = 1  /* one JSON object, no trailing newline */
+} ca_stats_format;
+
+/* Format s into buf (capacity cap, always NUL-terminated when cap > 0).
+ * Returns the length the full output needs, excluding the NUL, like snprintf:
+ * output was truncated when the result is >= cap. Never calls malloc. */
+size_t ca_stats_format_buf(const ca_stats *s, ca_stats_format fmt, char *buf, size_t cap);
+
+/* Write s to fd (text lines or one JSON object followed by a newline).
+ * Returns 0 or the errno of the failed write. Never calls malloc. */
+int ca_stats_write_fd(const ca_stats *s, ca_stats_format fmt, int fd);
+
+/* ========================================================================
+ * The allocator interface
+ *
+ * Contract for every ops table (each allocator documents its exceptions):
+ *   - alloc(size, align): align must be a power of two, else NULL + EINVAL.
+ *     Size 0 returns a unique pointer that is freed like any other (with
+ *     size 0). Out of memory or size arithmetic overflow: NULL + ENOMEM.
+ *     When `usable` is not NULL it receives the bytes usable at the pointer
+ *     (>= size); the caller may use and free with any size in [size, usable].
+ *   - free(p, size, align): sized free; size and align as given to alloc (or
+ *     any size up to the usable size). p == NULL is a no-op.
+ *   - free_unsized(p), usable_size(p): present only when the allocator can
+ *     find the size itself (CA_CAP_UNSIZED); NULL entries otherwise.
+ *   - resize(p, old, new, align, flags, usable): returns the (possibly moved)
+ *     pointer, or NULL + errno with the original allocation still valid and
+ *     its contents intact. With CA_RESIZE_IN_PLACE it never moves: the result
+ *     is p or NULL + ENOMEM. NULL entry: ca_resize_generic is used.
+ *   - owns(p), reset(), stats(out): optional (NULL when not supported).
+ * ======================================================================== */
+
+typedef struct ca_allocator ca_allocator;
+
+/* Capability bits of an ops table. */
+#define CA_CAP_THREAD_SAFE 0x1u /* every op may be called from any thread at once */
+#define CA_CAP_UNSIZED     0x2u /* free_unsized and usable_size are provided */
+#define CA_CAP_FREE_NOOP   0x4u /* free may not return memory until reset (bumps) */
+
+/* Flags of resize. */
+#define CA_RESIZE_IN_PLACE 0x1u /* never move; fail with ENOMEM instead */
+
+typedef struct ca_allocator_ops {
+    const char *name; /* static string naming the allocator kind */
+    unsigned caps;    /* CA_CAP_* */
+    void *(*alloc)(ca_allocator *a, size_t size, size_t align, size_t *usable);
+    void (*free)(ca_allocator *a, void *p, size_t size, size_t align);
+    void (*free_unsized)(ca_allocator *a, void *p);
+    size_t (*usable_size)(const ca_allocator *a, const void *p);
+    void *(*resize)(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
+                    unsigned flags, size_t *usable);
+    bool (*owns)(const ca_allocator *a, const void *p);
+    void (*reset)(ca_allocator *a);
+    int (*stats)(const ca_allocator *a, ca_stats *out);
+} ca_allocator_ops;
+
+/* Embedded as the first member of every allocator, so that &x->base and the
+ * allocator's own pointer are interchangeable. */
+struct ca_allocator {
+    const ca_allocator_ops *ops;
+};
+
+ca_force_inline ca_attr_malloc void *ca_alloc(ca_allocator *a, size_t size, size_t align)
+{
+    return a->ops->alloc(a, size, align, NULL);
+}
+
+/* As ca_alloc; *usable receives the usable size of the block. */
+ca_force_inline void *ca_alloc_usable(ca_allocator *a, size_t size, size_t align, size_t *usable)
+{
+    return a->ops->alloc(a, size, align, usable);
+}
+
+/* n * size bytes, zero-filled; n * size overflowing gives NULL + ENOMEM. */
+void *ca_alloc_zeroed(ca_allocator *a, size_t n, size_t size, size_t align);
+
+ca_force_inline void ca_free(ca_allocator *a, void *p, size_t size, size_t align)
+{
+    a->ops->free(a, p, size, align);
+}
+
+/* Unsized free; the allocator must have CA_CAP_UNSIZED (checked: aborts). */
+void ca_free_unsized(ca_allocator *a, void *p);
+
+/* Usable size of a live block; 0 for NULL or without CA_CAP_UNSIZED. */
+ca_inline size_t ca_usable_size(const ca_allocator *a, const void *p)
+{
+    return (p && a->ops->usable_size) ? a->ops->usable_size(a, p) : 0;
+}
+
+/* Move-based resize for allocators without a resize op: in place succeeds only
+ * when new_size fits the usable size (when the allocator knows it) or is not
+ * larger than old_size; otherwise alloc new, copy, free old. p == NULL acts as
+ * alloc. A failure leaves p valid and intact. */
+void *ca_resize_generic(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
+                        unsigned flags, size_t *usable);
+
+ca_force_inline void *ca_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size,
+                                size_t align, unsigned flags)
+{
+    if (a->ops->resize)
+        return a->ops->resize(a, p, old_size, new_size, align, flags, NULL);
+    return ca_resize_generic(a, p, old_size, new_size, align, flags, NULL);
+}
+
+/* Whether p lies in memory the allocator manages; false when unsupported. */
+ca_inline bool ca_owns(const ca_allocator *a, const void *p)
+{
+    return a->ops->owns ? a->ops->owns(a, p) : false;
+}
+
+/* Free everything at once; returns ENOTSUP when the allocator cannot. */
+ca_inline int ca_reset(ca_allocator *a)
+{
+    if (!a->ops->reset)
+        return ENOTSUP;
+    a->ops->reset(a);
+    return 0;
+}
+
+/* Fill *out; returns 0, or ENOTSUP (out then only carries the name). */
+int ca_stats_get(const ca_allocator *a, ca_stats *out);
+
+ca_inline const char *ca_allocator_name(const ca_allocator *a) { return a->ops->name; }
+ca_inline unsigned ca_allocator_caps(const ca_allocator *a) { return a->ops->caps; }
+
+/* ========================================================================
+ * The memory source interface
+ *
+ * A source hands out page-granular memory to allocators. Contract for every
+ * ops table (each source documents its exceptions):
+ *   - Sizes are > 0 and multiples of the source's granule (ca_source_granule:
+ *     the page size, or a larger fixed unit such as a slot); alignments are
+ *     powers of two, at least the granule alignment is always given. Anything
+ *     else: EINVAL, nothing changed.
+ *   - Every operation returns 0 or a positive errno value (ENOMEM when memory
+ *     or address space is exhausted or a size overflows) and leaves no
+ *     partial state behind on failure.
+ *   - obtain(size, align, out): committed, readable and writable memory.
+ *     Zero-filled when caps has CA_SOURCE_ZEROED.
+ *   - release(p, size): returns a whole range previously obtained or reserved
+ *     (the same p and size).
+ *   - reserve(size, align, out): address space without access; commit makes
+ *     a sub-range usable. NULL when unsupported (ca_source_reserve: ENOTSUP).
+ *   - commit(p, size): makes a reserved or decommitted range usable again.
+ *     NULL when memory is always committed (ca_source_commit returns 0).
+ *   - decommit(p, size): gives the memory back; contents become undefined,
+ *     the range stays reserved and must be committed before use. NULL when
+ *     unsupported (ca_source_decommit returns ENOTSUP).
+ *   - Thread safety: with CA_SOURCE_THREAD_SAFE every operation may run from
+ *     several threads at once on distinct ranges; without it, callers
+ *     serialise all calls on one source.
+ * ======================================================================== */
+
+typedef struct ca_source ca_source;
+
+#define CA_SOURCE_THREAD_SAFE 0x1u /* operations may run concurrently */
+#define CA_SOURCE_ZEROED      0x2u /* obtained and committed memory reads as zero */
+
+typedef struct ca_source_ops {
+    const char *name; /* static string naming the source kind */
+    unsigned caps;    /* CA_SOURCE_* */
+    int (*obtain)(ca_source *s, size_t size, size_t align, void **out);
+    int (*release)(ca_source *s, void *p, size_t size);
+    int (*reserve)(ca_source *s, size_t size, size_t align, void **out);
+    int (*commit)(ca_source *s, void *p, size_t size);
+    int (*decommit)(ca_source *s, void *p, size_t size);
+    int (*stats)(const ca_source *s, ca_stats *out);
+} ca_source_ops;
+
+/* Embedded as the first member of every source. */
+struct ca_source {
+    const ca_source_ops *ops;
+    size_t granule; /* unit of sizes and minimum alignment; a power of two */
+};
+
+ca_inline size_t ca_source_granule(const ca_source *s) { return s->granule; }
+
+ca_inline int ca_source_obtain(ca_source *s, size_t size, size_t align, void **out)
+{
+    return s->ops->obtain(s, size, align, out);
+}
+
+ca_inline int ca_source_release(ca_source *s, void *p, size_t size)
+{
+    return s->ops->release(s, p, size);
+}
+
+ca_inline int ca_source_reserve(ca_source *s, size_t size, size_t align, void **out)
+{
+    return s->ops->reserve ? s->ops->reserve(s, size, align, out) : ENOTSUP;
+}
+
+ca_inline int ca_source_commit(ca_source *s, void *p, size_t size)
+{
+    return s->ops->commit ? s->ops->commit(s, p, size) : 0;
+}
+
+ca_inline int ca_source_decommit(ca_source *s, void *p, size_t size)
+{
+    return s->ops->decommit ? s->ops->decommit(s, p, size) : ENOTSUP;
+}
+
+/* Fill *out; 0 or ENOTSUP. */
+int ca_source_stats(const ca_source *s, ca_stats *out);
+
+/* Validate a source request against the contract above: 0 or EINVAL.
+ * Sources call this first so that every one refuses the same inputs. */
+int ca_source_check_request(const ca_source *s, size_t size, size_t align);
+
+/* ========================================================================
+ * Adaptors
+ * ======================================================================== */
+
+/* --- libc: malloc / posix_memalign / realloc / free as a ca_allocator. ---
+ * Thread-safe, CA_CAP_UNSIZED (malloc_usable_size). Alignments above
+ * CA_ALIGN_DEFAULT use posix_memalign; resize of such blocks moves by copy.
+ * The returned object is a process-wide singleton. */
+ca_allocator *ca_libc_allocator(void);
+
+/* --- header: unsized free and usable size over any allocator. ---
+ * Each block carries a 16-byte header in front of it with its size and
+ * alignment, so callers may free without the size (malloc style). Thread
+ * safety is the inner allocator's. */
+typedef struct ca_header_allocator {
+    ca_allocator base;
+    ca_allocator *inner; /* not owned */
+} ca_header_allocator;
+
+/* Returns 0, or EINVAL when inner is NULL. */
+int ca_header_init(ca_header_allocator *h, ca_allocator *inner);
+
+/* malloc-family entry points over the header adaptor (NULL + errno on error;
+ * realloc(p, 0) frees p and returns NULL; calloc checks n * size). */
+void *ca_header_malloc(ca_header_allocator *h, size_t size);
+void *ca_header_calloc(ca_header_allocator *h, size_t n, size_t size);
+void *ca_header_aligned_alloc(ca_header_allocator *h, size_t align, size_t size);
+void *ca_header_realloc(ca_header_allocator *h, void *p, size_t size);
+void ca_header_free(ca_header_allocator *h, void *p);
+
+/* --- locked: any allocator made thread-safe with one lock. ---
+ * The inner allocator is used only under the lock; the adaptor has the
+ * inner's capabilities plus CA_CAP_THREAD_SAFE. */
+typedef enum ca_lock_kind {
+    CA_LOCK_MUTEX = 0, /* pthread mutex: sleeps under contention */
+    CA_LOCK_SPIN = 1   /* test-and-test-and-set with pause, then sched_yield */
+} ca_lock_kind;
+
+typedef struct ca_locked_allocator {
+    ca_allocator base;   /* base.ops points to ops below */
+    ca_allocator_ops ops; /* inner's optional entries mirrored, caps | THREAD_SAFE */
+    ca_allocator *inner; /* not owned; touched only with the lock held */
+    ca_lock_kind kind;
+    int spin;            /* CA_LOCK_SPIN: 0 free, 1 held; __atomic builtins */
+    pthread_mutex_t mutex;
+} ca_locked_allocator;
+
+/* Returns 0, EINVAL (inner NULL, unknown kind) or the mutex init error. */
+int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kind);
+void ca_locked_destroy(ca_locked_allocator *l);
+
+/* ========================================================================
+ * Ownership map
+ *
+ * A process-wide map from address to owner (any non-NULL pointer, usually a
+ * ca_allocator *). Ranges are registered at a granularity of
+ * CA_OWNER_GRANULE (64 KiB): base and size must be multiples of it.
+ * It is a three-level radix tree over the 48-bit user address space
+ * (12 + 10 + 10 bits of granule index). Lookups are lock-free and O(1): three
+ * dependent loads, no atomics beyond acquire loads. Registration installs
+ * missing nodes with CAS; nodes come from mmap, never malloc, and are never
+ * freed. Cost: 8 KiB of leaf per 64 MiB registered (128 KiB per GiB) plus an
+ * 8 KiB middle node per 64 GiB; the 32 KiB root is static and touched only
+ * where used.
+ * ======================================================================== */
+
+#define CA_OWNER_GRANULE_SHIFT 16
+#define CA_OWNER_GRANULE ((size_t)1 << CA_OWNER_GRANULE_SHIFT)
+
+/* Map [base, base + size) to owner. Returns 0; EINVAL (NULL owner, size 0,
+ * misaligned, beyond 48 bits); EEXIST when any granule already has an owner
+ * (nothing is changed then); ENOMEM when a node cannot be mapped. */
+int ca_owner_register(void *base, size_t size, void *owner);
+
+/* Remove the mapping of [base, base + size) for owner: granules owned by
+ * someone else are left alone. Returns 0 or EINVAL (bad range). */
+int ca_owner_unregister(void *base, size_t size, void *owner);
+
+/* Radix levels; the root is internal to libcore (read only through
+ * ca_owner_lookup). */
+#define CA_OWNER__ROOT_BITS 12
+#define CA_OWNER__MID_BITS  10
+#define CA_OWNER__LEAF_BITS 10
+extern void ***ca_core__owner_root[(size_t)1 << CA_OWNER__ROOT_BITS];
+
+/* The owner of p, or NULL. Safe from any thread at any time, including
+ * concurrently with (un)registration of other ranges; inline, three loads. */
+ca_force_inline void *ca_owner_lookup(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (ca_unlikely(a >> 48))
+        return NULL;
+    void ***mid = __atomic_load_n(
+        &ca_core__owner_root[a >> (CA_OWNER_GRANULE_SHIFT + CA_OWNER__LEAF_BITS + CA_OWNER__MID_BITS)],
+        __ATOMIC_ACQUIRE);
+    if (!mid)
+        return NULL;
+    void **leaf = __atomic_load_n(
+        &mid[(a >> (CA_OWNER_GRANULE_SHIFT + CA_OWNER__LEAF_BITS)) & (((size_t)1 << CA_OWNER__MID_BITS) - 1)],
+        __ATOMIC_ACQUIRE);
+    if (!leaf)
+        return NULL;
+    return __atomic_load_n(&leaf[(a >> CA_OWNER_GRANULE_SHIFT) & (((size_t)1 << CA_OWNER__LEAF_BITS) - 1)],
+                           __ATOMIC_ACQUIRE);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CTXALLOC_CORE_H */

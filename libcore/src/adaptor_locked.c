@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The locked adaptor: one lock around every call into a single-thread
+ * allocator. Its ops table is built per instance so that it offers exactly
+ * the optional operations the inner allocator offers.
+ *
+ * Concurrency: every entry point takes the lock, calls the inner allocator,
+ * releases the lock. The spin lock is test-and-test-and-set with a pause
+ * instruction and yields the CPU after a bounded number of spins, which keeps
+ * it sane when threads outnumber cores (2 here).
+ */
+#include <ctxalloc/core.h>
+
+#include <sched.h>
+
+static void spin_lock(int *l)
+{
+    for (;;) {
+        if (!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+            return;
+        for (unsigned n = 0; __atomic_load_n(l, __ATOMIC_RELAXED); n++) {
+            if (n < 64)
+                __builtin_ia32_pause();
+            else
+                sched_yield();
+        }
+    }
+}
+
+static void lock(ca_locked_allocator *l)
+{
+    if (l->kind == CA_LOCK_SPIN)
+        spin_lock(&l->spin);
+    else
+        pthread_mutex_lock(&l->mutex);
+}
+
+static void unlock(ca_locked_allocator *l)
+{
+    if (l->kind == CA_LOCK_SPIN)
+        __atomic_store_n(&l->spin, 0, __ATOMIC_RELEASE);
+    else
+        pthread_mutex_unlock(&l->mutex);
+}
+
+/* errno is saved across unlock: pthread calls may not preserve it. */
+static void *locked_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
+{
+    ca_locked_allocator *l = (ca_locked_allocator *)a;
+    lock(l);
+    void *p = l->inner->ops->alloc(l->inner, size, align, usable);
+    int e = errno;
+    unlock(l);
+    errno = e;
+    return p;
+}
+
+static void locked_free(ca_allocator *a, void *p, size_t size, size_t align)
+{
+    ca_locked_allocator *l = (ca_locked_allocator *)a;
+    if (!p)
+        return;
+    lock(l);
+    l->inner->ops->free(l->inner, p, size, align);
+    unlock(l);
+}
+
+static void locked_free_unsized(ca_allocator *a, void *p)
+{
+    ca_locked_allocator *l = (ca_locked_allocator *)a;
+    if (!p)
+        return;
+    lock(l);
+    l->inner->ops->free_unsized(l->inner, p);
+    unlock(l);
+}
+
+static size_t locked_usable_size(const ca_allocator *a, const void *p)
+{
+    ca_locked_allocator *l = (ca_locked_allocator *)(uintptr_t)a;
+    lock(l);
+    size_t n = l->inner->ops->usable_size(l->inner, p);
+    unlock(l);
+    return n;
+}
+
+static void *locked_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
+                           unsigned flags, size_t *usable)
+{
+    ca_locked_allocator *l = (ca_locked_allocator *)a;
+    lock(l);
+    void *q = l->inner->ops->resize
+                  ? l->inner->ops->resize(l->inner, p, old_size, new_size, align, flags, usable)
+                  : ca_resize_generic(l->inner, p, old_size, new_size, align, flags, usable);
+    int e = errno;
+    unlock(l);
+    errno = e;
+    return q;
+}
+
+static bool locked_owns(const ca_allocator *a, const void *p)
+{
+    ca_locked_allocator *l = (ca_locked_allocator *)(uintptr_t)a;
+    lock(l);
+    bool r = l->inner->ops->owns(l->inner, p);
+    unlock(l);
+    return r;
+}
+
+static void locked_reset(ca_allocator *a)
+{
+    ca_locked_allocator *l = (ca_locked_allocator *)a;
+    lock(l);
+    l->inner->ops->reset(l->inner);
+    unlock(l);
+}
+
+static int locked_stats(const ca_allocator *a, ca_stats *out)
+{
+    ca_locked_allocator *l = (ca_locked_allocator *)(uintptr_t)a;
+    lock(l);
+    int r = l->inner->ops->stats(l->inner, out);
+    unlock(l);
+    return r;
+}
+
+int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kind)
+{
+    if (!l || !inner || (kind != CA_LOCK_MUTEX && kind != CA_LOCK_SPIN))
+        return EINVAL;
+    const ca_allocator_ops *in = inner->ops;
+    memset(l, 0, sizeof *l);
+    if (kind == CA_LOCK_MUTEX) {
+        int e = pthread_mutex_init(&l->mutex, NULL);
+        if (e)
+            return e;
+    }
+    l->kind = kind;
+    l->inner = inner;
+    l->ops.name = "locked";
+    l->ops.caps = in->caps | CA_CAP_THREAD_SAFE;
+    l->ops.alloc = locked_alloc;
+    l->ops.free = locked_free;
+    l->ops.free_unsized = in->free_unsized ? locked_free_unsized : NULL;
+    l->ops.usable_size = in->usable_size ? locked_usable_size : NULL;
+    l->ops.resize = locked_resize;
+    l->ops.owns = in->owns ? locked_owns : NULL;
+    l->ops.reset = in->reset ? locked_reset : NULL;
+    l->ops.stats = in->stats ? locked_stats : NULL;
+    l->base.ops = &l->ops;
+    return 0;
+}
+
+void ca_locked_destroy(ca_locked_allocator *l)
+{
+    if (l->kind == CA_LOCK_MUTEX)
+        pthread_mutex_destroy(&l->mutex);
+    l->base.ops = NULL;
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The three check tiers. CA_CHECKS is set per translation unit, so this file
+ * defines it itself (full) and checks the exact one-line report; a second
+ * part checks that lower tiers compile to nothing.
+ */
+#undef CA_CHECKS
+#define CA_CHECKS CA_CHECKS_FULL
+#include <criterion/criterion.h>
+#include <ctxalloc/core.h>
+
+#include "ca_death.h"
+
+static void fail_assert(void *arg)
+{
+    CA_ASSERT(arg == NULL, "core", arg, "the argument was not NULL");
+}
+
+static void fail_check(void *arg)
+{
+    int x = 1;
+    CA_CHECK(x == 2, "bump", (void *)(uintptr_t)0xdeadbeef, "double free");
+    (void)arg;
+}
+
+static void fail_full(void *arg)
+{
+    CA_CHECK_FULL(false, "rbtree", (void *)(uintptr_t)0x10, "two adjacent free blocks");
+    (void)arg;
+}
+
+static void pass_all(void *arg)
+{
+    CA_ASSERT(true, "core", arg, "never");
+    CA_CHECK(true, "core", arg, "never");
+    CA_CHECK_FULL(true, "core", arg, "never");
+}
+
+static void unsized_on_sized(void *arg)
+{
+    static ca_allocator_ops ops;
+    ops = *ca_libc_allocator()->ops;
+    ops.free_unsized = NULL;
+    ca_allocator a = {&ops};
+    ca_free_unsized(&a, arg);
+}
+
+Test(death, assert_exact_line)
+{
+    ca_death_result r = ca_death_run(fail_assert, (void *)(uintptr_t)0x1234);
+    cr_assert(r.aborted);
+    char want[256];
+    snprintf(want, sizeof want, "ctxalloc: core: the argument was not NULL (address 0x1234) at %s:", __FILE__);
+    cr_assert(ca_death_has_line(&r, want), "got: %s", r.out);
+    /* exactly one line */
+    cr_assert_eq(strchr(r.out, '\n'), r.out + strlen(r.out) - 1, "got: %s", r.out);
+}
+
+Test(death, check_tier)
+{
+    ca_death_result r = ca_death_run(fail_check, NULL);
+    cr_assert(r.aborted);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: bump: double free (address 0xdeadbeef) at "), "got: %s", r.out);
+}
+
+Test(death, full_tier)
+{
+    ca_death_result r = ca_death_run(fail_full, NULL);
+    cr_assert(r.aborted);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: rbtree: two adjacent free blocks (address 0x10) at "), "got: %s",
+              r.out);
+}
+
+Test(death, passing_checks_do_not_abort)
+{
+    ca_death_result r = ca_death_run(pass_all, NULL);
+    cr_assert_not(r.aborted);
+    cr_assert_str_eq(r.out, "");
+}
+
+Test(death, unsized_free_without_capability)
+{
+    ca_death_result r = ca_death_run(unsized_on_sized, (void *)(uintptr_t)0x40);
+    cr_assert(r.aborted);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: core: unsized free on an allocator without CA_CAP_UNSIZED "
+                                    "(address 0x40) at "),
+              "got: %s", r.out);
+}
