@@ -37,7 +37,7 @@ need_pkgs() {
 }
 
 BASE_PKGS=(meson ninja-build pkg-config gcc g++ clang python3 libcriterion-dev libnuma-dev
-           libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev binutils)
+           libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev libclang-rt-14-dev binutils valgrind)
 BENCH_PKGS=(libbenchmark-dev gnuplot-nox)
 
 setup() { # dir, meson args...

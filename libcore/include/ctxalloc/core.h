@@ -536,7 +536,8 @@ ca_force_inline void *ca_owner_lookup(const void *p)
     if (ca_unlikely(a >> 48))
         return NULL;
     void ***mid = __atomic_load_n(
-        &ca_core__owner_root[a >> (CA_OWNER_GRANULE_SHIFT + CA_OWNER__LEAF_BITS + CA_OWNER__MID_BITS)],
+        &ca_core__owner_root[(a >> (CA_OWNER_GRANULE_SHIFT + CA_OWNER__LEAF_BITS + CA_OWNER__MID_BITS)) &
+                             (((size_t)1 << CA_OWNER__ROOT_BITS) - 1)],
         __ATOMIC_ACQUIRE);
     if (!mid)
         return NULL;
