@@ -4,6 +4,8 @@
  * defines it itself (full) and checks the exact one-line report; a second
  * part checks that lower tiers compile to nothing.
  */
+/* The level the libraries were built with, passed by tests/core/meson.build. */
+#define CA_CORE_BUILT_CHECKS CA_CHECKS
 #undef CA_CHECKS
 #define CA_CHECKS CA_CHECKS_FULL
 #include <criterion/criterion.h>
@@ -43,6 +45,29 @@ static void unsized_on_sized(void *arg)
     ops.free_unsized = NULL;
     ca_allocator a = {&ops};
     ca_free_unsized(&a, arg);
+}
+
+static void header_double_free(void *arg)
+{
+    (void)arg;
+    ca_header_allocator h;
+    ca_header_init(&h, ca_libc_allocator());
+    /* 64-byte alignment puts the header 48 bytes into the inner block, out of
+     * reach of the inner allocator's own free-list words. */
+    void *p = ca_alloc(&h.base, 24, 64);
+    ca_free_unsized(&h.base, p);
+    ca_free_unsized(&h.base, p);
+}
+
+Test(death, header_double_free_caught)
+{
+    /* libcore itself is built with the configured checks level. */
+    if (CA_CORE_BUILT_CHECKS < CA_CHECKS_ON)
+        cr_skip_test("libcore built with checks=off");
+    ca_death_result r = ca_death_run(header_double_free, NULL);
+    cr_assert(r.aborted);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: header: pointer not from this header allocator (bad tag) (address 0x"),
+              "got: %s", r.out);
 }
 
 Test(death, assert_exact_line)

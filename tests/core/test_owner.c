@@ -35,6 +35,12 @@ Test(owner, register_lookup_unregister)
     char *tail = r + 8 * g;
     cr_assert_eq(ca_owner_register(tail - g, 2 * g, &owner_a), EEXIST);
     cr_assert_null(ca_owner_lookup(tail));
+    cr_assert_eq(ca_owner_register(tail + 2 * g, g, &owner_b), 0);
+    cr_assert_eq(ca_owner_register(tail, 3 * g, &owner_a), EEXIST); /* claims 2 granules, then conflicts */
+    cr_assert_null(ca_owner_lookup(tail));
+    cr_assert_null(ca_owner_lookup(tail + g));
+    cr_assert_eq(ca_owner_lookup(tail + 2 * g), &owner_b);
+    cr_assert_eq(ca_owner_unregister(tail + 2 * g, g, &owner_b), 0);
     /* unregistering someone else's range leaves it alone */
     cr_assert_eq(ca_owner_unregister(r + 4 * g, 4 * g, &owner_a), 0);
     cr_assert_eq(ca_owner_lookup(r + 4 * g), &owner_b);
