@@ -92,8 +92,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = ap.parse_args()
 
-    exes = sorted(glob.glob(os.path.join(args.build, "bench", "*", "bench_*")))
-    exes = [e for e in exes if os.access(e, os.X_OK) and not e.endswith((".p", ".o"))]
+    exes = sorted(glob.glob(os.path.join(args.build, "bench", "**", "bench_*"), recursive=True))
+    exes = [e for e in exes if os.path.isfile(e) and os.access(e, os.X_OK)]
     if not exes:
         sys.exit("bench: no benchmark executables under %s/bench" % args.build)
     baselines = [(n, lib) for n, lib in BASELINES if lib is None or os.path.exists(lib)]
@@ -182,7 +182,7 @@ def main():
     if shutil.which("gnuplot") and chart:
         dat = os.path.join(args.out, "latest.dat.tmp")
         with open(dat, "w") as f:
-            f.write("workload " + " ".join(names) + " ctxalloc\n")
+            f.write("workload " + " ".join(names) + " ctxalloc(best)\n")
             for row in chart:
                 f.write('"%s" ' % row[0] + " ".join("%.4f" % v for v in row[1:]) + "\n")
         ncols = len(names) + 1
