@@ -7,7 +7,9 @@
 #                   every installed library, the subproject consumer).
 #                   The last line is "N passed, N failed" over everything run.
 #   ./run.sh bench  release build, every benchmark beside glibc, jemalloc,
-#                   mimalloc and tcmalloc; writes bench/results/latest.{json,md,png}.
+#                   mimalloc and tcmalloc; writes bench/results/latest.{json,md,png};
+#                   then the whole-program workloads (bench/results/workloads.*).
+#   ./run.sh bench micro | workloads   only one of the two parts.
 # Missing Debian packages are installed with apt-get when run as root.
 # Environment: CA_TEST_SCALE (stress length, default 1), CA_BENCH_REPS (5),
 # CA_BENCH_MIN_TIME (0.2 s), CA_BENCH_FILTER (regex), JOBS (2).
@@ -38,7 +40,7 @@ need_pkgs() {
 
 BASE_PKGS=(meson ninja-build pkg-config gcc g++ clang python3 libcriterion-dev libnuma-dev
            libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev libclang-rt-14-dev binutils valgrind)
-BENCH_PKGS=(libbenchmark-dev gnuplot-nox)
+BENCH_PKGS=(libbenchmark-dev gnuplot-nox sqlite3 lua5.4 redis-server redis-tools)
 
 setup() { # dir, meson args...
   local dir=$1; shift
@@ -82,6 +84,11 @@ cmd_test() {
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_suite build/tsan --suite threads
   logs+=(build/tsan/meson-logs/testlog.json)
 
+  echo "== workloads smoke (every workload, tiny scale, every allocator, outputs compared)"
+  : >"$OUT/workloads.txt"
+  python3 bench/workloads/run.py build/debug --smoke --results-file "$OUT/workloads.txt" 2>&1 | tail -n 5 || true
+  logs+=("$OUT/workloads.txt")
+
   echo "== install checks (release build, pkg-config consumers, nm, subproject)"
   tests/install/check.sh "$ROOT/build/prefix" "$OUT/install.txt" || true
   logs+=("$OUT/install.txt")
@@ -91,16 +98,23 @@ cmd_test() {
 }
 
 cmd_bench() {
+  local what=${1:-all}
   need_pkgs "${BASE_PKGS[@]}" "${BENCH_PKGS[@]}"
   setup build/release --buildtype=release -Dtests=false -Dbench=true
   ninja -C build/release -j "$JOBS"
-  python3 bench/run.py build/release --repetitions "${CA_BENCH_REPS:-5}" \
-    --min-time "${CA_BENCH_MIN_TIME:-0.2}" --filter "${CA_BENCH_FILTER:-}"
-  cat bench/results/latest.md
+  if [ "$what" = all ] || [ "$what" = micro ]; then
+    python3 bench/run.py build/release --repetitions "${CA_BENCH_REPS:-5}" \
+      --min-time "${CA_BENCH_MIN_TIME:-0.2}" --filter "${CA_BENCH_FILTER:-}"
+    cat bench/results/latest.md
+  fi
+  if [ "$what" = all ] || [ "$what" = workloads ]; then
+    python3 bench/workloads/run.py build/release --reps "${CA_BENCH_WL_REPS:-3}"
+    cat bench/results/workloads.md
+  fi
 }
 
 case "${1:-}" in
   test) cmd_test ;;
-  bench) cmd_bench ;;
+  bench) cmd_bench "${2:-all}" ;;
   *) echo "usage: ./run.sh test | bench" >&2; exit 2 ;;
 esac
