@@ -7,6 +7,8 @@
 #  3. for every installed ctxalloc-<comp>.pc with tests/install/use-<comp>.c:
 #     that program built as C11 and as C++17 against the installed headers
 #     with `pkg-config --cflags --libs --static`, and run;
+#  3b. every installed header compiled alone (gcc and clang -std=c11, g++ -std=c++11;
+#     -Wall -Wextra -Werror -pedantic);
 #  4. examples/consumer-pkgconfig and examples/consumer-subproject built and run.
 # Each check appends "PASS name" or "FAIL name" to RESULTS_FILE.
 set -uo pipefail
@@ -21,7 +23,7 @@ pass() { echo "PASS $1" >>"$results"; echo "  ok   $1"; }
 fail() { echo "FAIL $1" >>"$results"; echo "  FAIL $1"; [ -n "${2:-}" ] && sed 's/^/       /' "$2" | tail -n 30; return 0; }
 
 # 1. install
-if meson setup "$work/build" "$root" --buildtype=release -Dtests=false -Dwerror=true --prefix="$prefix" \
+if meson setup "$work/build" "$root" --buildtype=release -Dtests=false -Dwerror=true --prefix="$prefix" ${CA_INSTALL_SETUP_ARGS:-} \
      >"$work/setup.log" 2>&1 && ninja -C "$work/build" -j "$JOBS" >"$work/build.log" 2>&1 &&
    meson install -C "$work/build" >"$work/install.log" 2>&1; then
   pass "install/release-build-and-install"
@@ -65,6 +67,18 @@ for pc in "$pcdir"/ctxalloc-*.pc; do
   else
     fail "install/use-$comp/c++17" "$work/use-$comp-cxx.log"
   fi
+done
+
+# 3b. every installed public header compiles alone, as C11 (gcc, clang) and C++11
+incdir=$(pkg-config --variable=includedir ctxalloc-core)
+for h in $(cd "$incdir" && find ctxalloc -name '*.h' | sort); do
+  printf '#include <%s>\nint ca_header_alone_check(void);\nint ca_header_alone_check(void) { return 0; }\n' "$h" >"$work/alone.c"
+  ok=1
+  for cc_cmd in "gcc -std=c11" "clang -std=c11" "g++ -std=c++11 -x c++"; do
+    $cc_cmd -Wall -Wextra -Werror -pedantic -pthread -I"$incdir" -c "$work/alone.c" -o /dev/null \
+      >"$work/alone.log" 2>&1 || { ok=0; echo "($cc_cmd)" >>"$work/alone.log"; break; }
+  done
+  if [ $ok = 1 ]; then pass "install/header-alone/$h"; else fail "install/header-alone/$h" "$work/alone.log"; fi
 done
 
 # 4. the consumer examples
