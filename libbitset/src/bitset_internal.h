@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libbitset's private header: the allocator object and the bitmap layer
+ * (levels.c) shared by bitset.c and check.c. Tests include it to inspect the
+ * maps and to check invariants after every operation.
+ */
+#ifndef CA_BITSET_INTERNAL_H
+#define CA_BITSET_INTERNAL_H
+
+#include <ctxalloc/bitset.h>
+
+#include <stdint.h>
+
+/* Enough summary levels for CA_BITSET_MAX_BLOCKS: 2^40 blocks are 2^34 words
+ * at level 0, then 2^28, 2^22, 2^16, 2^10, 2^4, 1 word: 7 levels. */
+#define CA_BITSET__MAX_LEVELS 8
+
+#define CA_BITSET__NONE SIZE_MAX
+
+/*
+ * Invariants (ca_bitset_check verifies all of them):
+ *   - level[0] bit i (i < nblocks) is 1 when block i is free; bits i >= nblocks
+ *     are 0, and level[0][nwords[0]] is an extra word that is always 0 (lets a
+ *     run test read the word after any word).
+ *   - for l >= 1: bit j of level[l] == (level[l-1][j] != 0), for j < nwords[l-1];
+ *     other bits 0. nwords[nlevels-1] == 1.
+ *   - start bit i set => block i allocated; block i allocated and (i == 0 or
+ *     block i-1 free) => start bit i set.
+ *   - blocks_in_use == allocated blocks; runs_in_use == start bits set.
+ * All fields: the owning thread only (the allocator is single-threaded; the
+ * locked adaptor serialises callers).
+ */
+struct ca_bitset {
+    ca_allocator base;        /* first member: &b->base == (ca_allocator *)b */
+    unsigned char *region;    /* first block; aligned to block_size */
+    size_t region_size;       /* nblocks << shift */
+    size_t nblocks;           /* blocks in the region, <= CA_BITSET_MAX_BLOCKS */
+    size_t block_size;        /* 1 << shift */
+    unsigned shift;           /* log2(block_size) */
+    unsigned nlevels;         /* levels of the free map, level 0 included, >= 1 */
+    uint64_t *level[CA_BITSET__MAX_LEVELS];  /* free map and summaries, in meta */
+    size_t nwords[CA_BITSET__MAX_LEVELS];    /* words per level (level 0 without the sentinel) */
+    uint64_t *starts;         /* run-start map, nwords[0] words, in meta */
+
+    ca_source *source;        /* source mode: region and meta came from it; else NULL */
+    size_t region_obtained;   /* source mode: bytes obtained for the region */
+    void *meta;               /* metadata block (this struct is at its start) */
+    size_t meta_bytes;        /* bytes obtained / mapped for meta; 0 when the caller's */
+    int meta_mapped;          /* buffer mode: meta came from mmap */
+
+    size_t blocks_in_use;     /* allocated blocks */
+    size_t runs_in_use;       /* live runs (start bits set) */
+    uint64_t peak_blocks;     /* max of blocks_in_use since create / reset */
+    uint64_t allocs, frees, failures;
+    uint64_t resize_in_place, resize_moved;
+};
+
+/* levels.c: the free map with its summaries and the run-start map. */
+
+/* Lowest free block >= pos, or CA_BITSET__NONE. O(levels). */
+size_t ca_bitset__next_free(const ca_bitset *b, size_t pos);
+
+/* Lowest allocated block in [from, to), or CA_BITSET__NONE. O((to-from)/64). */
+size_t ca_bitset__first_used(const ca_bitset *b, size_t from, size_t to);
+
+/* First run of k free blocks starting at an index i with i % step == off
+ * (step a power of two, off < step), lowest first, or CA_BITSET__NONE. */
+size_t ca_bitset__find_run(const ca_bitset *b, size_t k, size_t step, size_t off);
+
+/* Mark [i, i+n) allocated / free, keeping the summaries exact. The caller
+ * guarantees the blocks were all free / all allocated. O(n/64 + levels). */
+void ca_bitset__mark_used(ca_bitset *b, size_t i, size_t n);
+void ca_bitset__mark_free(ca_bitset *b, size_t i, size_t n);
+
+/* Length of the allocated run starting at i: up to the next run start or
+ * free block (or the region's end). O(k/64). */
+size_t ca_bitset__run_length(const ca_bitset *b, size_t i);
+
+static inline bool ca_bitset__is_free(const ca_bitset *b, size_t i)
+{
+    return (b->level[0][i >> 6] >> (i & 63)) & 1;
+}
+
+static inline bool ca_bitset__is_start(const ca_bitset *b, size_t i)
+{
+    return (b->starts[i >> 6] >> (i & 63)) & 1;
+}
+
+static inline void ca_bitset__set_start(ca_bitset *b, size_t i)
+{
+    b->starts[i >> 6] |= (uint64_t)1 << (i & 63);
+}
+
+static inline void ca_bitset__clear_start(ca_bitset *b, size_t i)
+{
+    b->starts[i >> 6] &= ~((uint64_t)1 << (i & 63));
+}
+
+/* Largest run of free blocks. O(words). */
+size_t ca_bitset__largest_free_run(const ca_bitset *b);
+
+#endif
