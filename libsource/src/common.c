@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared pieces of libsource: fault plans, counters -> ca_stats, the page
+ * kind names, the invariant-check dispatcher and a small spin lock.
+ * Concurrency: fault plans and counters are updated with __atomic builtins;
+ * nothing here holds a lock except ca_source__spin_lock's callers.
+ * Read first: ca_source_fault_hit (every source calls it at each point).
+ */
+#include "source_internal.h"
+
+#include <sched.h>
+
+void ca_source_fault_init(ca_source_fault *f, unsigned points, uint64_t nth, uint64_t times,
+                          int error)
+{
+    memset(f, 0, sizeof *f);
+    f->points = points;
+    f->nth = nth;
+    f->times = times;
+    f->error = error;
+}
+
+int ca_source_fault_hit(ca_source_fault *f, unsigned point, size_t size)
+{
+    if (!f || !(__atomic_load_n(&f->points, __ATOMIC_RELAXED) & point))
+        return 0;
+    uint64_t n = __atomic_add_fetch(&f->calls, 1, __ATOMIC_RELAXED);
+    int err = 0;
+    if (f->nth && n >= f->nth && (f->times == 0 || n - f->nth < f->times))
+        err = f->error > 0 ? f->error : EIO;
+    else if (f->hook)
+        err = f->hook(f->ctx, point, size);
+    if (err)
+        __atomic_add_fetch(&f->injected, 1, __ATOMIC_RELAXED);
+    return err;
+}
+
+void ca_source__in_use_add(ca_source_counters *c, uint64_t v, bool atomic)
+{
+    if (!atomic) {
+        c->in_use += v;
+        if (c->in_use > c->peak)
+            c->peak = c->in_use;
+        return;
+    }
+    uint64_t now = __atomic_add_fetch(&c->in_use, v, __ATOMIC_RELAXED);
+    uint64_t peak = __atomic_load_n(&c->peak, __ATOMIC_RELAXED);
+    while (now > peak &&
+           !__atomic_compare_exchange_n(&c->peak, &peak, now, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
+static uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_counters *c,
+                           const ca_source_fault *f)
+{
+    ca_stats_init(out, name);
+    out->bytes_in_use = ld(&c->in_use);
+    out->bytes_reserved = ld(&c->reserved);
+    out->bytes_committed = ld(&c->committed);
+    out->peak_in_use = ld(&c->peak);
+    out->allocs = ld(&c->obtains);
+    out->frees = ld(&c->releases);
+    out->failures = ld(&c->failures);
+    ca_stats_set_counter(out, "reserves", ld(&c->reserves));
+    ca_stats_set_counter(out, "commits", ld(&c->commits));
+    ca_stats_set_counter(out, "decommits", ld(&c->decommits));
+    ca_stats_set_counter(out, "huge_1g", ld(&c->huge_1g));
+    ca_stats_set_counter(out, "huge_2m", ld(&c->huge_2m));
+    ca_stats_set_counter(out, "thp", ld(&c->thp));
+    ca_stats_set_counter(out, "base", ld(&c->base));
+    ca_stats_set_counter(out, "page_size", ld(&c->last_page_size));
+    ca_stats_set_counter(out, "lock_failures", ld(&c->lock_failures));
+    ca_stats_set_counter(out, "faults_injected", f ? ld(&f->injected) : 0);
+}
+
+size_t ca_source_page_kind_size(unsigned kind)
+{
+    switch (kind) {
+    case CA_SOURCE_PAGE_2M:
+        return CA_SOURCE__2M;
+    case CA_SOURCE_PAGE_1G:
+        return CA_SOURCE__1G;
+    default:
+        return ca_page_size();
+    }
+}
+
+const char *ca_source_page_kind_name(unsigned kind)
+{
+    static const char *const names[] = {"base", "thp", "2m", "1g"};
+    return kind < 4 ? names[kind] : "unknown";
+}
+
+const char *ca_source_check(const ca_source *s)
+{
+    if (!s || !s->ops)
+        return "not a libsource source";
+    if (ca_source__is_mmap(s))
+        return ca_source__mmap_check(s);
+    if (ca_source__is_file(s))
+        return ca_source__file_check(s);
+    if (ca_source__is_slots(s))
+        return ca_source__slots_check(s);
+    if (ca_source__is_heap(s))
+        return ca_source__heap_check(s);
+    if (ca_source__is_buffer(s))
+        return ca_source__buffer_check(s);
+    if (ca_source__is_faulty(s))
+        return ca_source_check(((const ca_source_faulty *)(const void *)s)->inner);
+    return "not a libsource source";
+}
+
+void ca_source__spin_lock(int *l)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (!__atomic_load_n(l, __ATOMIC_RELAXED) && !__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+            return;
+        if (spins < 64)
+            __builtin_ia32_pause();
+        else
+            sched_yield();
+    }
+}

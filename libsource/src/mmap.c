@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The anonymous mmap source: obtain / reserve / commit / decommit / release
+ * over private anonymous mappings, with the huge-page ladder
+ * (hugetlb 1 GiB -> hugetlb 2 MiB -> THP hint on a 2 MiB-aligned mapping ->
+ * base pages), alignment by over-mapping and trimming, NUMA policy, mapping
+ * names, populate, lock and no-dump.
+ * Concurrency: thread-safe. Options are read-only after init; counters are
+ * __atomic; the record of ranges has its own spin lock.
+ * Read first: map_ladder(), then setup_range() and mmap_obtain().
+ */
+#include "source_internal.h"
+
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#endif
+#ifndef PR_SET_VMA_ANON_NAME
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#endif
+#ifndef MAP_HUGE_1GB
+#define MAP_HUGE_1GB (30 << MAP_HUGE_SHIFT)
+#endif
+
+#define KNOWN_FLAGS                                                                                \
+    (CA_SOURCE_MMAP_POPULATE | CA_SOURCE_MMAP_LOCK | CA_SOURCE_MMAP_LOCK_TRY |                     \
+     CA_SOURCE_MMAP_NORESERVE | CA_SOURCE_MMAP_NODUMP)
+
+static int mmap_obtain(ca_source *src, size_t size, size_t align, void **out);
+static int mmap_release(ca_source *src, void *p, size_t size);
+static int mmap_reserve(ca_source *src, size_t size, size_t align, void **out);
+static int mmap_commit(ca_source *src, void *p, size_t size);
+static int mmap_decommit(ca_source *src, void *p, size_t size);
+static int mmap_stats(const ca_source *src, ca_stats *out);
+
+static const ca_source_ops mmap_ops = {
+    .name = "source-mmap",
+    .caps = CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED,
+    .obtain = mmap_obtain,
+    .release = mmap_release,
+    .reserve = mmap_reserve,
+    .commit = mmap_commit,
+    .decommit = mmap_decommit,
+    .stats = mmap_stats,
+};
+
+bool ca_source__is_mmap(const ca_source *s) { return s->ops == &mmap_ops; }
+
+static ca_source_mmap *from(ca_source *s) { return (ca_source_mmap *)(void *)s; }
+
+/* ---- mapping ------------------------------------------------------------ */
+
+/* mmap through the fault plan; NULL + errno-style return in *err. */
+static void *do_mmap(ca_source_mmap *s, size_t len, int prot, int flags, int *err)
+{
+    int e = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, len);
+    if (e) {
+        *err = e;
+        return NULL;
+    }
+    void *p = mmap(NULL, len, prot, flags, -1, 0);
+    if (p == MAP_FAILED) {
+        *err = errno ? errno : ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
+/* Map size bytes aligned to align with pages of `unit` bytes (the base page
+ * or a hugetlb size): over-map by align - unit and trim both ends. */
+static int map_aligned(ca_source_mmap *s, size_t size, size_t align, size_t unit, int prot, int flags,
+                       void **out)
+{
+    size_t total = size;
+    if (align > unit && ca_add_overflows(size, align - unit, &total))
+        return ENOMEM;
+    int err = 0;
+    char *p = (char *)do_mmap(s, total, prot, flags, &err);
+    if (!p)
+        return err;
+    char *a = (char *)ca_ptr_align_up(p, align > unit ? align : unit);
+    if (a > p)
+        munmap(p, (size_t)(a - p));
+    if (p + total > a + size)
+        munmap(a + size, (size_t)(p + total - (a + size)));
+    *out = a;
+    return 0;
+}
+
+/* The ladder. Each hugetlb rung is tried only when size is a multiple of its
+ * page; a refused rung (no reserved pages: ENOMEM, unsupported size: EINVAL)
+ * falls to the next. The THP rung maps base pages aligned to 2 MiB and asks
+ * for MADV_HUGEPAGE; a refused hint leaves a base mapping. */
+static int map_ladder(ca_source_mmap *s, size_t size, size_t align, int prot, void **out, unsigned *kind)
+{
+    size_t page = ca_page_size();
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+    if ((s->flags & CA_SOURCE_MMAP_NORESERVE) || prot == PROT_NONE)
+        flags |= MAP_NORESERVE;
+    if (s->huge >= CA_SOURCE_HUGE_1G && size % CA_SOURCE__1G == 0 &&
+        map_aligned(s, size, align, CA_SOURCE__1G, prot, flags | MAP_HUGETLB | MAP_HUGE_1GB, out) == 0) {
+        *kind = CA_SOURCE_PAGE_1G;
+        return 0;
+    }
+    if (s->huge >= CA_SOURCE_HUGE_2M && size % CA_SOURCE__2M == 0 &&
+        map_aligned(s, size, align, CA_SOURCE__2M, prot, flags | MAP_HUGETLB | MAP_HUGE_2MB, out) == 0) {
+        *kind = CA_SOURCE_PAGE_2M;
+        return 0;
+    }
+    if (s->huge >= CA_SOURCE_HUGE_THP && size >= CA_SOURCE__2M) {
+        int err = map_aligned(s, size, align > CA_SOURCE__2M ? align : CA_SOURCE__2M, page, prot, flags, out);
+        if (err)
+            return err;
+        *kind = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MADVISE, size) == 0 &&
+                        madvise(*out, size, MADV_HUGEPAGE) == 0
+                    ? CA_SOURCE_PAGE_THP
+                    : CA_SOURCE_PAGE_BASE;
+        return 0;
+    }
+    *kind = CA_SOURCE_PAGE_BASE;
+    return map_aligned(s, size, align, page, prot, flags, out);
+}
+
+/* Prefault a read/write range: MADV_POPULATE_WRITE (Linux 5.14+), else touch
+ * one byte per page. */
+static int populate(ca_source_mmap *s, void *p, size_t size, size_t page)
+{
+    int err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MADVISE, size);
+    if (err)
+        return err;
+    if (madvise(p, size, MADV_POPULATE_WRITE) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return errno;
+    for (size_t off = 0; off < size; off += page)
+        __atomic_fetch_add((char *)p + off, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Populate and lock a read/write range as the options say. */
+static int make_usable(ca_source_mmap *s, void *p, size_t size, unsigned kind)
+{
+    int err;
+    if ((s->flags & CA_SOURCE_MMAP_POPULATE) && (err = populate(s, p, size, ca_source_page_kind_size(kind))))
+        return err;
+    if (s->flags & (CA_SOURCE_MMAP_LOCK | CA_SOURCE_MMAP_LOCK_TRY)) {
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MLOCK, size);
+        if (!err && mlock(p, size) != 0)
+            err = errno ? errno : ENOMEM;
+        if (err) {
+            if (s->flags & CA_SOURCE_MMAP_LOCK)
+                return err;
+            ca_source__add(&s->c.lock_failures, 1, true);
+        }
+    }
+    return 0;
+}
+
+/* Name, no-dump and NUMA policy: what every new mapping gets. */
+static int setup_range(ca_source_mmap *s, void *p, size_t size)
+{
+    int err;
+    if (s->name[0])
+        (void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, size, (unsigned long)s->name);
+    if (s->flags & CA_SOURCE_MMAP_NODUMP) {
+        if ((err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MADVISE, size)))
+            return err;
+        if (madvise(p, size, MADV_DONTDUMP) != 0)
+            return errno;
+    }
+    if (s->numa_mode != CA_SOURCE_NUMA_DEFAULT) {
+        if ((err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MBIND, size)))
+            return err;
+        if ((err = ca_source__numa_apply_raw(p, size, s->numa_mode, s->numa_nodes, s->numa_maxnode)))
+            return err;
+    }
+    return 0;
+}
+
+static void count_kind(ca_source_mmap *s, unsigned kind)
+{
+    uint64_t *f = kind == CA_SOURCE_PAGE_1G   ? &s->c.huge_1g
+                  : kind == CA_SOURCE_PAGE_2M ? &s->c.huge_2m
+                  : kind == CA_SOURCE_PAGE_THP ? &s->c.thp
+                                               : &s->c.base;
+    ca_source__add(f, 1, true);
+    __atomic_store_n(&s->c.last_page_size, (uint64_t)ca_source_page_kind_size(kind), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->last_kind, kind, __ATOMIC_RELAXED);
+}
+
+/* obtain (usable) or reserve (PROT_NONE) one mapping. */
+static int map_new(ca_source_mmap *s, size_t size, size_t align, bool usable, void **out, unsigned *kind_out)
+{
+    int err = ca_source_check_request(&s->base, size, align);
+    if (!err)
+        err = ca_source_fault_hit(s->fault, usable ? CA_SOURCE_FAULT_OBTAIN : CA_SOURCE_FAULT_RESERVE, size);
+    void *p = NULL;
+    unsigned kind = CA_SOURCE_PAGE_BASE;
+    if (!err)
+        err = map_ladder(s, size, align, usable ? PROT_READ | PROT_WRITE : PROT_NONE, &p, &kind);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    err = setup_range(s, p, size);
+    if (!err && usable)
+        err = make_usable(s, p, size, kind);
+    if (!err)
+        err = ca_source__track_add(&s->track, p, size, usable ? size : 0, usable ? 0 : CA_SOURCE__R_RESERVED);
+    if (err) {
+        munmap(p, size);
+        return ca_source__fail(&s->c, err, true);
+    }
+    count_kind(s, kind);
+    ca_source__add(&s->c.reserved, size, true);
+    if (usable) {
+        ca_source__add(&s->c.obtains, 1, true);
+        ca_source__add(&s->c.committed, size, true);
+        ca_source__in_use_add(&s->c, size, true);
+    } else {
+        ca_source__add(&s->c.reserves, 1, true);
+    }
+    *out = p;
+    if (kind_out)
+        *kind_out = kind;
+    return 0;
+}
+
+static int mmap_obtain(ca_source *src, size_t size, size_t align, void **out)
+{
+    return map_new(from(src), size, align, true, out, NULL);
+}
+
+int ca_source_mmap_obtain_ex(ca_source_mmap *s, size_t size, size_t align, void **out, unsigned *kind)
+{
+    return map_new(s, size, align, true, out, kind);
+}
+
+static int mmap_reserve(ca_source *src, size_t size, size_t align, void **out)
+{
+    return map_new(from(src), size, align, false, out, NULL);
+}
+
+/* A (p, size) argument of release / commit / decommit: page-aligned, > 0. */
+static int range_arg(const ca_source *src, const void *p, size_t size)
+{
+    return p && size && ca_is_aligned((uintptr_t)p, src->granule) && size % src->granule == 0 ? 0 : EINVAL;
+}
+
+static int mmap_release(ca_source *src, void *p, size_t size)
+{
+    ca_source_mmap *s = from(src);
+    int err = range_arg(src, p, size);
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_RELEASE, size);
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    ca_source__range r;
+    if (ca_source__track_take(&s->track, p, size, &r) != 0)
+        return ca_source__fail(&s->c, ca_source__bad_range(p, "release of a range this mmap source did not give out"), true);
+    if (munmap(p, size) != 0) {
+        err = errno;
+        (void)ca_source__track_add(&s->track, p, size, r.committed, (unsigned)r.flags);
+        return ca_source__fail(&s->c, err, true);
+    }
+    ca_source__sub(&s->c.reserved, size, true);
+    ca_source__sub(&s->c.committed, r.committed, true);
+    if (!(r.flags & CA_SOURCE__R_RESERVED))
+        ca_source__sub(&s->c.in_use, size, true);
+    ca_source__add(&s->c.releases, 1, true);
+    return 0;
+}
+
+static int mmap_commit(ca_source *src, void *p, size_t size)
+{
+    ca_source_mmap *s = from(src);
+    int err = range_arg(src, p, size);
+    if (!err && ca_source__track_within(&s->track, p, size) != 0)
+        err = ca_source__bad_range(p, "commit outside the ranges of this mmap source");
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_COMMIT, size);
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size);
+    if (!err && mprotect(p, size, PROT_READ | PROT_WRITE) != 0)
+        err = errno;
+    if (!err)
+        err = make_usable(s, p, size, CA_SOURCE_PAGE_BASE);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    int64_t applied = 0;
+    (void)ca_source__track_adjust(&s->track, p, size, true, &applied);
+    ca_source__add(&s->c.committed, (uint64_t)applied, true);
+    ca_source__add(&s->c.commits, 1, true);
+    return 0;
+}
+
+static int mmap_decommit(ca_source *src, void *p, size_t size)
+{
+    ca_source_mmap *s = from(src);
+    int err = range_arg(src, p, size);
+    if (!err && ca_source__track_within(&s->track, p, size) != 0)
+        err = ca_source__bad_range(p, "decommit outside the ranges of this mmap source");
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_DECOMMIT, size);
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MADVISE, size);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    /* Locked pages refuse MADV_DONTNEED: unlock first (commit locks again). */
+    if (s->flags & (CA_SOURCE_MMAP_LOCK | CA_SOURCE_MMAP_LOCK_TRY))
+        (void)munlock(p, size);
+    int rc = -1;
+    if (s->decommit == CA_SOURCE_DECOMMIT_FREE)
+        rc = madvise(p, size, MADV_FREE); /* refused on hugetlb and old kernels */
+    if (rc != 0 && madvise(p, size, MADV_DONTNEED) != 0)
+        return ca_source__fail(&s->c, errno, true);
+    int64_t applied = 0;
+    (void)ca_source__track_adjust(&s->track, p, size, false, &applied);
+    ca_source__sub(&s->c.committed, (uint64_t)-applied, true);
+    ca_source__add(&s->c.decommits, 1, true);
+    return 0;
+}
+
+static int mmap_stats(const ca_source *src, ca_stats *out)
+{
+    const ca_source_mmap *s = (const ca_source_mmap *)(const void *)src;
+    ca_source__fill_stats(out, mmap_ops.name, &s->c, s->fault);
+    return 0;
+}
+
+/* ---- create / destroy ---------------------------------------------------- */
+
+static bool name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    if (len >= CA_SOURCE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)n[i];
+        if (c < 0x20 || c > 0x7e || c == '[' || c == ']' || c == '\\' || c == '`' || c == '$')
+            return false;
+    }
+    return true;
+}
+
+int ca_source_mmap_init(ca_source_mmap *s, const ca_source_mmap_options *o)
+{
+    static const ca_source_mmap_options dflt;
+    if (!s)
+        return EINVAL;
+    if (!o)
+        o = &dflt;
+    int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_INIT, 0);
+    if (err)
+        return err;
+    if ((o->flags & ~KNOWN_FLAGS) || o->huge > CA_SOURCE_HUGE_1G || o->decommit > CA_SOURCE_DECOMMIT_FREE ||
+        ((o->flags & CA_SOURCE_MMAP_LOCK) && (o->flags & CA_SOURCE_MMAP_LOCK_TRY)) ||
+        (o->name && !name_ok(o->name)))
+        return EINVAL;
+    if ((err = ca_source_numa_validate(&o->numa)))
+        return err;
+    memset(s, 0, sizeof *s);
+    s->base.ops = &mmap_ops;
+    s->base.granule = ca_page_size();
+    s->flags = o->flags;
+    s->huge = o->huge;
+    s->decommit = o->decommit;
+    s->numa_mode = o->numa.mode;
+    if (o->numa.mode != CA_SOURCE_NUMA_DEFAULT) {
+        /* validate() accepted no bit at or beyond CA_SOURCE_NUMA_MAX_NODES. */
+        const size_t bpw = 8 * sizeof(unsigned long);
+        for (size_t i = 0; i < o->numa.maxnode && i < CA_SOURCE_NUMA_MAX_NODES; i++)
+            if ((o->numa.nodes[i / bpw] >> (i % bpw)) & 1ul) {
+                s->numa_nodes[i / bpw] |= 1ul << (i % bpw);
+                s->numa_maxnode = i + 1;
+            }
+    }
+    if (o->name)
+        memcpy(s->name, o->name, strlen(o->name) + 1);
+    s->fault = o->fault;
+    ca_source__track_init(&s->track);
+    return 0;
+}
+
+void ca_source_mmap_destroy(ca_source_mmap *s)
+{
+    if (!s)
+        return;
+    ca_source__track_destroy(&s->track);
+    s->base.ops = NULL;
+}
+
+static ca_source_mmap global_source;
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void global_init(void) { (void)ca_source_mmap_init(&global_source, NULL); }
+
+ca_source *ca_source_mmap_global(void)
+{
+    pthread_once(&global_once, global_init);
+    return &global_source.base;
+}
+
+unsigned ca_source_mmap_last_kind(const ca_source_mmap *s) { return __atomic_load_n(&s->last_kind, __ATOMIC_RELAXED); }
+
+const char *ca_source__mmap_check(const ca_source *src)
+{
+    ca_source_mmap *s = (ca_source_mmap *)(void *)(uintptr_t)src;
+    uint64_t bytes, committed;
+    const char *msg = ca_source__track_check(&s->track, &bytes, &committed);
+    if (msg)
+        return msg;
+    if (bytes != __atomic_load_n(&s->c.reserved, __ATOMIC_RELAXED))
+        return "mmap source: reserved bytes differ from the record";
+    if (committed != __atomic_load_n(&s->c.committed, __ATOMIC_RELAXED))
+        return "mmap source: committed bytes differ from the record";
+    if (__atomic_load_n(&s->c.in_use, __ATOMIC_RELAXED) > bytes)
+        return "mmap source: bytes in use exceed bytes reserved";
+    if (s->base.granule != ca_page_size())
+        return "mmap source: granule is not the page size";
+    return NULL;
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private header of libsource: helpers shared by the source files (counter
+ * updates, the checks=on range record, fault points, ops-table identities).
+ * Tests include it to reach the internals.
+ */
+#ifndef CA_SOURCE_INTERNAL_H
+#define CA_SOURCE_INTERNAL_H
+
+#include <ctxalloc/source.h>
+
+#ifndef CA_SOURCE_HAVE_NUMA
+#define CA_SOURCE_HAVE_NUMA 0
+#endif
+
+#define CA_SOURCE__NAME "source"
+
+/* 2 MiB and 1 GiB, the x86-64 huge page sizes. */
+#define CA_SOURCE__2M ((size_t)2 << 20)
+#define CA_SOURCE__1G ((size_t)1 << 30)
+
+/* ---- counters ---------------------------------------------------------
+ * `atomic` selects __atomic updates (thread-safe sources) or plain ones. */
+static inline void ca_source__add(uint64_t *f, uint64_t v, bool atomic)
+{
+    if (atomic)
+        __atomic_fetch_add(f, v, __ATOMIC_RELAXED);
+    else
+        *f += v;
+}
+
+static inline void ca_source__sub(uint64_t *f, uint64_t v, bool atomic)
+{
+    if (atomic)
+        __atomic_fetch_sub(f, v, __ATOMIC_RELAXED);
+    else
+        *f -= v;
+}
+
+/* in_use += v and raise the peak. */
+void ca_source__in_use_add(ca_source_counters *c, uint64_t v, bool atomic);
+
+/* Fill a ca_stats from counters (+ the fault plan's injected count). */
+void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_counters *c,
+                           const ca_source_fault *f);
+
+/* Count a failure and return err (for `return ca_source__fail(...)`). */
+static inline int ca_source__fail(ca_source_counters *c, int err, bool atomic)
+{
+    ca_source__add(&c->failures, 1, atomic);
+    return err;
+}
+
+/* ---- the record of ranges ----------------------------------------------
+ * A sorted array of (start, size, committed bytes) in its own mapping, under
+ * a spin lock. The mmap and file sources always keep it (exact statistics,
+ * and a release of an unknown range fails with EINVAL instead of unmapping
+ * someone else's memory; with checks=on it aborts). The heap source keeps it
+ * only with checks=on. O(log n) lookups, O(n) insert/remove (memmove). */
+#define CA_SOURCE__CHECKS_ON (CA_CHECKS >= CA_CHECKS_ON)
+
+typedef struct ca_source__range {
+    uintptr_t start;
+    size_t size;
+    size_t committed; /* bytes of the range committed, clamped to [0, size] */
+    size_t flags;     /* CA_SOURCE__R_* */
+} ca_source__range;
+
+#define CA_SOURCE__R_RESERVED 0x1u /* came from reserve (else obtain) */
+
+void ca_source__track_init(ca_source_track *t);
+void ca_source__track_destroy(ca_source_track *t);
+/* Record a range; 0 or ENOMEM (the record could not grow). */
+int ca_source__track_add(ca_source_track *t, void *p, size_t size, size_t committed, unsigned flags);
+/* Remove exactly (p, size) into *out; 0 or EINVAL when not recorded. */
+int ca_source__track_take(ca_source_track *t, void *p, size_t size, ca_source__range *out);
+/* Add delta (> 0 commit, < 0 decommit) to the committed bytes of the range
+ * holding [p, p + size), clamped; *applied gets the change made.
+ * 0 or EINVAL when no recorded range holds it. */
+int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool commit,
+                            int64_t *applied);
+/* 0 when [p, p + size) lies inside one recorded range, else EINVAL. */
+int ca_source__track_within(ca_source_track *t, const void *p, size_t size);
+/* Sorted and disjoint; NULL or a message. Sums into *bytes, *committed. */
+const char *ca_source__track_check(ca_source_track *t, uint64_t *bytes, uint64_t *committed);
+/* Call fn on every range (under the lock; fn must not call back). */
+void ca_source__track_each(ca_source_track *t, void (*fn)(void *ctx, const ca_source__range *r),
+                           void *ctx);
+
+/* Report a bad range: aborts with checks=on, else returns EINVAL. */
+int ca_source__bad_range(const void *p, const char *what);
+
+/* ---- ops-table identities (ca_source_check dispatch) ------------------ */
+const char *ca_source__mmap_check(const ca_source *s);
+const char *ca_source__file_check(const ca_source *s);
+const char *ca_source__slots_check(const ca_source *s);
+const char *ca_source__heap_check(const ca_source *s);
+const char *ca_source__buffer_check(const ca_source *s);
+bool ca_source__is_mmap(const ca_source *s);
+bool ca_source__is_file(const ca_source *s);
+bool ca_source__is_slots(const ca_source *s);
+bool ca_source__is_heap(const ca_source *s);
+bool ca_source__is_buffer(const ca_source *s);
+bool ca_source__is_faulty(const ca_source *s);
+
+/* ---- NUMA (numa.c) ---------------------------------------------------- */
+/* Apply the policy stored in an mmap source (mode, mask copy). */
+int ca_source__numa_apply_raw(void *p, size_t size, unsigned mode, const unsigned long *nodes,
+                              size_t maxnode);
+
+/* ---- spin lock for small critical sections ---------------------------- */
+void ca_source__spin_lock(int *l);
+static inline void ca_source__spin_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+
+#endif

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The record of ranges a source handed out: a sorted array of
+ * ca_source__range in its own anonymous mapping (never malloc, so a malloc
+ * built on libsource does not recurse), grown by mremap. Lookups are binary
+ * searches; insertion and removal move the tail (O(n)).
+ * Concurrency: one spin lock per record (ca_source_track.lock); callers hold
+ * no other lock of ours while calling in.
+ */
+#include "source_internal.h"
+
+#include <sys/mman.h>
+
+void ca_source__track_init(ca_source_track *t) { memset(t, 0, sizeof *t); }
+
+void ca_source__track_destroy(ca_source_track *t)
+{
+    if (t->ranges)
+        munmap(t->ranges, t->cap * sizeof(ca_source__range));
+    memset(t, 0, sizeof *t);
+}
+
+static ca_source__range *arr(const ca_source_track *t) { return (ca_source__range *)t->ranges; }
+
+/* First index whose start is > p. */
+static size_t upper(const ca_source_track *t, uintptr_t p)
+{
+    size_t lo = 0, hi = t->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (arr(t)[mid].start <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The range holding [p, p + size), or NULL. */
+static ca_source__range *holder(const ca_source_track *t, uintptr_t p, size_t size)
+{
+    size_t i = upper(t, p);
+    if (i == 0)
+        return NULL;
+    ca_source__range *r = &arr(t)[i - 1];
+    size_t off = p - r->start;
+    if (off >= r->size || size > r->size - off)
+        return NULL;
+    return r;
+}
+
+static int grow(ca_source_track *t)
+{
+    size_t ncap = t->cap ? t->cap * 2 : ca_page_size() / sizeof(ca_source__range);
+    size_t bytes;
+    if (ca_mul_overflows(ncap, sizeof(ca_source__range), &bytes))
+        return ENOMEM;
+    void *n;
+    if (t->ranges)
+        n = mremap(t->ranges, t->cap * sizeof(ca_source__range), bytes, MREMAP_MAYMOVE);
+    else
+        n = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (n == MAP_FAILED)
+        return ENOMEM;
+    t->ranges = n;
+    t->cap = ncap;
+    return 0;
+}
+
+int ca_source__track_add(ca_source_track *t, void *p, size_t size, size_t committed, unsigned flags)
+{
+    int err = 0;
+    ca_source__spin_lock(&t->lock);
+    if (t->len == t->cap)
+        err = grow(t);
+    if (!err) {
+        size_t i = upper(t, (uintptr_t)p);
+        memmove(arr(t) + i + 1, arr(t) + i, (t->len - i) * sizeof(ca_source__range));
+        arr(t)[i].start = (uintptr_t)p;
+        arr(t)[i].size = size;
+        arr(t)[i].committed = committed;
+        arr(t)[i].flags = flags;
+        t->len++;
+    }
+    ca_source__spin_unlock(&t->lock);
+    return err;
+}
+
+int ca_source__track_take(ca_source_track *t, void *p, size_t size, ca_source__range *out)
+{
+    ca_source__spin_lock(&t->lock);
+    size_t i = upper(t, (uintptr_t)p);
+    bool ok = i > 0 && arr(t)[i - 1].start == (uintptr_t)p && arr(t)[i - 1].size == size;
+    if (ok) {
+        *out = arr(t)[i - 1];
+        memmove(arr(t) + i - 1, arr(t) + i, (t->len - i) * sizeof(ca_source__range));
+        t->len--;
+    }
+    ca_source__spin_unlock(&t->lock);
+    return ok ? 0 : EINVAL;
+}
+
+int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool commit,
+                            int64_t *applied)
+{
+    ca_source__spin_lock(&t->lock);
+    ca_source__range *r = holder(t, (uintptr_t)p, size);
+    if (r) {
+        size_t before = r->committed;
+        if (commit)
+            r->committed = size > r->size - r->committed ? r->size : r->committed + size;
+        else
+            r->committed = size > r->committed ? 0 : r->committed - size;
+        *applied = (int64_t)r->committed - (int64_t)before;
+    }
+    ca_source__spin_unlock(&t->lock);
+    return r ? 0 : EINVAL;
+}
+
+int ca_source__track_within(ca_source_track *t, const void *p, size_t size)
+{
+    ca_source__spin_lock(&t->lock);
+    bool ok = holder(t, (uintptr_t)p, size) != NULL;
+    ca_source__spin_unlock(&t->lock);
+    return ok ? 0 : EINVAL;
+}
+
+const char *ca_source__track_check(ca_source_track *t, uint64_t *bytes, uint64_t *committed)
+{
+    const char *msg = NULL;
+    uint64_t b = 0, c = 0;
+    ca_source__spin_lock(&t->lock);
+    if (t->len > t->cap)
+        msg = "record length beyond its capacity";
+    for (size_t i = 0; !msg && i < t->len; i++) {
+        const ca_source__range *r = &arr(t)[i];
+        if (r->size == 0 || r->committed > r->size)
+            msg = "recorded range empty or over-committed";
+        else if (i + 1 < t->len && r->start + r->size > arr(t)[i + 1].start)
+            msg = "recorded ranges overlap or are unsorted";
+        b += r->size;
+        c += r->committed;
+    }
+    ca_source__spin_unlock(&t->lock);
+    if (bytes)
+        *bytes = b;
+    if (committed)
+        *committed = c;
+    return msg;
+}
+
+void ca_source__track_each(ca_source_track *t, void (*fn)(void *ctx, const ca_source__range *r),
+                           void *ctx)
+{
+    ca_source__spin_lock(&t->lock);
+    for (size_t i = 0; i < t->len; i++)
+        fn(ctx, &arr(t)[i]);
+    ca_source__spin_unlock(&t->lock);
+}
+
+int ca_source__bad_range(const void *p, const char *what)
+{
+    CA_CHECK(false, CA_SOURCE__NAME, p, what);
+    return EINVAL;
+}
