@@ -39,7 +39,8 @@ need_pkgs() {
 }
 
 BASE_PKGS=(meson ninja-build pkg-config gcc g++ clang python3 libcriterion-dev libnuma-dev
-           libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev libclang-rt-14-dev binutils valgrind)
+           libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev libclang-rt-14-dev binutils valgrind
+           spin)
 BENCH_PKGS=(libbenchmark-dev gnuplot-nox sqlite3 lua5.4 redis-server redis-tools)
 
 setup() { # dir, meson args...
@@ -88,6 +89,11 @@ cmd_test() {
   : >"$OUT/workloads.txt"
   python3 bench/workloads/run.py build/debug --smoke --results-file "$OUT/workloads.txt" 2>&1 | tail -n 5 || true
   logs+=("$OUT/workloads.txt")
+
+  echo "== model checks (spin): recycler and remote-free queue"
+  : >"$OUT/model.txt"
+  tests/model/check.sh "$OUT/model.txt" || true
+  logs+=("$OUT/model.txt")
 
   echo "== install checks (release build, pkg-config consumers, nm, subproject)"
   tests/install/check.sh "$ROOT/build/prefix" "$OUT/install.txt" || true
