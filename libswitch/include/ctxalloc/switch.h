@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctxalloc switch: the allocator behind malloc, chosen per thread and per
+ * context (coroutine, task, request).
+ *
+ *   - Selection: the current context's allocator, else the thread's
+ *     allocator, else the global allocator (libbinned by default; jemalloc or
+ *     glibc by build option; any owner-registered ca_allocator at run time).
+ *   - Routing: free / realloc / malloc_usable_size find the allocator that
+ *     owns the pointer through libcore's ownership map (O(1)), never through
+ *     the current selection. Pointers no allocator owns go to the base
+ *     allocator (the build's default global allocator).
+ *   - ca_switch_local: makes any single-thread allocator usable as a thread
+ *     or context allocator; frees from other threads go to its lock-free
+ *     remote-free queue, drained by the owning thread.
+ *   - ca_switch_source: a source wrapper that registers every range it hands
+ *     out in the ownership map under a chosen owner, so allocators built on a
+ *     ca_source become routable without knowing about the map.
+ *   - The malloc family as ca_switch_* functions. The override library
+ *     (ctxalloc-switch-override, linked whole) and the preload object
+ *     (libctxalloc-preload.so) define malloc, free, ... on top of them.
+ *
+ * Valid C11 and C++; includes only <ctxalloc/core.h> and libc headers.
+ */
+#ifndef CTXALLOC_SWITCH_H
+#define CTXALLOC_SWITCH_H
+
+#include <ctxalloc/core.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ========================================================================
+ * Selection: global, thread, context
+ *
+ * Every setter returns the previous value, so save / restore is
+ *   prev = ca_switch_context_set(a); ... ca_switch_context_set(prev);
+ * A thread or context allocator is used by its thread only: when it is not
+ * CA_CAP_THREAD_SAFE, wrap it in a ca_switch_local so that frees from other
+ * threads are queued instead of racing. Allocators used behind malloc must
+ * offer CA_CAP_UNSIZED (free without size); ca_header_allocator adds it to
+ * any allocator. Their memory must be findable through the ownership map
+ * (register the ranges with the allocator as owner, e.g. through a
+ * ca_switch_source), otherwise free() cannot route their pointers.
+ * ======================================================================== */
+
+/**
+ * ca_switch_base() - the build's default global allocator.
+ *
+ * libbinned (-Dglobal=binned), jemalloc's non-standard API (-Dglobal=jemalloc)
+ * or glibc's allocator reached through __libc_malloc (-Dglobal=libc). Pointers
+ * without an owner in the ownership map are freed through it.
+ * Initialises the switch on first use. Thread-safe, O(1).
+ *
+ * Return: the base allocator (never NULL).
+ */
+ca_allocator *ca_switch_base(void);
+
+/**
+ * ca_switch_global() - the global allocator (used when neither a context nor
+ * a thread allocator is set). Thread-safe, O(1).
+ *
+ * Return: the current global allocator (never NULL).
+ */
+ca_allocator *ca_switch_global(void);
+
+/**
+ * ca_switch_global_set() - replace the global allocator for all threads.
+ * @a: a CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED allocator whose memory is
+ *     registered in the ownership map, or NULL for ca_switch_base().
+ *
+ * Blocks already handed out keep being freed through their owner.
+ *
+ * Return: the previous global allocator; NULL with errno EINVAL (nothing
+ * changed) when @a lacks the capabilities above.
+ */
+ca_allocator *ca_switch_global_set(ca_allocator *a);
+
+/**
+ * ca_switch_thread() - the calling thread's allocator, or NULL when unset.
+ */
+ca_allocator *ca_switch_thread(void);
+
+/**
+ * ca_switch_thread_set() - set the calling thread's allocator.
+ * @a: the allocator (CA_CAP_UNSIZED), or NULL to fall back to the global one.
+ *
+ * Return: the previous thread allocator (NULL when none).
+ */
+ca_allocator *ca_switch_thread_set(ca_allocator *a);
+
+/**
+ * ca_switch_context() - the current context's allocator, or NULL when unset.
+ */
+ca_allocator *ca_switch_context(void);
+
+/**
+ * ca_switch_context_set() - set the current context's allocator (save).
+ * @a: the allocator (CA_CAP_UNSIZED), or NULL to leave the context.
+ *
+ * Return: the previous context allocator; pass it back to restore.
+ */
+ca_allocator *ca_switch_context_set(ca_allocator *a);
+
+/**
+ * ca_switch_context_swap() - exchange the current context with *@slot.
+ * @slot: where a coroutine keeps its context allocator while suspended.
+ *
+ * For coroutine switches: the suspending side calls it with its own slot
+ * (saving its context and installing the one stored there), the resuming
+ * side with the same slot restores. O(1), no allocation.
+ */
+void ca_switch_context_swap(ca_allocator **slot);
+
+/**
+ * ca_switch_current() - the allocator malloc would use now on this thread:
+ * context, else thread, else global.
+ */
+ca_allocator *ca_switch_current(void);
+
+/**
+ * ca_switch_with() - run fn(arg) with @a as the context allocator.
+ * @a:   the allocator (NULL runs fn with no context allocator);
+ * @fn:  the callback (not NULL);
+ * @arg: passed to fn.
+ *
+ * The previous context is restored when fn returns (not when it unwinds with
+ * longjmp or a C++ exception: wrap such code in the set / restore pair).
+ *
+ * Return: what fn returned.
+ */
+void *ca_switch_with(ca_allocator *a, void *(*fn)(void *), void *arg);
+
+/* ========================================================================
+ * Thread-owned allocators with a remote-free queue
+ * ======================================================================== */
+
+/*
+ * ca_switch_local wraps an allocator that only one thread may use (its
+ * owner). alloc / resize / reset run on the owner only; free from the owner
+ * goes straight to the inner allocator, free from any other thread pushes
+ * the block on a lock-free stack (the block's first word links it), which
+ * the owner drains on its next allocation or on ca_switch_local_drain().
+ * Register the inner allocator's memory in the ownership map with
+ * &local->base as owner (a ca_switch_source does this), so that free() finds
+ * the wrapper.
+ *
+ * Fields are internal; touch them only through the functions below.
+ */
+typedef struct ca_switch_local {
+    ca_allocator base;       /* ops: the switch's local adaptor */
+    ca_allocator *inner;     /* not owned; used by the owner thread only */
+    uintptr_t owner;         /* owning thread's id; __atomic, any thread reads */
+    void *remote;            /* Treiber stack of freed blocks; __atomic, any thread pushes */
+    uint64_t remote_frees;   /* blocks pushed by other threads; __atomic */
+    uint64_t drained;        /* blocks taken off the queue; owner thread */
+    uint64_t drains;         /* non-empty drains; owner thread */
+    struct ca_switch_local *next; /* registry of live locals; under the switch's lock */
+} ca_switch_local;
+
+/**
+ * ca_switch_local_init() - wrap @inner, owned by the calling thread.
+ * @l:     the wrapper (caller's storage; must stay in place until destroy);
+ * @inner: a CA_CAP_UNSIZED allocator (not owned).
+ *
+ * The wrapper appears in the switch's statistics (CA_STATS) while alive.
+ *
+ * Return: 0, or EINVAL when an argument is NULL or @inner lacks
+ * CA_CAP_UNSIZED.
+ */
+int ca_switch_local_init(ca_switch_local *l, ca_allocator *inner);
+
+/**
+ * ca_switch_local_destroy() - drain the queue and unregister @l.
+ * Call from the owner once no other thread may free into it. The inner
+ * allocator is left alone (destroy it afterwards).
+ */
+void ca_switch_local_destroy(ca_switch_local *l);
+
+/**
+ * ca_switch_local_drain() - free every queued remote block into the inner
+ * allocator. Owner thread only. O(queued blocks), lock-free.
+ *
+ * Return: the number of blocks freed.
+ */
+size_t ca_switch_local_drain(ca_switch_local *l);
+
+/**
+ * ca_switch_local_adopt() - make the calling thread the owner of @l (a task
+ * that moved threads, or a thread that ended). The caller guarantees that the
+ * previous owner no longer uses @l. Drains the queue.
+ */
+void ca_switch_local_adopt(ca_switch_local *l);
+
+/**
+ * ca_switch_local_pending() - blocks waiting in the queue (racy snapshot,
+ * any thread). O(queued blocks).
+ */
+size_t ca_switch_local_pending(const ca_switch_local *l);
+
+/* ========================================================================
+ * Owner-registering source
+ * ======================================================================== */
+
+/*
+ * ca_switch_source hands out the inner source's memory in units of
+ * CA_OWNER_GRANULE (64 KiB, or the inner granule when larger) and registers
+ * every obtained or reserved range in the ownership map with `owner`
+ * (unregistered on release). Build an allocator on it and pass that
+ * allocator (or its ca_switch_local) as owner: free() then routes to it.
+ * Thread safety is the inner source's.
+ */
+typedef struct ca_switch_source {
+    ca_source base;     /* ops: the switch's source wrapper; granule >= 64 KiB */
+    ca_source *inner;   /* not owned */
+    void *owner;        /* owner value registered for every range */
+    uint64_t ranges;    /* ranges currently registered; __atomic */
+} ca_switch_source;
+
+/**
+ * ca_switch_source_init() - wrap @inner, registering ranges under @owner.
+ * @owner may be set now or later with ca_switch_source_set_owner(), but
+ * before the first obtain.
+ *
+ * Return: 0, or EINVAL when @s or @inner is NULL.
+ */
+int ca_switch_source_init(ca_switch_source *s, ca_source *inner, void *owner);
+
+/* Set the owner value for ranges obtained from now on. */
+void ca_switch_source_set_owner(ca_switch_source *s, void *owner);
+
+/* ========================================================================
+ * Allocation: the malloc family
+ *
+ * C and POSIX semantics with errno; these are what malloc, free, ... call in
+ * the override library and the preload object. Allocations come from
+ * ca_switch_current(); free / realloc / usable size go to the owner.
+ * ======================================================================== */
+
+/**
+ * ca_switch_malloc() - malloc(3). Size 0 gives a unique pointer.
+ * Return: a 16-byte aligned block, or NULL + ENOMEM (sizes > PTRDIFF_MAX too).
+ */
+ca_attr_malloc ca_attr_alloc_size(1) void *ca_switch_malloc(size_t size);
+
+/**
+ * ca_switch_calloc() - calloc(3): n * size zero-filled bytes.
+ * Return: the block, or NULL + ENOMEM (also when n * size overflows).
+ */
+ca_attr_malloc ca_attr_alloc_size2(1, 2) void *ca_switch_calloc(size_t n, size_t size);
+
+/**
+ * ca_switch_realloc() - realloc(3).
+ * @p == NULL acts as malloc(@size). @size == 0 with @p != NULL frees @p and
+ * returns NULL (glibc's behaviour; errno untouched). Shrinking stays in place
+ * when the owner can. The block stays with its owner allocator; when that is
+ * a ca_switch_local of another thread, the block moves to the current
+ * selection. On failure: NULL + ENOMEM, @p valid and intact.
+ */
+ca_attr_alloc_size(2) void *ca_switch_realloc(void *p, size_t size);
+
+/**
+ * ca_switch_reallocarray() - reallocarray(3): realloc(p, n * size) with the
+ * product checked (overflow: NULL + ENOMEM, @p intact).
+ */
+ca_attr_alloc_size2(2, 3) void *ca_switch_reallocarray(void *p, size_t n, size_t size);
+
+/**
+ * ca_switch_free() - free(3). NULL is a no-op; errno is preserved. A pointer
+ * no allocator owns goes to the base allocator (see the README for what
+ * happens with a pointer that was never allocated).
+ */
+void ca_switch_free(void *p);
+
+/**
+ * ca_switch_posix_memalign() - posix_memalign(3).
+ * @align must be a power of two and a multiple of sizeof(void *).
+ * Return: 0 (*@out set), EINVAL (bad alignment) or ENOMEM; on error *@out is
+ * untouched and errno is not changed.
+ */
+int ca_switch_posix_memalign(void **out, size_t align, size_t size);
+
+/**
+ * ca_switch_aligned_alloc() - aligned_alloc(3) (C17).
+ * Any power-of-two @align is accepted (below 16 it gives 16); @size need not
+ * be a multiple of it. A non-power-of-two @align (0, 3, 24...) fails with
+ * EINVAL.
+ */
+ca_attr_malloc ca_attr_alloc_size(2) void *ca_switch_aligned_alloc(size_t align, size_t size);
+
+/**
+ * ca_switch_memalign() - memalign(3), glibc semantics: @align below 16 acts
+ * as malloc, a non-power-of-two @align is rounded up to the next power of
+ * two; one beyond SIZE_MAX / 2 fails with EINVAL.
+ */
+ca_attr_malloc ca_attr_alloc_size(2) void *ca_switch_memalign(size_t align, size_t size);
+
+/* valloc(3): memalign(page size, size). */
+ca_attr_malloc ca_attr_alloc_size(1) void *ca_switch_valloc(size_t size);
+
+/* pvalloc(3): memalign(page size, size rounded up to pages; 0 gives a page). */
+ca_attr_malloc void *ca_switch_pvalloc(size_t size);
+
+/**
+ * ca_switch_usable_size() - malloc_usable_size(3): the usable bytes of a live
+ * block, found through its owner. NULL gives 0.
+ */
+size_t ca_switch_usable_size(const void *p);
+
+/**
+ * ca_switch_owner() - the allocator that free(@p) would use: the ownership
+ * map's owner, else the base allocator. NULL for NULL.
+ */
+ca_allocator *ca_switch_owner(const void *p);
+
+/* ========================================================================
+ * Introspection
+ * ======================================================================== */
+
+/* Counters of the switch layer itself (relaxed snapshots, any thread). */
+typedef struct ca_switch_counters {
+    uint64_t bootstrap_allocs;  /* blocks served before the base allocator was ready */
+    uint64_t bootstrap_bytes;   /* bytes of the bootstrap area in use (never reused) */
+    uint64_t remote_frees;      /* frees queued on another thread's ca_switch_local */
+    uint64_t unowned_frees;     /* frees of pointers without owner sent to the base */
+    uint64_t moved_reallocs;    /* reallocs that left a foreign thread's local */
+} ca_switch_counters;
+
+void ca_switch_counters_get(ca_switch_counters *out);
+
+/**
+ * ca_switch_stats_write() - write the switch's statistics to @fd: the total
+ * over all allocators, then the base / global allocator and every live
+ * ca_switch_local, then the switch counters. Never allocates.
+ * This is what CA_STATS=1 (text) or CA_STATS=json prints at exit.
+ *
+ * Return: 0 or the errno of a failed write.
+ */
+int ca_switch_stats_write(int fd, ca_stats_format fmt);
+
+/**
+ * ca_switch_check() - walk the switch's invariants (the registry of locals,
+ * their queues, the bootstrap area, selection state). Aborts through
+ * ca_check_fail on a violation. Takes the registry lock; any thread.
+ */
+void ca_switch_check(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CTXALLOC_SWITCH_H */

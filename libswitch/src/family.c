@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The malloc family over the switch: allocation from the current selection,
+ * free / realloc / usable size routed to the owner of the pointer.
+ *
+ * Read first: ca_switch_malloc and ca_switch_free, then ca_switch_realloc.
+ *
+ * Routing: owner = ca_owner_lookup(p) (three dependent loads). An owner is a
+ * ca_allocator (the ownership-map convention); a ca_switch_local owner
+ * decides itself whether the free is local or goes to its remote queue.
+ * Without an owner the pointer belongs to the bootstrap area or to the base
+ * allocator; when the base registers all its memory (libbinned) such a
+ * pointer is foreign: checks=on aborts, checks=off ignores it (counted).
+ *
+ * Concurrency: no state of its own; each call touches the caller's
+ * thread-locals and the owner allocator, whose ops are thread-safe or are a
+ * ca_switch_local (which handles other threads).
+ */
+#include "switch_private.h"
+
+#include <stdint.h>
+#include <unistd.h>
+
+ca_allocator *ca_switch__unowned(const void *p)
+{
+    if (ca_switch__in_boot(p))
+        return &ca_switch__boot_allocator;
+    ca_allocator *base = ca_switch__g.base;
+    if (ca_unlikely(!base))
+        base = ca_switch_base();
+    if (ca_switch__g.base_registers)
+        return NULL;
+    return base;
+}
+
+/* The allocator that handles p (p != NULL), or NULL for a foreign pointer. */
+ca_force_inline ca_allocator *route(const void *p)
+{
+    ca_allocator *o = (ca_allocator *)ca_owner_lookup(p);
+    return ca_likely(o != NULL) ? o : ca_switch__unowned(p);
+}
+
+ca_attr_cold ca_attr_noinline static void foreign(const void *p, const char *what)
+{
+    ca_switch__count(&ca_switch__g.counters.unowned_frees, 1);
+    CA_CHECK(false, "switch", p, what);
+}
+
+ca_allocator *ca_switch_owner(const void *p)
+{
+    if (!p)
+        return NULL;
+    ca_allocator *o = route(p);
+    return o ? o : ca_switch__g.base;
+}
+
+void *ca_switch_malloc(size_t size)
+{
+    ca_allocator *a = ca_switch__current();
+    return a->ops->alloc(a, size, CA_ALIGN_DEFAULT, NULL);
+}
+
+void ca_switch_free(void *p)
+{
+    if (ca_unlikely(!p))
+        return;
+    int saved = errno;
+    ca_allocator *o = route(p);
+    if (ca_likely(o != NULL)) {
+        CA_ASSERT(o->ops->free_unsized, "switch", p, "owner allocator cannot free without a size");
+        o->ops->free_unsized(o, p);
+    } else {
+        foreign(p, "free of a pointer no allocator owns");
+    }
+    errno = saved;
+}
+
+void *ca_switch_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (ca_unlikely(ca_mul_overflows(n, size, &total) || total > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ca_allocator *a = ca_switch__current();
+    void *p = a->ops->alloc(a, total, CA_ALIGN_DEFAULT, NULL);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}
+
+size_t ca_switch_usable_size(const void *p)
+{
+    if (!p)
+        return 0;
+    ca_allocator *o = route(p);
+    if (ca_unlikely(!o)) {
+        CA_CHECK(false, "switch", p, "malloc_usable_size of a pointer no allocator owns");
+        return 0;
+    }
+    return o->ops->usable_size ? o->ops->usable_size(o, p) : 0;
+}
+
+/* Move p (usable bytes `old`) into a block from the current selection. */
+static void *realloc_move(ca_allocator *o, void *p, size_t old, size_t size)
+{
+    ca_allocator *a = ca_switch__current();
+    void *q = a->ops->alloc(a, size, CA_ALIGN_DEFAULT, NULL);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old < size ? old : size);
+    o->ops->free_unsized(o, p);
+    ca_switch__count(&ca_switch__g.counters.moved_reallocs, 1);
+    return q;
+}
+
+void *ca_switch_realloc(void *p, size_t size)
+{
+    if (!p)
+        return ca_switch_malloc(size);
+    if (size == 0) {
+        ca_switch_free(p);
+        return NULL;
+    }
+    if (ca_unlikely(size > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ca_allocator *o = route(p);
+    /* A foreign pointer's size is unknown: nothing safe can be done. */
+    CA_ASSERT(o != NULL, "switch", p, "realloc of a pointer no allocator owns");
+    CA_ASSERT(o->ops->usable_size, "switch", p, "owner allocator cannot tell a block's size");
+    size_t old = o->ops->usable_size(o, p);
+    if (o->ops == &ca_switch__local_ops) {
+        const ca_switch_local *l = (const ca_switch_local *)o;
+        if (__atomic_load_n(&l->owner, __ATOMIC_RELAXED) != ca_switch__self())
+            return realloc_move(o, p, old, size);
+    } else if (o == &ca_switch__boot_allocator) {
+        return realloc_move(o, p, old, size);
+    }
+    /* The owner resizes: shrinking stays in place, growing may move within
+     * the owner. On failure p is intact and errno is set by the owner. */
+    return ca_resize(o, p, old, size, CA_ALIGN_DEFAULT, 0);
+}
+
+void *ca_switch_reallocarray(void *p, size_t n, size_t size)
+{
+    size_t total;
+    if (ca_mul_overflows(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return ca_switch_realloc(p, total);
+}
+
+static void *aligned(size_t align, size_t size)
+{
+    if (ca_unlikely(size > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (align < CA_ALIGN_DEFAULT)
+        align = CA_ALIGN_DEFAULT;
+    ca_allocator *a = ca_switch__current();
+    return a->ops->alloc(a, size, align, NULL);
+}
+
+int ca_switch_posix_memalign(void **out, size_t align, size_t size)
+{
+    if (!ca_is_pow2(align) || align % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = aligned(align, size);
+    if (!p) {
+        int e = errno ? errno : ENOMEM;
+        errno = saved;
+        return e;
+    }
+    *out = p;
+    errno = saved;
+    return 0;
+}
+
+void *ca_switch_aligned_alloc(size_t align, size_t size)
+{
+    if (!ca_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(align, size);
+}
+
+void *ca_switch_memalign(size_t align, size_t size)
+{
+    if (align <= CA_ALIGN_DEFAULT)
+        return aligned(CA_ALIGN_DEFAULT, size);
+    size_t a;
+    if (ca_next_pow2_overflows(align, &a)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(a, size);
+}
+
+void *ca_switch_valloc(size_t size) { return aligned(ca_page_size(), size); }
+
+void *ca_switch_pvalloc(size_t size)
+{
+    size_t page = ca_page_size(), n;
+    if (ca_align_up_overflows(size, page, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return aligned(page, n ? n : page);
+}

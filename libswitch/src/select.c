@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Selection state, initialisation, the bootstrap area, the registry of
+ * ca_switch_local objects, fork and exit handlers, statistics, checks.
+ *
+ * Read first: ca_switch__current (switch_private.h), then
+ * ca_switch__init_slow below.
+ *
+ * Concurrency model:
+ *   - Context and thread selections are initial-exec thread-locals, touched
+ *     by their own thread only.
+ *   - The global allocator is one pointer, NULL until initialisation has
+ *     created the base allocator; read with acquire, replaced with release.
+ *   - Initialisation runs once (CAS on `init`); other threads wait for it
+ *     with sched_yield. Re-entrant calls from the initialising thread (the
+ *     base allocator's own set-up calling malloc, pthread_atfork, atexit)
+ *     are served by the bootstrap area: a static buffer with a CAS bump
+ *     cursor. Nothing here calls dlsym, and nothing calls pthread functions
+ *     that allocate before the bootstrap area can answer.
+ *   - The registry of locals is a list under a spin lock, held across fork
+ *     (pthread_atfork) so the child never inherits it locked.
+ *   - Statistics are written with write(2) from stack buffers: never malloc.
+ */
+#include "switch_private.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+CA_SWITCH_TLS ca_allocator *ca_switch__tl_context;
+CA_SWITCH_TLS ca_allocator *ca_switch__tl_thread;
+CA_SWITCH_TLS char ca_switch__tl_anchor;
+/* Set while this thread runs the initialisation. */
+static CA_SWITCH_TLS bool tl_initialising;
+
+ca_switch__state ca_switch__g;
+unsigned char ca_switch__boot_area[CA_SWITCH__BOOT_SIZE] __attribute__((aligned(4096)));
+
+/* ------------------------------------------------------------------------
+ * Bootstrap allocator
+ *
+ * Each block is preceded by a 16-byte header {size, magic}; blocks are never
+ * reused. Invariant: boot_used <= CA_SWITCH__BOOT_SIZE, and every header in
+ * [0, boot_used) is either padding or a valid {size, BOOT_MAGIC}.
+ * ------------------------------------------------------------------------ */
+
+#define BOOT_MAGIC ((size_t)0xb007b007b007b007ull)
+
+typedef struct boot_header {
+    size_t size;
+    size_t magic;
+} boot_header;
+
+static void *boot_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
+{
+    (void)a;
+    if (!ca_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align < CA_ALIGN_DEFAULT)
+        align = CA_ALIGN_DEFAULT;
+    size_t used = __atomic_load_n(&ca_switch__g.boot_used, __ATOMIC_RELAXED);
+    for (;;) {
+        size_t start, end;
+        uintptr_t base = (uintptr_t)ca_switch__boot_area;
+        if (ca_add_overflows(base + used, sizeof(boot_header), &start) ||
+            ca_align_up_overflows(start, align, &start) || ca_add_overflows(start, size, &end) ||
+            ca_align_up_overflows(end, CA_ALIGN_DEFAULT, &end) || end - base > CA_SWITCH__BOOT_SIZE) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (__atomic_compare_exchange_n(&ca_switch__g.boot_used, &used, end - base, true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED)) {
+            boot_header *h = (boot_header *)(start - sizeof(boot_header));
+            h->size = size;
+            h->magic = BOOT_MAGIC;
+            ca_switch__count(&ca_switch__g.counters.bootstrap_allocs, 1);
+            __atomic_store_n(&ca_switch__g.counters.bootstrap_bytes, end - base, __ATOMIC_RELAXED);
+            if (usable)
+                *usable = size;
+            return (void *)start;
+        }
+    }
+}
+
+static const boot_header *boot_header_of(const void *p)
+{
+    const boot_header *h = (const boot_header *)p - 1;
+    CA_ASSERT(ca_switch__in_boot(p) && h->magic == BOOT_MAGIC, "switch", p, "not a bootstrap block");
+    return h;
+}
+
+static void boot_free(ca_allocator *a, void *p, size_t size, size_t align)
+{
+    (void)a, (void)size, (void)align;
+    if (p)
+        (void)boot_header_of(p);
+}
+
+static void boot_free_unsized(ca_allocator *a, void *p) { boot_free(a, p, 0, 0); }
+
+static size_t boot_usable_size(const ca_allocator *a, const void *p)
+{
+    (void)a;
+    return boot_header_of(p)->size;
+}
+
+static bool boot_owns(const ca_allocator *a, const void *p)
+{
+    (void)a;
+    return ca_switch__in_boot(p);
+}
+
+static int boot_stats(const ca_allocator *a, ca_stats *out)
+{
+    (void)a;
+    ca_stats_init(out, "switch-bootstrap");
+    out->bytes_reserved = CA_SWITCH__BOOT_SIZE;
+    out->bytes_committed = CA_SWITCH__BOOT_SIZE;
+    out->bytes_in_use = __atomic_load_n(&ca_switch__g.boot_used, __ATOMIC_RELAXED);
+    out->peak_in_use = out->bytes_in_use;
+    out->allocs = __atomic_load_n(&ca_switch__g.counters.bootstrap_allocs, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static const ca_allocator_ops boot_ops = {
+    .name = "switch-bootstrap",
+    .caps = CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED | CA_CAP_FREE_NOOP,
+    .alloc = boot_alloc,
+    .free = boot_free,
+    .free_unsized = boot_free_unsized,
+    .usable_size = boot_usable_size,
+    .resize = NULL, /* ca_resize_generic: moves out of the area */
+    .owns = boot_owns,
+    .stats = boot_stats,
+};
+
+ca_allocator ca_switch__boot_allocator = {&boot_ops};
+
+/* ------------------------------------------------------------------------
+ * Registry lock, fork, exit
+ * ------------------------------------------------------------------------ */
+
+static void lock(void)
+{
+    while (__atomic_exchange_n(&ca_switch__g.lock, 1, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&ca_switch__g.lock, __ATOMIC_RELAXED))
+            sched_yield();
+    }
+}
+
+static void unlock(void) { __atomic_store_n(&ca_switch__g.lock, 0, __ATOMIC_RELEASE); }
+
+static void fork_prepare(void) { lock(); }
+static void fork_parent(void) { unlock(); }
+/* In the child only the forking thread exists; its selection (thread-locals)
+ * is inherited unchanged. Locals owned by other threads keep their queues:
+ * ca_switch_local_adopt lets a child thread take them over. */
+static void fork_child(void) { __atomic_store_n(&ca_switch__g.lock, 0, __ATOMIC_RELAXED); }
+
+void ca_switch__register_local(ca_switch_local *l)
+{
+    lock();
+    l->next = ca_switch__g.locals;
+    ca_switch__g.locals = l;
+    unlock();
+}
+
+void ca_switch__unregister_local(ca_switch_local *l)
+{
+    lock();
+    for (ca_switch_local **pp = &ca_switch__g.locals; *pp; pp = &(*pp)->next) {
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    }
+    l->next = NULL;
+    unlock();
+}
+
+static int env_stats_format(void)
+{
+    const char *v = getenv("CA_STATS");
+    if (!v || !*v || (v[0] == '0' && v[1] == '\0'))
+        return -1;
+    if (v[0] == 'j' || v[0] == 'J')
+        return CA_STATS_JSON;
+    return CA_STATS_TEXT;
+}
+
+static int env_stats_fd(void)
+{
+    const char *v = getenv("CA_STATS_FD");
+    int fd = 0;
+    if (!v || !*v)
+        return 2;
+    for (; *v >= '0' && *v <= '9' && fd < 1000000; v++)
+        fd = fd * 10 + (*v - '0');
+    return *v ? 2 : fd;
+}
+
+/* Registered with atexit during initialisation, i.e. at the first malloc of
+ * the process: handlers registered later (by the program) run before it. */
+static void stats_at_exit(void)
+{
+    int fmt = env_stats_format();
+    if (fmt >= 0)
+        (void)ca_switch_stats_write(env_stats_fd(), (ca_stats_format)fmt);
+}
+
+/* ------------------------------------------------------------------------
+ * Initialisation
+ * ------------------------------------------------------------------------ */
+
+ca_allocator *ca_switch__init_slow(void)
+{
+    int st = __atomic_load_n(&ca_switch__g.init, __ATOMIC_ACQUIRE);
+    if (st == 2)
+        return __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
+    if (tl_initialising)
+        return &ca_switch__boot_allocator;
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&ca_switch__g.init, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        tl_initialising = true;
+        bool registers = false;
+        ca_allocator *base = ca_switch__base_create(&registers);
+        if (!base) {
+            base = ca_switch__libc_base();
+            registers = false;
+        }
+        ca_switch__g.base = base;
+        ca_switch__g.base_registers = registers;
+        /* Both may allocate: still served by the bootstrap area. */
+        (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+        (void)atexit(stats_at_exit);
+        ca_allocator *none = NULL;
+        /* A global set by ca_switch_global_set during initialisation wins. */
+        __atomic_compare_exchange_n(&ca_switch__g.global, &none, base, false, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED);
+        __atomic_store_n(&ca_switch__g.init, 2, __ATOMIC_RELEASE);
+        tl_initialising = false;
+        return __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
+    }
+    while (__atomic_load_n(&ca_switch__g.init, __ATOMIC_ACQUIRE) != 2)
+        sched_yield();
+    return __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
+}
+
+static void ensure_init(void)
+{
+    if (ca_unlikely(__atomic_load_n(&ca_switch__g.init, __ATOMIC_ACQUIRE) != 2))
+        (void)ca_switch__init_slow();
+}
+
+/* ------------------------------------------------------------------------
+ * Selection API
+ * ------------------------------------------------------------------------ */
+
+ca_allocator *ca_switch_base(void)
+{
+    ensure_init();
+    /* During the initialisation itself the base is not there yet. */
+    return ca_switch__g.base ? ca_switch__g.base : &ca_switch__boot_allocator;
+}
+
+ca_allocator *ca_switch_global(void)
+{
+    ca_allocator *a = __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
+    return a ? a : ca_switch__init_slow();
+}
+
+ca_allocator *ca_switch_global_set(ca_allocator *a)
+{
+    ensure_init();
+    if (!a)
+        a = ca_switch__g.base;
+    unsigned need = CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED;
+    if ((ca_allocator_caps(a) & need) != need) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return __atomic_exchange_n(&ca_switch__g.global, a, __ATOMIC_ACQ_REL);
+}
+
+ca_allocator *ca_switch_thread(void) { return ca_switch__tl_thread; }
+
+ca_allocator *ca_switch_thread_set(ca_allocator *a)
+{
+    ca_allocator *prev = ca_switch__tl_thread;
+    ca_switch__tl_thread = a;
+    return prev;
+}
+
+ca_allocator *ca_switch_context(void) { return ca_switch__tl_context; }
+
+ca_allocator *ca_switch_context_set(ca_allocator *a)
+{
+    ca_allocator *prev = ca_switch__tl_context;
+    ca_switch__tl_context = a;
+    return prev;
+}
+
+void ca_switch_context_swap(ca_allocator **slot)
+{
+    ca_allocator *cur = ca_switch__tl_context;
+    ca_switch__tl_context = *slot;
+    *slot = cur;
+}
+
+ca_allocator *ca_switch_current(void) { return ca_switch__current(); }
+
+void *ca_switch_with(ca_allocator *a, void *(*fn)(void *), void *arg)
+{
+    ca_allocator *prev = ca_switch__tl_context;
+    ca_switch__tl_context = a;
+    void *r = fn(arg);
+    ca_switch__tl_context = prev;
+    return r;
+}
+
+/* ------------------------------------------------------------------------
+ * Introspection
+ * ------------------------------------------------------------------------ */
+
+void ca_switch_counters_get(ca_switch_counters *out)
+{
+    const ca_switch_counters *c = &ca_switch__g.counters;
+    out->bootstrap_allocs = __atomic_load_n(&c->bootstrap_allocs, __ATOMIC_RELAXED);
+    out->bootstrap_bytes = __atomic_load_n(&c->bootstrap_bytes, __ATOMIC_RELAXED);
+    out->remote_frees = __atomic_load_n(&c->remote_frees, __ATOMIC_RELAXED);
+    out->unowned_frees = __atomic_load_n(&c->unowned_frees, __ATOMIC_RELAXED);
+    out->moved_reallocs = __atomic_load_n(&c->moved_reallocs, __ATOMIC_RELAXED);
+}
+
+static int write_str(int fd, const char *s)
+{
+    size_t n = strlen(s);
+    while (n) {
+        ssize_t k = write(fd, s, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        s += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* One entry of the report: a "== title" line and the text lines, or a JSON
+ * member `"title": {...}` (comma-separated after the first). */
+static int write_entry(int fd, ca_stats_format fmt, const char *title, const ca_stats *s, bool *first)
+{
+    char buf[4096];
+    size_t n = ca_stats_format_buf(s, fmt, buf, sizeof buf);
+    if (n >= sizeof buf)
+        return EOVERFLOW;
+    int e;
+    if (fmt == CA_STATS_JSON) {
+        if ((e = write_str(fd, *first ? "" : ", ")) || (e = write_str(fd, "\"")) || (e = write_str(fd, title)) ||
+            (e = write_str(fd, "\": ")) || (e = write_str(fd, buf)))
+            return e;
+    } else {
+        if ((e = write_str(fd, "== ")) || (e = write_str(fd, title)) || (e = write_str(fd, "\n")) ||
+            (e = write_str(fd, buf)))
+            return e;
+    }
+    *first = false;
+    return 0;
+}
+
+static void switch_counter_stats(ca_stats *s)
+{
+    ca_switch_counters c;
+    ca_switch_counters_get(&c);
+    ca_stats_init(s, "switch");
+    ca_stats_set_counter(s, "bootstrap_allocs", c.bootstrap_allocs);
+    ca_stats_set_counter(s, "bootstrap_bytes", c.bootstrap_bytes);
+    ca_stats_set_counter(s, "remote_frees", c.remote_frees);
+    ca_stats_set_counter(s, "unowned_frees", c.unowned_frees);
+    ca_stats_set_counter(s, "moved_reallocs", c.moved_reallocs);
+}
+
+/* Titles of the form "local.<n>" without snprintf (which may allocate). */
+static void local_title(char *buf, unsigned n)
+{
+    char digits[12];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n && k < 11);
+    memcpy(buf, "local.", 6);
+    int i = 6;
+    while (k)
+        buf[i++] = digits[--k];
+    buf[i] = '\0';
+}
+
+int ca_switch_stats_write(int fd, ca_stats_format fmt)
+{
+    ensure_init();
+    ca_stats total, s;
+    ca_stats_init(&total, "total");
+    ca_allocator *base = ca_switch__g.base;
+    ca_allocator *global = __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
+    bool first = true;
+    int e = 0;
+
+    /* Pass 1 sums, pass 2 writes; the registry lock is held for both so the
+     * list cannot change in between. Stats callbacks must not allocate. */
+    lock();
+    for (int pass = 0; pass < 2 && !e; pass++) {
+        if (pass == 1) {
+            if (fmt == CA_STATS_JSON && (e = write_str(fd, "{")))
+                break;
+            if ((e = write_entry(fd, fmt, "total", &total, &first)))
+                break;
+        }
+        ca_allocator *list[3] = {base, global != base ? global : NULL, &ca_switch__boot_allocator};
+        const char *titles[3] = {"base", "global", "bootstrap"};
+        for (int i = 0; i < 3 && !e; i++) {
+            if (!list[i])
+                continue;
+            (void)ca_stats_get(list[i], &s);
+            if (pass == 0)
+                ca_stats_merge(&total, &s);
+            else
+                e = write_entry(fd, fmt, titles[i], &s, &first);
+        }
+        unsigned n = 0;
+        for (ca_switch_local *l = ca_switch__g.locals; l && !e; l = l->next, n++) {
+            (void)ca_stats_get(&l->base, &s);
+            if (pass == 0) {
+                ca_stats_merge(&total, &s);
+            } else {
+                char title[24];
+                local_title(title, n);
+                e = write_entry(fd, fmt, title, &s, &first);
+            }
+        }
+    }
+    unlock();
+    if (!e) {
+        switch_counter_stats(&s);
+        e = write_entry(fd, fmt, "switch", &s, &first);
+    }
+    if (!e && fmt == CA_STATS_JSON)
+        e = write_str(fd, "}\n");
+    return e;
+}
+
+void ca_switch_check(void)
+{
+    ensure_init();
+    ca_switch__state *g = &ca_switch__g;
+    CA_ASSERT(g->base != NULL, "switch", NULL, "initialised without a base allocator");
+    ca_allocator *global = __atomic_load_n(&g->global, __ATOMIC_ACQUIRE);
+    unsigned need = CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED;
+    CA_ASSERT(global && (ca_allocator_caps(global) & need) == need, "switch", global,
+              "global allocator is not thread-safe with unsized free");
+    CA_ASSERT((ca_allocator_caps(g->base) & need) == need, "switch", g->base,
+              "base allocator is not thread-safe with unsized free");
+    size_t used = __atomic_load_n(&g->boot_used, __ATOMIC_RELAXED);
+    CA_ASSERT(used <= CA_SWITCH__BOOT_SIZE, "switch", ca_switch__boot_area, "bootstrap cursor beyond the area");
+    ca_allocator *ctx = ca_switch__tl_context, *thr = ca_switch__tl_thread;
+    CA_ASSERT(!ctx || ctx->ops, "switch", ctx, "context allocator without ops");
+    CA_ASSERT(!thr || thr->ops, "switch", thr, "thread allocator without ops");
+    lock();
+    /* Floyd's cycle check, then each local's own invariants. */
+    const ca_switch_local *slow = g->locals, *fast = g->locals;
+    while (fast && fast->next) {
+        slow = slow->next;
+        fast = fast->next->next;
+        CA_ASSERT(slow != fast, "switch", slow, "registry of locals has a cycle");
+    }
+    for (const ca_switch_local *l = g->locals; l; l = l->next)
+        ca_switch__local_check(l);
+    unlock();
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals of libswitch shared by its source files and by its tests
+ * (tests/switch/test_invariants.c). Not installed.
+ *
+ * Pieces:
+ *   select.c   selection state (TLS + global), lazy initialisation, the
+ *              bootstrap area, registry of locals, fork and exit handlers,
+ *              statistics and ca_switch_check;
+ *   base.c     the base allocators: glibc (through __libc_*), jemalloc
+ *              (mallocx & co.), libbinned;
+ *   family.c   the malloc family (ca_switch_malloc ...), owner routing;
+ *   local.c    ca_switch_local, the remote-free queue;
+ *   source.c   ca_switch_source, the owner-registering source;
+ *   override.c the malloc symbols (only in the override library / preload).
+ */
+#ifndef CA_SWITCH_PRIVATE_H
+#define CA_SWITCH_PRIVATE_H
+
+#include <ctxalloc/switch.h>
+
+/* Thread-locals use the initial-exec model: in the preload object they live
+ * in the static TLS block, so reading them never calls __tls_get_addr (which
+ * may allocate) and works from the first malloc of the process. */
+#define CA_SWITCH_TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* Selection of the calling thread. Written and read by that thread only. */
+extern CA_SWITCH_TLS ca_allocator *ca_switch__tl_context;
+extern CA_SWITCH_TLS ca_allocator *ca_switch__tl_thread;
+/* Address of this thread-local is the thread's id (unique among live
+ * threads, valid from the first instruction of the thread). */
+extern CA_SWITCH_TLS char ca_switch__tl_anchor;
+
+ca_force_inline uintptr_t ca_switch__self(void) { return (uintptr_t)&ca_switch__tl_anchor; }
+
+/* Bootstrap area: serves allocations made while the base allocator is being
+ * created (by the thread creating it). Bump only; free is a no-op. */
+#define CA_SWITCH__BOOT_SIZE ((size_t)256 << 10)
+
+/*
+ * Process-wide state.
+ *   init:    0 never started, 1 being initialised, 2 ready; __atomic.
+ *            global != NULL implies init == 2 was reached (the store of
+ *            global happens before init = 2 is published... see select.c).
+ *   global:  the global allocator; NULL until initialised; __atomic, any thread.
+ *   base:    the base allocator; written once during initialisation, before
+ *            global is published (readers that saw global see base).
+ *   base_registers: the base allocator registers all its memory in the
+ *            ownership map, so an unowned pointer is certainly foreign.
+ *   lock:    spin lock over `locals` (0 free, 1 held); taken across fork.
+ *   locals:  live ca_switch_local objects, linked through ->next; lock.
+ *   boot_used: bytes of the bootstrap area handed out; __atomic, CAS.
+ *   counters: relaxed atomics, any thread.
+ */
+typedef struct ca_switch__state {
+    int init;
+    ca_allocator *global;
+    ca_allocator *base;
+    bool base_registers;
+    int lock;
+    ca_switch_local *locals;
+    size_t boot_used;
+    ca_switch_counters counters;
+} ca_switch__state;
+
+extern ca_switch__state ca_switch__g;
+extern ca_allocator ca_switch__boot_allocator;
+extern unsigned char ca_switch__boot_area[CA_SWITCH__BOOT_SIZE];
+extern const ca_allocator_ops ca_switch__local_ops;
+
+/* Initialise (or wait for another thread to finish); returns the allocator
+ * the caller must use now: the global one, or the bootstrap allocator when
+ * called re-entrantly from inside the initialisation. */
+ca_attr_cold ca_allocator *ca_switch__init_slow(void);
+
+/* The base allocator of this build, created once by ca_switch__init_slow.
+ * *registers is set to whether it registers its ranges as owner. Returns
+ * NULL when it cannot be created (then glibc's is used). */
+ca_allocator *ca_switch__base_create(bool *registers);
+/* glibc's allocator as a ca_allocator (used as fallback base). */
+ca_allocator *ca_switch__libc_base(void);
+
+/* The selection: context, else thread, else global. */
+ca_force_inline ca_allocator *ca_switch__current(void)
+{
+    ca_allocator *a = ca_switch__tl_context;
+    if (a)
+        return a;
+    a = ca_switch__tl_thread;
+    if (a)
+        return a;
+    a = __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
+    if (ca_unlikely(!a))
+        a = ca_switch__init_slow();
+    return a;
+}
+
+ca_force_inline bool ca_switch__in_boot(const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)ca_switch__boot_area < CA_SWITCH__BOOT_SIZE;
+}
+
+/* The allocator a pointer belongs to when the ownership map has no owner:
+ * the bootstrap allocator for bootstrap blocks, else the base allocator, or
+ * NULL when the base registers all its memory (the pointer is foreign). */
+ca_allocator *ca_switch__unowned(const void *p);
+
+ca_force_inline void ca_switch__count(uint64_t *c, uint64_t n)
+{
+    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+/* Registry of locals (select.c). */
+void ca_switch__register_local(ca_switch_local *l);
+void ca_switch__unregister_local(ca_switch_local *l);
+
+/* Check one local's invariants (local.c); called by ca_switch_check. */
+void ca_switch__local_check(const ca_switch_local *l);
+
+#endif /* CA_SWITCH_PRIVATE_H */
