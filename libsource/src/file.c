@@ -1,12 +1,498 @@
 /* SPDX-License-Identifier: MIT */
-/* File-backed source (being written: every entry fails with ENOTSUP). */
+/*
+ * The file-backed source. init opens the file (named, or an unlinked
+ * temporary one) and reserves `capacity` bytes of address space PROT_NONE;
+ * address map + x stands for file offset x, so a range's offset is pointer
+ * arithmetic. Offsets are handed out by a small first-fit allocator (a top
+ * cursor and a sorted table of free extents, merged on release). A range is
+ * backed by mapping the file MAP_SHARED|MAP_FIXED over its part of the
+ * reservation, after the file blocks were allocated with fallocate: a full
+ * disk fails the obtain with ENOSPC instead of a SIGBUS on a later write.
+ * Decommit and release punch holes so the blocks return to the filesystem.
+ * Concurrency: thread-safe. The offset allocator is under s->mutex; counters
+ * are __atomic; the record of ranges has its own lock; system calls on
+ * disjoint ranges run outside the mutex.
+ * Read first: file_obtain, then ext_alloc / ext_free.
+ */
 #include "source_internal.h"
 
-bool ca_source__is_file(const ca_source *s) { (void)s; return false; }
-const char *ca_source__file_check(const ca_source *s) { (void)s; return NULL; }
-int ca_source_file_init(ca_source_file *s, const ca_source_file_options *o) { (void)s; (void)o; return ENOTSUP; }
-void ca_source_file_destroy(ca_source_file *s) { (void)s; }
-int ca_source_file_sync(ca_source_file *s, void *p, size_t size) { (void)s; (void)p; (void)size; return ENOTSUP; }
-int ca_source_file_fd(const ca_source_file *s) { (void)s; return -1; }
-uint64_t ca_source_file_offset(const ca_source_file *s, const void *p) { (void)s; (void)p; return (uint64_t)-1; }
-const char *ca_source_file_error(const ca_source_file *s) { (void)s; return "not built yet"; }
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+
+static int file_obtain(ca_source *src, size_t size, size_t align, void **out);
+static int file_release(ca_source *src, void *p, size_t size);
+static int file_reserve(ca_source *src, size_t size, size_t align, void **out);
+static int file_commit(ca_source *src, void *p, size_t size);
+static int file_decommit(ca_source *src, void *p, size_t size);
+static int file_stats(const ca_source *src, ca_stats *out);
+
+#define FILE_OPS(caps_)                                                                            \
+    {                                                                                              \
+        .name = "source-file", .caps = caps_, .obtain = file_obtain, .release = file_release,      \
+        .reserve = file_reserve, .commit = file_commit, .decommit = file_decommit,                 \
+        .stats = file_stats,                                                                       \
+    }
+static const ca_source_ops file_ops = FILE_OPS(CA_SOURCE_THREAD_SAFE);
+static const ca_source_ops file_zero_ops = FILE_OPS(CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED);
+
+bool ca_source__is_file(const ca_source *s) { return s->ops == &file_ops || s->ops == &file_zero_ops; }
+
+static ca_source_file *from(ca_source *s) { return (ca_source_file *)(void *)s; }
+
+/* Record a message (no allocation: strerrordesc_np is a table lookup). */
+static int note(ca_source_file *s, const char *what, int err)
+{
+    snprintf(s->error, sizeof s->error, "%s: %s", what, strerrordesc_np(err) ? strerrordesc_np(err) : "error");
+    return err;
+}
+
+/* ---- offset allocator (under s->mutex) ---------------------------------- */
+
+static void ext_insert_at(ca_source_file *s, unsigned i, size_t off, size_t size)
+{
+    memmove(&s->free[i + 1], &s->free[i], (s->nfree - i) * sizeof s->free[0]);
+    s->free[i].off = off;
+    s->free[i].size = size;
+    s->nfree++;
+}
+
+static void ext_remove_at(ca_source_file *s, unsigned i)
+{
+    memmove(&s->free[i], &s->free[i + 1], (s->nfree - i - 1) * sizeof s->free[0]);
+    s->nfree--;
+}
+
+/* Return [off, off + size) to the free offsets: merge with the neighbours,
+ * lower top when it ends there, count as lost when the table is full. */
+static void ext_free(ca_source_file *s, size_t off, size_t size)
+{
+    if (size == 0)
+        return;
+    unsigned i = 0;
+    while (i < s->nfree && s->free[i].off < off)
+        i++;
+    if (i > 0 && s->free[i - 1].off + s->free[i - 1].size == off) {
+        i--;
+        off = s->free[i].off;
+        size += s->free[i].size;
+        ext_remove_at(s, i);
+    }
+    if (i < s->nfree && off + size == s->free[i].off) {
+        size += s->free[i].size;
+        ext_remove_at(s, i);
+    }
+    if (off + size == s->top) {
+        s->top = off;
+        return;
+    }
+    if (s->nfree == CA_SOURCE_FILE_EXTENTS) {
+        s->lost += size;
+        return;
+    }
+    ext_insert_at(s, i, off, size);
+}
+
+/* First fit at address alignment `align`; ENOMEM when capacity is used up. */
+static int ext_alloc(ca_source_file *s, size_t size, size_t align, size_t *out)
+{
+    uintptr_t base = (uintptr_t)s->map;
+    for (unsigned i = 0; i < s->nfree; i++) {
+        ca_source_file_extent e = s->free[i];
+        size_t st = ca_align_up(base + e.off, align) - base;
+        if (st - e.off > e.size || size > e.size - (st - e.off))
+            continue;
+        ext_remove_at(s, i);
+        ext_free(s, e.off, st - e.off);
+        ext_free(s, st + size, e.off + e.size - (st + size));
+        *out = st;
+        return 0;
+    }
+    uintptr_t a;
+    if (ca_align_up_overflows(base + s->top, align, &a))
+        return ENOMEM;
+    size_t st = a - base;
+    if (st > s->capacity || size > s->capacity - st)
+        return ENOMEM;
+    size_t old_top = s->top;
+    s->top = st + size;
+    ext_free(s, old_top, st - old_top);
+    *out = st;
+    return 0;
+}
+
+static void ext_put(ca_source_file *s, size_t off, size_t size)
+{
+    pthread_mutex_lock(&s->mutex);
+    ext_free(s, off, size);
+    pthread_mutex_unlock(&s->mutex);
+}
+
+/* ---- file blocks and mappings -------------------------------------------- */
+
+/* Allocate the blocks of [off, off + size) and check the file covers them. */
+static int ensure_blocks(ca_source_file *s, size_t off, size_t size)
+{
+    int err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_FALLOCATE, size);
+    if (err)
+        return note(s, "fallocate (injected)", err);
+    if (fallocate(s->fd, 0, (off_t)off, (off_t)size) != 0) {
+        err = errno;
+        if (err != EOPNOTSUPP && err != ENOSYS)
+            return note(s, "fallocate", err);
+        /* No fallocate here: extend, then write zeros beyond the old end so
+         * the blocks exist (ranges inside the old size are already backed). */
+        struct stat st;
+        if (fstat(s->fd, &st) != 0)
+            return note(s, "fstat", errno);
+        static const char zeros[4096];
+        for (size_t pos = (size_t)st.st_size > off ? (size_t)st.st_size : off; pos < off + size;) {
+            size_t n = off + size - pos < sizeof zeros ? off + size - pos : sizeof zeros;
+            ssize_t w = pwrite(s->fd, zeros, n, (off_t)pos);
+            if (w <= 0)
+                return note(s, "pwrite of zeros", w < 0 ? errno : ENOSPC);
+            pos += (size_t)w;
+        }
+    }
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        return note(s, "fstat", errno);
+    if ((uint64_t)st.st_size < (uint64_t)off + size)
+        return note(s, "file shorter than the range after allocation", EIO);
+    return 0;
+}
+
+static void punch(ca_source_file *s, size_t off, size_t size)
+{
+    (void)fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)size);
+}
+
+/* Put the PROT_NONE reservation back over [p, p + size). */
+static int unmap_to_reserved(void *p, size_t size)
+{
+    void *q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    return q == MAP_FAILED ? errno : 0;
+}
+
+/* Blocks, then the shared mapping of [off, off + size). On failure the
+ * range is PROT_NONE again; blocks allocated here are punched out when the
+ * file holds no data of the caller's (temporary or truncated file). */
+static int back_range(ca_source_file *s, size_t off, size_t size)
+{
+    int err = ensure_blocks(s, off, size);
+    if (!err && (err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size)))
+        note(s, "mmap (injected)", err);
+    if (!err) {
+        int flags = MAP_SHARED | MAP_FIXED | ((s->flags & CA_SOURCE_FILE_POPULATE) ? MAP_POPULATE : 0);
+        if (mmap(s->map + off, size, PROT_READ | PROT_WRITE, flags, s->fd, (off_t)off) == MAP_FAILED) {
+            err = note(s, "mmap of the file", errno);
+            (void)unmap_to_reserved(s->map + off, size);
+        }
+    }
+    if (err && s->base.ops == &file_zero_ops)
+        punch(s, off, size);
+    return err;
+}
+
+/* ---- operations ----------------------------------------------------------- */
+
+static int take_offsets(ca_source_file *s, size_t size, size_t align, size_t *off)
+{
+    pthread_mutex_lock(&s->mutex);
+    int err = ext_alloc(s, size, align < s->base.granule ? s->base.granule : align, off);
+    pthread_mutex_unlock(&s->mutex);
+    return err ? note(s, "file source capacity exhausted", err) : 0;
+}
+
+static int file_new(ca_source_file *s, size_t size, size_t align, bool usable, void **out)
+{
+    int err = ca_source_check_request(&s->base, size, align);
+    if (!err)
+        err = ca_source_fault_hit(s->fault, usable ? CA_SOURCE_FAULT_OBTAIN : CA_SOURCE_FAULT_RESERVE, size);
+    size_t off = 0;
+    if (!err)
+        err = take_offsets(s, size, align, &off);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    if (usable && (err = back_range(s, off, size))) {
+        ext_put(s, off, size);
+        return ca_source__fail(&s->c, err, true);
+    }
+    if ((err = ca_source__track_add(&s->track, s->map + off, size, usable ? size : 0,
+                                    usable ? 0 : CA_SOURCE__R_RESERVED))) {
+        if (usable) {
+            (void)unmap_to_reserved(s->map + off, size);
+            punch(s, off, size);
+        }
+        ext_put(s, off, size);
+        return ca_source__fail(&s->c, note(s, "record of ranges", err), true);
+    }
+    ca_source__add(&s->c.reserved, size, true);
+    if (usable) {
+        ca_source__add(&s->c.obtains, 1, true);
+        ca_source__add(&s->c.committed, size, true);
+        ca_source__in_use_add(&s->c, size, true);
+        ca_source__add(&s->c.base, 1, true);
+        __atomic_store_n(&s->c.last_page_size, (uint64_t)ca_page_size(), __ATOMIC_RELAXED);
+    } else {
+        ca_source__add(&s->c.reserves, 1, true);
+    }
+    *out = s->map + off;
+    return 0;
+}
+
+static int file_obtain(ca_source *src, size_t size, size_t align, void **out)
+{
+    return file_new(from(src), size, align, true, out);
+}
+
+static int file_reserve(ca_source *src, size_t size, size_t align, void **out)
+{
+    return file_new(from(src), size, align, false, out);
+}
+
+static int range_arg(const ca_source_file *s, const void *p, size_t size)
+{
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)s->map;
+    return p && size && ca_is_aligned(a, s->base.granule) && size % s->base.granule == 0 && a >= lo &&
+                   a - lo <= s->capacity && size <= s->capacity - (a - lo)
+               ? 0
+               : EINVAL;
+}
+
+static int file_release(ca_source *src, void *p, size_t size)
+{
+    ca_source_file *s = from(src);
+    int err = range_arg(s, p, size);
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_RELEASE, size);
+    if (!err && (err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size)))
+        note(s, "mmap (injected)", err);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    ca_source__range r;
+    if (ca_source__track_take(&s->track, p, size, &r) != 0)
+        return ca_source__fail(&s->c, ca_source__bad_range(p, "release of a range this file source did not give out"), true);
+    if ((err = unmap_to_reserved(p, size))) {
+        (void)ca_source__track_add(&s->track, p, size, r.committed, (unsigned)r.flags);
+        return ca_source__fail(&s->c, note(s, "mmap of the reservation", err), true);
+    }
+    size_t off = (size_t)((char *)p - s->map);
+    punch(s, off, size);
+    ext_put(s, off, size);
+    ca_source__sub(&s->c.reserved, size, true);
+    ca_source__sub(&s->c.committed, r.committed, true);
+    if (!(r.flags & CA_SOURCE__R_RESERVED))
+        ca_source__sub(&s->c.in_use, size, true);
+    ca_source__add(&s->c.releases, 1, true);
+    return 0;
+}
+
+static int file_commit(ca_source *src, void *p, size_t size)
+{
+    ca_source_file *s = from(src);
+    int err = range_arg(s, p, size);
+    if (!err && ca_source__track_within(&s->track, p, size) != 0)
+        err = ca_source__bad_range(p, "commit outside the ranges of this file source");
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_COMMIT, size);
+    if (!err)
+        err = back_range(s, (size_t)((char *)p - s->map), size);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    int64_t applied = 0;
+    (void)ca_source__track_adjust(&s->track, p, size, true, &applied);
+    ca_source__add(&s->c.committed, (uint64_t)applied, true);
+    ca_source__add(&s->c.commits, 1, true);
+    return 0;
+}
+
+static int file_decommit(ca_source *src, void *p, size_t size)
+{
+    ca_source_file *s = from(src);
+    int err = range_arg(s, p, size);
+    if (!err && ca_source__track_within(&s->track, p, size) != 0)
+        err = ca_source__bad_range(p, "decommit outside the ranges of this file source");
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_DECOMMIT, size);
+    if (!err && (err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_FALLOCATE, size)))
+        note(s, "fallocate (injected)", err);
+    if (!err && fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)((char *)p - s->map),
+                          (off_t)size) != 0)
+        err = note(s, "fallocate punch hole", errno);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    int64_t applied = 0;
+    (void)ca_source__track_adjust(&s->track, p, size, false, &applied);
+    ca_source__sub(&s->c.committed, (uint64_t)-applied, true);
+    ca_source__add(&s->c.decommits, 1, true);
+    return 0;
+}
+
+static int file_stats(const ca_source *src, ca_stats *out)
+{
+    ca_source_file *s = (ca_source_file *)(void *)(uintptr_t)src;
+    ca_source__fill_stats(out, file_ops.name, &s->c, s->fault);
+    pthread_mutex_lock(&s->mutex);
+    uint64_t lost = s->lost, top = s->top;
+    pthread_mutex_unlock(&s->mutex);
+    ca_stats_set_counter(out, "lost_bytes", lost);
+    ca_stats_set_counter(out, "file_top", top);
+    return 0;
+}
+
+int ca_source_file_sync(ca_source_file *s, void *p, size_t size)
+{
+    if (!s || range_arg(s, p, size) || ca_source__track_within(&s->track, p, size))
+        return EINVAL;
+    return msync(p, size, MS_SYNC) == 0 ? 0 : note(s, "msync", errno);
+}
+
+/* ---- create / destroy ------------------------------------------------------ */
+
+static int open_file(ca_source_file *s, const ca_source_file_options *o)
+{
+    /* An injected OPEN failure stands for the open below: for O_TMPFILE it
+     * goes through the same fallback decision (EOPNOTSUPP falls back). */
+    int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_OPEN, 0);
+    if (o->path) {
+        if (err)
+            return note(s, "open of the named file (injected)", err);
+        int fl = O_RDWR | O_CREAT | O_CLOEXEC | ((o->flags & CA_SOURCE_FILE_TRUNCATE) ? O_TRUNC : 0);
+        s->fd = open(o->path, fl, 0600);
+        return s->fd < 0 ? note(s, "open of the named file", errno) : 0;
+    }
+    const char *dir = o->dir ? o->dir : getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    if (!err) {
+        s->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC | O_EXCL, 0600);
+        if (s->fd >= 0)
+            return 0;
+        err = errno;
+    }
+    if (err != EOPNOTSUPP && err != EISDIR && err != EINVAL)
+        return note(s, "open O_TMPFILE in the directory", err);
+    /* The filesystem lacks O_TMPFILE: a named file, unlinked at once. */
+    char tmpl[4096];
+    if ((size_t)snprintf(tmpl, sizeof tmpl, "%s/ctxalloc-source-XXXXXX", dir) >= sizeof tmpl)
+        return note(s, "temporary file path too long", ENAMETOOLONG);
+    s->fd = mkostemp(tmpl, O_CLOEXEC);
+    if (s->fd < 0)
+        return note(s, "mkostemp in the directory", errno);
+    unlink(tmpl);
+    return 0;
+}
+
+int ca_source_file_init(ca_source_file *s, const ca_source_file_options *o)
+{
+    static const ca_source_file_options dflt;
+    if (!s)
+        return EINVAL;
+    if (!o)
+        o = &dflt;
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_INIT, 0);
+    if (err)
+        return note(s, "init (injected)", err);
+    size_t page = ca_page_size(), cap = o->capacity ? o->capacity : CA_SOURCE_FILE_CAPACITY_DEFAULT, total;
+    if ((o->flags & ~(CA_SOURCE_FILE_TRUNCATE | CA_SOURCE_FILE_POPULATE)) ||
+        ca_align_up_overflows(cap, page, &cap) || cap > (size_t)INT64_MAX ||
+        ca_add_overflows(cap, CA_SOURCE__2M, &total))
+        return note(s, "bad options", EINVAL);
+    s->fault = o->fault;
+    if ((err = open_file(s, o)))
+        return err;
+    /* The reservation, 2 MiB-aligned so that offsets and addresses share
+     * alignments up to 2 MiB. */
+    void *m = MAP_FAILED;
+    if ((err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_MMAP, total)) == 0) {
+        m = mmap(NULL, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED)
+            err = errno;
+    }
+    if (err) {
+        close(s->fd);
+        s->fd = -1;
+        return note(s, "mmap of the address-space reservation", err);
+    }
+    char *a = (char *)ca_ptr_align_up(m, CA_SOURCE__2M);
+    if (a > (char *)m)
+        munmap(m, (size_t)(a - (char *)m));
+    if ((char *)m + total > a + cap)
+        munmap(a + cap, (size_t)((char *)m + total - (a + cap)));
+    s->map = a;
+    s->capacity = cap;
+    s->flags = o->flags;
+    bool zeroed = !o->path || (o->flags & CA_SOURCE_FILE_TRUNCATE);
+    s->base.ops = zeroed ? &file_zero_ops : &file_ops;
+    s->base.granule = page;
+    pthread_mutex_init(&s->mutex, NULL);
+    ca_source__track_init(&s->track);
+    return 0;
+}
+
+void ca_source_file_destroy(ca_source_file *s)
+{
+    if (!s || !s->base.ops)
+        return;
+    munmap(s->map, s->capacity);
+    close(s->fd);
+    pthread_mutex_destroy(&s->mutex);
+    ca_source__track_destroy(&s->track);
+    s->fd = -1;
+    s->base.ops = NULL;
+}
+
+int ca_source_file_fd(const ca_source_file *s) { return s->fd; }
+
+uint64_t ca_source_file_offset(const ca_source_file *s, const void *p)
+{
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)s->map;
+    return a >= lo && a - lo < s->capacity ? (uint64_t)(a - lo) : (uint64_t)-1;
+}
+
+const char *ca_source_file_error(const ca_source_file *s) { return s->error; }
+
+const char *ca_source__file_check(const ca_source *src)
+{
+    ca_source_file *s = (ca_source_file *)(void *)(uintptr_t)src;
+    uint64_t bytes, committed;
+    const char *msg = ca_source__track_check(&s->track, &bytes, &committed);
+    if (msg)
+        return msg;
+    if (bytes != __atomic_load_n(&s->c.reserved, __ATOMIC_RELAXED))
+        return "file source: reserved bytes differ from the record";
+    if (committed != __atomic_load_n(&s->c.committed, __ATOMIC_RELAXED))
+        return "file source: committed bytes differ from the record";
+    pthread_mutex_lock(&s->mutex);
+    size_t free_bytes = 0, end = 0;
+    for (unsigned i = 0; i < s->nfree && !msg; i++) {
+        const ca_source_file_extent *e = &s->free[i];
+        if (e->size == 0 || e->off % s->base.granule || e->size % s->base.granule)
+            msg = "file source: free extent empty or unaligned";
+        else if (i > 0 && e->off <= end)
+            msg = "file source: free extents unsorted, overlapping or not merged";
+        else if (e->off + e->size >= s->top)
+            msg = "file source: free extent reaches the top";
+        end = e->off + e->size;
+        free_bytes += e->size;
+    }
+    if (!msg && s->top > s->capacity)
+        msg = "file source: top beyond the capacity";
+    if (!msg && free_bytes + s->lost + bytes != s->top)
+        msg = "file source: free + lost + recorded bytes differ from the top";
+    pthread_mutex_unlock(&s->mutex);
+    return msg;
+}

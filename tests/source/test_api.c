@@ -58,3 +58,118 @@ Test(source_api, global_is_shared)
     cr_assert_eq(ca_source_obtain(g, page, page, &p), 0);
     cr_assert_eq(ca_source_release(g, p, page), 0);
 }
+
+Test(source_api, file_round_trip)
+{
+    ca_source_file f;
+    cr_assert_eq(ca_source_file_init(&f, NULL), 0, "%s", ca_source_file_error(&f));
+    cr_assert(ca_source_file_fd(&f) >= 0);
+    void *p = NULL;
+    cr_assert_eq(ca_source_obtain(&f.base, 4 * page, page, &p), 0);
+    cr_assert_eq(ca_source_file_offset(&f, p), 0);
+    ca_test_fill(p, 4 * page, 2);
+    cr_assert_eq(ca_source_file_sync(&f, p, 4 * page), 0);
+    cr_assert_eq(ca_source_release(&f.base, p, 4 * page), 0);
+    cr_assert_null(ca_source_check(&f.base));
+    ca_source_file_destroy(&f);
+}
+
+Test(source_api, heap_and_buffer)
+{
+    ca_source_heap h;
+    cr_assert_eq(ca_source_heap_init(&h, NULL), 0);
+    void *p;
+    cr_assert_eq(ca_source_obtain(&h.base, page, 4 * page, &p), 0);
+    cr_assert(ca_is_aligned((uintptr_t)p, 4 * page));
+    cr_assert_eq(ca_source_release(&h.base, p, page), 0);
+    cr_assert_eq(ca_source_reserve(&h.base, page, page, &p), ENOTSUP);
+    cr_assert_eq(ca_source_decommit(&h.base, p, page), ENOTSUP);
+    ca_source_heap_destroy(&h);
+
+    static char buf[64 * 1024];
+    ca_source_buffer b;
+    ca_source_buffer_options bo = {.granule = 1024, .fault = NULL};
+    cr_assert_eq(ca_source_buffer_init(&b, buf, sizeof buf, &bo), 0);
+    void *q[64];
+    int n = 0;
+    while (ca_source_obtain(&b.base, 1024, 1024, &q[n]) == 0)
+        n++;
+    cr_assert(n >= 63);
+    cr_assert_eq(ca_source_obtain(&b.base, 1024, 1024, &p), ENOMEM);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(ca_source_release(&b.base, q[i], 1024), 0);
+    cr_assert_null(ca_source_check(&b.base));
+    ca_source_buffer_destroy(&b);
+}
+
+static int inits;
+static void count_init(void *ctx, void *block, size_t size)
+{
+    (void)ctx;
+    memset(block, 0xab, size);
+    inits++;
+}
+
+Test(source_api, slots)
+{
+    ca_source_mmap m;
+    cr_assert_eq(ca_source_mmap_init(&m, NULL), 0);
+    ca_source_slots s;
+    ca_source_slots_options so = {.slot_size = 32, .chunk_size = 0, .init = count_init, .init_ctx = NULL, .fault = NULL};
+    cr_assert_eq(ca_source_slots_init(&s, &m.base, &so), 0);
+    void *a = ca_source_slots_get(&s);
+    cr_assert_not_null(a);
+    cr_assert_eq(((unsigned char *)a)[31], 0xab);
+    void *b;
+    cr_assert_eq(ca_source_obtain(&s.base, 32, 32, &b), 0);
+    cr_assert_eq(ca_source_obtain(&s.base, 64, 32, &b), EINVAL);
+    cr_assert_eq(inits, 2);
+    ca_source_slots_put(&s, a);
+    cr_assert_eq(ca_source_release(&s.base, b, 32), 0);
+    cr_assert_null(ca_source_check(&s.base));
+    ca_source_slots_destroy(&s);
+    ca_stats st;
+    ca_source_stats(&m.base, &st);
+    cr_assert_eq(st.bytes_in_use, 0, "chunks returned to the parent");
+    ca_source_mmap_destroy(&m);
+}
+
+Test(source_api, faulty_wrapper)
+{
+    ca_source_heap h;
+    cr_assert_eq(ca_source_heap_init(&h, NULL), 0);
+    ca_source_fault f;
+    ca_source_fault_init(&f, CA_SOURCE_FAULT_OBTAIN, 2, 2, ENOSPC);
+    ca_source_faulty w;
+    cr_assert_eq(ca_source_faulty_init(&w, &h.base, &f), 0);
+    void *p[5];
+    int rc[5];
+    for (int i = 0; i < 5; i++)
+        rc[i] = ca_source_obtain(&w.base, page, page, &p[i]);
+    cr_assert_eq(rc[0], 0);
+    cr_assert_eq(rc[1], ENOSPC);
+    cr_assert_eq(rc[2], ENOSPC);
+    cr_assert_eq(rc[3], 0);
+    cr_assert_eq(rc[4], 0);
+    cr_assert_eq(f.injected, 2);
+    for (int i = 0; i < 5; i++)
+        if (rc[i] == 0)
+            ca_source_release(&w.base, p[i], page);
+    ca_stats st;
+    ca_source_stats(&w.base, &st);
+    uint64_t v = 0;
+    cr_assert(ca_stats_get_counter(&st, "faults_injected", &v));
+    cr_assert_eq(v, 2);
+    cr_assert_null(ca_source_check(&w.base));
+    ca_source_heap_destroy(&h);
+}
+
+Test(source_api, numa_query)
+{
+    int n = ca_source_numa_available();
+    ca_source_numa pol = {.mode = CA_SOURCE_NUMA_LOCAL, .nodes = NULL, .maxnode = 0};
+    cr_assert_eq(ca_source_numa_validate(&pol), n ? 0 : ENOTSUP);
+    pol.mode = 99;
+    cr_assert_eq(ca_source_numa_validate(&pol), EINVAL);
+    cr_assert_eq(ca_source_numa_validate(NULL), 0);
+}
