@@ -131,6 +131,7 @@ static void clear_maps(ca_bitset *b)
     }
     b->level[0][b->nwords[0]] = 0; /* sentinel */
     memset(b->starts, 0, b->nwords[0] * sizeof(uint64_t));
+    b->low = 0;
     b->blocks_in_use = 0;
     b->runs_in_use = 0;
     b->peak_blocks = 0;
@@ -275,7 +276,16 @@ void *ca_bitset_alloc(ca_bitset *b, size_t size, size_t align, size_t *usable)
     if (ca_unlikely(!blocks_for(b, size, &k)))
         goto nomem;
     if (align <= b->block_size) {
-        i = k == 1 ? ca_bitset__next_free(b, 0) : ca_bitset__find_run(b, k, 1, 0);
+        if (k == 1) {
+            /* Fast path: the lowest free block is usually in low's word. */
+            size_t low = b->low, w = low >> 6;
+            uint64_t m = w < b->nwords[0] ? b->level[0][w] & (~(uint64_t)0 << (low & 63)) : 0;
+            i = m ? (w << 6) + (size_t)__builtin_ctzll(m) : ca_bitset__next_free(b, low);
+            if (i != CA_BITSET__NONE)
+                b->low = i + 1; /* i was the lowest free block */
+        } else {
+            i = ca_bitset__find_run(b, b->low, k, 1, 0);
+        }
     } else {
         /* Runs must start at addresses that are multiples of align: every
          * step-th block from the first such block. */
@@ -284,7 +294,7 @@ void *ca_bitset_alloc(ca_bitset *b, size_t size, size_t align, size_t *usable)
             goto nomem;
         size_t step = align >> b->shift;
         size_t off = (size_t)(first - base) >> b->shift; /* < step */
-        i = ca_bitset__find_run(b, k, step, off);
+        i = ca_bitset__find_run(b, b->low, k, step, off);
     }
     if (i == CA_BITSET__NONE)
         goto nomem;
@@ -309,6 +319,8 @@ static void release_run(ca_bitset *b, size_t i, size_t k)
 {
     ca_bitset__clear_start(b, i);
     ca_bitset__mark_free(b, i, k);
+    if (i < b->low)
+        b->low = i;
     b->blocks_in_use -= k;
     b->runs_in_use--;
     b->frees++;
@@ -366,6 +378,8 @@ void *ca_bitset_resize(ca_bitset *b, void *p, size_t old_size, size_t new_size, 
         if (newk <= oldk) { /* shrink (or same): always in place */
             if (newk < oldk) {
                 ca_bitset__mark_free(b, i + newk, oldk - newk);
+                if (i + newk < b->low)
+                    b->low = i + newk;
                 b->blocks_in_use -= oldk - newk;
             }
             goto in_place;

@@ -27,6 +27,8 @@
  *   - start bit i set => block i allocated; block i allocated and (i == 0 or
  *     block i-1 free) => start bit i set.
  *   - blocks_in_use == allocated blocks; runs_in_use == start bits set.
+ *   - no free block below low (low <= the lowest free block): first fit
+ *     starts there, so it stays first fit by address.
  * All fields: the owning thread only (the allocator is single-threaded; the
  * locked adaptor serialises callers).
  */
@@ -48,6 +50,7 @@ struct ca_bitset {
     size_t meta_bytes;        /* bytes obtained / mapped for meta; 0 when the caller's */
     int meta_mapped;          /* buffer mode: meta came from mmap */
 
+    size_t low;               /* every block below low is allocated (search start) */
     size_t blocks_in_use;     /* allocated blocks */
     size_t runs_in_use;       /* live runs (start bits set) */
     uint64_t peak_blocks;     /* max of blocks_in_use since create / reset */
@@ -60,17 +63,54 @@ struct ca_bitset {
 /* Lowest free block >= pos, or CA_BITSET__NONE. O(levels). */
 size_t ca_bitset__next_free(const ca_bitset *b, size_t pos);
 
+/* Lowest free block, straight down from the top level. O(levels). */
+size_t ca_bitset__first_free(const ca_bitset *b);
+
 /* Lowest allocated block in [from, to), or CA_BITSET__NONE. O((to-from)/64). */
 size_t ca_bitset__first_used(const ca_bitset *b, size_t from, size_t to);
 
-/* First run of k free blocks starting at an index i with i % step == off
- * (step a power of two, off < step), lowest first, or CA_BITSET__NONE. */
-size_t ca_bitset__find_run(const ca_bitset *b, size_t k, size_t step, size_t off);
+/* First run of k free blocks starting at an index i >= from with
+ * i % step == off (step a power of two, off < step), lowest first, or
+ * CA_BITSET__NONE. from must not skip a free block that could start one. */
+size_t ca_bitset__find_run(const ca_bitset *b, size_t from, size_t k, size_t step, size_t off);
 
-/* Mark [i, i+n) allocated / free, keeping the summaries exact. The caller
- * guarantees the blocks were all free / all allocated. O(n/64 + levels). */
-void ca_bitset__mark_used(ca_bitset *b, size_t i, size_t n);
-void ca_bitset__mark_free(ca_bitset *b, size_t i, size_t n);
+/* Multi-word bodies of the two mark functions below, and the summary
+ * updates for a level-0 word w that became zero / non-zero. */
+void ca_bitset__mark_used_words(ca_bitset *b, size_t i, size_t n);
+void ca_bitset__mark_free_words(ca_bitset *b, size_t i, size_t n);
+void ca_bitset__summary_clear(ca_bitset *b, size_t w);
+void ca_bitset__summary_set(ca_bitset *b, size_t w);
+
+/* Mark [i, i+n) allocated / free (n >= 1), keeping the summaries exact. The
+ * caller guarantees the blocks were all free / all allocated. O(n/64 +
+ * levels); a range inside one word is handled inline. */
+static inline void ca_bitset__mark_used(ca_bitset *b, size_t i, size_t n)
+{
+    size_t w = i >> 6;
+    if ((i & 63) + n > 64) {
+        ca_bitset__mark_used_words(b, i, n);
+        return;
+    }
+    uint64_t m = (~(uint64_t)0 >> (64 - n)) << (i & 63);
+    uint64_t old = b->level[0][w], nw = old & ~m;
+    b->level[0][w] = nw;
+    if (!nw && old)
+        ca_bitset__summary_clear(b, w);
+}
+
+static inline void ca_bitset__mark_free(ca_bitset *b, size_t i, size_t n)
+{
+    size_t w = i >> 6;
+    if ((i & 63) + n > 64) {
+        ca_bitset__mark_free_words(b, i, n);
+        return;
+    }
+    uint64_t m = (~(uint64_t)0 >> (64 - n)) << (i & 63);
+    uint64_t old = b->level[0][w];
+    b->level[0][w] = old | m;
+    if (!old)
+        ca_bitset__summary_set(b, w);
+}
 
 /* Length of the allocated run starting at i: up to the next run start or
  * free block (or the region's end). O(k/64). */

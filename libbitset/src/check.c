@@ -63,6 +63,13 @@ int ca_bitset_check(const ca_bitset *b, const char **what)
         used_blocks += (size_t)__builtin_popcountll(used);
         starts += (size_t)__builtin_popcountll(st);
     }
+    if (b->low > b->nblocks)
+        return broken(what, "the search start is past the region");
+    {
+        size_t lowest = ca_bitset__next_free(b, 0);
+        if (lowest != CA_BITSET__NONE && lowest < b->low)
+            return broken(what, "a free block below the search start");
+    }
     if (used_blocks != b->blocks_in_use)
         return broken(what, "blocks_in_use does not match the free map");
     if (starts != b->runs_in_use)

@@ -51,6 +51,20 @@ size_t ca_bitset__next_free(const ca_bitset *b, size_t pos)
     return idx;
 }
 
+size_t ca_bitset__first_free(const ca_bitset *b)
+{
+    unsigned l = b->nlevels - 1;
+    uint64_t top = b->level[l][0];
+    if (!top)
+        return CA_BITSET__NONE;
+    size_t idx = ctz64(top);
+    while (l > 0) {
+        l--;
+        idx = (idx << 6) + ctz64(b->level[l][idx]);
+    }
+    return idx;
+}
+
 size_t ca_bitset__first_used(const ca_bitset *b, size_t from, size_t to)
 {
     if (from >= to)
@@ -93,7 +107,7 @@ static const uint64_t grid_pattern[7] = {
     0x0000000000000001ull,
 };
 
-size_t ca_bitset__find_run(const ca_bitset *b, size_t k, size_t step, size_t off)
+size_t ca_bitset__find_run(const ca_bitset *b, size_t from, size_t k, size_t step, size_t off)
 {
     if (k == 0 || k > b->nblocks)
         return CA_BITSET__NONE;
@@ -101,36 +115,44 @@ size_t ca_bitset__find_run(const ca_bitset *b, size_t k, size_t step, size_t off
     bool word_test = k <= 64 && step <= 64;
     uint64_t grid = word_test ? grid_pattern[ca_log2(step)] << off : 0;
     size_t last = b->nblocks - k; /* highest start that fits */
-    size_t pos = 0;
+    size_t pos = from ? ca_bitset__next_free(b, from) : ca_bitset__first_free(b);
     for (;;) {
-        pos = ca_bitset__next_free(b, pos);
         if (pos == CA_BITSET__NONE)
             return CA_BITSET__NONE;
         pos += (off - pos) & (step - 1); /* next start on the alignment grid */
         if (pos > last)
             return CA_BITSET__NONE;
         if (word_test) {
-            /* Every run of k free blocks starting in this word at or after
-             * pos, in one go; the run may spill into the next word (the
-             * sentinel word after the last is 0, so no run passes the end). */
+            /* Every run of k free blocks starting in word w at or after pos,
+             * in one go; a run may spill into the next word (the sentinel
+             * word after the last is 0, so no run passes the end). Words
+             * with free blocks are tested in turn; a full word sends the
+             * search back to the summary levels, which skip all full words
+             * after it. */
             size_t w = pos >> 6;
-            unsigned __int128 x = (unsigned __int128)l0[w] | ((unsigned __int128)l0[w + 1] << 64);
-            uint64_t m = run_starts(x, k) & grid & from_bit(pos);
-            if (m)
-                return (w << 6) + ctz64(m);
-            pos = (w + 1) << 6;
+            uint64_t lo = from_bit(pos);
+            for (;;) {
+                unsigned __int128 x = (unsigned __int128)l0[w] | ((unsigned __int128)l0[w + 1] << 64);
+                uint64_t m = run_starts(x, k) & grid & lo;
+                if (m)
+                    return (w << 6) + ctz64(m);
+                lo = ONES;
+                if (++w >= b->nwords[0] || !l0[w])
+                    break;
+            }
+            pos = ca_bitset__next_free(b, w << 6);
             continue;
         }
         size_t u = ca_bitset__first_used(b, pos, pos + k);
         if (u == CA_BITSET__NONE)
             return pos;
-        pos = u + 1;
+        pos = ca_bitset__next_free(b, u + 1);
     }
 }
 
 /* Word w of level 0 became zero: clear its summary bit, and upwards while
  * the summary word becomes zero too. */
-static void summary_clear(ca_bitset *b, size_t w)
+void ca_bitset__summary_clear(ca_bitset *b, size_t w)
 {
     for (unsigned l = 1; l < b->nlevels; l++) {
         uint64_t *s = &b->level[l][w >> 6];
@@ -143,7 +165,7 @@ static void summary_clear(ca_bitset *b, size_t w)
 
 /* Word w of level 0 became non-zero: set its summary bit, and upwards while
  * the summary word was zero before. */
-static void summary_set(ca_bitset *b, size_t w)
+void ca_bitset__summary_set(ca_bitset *b, size_t w)
 {
     for (unsigned l = 1; l < b->nlevels; l++) {
         uint64_t *s = &b->level[l][w >> 6];
@@ -155,7 +177,7 @@ static void summary_set(ca_bitset *b, size_t w)
     }
 }
 
-void ca_bitset__mark_used(ca_bitset *b, size_t i, size_t n)
+void ca_bitset__mark_used_words(ca_bitset *b, size_t i, size_t n)
 {
     uint64_t *l0 = b->level[0];
     size_t end = i + n;
@@ -169,11 +191,11 @@ void ca_bitset__mark_used(ca_bitset *b, size_t i, size_t n)
         uint64_t old = l0[w], nw = old & ~m;
         l0[w] = nw;
         if (old && !nw)
-            summary_clear(b, w);
+            ca_bitset__summary_clear(b, w);
     }
 }
 
-void ca_bitset__mark_free(ca_bitset *b, size_t i, size_t n)
+void ca_bitset__mark_free_words(ca_bitset *b, size_t i, size_t n)
 {
     uint64_t *l0 = b->level[0];
     size_t end = i + n;
@@ -187,7 +209,7 @@ void ca_bitset__mark_free(ca_bitset *b, size_t i, size_t n)
         uint64_t old = l0[w], nw = old | m;
         l0[w] = nw;
         if (!old && nw)
-            summary_set(b, w);
+            ca_bitset__summary_set(b, w);
     }
 }
 
