@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The cache of warm bumps (ca_bump_cache) for task-based work: a bounded
+ * stack of warm chunks that bumps start from when taken and leave behind
+ * when put back.
+ *
+ * Concurrency: take / put from any thread, serialised by one mutex held for
+ * a few pointer moves (never across a source call or a destructor). Each
+ * bump taken is then owned by one thread.
+ * Read first: ca_bump_cache_put.
+ */
+#include <string.h>
+
+#include "bump_internal.h"
+
+static int cache_init(ca_bump_cache *c, ca_source *src, ca_allocator *parent, const ca_bump_options *opt,
+                      size_t max_warm)
+{
+    if (!c || (!src && !parent))
+        return EINVAL;
+    ca_bump probe;
+    int e = src ? ca_bump_init(&probe, src, opt) : ca_bump_init_allocator(&probe, parent, opt);
+    if (e)
+        return e; /* the options are validated by a bump, once */
+    memset(c, 0, sizeof *c);
+    e = pthread_mutex_init(&c->lock, NULL);
+    if (e)
+        return e;
+    c->source = src;
+    c->parent = parent;
+    c->max_warm = max_warm;
+    if (opt)
+        c->opt = *opt;
+    return 0;
+}
+
+int ca_bump_cache_init(ca_bump_cache *c, ca_source *src, const ca_bump_options *opt, size_t max_warm)
+{
+    return src ? cache_init(c, src, NULL, opt, max_warm) : EINVAL;
+}
+
+int ca_bump_cache_init_allocator(ca_bump_cache *c, ca_allocator *parent, const ca_bump_options *opt,
+                                 size_t max_warm)
+{
+    return parent ? cache_init(c, NULL, parent, opt, max_warm) : EINVAL;
+}
+
+void ca_bump_cache_destroy(ca_bump_cache *c)
+{
+    if (!c)
+        return;
+    for (ca_bump_chunk *w = c->warm; w;) {
+        ca_bump_chunk *prev = w->prev;
+        ca_bump__backing_release(c->source, c->parent, w);
+        w = prev;
+    }
+    pthread_mutex_destroy(&c->lock);
+    memset(c, 0, sizeof *c);
+}
+
+int ca_bump_cache_take(ca_bump_cache *c, ca_bump *b)
+{
+    if (!c || !b)
+        return EINVAL;
+    int e = c->source ? ca_bump_init(b, c->source, &c->opt) : ca_bump_init_allocator(b, c->parent, &c->opt);
+    if (e)
+        return e;
+    pthread_mutex_lock(&c->lock);
+    ca_bump_chunk *w = c->warm;
+    size_t hint = c->total_hint;
+    if (w) {
+        c->warm = w->prev;
+        c->nwarm--;
+        c->warm_hits++;
+    }
+    c->takes++;
+    pthread_mutex_unlock(&c->lock);
+    if (w) {
+        ca_bump__chunk_format(w, w->size);
+        b->chunk = w;
+        b->cur = w->begin;
+        b->end = w->end;
+        b->chunk_bytes = w->size;
+        /* Growth continues from the largest total a task reached, so a task
+         * that outgrows the warm chunk gets one chunk big enough for the
+         * rest, and that chunk is the one kept at put. */
+        b->total = w->size > hint ? w->size : hint;
+    }
+    return 0;
+}
+
+void ca_bump_cache_put(ca_bump_cache *c, ca_bump *b)
+{
+    CA_CHECK(b->source == c->source && b->parent == c->parent && !b->shared && b->mode == CA_BUMP__MODE_GROW,
+             "bump", b, "put of a bump that was not taken from this cache");
+    if (b->source != c->source || b->parent != c->parent || b->shared || b->mode != CA_BUMP__MODE_GROW) {
+        ca_bump_destroy(b); /* checks=off: not ours, nothing enters the cache */
+        return;
+    }
+    size_t total = b->total;
+    ca_bump_reset(b); /* destructors run; only the largest regular chunk is left */
+    ca_bump_chunk *w = b->chunk;
+    b->chunk = NULL;
+    b->cur = b->end = NULL;
+    b->chunk_bytes = 0;
+    bool keep = false;
+    pthread_mutex_lock(&c->lock);
+    c->puts++;
+    if (total > c->total_hint)
+        c->total_hint = total;
+    if (w && c->nwarm < c->max_warm) {
+        w->prev = c->warm;
+        c->warm = w;
+        c->nwarm++;
+        keep = true;
+    } else if (w) {
+        c->released++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (w && !keep)
+        ca_bump__backing_release(c->source, c->parent, w);
+    ca_bump_destroy(b);
+}
+
+int ca_bump_cache_stats(const ca_bump_cache *c, ca_stats *out)
+{
+    if (!c || !out)
+        return EINVAL;
+    ca_bump_cache *m = (ca_bump_cache *)c; /* the lock only */
+    ca_stats_init(out, "bump-cache");
+    pthread_mutex_lock(&m->lock);
+    uint64_t bytes = 0;
+    for (const ca_bump_chunk *w = c->warm; w; w = w->prev)
+        bytes += w->size;
+    out->bytes_reserved = out->bytes_committed = bytes;
+    ca_stats_set_counter(out, "warm_chunks", c->nwarm);
+    ca_stats_set_counter(out, "takes", c->takes);
+    ca_stats_set_counter(out, "warm_hits", c->warm_hits);
+    ca_stats_set_counter(out, "puts", c->puts);
+    ca_stats_set_counter(out, "released", c->released);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+int ca_bump_cache_check(const ca_bump_cache *c)
+{
+    if (!c)
+        return ca_bump__check_report("NULL cache", c);
+    ca_bump_cache *m = (ca_bump_cache *)c;
+    int e = 0;
+    pthread_mutex_lock(&m->lock);
+    size_t n = 0;
+    for (const ca_bump_chunk *w = c->warm; w && !e; w = w->prev, n++) {
+        if (n > c->max_warm)
+            e = ca_bump__check_report("more warm chunks than the bound (or a cycle)", w);
+        else if (!w->size || w->begin != (const char *)w + CA_BUMP_CHUNK_HEADER || w->end < w->begin)
+            e = ca_bump__check_report("warm chunk header broken", w);
+    }
+    if (!e && n != c->nwarm)
+        e = ca_bump__check_report("warm chunk count differs from the list", c);
+    pthread_mutex_unlock(&m->lock);
+    return e;
+}

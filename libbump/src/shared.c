@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared bump (ca_bump_shared): thread-safe bump allocation with a
+ * lock-free cursor, plus whole-chunk take / give for local bumps.
+ *
+ * Concurrency model:
+ *   - `current` is an atomic pointer to the newest regular chunk; its header
+ *     is written before the release store that publishes it, and chunks are
+ *     not released while the bump is in use (only reset / destroy, which run
+ *     alone), so any thread may read a stale `current`.
+ *   - A chunk's `cur` is advanced by fetch-add (inline fast path, sizes
+ *     rounded to 16) or by CAS (larger alignments, tip grow); a tip free is a
+ *     CAS from p + n back to p. A failed fetch-add leaves cur past end; that
+ *     chunk then serves no one and is replaced.
+ *   - The mutex is taken only to install a chunk (re-checking `current`
+ *     under it so that racing threads install one), to manage oversized
+ *     chunks and the spare list. No lock on any allocation that fits.
+ *
+ * Read first: ca_bump_shared_alloc in <ctxalloc/bump.h>, then
+ * ca_bump__shared_alloc_slow.
+ */
+#include <string.h>
+
+#include "bump_internal.h"
+
+static const ca_allocator_ops shared_ops;
+
+static int shared_init(ca_bump_shared *s, ca_source *src, ca_allocator *parent, const ca_bump_options *opt)
+{
+    if (!s || (!src && !parent))
+        return EINVAL;
+    size_t mn = opt && opt->min_chunk ? opt->min_chunk : CA_BUMP_MIN_CHUNK_DEFAULT;
+    size_t mx = opt && opt->max_chunk ? opt->max_chunk : CA_BUMP_MAX_CHUNK_DEFAULT;
+    if (mn > mx)
+        return EINVAL;
+    memset(s, 0, sizeof *s);
+    int e = pthread_mutex_init(&s->lock, NULL);
+    if (e)
+        return e;
+    s->base.ops = &shared_ops;
+    s->source = src;
+    s->parent = parent;
+    s->min_chunk = mn < CA_BUMP__CHUNK_MIN ? CA_BUMP__CHUNK_MIN : mn;
+    s->max_chunk = mx < s->min_chunk ? s->min_chunk : mx;
+    return 0;
+}
+
+int ca_bump_shared_init(ca_bump_shared *s, ca_source *src, const ca_bump_options *opt)
+{
+    return src ? shared_init(s, src, NULL, opt) : EINVAL;
+}
+
+int ca_bump_shared_init_allocator(ca_bump_shared *s, ca_allocator *parent, const ca_bump_options *opt)
+{
+    return parent ? shared_init(s, NULL, parent, opt) : EINVAL;
+}
+
+static void release_list(ca_bump_shared *s, ca_bump_chunk *c, const ca_bump_chunk *keep)
+{
+    while (c) {
+        ca_bump_chunk *prev = c->prev;
+        if (c != keep)
+            ca_bump__backing_release(s->source, s->parent, c);
+        c = prev;
+    }
+}
+
+void ca_bump_shared_reset(ca_bump_shared *s)
+{
+    ca_bump_chunk *cur = s->current, *keep = NULL;
+    for (ca_bump_chunk *c = cur; c; c = c->prev)
+        if (!keep || c->size > keep->size)
+            keep = c;
+    release_list(s, cur, keep);
+    release_list(s, s->big, NULL);
+    s->big = NULL;
+    s->spare = NULL; /* carved from the chunks just reset */
+    s->big_bytes = 0;
+    if (keep) {
+        keep->prev = NULL;
+        keep->cur = (uintptr_t)keep->begin;
+        s->chunk_bytes = keep->size;
+    } else {
+        s->chunk_bytes = 0;
+    }
+    __atomic_store_n(&s->current, keep, __ATOMIC_RELEASE);
+    s->resets++;
+}
+
+void ca_bump_shared_destroy(ca_bump_shared *s)
+{
+    if (!s)
+        return;
+    release_list(s, s->current, NULL);
+    release_list(s, s->big, NULL);
+    pthread_mutex_destroy(&s->lock);
+    memset(s, 0, sizeof *s);
+}
+
+static void *shared_fail(ca_bump_shared *s, int e)
+{
+    __atomic_fetch_add(&s->failures, 1, __ATOMIC_RELAXED);
+    errno = e;
+    return NULL;
+}
+
+/* CAS-place n bytes aligned to align in chunk c; NULL when it does not fit. */
+static void *cas_place(ca_bump_chunk *c, size_t n, size_t align)
+{
+    uintptr_t cur = __atomic_load_n(&c->cur, __ATOMIC_RELAXED);
+    for (;;) {
+        uintptr_t p = ca_align_up(cur, align);
+        if (p < cur || p > (uintptr_t)c->end || n > (uintptr_t)c->end - p)
+            return NULL;
+        if (__atomic_compare_exchange_n(&c->cur, &cur, p + n, true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+            return (void *)p;
+    }
+}
+
+void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
+{
+    if (ca_unlikely(!ca_is_pow2(align) || align > CA_BUMP_ALIGN_MAX))
+        return shared_fail(s, EINVAL);
+    size_t n, need, bytes;
+    if (ca_align_up_overflows(size ? size : 1, CA_BUMP_FAST_ALIGN, &n) ||
+        ca_padded_size_overflows(n, align, CA_BUMP_CHUNK_HEADER, &need) ||
+        ca_add_overflows(need, CA_BUMP_CHUNK_HEADER, &bytes))
+        return shared_fail(s, ENOMEM);
+    for (;;) {
+        ca_bump_chunk *c = __atomic_load_n(&s->current, __ATOMIC_ACQUIRE);
+        if (c) {
+            void *p = cas_place(c, n, align);
+            if (p)
+                return p;
+        }
+        pthread_mutex_lock(&s->lock);
+        size_t regular = ca_bump__next_size(s->min_chunk, s->max_chunk, s->total);
+        ca_bump_chunk *nc;
+        if (need > (regular - CA_BUMP_CHUNK_HEADER) / 2) {
+            int e = ca_bump__backing_obtain(s->source, s->parent, bytes, &nc);
+            if (e) {
+                pthread_mutex_unlock(&s->lock);
+                return shared_fail(s, e);
+            }
+            uintptr_t p = ca_align_up((uintptr_t)nc->begin, align);
+            nc->cur = p + n;
+            nc->prev = s->big;
+            __atomic_store_n(&s->big, nc, __ATOMIC_RELEASE);
+            s->big_bytes += nc->size;
+            s->chunks_obtained++;
+            pthread_mutex_unlock(&s->lock);
+            return (void *)p;
+        }
+        if (__atomic_load_n(&s->current, __ATOMIC_RELAXED) == c) {
+            int e = ca_bump__backing_obtain(s->source, s->parent, regular, &nc);
+            if (e) {
+                pthread_mutex_unlock(&s->lock);
+                return shared_fail(s, e);
+            }
+            if (c) {
+                uintptr_t cur = __atomic_load_n(&c->cur, __ATOMIC_RELAXED);
+                s->wasted += cur < (uintptr_t)c->end ? (uintptr_t)c->end - cur : 0;
+            }
+            nc->prev = c;
+            s->chunk_bytes += nc->size;
+            s->chunks_obtained++;
+            if (ca_add_overflows(s->total, nc->size, &s->total))
+                s->total = SIZE_MAX;
+            __atomic_store_n(&s->current, nc, __ATOMIC_RELEASE);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+static bool in_chunk(const ca_bump_chunk *c, const void *p)
+{
+    return c && (const char *)p >= c->begin && (const char *)p < c->end;
+}
+
+bool ca_bump_shared_owns(const ca_bump_shared *s, const void *p)
+{
+    if (!s || !p)
+        return false;
+    return ca_bump__in_list(__atomic_load_n(&s->current, __ATOMIC_ACQUIRE), p) ||
+           ca_bump__in_list(__atomic_load_n(&s->big, __ATOMIC_ACQUIRE), p);
+}
+
+/* Return the newest oversized chunk when [p, p + n) is its whole use. */
+static bool free_big_tip(ca_bump_shared *s, void *p, size_t n)
+{
+    ca_bump_chunk *b = __atomic_load_n(&s->big, __ATOMIC_ACQUIRE);
+    if (!in_chunk(b, p))
+        return false;
+    bool done = false;
+    pthread_mutex_lock(&s->lock);
+    b = s->big;
+    if (in_chunk(b, p) && __atomic_load_n(&b->cur, __ATOMIC_RELAXED) == (uintptr_t)p + n) {
+        __atomic_store_n(&s->big, b->prev, __ATOMIC_RELEASE);
+        s->big_bytes -= b->size;
+        ca_bump__backing_release(s->source, s->parent, b);
+        done = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return done;
+}
+
+void ca_bump_shared_free(ca_bump_shared *s, void *p, size_t size)
+{
+    if (!p)
+        return;
+    size_t n = ca_align_up(size ? size : 1, CA_BUMP_FAST_ALIGN);
+    ca_bump_chunk *c = __atomic_load_n(&s->current, __ATOMIC_ACQUIRE);
+    if (in_chunk(c, p)) {
+        uintptr_t expected = (uintptr_t)p + n;
+        /* Reclaim only if nothing was allocated after the block: cur p + n -> p. */
+        if (__atomic_compare_exchange_n(&c->cur, &expected, (uintptr_t)p, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED)) {
+            __atomic_fetch_add(&s->tip_frees, 1, __ATOMIC_RELAXED);
+            return;
+        }
+    } else if (free_big_tip(s, p, n)) {
+        __atomic_fetch_add(&s->tip_frees, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    CA_CHECK(ca_bump_shared_owns(s, p), "bump", p, "free of a pointer that is not from this shared bump");
+    __atomic_fetch_add(&s->noop_frees, 1, __ATOMIC_RELAXED);
+}
+
+void *ca_bump_shared_resize(ca_bump_shared *s, void *p, size_t old_size, size_t new_size, size_t align,
+                            unsigned flags)
+{
+    if (ca_unlikely(!ca_is_pow2(align) || align > CA_BUMP_ALIGN_MAX))
+        return shared_fail(s, EINVAL);
+    if (!p)
+        return (flags & CA_RESIZE_IN_PLACE) ? shared_fail(s, ENOMEM) : ca_bump_shared_alloc(s, new_size, align);
+    size_t on = ca_align_up(old_size ? old_size : 1, CA_BUMP_FAST_ALIGN), nn;
+    if (ca_align_up_overflows(new_size ? new_size : 1, CA_BUMP_FAST_ALIGN, &nn))
+        nn = SIZE_MAX;
+    ca_bump_chunk *c = __atomic_load_n(&s->current, __ATOMIC_ACQUIRE);
+    if (in_chunk(c, p)) {
+        uintptr_t expected = (uintptr_t)p + on;
+        if (nn <= (uintptr_t)c->end - (uintptr_t)p &&
+            __atomic_compare_exchange_n(&c->cur, &expected, (uintptr_t)p + nn, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            return p;
+    } else {
+        CA_CHECK(ca_bump_shared_owns(s, p), "bump", p, "resize of a pointer that is not from this shared bump");
+    }
+    if (nn <= on)
+        return p;
+    if (flags & CA_RESIZE_IN_PLACE)
+        return shared_fail(s, ENOMEM);
+    void *q = ca_bump_shared_alloc(s, new_size, align);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old_size < new_size ? old_size : new_size);
+    ca_bump_shared_free(s, p, old_size);
+    return q;
+}
+
+/* ---- chunks for local bumps ------------------------------------------------ */
+
+int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out)
+{
+    size_t n;
+    if (ca_align_up_overflows(bytes, CA_BUMP_CHUNK_HEADER, &n))
+        return ENOMEM;
+    pthread_mutex_lock(&s->lock);
+    ca_bump_chunk **pp = &s->spare;
+    while (*pp && (*pp)->size < n)
+        pp = &(*pp)->prev;
+    ca_bump_chunk *c = *pp;
+    if (c) {
+        *pp = c->prev;
+        s->spare_taken++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (c) {
+        ca_bump__chunk_format(c, c->size);
+        *out = c;
+        return 0;
+    }
+    void *p = ca_bump_shared_alloc(s, n, CA_BUMP_CHUNK_HEADER);
+    if (!p)
+        return errno ? errno : ENOMEM;
+    *out = ca_bump__chunk_format(p, n);
+    return 0;
+}
+
+void ca_bump__shared_give(ca_bump_shared *s, ca_bump_chunk *c)
+{
+    pthread_mutex_lock(&s->lock);
+    c->prev = s->spare;
+    s->spare = c;
+    s->spare_given++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- introspection ------------------------------------------------------------- */
+
+int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out)
+{
+    if (!s || !out)
+        return EINVAL;
+    ca_bump_shared *m = (ca_bump_shared *)s; /* the lock only */
+    ca_stats_init(out, "bump-shared");
+    pthread_mutex_lock(&m->lock);
+    uint64_t used = 0, spare_bytes = 0;
+    for (const ca_bump_chunk *c = s->current; c; c = c->prev) {
+        uintptr_t cur = __atomic_load_n(&c->cur, __ATOMIC_RELAXED);
+        used += (cur < (uintptr_t)c->end ? cur : (uintptr_t)c->end) - (uintptr_t)c->begin;
+    }
+    for (const ca_bump_chunk *c = s->big; c; c = c->prev)
+        used += c->cur - (uintptr_t)c->begin;
+    for (const ca_bump_chunk *c = s->spare; c; c = c->prev)
+        spare_bytes += c->size;
+    out->bytes_in_use = used;
+    out->peak_in_use = used;
+    out->bytes_reserved = out->bytes_committed = s->chunk_bytes + s->big_bytes;
+    out->frees = __atomic_load_n(&s->tip_frees, __ATOMIC_RELAXED) + __atomic_load_n(&s->noop_frees, __ATOMIC_RELAXED);
+    out->failures = __atomic_load_n(&s->failures, __ATOMIC_RELAXED);
+    ca_stats_set_counter(out, "chunk_bytes", s->chunk_bytes);
+    ca_stats_set_counter(out, "big_bytes", s->big_bytes);
+    ca_stats_set_counter(out, "wasted_tail", s->wasted);
+    ca_stats_set_counter(out, "resets", s->resets);
+    ca_stats_set_counter(out, "tip_frees", __atomic_load_n(&s->tip_frees, __ATOMIC_RELAXED));
+    ca_stats_set_counter(out, "noop_frees", __atomic_load_n(&s->noop_frees, __ATOMIC_RELAXED));
+    ca_stats_set_counter(out, "chunks_obtained", s->chunks_obtained);
+    ca_stats_set_counter(out, "spare_bytes", spare_bytes);
+    ca_stats_set_counter(out, "spare_taken", s->spare_taken);
+    ca_stats_set_counter(out, "spare_given", s->spare_given);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+#define CHECK(cond, what, addr)                                                                    \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return ca_bump__check_report((what), (addr));                                          \
+    } while (0)
+
+int ca_bump_shared_check(const ca_bump_shared *s)
+{
+    CHECK(s && s->base.ops == &shared_ops, "not an initialised shared bump", s);
+    uint64_t bytes = 0;
+    size_t n = 0;
+    for (const ca_bump_chunk *c = s->current; c; c = c->prev, n++) {
+        CHECK(n < ((size_t)1 << 24), "cycle in the shared chunk list", c);
+        CHECK(c->size && c->begin <= c->end && (const char *)c + c->size >= c->end, "shared chunk header broken", c);
+        CHECK(ca_is_aligned((uintptr_t)c->end, CA_BUMP_FAST_ALIGN), "shared chunk end not 16-aligned", c);
+        CHECK(c->cur >= (uintptr_t)c->begin, "shared cursor below its chunk", c);
+        bytes += c->size;
+    }
+    CHECK(bytes == s->chunk_bytes, "shared chunk byte count differs from the chunks", s);
+    bytes = 0;
+    for (const ca_bump_chunk *c = s->big; c; c = c->prev) {
+        CHECK(c->cur >= (uintptr_t)c->begin && c->cur <= (uintptr_t)c->end, "oversized cursor outside its chunk", c);
+        bytes += c->size;
+    }
+    CHECK(bytes == s->big_bytes, "shared oversized byte count differs from the chunks", s);
+    for (const ca_bump_chunk *c = s->spare; c; c = c->prev)
+        CHECK(ca_bump_shared_owns(s, c) && ca_bump_shared_owns(s, (const char *)c + c->size - 1),
+              "spare chunk outside the shared bump", c);
+    return 0;
+}
+
+/* ---- ops table -------------------------------------------------------------------- */
+
+static void *op_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
+{
+    void *p = ca_bump_shared_alloc((ca_bump_shared *)a, size, align);
+    if (p && usable)
+        *usable = size;
+    return p;
+}
+
+static void op_free(ca_allocator *a, void *p, size_t size, size_t align)
+{
+    ca_bump_shared_free((ca_bump_shared *)a, p, size);
+}
+
+static void *op_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                       size_t *usable)
+{
+    void *q = ca_bump_shared_resize((ca_bump_shared *)a, p, old_size, new_size, align, flags);
+    if (q && usable)
+        *usable = new_size;
+    return q;
+}
+
+static bool op_owns(const ca_allocator *a, const void *p) { return ca_bump_shared_owns((const ca_bump_shared *)a, p); }
+static void op_reset(ca_allocator *a) { ca_bump_shared_reset((ca_bump_shared *)a); }
+static int op_stats(const ca_allocator *a, ca_stats *out)
+{
+    return ca_bump_shared_stats((const ca_bump_shared *)a, out);
+}
+
+static const ca_allocator_ops shared_ops = {
+    .name = "bump-shared",
+    .caps = CA_CAP_THREAD_SAFE | CA_CAP_FREE_NOOP,
+    .alloc = op_alloc,
+    .free = op_free,
+    .resize = op_resize,
+    .owns = op_owns,
+    .reset = op_reset,
+    .stats = op_stats,
+};

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bad input that the check tier catches. With checks=on (the library's
+ * CA_CHECKS, passed to this file by tests/bump/meson.build) each case aborts
+ * with one exact line; with checks=off each is the documented no-op or
+ * EINVAL, and the bump stays intact.
+ */
+#include <criterion/criterion.h>
+#include <ctxalloc/bump.h>
+
+#include "ca_death.h"
+
+static ca_bump b1, b2;
+
+static void init_two(void)
+{
+    ca_bump_init_allocator(&b1, ca_libc_allocator(), NULL);
+    ca_bump_init_allocator(&b2, ca_libc_allocator(), NULL);
+}
+
+static void foreign_free(void *arg)
+{
+    init_two();
+    void *p = ca_bump_alloc(&b2, 64, 8);
+    ca_bump_alloc(&b2, 64, 8);
+    ca_bump_alloc(&b1, 64, 8);
+    ca_bump_free(&b1, p, 64);
+    ca_bump_destroy(&b1);
+    ca_bump_destroy(&b2);
+}
+
+static void foreign_resize(void *arg)
+{
+    init_two();
+    static char x[64];
+    ca_bump_alloc(&b1, 64, 8);
+    ca_bump_resize(&b1, x, 64, 32, 8, 0);
+}
+
+static void rewind_other_bump(void *arg)
+{
+    init_two();
+    ca_bump_mark m;
+    ca_bump_save(&b2, &m);
+    int e = ca_bump_rewind(&b1, &m);
+    if (e != EINVAL)
+        _exit(3);
+}
+
+static void rewind_twice(void *arg)
+{
+    init_two();
+    ca_bump_mark m;
+    ca_bump_save(&b1, &m);
+    ca_bump_alloc(&b1, 10, 8);
+    ca_bump_rewind(&b1, &m);
+    int e = ca_bump_rewind(&b1, &m);
+    if (e != EINVAL)
+        _exit(3);
+}
+
+static void rewind_after_reset(void *arg)
+{
+    init_two();
+    ca_bump_mark m;
+    ca_bump_save(&b1, &m);
+    ca_bump_reset(&b1);
+    ca_bump_save(&b1, &m); /* the same record address, a new serial */
+    ca_bump_mark old = m;
+    old.serial--;
+    int e = ca_bump_rewind(&b1, &old);
+    if (e != EINVAL)
+        _exit(3);
+}
+
+static void shared_foreign_free(void *arg)
+{
+    ca_bump_shared s;
+    ca_bump_shared_init_allocator(&s, ca_libc_allocator(), NULL);
+    ca_bump_shared_alloc(&s, 10, 8);
+    static char x[64];
+    ca_bump_shared_free(&s, x, 64);
+    ca_bump_shared_destroy(&s);
+}
+
+static void cache_foreign_put(void *arg)
+{
+    ca_bump_cache c;
+    ca_bump_cache_init_allocator(&c, ca_libc_allocator(), NULL, 1);
+    static char buf[4096];
+    ca_bump f;
+    ca_bump_init_fixed(&f, buf, sizeof buf);
+    ca_bump_cache_put(&c, &f);
+}
+
+typedef struct dcase {
+    void (*fn)(void *);
+    const char *line;
+} dcase;
+
+static const dcase cases[] = {
+    {foreign_free, "ctxalloc: bump: free of a pointer that is not from this bump (address 0x"},
+    {foreign_resize, "ctxalloc: bump: resize of a pointer that is not from this bump (address 0x"},
+    {rewind_other_bump, "ctxalloc: bump: rewind to a mark of another bump (address 0x"},
+    {rewind_twice, "ctxalloc: bump: rewind to a mark already rewound or reset (address 0x"},
+    {rewind_after_reset, "ctxalloc: bump: rewind to a mark already rewound or reset (address 0x"},
+    {shared_foreign_free, "ctxalloc: bump: free of a pointer that is not from this shared bump (address 0x"},
+    {cache_foreign_put, "ctxalloc: bump: put of a bump that was not taken from this cache (address 0x"},
+};
+
+Test(death, checks_tier)
+{
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ca_death_result r = ca_death_run(cases[i].fn, NULL);
+#if CA_CHECKS >= CA_CHECKS_ON
+        cr_assert(r.aborted, "case %zu did not abort; output: %s", i, r.out);
+        cr_assert(ca_death_has_line(&r, cases[i].line), "case %zu: got: %s", i, r.out);
+#else
+        cr_assert_not(r.aborted, "case %zu aborted with checks off: %s", i, r.out);
+#endif
+    }
+}
+
+Test(death, check_reports_broken_invariant)
+{
+    ca_bump b;
+    ca_bump_init_allocator(&b, ca_libc_allocator(), NULL);
+    ca_bump_alloc(&b, 100, 8);
+    cr_assert_eq(ca_bump_check(&b), 0);
+    char *saved = b.cur;
+    b.cur = b.end + 16; /* corrupt: cursor past the chunk */
+    cr_assert_eq(ca_bump_check(&b), EFAULT);
+    b.cur = saved;
+    uint64_t bytes = b.chunk_bytes;
+    b.chunk_bytes += 1;
+    cr_assert_eq(ca_bump_check(&b), EFAULT);
+    b.chunk_bytes = bytes;
+    cr_assert_eq(ca_bump_check(&b), 0);
+    ca_bump_destroy(&b);
+}
