@@ -110,13 +110,16 @@ static int map_ladder(ca_source_mmap *s, size_t size, size_t align, int prot, vo
     int flags = MAP_PRIVATE | MAP_ANONYMOUS;
     if ((s->flags & CA_SOURCE_MMAP_NORESERVE) || prot == PROT_NONE)
         flags |= MAP_NORESERVE;
+    /* hugetlb rungs never take MAP_NORESERVE: without a reservation the
+     * mapping succeeds with no pages behind it and a later fault is SIGBUS. */
+    int hflags = (flags & ~MAP_NORESERVE) | MAP_HUGETLB;
     if (s->huge >= CA_SOURCE_HUGE_1G && size % CA_SOURCE__1G == 0 &&
-        map_aligned(s, size, align, CA_SOURCE__1G, prot, flags | MAP_HUGETLB | MAP_HUGE_1GB, out) == 0) {
+        map_aligned(s, size, align, CA_SOURCE__1G, prot, hflags | MAP_HUGE_1GB, out) == 0) {
         *kind = CA_SOURCE_PAGE_1G;
         return 0;
     }
     if (s->huge >= CA_SOURCE_HUGE_2M && size % CA_SOURCE__2M == 0 &&
-        map_aligned(s, size, align, CA_SOURCE__2M, prot, flags | MAP_HUGETLB | MAP_HUGE_2MB, out) == 0) {
+        map_aligned(s, size, align, CA_SOURCE__2M, prot, hflags | MAP_HUGE_2MB, out) == 0) {
         *kind = CA_SOURCE_PAGE_2M;
         return 0;
     }
