@@ -13,6 +13,9 @@
  * hdr.align holds A; a canary bit pattern in its upper bits catches frees of
  * pointers that did not come from this adaptor (checks=on).
  *
+ * The ops table is built per instance: owns, reset and stats exist exactly
+ * when the inner allocator has them.
+ *
  * Concurrency: no state of its own; the inner allocator's rules apply.
  */
 #include <ctxalloc/core.h>
@@ -128,37 +131,38 @@ static void *header_resize(ca_allocator *a, void *p, size_t old_size, size_t new
 static bool header_owns(const ca_allocator *a, const void *p)
 {
     const ca_header_allocator *h = (const ca_header_allocator *)a;
-    return ca_owns(h->inner, p);
+    return ca_owns(h->inner, p); /* p lies inside the inner block */
 }
 
 static void header_reset(ca_allocator *a)
 {
     ca_header_allocator *h = (ca_header_allocator *)a;
-    (void)ca_reset(h->inner);
+    h->inner->ops->reset(h->inner);
 }
 
 static int header_stats(const ca_allocator *a, ca_stats *out)
 {
     const ca_header_allocator *h = (const ca_header_allocator *)a;
-    return ca_stats_get(h->inner, out);
+    return h->inner->ops->stats(h->inner, out);
 }
-
-#define HEADER_OPS(caps_)                                                                          \
-    {                                                                                              \
-        .name = "header", .caps = (caps_), .alloc = header_alloc, .free = header_free,             \
-        .free_unsized = header_free_unsized, .usable_size = header_usable_size,                    \
-        .resize = header_resize, .owns = header_owns, .reset = header_reset,                       \
-        .stats = header_stats,                                                                     \
-    }
-/* Thread safety is the inner allocator's, so there are two tables. */
-static const ca_allocator_ops header_ops = HEADER_OPS(CA_CAP_UNSIZED);
-static const ca_allocator_ops header_ops_mt = HEADER_OPS(CA_CAP_UNSIZED | CA_CAP_THREAD_SAFE);
 
 int ca_header_init(ca_header_allocator *h, ca_allocator *inner)
 {
     if (!h || !inner)
         return EINVAL;
-    h->base.ops = (inner->ops->caps & CA_CAP_THREAD_SAFE) ? &header_ops_mt : &header_ops;
+    const ca_allocator_ops *in = inner->ops;
+    memset(&h->ops, 0, sizeof h->ops);
+    h->ops.name = "header";
+    h->ops.caps = CA_CAP_UNSIZED | (in->caps & CA_CAP_THREAD_SAFE);
+    h->ops.alloc = header_alloc;
+    h->ops.free = header_free;
+    h->ops.free_unsized = header_free_unsized;
+    h->ops.usable_size = header_usable_size;
+    h->ops.resize = header_resize;
+    h->ops.owns = in->owns ? header_owns : NULL;
+    h->ops.reset = in->reset ? header_reset : NULL;
+    h->ops.stats = in->stats ? header_stats : NULL;
+    h->base.ops = &h->ops;
     h->inner = inner;
     return 0;
 }

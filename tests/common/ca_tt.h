@@ -7,8 +7,9 @@
  *   N passed, N failed
  *
  * and the exit status is non-zero when any test failed. A test fails through
- * CA_TT_ASSERT (which returns from the test function). Include this in
- * exactly one .c file per executable.
+ * CA_TT_ASSERT (which returns from the test function). Tests count their
+ * operations with CA_TT_OPS(n) (printed as "operations: N" for the long
+ * stress mode). Include this in exactly one .c file per executable.
  */
 #ifndef CA_TT_H
 #define CA_TT_H
@@ -20,6 +21,10 @@ typedef struct ca_tt_case {
     const char *name;
     void (*fn)(int *failed);
 } ca_tt_case;
+
+/* Operations done by the tests (CA_TT_OPS), printed for ./run.sh stress. */
+static unsigned long long ca_tt_ops;
+#define CA_TT_OPS(n) __atomic_fetch_add(&ca_tt_ops, (unsigned long long)(n), __ATOMIC_RELAXED)
 
 #define CA_TT_MAX 64
 static ca_tt_case ca_tt_cases[CA_TT_MAX];
@@ -58,6 +63,8 @@ int main(void)
         else
             passed++;
     }
+    if (ca_tt_ops)
+        printf("operations: %llu\n", ca_tt_ops);
     printf("%d passed, %d failed\n", passed, failed);
     fflush(stdout);
     return failed ? 1 : 0;

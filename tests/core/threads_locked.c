@@ -53,6 +53,7 @@ static long per_thread;
 static void *worker(void *arg)
 {
     for (long i = 0; i < per_thread; i++) {
+        CA_TT_OPS(2);
         void *p = ca_alloc(&lk.base, 8, 8);
         ca_free(&lk.base, p, 8, 8);
     }

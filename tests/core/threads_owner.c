@@ -36,6 +36,7 @@ static void *writer(void *arg)
     for (unsigned long i = 0; i < rounds; i++) {
         for (int r = 0; r < RANGES_PER_WRITER; r++) {
             void *a = (void *)range_addr(w, r);
+            CA_TT_OPS(2);
             if (ca_owner_register(a, CA_OWNER_GRANULE, &owners[w]) != 0)
                 writer_errors[w]++;
             if (ca_owner_lookup(a) != &owners[w])

@@ -458,8 +458,9 @@ ca_allocator *ca_libc_allocator(void);
  * alignment, so callers may free without the size (malloc style). Thread
  * safety is the inner allocator's. */
 typedef struct ca_header_allocator {
-    ca_allocator base;
-    ca_allocator *inner; /* not owned */
+    ca_allocator base;    /* base.ops points to ops below */
+    ca_allocator_ops ops; /* owns / reset / stats only where the inner has them */
+    ca_allocator *inner;  /* not owned */
 } ca_header_allocator;
 
 /* Returns 0, or EINVAL when inner is NULL. */
