@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # ctxalloc's two commands:
-#   ./run.sh test   debug build (checks on, -Werror) + ASan/UBSan build running
-#                   every suite, TSan build running the thread tests, then the
-#                   install checks (pkg-config consumers in C11 and C++, nm over
-#                   every installed library, the subproject consumer).
+#   ./run.sh test   the matrix: gcc debug (checks on) + ASan/UBSan running every
+#                   suite, TSan running the thread tests, clang debug, gcc and
+#                   clang release (-O2, checks off); valgrind memcheck over the
+#                   single-thread tests; every fuzz harness for 30 s; the spin
+#                   models; the workloads smoke run; the install checks
+#                   (pkg-config consumers in C11 and C++, nm over every installed
+#                   library, headers alone, the subproject consumer).
 #                   The last line is "N passed, N failed" over everything run.
+#                   --quick: gcc debug, ASan, TSan, smoke and install only.
 #   ./run.sh bench  release build, every benchmark beside glibc, jemalloc,
 #                   mimalloc and tcmalloc; writes bench/results/latest.{json,md,png};
 #                   then the whole-program workloads (bench/results/workloads.*).
 #   ./run.sh bench micro | workloads   only one of the two parts.
 # Missing Debian packages are installed with apt-get when run as root.
-# Environment: CA_TEST_SCALE (stress length, default 1), CA_BENCH_REPS (5),
+# Also: ./run.sh fuzz [component] [seconds], ./run.sh stress [minutes].
+# Environment: CA_TEST_SCALE (stress length, default 1), CA_FUZZ_SECONDS (30), CA_BENCH_REPS (5),
 # CA_BENCH_MIN_TIME (0.2 s), CA_BENCH_FILTER (regex), JOBS (2).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -60,47 +65,146 @@ run_suite() {
   meson test -C "$dir" --num-processes "$JOBS" --print-errorlogs "$@" 2>&1 | tail -n 80 || true
 }
 
+# build_and_test NAME CC SETUP_ARGS... -- TEST_ENV... : one matrix cell; appends its log.
+build_cell() {
+  local name=$1 cc=$2; shift 2
+  local args=() envs=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  envs=("$@")
+  echo "== build $name ($cc ${args[*]})"
+  CC=$cc setup "build/$name" "${args[@]}" || { echo "FAIL build/$name (configure)" >>"$OUT/builds.txt"; return 1; }
+  if ! ninja -C "build/$name" -j "$JOBS" >"build/$name.build.log" 2>&1; then
+    tail -n 50 "build/$name.build.log"
+    echo "FAIL build/$name (compile)" >>"$OUT/builds.txt"
+    return 1
+  fi
+  echo "PASS build/$name" >>"$OUT/builds.txt"
+}
+
 cmd_test() {
+  local quick=0
+  [ "${1:-}" = --quick ] && quick=1
   need_pkgs "${BASE_PKGS[@]}"
   local t0=$SECONDS
-  : >"$OUT/install.txt"
-  local logs=()
+  : >"$OUT/builds.txt"
+  local logs=("$OUT/builds.txt")
+  local asan_env=(ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=0
+                  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
 
-  echo "== debug build (checks=on, -Werror)"
-  setup build/debug --buildtype=debug -Dchecks=on -Dwerror=true -Dtests=true
-  ninja -C build/debug -j "$JOBS" >build/debug.build.log 2>&1 || { tail -n 50 build/debug.build.log; echo "0 passed, 1 failed"; exit 1; }
-  run_suite build/debug
-  logs+=(build/debug/meson-logs/testlog.json)
+  # The matrix: gcc debug (checks on) runs everything; ASan+UBSan; TSan (thread tests);
+  # then clang debug, gcc release and clang release (-O2, checks off).
+  if build_cell debug gcc --buildtype=debug -Dchecks=on -Dwerror=true; then
+    run_suite build/debug; logs+=(build/debug/meson-logs/testlog.json)
+  fi
+  if build_cell asan gcc --buildtype=debug -Dchecks=on -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false; then
+    env "${asan_env[@]}" meson test -C build/asan --num-processes "$JOBS" --print-errorlogs 2>&1 | tail -n 60 || true
+    logs+=(build/asan/meson-logs/testlog.json)
+  fi
+  if build_cell tsan clang --buildtype=debugoptimized -Dchecks=on -Dwerror=true -Db_sanitize=thread -Db_lundef=false; then
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_suite build/tsan --suite threads
+    logs+=(build/tsan/meson-logs/testlog.json)
+  fi
+  if [ $quick = 0 ]; then
+    local cell
+    for cell in "clang-debug clang --buildtype=debug -Dchecks=on" \
+                "gcc-release gcc --buildtype=release -Dchecks=off" \
+                "clang-release clang --buildtype=release -Dchecks=off"; do
+      set -- $cell
+      local name=$1 ccname=$2; shift 2
+      if build_cell "$name" "$ccname" "$@" -Dwerror=true; then
+        run_suite "build/$name"; logs+=("build/$name/meson-logs/testlog.json")
+      fi
+    done
 
-  echo "== ASan + UBSan build"
-  setup build/asan --buildtype=debug -Dchecks=on -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
-  ninja -C build/asan -j "$JOBS" >build/asan.build.log 2>&1 || { tail -n 50 build/asan.build.log; echo "0 passed, 1 failed"; exit 1; }
-  ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=0 \
-  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_suite build/asan
-  logs+=(build/asan/meson-logs/testlog.json)
+    echo "== valgrind memcheck over the single-thread tests (debug build)"
+    if [ -f build/debug/build.ninja ]; then
+      meson test -C build/debug --suite unit --no-rebuild --num-processes "$JOBS" --logbase testlog-valgrind \
+        --timeout-multiplier 8 --print-errorlogs \
+        --wrapper "valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes" \
+        2>&1 | tail -n 30 || true
+      logs+=(build/debug/meson-logs/testlog-valgrind.json)
+    fi
 
-  echo "== TSan build (clang), thread tests"
-  CC=clang setup build/tsan --buildtype=debugoptimized -Dchecks=on -Dwerror=true -Db_sanitize=thread -Db_lundef=false
-  ninja -C build/tsan -j "$JOBS" >build/tsan.build.log 2>&1 || { tail -n 50 build/tsan.build.log; echo "0 passed, 1 failed"; exit 1; }
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_suite build/tsan --suite threads
-  logs+=(build/tsan/meson-logs/testlog.json)
+    echo "== fuzzing (${CA_FUZZ_SECONDS:-30} s per harness)"
+    : >"$OUT/fuzz.txt"
+    cmd_fuzz all "${CA_FUZZ_SECONDS:-30}" "$OUT/fuzz.txt" || true
+    logs+=("$OUT/fuzz.txt")
+
+    echo "== model checks (spin): recycler and remote-free queue"
+    : >"$OUT/model.txt"
+    tests/model/check.sh "$OUT/model.txt" || true
+    logs+=("$OUT/model.txt")
+  fi
 
   echo "== workloads smoke (every workload, tiny scale, every allocator, outputs compared)"
   : >"$OUT/workloads.txt"
   python3 bench/workloads/run.py build/debug --smoke --results-file "$OUT/workloads.txt" 2>&1 | tail -n 5 || true
   logs+=("$OUT/workloads.txt")
 
-  echo "== model checks (spin): recycler and remote-free queue"
-  : >"$OUT/model.txt"
-  tests/model/check.sh "$OUT/model.txt" || true
-  logs+=("$OUT/model.txt")
-
-  echo "== install checks (release build, pkg-config consumers, nm, subproject)"
+  echo "== install checks (release build, pkg-config consumers, nm, headers alone, subproject)"
+  : >"$OUT/install.txt"
   tests/install/check.sh "$ROOT/build/prefix" "$OUT/install.txt" || true
   logs+=("$OUT/install.txt")
 
   echo "== total ($(( (SECONDS - t0) / 60 )) min)"
   python3 tests/tally.py "${logs[@]}"
+}
+
+# ./run.sh fuzz [component|all] [seconds]: libFuzzer harnesses (clang, ASan+UBSan)
+# on the committed seed corpus (tests/fuzz/corpus/<comp>); new inputs go to a
+# scratch corpus under build/, crashes to build/fuzz-artifacts/.
+cmd_fuzz() {
+  local which=${1:-all} secs=${2:-60} results=${3:-}
+  need_pkgs "${BASE_PKGS[@]}"
+  CC=clang setup build/fuzz --buildtype=debugoptimized -Dtests=false -Dfuzz=true -Dchecks=on \
+    -Db_sanitize=address,undefined -Db_lundef=false || return 1
+  ninja -C build/fuzz -j "$JOBS" >build/fuzz.build.log 2>&1 || { tail -n 40 build/fuzz.build.log; return 1; }
+  mkdir -p build/fuzz-artifacts
+  local h comp
+  for h in build/fuzz/tests/fuzz/fuzz_*; do
+    [ -f "$h" ] && [ -x "$h" ] || continue
+    comp=${h##*/fuzz_}
+    [ "$which" = all ] || [ "$which" = "$comp" ] || continue
+    mkdir -p "build/fuzz-corpus/$comp" "tests/fuzz/corpus/$comp"
+    echo "-- fuzz_$comp for $secs s"
+    if ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 "$h" -max_total_time="$secs" -print_final_stats=1 \
+         -artifact_prefix="build/fuzz-artifacts/$comp-" "build/fuzz-corpus/$comp" "tests/fuzz/corpus/$comp" \
+         >"build/fuzz-$comp.log" 2>&1; then
+      grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|cov:" "build/fuzz-$comp.log" | tail -n 3
+      [ -n "$results" ] && echo "PASS fuzz/$comp" >>"$results"
+    else
+      tail -n 30 "build/fuzz-$comp.log"
+      [ -n "$results" ] && echo "FAIL fuzz/$comp" >>"$results"
+    fi
+  done
+}
+
+# ./run.sh stress [minutes]: the thread tests at CA_TEST_SCALE=10 with a new
+# seed each round, until the time is up; prints operations done and failures
+# with their seed.
+cmd_stress() {
+  local minutes=${1:-10}
+  need_pkgs "${BASE_PKGS[@]}"
+  build_cell stress gcc --buildtype=debugoptimized -Dchecks=on || return 1
+  : >"$OUT/stress.txt"
+  local end=$((SECONDS + minutes * 60)) round=0 ops=0 fails=0 t seed n
+  while [ $SECONDS -lt $end ]; do
+    round=$((round + 1))
+    for t in $(find build/stress/tests -type f -name 'threads_*' -perm -u+x | sort); do
+      seed=$((0x5eed + round * 7919))
+      if out=$(CA_TEST_SCALE=${CA_STRESS_SCALE:-10} CA_TEST_SEED=$seed "$t" 2>&1); then
+        n=$(printf '%s\n' "$out" | sed -n 's/^operations: \([0-9]*\)/\1/p' | tail -n 1)
+        ops=$((ops + ${n:-0}))
+      else
+        fails=$((fails + 1))
+        echo "FAIL $t seed=$seed"; printf '%s\n' "$out" | tail -n 15
+      fi
+      [ $SECONDS -lt $end ] || break
+    done
+  done
+  echo "stress: $round rounds in $minutes min, $ops operations, $fails failures ($(( ops / (minutes > 0 ? minutes : 1) )) operations/min)"
+  [ $fails = 0 ]
 }
 
 cmd_bench() {
@@ -120,7 +224,9 @@ cmd_bench() {
 }
 
 case "${1:-}" in
-  test) cmd_test ;;
+  test) cmd_test "${2:-}" ;;
+  fuzz) cmd_fuzz "${2:-all}" "${3:-60}" ;;
+  stress) cmd_stress "${2:-10}" ;;
   bench) cmd_bench "${2:-all}" ;;
-  *) echo "usage: ./run.sh test | bench" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh test [--quick] | bench [micro|workloads] | fuzz [comp] [s] | stress [min]" >&2; exit 2 ;;
 esac
