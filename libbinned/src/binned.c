@@ -1,6 +1,813 @@
 /* SPDX-License-Identifier: MIT */
-/* libbinned: build skeleton; the allocator lands in the following commits. */
-#include <ctxalloc/binned.h>
+/*
+ * libbinned entry points: instances (create, the process-wide default),
+ * the malloc-style fast paths, the ca_allocator ops table, trim, fork hooks
+ * and statistics.
+ *
+ * Concurrency model: the fast paths touch only the calling thread's cache
+ * (a TLS load, an index, a list pop or push: no atomic, no lock). Slow paths
+ * (tcache.c) use the lock-free recycler and the per-class locks (central.c).
+ * The list of instances (for the fork hooks) is under one spin lock taken
+ * only by create, destroy and fork.
+ *
+ * Read ca_binned_malloc and ca_binned_free first, then instance_init.
+ */
+#include "binned_internal.h"
 
-size_t ca_binned_small_max(void);
-size_t ca_binned_small_max(void) { return CA_BINNED_SMALL_MAX; }
+#include <sched.h>
+
+struct ca_binned ca_binned__default_instance;
+static int g_default_state; /* 0 none, 1 being set up, 2 ready (atomic) */
+static int g_instances_lock;
+static ca_binned *g_instances;
+
+static const ca_allocator_ops binned_ops;
+
+#define CANARY_KEY ((uintptr_t)0x5ca1ab1edf00d5edull)
+
+/* ------------------------------------------------------------------------
+ * Instances
+ * ------------------------------------------------------------------------ */
+
+void ca_binned_options_default(ca_binned_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->class_range_log2 = 34;
+    o->huge = CA_SOURCE_HUGE_OFF;
+    o->decay_ms = 1000;
+    o->empty_keep = (size_t)1 << 20;
+    o->recycler_bytes = (size_t)256 << 10;
+}
+
+static void instances_add(ca_binned *b)
+{
+    ca_binned__spin_lock(&g_instances_lock);
+    b->next_instance = g_instances;
+    g_instances = b;
+    ca_binned__spin_unlock(&g_instances_lock);
+}
+
+static void instances_remove(ca_binned *b)
+{
+    ca_binned__spin_lock(&g_instances_lock);
+    for (ca_binned **pp = &g_instances; *pp; pp = &(*pp)->next_instance)
+        if (*pp == b) {
+            *pp = b->next_instance;
+            break;
+        }
+    ca_binned__spin_unlock(&g_instances_lock);
+}
+
+/* Everything but the ca_binned storage itself; on failure nothing is left. */
+static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_default)
+{
+    ca_binned__classes_init();
+    if (o->class_range_log2 < 24 || o->class_range_log2 > 36 || o->huge > CA_SOURCE_HUGE_1G ||
+        (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE)))
+        return EINVAL;
+    b->base.ops = &binned_ops;
+    b->class_shift = o->class_range_log2;
+    b->is_default = is_default;
+    b->flags = o->flags;
+    b->use_owner_map = !(o->flags & CA_BINNED_NO_OWNER_MAP);
+    b->decay_ns = o->decay_ms == CA_BINNED_DECAY_NEVER ? 0 : (uint64_t)(o->decay_ms ? o->decay_ms : 1) * 1000000u;
+    b->empty_keep = o->empty_keep;
+
+    int err;
+    if (o->source) {
+        b->src = o->source;
+    } else {
+        ca_source_mmap_options mo;
+        memset(&mo, 0, sizeof mo);
+        mo.flags = CA_SOURCE_MMAP_NORESERVE;
+        mo.huge = o->huge;
+        mo.decommit = CA_SOURCE_DECOMMIT_DONTNEED;
+        mo.name = "ctxalloc-binned";
+        err = ca_source_mmap_init(&b->own_src, &mo);
+        if (err)
+            return err;
+        b->own_src_used = true;
+        b->src = &b->own_src.base;
+    }
+
+    size_t range = (size_t)1 << b->class_shift;
+    size_t span = range * CA_BINNED__NCLASSES;
+    size_t align = (size_t)2 << 20;
+    void *base = NULL;
+    if (b->own_src_used)
+        err = ca_source_mmap_obtain_ex(&b->own_src, span, align, &base, &b->page_kind);
+    else
+        err = ca_source_obtain(b->src, span, align, &base);
+    if (err)
+        goto fail_src;
+    b->span_base = (uintptr_t)base;
+    b->span = span;
+
+    /* Metadata: per class the block words, then two chains of trees. */
+    size_t meta = 0;
+    size_t gran = ca_source_granule(b->src);
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+        size_t nblocks = range >> ca_binned__classes[i].block_shift;
+        size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
+        meta += ca_align_up(nblocks * sizeof(uint64_t), 64) + 2 * ntrees * sizeof(ca_binned__tree);
+    }
+    meta = ca_align_up(meta, gran);
+    void *mm = NULL;
+    err = ca_source_obtain(b->src, meta, gran, &mm);
+    if (err)
+        goto fail_span;
+    b->meta_map = mm;
+    b->meta_size = meta;
+    if (!(ca_source_granule(b->src) && (b->src->ops->caps & CA_SOURCE_ZEROED)))
+        memset(mm, 0, meta);
+    char *cur = (char *)mm;
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+        ca_binned__class *c = &b->classes[i];
+        const ca_binned__class_info *ci = &ca_binned__classes[i];
+        size_t nblocks = range >> ci->block_shift;
+        size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
+        memset(c, 0, sizeof *c);
+        ca_binned__recycler_init(&c->rec);
+        c->base = (char *)base + range * i;
+        c->max_blocks = nblocks;
+        c->meta = (uint64_t *)(void *)cur;
+        cur += ca_align_up(nblocks * sizeof(uint64_t), 64);
+        c->free_tree.trees = (ca_binned__tree *)(void *)cur;
+        c->free_tree.ntrees = (uint32_t)ntrees;
+        cur += ntrees * sizeof(ca_binned__tree);
+        c->empty_tree.trees = (ca_binned__tree *)(void *)cur;
+        c->empty_tree.ntrees = (uint32_t)ntrees;
+        cur += ntrees * sizeof(ca_binned__tree);
+        size_t bundle = (size_t)ci->batch * ci->size;
+        c->rec_max = o->recycler_bytes / bundle;
+        if (c->rec_max < 2)
+            c->rec_max = 2;
+    }
+
+    if (pthread_key_create(&b->key, ca_binned__tcache_thread_exit) != 0) {
+        err = EAGAIN;
+        goto fail_meta;
+    }
+    b->key_made = true;
+    b->next_purge_ns = ca_binned__now_ns() + b->decay_ns / 2;
+    err = ca_binned__large_init(b);
+    if (err)
+        goto fail_key;
+    instances_add(b);
+    return 0;
+
+fail_key:
+    pthread_key_delete(b->key);
+fail_meta:
+    ca_source_release(b->src, b->meta_map, b->meta_size);
+fail_span:
+    ca_source_release(b->src, base, span);
+fail_src:
+    if (b->own_src_used)
+        ca_source_mmap_destroy(&b->own_src);
+    return err;
+}
+
+int ca_binned_create(ca_binned **out, const ca_binned_options *o)
+{
+    ca_binned_options d;
+    if (!out)
+        return EINVAL;
+    if (!o) {
+        ca_binned_options_default(&d);
+        o = &d;
+    }
+    /* The instance struct comes from the given source, or a private mapping. */
+    ca_source *s = o->source ? o->source : ca_source_mmap_global();
+    size_t sz = ca_align_up(sizeof(ca_binned), ca_source_granule(s));
+    void *mem = NULL;
+    int err = ca_source_obtain(s, sz, ca_source_granule(s), &mem);
+    if (err)
+        return err;
+    ca_binned *b = (ca_binned *)mem;
+    memset(b, 0, sizeof *b);
+    err = instance_init(b, o, false);
+    if (err) {
+        ca_source_release(s, mem, sz);
+        return err;
+    }
+    *out = b;
+    return 0;
+}
+
+void ca_binned_destroy(ca_binned *b)
+{
+    if (!b || b->is_default)
+        return;
+    instances_remove(b);
+    pthread_key_delete(b->key);
+    ca_binned__large_destroy(b);
+    /* Caches of other threads: their memory goes with the source. */
+    for (ca_binned__tcache *tc = b->threads, *next; tc; tc = next) {
+        next = tc->next;
+        ca_source_release(b->src, tc, ca_align_up(sizeof(ca_binned__tcache), ca_source_granule(b->src)));
+    }
+    if (b->use_owner_map)
+        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+            if (b->classes[i].registered)
+                ca_owner_unregister(b->classes[i].base,
+                                    b->classes[i].registered << ca_binned__classes[i].block_shift, &b->base);
+    ca_source *s = b->own_src_used ? NULL : b->src;
+    ca_source_release(b->src, b->meta_map, b->meta_size);
+    ca_source_release(b->src, (void *)b->span_base, b->span);
+    if (b->own_src_used)
+        ca_source_mmap_destroy(&b->own_src);
+    ca_source *hs = s ? s : ca_source_mmap_global();
+    ca_source_release(hs, b, ca_align_up(sizeof(ca_binned), ca_source_granule(hs)));
+}
+
+ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
+{
+    int zero = 0;
+    if (__atomic_compare_exchange_n(&g_default_state, &zero, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        ca_binned_options o;
+        ca_binned_options_default(&o);
+        int err = instance_init(&ca_binned__default_instance, &o, true);
+        if (err)
+            ca_check_fail(CA_BINNED__COMP, NULL, "cannot set up the default instance (address space?)", __FILE__,
+                          __LINE__);
+        __atomic_store_n(&g_default_state, 2, __ATOMIC_RELEASE);
+    } else {
+        while (__atomic_load_n(&g_default_state, __ATOMIC_ACQUIRE) != 2)
+            sched_yield();
+    }
+    return &ca_binned__default_instance;
+}
+
+ca_binned *ca_binned_default(void)
+{
+    if (ca_likely(__atomic_load_n(&g_default_state, __ATOMIC_ACQUIRE) == 2))
+        return &ca_binned__default_instance;
+    return default_init_slow();
+}
+
+ca_allocator *ca_binned_allocator(ca_binned *b) { return &b->base; }
+
+/* ------------------------------------------------------------------------
+ * Class choice
+ * ------------------------------------------------------------------------ */
+
+/* Class for (size, align), or CA_BINNED__NCLASSES for the large tier. align
+ * is a power of two. */
+static inline unsigned pick_class(size_t size, size_t align)
+{
+    if (align <= 8) {
+        if (size <= CA_BINNED__LUT_MAX)
+            return ca_binned__lut8[(size + 7) >> 3];
+        return size <= CA_BINNED_SMALL_MAX ? ca_binned__class_of(size) : CA_BINNED__NCLASSES;
+    }
+    if (align <= 16) {
+        if (size <= CA_BINNED__LUT_MAX)
+            return ca_binned__lut16[(size + 15) >> 4];
+        return size <= CA_BINNED_SMALL_MAX ? ca_binned__class_of(ca_align_up(size, 16)) : CA_BINNED__NCLASSES;
+    }
+    if (size > CA_BINNED_SMALL_MAX || align > CA_BINNED_SMALL_MAX)
+        return CA_BINNED__NCLASSES;
+    size_t n = ca_align_up(size ? size : 1, align);
+    if (n > CA_BINNED_SMALL_MAX)
+        return CA_BINNED__NCLASSES;
+    unsigned c = ca_binned__class_of(n);
+    while (c < CA_BINNED__NCLASSES && (ca_binned__classes[c].size & (align - 1)))
+        c++;
+    return c;
+}
+
+unsigned ca_binned_size_class(size_t size) { ca_binned__classes_init(); return pick_class(size, 16); }
+
+size_t ca_binned_class_size(unsigned i)
+{
+    ca_binned__classes_init();
+    return i < CA_BINNED__NCLASSES ? ca_binned__classes[i].size : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Fast paths
+ * ------------------------------------------------------------------------ */
+
+static inline void check_free(const ca_binned *b, void *p, unsigned cls)
+{
+    if (CA_CHECKS >= CA_CHECKS_ON) {
+        const ca_binned__class_info *ci = &ca_binned__classes[cls];
+        size_t off = ((uintptr_t)p - b->span_base) & (((size_t)1 << ci->block_shift) - 1);
+        if (ca_unlikely((size_t)ca_binned__slot_index(cls, off) * ci->size != off)) {
+            char what[96];
+            static const char pre[] = "free of an interior pointer (class ";
+            size_t k = sizeof pre - 1;
+            memcpy(what, pre, k);
+            size_t s = ci->size, d = 1;
+            while (s / d >= 10)
+                d *= 10;
+            for (; d; d /= 10)
+                what[k++] = (char)('0' + (s / d) % 10);
+            memcpy(what + k, " B)", 4);
+            ca_check_fail(CA_BINNED__COMP, p, what, __FILE__, __LINE__);
+        }
+        uintptr_t *w = (uintptr_t *)p;
+        if (ca_unlikely(w[1] == ((uintptr_t)p ^ CANARY_KEY))) {
+            char what[96];
+            static const char pre[] = "double free (class ";
+            size_t k = sizeof pre - 1;
+            memcpy(what, pre, k);
+            size_t s = ci->size, d = 1;
+            while (s / d >= 10)
+                d *= 10;
+            for (; d; d /= 10)
+                what[k++] = (char)('0' + (s / d) % 10);
+            memcpy(what + k, " B)", 4);
+            ca_check_fail(CA_BINNED__COMP, p, what, __FILE__, __LINE__);
+        }
+        w[1] = (uintptr_t)p ^ CANARY_KEY;
+    }
+}
+
+static inline void mark_alloc(void *p)
+{
+    if (CA_CHECKS >= CA_CHECKS_ON)
+        ((uintptr_t *)p)[1] = 0;
+}
+
+/* Pop from the calling thread's bin of cls, or take the slow path. */
+ca_force_inline void *alloc_cls(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
+{
+    void *p;
+    if (ca_likely(tc != NULL)) {
+        ca_binned__bin *bin = &tc->bins[cls];
+        p = bin->head;
+        if (ca_likely(p != NULL)) {
+            bin->head = *(void **)p;
+            bin->count--;
+            bin->allocs++;
+            mark_alloc(p);
+            return p;
+        }
+    }
+    p = ca_binned__alloc_slow(b, tc, cls);
+    if (p)
+        mark_alloc(p);
+    return p;
+}
+
+ca_force_inline void free_cls(ca_binned *b, ca_binned__tcache *tc, void *p, unsigned cls)
+{
+    check_free(b, p, cls);
+    if (ca_unlikely(tc == NULL)) {
+        *(void **)p = NULL;
+        __atomic_fetch_add(&b->classes[cls].exited_frees, 1, __ATOMIC_RELAXED);
+        ca_binned__central_put(b, cls, p);
+        return;
+    }
+    ca_binned__bin *bin = &tc->bins[cls];
+    *(void **)p = bin->head;
+    bin->head = p;
+    bin->frees++;
+    if (ca_unlikely(++bin->count > bin->max))
+        ca_binned__free_slow(b, tc, cls);
+}
+
+ca_attr_noinline static void *default_alloc_slow(unsigned cls)
+{
+    ca_binned *b = ca_binned_default();
+    void *p = ca_binned__alloc_slow(b, &ca_binned__tls, cls);
+    if (p)
+        mark_alloc(p);
+    return p;
+}
+
+ca_attr_noinline static void *default_alloc_big(size_t size)
+{
+    ca_binned *b = ca_binned_default();
+    if (size <= CA_BINNED_SMALL_MAX) {
+        unsigned cls = ca_binned__class_of(ca_align_up(size, 16));
+        return alloc_cls(b, &ca_binned__tls, cls);
+    }
+    return ca_binned__large_alloc(b, size, 16, NULL);
+}
+
+void *ca_binned_malloc(size_t size)
+{
+    if (ca_likely(size <= CA_BINNED__LUT_MAX)) {
+        unsigned cls = ca_binned__lut16[(size + 15) >> 4];
+        ca_binned__bin *bin = &ca_binned__tls.bins[cls];
+        void *p = bin->head;
+        if (ca_likely(p != NULL)) {
+            bin->head = *(void **)p;
+            bin->count--;
+            bin->allocs++;
+            mark_alloc(p);
+            return p;
+        }
+        return default_alloc_slow(cls);
+    }
+    return default_alloc_big(size);
+}
+
+ca_attr_noinline static void default_free_other(void *p)
+{
+    int saved = errno;
+    ca_binned *b = &ca_binned__default_instance;
+    if (__atomic_load_n(&g_default_state, __ATOMIC_ACQUIRE) != 2 || !ca_binned__large_free(b, p))
+        ca_check_fail(CA_BINNED__COMP, p, "free of a pointer not from the allocator", __FILE__, __LINE__);
+    errno = saved;
+}
+
+ca_attr_noinline static void default_free_slow(unsigned cls)
+{
+    int saved = errno;
+    ca_binned__free_slow(&ca_binned__default_instance, &ca_binned__tls, cls);
+    errno = saved;
+}
+
+void ca_binned_free(void *p)
+{
+    ca_binned *b = &ca_binned__default_instance;
+    uintptr_t off = (uintptr_t)p - b->span_base;
+    if (ca_likely(off < b->span)) {
+        unsigned cls = (unsigned)(off >> b->class_shift);
+        check_free(b, p, cls);
+        ca_binned__bin *bin = &ca_binned__tls.bins[cls];
+        *(void **)p = bin->head;
+        bin->head = p;
+        bin->frees++;
+        if (ca_unlikely(++bin->count > bin->max))
+            default_free_slow(cls);
+        return;
+    }
+    if (p)
+        default_free_other(p);
+}
+
+void *ca_binned_alloc(ca_binned *b, size_t size, size_t align)
+{
+    if (ca_unlikely(!ca_is_pow2(align))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    unsigned cls = pick_class(size, align);
+    if (cls >= CA_BINNED__NCLASSES)
+        return ca_binned__large_alloc(b, size, align, NULL);
+    ca_binned__tcache *tc = b->is_default ? &ca_binned__tls : ca_binned__tcache_get(b);
+    return alloc_cls(b, tc, cls);
+}
+
+void ca_binned_dealloc(ca_binned *b, void *p)
+{
+    uintptr_t off = (uintptr_t)p - b->span_base;
+    if (ca_likely(off < b->span)) {
+        unsigned cls = (unsigned)(off >> b->class_shift);
+        ca_binned__tcache *tc = b->is_default ? &ca_binned__tls : ca_binned__tcache_get(b);
+        int saved = errno;
+        free_cls(b, tc, p, cls);
+        errno = saved;
+        return;
+    }
+    if (!p)
+        return;
+    int saved = errno;
+    if (!ca_binned__large_free(b, p))
+        ca_check_fail(CA_BINNED__COMP, p, "free of a pointer not from the allocator", __FILE__, __LINE__);
+    errno = saved;
+}
+
+size_t ca_binned_usable(const ca_binned *b, const void *p)
+{
+    if (!p)
+        return 0;
+    uintptr_t off = (uintptr_t)p - b->span_base;
+    if (off < b->span)
+        return ca_binned__classes[off >> b->class_shift].size;
+    return ca_binned__large_usable(b, p);
+}
+
+static bool owns(const ca_binned *b, const void *p)
+{
+    uintptr_t off = (uintptr_t)p - b->span_base;
+    if (off < b->span) {
+        unsigned cls = (unsigned)(off >> b->class_shift);
+        const ca_binned__class_info *ci = &ca_binned__classes[cls];
+        size_t in = off & (((size_t)1 << b->class_shift) - 1);
+        size_t bi = in >> ci->block_shift;
+        return bi < __atomic_load_n(&b->classes[cls].frontier, __ATOMIC_RELAXED);
+    }
+    return p && ca_binned__large_usable(b, p) != 0;
+}
+
+size_t ca_binned_usable_size(const void *p)
+{
+    if (!p)
+        return 0;
+    return ca_binned_usable(ca_binned_default(), p);
+}
+
+bool ca_binned_owns(const void *p)
+{
+    if (__atomic_load_n(&g_default_state, __ATOMIC_ACQUIRE) != 2)
+        return false;
+    return owns(&ca_binned__default_instance, p);
+}
+
+void *ca_binned_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (ca_mul_overflows(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = ca_binned_malloc(total);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}
+
+void *ca_binned_aligned_alloc(size_t align, size_t size)
+{
+    return ca_binned_alloc(ca_binned_default(), size, align);
+}
+
+/* Resize of a block of b; old_size is what the caller knows (0: unknown,
+ * the usable size is copied). */
+static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                    size_t *usable)
+{
+    if (!ca_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!p) {
+        void *q = ca_binned_alloc(b, new_size, align);
+        if (q && usable)
+            *usable = ca_binned_usable(b, q);
+        return q;
+    }
+    uintptr_t off = (uintptr_t)p - b->span_base;
+    if (off >= b->span)
+        return ca_binned__large_resize(b, p, new_size, align, flags, usable);
+    size_t have = ca_binned__classes[off >> b->class_shift].size;
+    if (new_size <= have && (new_size > have / 2 || (flags & CA_RESIZE_IN_PLACE) || have <= 16)) {
+        if (usable)
+            *usable = have;
+        return p;
+    }
+    if (flags & CA_RESIZE_IN_PLACE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *q = ca_binned_alloc(b, new_size, align);
+    if (!q)
+        return NULL;
+    size_t keep = old_size && old_size < have ? old_size : have;
+    memcpy(q, p, keep < new_size ? keep : new_size);
+    ca_binned_dealloc(b, p);
+    if (usable)
+        *usable = ca_binned_usable(b, q);
+    return q;
+}
+
+void *ca_binned_realloc(void *p, size_t size)
+{
+    if (!p)
+        return ca_binned_malloc(size);
+    if (size == 0) {
+        ca_binned_free(p);
+        return NULL;
+    }
+    return resize(ca_binned_default(), p, 0, size, 16, 0, NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * ca_allocator ops
+ * ------------------------------------------------------------------------ */
+
+static void *op_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
+{
+    ca_binned *b = (ca_binned *)(void *)a;
+    void *p = ca_binned_alloc(b, size, align);
+    if (p && usable)
+        *usable = ca_binned_usable(b, p);
+    return p;
+}
+
+static void op_free(ca_allocator *a, void *p, size_t size, size_t align)
+{
+    (void)size;
+    (void)align;
+    ca_binned_dealloc((ca_binned *)(void *)a, p);
+}
+
+static void op_free_unsized(ca_allocator *a, void *p) { ca_binned_dealloc((ca_binned *)(void *)a, p); }
+
+static size_t op_usable(const ca_allocator *a, const void *p) { return ca_binned_usable((const ca_binned *)(const void *)a, p); }
+
+static void *op_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                       size_t *usable)
+{
+    return resize((ca_binned *)(void *)a, p, old_size, new_size, align, flags, usable);
+}
+
+static bool op_owns(const ca_allocator *a, const void *p) { return owns((const ca_binned *)(const void *)a, p); }
+
+static int op_stats(const ca_allocator *a, ca_stats *out) { return ca_binned_stats((const ca_binned *)(const void *)a, out); }
+
+static const ca_allocator_ops binned_ops = {
+    .name = "binned",
+    .caps = CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED,
+    .alloc = op_alloc,
+    .free = op_free,
+    .free_unsized = op_free_unsized,
+    .usable_size = op_usable,
+    .resize = op_resize,
+    .owns = op_owns,
+    .reset = NULL,
+    .stats = op_stats,
+};
+
+/* ------------------------------------------------------------------------
+ * Trim, threads, fork
+ * ------------------------------------------------------------------------ */
+
+void ca_binned_trim(ca_binned *b)
+{
+    if (!b)
+        b = ca_binned_default();
+    __atomic_fetch_add(&b->epoch, 1, __ATOMIC_ACQ_REL);
+    ca_binned__tcache *tc = b->is_default ? &ca_binned__tls : ca_binned__tcache_get(b);
+    if (tc && tc->state == CA_BINNED__TC_LIVE) {
+        tc->epoch = __atomic_load_n(&b->epoch, __ATOMIC_ACQUIRE);
+        ca_binned__tcache_flush_all(b, tc, true);
+    }
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+        ca_binned__central_drain_recycler(b, i);
+        ca_binned__central_purge(b, i, true);
+    }
+    ca_binned__large_trim(b);
+    CA_CHECK_FULL(ca_binned_check(b) == NULL, CA_BINNED__COMP, b, "invariant broken after trim");
+}
+
+void ca_binned_thread_flush(ca_binned *b)
+{
+    if (!b)
+        b = ca_binned_default();
+    ca_binned__tcache *tc = b->is_default ? &ca_binned__tls : ca_binned__tcache_get(b);
+    if (tc && tc->state == CA_BINNED__TC_LIVE)
+        ca_binned__tcache_flush_all(b, tc, false);
+    ca_binned__large_flush(b);
+}
+
+void ca_binned_fork_prepare(void)
+{
+    ca_binned__spin_lock(&g_instances_lock);
+    for (ca_binned *b = g_instances; b; b = b->next_instance) {
+        ca_binned__spin_lock(&b->reg_lock);
+        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+            ca_binned__class_lock(&b->classes[i]);
+    }
+}
+
+void ca_binned_fork_parent(void)
+{
+    for (ca_binned *b = g_instances; b; b = b->next_instance) {
+        for (unsigned i = CA_BINNED__NCLASSES; i-- > 0;)
+            ca_binned__class_unlock(&b->classes[i]);
+        ca_binned__spin_unlock(&b->reg_lock);
+    }
+    ca_binned__spin_unlock(&g_instances_lock);
+}
+
+void ca_binned_fork_child(void)
+{
+    for (ca_binned *b = g_instances; b; b = b->next_instance) {
+        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+            b->classes[i].lock = 0;
+        b->reg_lock = 0;
+        b->purging = 0;
+        /* Threads other than this one do not exist here: their caches go
+         * back to the blocks. */
+        ca_binned__tcache *self = b->is_default ? &ca_binned__tls
+                                                : (ca_binned__tcache *)pthread_getspecific(b->key);
+        ca_binned__tcache *tc = b->threads;
+        while (tc) {
+            ca_binned__tcache *next = tc->next;
+            if (tc != self) {
+                for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+                    ca_binned__bin *bin = &tc->bins[i];
+                    /* Walk by links, not by count: the thread may have been
+                     * between the two updates of a push or pop. */
+                    if (bin->head)
+                        ca_binned__central_put(b, i, bin->head);
+                    __atomic_fetch_add(&b->classes[i].exited_allocs, bin->allocs, __ATOMIC_RELAXED);
+                    __atomic_fetch_add(&b->classes[i].exited_frees, bin->frees, __ATOMIC_RELAXED);
+                    bin->head = NULL;
+                    bin->count = 0;
+                }
+                tc->state = CA_BINNED__TC_DEAD;
+                ca_binned__tcache_registry_remove(b, tc);
+            }
+            tc = next;
+        }
+    }
+    g_instances_lock = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Statistics
+ * ------------------------------------------------------------------------ */
+
+static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint64_t *frees, uint64_t *cached)
+{
+    const ca_binned__class *c = &b->classes[i];
+    uint64_t a = __atomic_load_n(&c->exited_allocs, __ATOMIC_RELAXED);
+    uint64_t f = __atomic_load_n(&c->exited_frees, __ATOMIC_RELAXED);
+    uint64_t n = 0;
+    ca_binned *mb = (ca_binned *)(uintptr_t)b;
+    ca_binned__spin_lock(&mb->reg_lock);
+    for (const ca_binned__tcache *tc = b->threads; tc; tc = tc->next) {
+        a += __atomic_load_n(&tc->bins[i].allocs, __ATOMIC_RELAXED);
+        f += __atomic_load_n(&tc->bins[i].frees, __ATOMIC_RELAXED);
+        n += __atomic_load_n(&tc->bins[i].count, __ATOMIC_RELAXED);
+    }
+    ca_binned__spin_unlock(&mb->reg_lock);
+    *allocs = a;
+    *frees = f;
+    *cached = n;
+}
+
+int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
+{
+    if (i >= CA_BINNED__NCLASSES)
+        return EINVAL;
+    const ca_binned__class *c = &b->classes[i];
+    const ca_binned__class_info *ci = &ca_binned__classes[i];
+    uint64_t allocs, frees, cached;
+    class_counts(b, i, &allocs, &frees, &cached);
+    ca_binned__class *mc = (ca_binned__class *)(uintptr_t)c;
+    ca_binned__class_lock(mc);
+    uint64_t out_slots = c->slots_out;
+    uint64_t committed = c->committed, frontier = c->frontier, nempty = c->nempty, decommits = c->decommits,
+             fails = c->commit_fail;
+    ca_binned__class_unlock(mc);
+    uint64_t rec = __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED);
+    uint64_t held = cached + rec * ci->batch;
+    ca_stats_init(out, "binned-class");
+    out->bytes_in_use = (out_slots > held ? out_slots - held : 0) * ci->size;
+    out->bytes_reserved = (uint64_t)1 << b->class_shift;
+    out->bytes_committed = committed << ci->block_shift;
+    out->peak_in_use = 0;
+    out->allocs = allocs;
+    out->frees = frees;
+    out->failures = fails;
+    ca_stats_set_counter(out, "class_size", ci->size);
+    ca_stats_set_counter(out, "blocks", frontier);
+    ca_stats_set_counter(out, "empty_blocks", nempty);
+    ca_stats_set_counter(out, "decommits", decommits);
+    ca_stats_set_counter(out, "cached_slots", cached);
+    ca_stats_set_counter(out, "recycled_bundles", rec);
+    return 0;
+}
+
+int ca_binned_stats(const ca_binned *b, ca_stats *out)
+{
+    ca_stats_init(out, "binned");
+    uint64_t cached = 0, rec = 0, blocks = 0, decommits = 0, empty = 0;
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+        ca_stats s;
+        ca_binned_class_stats(b, i, &s);
+        out->bytes_in_use += s.bytes_in_use;
+        out->bytes_committed += s.bytes_committed;
+        out->allocs += s.allocs;
+        out->frees += s.frees;
+        out->failures += s.failures;
+        uint64_t v;
+        if (ca_stats_get_counter(&s, "cached_slots", &v))
+            cached += v * ca_binned__classes[i].size;
+        if (ca_stats_get_counter(&s, "recycled_bundles", &v))
+            rec += v * ca_binned__classes[i].batch * ca_binned__classes[i].size;
+        if (ca_stats_get_counter(&s, "blocks", &v))
+            blocks += v;
+        if (ca_stats_get_counter(&s, "decommits", &v))
+            decommits += v;
+        if (ca_stats_get_counter(&s, "empty_blocks", &v))
+            empty += v;
+    }
+    out->bytes_reserved = b->span;
+    ca_stats l;
+    ca_binned__large_stats(b, &l);
+    out->bytes_in_use += l.bytes_in_use;
+    out->bytes_reserved += l.bytes_reserved;
+    out->bytes_committed += l.bytes_committed;
+    out->allocs += l.allocs;
+    out->frees += l.frees;
+    out->failures += l.failures;
+    ca_stats_set_counter(out, "cached_bytes", cached);
+    ca_stats_set_counter(out, "recycled_bytes", rec);
+    ca_stats_set_counter(out, "blocks", blocks);
+    ca_stats_set_counter(out, "empty_blocks", empty);
+    ca_stats_set_counter(out, "decommits", decommits);
+    ca_stats_set_counter(out, "large_in_use", l.bytes_in_use);
+    ca_stats_set_counter(out, "threads_seen", __atomic_load_n(&b->nthreads_seen, __ATOMIC_RELAXED));
+    ca_stats_set_counter(out, "page_kind", b->page_kind);
+    return 0;
+}

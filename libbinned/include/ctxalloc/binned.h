@@ -1,7 +1,52 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libbinned: thread-caching general-purpose allocator (work in progress:
- * the full interface lands with the allocator).
+ * libbinned: the thread-caching general-purpose allocator of ctxalloc, the
+ * one libswitch puts under malloc.
+ *
+ *   - 100 size classes from 16 B to CA_BINNED_SMALL_MAX (256 KiB), 8 per
+ *     doubling above 64 B (internal waste < 12.5% of the class size for
+ *     requests with alignment <= 8; malloc-style 16-byte alignment rounds the
+ *     request to 16 first), found through a lookup table for sizes <= 1 KiB;
+ *   - one reserved virtual range per class, committed block by block; the
+ *     class and block of a pointer follow from its address by a shift, so
+ *     free needs no size and there is no header in front of any block;
+ *   - one u64 of out-of-band metadata per block and a three-level bit tree
+ *     (16,384 blocks per 2 KiB tree, chained beyond) that finds the lowest
+ *     block with a free slot in O(1);
+ *   - per-thread caches (no lock, no atomic on the fast path), refilled and
+ *     flushed in bundles through a lock-free recycler per class (Treiber
+ *     stack, 128-bit CAS of pointer + generation); a free from any thread
+ *     goes to that thread's cache (remote frees need no owner and no lock);
+ *   - empty blocks decommitted after a decay interval (or at once above a
+ *     per-class budget, or at ca_binned_trim), trailing empty blocks cut off;
+ *     ca_binned_trim() bumps a global epoch and every thread returns its
+ *     cached bundles on its next slow path;
+ *   - sizes above CA_BINNED_SMALL_MAX (and alignments no class serves) go to
+ *     the large-object tier (<ctxalloc/binned/large.h>).
+ *
+ * Thread safety: every function may be called from any thread at any time,
+ * except ca_binned_destroy and ca_binned_check (see there).
+ *
+ * The process-wide default instance (ca_binned_default, and the ca_binned_*
+ * malloc-style entry points that use it) is built for being malloc: it is set
+ * up on first use without calling malloc, usable before main and from any
+ * thread, never calls malloc (nor anything that does) and returns each
+ * thread's cache when the thread exits (pthread key destructor). A process
+ * that forks while other threads allocate calls ca_binned_fork_prepare /
+ * _parent / _child around fork (libswitch registers them with
+ * pthread_atfork). Its class ranges are registered in core's ownership map
+ * with its ca_allocator as the owner value.
+ *
+ * Errors: pointer calls return NULL and set errno (ENOMEM: out of memory or
+ * size overflow; EINVAL: alignment not a power of two); free never changes
+ * errno. Size 0 returns a unique 16-byte block.
+ *
+ * Checks: with checks=on, free of a pointer that is not a slot start of the
+ * allocator (interior or foreign pointer) and double free of a block still
+ * in the freeing thread's cache abort with one line naming the address and
+ * the class; double frees that reach the central store abort there in every
+ * build. With checks=off the fast path does not look: an interior pointer or
+ * a double free corrupts the thread cache (the block is handed out twice).
  */
 #ifndef CTXALLOC_BINNED_H
 #define CTXALLOC_BINNED_H
@@ -13,8 +58,235 @@ extern "C" {
 #endif
 
 /* Largest request served by the size classes; larger ones go to the
- * large-object tier (<ctxalloc/binned/large.h>). */
+ * large-object tier. */
 #define CA_BINNED_SMALL_MAX ((size_t)256 << 10)
+/* Number of size classes. */
+#define CA_BINNED_NCLASSES 100
+
+/* Flags of ca_binned_options.flags. */
+#define CA_BINNED_NO_OWNER_MAP 0x1u /* do not register ranges in core's ownership map */
+#define CA_BINNED_NO_TCACHE    0x2u /* no thread caches: every call takes the shared path */
+
+/* decay_ms value: never decommit EMPTY blocks by age (trim still does). */
+#define CA_BINNED_DECAY_NEVER UINT32_MAX
+
+typedef struct ca_binned ca_binned;
+
+/*
+ * Options of an instance. Fill with ca_binned_options_default, then change
+ * what you need.
+ */
+typedef struct ca_binned_options {
+    ca_source *source;         /* memory for ranges and metadata; NULL: an own
+                                  anonymous mmap source (no-reserve). A given
+                                  source must be thread-safe and support
+                                  decommit for memory to go back. */
+    unsigned class_range_log2; /* log2 of the address space per class, 24..38
+                                  (default 34: 16 GiB per class, 1.6 TiB in all,
+                                  reserved, not committed) */
+    unsigned huge;             /* CA_SOURCE_HUGE_* rung to start the class span
+                                  with (own source only; default OFF) */
+    unsigned flags;            /* CA_BINNED_* */
+    uint32_t decay_ms;         /* EMPTY blocks are decommitted after 1-2x this
+                                  (default 1000) */
+    size_t empty_keep;         /* per class, bytes of EMPTY blocks kept until
+                                  decay; more are decommitted at once
+                                  (default 1 MiB; 0: decommit at once) */
+    size_t recycler_bytes;     /* per class, bytes of bundles the recycler holds
+                                  before flushes go to the blocks (default 256 KiB) */
+} ca_binned_options;
+
+/* ========================================================================
+ * Create/destroy
+ * ======================================================================== */
+
+/**
+ * ca_binned_options_default() - the default options.
+ * @o: options to fill (not NULL)
+ */
+void ca_binned_options_default(ca_binned_options *o);
+
+/**
+ * ca_binned_create() - a new instance with its own class ranges.
+ * @out: receives the instance (not NULL)
+ * @o:   options, or NULL for the defaults
+ *
+ * Reserves 100 * 2^class_range_log2 bytes of address space and the metadata
+ * (block words and trees, touched on demand). The instance itself lives in
+ * memory from the source. O(1) plus a few system calls.
+ * Return: 0; EINVAL (bad option); ENOMEM (no address space); or the error
+ * of the source.
+ */
+int ca_binned_create(ca_binned **out, const ca_binned_options *o);
+
+/**
+ * ca_binned_destroy() - release everything the instance holds.
+ * @b: instance; NULL is a no-op; never the default instance (ignored)
+ *
+ * Every block is gone afterwards. No other thread may use b during or after
+ * the call; caches of other threads for b are discarded.
+ */
+void ca_binned_destroy(ca_binned *b);
+
+/**
+ * ca_binned_default() - the process-wide instance.
+ *
+ * Set up on the first call from any thread (no malloc, no TLS needed), never
+ * destroyed. Options: the defaults. Its ca_allocator is registered as the
+ * owner of its ranges in core's ownership map.
+ * Return: the instance (never NULL; an impossible setup aborts with one line).
+ */
+ca_binned *ca_binned_default(void);
+
+/**
+ * ca_binned_allocator() - the ca_allocator view of an instance.
+ * @b: instance (not NULL)
+ *
+ * Caps: CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED. alloc/free/free_unsized/
+ * usable_size/resize (in place when the new size fits the class, or the
+ * large tier can), owns, stats (totals; per class with
+ * ca_binned_class_stats). No reset.
+ * Return: &b->base.
+ */
+ca_allocator *ca_binned_allocator(ca_binned *b);
+
+/* ========================================================================
+ * Allocation: any instance
+ * ======================================================================== */
+
+/**
+ * ca_binned_alloc() - allocate size bytes aligned to align.
+ * @b:     instance
+ * @size:  bytes (0: a unique minimal block)
+ * @align: power of two; <= 8 may use the 8-byte classes (72, 88, 104, 120)
+ *
+ * Alignments up to the class size are served by the first class whose size
+ * is a multiple of the alignment (up to 256 KiB); larger ones by the large
+ * tier. O(1): a thread-cache pop, a bundle pop, or a bit-tree search.
+ * Return: the block, or NULL with errno ENOMEM / EINVAL.
+ */
+ca_attr_malloc void *ca_binned_alloc(ca_binned *b, size_t size, size_t align);
+
+/**
+ * ca_binned_dealloc() - free a block of b without its size.
+ * @b: instance that allocated p
+ * @p: block or NULL (no-op)
+ *
+ * O(1): a push on the calling thread's cache (any thread may free).
+ */
+void ca_binned_dealloc(ca_binned *b, void *p);
+
+/**
+ * ca_binned_usable() - usable bytes of a block of b.
+ * @b: instance
+ * @p: live block of b, or NULL (0)
+ * Return: the class size (>= the request), or the large tier's size.
+ */
+size_t ca_binned_usable(const ca_binned *b, const void *p);
+
+/* ========================================================================
+ * Allocation: the default instance (malloc-style; usable as malloc)
+ *
+ * All are thread-safe, never call malloc, and set errno only on failure.
+ * ======================================================================== */
+
+/* malloc: 16-byte aligned; size 0 gives a unique block. NULL + ENOMEM. */
+ca_attr_malloc void *ca_binned_malloc(size_t size);
+/* free: p NULL is a no-op; errno is preserved. */
+void ca_binned_free(void *p);
+/* calloc: n * size zero-filled; overflow gives NULL + ENOMEM. */
+ca_attr_malloc void *ca_binned_calloc(size_t n, size_t size);
+/* realloc: p NULL acts as malloc; size 0 frees p and returns NULL (glibc's
+ * choice); in place when the class fits; failure leaves p intact (NULL +
+ * ENOMEM). Shrinking below half the class moves to a smaller class. */
+void *ca_binned_realloc(void *p, size_t size);
+/* Aligned allocation: align a power of two (else NULL + EINVAL), any size. */
+ca_attr_malloc void *ca_binned_aligned_alloc(size_t align, size_t size);
+/* Usable size of a block of the default instance; 0 for NULL. */
+size_t ca_binned_usable_size(const void *p);
+/* Whether p is a block address inside the default instance's memory
+ * (class ranges or large tier). O(1). */
+bool ca_binned_owns(const void *p);
+
+/* ========================================================================
+ * Memory return, threads, fork
+ * ======================================================================== */
+
+/**
+ * ca_binned_trim() - give memory back now.
+ * @b: instance; NULL means the default instance
+ *
+ * Bumps the trim epoch (every thread returns its cached bundles on its next
+ * slow path), returns the calling thread's cache and every recycler bundle
+ * to the blocks, decommits every EMPTY block, trims trailing blocks and
+ * trims the large tier. O(classes + empty blocks) plus system calls.
+ */
+void ca_binned_trim(ca_binned *b);
+
+/**
+ * ca_binned_thread_flush() - return the calling thread's cache of b.
+ * @b: instance; NULL means the default instance
+ *
+ * Done automatically at thread exit.
+ */
+void ca_binned_thread_flush(ca_binned *b);
+
+/*
+ * Fork hooks for every instance of the process, for pthread_atfork (the
+ * library does not register them itself: libswitch, or the application,
+ * does). prepare takes every lock (instances, classes, large tier), parent
+ * releases them, child re-initialises them and returns the caches of the
+ * threads that do not exist in the child to the blocks.
+ */
+void ca_binned_fork_prepare(void);
+void ca_binned_fork_parent(void);
+void ca_binned_fork_child(void);
+
+/* ========================================================================
+ * Introspection
+ * ======================================================================== */
+
+/* Size of class i (i < CA_BINNED_NCLASSES), 0 otherwise. */
+size_t ca_binned_class_size(unsigned i);
+/* Class serving a request of size bytes with 16-byte alignment, or
+ * CA_BINNED_NCLASSES when the large tier serves it. */
+unsigned ca_binned_size_class(size_t size);
+
+/**
+ * ca_binned_class_stats() - statistics of one class.
+ * @b:   instance
+ * @i:   class index
+ * @out: filled: bytes_in_use (slots out of the caches and recycler, times
+ *       the class size), bytes_reserved (the class range), bytes_committed
+ *       (blocks ACTIVE or EMPTY), allocs / frees (thread caches, live and
+ *       exited), counters blocks, empty_blocks, decommits, cached_slots,
+ *       recycled_bundles, failures
+ *
+ * Readable while other threads allocate (the figures are then approximate).
+ * Return: 0 or EINVAL (class out of range).
+ */
+int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out);
+
+/**
+ * ca_binned_stats() - totals over every class plus the large tier.
+ * @b: instance; @out: filled (name "binned")
+ * Return: 0.
+ */
+int ca_binned_stats(const ca_binned *b, ca_stats *out);
+
+/**
+ * ca_binned_check() - walk every invariant of b.
+ * @b: instance
+ *
+ * Block words against the free and empty trees, free-list lengths against
+ * the free counts, every slot in at most one place (a block list, a thread
+ * cache, a recycler bundle), cache counts against list lengths. No other
+ * thread may use b during the call. Memory for the walk comes from the
+ * instance's source (never malloc). O(slots of the used blocks).
+ * Return: NULL when consistent, else a static message naming the first
+ * broken invariant.
+ */
+const char *ca_binned_check(const ca_binned *b);
 
 #ifdef __cplusplus
 }

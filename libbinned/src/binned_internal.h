@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libbinned private header: the data structures shared by the files of the
+ * small/medium tier, and the internal functions between them. Tests include
+ * it to check invariants (ca_binned_check walks them too).
+ *
+ * Read in this order: the size classes (ca_binned__class_info), the layout
+ * of an instance (ca_binned, ca_binned__class), the block word, the bit tree,
+ * the recycler, the thread cache. binned.c has the entry points.
+ *
+ * Memory layout of an instance:
+ *
+ *   span_base                                                span_base + span
+ *   | class 0 range | class 1 range | ... | class N-1 range |
+ *     each 2^class_shift bytes, cut into blocks of 2^block_shift[c] bytes,
+ *     each block holding nslots[c] slots of size[c] bytes from its start.
+ *
+ * so for a pointer p inside the span:
+ *   class = (p - span_base) >> class_shift
+ *   block = ((p - span_base) & (2^class_shift - 1)) >> block_shift[class]
+ * and free needs neither a size nor a header.
+ */
+#ifndef CA_BINNED_INTERNAL_H
+#define CA_BINNED_INTERNAL_H
+
+#include <ctxalloc/binned.h>
+#include <ctxalloc/source.h>
+
+#include <stdint.h>
+
+#define CA_BINNED__COMP "binned"
+
+/* ------------------------------------------------------------------------
+ * Size classes (classes.c)
+ *
+ *   classes 0..3:    16, 32, 48, 64
+ *   from 64 B up:    8 classes per doubling: (q + 1) << (e - 3) for a size in
+ *                    (2^e, 2^(e+1)], q = 8..15, so the worst internal waste is
+ *                    below 1/9 (11.1%) of the class size;
+ *   last class:      CA_BINNED_SMALL_MAX (256 KiB) = class 99.
+ * A class size is a multiple of 8; multiples of 16 from 128 B up. malloc
+ * rounds requests up to 16 first, so 72/88/104/120 serve only requests that
+ * asked for 8-byte alignment (ca_binned_alloc with align <= 8).
+ * ------------------------------------------------------------------------ */
+
+#define CA_BINNED__NCLASSES    100
+#define CA_BINNED__LUT_MAX     1024 /* sizes <= this use the lookup tables */
+#define CA_BINNED__BLOCK_MIN_SHIFT 16 /* 64 KiB: smallest block */
+#define CA_BINNED__RECIP_SHIFT 40   /* slot index = (offset * recip) >> 40 */
+
+typedef struct ca_binned__class_info {
+    uint32_t size;        /* bytes per slot */
+    uint32_t nslots;      /* slots per block, <= 4096 */
+    uint32_t batch;       /* slots per bundle (refill / flush unit) */
+    uint32_t cache_max;   /* thread-cache bound of this class (2 * batch) */
+    uint8_t block_shift;  /* log2 of the block size, >= 16 */
+    uint64_t recip;       /* ceil(2^40 / size): exact division of block offsets */
+} ca_binned__class_info;
+
+/* Read-only after the first call of ca_binned__classes_init (idempotent,
+ * called by every create). */
+extern ca_binned__class_info ca_binned__classes[CA_BINNED__NCLASSES];
+/* lut16[(n + 15) >> 4]: class of a 16-byte-aligned request of n <= 1024;
+ * lut8[(n + 7) >> 3]: class of a request with align <= 8. */
+extern uint8_t ca_binned__lut16[CA_BINNED__LUT_MAX / 16 + 1];
+extern uint8_t ca_binned__lut8[CA_BINNED__LUT_MAX / 8 + 1];
+
+void ca_binned__classes_init(void);
+
+/* Class of a request of n bytes with alignment <= 8 (computed, any n up to
+ * CA_BINNED_SMALL_MAX; n = 0 is class 0). */
+ca_force_inline unsigned ca_binned__class_of(size_t n)
+{
+    if (n <= 64)
+        return n ? (unsigned)((n - 1) >> 4) : 0;
+    size_t m = n - 1;
+    unsigned e = ca_log2(m);
+    unsigned q = (unsigned)(m >> (e - 3));
+    return 4 + (e - 6) * 8 + (q - 8);
+}
+
+/* ------------------------------------------------------------------------
+ * Block word (one u64 per block, out of band, in the class's meta array)
+ *
+ *   bits  0..15  nfree: free slots of the block (its list + never handed out)
+ *   bits 16..31  head: first slot of the block's free list, index + 1 (0: empty)
+ *   bits 32..47  bump: slots [bump, nslots) were never handed out since the
+ *                block was (re)started; they are free without being listed
+ *   bits 48..49  state: FRESH (started, never used: memory as obtained),
+ *                ACTIVE (in use: some slots out, or partly free), EMPTY
+ *                (every slot free, memory kept, in the empty tree),
+ *                DECOMMITTED (every slot free, memory given back: committed
+ *                again before use)
+ *   bit  50      seen: EMPTY block already seen by one decay pass
+ *
+ * Invariants (under the class lock):
+ *   nfree == |free list| + (nslots - bump)
+ *   free-tree bit set  <=>  nfree > 0   (for blocks below the frontier)
+ *   empty-tree bit set <=>  state == EMPTY  <=>  (nfree == nslots, committed)
+ *   FRESH, EMPTY and DECOMMITTED blocks have nfree == nslots, head == 0 and
+ *   bump == 0; a block word of 0 is a block never started.
+ *   Blocks >= frontier are in no tree.
+ * A free slot on a block list holds the next index + 1 in its first 4 bytes.
+ * ------------------------------------------------------------------------ */
+
+#define CA_BINNED__ST_FRESH  0u
+#define CA_BINNED__ST_ACTIVE 1u
+#define CA_BINNED__ST_EMPTY  2u
+#define CA_BINNED__ST_DECOMMITTED 3u
+
+ca_force_inline unsigned ca_binned__bw_nfree(uint64_t w) { return (unsigned)(w & 0xffff); }
+ca_force_inline unsigned ca_binned__bw_head(uint64_t w) { return (unsigned)((w >> 16) & 0xffff); }
+ca_force_inline unsigned ca_binned__bw_bump(uint64_t w) { return (unsigned)((w >> 32) & 0xffff); }
+ca_force_inline unsigned ca_binned__bw_state(uint64_t w) { return (unsigned)((w >> 48) & 3); }
+ca_force_inline bool ca_binned__bw_seen(uint64_t w) { return (w >> 50) & 1; }
+ca_force_inline uint64_t ca_binned__bw_make(unsigned nfree, unsigned head, unsigned bump, unsigned state,
+                                            bool seen)
+{
+    return (uint64_t)nfree | (uint64_t)head << 16 | (uint64_t)bump << 32 | (uint64_t)state << 48 |
+           (uint64_t)seen << 50;
+}
+
+/* ------------------------------------------------------------------------
+ * Bit tree (bittree.c): three levels over up to 16,384 blocks.
+ *
+ *   l2: 256 words = 16,384 bits, one per block (the "2 KiB tree");
+ *   l1: 4 words, bit i set <=> l2[i] != 0;
+ *   l0: 1 word, bit i set <=> l1[i] != 0.
+ * Finding the first set bit is three tzcnt. Classes with more blocks chain
+ * trees: a chain is an array of up to 64 trees with a summary word whose bit
+ * t is set <=> tree t is not empty. All under the class lock.
+ * ------------------------------------------------------------------------ */
+
+#define CA_BINNED__TREE_BITS 16384u
+#define CA_BINNED__CHAIN_MAX 64u
+
+typedef struct ca_binned__tree {
+    uint64_t l0;
+    uint64_t l1[4];
+    uint64_t l2[256];
+} ca_binned__tree;
+CA_STATIC_ASSERT(sizeof(ca_binned__tree) == 8 + 32 + 2048, "2 KiB tree plus summaries");
+
+typedef struct ca_binned__chain {
+    uint64_t summary;       /* bit t: trees[t] has a set bit */
+    uint32_t ntrees;        /* trees covering the class's blocks */
+    ca_binned__tree *trees; /* in the instance's meta mapping */
+} ca_binned__chain;
+
+void ca_binned__tree_set(ca_binned__tree *t, unsigned i);
+void ca_binned__tree_clear(ca_binned__tree *t, unsigned i);
+bool ca_binned__tree_test(const ca_binned__tree *t, unsigned i);
+/* First set bit, or -1 when the tree is empty. O(1). */
+long ca_binned__tree_first(const ca_binned__tree *t);
+/* First set bit >= from, or -1. O(words skipped). */
+long ca_binned__tree_next(const ca_binned__tree *t, unsigned from);
+
+void ca_binned__chain_set(ca_binned__chain *c, size_t i);
+void ca_binned__chain_clear(ca_binned__chain *c, size_t i);
+bool ca_binned__chain_test(const ca_binned__chain *c, size_t i);
+long ca_binned__chain_first(const ca_binned__chain *c);
+long ca_binned__chain_next(const ca_binned__chain *c, size_t from);
+
+/* ------------------------------------------------------------------------
+ * Recycler (recycler.c): a Treiber stack of bundles with a 128-bit CAS on
+ * (top pointer, generation). A bundle is a list of free slots linked through
+ * their first word, NULL-terminated; the stack links bundles through the
+ * second word of their first slot. Lock-free, any thread.
+ *
+ * Built with -DCA_BINNED_RECYCLER_NO_GEN the generation is never changed,
+ * which brings back the ABA problem (the test_aba executable shows it).
+ * ------------------------------------------------------------------------ */
+
+typedef struct ca_binned__recycler {
+    void *top;     /* first bundle or NULL; written only by the 16-byte CAS */
+    uint64_t gen;  /* bumped by every successful push and pop */
+} __attribute__((aligned(16))) ca_binned__recycler;
+
+void ca_binned__recycler_init(ca_binned__recycler *r);
+void ca_binned__recycler_push(ca_binned__recycler *r, void *bundle);
+/* The top bundle, or NULL when the stack is empty. */
+void *ca_binned__recycler_pop(ca_binned__recycler *r);
+/* Take the whole stack at once (one CAS). */
+void *ca_binned__recycler_take_all(ca_binned__recycler *r);
+
+/* Next bundle link of a bundle (its first slot's second word). */
+ca_force_inline void **ca_binned__bundle_link(void *bundle) { return (void **)bundle + 1; }
+
+/* ------------------------------------------------------------------------
+ * Per-class central state (central.c)
+ * ------------------------------------------------------------------------ */
+
+typedef struct ca_binned__class {
+    /* --- lock-free part, any thread --- */
+    ca_binned__recycler rec; /* bundles of `batch` slots each */
+    uint64_t rec_bundles;    /* bundles on rec (atomic, approximate while racing) */
+    uint64_t rec_max;        /* bound on rec_bundles; more goes to the blocks */
+    uint64_t exited_allocs;  /* counters folded in from exited threads (atomic) */
+    uint64_t exited_frees;
+    /* --- under lock --- */
+    int lock;                 /* 0 free, 1 held: spin lock (__atomic) */
+    char *base;               /* start of the class range (read-only) */
+    uint64_t *meta;           /* block words [max_blocks] (in the meta mapping) */
+    ca_binned__chain free_tree;  /* blocks with nfree > 0 */
+    ca_binned__chain empty_tree; /* EMPTY blocks (committed, all free) */
+    size_t max_blocks;        /* blocks that fit the class range (read-only) */
+    size_t frontier;          /* blocks [0, frontier) have been started */
+    size_t registered;        /* blocks [0, registered) are in the owner map */
+    size_t committed;         /* blocks ACTIVE or EMPTY */
+    size_t nempty;            /* EMPTY blocks */
+    uint64_t slots_out;       /* slots taken from blocks, not yet returned */
+    uint64_t decommits;       /* blocks decommitted (counter) */
+    uint64_t commit_fail;     /* commit or register failures (counter) */
+} __attribute__((aligned(64))) ca_binned__class;
+
+/* Central operations; `cls` is the class index. */
+/* Carve up to n slots into a NULL-terminated list; returns the count taken
+ * (0: out of memory or address space) and the list in *head / tail. */
+unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **head, void **tail);
+/* Return a NULL-terminated list of slots of class cls to their blocks. */
+void ca_binned__central_put(ca_binned *b, unsigned cls, void *list);
+/* Decommit EMPTY blocks: all of them (force) or those seen by an earlier
+ * pass; then trim the frontier over trailing unused blocks. */
+void ca_binned__central_purge(ca_binned *b, unsigned cls, bool force);
+/* Move every bundle of the recycler back to the blocks. */
+void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls);
+void ca_binned__class_lock(ca_binned__class *c);
+void ca_binned__class_unlock(ca_binned__class *c);
+
+/* ------------------------------------------------------------------------
+ * Thread cache (tcache.c)
+ *
+ * Per thread and instance; touched only by its thread (the registry list
+ * links are under the instance's registry lock; check and fork read the
+ * others only while the process is quiescent). Invariant per bin:
+ *   count == length of the list at head; count <= max (except transiently
+ *   inside ca_binned_free, which calls the flush when count > max);
+ *   max == 0 <=> the cache is not set up (or the thread is exiting), so that
+ *   every operation takes the slow path.
+ * ------------------------------------------------------------------------ */
+
+typedef struct ca_binned__bin {
+    void *head;      /* list of free slots, linked through their first word */
+    uint32_t count;  /* slots on the list */
+    uint32_t max;    /* flush when count exceeds this */
+    uint64_t allocs; /* served from this bin (owner thread; read racily by stats) */
+    uint64_t frees;  /* taken into this bin */
+} ca_binned__bin;
+CA_STATIC_ASSERT(sizeof(ca_binned__bin) == 32, "two bins per cache line");
+
+#define CA_BINNED__TC_NONE   0 /* never set up */
+#define CA_BINNED__TC_LIVE   1
+#define CA_BINNED__TC_DEAD   2 /* thread exiting: no caching any more */
+
+typedef struct ca_binned__tcache {
+    ca_binned__bin bins[CA_BINNED__NCLASSES];
+    ca_binned *owner;                      /* instance */
+    struct ca_binned__tcache *next, *prev; /* registry (under registry lock) */
+    uint64_t epoch;                        /* instance trim epoch last seen */
+    unsigned state;                        /* CA_BINNED__TC_* */
+    bool in_tls;                           /* the default instance's static TLS cache */
+} ca_binned__tcache;
+
+/* The cache of the calling thread for b (created on demand; NULL when the
+ * thread is exiting and its cache is gone). */
+ca_binned__tcache *ca_binned__tcache_get(ca_binned *b);
+void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls);
+void ca_binned__free_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls);
+/* Return every slot of tc to the recycler (to_blocks false) or the blocks. */
+void ca_binned__tcache_flush_all(ca_binned *b, ca_binned__tcache *tc, bool to_blocks);
+void ca_binned__tcache_registry_add(ca_binned *b, ca_binned__tcache *tc);
+void ca_binned__tcache_registry_remove(ca_binned *b, ca_binned__tcache *tc);
+/* Key destructor of non-default instances and of the default one. */
+void ca_binned__tcache_thread_exit(void *tc);
+
+/* The default instance's cache of this thread (static TLS, initial-exec). */
+extern __thread ca_binned__tcache ca_binned__tls __attribute__((tls_model("initial-exec")));
+
+/* ------------------------------------------------------------------------
+ * Large tier bridge (large_bridge.c): every size above CA_BINNED_SMALL_MAX
+ * and every alignment no class serves.
+ * ------------------------------------------------------------------------ */
+
+int ca_binned__large_init(ca_binned *b);
+void ca_binned__large_destroy(ca_binned *b);
+void *ca_binned__large_alloc(ca_binned *b, size_t size, size_t align, size_t *usable);
+/* True when p belongs to the large tier of b (then it is freed). */
+bool ca_binned__large_free(ca_binned *b, void *p);
+/* Usable size, 0 when p is not a large-tier pointer of b. */
+size_t ca_binned__large_usable(const ca_binned *b, const void *p);
+void *ca_binned__large_resize(ca_binned *b, void *p, size_t new_size, size_t align, unsigned flags,
+                              size_t *usable);
+void ca_binned__large_trim(ca_binned *b);
+/* Return the calling thread's large-tier cache. */
+void ca_binned__large_flush(ca_binned *b);
+void ca_binned__large_stats(const ca_binned *b, ca_stats *out);
+
+/* ------------------------------------------------------------------------
+ * The instance
+ * ------------------------------------------------------------------------ */
+
+struct ca_binned {
+    ca_allocator base;        /* first: &b->base is the ca_allocator view */
+    /* --- read-only after create --- */
+    uintptr_t span_base;      /* first class range */
+    size_t span;              /* bytes of all class ranges */
+    unsigned class_shift;     /* log2 bytes per class range */
+    bool is_default;          /* the process-wide instance */
+    bool use_owner_map;       /* ranges registered in core's ownership map */
+    unsigned flags;           /* CA_BINNED_* option flags */
+    uint64_t decay_ns;        /* EMPTY blocks live at least this long */
+    size_t empty_keep;        /* per class, EMPTY bytes kept without decay */
+    ca_source *src;           /* memory for ranges and metadata */
+    ca_source_mmap own_src;   /* the source when none was given */
+    bool own_src_used;
+    void *meta_map;           /* block words and trees of every class */
+    size_t meta_size;
+    unsigned page_kind;       /* CA_SOURCE_PAGE_* of the class span */
+    pthread_key_t key;        /* thread caches of non-default instances; exit hook */
+    bool key_made;
+    /* --- any thread (atomic) --- */
+    uint64_t epoch;           /* trim epoch: threads flush when it moved */
+    uint64_t next_purge_ns;   /* next decay pass (CLOCK_MONOTONIC_COARSE) */
+    int purging;              /* 1 while a thread runs the decay pass */
+    /* --- registry lock --- */
+    int reg_lock;
+    ca_binned__tcache *threads; /* live thread caches */
+    uint64_t nthreads_seen;     /* caches ever registered */
+    struct ca_binned *next_instance; /* all instances (fork hooks), under the global lock */
+    /* --- large tier --- */
+    void *large;              /* large tier state (large_bridge.c) */
+    /* --- classes --- */
+    ca_binned__class classes[CA_BINNED__NCLASSES];
+};
+
+/* The process-wide instance (binned.c); its fields are valid once
+ * ca_binned_default() returned. */
+extern struct ca_binned ca_binned__default_instance;
+
+ca_force_inline ca_binned__class_info const *ca_binned__info(unsigned cls) { return &ca_binned__classes[cls]; }
+
+/* Slot index of an offset within a block (exact for offsets that are slot
+ * starts; for others, the slot containing the offset). */
+ca_force_inline uint32_t ca_binned__slot_index(unsigned cls, size_t off)
+{
+    return (uint32_t)(((uint64_t)off * ca_binned__classes[cls].recip) >> CA_BINNED__RECIP_SHIFT);
+}
+
+/* Monotonic coarse clock in ns. */
+uint64_t ca_binned__now_ns(void);
+/* Run the decay pass when it is due (any thread, slow paths). */
+void ca_binned__maybe_purge(ca_binned *b);
+
+/* Spin lock helpers (never sleep in the kernel; yield after a while). */
+void ca_binned__spin_lock(int *l);
+ca_force_inline void ca_binned__spin_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+
+#endif /* CA_BINNED_INTERNAL_H */

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libbinned central free store of one class: blocks of the class range,
+ * their out-of-band block words, the free tree (blocks with free slots) and
+ * the empty tree (blocks with every slot free, memory still committed).
+ *
+ * Concurrency model: everything here runs under the class's spin lock, and
+ * only on slow paths, a batch at a time: a thread cache refill that found the
+ * recycler empty (take), a flush that found the recycler full (put), trim
+ * and the decay pass (purge). One lock per class, never a global one.
+ *
+ * Policy: take() always carves from the lowest block with free slots (first
+ * set bit of the free tree), so live data packs at the bottom of the range
+ * and upper blocks empty out. A block whose last slot comes back becomes
+ * EMPTY; EMPTY blocks beyond the class's keep budget are decommitted at
+ * once, the others after the decay interval (two passes of the decay clock,
+ * see purge), or at once by ca_binned_trim. Trailing blocks that hold
+ * nothing are cut off the frontier.
+ *
+ * Read ca_binned__central_take first.
+ */
+#include "binned_internal.h"
+
+#include <sched.h>
+
+void ca_binned__spin_lock(int *l)
+{
+    unsigned spins = 0;
+    for (;;) {
+        if (!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+            return;
+        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+            if (++spins < 128)
+                __builtin_ia32_pause();
+            else
+                sched_yield();
+        }
+    }
+}
+
+void ca_binned__class_lock(ca_binned__class *c) { ca_binned__spin_lock(&c->lock); }
+void ca_binned__class_unlock(ca_binned__class *c) { ca_binned__spin_unlock(&c->lock); }
+
+static inline size_t block_bytes(unsigned cls) { return (size_t)1 << ca_binned__classes[cls].block_shift; }
+
+static inline char *block_addr(const ca_binned__class *c, unsigned cls, size_t bi)
+{
+    return c->base + (bi << ca_binned__classes[cls].block_shift);
+}
+
+/* Start the next block at the frontier (registering its range in the
+ * ownership map when needed). Returns false when the class range is full or
+ * the registration failed. */
+static bool grow(ca_binned *b, ca_binned__class *c, unsigned cls)
+{
+    if (c->frontier >= c->max_blocks)
+        return false;
+    size_t bi = c->frontier;
+    if (b->use_owner_map && bi >= c->registered) {
+        /* Register 2 MiB (or one block, when larger) at a time. */
+        size_t bsz = block_bytes(cls);
+        size_t chunk = bsz >= ((size_t)2 << 20) ? 1 : ((size_t)2 << 20) / bsz;
+        if (c->registered + chunk > c->max_blocks)
+            chunk = c->max_blocks - c->registered;
+        int err = ca_owner_register(block_addr(c, cls, c->registered), chunk * bsz, &b->base);
+        if (err) {
+            c->commit_fail++;
+            return false;
+        }
+        c->registered += chunk;
+    }
+    uint64_t w = c->meta[bi];
+    if (w == 0)
+        c->meta[bi] = ca_binned__bw_make(ca_binned__classes[cls].nslots, 0, 0, CA_BINNED__ST_FRESH, false);
+    ca_binned__chain_set(&c->free_tree, bi);
+    c->frontier = bi + 1;
+    return true;
+}
+
+static void make_empty_decommitted(ca_binned *b, ca_binned__class *c, unsigned cls, size_t first, size_t n)
+{
+    int err = ca_source_decommit(b->src, block_addr(c, cls, first), n * block_bytes(cls));
+    if (err) {
+        /* Keep them EMPTY (memory still valid); counted, not fatal. */
+        c->commit_fail++;
+        for (size_t i = first; i < first + n; i++)
+            c->meta[i] |= (uint64_t)1 << 50; /* seen: do not retry every pass */
+        return;
+    }
+    unsigned nslots = ca_binned__classes[cls].nslots;
+    for (size_t i = first; i < first + n; i++) {
+        ca_binned__chain_clear(&c->empty_tree, i);
+        c->meta[i] = ca_binned__bw_make(nslots, 0, 0, CA_BINNED__ST_DECOMMITTED, false);
+    }
+    c->nempty -= n;
+    c->committed -= n;
+    c->decommits += n;
+}
+
+unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **head_out, void **tail_out)
+{
+    ca_binned__class *c = &b->classes[cls];
+    const ca_binned__class_info *ci = &ca_binned__classes[cls];
+    void *head = NULL, *tail = NULL;
+    unsigned got = 0;
+
+    ca_binned__class_lock(c);
+    while (got < n) {
+        long bl = ca_binned__chain_first(&c->free_tree);
+        if (bl < 0) {
+            if (!grow(b, c, cls))
+                break;
+            continue;
+        }
+        size_t bi = (size_t)bl;
+        uint64_t w = c->meta[bi];
+        unsigned st = ca_binned__bw_state(w);
+        char *blk = block_addr(c, cls, bi);
+        if (st == CA_BINNED__ST_DECOMMITTED) {
+            if (ca_source_commit(b->src, blk, block_bytes(cls)) != 0) {
+                c->commit_fail++;
+                break;
+            }
+            c->committed++;
+        } else if (st == CA_BINNED__ST_EMPTY) {
+            ca_binned__chain_clear(&c->empty_tree, bi);
+            c->nempty--;
+        } else if (st == CA_BINNED__ST_FRESH) {
+            c->committed++;
+        }
+        unsigned nfree = ca_binned__bw_nfree(w), h = ca_binned__bw_head(w), bump = ca_binned__bw_bump(w);
+        CA_ASSERT(nfree > 0, CA_BINNED__COMP, blk, "block in the free tree has no free slot");
+        while (got < n && h) {
+            char *p = blk + (size_t)(h - 1) * ci->size;
+            h = *(uint32_t *)(void *)p;
+            *(void **)(void *)p = NULL;
+            if (tail)
+                *(void **)tail = p;
+            else
+                head = p;
+            tail = p;
+            nfree--;
+            got++;
+        }
+        while (got < n && bump < ci->nslots) {
+            char *p = blk + (size_t)bump * ci->size;
+            bump++;
+            *(void **)(void *)p = NULL;
+            if (tail)
+                *(void **)tail = p;
+            else
+                head = p;
+            tail = p;
+            nfree--;
+            got++;
+        }
+        CA_ASSERT(nfree == 0 || got == n, CA_BINNED__COMP, blk, "block free count out of step with its slots");
+        if (nfree == 0)
+            ca_binned__chain_clear(&c->free_tree, bi);
+        c->meta[bi] = ca_binned__bw_make(nfree, h, bump, CA_BINNED__ST_ACTIVE, false);
+    }
+    c->slots_out += got;
+    ca_binned__class_unlock(c);
+    *head_out = head;
+    if (tail_out)
+        *tail_out = tail;
+    return got;
+}
+
+void ca_binned__central_put(ca_binned *b, unsigned cls, void *list)
+{
+    ca_binned__class *c = &b->classes[cls];
+    const ca_binned__class_info *ci = &ca_binned__classes[cls];
+    size_t bmask = block_bytes(cls) - 1;
+    size_t keep_blocks = b->empty_keep >> ci->block_shift;
+    uint64_t n = 0;
+
+    ca_binned__class_lock(c);
+    while (list) {
+        char *p = (char *)list;
+        list = *(void **)list;
+        size_t off = (size_t)(p - c->base);
+        size_t bi = off >> ci->block_shift;
+        size_t boff = off & bmask;
+        uint32_t idx = ca_binned__slot_index(cls, boff);
+        uint64_t w = c->meta[bi];
+        unsigned nfree = ca_binned__bw_nfree(w);
+        CA_ASSERT(bi < c->frontier && (size_t)idx * ci->size == boff && idx < ci->nslots, CA_BINNED__COMP, p,
+                  "free of a pointer that is not a slot start (interior or foreign pointer)");
+        CA_ASSERT(ca_binned__bw_state(w) == CA_BINNED__ST_ACTIVE && nfree < ci->nslots &&
+                      idx < ca_binned__bw_bump(w),
+                  CA_BINNED__COMP, p, "double free (slot already free in its block)");
+        *(uint32_t *)(void *)p = ca_binned__bw_head(w);
+        nfree++;
+        n++;
+        if (nfree == 1)
+            ca_binned__chain_set(&c->free_tree, bi);
+        if (nfree == ci->nslots) {
+            c->meta[bi] = ca_binned__bw_make(nfree, 0, 0, CA_BINNED__ST_EMPTY, false);
+            ca_binned__chain_set(&c->empty_tree, bi);
+            c->nempty++;
+            if (c->nempty > keep_blocks)
+                make_empty_decommitted(b, c, cls, bi, 1);
+        } else {
+            c->meta[bi] = ca_binned__bw_make(nfree, idx + 1, ca_binned__bw_bump(w), CA_BINNED__ST_ACTIVE, false);
+        }
+    }
+    c->slots_out -= n;
+    ca_binned__class_unlock(c);
+}
+
+/* Lower the frontier over trailing blocks that hold nothing. */
+static void trim_frontier(ca_binned__class *c, unsigned cls)
+{
+    while (c->frontier > 0) {
+        uint64_t w = c->meta[c->frontier - 1];
+        unsigned st = ca_binned__bw_state(w);
+        if (st != CA_BINNED__ST_FRESH && st != CA_BINNED__ST_DECOMMITTED)
+            break;
+        (void)cls;
+        ca_binned__chain_clear(&c->free_tree, c->frontier - 1);
+        c->frontier--;
+    }
+}
+
+void ca_binned__central_purge(ca_binned *b, unsigned cls, bool force)
+{
+    ca_binned__class *c = &b->classes[cls];
+    size_t run_first = 0, run_len = 0;
+    ca_binned__class_lock(c);
+    /* Runs of consecutive EMPTY blocks that are due go back in one call each.
+     * Without force a block is due when an earlier pass saw it EMPTY. */
+    for (long bl = ca_binned__chain_first(&c->empty_tree); bl >= 0;
+         bl = ca_binned__chain_next(&c->empty_tree, (size_t)bl + 1)) {
+        size_t bi = (size_t)bl;
+        uint64_t w = c->meta[bi];
+        if (!force && !ca_binned__bw_seen(w)) {
+            c->meta[bi] = w | (uint64_t)1 << 50;
+            continue;
+        }
+        if (run_len && run_first + run_len == bi) {
+            run_len++;
+            continue;
+        }
+        if (run_len)
+            make_empty_decommitted(b, c, cls, run_first, run_len);
+        run_first = bi;
+        run_len = 1;
+    }
+    if (run_len)
+        make_empty_decommitted(b, c, cls, run_first, run_len);
+    trim_frontier(c, cls);
+    ca_binned__class_unlock(c);
+}
+
+void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls)
+{
+    ca_binned__class *c = &b->classes[cls];
+    void *bundle = ca_binned__recycler_take_all(&c->rec);
+    uint64_t n = 0;
+    while (bundle) {
+        void *next = *ca_binned__bundle_link(bundle);
+        ca_binned__central_put(b, cls, bundle);
+        bundle = next;
+        n++;
+    }
+    if (n)
+        __atomic_fetch_sub(&c->rec_bundles, n, __ATOMIC_RELAXED);
+}
