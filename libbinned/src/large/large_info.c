@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Introspection of the large-object tier (statistics per class and in
+ * total, the invariant walk) and the region buffers built on it.
+ *
+ * Concurrency: statistics read relaxed atomic counters without locks;
+ * ca_binned_large_check takes every lock of the tier in the documented
+ * order. Region buffers are owned by their caller (not thread-safe each).
+ */
+#include "large_internal.h"
+
+/* ------------------------------------------------------------------------
+ * Statistics
+ * ------------------------------------------------------------------------ */
+
+static void fill_counters(ca_stats *out, const ca_binned__large_counters *n, uint64_t *in_use_bytes,
+                          size_t size)
+{
+    uint64_t allocs = CA_BL_GET(n->allocs), frees = CA_BL_GET(n->frees);
+    out->allocs += allocs;
+    out->frees += frees;
+    out->failures += CA_BL_GET(n->failures);
+    uint64_t mapped = CA_BL_GET(n->mapped_bytes), unmapped = CA_BL_GET(n->unmapped_bytes);
+    out->bytes_reserved += mapped - unmapped;
+    out->bytes_committed += mapped - unmapped - CA_BL_GET(n->clean_bytes);
+    if (size && in_use_bytes)
+        *in_use_bytes += (allocs - frees) * size;
+}
+
+static void add_counter(ca_stats *s, const char *name, uint64_t v)
+{
+    uint64_t old = 0;
+    ca_stats_get_counter(s, name, &old);
+    ca_stats_set_counter(s, name, old + v);
+}
+
+static void class_counters(ca_stats *s, const ca_binned__large_counters *n)
+{
+    add_counter(s, "cache_hits", CA_BL_GET(n->cache_hits));
+    add_counter(s, "steals", CA_BL_GET(n->steals));
+    add_counter(s, "cached_bytes", CA_BL_GET(n->cached_bytes));
+    add_counter(s, "dirty_bytes", CA_BL_GET(n->dirty_bytes));
+    add_counter(s, "clean_bytes", CA_BL_GET(n->clean_bytes));
+    add_counter(s, "purged_bytes", CA_BL_GET(n->purged_bytes));
+    add_counter(s, "mapped_bytes", CA_BL_GET(n->mapped_bytes));
+    add_counter(s, "unmapped_bytes", CA_BL_GET(n->unmapped_bytes));
+    add_counter(s, "regions", CA_BL_GET(n->regions));
+    add_counter(s, "mremaps", CA_BL_GET(n->mremaps));
+}
+
+int ca_binned_large_stats(const ca_binned_large *l, ca_stats *out)
+{
+    ca_stats_init(out, "binned-large");
+    for (unsigned i = 0; i < l->nclasses; i++) {
+        fill_counters(out, &l->cls[i].n, NULL, 0);
+        class_counters(out, &l->cls[i].n);
+    }
+    fill_counters(out, &l->direct.n, NULL, 0);
+    class_counters(out, &l->direct.n);
+    add_counter(out, "direct_allocs", CA_BL_GET(l->direct.n.allocs));
+    add_counter(out, "background_runs", CA_BL_GET(l->bg_runs));
+    out->bytes_in_use = CA_BL_GET(l->in_use);
+    out->peak_in_use = CA_BL_GET(l->peak);
+    return 0;
+}
+
+int ca_binned_large_class_stats(const ca_binned_large *l, unsigned i, ca_stats *out)
+{
+    ca_stats_init(out, "binned-large");
+    if (i > l->nclasses)
+        return EINVAL;
+    if (i == l->nclasses) {
+        uint64_t in_use = 0;
+        fill_counters(out, &l->direct.n, NULL, 0);
+        class_counters(out, &l->direct.n);
+        /* Direct mappings differ in size: in use = mapped and not yet unmapped. */
+        in_use = CA_BL_GET(l->direct.n.mapped_bytes) - CA_BL_GET(l->direct.n.unmapped_bytes);
+        out->bytes_in_use = in_use;
+        return 0;
+    }
+    uint64_t in_use = 0;
+    fill_counters(out, &l->cls[i].n, &in_use, l->cls[i].size);
+    class_counters(out, &l->cls[i].n);
+    out->bytes_in_use = in_use;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Invariant walk
+ * ------------------------------------------------------------------------ */
+
+static const char *check_list(ca_binned__large_area *head, ca_binned__large_area *tail, uint8_t state,
+                              const ca_binned__large_class *c, unsigned ci, uint64_t *count)
+{
+    ca_binned__large_area *prev = NULL;
+    *count = 0;
+    for (ca_binned__large_area *a = head; a; a = a->next) {
+        if (a->prev != prev)
+            return "pool list: prev link broken";
+        if (__atomic_load_n(&a->state, __ATOMIC_RELAXED) != state)
+            return "pool list: area state does not match its list";
+        if (a->rgn->cls != ci || a->rgn->tier == NULL)
+            return "pool list: area of another class";
+        if (a->index >= a->rgn->nareas || &a->rgn->areas[a->index] != a)
+            return "pool list: area index inconsistent";
+        prev = a;
+        ++*count;
+        if (*count > ((uint64_t)1 << 40))
+            return "pool list: cycle";
+    }
+    if (prev != tail)
+        return "pool list: tail pointer wrong";
+    (void)c;
+    return NULL;
+}
+
+static const char *check_class(ca_binned_large *l, ca_binned__large_class *c, unsigned ci, uint64_t cached)
+{
+    uint64_t ndirty, nclean;
+    const char *m = check_list(c->dirty_head, c->dirty_tail, CA_BL_AREA_DIRTY, c, ci, &ndirty);
+    if (m)
+        return m;
+    m = check_list(c->clean_head, c->clean_tail, CA_BL_AREA_CLEAN, c, ci, &nclean);
+    if (m)
+        return m;
+    if (ndirty * c->size != CA_BL_GET(c->n.dirty_bytes))
+        return "dirty_bytes differs from the dirty list";
+    if (nclean * c->size != CA_BL_GET(c->n.clean_bytes))
+        return "clean_bytes differs from the clean list";
+    if (cached * c->size != CA_BL_GET(c->n.cached_bytes))
+        return "cached_bytes differs from the thread caches";
+    uint64_t nreg = 0, nfree_total = 0, mapped = 0, in_use = 0;
+    for (ca_binned__large_rgn *r = c->regions; r; r = r->next) {
+        if (r->tier != l || r->cls != ci)
+            return "region on the wrong list";
+        if (r->next && r->next->prev != r)
+            return "region list: prev link broken";
+        if (ca_binned__large_map_get(r->base) != r || ca_binned__large_map_get(r->base + r->size - 1) != r)
+            return "region map does not point at a live region";
+        unsigned nfree = 0, nbusy = 0;
+        for (unsigned k = 0; k < r->nareas; k++) {
+            uint8_t st = __atomic_load_n(&r->areas[k].state, __ATOMIC_RELAXED);
+            nfree += st == CA_BL_AREA_DIRTY || st == CA_BL_AREA_CLEAN;
+            nbusy += st == CA_BL_AREA_BUSY;
+            in_use += st == CA_BL_AREA_IN_USE;
+        }
+        if (nfree != r->nfree || nbusy != r->nbusy)
+            return "region free/busy counts differ from its areas";
+        nfree_total += nfree;
+        mapped += r->size;
+        nreg++;
+    }
+    if (nfree_total != ndirty + nclean)
+        return "areas marked free are missing from the pools";
+    if (nreg != CA_BL_GET(c->n.regions))
+        return "region count differs";
+    if (mapped != CA_BL_GET(c->n.mapped_bytes) - CA_BL_GET(c->n.unmapped_bytes))
+        return "mapped bytes differ from the regions";
+    if (ci != CA_BL_DIRECT_CLASS && in_use != CA_BL_GET(c->n.allocs) - CA_BL_GET(c->n.frees))
+        return "areas in use differ from allocs - frees";
+    return NULL;
+}
+
+const char *ca_binned_large_check(ca_binned_large *l)
+{
+    const char *m = NULL;
+    uint64_t cached[CA_BINNED_LARGE_MAX_CLASSES];
+    memset(cached, 0, sizeof cached);
+    ca_binned__large_lock(&l->caches_lock);
+    for (ca_binned__large_cache *c = l->caches; c; c = c->next)
+        ca_binned__large_lock(&c->lock);
+    for (ca_binned__large_cache *c = l->caches; c && !m; c = c->next) {
+        size_t bytes = 0;
+        if (!c->live)
+            m = "dead cache on the live list";
+        for (unsigned k = 0; k < l->nclasses && !m; k++) {
+            if (c->count[k] > CA_BINNED_LARGE_CACHE_SLOTS)
+                m = "cache count above its slots";
+            for (unsigned i = 0; i < c->count[k] && !m; i++)
+                if (__atomic_load_n(&c->slot[k][i]->state, __ATOMIC_RELAXED) != CA_BL_AREA_CACHED ||
+                    c->slot[k][i]->rgn->cls != k)
+                    m = "cached area not in state CACHED or of another class";
+            bytes += (size_t)c->count[k] * l->cls[k].size;
+            cached[k] += c->count[k];
+        }
+        if (!m && bytes != c->bytes)
+            m = "cache byte count differs from its slots";
+        if (!m && c->bytes > l->opt.cache_bytes)
+            m = "cache above its byte bound";
+    }
+    for (unsigned i = 0; i < l->nclasses && !m; i++) {
+        ca_binned__large_lock(&l->cls[i].lock);
+        m = check_class(l, &l->cls[i], i, cached[i]);
+        ca_binned__large_unlock(&l->cls[i].lock);
+    }
+    if (!m) {
+        ca_binned__large_lock(&l->direct.lock);
+        m = check_class(l, &l->direct, CA_BL_DIRECT_CLASS, 0);
+        ca_binned__large_unlock(&l->direct.lock);
+    }
+    for (ca_binned__large_cache *c = l->caches; c; c = c->next)
+        ca_binned__large_unlock(&c->lock);
+    ca_binned__large_unlock(&l->caches_lock);
+    if (!m) {
+        uint64_t dirty = 0;
+        for (unsigned i = 0; i < l->nclasses; i++)
+            dirty += CA_BL_GET(l->cls[i].n.dirty_bytes);
+        if (dirty != CA_BL_GET(l->dirty_total))
+            m = "dirty_total differs from the classes";
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------------------
+ * Region buffers
+ * ------------------------------------------------------------------------ */
+
+int ca_binned_large_region_init(ca_binned_large_region *r, ca_binned_large *l, size_t capacity)
+{
+    memset(r, 0, sizeof *r);
+    if (!l)
+        l = ca_binned_large_default();
+    if (!l)
+        return ENOMEM;
+    size_t want, usable = 0;
+    if (ca_next_pow2_overflows(capacity, &want))
+        return ENOMEM;
+    void *p = ca_binned_large_alloc(l, want, CA_ALIGN_DEFAULT, &usable);
+    if (!p)
+        return ENOMEM;
+    /* The capacity is a power of two (>= want; a direct mapping may be larger). */
+    size_t cap = (size_t)1 << ca_log2(usable);
+    r->data = (unsigned char *)p;
+    r->cap = cap;
+    r->tier = l;
+    return 0;
+}
+
+int ca_binned_large_region_append(ca_binned_large_region *r, const void *src, size_t n)
+{
+    if (n > r->cap - r->len)
+        return ENOSPC;
+    if (n)
+        memcpy(r->data + r->len, src, n);
+    r->len += n;
+    return 0;
+}
+
+void *ca_binned_large_region_extend(ca_binned_large_region *r, size_t n)
+{
+    if (n > r->cap - r->len) {
+        errno = ENOSPC;
+        return NULL;
+    }
+    void *p = r->data + r->len;
+    r->len += n;
+    return p;
+}
+
+void ca_binned_large_region_clear(ca_binned_large_region *r) { r->len = 0; }
+
+void ca_binned_large_region_release(ca_binned_large_region *r)
+{
+    if (!r || !r->data)
+        return;
+    ca_binned_large_free(r->tier, r->data);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private header of the large-object tier (libbinned/src/large). Read this
+ * first: the data structures, their invariants and who may touch what.
+ *
+ * Memory layout
+ *   A tier has one class per power of two from min_shift to max_shift.
+ *   A class maps regions from the tier's source; a region is nareas areas
+ *   of the class size (1..64), each aligned to min(class, 2 MiB). Requests
+ *   above the largest class get a "direct" region of one area.
+ *   Every region has an out-of-band descriptor (rgn) with one area record
+ *   per area; the region map (large_map.c, process-wide, lock-free reads)
+ *   maps every 64 KiB granule of a region to its descriptor, so a free
+ *   finds its class, area and tier from the address alone.
+ *
+ * Where a free area can be
+ *   IN_USE   handed out;
+ *   CACHED   in one thread cache (cache lock);
+ *   DIRTY    in its class's dirty list (class lock), pages still resident;
+ *   CLEAN    in its class's clean list (class lock), decommitted or fresh;
+ *   BUSY     taken off the dirty list by a purge that runs the decommit
+ *            without the class lock; it goes to the clean list afterwards.
+ *
+ * Lock order (all locks are spin locks of this file, safe across fork):
+ *   registry -> tier.caches_lock -> cache.lock -> class.lock -> tier.meta_lock
+ * and tier.bg_lock on its own. No lock is held while calling the source,
+ * pthread_create or any code outside the tier.
+ */
+#ifndef CA_BINNED_LARGE_INTERNAL_H
+#define CA_BINNED_LARGE_INTERNAL_H
+
+#include <ctxalloc/binned/large.h>
+#include <ctxalloc/core.h>
+#include <ctxalloc/source.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CA_BL_COMPONENT "binned-large"
+
+/* ------------------------------------------------------------------------
+ * Spin lock: test-and-test-and-set with pause, sched_yield after a while.
+ * A plain int so that a forked child can reset it with a store.
+ * ------------------------------------------------------------------------ */
+void ca_binned__large_lock(int *l);
+ca_force_inline void ca_binned__large_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+ca_force_inline bool ca_binned__large_trylock(int *l)
+{
+    return __atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
+           __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0;
+}
+
+/* Relaxed counters readable while the tier runs. */
+#define CA_BL_ADD(field, v) ((void)__atomic_fetch_add(&(field), (uint64_t)(v), __ATOMIC_RELAXED))
+#define CA_BL_SUB(field, v) ((void)__atomic_fetch_sub(&(field), (uint64_t)(v), __ATOMIC_RELAXED))
+#define CA_BL_GET(field)    __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+/* Monotonic time in ns (CLOCK_MONOTONIC_COARSE: a vDSO read). */
+uint64_t ca_binned__large_now(void);
+
+/* ------------------------------------------------------------------------
+ * Areas and regions
+ * ------------------------------------------------------------------------ */
+
+enum {
+    CA_BL_AREA_FREE_DIRECT = 0, /* direct region released (descriptor about to be freed) */
+    CA_BL_AREA_IN_USE = 1,
+    CA_BL_AREA_CACHED = 2,
+    CA_BL_AREA_DIRTY = 3,
+    CA_BL_AREA_CLEAN = 4,
+    CA_BL_AREA_BUSY = 5,
+};
+
+typedef struct ca_binned__large_rgn ca_binned__large_rgn;
+
+/* One area of a region. Invariant: state says which list (if any) holds it;
+ * prev/next are meaningful only in DIRTY and CLEAN. */
+typedef struct ca_binned__large_area {
+    struct ca_binned__large_area *prev, *next; /* pool list links (class lock) */
+    ca_binned__large_rgn *rgn;                 /* read-only after region creation */
+    uint64_t stamp;                            /* ns of entry into the pool (class lock) */
+    uint8_t state;                             /* CA_BL_AREA_*; atomic, any thread */
+    uint8_t zero;                              /* 0 unknown, 1 zero, 2 decommitted (holder) */
+    uint16_t index;                            /* position in the region, read-only */
+} ca_binned__large_area;
+
+#define CA_BL_DIRECT_CLASS 0xffffu
+
+/* A region descriptor. Invariants (class lock): nfree = areas in DIRTY or
+ * CLEAN; nbusy = areas in BUSY; a region is unmapped only when
+ * nfree == nareas (so no area is cached, busy or in use). */
+struct ca_binned__large_rgn {
+    ca_binned__large_rgn *prev, *next; /* class's region list (class lock) */
+    char *base;                        /* start; read-only */
+    size_t size;                       /* bytes mapped; read-only */
+    ca_binned_large *tier;             /* read-only */
+    unsigned cls;                      /* class index or CA_BL_DIRECT_CLASS; read-only */
+    unsigned shift;                    /* log2 of the area size (direct: 0); read-only */
+    unsigned nareas;                   /* read-only */
+    unsigned nfree, nbusy;             /* class lock */
+    uint64_t last_free;                /* ns of the latest free into the pools (class lock) */
+    ca_binned__large_area areas[CA_BINNED_LARGE_REGION_AREAS];
+};
+
+/* ------------------------------------------------------------------------
+ * Classes
+ * ------------------------------------------------------------------------ */
+
+/* Counters of one class (and of the direct mappings). Updated with
+ * CA_BL_ADD / read with CA_BL_GET from any thread. */
+typedef struct ca_binned__large_counters {
+    uint64_t allocs, frees, failures, cache_hits, steals;
+    uint64_t cached_bytes, dirty_bytes, clean_bytes, purged_bytes;
+    uint64_t mapped_bytes, unmapped_bytes, regions, mremaps;
+} ca_binned__large_counters;
+
+/* A class. dirty and clean lists: most recent at the head, oldest at the
+ * tail. Invariant: dirty_bytes == size * |dirty|, clean_bytes == size * |clean|. */
+typedef struct ca_binned__large_class {
+    int lock;
+    unsigned shift;       /* read-only */
+    size_t size;          /* read-only: 1 << shift */
+    unsigned nareas;      /* areas per new region; read-only */
+    size_t region_align;  /* read-only */
+    ca_binned__large_area *dirty_head, *dirty_tail; /* class lock */
+    ca_binned__large_area *clean_head, *clean_tail; /* class lock */
+    ca_binned__large_rgn *regions;                  /* class lock */
+    ca_binned__large_counters n;
+} __attribute__((aligned(64))) ca_binned__large_class;
+
+/* ------------------------------------------------------------------------
+ * Thread caches
+ * ------------------------------------------------------------------------ */
+
+/* One thread's cache of one tier. The owning thread pushes and pops under
+ * lock (uncontended unless someone steals); stealers and fork take lock
+ * too. Invariant: bytes == sum of count[c] * class size <= cache_bytes;
+ * every slot holds an area in state CACHED. */
+typedef struct ca_binned__large_cache {
+    int lock;
+    bool live;                                           /* caches_lock */
+    struct ca_binned__large_cache *next, *prev;          /* tier's list (caches_lock) */
+    size_t bytes;                                        /* lock */
+    uint8_t count[CA_BINNED_LARGE_MAX_CLASSES];          /* lock */
+    ca_binned__large_area *slot[CA_BINNED_LARGE_MAX_CLASSES][CA_BINNED_LARGE_CACHE_SLOTS];
+} ca_binned__large_cache;
+
+/* ------------------------------------------------------------------------
+ * Metadata slabs (raw mmap; never malloc)
+ * ------------------------------------------------------------------------ */
+
+typedef struct ca_binned__large_slab {
+    size_t obj;     /* object size */
+    void *free;     /* free objects, linked through their first word */
+    void *chunks;   /* chunk list through the first word of each chunk */
+    char *bump, *end;
+} ca_binned__large_slab;
+
+void *ca_binned__large_slab_get(ca_binned__large_slab *s); /* meta_lock held; zeroed object */
+void ca_binned__large_slab_put(ca_binned__large_slab *s, void *p);
+void ca_binned__large_slab_destroy(ca_binned__large_slab *s);
+void *ca_binned__large_os_map(size_t size); /* raw anonymous mapping or NULL */
+void ca_binned__large_os_unmap(void *p, size_t size);
+
+/* ------------------------------------------------------------------------
+ * The tier
+ * ------------------------------------------------------------------------ */
+
+#define CA_BL_OWN_NONE 0
+#define CA_BL_OWN_MMAP 1
+#define CA_BL_OWN_FILE 2
+
+struct ca_binned_large {
+    ca_allocator base;             /* first member */
+    uint64_t id;                   /* unique per tier of the process; read-only */
+    ca_binned_large_options opt;   /* normalised; read-only */
+    unsigned min_shift, max_shift; /* read-only */
+    unsigned nclasses;             /* read-only */
+    ca_source *src;                /* regions come from here; read-only */
+    int own_kind;                  /* CA_BL_OWN_*; read-only */
+    union {
+        ca_source_mmap mmap;
+        ca_source_file file;
+    } own;                         /* the tier's own source */
+    bool can_mremap;               /* anonymous private mappings of our own */
+    bool purge_zeroes;             /* a purged area reads as zero */
+    bool fresh_zero;               /* a new region reads as zero */
+    bool commit_on_reuse;          /* clean areas need source commit before use */
+    void *owner;                   /* ownership-map value or NULL; read-only */
+    uint64_t dirty_decay_ns, unmap_decay_ns, maint_period_ns; /* read-only */
+
+    ca_binned__large_class cls[CA_BINNED_LARGE_MAX_CLASSES];
+    ca_binned__large_class direct; /* counters and region list of direct mappings */
+
+    uint64_t in_use;    /* usable bytes handed out (atomic) */
+    uint64_t peak;      /* maximum of in_use (atomic) */
+    uint64_t dirty_total;    /* dirty bytes of all classes (atomic) */
+    uint64_t last_maint;     /* ns of the latest slow-path maintenance (atomic) */
+    int maint_running;       /* one slow-path maintenance at a time (atomic) */
+    uint64_t no_decommit;    /* the source refused decommit (ENOTSUP): stop trying */
+
+    int meta_lock;                    /* guards the slabs */
+    ca_binned__large_slab rgn_slab;   /* region descriptors */
+    ca_binned__large_slab cache_slab; /* thread caches */
+
+    int caches_lock;                 /* guards the cache list and live flags */
+    ca_binned__large_cache *caches;  /* live caches */
+
+    /* Background thread. bg_lock guards the flags; bg_mutex/bg_cond are
+     * used only for the timed sleep and the stop signal. */
+    int bg_lock;
+    bool bg_running;   /* thread exists (bg_lock) */
+    bool bg_stop;      /* asked to stop (bg_mutex) */
+    bool bg_wanted;    /* should run: restart lazily after fork (bg_lock) */
+    bool bg_starting;  /* a start is in progress (bg_lock) */
+    bool bg_fork;      /* fork in progress: no start (bg_lock) */
+    pthread_t bg_thread;
+    pthread_mutex_t bg_mutex;
+    pthread_cond_t bg_cond;
+    uint64_t bg_runs;  /* atomic */
+
+    ca_binned_large *reg_next; /* registry list (registry lock) */
+};
+
+/* large.c */
+extern const ca_allocator_ops ca_binned__large_ops;
+void ca_binned__large_pool_push_dirty(ca_binned_large *l, ca_binned__large_area *a, uint64_t now);
+void ca_binned__large_after_dirty(ca_binned_large *l);
+void ca_binned__large_release_region(ca_binned_large *l, ca_binned__large_rgn *r);
+ca_force_inline char *ca_binned__large_area_addr(const ca_binned__large_area *a)
+{
+    return a->rgn->base + ((size_t)a->index << a->rgn->shift);
+}
+void ca_binned__large_list_remove(ca_binned__large_area **head, ca_binned__large_area **tail,
+                                  ca_binned__large_area *a);
+
+/* large_map.c: address -> region descriptor, lock-free reads. */
+int ca_binned__large_map_set(void *base, size_t size, ca_binned__large_rgn *r);
+void ca_binned__large_map_clear(void *base, size_t size);
+ca_binned__large_rgn *ca_binned__large_map_get(const void *p);
+
+/* large_cache.c */
+ca_binned__large_cache *ca_binned__large_my_cache(ca_binned_large *l, bool create);
+ca_binned__large_area *ca_binned__large_cache_pop(ca_binned_large *l, ca_binned__large_cache *c,
+                                                  unsigned cls);
+bool ca_binned__large_cache_push(ca_binned_large *l, ca_binned__large_cache *c,
+                                 ca_binned__large_area *a, unsigned cls);
+ca_binned__large_area *ca_binned__large_steal(ca_binned_large *l, ca_binned__large_cache *mine,
+                                              unsigned cls);
+void ca_binned__large_cache_flush(ca_binned_large *l, ca_binned__large_cache *c);
+void ca_binned__large_caches_destroy(ca_binned_large *l);
+void ca_binned__large_tls_init(void);
+void ca_binned__large_fork_child_caches(ca_binned_large *l);
+
+/* large_purge.c */
+void ca_binned__large_registry_add(ca_binned_large *l);
+void ca_binned__large_registry_remove(ca_binned_large *l);
+bool ca_binned__large_registry_lock_live(ca_binned_large *l, uint64_t id); /* locks on success */
+void ca_binned__large_registry_unlock(void);
+void ca_binned__large_maintain(ca_binned_large *l, uint64_t now);
+size_t ca_binned__large_purge_class(ca_binned_large *l, ca_binned__large_class *c, uint64_t now,
+                                    uint64_t min_age_ns, size_t max_bytes);
+void ca_binned__large_bg_maybe_start(ca_binned_large *l);
+void ca_binned__large_bg_init(ca_binned_large *l);
+
+#endif
