@@ -1,0 +1,767 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libarena allocation: the CAS bump of the cursor, tail rewinds, the three
+ * free-list kinds, the pending stack, compaction and the ca_allocator ops.
+ *
+ * Concurrency model (read ca_arena_alloc and ca_arena_free first):
+ *   - cursor: one atomic word; allocation CASes it up, freeing the block
+ *     that ends at it CASes it down. No tag needed: equal cursor values mean
+ *     equal states.
+ *   - free list: a singly linked list through the free memory, sorted per
+ *     kind, whose head is a tagged word {offset, generation}. An odd
+ *     generation means one thread holds the list token and may rewrite any
+ *     node; nobody waits for it: allocation falls back to the cursor and
+ *     frees go to the pending stack. The OPTIMISTIC pop takes the head with
+ *     one tagged CAS without the token (generation + 2), so a head that was
+ *     popped and pushed back meanwhile (ABA) fails the CAS.
+ *   - pending stack: frees that find the token held push here (tagged CAS,
+ *     push only; the token holder takes the whole stack at once), and the
+ *     next token holder sorts them in.
+ *   - Counters are atomic adds; they are exact when no call is in flight.
+ * The tagged word is 16 bytes with 64-bit offsets (cmpxchg16b: -mcx16 and
+ * libatomic) and 8 bytes with 32-bit offsets. It lives in the process-side
+ * object, never in the mapping: a 16-byte atomic load is a locked
+ * cmpxchg16b, which faults on a read-only page.
+ */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena_internal.h"
+
+#define COMP "arena"
+#define MASK32 0xFFFFFFFFull
+
+/* ------------------------------------------------------------------------
+ * Tagged words
+ * ------------------------------------------------------------------------ */
+
+ca_arena__tw ca_arena__tw_load(ca_arena *a, int which)
+{
+    ca_arena__tw r;
+    if (a->wide) {
+        unsigned __int128 v = __atomic_load_n(which ? &a->pend128 : &a->head128, __ATOMIC_ACQUIRE);
+        r.off = (uint64_t)v;
+        r.gen = (uint64_t)(v >> 64);
+    } else {
+        uint64_t v = __atomic_load_n(which ? &a->pend64 : &a->head64, __ATOMIC_ACQUIRE);
+        r.off = v & MASK32;
+        r.gen = v >> 32;
+    }
+    return r;
+}
+
+bool ca_arena__tw_cas(ca_arena *a, int which, ca_arena__tw expect, ca_arena__tw desired)
+{
+    if (a->wide) {
+        unsigned __int128 e = (unsigned __int128)expect.off | (unsigned __int128)expect.gen << 64;
+        unsigned __int128 d = (unsigned __int128)desired.off | (unsigned __int128)desired.gen << 64;
+        return __atomic_compare_exchange_n(which ? &a->pend128 : &a->head128, &e, d, false,
+                                           __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    }
+    uint64_t e = expect.off | (expect.gen & MASK32) << 32;
+    uint64_t d = desired.off | (desired.gen & MASK32) << 32;
+    return __atomic_compare_exchange_n(which ? &a->pend64 : &a->head64, &e, d, false, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_ACQUIRE);
+}
+
+void ca_arena__tw_store(ca_arena *a, int which, ca_arena__tw v)
+{
+    if (a->wide)
+        __atomic_store_n(which ? &a->pend128 : &a->head128,
+                         (unsigned __int128)v.off | (unsigned __int128)v.gen << 64, __ATOMIC_RELEASE);
+    else
+        __atomic_store_n(which ? &a->pend64 : &a->head64, v.off | (v.gen & MASK32) << 32, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t gen_next(uint64_t g, uint64_t by) { return (g + by) & UINT64_MAX; }
+
+/* ------------------------------------------------------------------------
+ * Nodes
+ * ------------------------------------------------------------------------ */
+
+static inline bool node_in_range(const ca_arena *a, uint64_t off)
+{
+    return off >= a->data_off && off % CA_ARENA_GRAIN == 0 && off <= a->capacity - CA_ARENA_GRAIN;
+}
+
+void ca_arena__node_get(const ca_arena *a, uint64_t off, uint64_t *size, uint64_t *next)
+{
+    CA_ASSERT(node_in_range(a, off), COMP, a->mem + off, "free list corrupt: node offset out of range");
+    if (a->wide) {
+        const uint64_t *n = (const void *)(a->mem + off);
+        *size = n[0];
+        *next = n[1];
+    } else {
+        const uint32_t *n = (const void *)(a->mem + off);
+        *size = n[0];
+        *next = n[1];
+    }
+}
+
+void ca_arena__node_set(ca_arena *a, uint64_t off, uint64_t size, uint64_t next)
+{
+    if (a->wide) {
+        uint64_t *n = (void *)(a->mem + off);
+        n[0] = size;
+        n[1] = next;
+    } else {
+        uint32_t *n = (void *)(a->mem + off);
+        n[0] = (uint32_t)size;
+        n[1] = (uint32_t)next;
+    }
+}
+
+static void node_set_next(ca_arena *a, uint64_t off, uint64_t next)
+{
+    if (a->wide)
+    {
+        uint64_t *n = (void *)(a->mem + off);
+        n[1] = next;
+    } else {
+        uint32_t *n = (void *)(a->mem + off);
+        n[1] = (uint32_t)next;
+    }
+}
+
+/* The optimistic pop reads the head node without the token: the node may be
+ * popped and overwritten by its new owner meanwhile. The read is validated by
+ * the tagged CAS that follows (a changed head fails it), so a stale value is
+ * never used; the read is kept out of ThreadSanitizer's view because it is a
+ * deliberate, validated race with the owner's plain writes. */
+__attribute__((noinline, no_sanitize("thread"))) static void node_read_racy(const ca_arena *a, uint64_t off,
+                                                                            uint64_t *size, uint64_t *next)
+{
+    if (a->wide) {
+        const volatile uint64_t *n = (const volatile void *)(a->mem + off);
+        *size = n[0];
+        *next = n[1];
+    } else {
+        const volatile uint32_t *n = (const volatile void *)(a->mem + off);
+        *size = n[0];
+        *next = n[1];
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Counters
+ * ------------------------------------------------------------------------ */
+
+static inline void cnt_add(uint64_t *c, uint64_t v) { __atomic_fetch_add(c, v, __ATOMIC_RELAXED); }
+static inline void cnt_sub(uint64_t *c, uint64_t v) { __atomic_fetch_sub(c, v, __ATOMIC_RELAXED); }
+
+static inline void note_alloc(ca_arena *a, uint64_t bsize)
+{
+    uint64_t now = __atomic_add_fetch(&a->in_use, bsize, __ATOMIC_RELAXED) ;
+    cnt_add(&a->allocs, 1);
+    uint64_t pk = __atomic_load_n(&a->peak, __ATOMIC_RELAXED);
+    while (now > pk && !__atomic_compare_exchange_n(&a->peak, &pk, now, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
+static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+
+/* ------------------------------------------------------------------------
+ * The list token and the sorted list (token holder only)
+ * ------------------------------------------------------------------------ */
+
+bool ca_arena__token_take(ca_arena *a, bool wait, ca_arena__tw *held)
+{
+    for (unsigned i = 0;; i++) {
+        ca_arena__tw w = ca_arena__tw_load(a, 0);
+        if (!(w.gen & 1)) {
+            ca_arena__tw d = {w.off, CA_ARENA__DROP_TAG ? 1 : gen_next(w.gen, 1)};
+            if (ca_arena__tw_cas(a, 0, w, d)) {
+                ca_arena__mark_dirty(a);
+                *held = d;
+                return true;
+            }
+        }
+        cnt_add(&a->retries, 1);
+        if (!wait && i + 1 >= a->max_retries)
+            return false;
+        if (wait && i % 64 == 63)
+            sched_yield();
+        else
+            cpu_relax();
+    }
+}
+
+void ca_arena__token_release(ca_arena *a, ca_arena__tw held, uint64_t new_head)
+{
+    ca_arena__tw d = {new_head, CA_ARENA__DROP_TAG ? 0 : gen_next(held.gen, 1)};
+    ca_arena__tw_store(a, 0, d);
+}
+
+/* True when (s1, o1) comes before (s2, o2) in the list order of the kind. */
+static inline bool before(const ca_arena *a, uint64_t s1, uint64_t o1, uint64_t s2, uint64_t o2)
+{
+    if (s1 != s2)
+        return a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? s1 > s2 : s1 < s2;
+    return o1 < o2;
+}
+
+static inline uint64_t walk_bound(const ca_arena *a) { return a->capacity / CA_ARENA_GRAIN + 1; }
+
+/* checks=on: a segment being freed must not overlap a free one. */
+static void check_no_overlap(ca_arena *a, uint64_t head, uint64_t off, uint64_t size)
+{
+    if (CA_CHECKS < CA_CHECKS_ON)
+        return;
+    uint64_t steps = 0;
+    for (uint64_t n = head; n; steps++) {
+        uint64_t sz, next;
+        CA_ASSERT(steps < walk_bound(a), COMP, a->mem + n, "free list corrupt: cycle");
+        ca_arena__node_get(a, n, &sz, &next);
+        CA_CHECK(off + size <= n || n + sz <= off, COMP, a->mem + off, "double free (block overlaps free memory)");
+        n = next;
+    }
+}
+
+/* Insert [off, off + size) in order; returns the new head. */
+static uint64_t list_insert(ca_arena *a, uint64_t head, uint64_t off, uint64_t size)
+{
+    uint64_t prev = 0, cur = head, steps = 0;
+    while (cur) {
+        uint64_t sz, next;
+        CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + cur, "free list corrupt: cycle");
+        ca_arena__node_get(a, cur, &sz, &next);
+        if (before(a, size, off, sz, cur))
+            break;
+        prev = cur;
+        cur = next;
+    }
+    ca_arena__node_set(a, off, size, cur);
+    cnt_add(&a->free_bytes, size);
+    cnt_add(&a->free_count, 1);
+    if (!prev)
+        return off;
+    node_set_next(a, prev, off);
+    return head;
+}
+
+/* Unlink node n (whose predecessor is prev, 0 for the head). */
+static uint64_t list_unlink(ca_arena *a, uint64_t head, uint64_t prev, uint64_t n, uint64_t size, uint64_t next)
+{
+    cnt_sub(&a->free_bytes, size);
+    cnt_sub(&a->free_count, 1);
+    if (!prev)
+        return next;
+    node_set_next(a, prev, next);
+    return head;
+}
+
+uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head)
+{
+    ca_arena__tw p;
+    do {
+        p = ca_arena__tw_load(a, 1);
+        if (!p.off)
+            return head;
+    } while (!ca_arena__tw_cas(a, 1, p, (ca_arena__tw){0, gen_next(p.gen, 1)}));
+    uint64_t steps = 0;
+    for (uint64_t n = p.off; n;) {
+        uint64_t sz, next;
+        CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + n, "pending stack corrupt: cycle");
+        ca_arena__node_get(a, n, &sz, &next);
+        check_no_overlap(a, head, n, sz);
+        head = list_insert(a, head, n, sz);
+        cnt_sub(&a->pending_bytes, sz);
+        cnt_sub(&a->pending_count, 1);
+        n = next;
+    }
+    return head;
+}
+
+static void full_check(ca_arena *a)
+{
+    if (CA_CHECKS >= CA_CHECKS_FULL) {
+        const char *why = ca_arena_check(a);
+        CA_CHECK_FULL(why == NULL, COMP, a, why ? why : "");
+    }
+}
+
+/* Rewind the cursor through free segments that end at it (token held). */
+static uint64_t rewind_through(ca_arena *a, uint64_t head)
+{
+    for (;;) {
+        uint64_t cur = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);
+        uint64_t prev = 0, n = head, steps = 0, sz = 0, next = 0;
+        while (n) {
+            CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + n, "free list corrupt: cycle");
+            ca_arena__node_get(a, n, &sz, &next);
+            if (n + sz == cur)
+                break;
+            prev = n;
+            n = next;
+        }
+        if (!n)
+            return head;
+        if (!__atomic_compare_exchange_n(&a->cursor, &cur, n, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return head; /* someone allocated at the tail: the segment stays */
+        head = list_unlink(a, head, prev, n, sz, next);
+        cnt_add(&a->rewinds, 1);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Giving memory back
+ * ------------------------------------------------------------------------ */
+
+static void push_pending(ca_arena *a, uint64_t off, uint64_t size)
+{
+    cnt_add(&a->pending_bytes, size);
+    cnt_add(&a->pending_count, 1);
+    for (;;) {
+        ca_arena__tw p = ca_arena__tw_load(a, 1);
+        ca_arena__node_set(a, off, size, p.off);
+        if (ca_arena__tw_cas(a, 1, p, (ca_arena__tw){off, gen_next(p.gen, 1)}))
+            return;
+        cnt_add(&a->retries, 1);
+    }
+}
+
+/* [off, off + size) below the cursor is free: keep it or count it lost. */
+static void give_back(ca_arena *a, uint64_t off, uint64_t size)
+{
+    if (!size)
+        return;
+    if (a->kind == CA_ARENA_FREELIST_NONE || size < a->min_segment) {
+        cnt_add(&a->discarded, size);
+        return;
+    }
+    ca_arena__tw held;
+    if (!ca_arena__token_take(a, false, &held)) {
+        push_pending(a, off, size);
+        return;
+    }
+    uint64_t head = ca_arena__drain_pending(a, held.off);
+    check_no_overlap(a, head, off, size);
+    head = list_insert(a, head, off, size);
+    ca_arena__token_release(a, held, head);
+    full_check(a);
+}
+
+/* ------------------------------------------------------------------------
+ * Allocation
+ * ------------------------------------------------------------------------ */
+
+static inline bool block_size(size_t size, uint64_t *out)
+{
+    size_t b;
+    if (ca_align_up_overflows(size ? size : 1, CA_ARENA_GRAIN, &b))
+        return false;
+    *out = b;
+    return true;
+}
+
+/* Place a block of bsize at align inside segment [s, s + sz); give the rest back. */
+static uint64_t carve(ca_arena *a, uint64_t s, uint64_t sz, uint64_t bsize, uint64_t align)
+{
+    uint64_t start = ca_align_up(s, align);
+    give_back(a, s, start - s);
+    give_back(a, start + bsize, s + sz - (start + bsize));
+    return start;
+}
+
+static inline bool fits(uint64_t s, uint64_t sz, uint64_t bsize, uint64_t align)
+{
+    uint64_t start = ca_align_up(s, align);
+    return start - s <= sz && sz - (start - s) >= bsize;
+}
+
+/* OPTIMISTIC: pop the head when it fits. 0, ENOENT (nothing fits), EAGAIN. */
+static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    for (unsigned i = 0; i < a->max_retries; i++) {
+        ca_arena__tw w = ca_arena__tw_load(a, 0);
+        if (!w.off)
+            return ENOENT;
+        if (w.gen & 1) { /* token held: the list is being rewritten */
+            cnt_add(&a->retries, 1);
+            cpu_relax();
+            continue;
+        }
+        uint64_t sz, next;
+        node_read_racy(a, w.off, &sz, &next);
+        if (sz < CA_ARENA_GRAIN || sz % CA_ARENA_GRAIN || sz > a->capacity - w.off ||
+            (next && !node_in_range(a, next))) {
+            cnt_add(&a->retries, 1); /* read while the node changed hands */
+            continue;
+        }
+        if (!fits(w.off, sz, bsize, align))
+            return ENOENT; /* the head is the largest segment */
+        ca_arena__mark_dirty(a);
+#if CA_ARENA__DROP_TAG
+        sched_yield(); /* widen the window the generation would close */
+        ca_arena__tw d = {next, w.gen};
+#else
+        ca_arena__tw d = {next, gen_next(w.gen, 2)};
+#endif
+        if (ca_arena__tw_cas(a, 0, w, d)) {
+            cnt_sub(&a->free_bytes, sz);
+            cnt_sub(&a->free_count, 1);
+            *out = carve(a, w.off, sz, bsize, align);
+            return 0;
+        }
+        cnt_add(&a->retries, 1);
+    }
+    return EAGAIN;
+}
+
+/* PESSIMISTIC: best fit under the token. 0, ENOENT, EAGAIN (token busy). */
+static int best_fit(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    if (!ca_arena__tw_load(a, 0).off && !ca_arena__tw_load(a, 1).off)
+        return ENOENT;
+    ca_arena__tw held;
+    if (!ca_arena__token_take(a, false, &held))
+        return EAGAIN;
+    uint64_t head = ca_arena__drain_pending(a, held.off);
+    uint64_t prev = 0, n = head, steps = 0, sz = 0, next = 0;
+    while (n) {
+        CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + n, "free list corrupt: cycle");
+        ca_arena__node_get(a, n, &sz, &next);
+        if (fits(n, sz, bsize, align))
+            break;
+        prev = n;
+        n = next;
+    }
+    if (!n) {
+        ca_arena__token_release(a, held, head);
+        return ENOENT;
+    }
+    head = list_unlink(a, head, prev, n, sz, next);
+    uint64_t start = ca_align_up(n, align);
+    /* The pieces go back while the token is held: insert them directly. */
+    uint64_t pieces[2][2] = {{n, start - n}, {start + bsize, n + sz - (start + bsize)}};
+    for (int k = 0; k < 2; k++) {
+        uint64_t po = pieces[k][0], ps = pieces[k][1];
+        if (!ps)
+            continue;
+        if (ps < a->min_segment)
+            cnt_add(&a->discarded, ps);
+        else
+            head = list_insert(a, head, po, ps);
+    }
+    ca_arena__token_release(a, held, head);
+    *out = start;
+    return 0;
+}
+
+static int bump(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    uint64_t cur = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < a->max_retries; i++) {
+        uint64_t start = ca_align_up(cur, align), end;
+        if (ca_add_overflows(start, bsize, &end) || end > a->capacity)
+            return ENOMEM;
+        if (__atomic_compare_exchange_n(&a->cursor, &cur, end, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            give_back(a, cur, start - cur);
+            *out = start;
+            return 0;
+        }
+        cnt_add(&a->retries, 1);
+    }
+    return ENOMEM;
+}
+
+int ca_arena_alloc(ca_arena *a, size_t size, size_t align, uint64_t *off)
+{
+    uint64_t bsize;
+    int err;
+    if (ca_unlikely(a->mode == CA_ARENA_READ_ONLY)) {
+        err = EROFS;
+        goto fail;
+    }
+    if (ca_unlikely(!ca_is_pow2(align) || align > CA_ARENA_MAX_ALIGN)) {
+        err = EINVAL;
+        goto fail;
+    }
+    if (align < CA_ARENA_GRAIN)
+        align = CA_ARENA_GRAIN;
+    if (ca_unlikely(!block_size(size, &bsize))) {
+        err = ENOMEM;
+        goto fail;
+    }
+    err = ENOENT;
+    if (a->kind == CA_ARENA_FREELIST_OPTIMISTIC)
+        err = pop_head(a, bsize, align, off);
+    else if (a->kind == CA_ARENA_FREELIST_PESSIMISTIC)
+        err = best_fit(a, bsize, align, off);
+    if (err)
+        err = bump(a, bsize, align, off);
+    if (ca_likely(!err)) {
+        note_alloc(a, bsize);
+        return 0;
+    }
+fail:
+    cnt_add(&a->failures, 1);
+    return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Free
+ * ------------------------------------------------------------------------ */
+
+int ca_arena_free(ca_arena *a, uint64_t off, size_t size)
+{
+    if (!off)
+        return 0;
+    if (ca_unlikely(a->mode == CA_ARENA_READ_ONLY))
+        return EROFS;
+    uint64_t bsize, end;
+    uint64_t cur = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);
+    if (ca_unlikely(!block_size(size, &bsize) || off < a->data_off || off % CA_ARENA_GRAIN ||
+                    ca_add_overflows(off, bsize, &end) || end > cur))
+        return EINVAL;
+    cnt_sub(&a->in_use, bsize);
+    cnt_add(&a->frees, 1);
+    for (unsigned i = 0; i < a->max_retries && cur == end; i++) {
+        if (__atomic_compare_exchange_n(&a->cursor, &cur, off, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            cnt_add(&a->rewinds, 1);
+            if (a->kind != CA_ARENA_FREELIST_NONE &&
+                (ca_arena__tw_load(a, 0).off || ca_arena__tw_load(a, 1).off)) {
+                ca_arena__tw held;
+                if (ca_arena__token_take(a, false, &held)) {
+                    uint64_t head = ca_arena__drain_pending(a, held.off);
+                    ca_arena__token_release(a, held, rewind_through(a, head));
+                }
+            }
+            return 0;
+        }
+        cnt_add(&a->retries, 1);
+    }
+    give_back(a, off, bsize);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Compaction and reset
+ * ------------------------------------------------------------------------ */
+
+typedef struct seg {
+    uint64_t off, size;
+} seg;
+
+static int seg_by_off(const void *x, const void *y)
+{
+    const seg *p = x, *q = y;
+    return p->off < q->off ? -1 : p->off > q->off;
+}
+
+static int seg_by_kind(const void *x, const void *y, void *arena)
+{
+    const seg *p = x, *q = y;
+    if (p->off == q->off)
+        return 0;
+    return before((const ca_arena *)arena, p->size, p->off, q->size, q->off) ? -1 : 1;
+}
+
+int ca_arena_compact(ca_arena *a)
+{
+    if (a->mode == CA_ARENA_READ_ONLY)
+        return EROFS;
+    if (a->kind == CA_ARENA_FREELIST_NONE)
+        return 0;
+    ca_arena__tw held;
+    ca_arena__token_take(a, true, &held);
+    uint64_t head = ca_arena__drain_pending(a, held.off);
+    uint64_t n = 0, total = 0;
+    for (uint64_t x = head; x; n++) {
+        uint64_t sz, next;
+        CA_ASSERT(n < walk_bound(a), COMP, a->mem + x, "free list corrupt: cycle");
+        ca_arena__node_get(a, x, &sz, &next);
+        x = next;
+    }
+    if (n < 1) {
+        ca_arena__token_release(a, held, head);
+        return 0;
+    }
+    seg *v = (seg *)malloc(n * sizeof *v);
+    if (!v) {
+        ca_arena__token_release(a, held, head);
+        return ENOMEM;
+    }
+    uint64_t i = 0;
+    for (uint64_t x = head; x; i++) {
+        uint64_t next;
+        ca_arena__node_get(a, x, &v[i].size, &next);
+        v[i].off = x;
+        total += v[i].size;
+        x = next;
+    }
+    qsort(v, n, sizeof *v, seg_by_off);
+    uint64_t m = 0;
+    for (i = 0; i < n; i++) {
+        if (m && v[m - 1].off + v[m - 1].size == v[i].off)
+            v[m - 1].size += v[i].size;
+        else
+            v[m++] = v[i];
+    }
+    /* Trailing segments go back to the cursor. */
+    while (m) {
+        uint64_t cur = v[m - 1].off + v[m - 1].size;
+        if (!__atomic_compare_exchange_n(&a->cursor, &cur, v[m - 1].off, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            break;
+        cnt_add(&a->rewinds, 1);
+        m--;
+    }
+    qsort_r(v, m, sizeof *v, seg_by_kind, a);
+    uint64_t kept = 0;
+    head = 0;
+    for (i = m; i-- > 0;) {
+        ca_arena__node_set(a, v[i].off, v[i].size, head);
+        head = v[i].off;
+        kept += v[i].size;
+    }
+    cnt_sub(&a->free_bytes, total - kept);
+    cnt_sub(&a->free_count, n - m);
+    free(v);
+    ca_arena__token_release(a, held, head);
+    full_check(a);
+    return 0;
+}
+
+void ca_arena__init_live(ca_arena *a, uint64_t cursor, uint64_t free_head, uint64_t free_bytes,
+                         uint64_t free_count, uint64_t discarded)
+{
+    __atomic_store_n(&a->cursor, cursor, __ATOMIC_RELAXED);
+    ca_arena__tw z = {0, 0};
+    ca_arena__tw h = {free_head, 0};
+    ca_arena__tw_store(a, 0, h);
+    ca_arena__tw_store(a, 1, z);
+    a->free_bytes = free_bytes;
+    a->free_count = free_count;
+    a->discarded = discarded;
+    a->pending_bytes = a->pending_count = 0;
+    a->in_use = cursor - a->data_off - free_bytes - discarded;
+    a->peak = a->in_use;
+    a->allocs = a->frees = a->failures = a->retries = a->rewinds = 0;
+}
+
+int ca_arena_reset(ca_arena *a)
+{
+    if (a->mode == CA_ARENA_READ_ONLY)
+        return EROFS;
+    ca_arena__tw held;
+    ca_arena__token_take(a, true, &held);
+    __atomic_store_n(&a->cursor, a->data_off, __ATOMIC_RELEASE);
+    ca_arena__tw_store(a, 1, (ca_arena__tw){0, 0});
+    a->free_bytes = a->free_count = a->pending_bytes = a->pending_count = 0;
+    a->discarded = 0;
+    a->in_use = 0;
+    ca_arena__token_release(a, held, 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The ca_allocator view
+ * ------------------------------------------------------------------------ */
+
+static void *op_alloc(ca_allocator *base, size_t size, size_t align, size_t *usable)
+{
+    ca_arena *a = (void *)base;
+    uint64_t off;
+    int err = ca_arena_alloc(a, size, align, &off);
+    if (err) {
+        errno = err;
+        return NULL;
+    }
+    if (usable)
+        *usable = ca_align_up(size ? size : 1, CA_ARENA_GRAIN);
+    return a->mem + off;
+}
+
+static bool in_region(const ca_arena *a, const void *p)
+{
+    uintptr_t x = (uintptr_t)p, b = (uintptr_t)a->mem;
+    return x >= b + a->data_off && x < b + a->capacity;
+}
+
+static void op_free(ca_allocator *base, void *p, size_t size, size_t align)
+{
+    ca_arena *a = (void *)base;
+    if (!p)
+        return;
+    CA_CHECK(in_region(a, p), COMP, p, "free of a pointer outside the arena");
+    CA_CHECK(a->mode != CA_ARENA_READ_ONLY, COMP, p, "free on a read-only arena");
+    int err = ca_arena_free(a, (uint64_t)((unsigned char *)p - a->mem), size);
+    CA_CHECK(err == 0, COMP, p, "invalid free (offset or size out of range)");
+    (void)err;
+}
+
+static void *op_resize(ca_allocator *base, void *p, size_t old_size, size_t new_size, size_t align,
+                       unsigned flags, size_t *usable)
+{
+    ca_arena *a = (void *)base;
+    if (!p)
+        return op_alloc(base, new_size, align, usable);
+    if (!ca_is_pow2(align) || align > CA_ARENA_MAX_ALIGN) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (a->mode == CA_ARENA_READ_ONLY) {
+        errno = EROFS;
+        return NULL;
+    }
+    uint64_t ob, nb;
+    if (!block_size(old_size, &ob) || !block_size(new_size, &nb)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint64_t off = (uint64_t)((unsigned char *)p - a->mem);
+    CA_CHECK(in_region(a, p), COMP, p, "resize of a pointer outside the arena");
+    if (nb <= ob) {
+        if (nb < ob) {
+            uint64_t cur = off + ob;
+            if (__atomic_compare_exchange_n(&a->cursor, &cur, off + nb, false, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE))
+                cnt_add(&a->rewinds, 1);
+            else
+                give_back(a, off + nb, ob - nb);
+            cnt_sub(&a->in_use, ob - nb);
+        }
+        if (usable)
+            *usable = nb;
+        return p;
+    }
+    uint64_t cur = off + ob;
+    if (nb - ob <= a->capacity - cur &&
+        __atomic_compare_exchange_n(&a->cursor, &cur, off + nb, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        cnt_add(&a->in_use, nb - ob);
+        if (usable)
+            *usable = nb;
+        return p;
+    }
+    if (flags & CA_RESIZE_IN_PLACE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *q = op_alloc(base, new_size, align, usable);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old_size < new_size ? old_size : new_size);
+    op_free(base, p, old_size, align);
+    return q;
+}
+
+static bool op_owns(const ca_allocator *base, const void *p) { return in_region((const void *)base, p); }
+
+static void op_reset(ca_allocator *base) { ca_arena_reset((void *)base); }
+
+static int op_stats(const ca_allocator *base, ca_stats *out) { return ca_arena_stats((const void *)base, out); }
+
+const ca_allocator_ops ca_arena__ops = {
+    .name = "arena",
+    .caps = CA_CAP_THREAD_SAFE,
+    .alloc = op_alloc,
+    .free = op_free,
+    .free_unsized = NULL,
+    .usable_size = NULL,
+    .resize = op_resize,
+    .owns = op_owns,
+    .reset = op_reset,
+    .stats = op_stats,
+};

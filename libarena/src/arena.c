@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libarena objects: options, in-memory arenas (heap or anonymous mapping
+ * through a ca_source), close, error messages, statistics, the invariant
+ * walk and the small accessors. Files are in file.c, allocation in alloc.c.
+ *
+ * Concurrency model: create / close / check need a single caller; stats and
+ * the accessors read atomic fields and may run at any time.
+ * Read first: ca_arena_create, then alloc.c.
+ */
+#include <ctxalloc/source.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "arena_internal.h"
+
+#define COMP "arena"
+
+enum { OWN_NONE = 0, OWN_HEAP = 1, OWN_MMAP = 2 };
+
+typedef union own_source {
+    ca_source_heap heap;
+    ca_source_mmap mmap;
+} own_source;
+
+void ca_arena_options_init(ca_arena_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->capacity = (uint64_t)1 << 20;
+    o->freelist = CA_ARENA_FREELIST_OPTIMISTIC;
+    o->offset_bits = 64;
+    o->min_segment = 32;
+    o->max_retries = 256;
+    o->backing = CA_ARENA_BACKING_HEAP;
+}
+
+ca_arena_error ca_arena__check_options(const ca_arena_options *o, uint64_t *capacity, uint64_t *data_off)
+{
+    size_t cap, doff;
+    if (o->offset_bits != 32 && o->offset_bits != 64)
+        return CA_ARENA_E_OPTIONS;
+    if ((unsigned)o->freelist > CA_ARENA_FREELIST_PESSIMISTIC)
+        return CA_ARENA_E_OPTIONS;
+    if (o->min_segment < CA_ARENA_GRAIN || o->min_segment % CA_ARENA_GRAIN || o->max_retries == 0)
+        return CA_ARENA_E_OPTIONS;
+    if (o->flags & ~CA_ARENA_REPLACE)
+        return CA_ARENA_E_OPTIONS;
+    if (ca_add_overflows(CA_ARENA_HEADER_SIZE, o->user_size, &doff) ||
+        ca_align_up_overflows(doff, CA_ARENA__DATA_ALIGN, &doff))
+        return CA_ARENA_E_OPTIONS;
+    if (o->capacity > SIZE_MAX || ca_page_round_overflows((size_t)o->capacity, &cap))
+        return CA_ARENA_E_OPTIONS;
+    if (cap <= doff || cap - doff < CA_ARENA_GRAIN)
+        return CA_ARENA_E_OPTIONS;
+    if (o->offset_bits == 32 && cap > CA_ARENA_MAX_CAPACITY_32)
+        return CA_ARENA_E_OPTIONS;
+    if ((uint64_t)cap > (UINT64_MAX >> 2))
+        return CA_ARENA_E_OPTIONS;
+    *capacity = cap;
+    *data_off = doff;
+    return CA_ARENA_OK;
+}
+
+ca_arena *ca_arena__new(const ca_arena_options *o)
+{
+    size_t sz = ca_align_up(sizeof(ca_arena), 64);
+    ca_arena *a = (ca_arena *)aligned_alloc(64, sz);
+    if (!a)
+        return NULL;
+    memset(a, 0, sz);
+    a->base.ops = &ca_arena__ops;
+    a->fd = -1;
+    a->kind = o->freelist;
+    a->wide = o->offset_bits != 32;
+    a->user_version = o->user_version;
+    a->min_segment = o->min_segment;
+    a->max_retries = o->max_retries;
+    a->fault = o->fault;
+    a->mode = CA_ARENA_READ_WRITE;
+    pthread_mutex_init(&a->file_lock, NULL);
+    return a;
+}
+
+void ca_arena__delete(ca_arena *a)
+{
+    pthread_mutex_destroy(&a->file_lock);
+    free(a);
+}
+
+int ca_arena_create(ca_arena **out, const ca_arena_options *o)
+{
+    ca_arena_options dflt;
+    if (!o) {
+        ca_arena_options_init(&dflt);
+        o = &dflt;
+    }
+    if (!out)
+        return EINVAL;
+    uint64_t cap, doff;
+    if (ca_arena__check_options(o, &cap, &doff) != CA_ARENA_OK || (unsigned)o->backing > CA_ARENA_BACKING_ANON)
+        return EINVAL;
+    ca_arena *a = ca_arena__new(o);
+    if (!a)
+        return ENOMEM;
+    a->backing = CA_ARENA__BACK_SOURCE;
+    a->capacity = cap;
+    a->data_off = doff;
+    a->user_size = o->user_size;
+    int err = 0, own = OWN_NONE;
+    own_source *os = NULL;
+    if (o->source) {
+        a->src = o->source;
+    } else {
+        os = (own_source *)malloc(sizeof *os);
+        if (!os) {
+            ca_arena__delete(a);
+            return ENOMEM;
+        }
+        if (o->backing == CA_ARENA_BACKING_HEAP) {
+            ca_source_heap_options ho;
+            memset(&ho, 0, sizeof ho);
+            ho.fault = o->fault;
+            err = ca_source_heap_init(&os->heap, &ho);
+            own = OWN_HEAP;
+            a->src = &os->heap.base;
+        } else {
+            ca_source_mmap_options mo;
+            memset(&mo, 0, sizeof mo);
+            mo.fault = o->fault;
+            err = ca_source_mmap_init(&os->mmap, &mo);
+            own = OWN_MMAP;
+            a->src = &os->mmap.base;
+        }
+        if (err) {
+            free(os);
+            ca_arena__delete(a);
+            return err;
+        }
+    }
+    size_t g = ca_source_granule(a->src), obtained;
+    void *mem = NULL;
+    if (ca_align_up_overflows((size_t)cap, g, &obtained))
+        err = ENOMEM;
+    else
+        err = ca_source_obtain(a->src, obtained, g > CA_ARENA_MAX_ALIGN ? g : CA_ARENA_MAX_ALIGN, &mem);
+    if (err) {
+        if (own == OWN_HEAP)
+            ca_source_heap_destroy(&os->heap);
+        else if (own == OWN_MMAP)
+            ca_source_mmap_destroy(&os->mmap);
+        free(os);
+        ca_arena__delete(a);
+        return err;
+    }
+    a->own_src = os;
+    a->own_kind = own;
+    a->obtained = obtained;
+    a->mem = (unsigned char *)mem;
+    memset(a->mem, 0, (size_t)doff);
+    ca_arena__init_live(a, doff, 0, 0, 0, 0);
+    *out = a;
+    return 0;
+}
+
+int ca_arena_close(ca_arena *a)
+{
+    if (!a)
+        return 0;
+    int err = 0;
+    if (a->backing == CA_ARENA__BACK_FILE) {
+        if (a->mode == CA_ARENA_READ_WRITE)
+            err = ca_arena_flush(a);
+        munmap(a->mem, (size_t)a->capacity);
+        close(a->fd);
+    } else {
+        ca_source_release(a->src, a->mem, (size_t)a->obtained);
+        own_source *os = (own_source *)a->own_src;
+        if (a->own_kind == OWN_HEAP)
+            ca_source_heap_destroy(&os->heap);
+        else if (a->own_kind == OWN_MMAP)
+            ca_source_mmap_destroy(&os->mmap);
+        free(os);
+    }
+    ca_arena__delete(a);
+    return err;
+}
+
+const char *ca_arena_strerror(ca_arena_error e)
+{
+    switch (e) {
+    case CA_ARENA_OK: return "no error";
+    case CA_ARENA_E_SYSTEM: return "system call failed (see the errno returned)";
+    case CA_ARENA_E_EMPTY: return "zero-length file";
+    case CA_ARENA_E_SHORT_HEADER: return "file shorter than the arena header";
+    case CA_ARENA_E_MAGIC: return "wrong magic: not an arena file";
+    case CA_ARENA_E_LAYOUT_VERSION: return "unsupported layout version";
+    case CA_ARENA_E_CHECKSUM: return "header checksum mismatch";
+    case CA_ARENA_E_STATE: return "header state word damaged";
+    case CA_ARENA_E_RESERVED: return "reserved header bytes not zero";
+    case CA_ARENA_E_FIELD: return "header field out of range";
+    case CA_ARENA_E_USER_VERSION: return "user version mismatch";
+    case CA_ARENA_E_FREELIST_KIND: return "free-list kind mismatch";
+    case CA_ARENA_E_OFFSET_WIDTH: return "offset width mismatch";
+    case CA_ARENA_E_TRUNCATED: return "file shorter than its recorded capacity";
+    case CA_ARENA_E_FREELIST: return "recorded free list damaged";
+    case CA_ARENA_E_EXISTS: return "file exists";
+    case CA_ARENA_E_OPTIONS: return "invalid options";
+    case CA_ARENA_E_COUNT: break;
+    }
+    return "unknown arena error";
+}
+
+/* ------------------------------------------------------------------------
+ * Introspection
+ * ------------------------------------------------------------------------ */
+
+static inline uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+int ca_arena_stats(const ca_arena *a, ca_stats *out)
+{
+    ca_arena *m = (ca_arena *)(uintptr_t)a;
+    ca_stats_init(out, "arena");
+    out->bytes_in_use = ld(&a->in_use);
+    out->bytes_reserved = a->capacity;
+    out->bytes_committed = a->capacity;
+    out->peak_in_use = ld(&a->peak);
+    out->allocs = ld(&a->allocs);
+    out->frees = ld(&a->frees);
+    out->failures = ld(&a->failures);
+    ca_stats_set_counter(out, "cursor", ca_arena_cursor(a));
+    ca_stats_set_counter(out, "discarded", ld(&a->discarded));
+    ca_stats_set_counter(out, "free_bytes", ld(&a->free_bytes));
+    ca_stats_set_counter(out, "free_segments", ld(&a->free_count));
+    ca_stats_set_counter(out, "pending_segments", ld(&a->pending_count));
+    ca_stats_set_counter(out, "cas_retries", ld(&a->retries));
+    ca_stats_set_counter(out, "rewinds", ld(&a->rewinds));
+    ca_stats_set_counter(out, "flushes", ld(&a->flushes));
+    (void)m;
+    return 0;
+}
+
+typedef struct span {
+    uint64_t off, size;
+} span;
+
+static int span_cmp(const void *x, const void *y)
+{
+    const span *p = x, *q = y;
+    return p->off < q->off ? -1 : p->off > q->off;
+}
+
+/* Walk one list (head or pending) into v[*n...]; NULL or a message. */
+static const char *walk(const ca_arena *a, uint64_t first, uint64_t cur, bool sorted, span *v, uint64_t cap,
+                        uint64_t *n, uint64_t *bytes)
+{
+    uint64_t ps = 0, po = 0;
+    for (uint64_t x = first; x; (*n)++) {
+        uint64_t sz, next;
+        if (*n >= cap)
+            return "free list longer than its count (cycle or lost counter)";
+        if (x < a->data_off || x % CA_ARENA_GRAIN || x > a->capacity - CA_ARENA_GRAIN)
+            return "free segment offset out of range";
+        ca_arena__node_get(a, x, &sz, &next);
+        if (sz < CA_ARENA_GRAIN || sz % CA_ARENA_GRAIN)
+            return "free segment size not on the grain";
+        if (sz > cur - x)
+            return "free segment beyond the cursor";
+        if (sorted && *n && x != first) {
+            bool ok = sz != ps ? (a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? ps > sz : ps < sz) : po < x;
+            if (!ok)
+                return "free list not sorted for its kind";
+        }
+        v[*n].off = x;
+        v[*n].size = sz;
+        *bytes += sz;
+        ps = sz;
+        po = x;
+        x = next;
+    }
+    return NULL;
+}
+
+const char *ca_arena_check(const ca_arena *ca)
+{
+    ca_arena *a = (ca_arena *)(uintptr_t)ca;
+    uint64_t cur = ca_arena_cursor(a);
+    if (cur < a->data_off || cur > a->capacity || cur % CA_ARENA_GRAIN)
+        return "cursor out of range";
+    ca_arena__tw h = ca_arena__tw_load(a, 0), p = ca_arena__tw_load(a, 1);
+    if (h.gen & 1)
+        return "free-list token held (check needs an idle arena)";
+    if (a->kind == CA_ARENA_FREELIST_NONE && (h.off || p.off))
+        return "free list not empty with kind none";
+    uint64_t fc = ld(&a->free_count), pc = ld(&a->pending_count);
+    uint64_t cap = fc + pc + 1;
+    span *v = (span *)malloc(cap * sizeof *v);
+    if (!v)
+        return "out of memory for the check";
+    uint64_t n = 0, fb = 0, pb = 0;
+    const char *why = walk(a, h.off, cur, true, v, cap, &n, &fb);
+    if (!why && n != fc)
+        why = "free segment count differs from the list";
+    if (!why && fb != ld(&a->free_bytes))
+        why = "free bytes differ from the list";
+    uint64_t n0 = n;
+    if (!why)
+        why = walk(a, p.off, cur, false, v, cap, &n, &pb);
+    if (!why && (n - n0 != pc || pb != ld(&a->pending_bytes)))
+        why = "pending counters differ from the stack";
+    if (!why) {
+        qsort(v, n, sizeof *v, span_cmp);
+        for (uint64_t i = 1; i < n && !why; i++)
+            if (v[i - 1].off + v[i - 1].size > v[i].off)
+                why = "free segments overlap";
+    }
+    if (!why && ld(&a->in_use) + fb + pb + ld(&a->discarded) != cur - a->data_off)
+        why = "in use + free + pending + discarded != cursor - data start";
+    free(v);
+    return why;
+}
+
+uint64_t ca_arena_capacity(const ca_arena *a) { return a->capacity; }
+uint64_t ca_arena_cursor(const ca_arena *a) { return __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE); }
+uint64_t ca_arena_data_start(const ca_arena *a) { return a->data_off; }
+ca_arena_freelist ca_arena_freelist_kind(const ca_arena *a) { return a->kind; }
+unsigned ca_arena_offset_bits(const ca_arena *a) { return a->wide ? 64u : 32u; }
+uint32_t ca_arena_user_version(const ca_arena *a) { return a->user_version; }
+bool ca_arena_read_only(const ca_arena *a) { return a->mode == CA_ARENA_READ_ONLY; }
+ca_allocator *ca_arena_allocator(ca_arena *a) { return &a->base; }
+
+uint64_t ca_arena_flush_seq(const ca_arena *a)
+{
+    ca_arena *m = (ca_arena *)(uintptr_t)a;
+    pthread_mutex_lock(&m->file_lock);
+    uint64_t s = m->seq;
+    pthread_mutex_unlock(&m->file_lock);
+    return s;
+}
+
+void *ca_arena_ptr(const ca_arena *a, uint64_t off)
+{
+    if (!off || off >= a->capacity)
+        return NULL;
+    return a->mem + off;
+}
+
+uint64_t ca_arena_offset(const ca_arena *a, const void *p)
+{
+    uintptr_t x = (uintptr_t)p, b = (uintptr_t)a->mem;
+    if (x < b || x - b >= a->capacity)
+        return 0;
+    return (uint64_t)(x - b);
+}
+
+void *ca_arena_user_area(const ca_arena *a, size_t *size)
+{
+    if (size)
+        *size = (size_t)a->user_size;
+    return a->user_size ? a->mem + CA_ARENA_HEADER_SIZE : NULL;
+}

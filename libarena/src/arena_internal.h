@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private parts of libarena, shared by its .c files and the invariant tests:
+ * the process-side arena object, the on-disk header and the tagged words.
+ *
+ * Read first: struct ca_arena below (who touches what), then alloc.c.
+ */
+#ifndef CA_ARENA_INTERNAL_H
+#define CA_ARENA_INTERNAL_H
+
+#include <ctxalloc/arena.h>
+
+/*
+ * CA_ARENA__DROP_TAG (build flag, tests only): the free-list head word loses
+ * its generation counter (it keeps only a busy bit) and a yield widens the
+ * window between reading the head and swapping it. This reintroduces the
+ * ABA problem on purpose so that a stress test can show it is caught.
+ */
+#ifndef CA_ARENA__DROP_TAG
+#define CA_ARENA__DROP_TAG 0
+#endif
+
+/* ------------------------------------------------------------------------
+ * On-disk layout (native byte order, x86-64)
+ *
+ *   [0, 128)        header copy 0      (slot of even sequence numbers)
+ *   [512, 640)      header copy 1      (slot of odd sequence numbers)
+ *   [1024, 1032)    state word
+ *   rest of [0, 4096) zero
+ *   [4096, 4096 + user_size)  user area
+ *   [data_off, capacity)      blocks; data_off = align_up(4096 + user_size, 64)
+ *
+ * Each copy is checksummed (FNV-1a 64 over its first 120 bytes). The copies
+ * sit in different 512-byte sectors, so a torn write damages at most one.
+ * The state word holds x | ~x << 32 with x = seq_low29 << 3 | phase:
+ *   CLEAN    the copy of `seq` describes the file; the other copy (seq - 1)
+ *            is intact too;
+ *   DIRTY    free-list nodes may have changed since the copy of `seq` was
+ *            written: its free list is not trusted on reopen;
+ *   WRITING  the copy of `seq` is being written: if it fails its checksum
+ *            the write was torn and the copy of seq - 1 is used.
+ * A single aligned 8-byte store cannot be torn, and one flipped byte breaks
+ * the complement, so the state word needs no further checksum.
+ * ------------------------------------------------------------------------ */
+
+#define CA_ARENA__MAGIC "CTXARENA"
+#define CA_ARENA__COPY0 0u
+#define CA_ARENA__COPY1 512u
+#define CA_ARENA__STATE 1024u
+#define CA_ARENA__DATA_ALIGN 64u
+
+#define CA_ARENA__CLEAN   0u
+#define CA_ARENA__DIRTY   1u
+#define CA_ARENA__WRITING 2u
+
+typedef struct ca_arena__disk {
+    char magic[8];           /* CA_ARENA__MAGIC, no NUL */
+    uint32_t layout_version; /* CA_ARENA_LAYOUT_VERSION */
+    uint32_t user_version;
+    uint32_t freelist;       /* ca_arena_freelist, never ANY */
+    uint32_t offset_bits;    /* 32 or 64 */
+    uint64_t capacity;       /* bytes of the file; page multiple */
+    uint64_t user_size;      /* bytes of the user area at CA_ARENA_HEADER_SIZE */
+    uint64_t data_off;       /* align_up(4096 + user_size, 64) */
+    uint64_t min_segment;    /* as created (informational; runtime option wins) */
+    uint64_t cursor;         /* allocated cursor, data_off <= cursor <= capacity */
+    uint64_t free_head;      /* first free segment, 0 = none */
+    uint64_t free_bytes;     /* sum of free segment sizes */
+    uint64_t free_count;     /* number of free segments */
+    uint64_t discarded;      /* bytes below the cursor neither in use nor free */
+    uint64_t seq;            /* sequence number; copy slot = seq & 1 */
+    uint64_t reserved[2];    /* zero */
+    uint64_t checksum;       /* FNV-1a 64 of the bytes above */
+} ca_arena__disk;
+CA_STATIC_ASSERT(sizeof(ca_arena__disk) == 128, "header copy is 128 bytes");
+
+uint64_t ca_arena__checksum(const ca_arena__disk *d);
+uint64_t ca_arena__state_word(uint64_t seq, unsigned phase);
+/* Decode a state word; false when damaged. */
+bool ca_arena__state_decode(uint64_t w, uint64_t *seq_low, unsigned *phase);
+
+/* ------------------------------------------------------------------------
+ * Free-list nodes live in the free memory itself, at the segment's offset:
+ *   64-bit offsets: uint64_t size, uint64_t next
+ *   32-bit offsets: uint32_t size, uint32_t next
+ * next == 0 ends a list. Nodes are written only by the holder of the list
+ * token (or by a thread pushing its own segment on the pending stack);
+ * readers outside the token (the optimistic pop) validate what they read
+ * with the tagged CAS.
+ * ------------------------------------------------------------------------ */
+
+/* A tagged word: an offset and a generation. In the 64-bit layout it is one
+ * unsigned __int128 (cmpxchg16b); in the 32-bit layout one uint64_t
+ * (offset | gen << 32). For the list head an odd gen means "token held":
+ * the holder may rewrite any node; others may not pop. */
+typedef struct ca_arena__tw {
+    uint64_t off, gen;
+} ca_arena__tw;
+
+enum { CA_ARENA__BACK_SOURCE = 0, CA_ARENA__BACK_FILE = 1 };
+
+/*
+ * The arena object (process memory, never in the mapping: the live words
+ * are written with 16-byte atomics, which fault on a read-only page).
+ *
+ * Invariants (when no operation is in flight):
+ *   data_off <= cursor <= capacity;
+ *   every free / pending segment lies in [data_off, cursor), on the grain,
+ *   size >= max(min node, 16), disjoint from each other;
+ *   in_use + free_bytes + pending_bytes + discarded == cursor - data_off;
+ *   the free list is sorted: OPTIMISTIC by (size desc, offset asc),
+ *   PESSIMISTIC by (size asc, offset asc); NONE keeps it empty.
+ */
+struct ca_arena {
+    ca_allocator base;       /* first member; ops = arena ops (read-only) */
+    /* --- set at create/open, read-only afterwards ----------------------- */
+    unsigned char *mem;      /* the region (mapping or source memory) */
+    uint64_t capacity;       /* bytes of the region */
+    uint64_t data_off;       /* first allocatable offset */
+    uint64_t user_size;      /* user area at CA_ARENA_HEADER_SIZE */
+    uint64_t min_segment;    /* free pieces below this are discarded */
+    unsigned max_retries;    /* CAS attempts per phase */
+    ca_arena_freelist kind;
+    unsigned wide;           /* 1: 64-bit offsets */
+    uint32_t user_version;
+    int backing;             /* CA_ARENA__BACK_* */
+    int mode;                /* ca_arena_mode for files; READ_WRITE for memory */
+    int fd;                  /* file descriptor, -1 for memory */
+    ca_source *src;          /* source the memory came from (BACK_SOURCE) */
+    void *own_src;           /* default source owned by the arena, or NULL */
+    int own_kind;            /* which default source own_src is (arena.c) */
+    uint64_t obtained;       /* bytes obtained from src */
+    struct ca_source_fault *fault;
+
+    /* --- hot words, each on its own line ------------------------------- */
+    __attribute__((aligned(64))) uint64_t cursor;  /* atomic, any thread */
+    __attribute__((aligned(64))) unsigned __int128 head128; /* tagged head (wide), atomic */
+    uint64_t head64;                                        /* tagged head (narrow), atomic */
+    __attribute__((aligned(64))) unsigned __int128 pend128; /* pending stack (wide), atomic */
+    uint64_t pend64;                                        /* pending stack (narrow), atomic */
+
+    /* --- counters: atomic, any thread ---------------------------------- */
+    __attribute__((aligned(64))) uint64_t in_use; /* block bytes handed out */
+    uint64_t peak, allocs, frees, failures, retries, rewinds, flushes;
+    uint64_t discarded;      /* bytes lost to padding, small pieces, NONE frees */
+    uint64_t free_bytes;     /* in the sorted list (token holder writes) */
+    uint64_t free_count;
+    uint64_t pending_bytes;  /* on the pending stack */
+    uint64_t pending_count;
+
+    /* --- files ---------------------------------------------------------- */
+    pthread_mutex_t file_lock; /* orders the state word and header writes */
+    uint64_t seq;            /* sequence number of the last header copy (file_lock) */
+    int dirty;               /* atomic; written under file_lock: state word is DIRTY */
+};
+
+/* Tagged-word access (alloc.c). which: 0 head, 1 pending. */
+ca_arena__tw ca_arena__tw_load(ca_arena *a, int which);
+bool ca_arena__tw_cas(ca_arena *a, int which, ca_arena__tw expect, ca_arena__tw desired);
+void ca_arena__tw_store(ca_arena *a, int which, ca_arena__tw v);
+
+/* Node access (alloc.c). */
+void ca_arena__node_get(const ca_arena *a, uint64_t off, uint64_t *size, uint64_t *next);
+void ca_arena__node_set(ca_arena *a, uint64_t off, uint64_t size, uint64_t next);
+
+/* The list token: take (spinning with yields when wait), release with a new head. */
+bool ca_arena__token_take(ca_arena *a, bool wait, ca_arena__tw *held);
+void ca_arena__token_release(ca_arena *a, ca_arena__tw held, uint64_t new_head);
+/* Under the token: move the pending stack into the sorted list. */
+uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head);
+
+/* Allocate and zero an arena object with defaults from o (arena.c). */
+ca_arena *ca_arena__new(const ca_arena_options *o);
+/* Free the object only (arena.c). */
+void ca_arena__delete(ca_arena *a);
+/* Validate creation options (arena.c): CA_ARENA_OK or CA_ARENA_E_OPTIONS;
+ * fills the rounded capacity and the data offset. */
+ca_arena_error ca_arena__check_options(const ca_arena_options *o, uint64_t *capacity, uint64_t *data_off);
+
+/* Set up the process-side object once the region is known (alloc.c). */
+void ca_arena__init_live(ca_arena *a, uint64_t cursor, uint64_t free_head, uint64_t free_bytes,
+                         uint64_t free_count, uint64_t discarded);
+/* Mark the file DIRTY before the first free-list change after a flush (file.c). */
+void ca_arena__mark_dirty(ca_arena *a);
+/* Write a header copy for the current state (file.c); token held. */
+int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64_t sync_size);
+/* Build the disk header of a fresh arena (file.c). */
+void ca_arena__disk_fill(const ca_arena *a, ca_arena__disk *d, uint64_t cursor, uint64_t head,
+                         uint64_t seq);
+/* Validate a header page (file.c): fills *d with the copy to use and
+ * *trust_list with whether its free list may be used. */
+ca_arena_error ca_arena__validate_page(const unsigned char *page, uint64_t file_size,
+                                       ca_arena__disk *d, bool *trust_list, bool *clean);
+
+extern const ca_allocator_ops ca_arena__ops;
+
+#endif
