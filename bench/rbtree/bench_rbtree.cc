@@ -210,18 +210,18 @@ void random2_locked(benchmark::State &st, ca_lock_kind kind)
     g.live += random_loop(st, impl, w, ptr, sz);
     g.done.fetch_add(1);
     if (st.thread_index() == 0) {
-        while (g.done.load() != st.threads())
+        while (g.done.load() < st.threads())
             ;
         st.counters["rss_per_live"] = (double)(rss_bytes() - g.rss0) / (double)g.live.load();
         report_rbtree(st, &g.l.base);
     }
     g.done.fetch_add(1);
-    while (g.done.load() != 2 * st.threads())
+    while (g.done.load() < 2 * st.threads())
         ;
     free_all(impl, ptr, sz);
     g.done.fetch_add(1);
     if (st.thread_index() == 0) {
-        while (g.done.load() != 3 * st.threads())
+        while (g.done.load() < 3 * st.threads())
             ;
         g.ready.store(0);
         ca_locked_destroy(&g.l);

@@ -8,9 +8,11 @@
  * Concurrency: single owner. Every function assumes exclusive access to the
  * ca_rbtree; ca_locked_allocator (core.h) provides it for shared use.
  *
- * Read first: the block layout in rbtree_internal.h, then put_free() and
- * take_free() (the only places a block enters or leaves a tree), then
- * ca_rbtree_alloc() and free_block().
+ * Read first: the block layout in rbtree_internal.h, then put_free(),
+ * take_free() and refit_free() (the only places a free block enters, leaves
+ * or changes in a tree), then ca_rbtree_alloc() and free_block().
+ * Allocation cuts from the tail of the chosen free block, so the free part
+ * keeps its address and, when its class does not change, its tree position.
  */
 #include <string.h>
 
@@ -210,19 +212,60 @@ static void set_alloc(void *b, size_t size, size_t flags)
     *rbt_word((char *)b + size) &= ~RBT_PREV_FREE;
 }
 
-/* Free block b (already out of any tree): put need bytes at its front into
- * use and return the rest, if large enough to be a block, to the trees.
- * Returns the size of the allocated block. */
-static size_t carve(ca_rbtree *r, void *b, size_t need)
+/* Free block b, in its tree, changes size to nsize (it keeps its address,
+ * hence its place in the tree when its class stays the same: then only the
+ * sizes on the path to the root are refreshed). Precondition: after the
+ * change neither neighbour is free. Handles the region-empty transitions. */
+static void refit_free(ca_rbtree *r, void *b, size_t nsize)
+{
+    size_t osize = rbt_size(b), first = *rbt_word(b) & RBT_FIRST;
+    unsigned c = rbt_class_of(osize);
+    if (c != rbt_class_of(nsize)) {
+        take_free(r, b);
+        put_free(r, b, nsize, first);
+        return;
+    }
+    if (whole_region(b))
+        r->nempty--;
+    *rbt_word(b) = nsize | RBT_FREE | first;
+    *rbt_footer(b) = nsize;
+    void *next = (char *)b + nsize;
+    *rbt_word(next) |= RBT_PREV_FREE;
+    r->class_bytes[c] += (uint64_t)nsize - osize;
+    r->free_bytes += (uint64_t)nsize - osize;
+    ca_rbtree__tree_update(rbt_node_of(b));
+    if (first && rbt_size(next) == 0) {
+        if (r->nempty >= 1) {
+            tree_take(r, b);
+            region_release(r, region_of_first(b));
+            return;
+        }
+        r->nempty++;
+    }
+}
+
+/* Put need bytes of free block b into use, taken from its tail so that the
+ * rest keeps its address (and usually its place in its tree). in_tree: b is
+ * in a tree (false for a fresh region's block). Returns the allocated block;
+ * *asz receives its size. */
+static void *carve(ca_rbtree *r, void *b, size_t need, bool in_tree, size_t *asz)
 {
     size_t bsize = rbt_size(b), first = *rbt_word(b) & RBT_FIRST;
     if (bsize - need >= RBT_MIN_BLOCK) {
-        set_alloc(b, need, first);
-        put_free(r, (char *)b + need, bsize - need, 0);
-        return need;
+        void *ab = (char *)b + (bsize - need);
+        set_alloc(ab, need, RBT_PREV_FREE);
+        if (in_tree)
+            refit_free(r, b, bsize - need);
+        else
+            put_free(r, b, bsize - need, first);
+        *asz = need;
+        return ab;
     }
+    if (in_tree)
+        take_free(r, b);
     set_alloc(b, bsize, first);
-    return bsize;
+    *asz = bsize;
+    return b;
 }
 
 /* As carve, for an alignment above 16: the block starts where the user
@@ -270,11 +313,10 @@ void *ca_rbtree_alloc(ca_rbtree *r, size_t size, size_t align, size_t *usable)
         goto nomem;
     if (align <= 16) {
         b = find_fit(r, need);
-        if (b)
-            take_free(r, b);
-        else if (!(b = region_new(r, need)))
+        bool in_tree = b != NULL;
+        if (!b && !(b = region_new(r, need)))
             goto fail;
-        asz = carve(r, b, need);
+        b = carve(r, b, need, in_tree, &asz);
     } else {
         size_t search;
         if (ca_add_overflows(need, align + RBT_MIN_BLOCK, &search) || search > RBT_MAX_BLOCK)
@@ -329,11 +371,9 @@ static void free_block(ca_rbtree *r, void *b)
         size_t psize = ((size_t *)b)[-1];
         void *prev = (char *)b - psize;
         CA_ASSERT(rbt_is_free(prev) && rbt_size(prev) == psize, COMP, b, "footer of the previous block corrupted");
-        take_free(r, prev);
         *rbt_tagp(b) = (uintptr_t)b ^ RBT_TAG_FREE; /* a later free of b reads "double free" */
-        first = *rbt_word(prev) & RBT_FIRST;
-        size += psize;
-        b = prev;
+        refit_free(r, prev, psize + size);
+        return;
     }
     put_free(r, b, size, first);
 }

@@ -113,6 +113,9 @@ static inline size_t rbt_class_lo(unsigned c)
 /* ---- the tree (tree.c); root pointers live in the caller ---------------- */
 void ca_rbtree__tree_insert(rbt_node **root, rbt_node *n);
 void ca_rbtree__tree_remove(rbt_node **root, rbt_node *n);
+/* The size of n's block changed (n stays in place): refresh min / max from n
+ * up, stopping where nothing changes. O(log n), no rotations. */
+void ca_rbtree__tree_update(rbt_node *n);
 /* Node at address key, or NULL. O(log n). */
 rbt_node *ca_rbtree__tree_find(rbt_node *root, const void *key);
 /* Smallest block size >= size, lowest address among equals; NULL if none. */

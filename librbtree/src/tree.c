@@ -245,6 +245,16 @@ void ca_rbtree__tree_remove(rbt_node **root, rbt_node *z)
         remove_fixup(root, x, xp);
 }
 
+void ca_rbtree__tree_update(rbt_node *n)
+{
+    for (; n; n = parent_of(n)) {
+        size_t lo = n->min, hi = n->max;
+        update(n);
+        if (n->min == lo && n->max == hi)
+            break; /* ancestors see the same subtree sizes */
+    }
+}
+
 rbt_node *ca_rbtree__tree_find(rbt_node *root, const void *key)
 {
     uintptr_t k = (uintptr_t)key;

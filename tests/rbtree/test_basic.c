@@ -45,10 +45,12 @@ TestSuite(rbtree_basic, .init = setup, .fini = teardown);
 Test(rbtree_basic, coalescing_four_cases)
 {
     char *a[10];
-    for (int i = 0; i < 10; i++) {
+    /* A free block is cut from its tail: a fresh region fills back to front.
+     * a[] is then listed by ascending address; the free rest is before a[0]. */
+    for (int i = 9; i >= 0; i--) {
         a[i] = ca_rbtree_alloc(&r, 112, 16, NULL); /* 128-byte blocks */
-        if (i)
-            cr_assert_eq(a[i], a[i - 1] + 128, "fresh region fills front to back");
+        if (i < 9)
+            cr_assert_eq(a[i], a[i + 1] - 128, "fresh region fills back to front");
     }
     cr_assert_eq(counter("free_blocks"), 1);
 
@@ -72,10 +74,6 @@ Test(rbtree_basic, coalescing_four_cases)
     ca_rbtree_free(&r, a[6], 112, 16);
     CHECK(&r);
     cr_assert_eq(counter("free_blocks"), 3, "merged with both neighbours");
-    /* next is the region's free tail */
-    ca_rbtree_free(&r, a[9], 112, 16);
-    CHECK(&r);
-    cr_assert_eq(counter("free_blocks"), 3);
 
     /* The merged blocks are whole: exact-size requests land on them. */
     cr_assert_eq(ca_rbtree_alloc(&r, 512 - 16, 16, NULL), a[4], "a4..a7 merged into 512 bytes");
@@ -102,11 +100,12 @@ Test(rbtree_basic, best_fit_exact_classes)
     size_t sizes[] = {512, 256, 384, 320, 336, 320};
     char *h[6];
     make_holes(sizes, 6, h);
-    cr_assert_eq(ca_rbtree_alloc(&r, 300, 16, NULL), h[3], "smallest sufficient (320), lowest address");
-    cr_assert_eq(ca_rbtree_alloc(&r, 300, 16, NULL), h[5], "the other 320");
-    cr_assert_eq(ca_rbtree_alloc(&r, 300, 16, NULL), h[4], "then 336");
-    cr_assert_eq(ca_rbtree_alloc(&r, 300, 16, NULL), h[2], "then 384 (split)");
-    cr_assert_eq(ca_rbtree_alloc(&r, 100, 16, NULL), h[1], "256 beats the 512 hole");
+    /* holes were cut back to front: h[5] has the lowest address */
+    cr_assert_eq(ca_rbtree_alloc(&r, 300, 16, NULL), h[5], "smallest sufficient (320), lowest address");
+    cr_assert_eq(ca_rbtree_alloc(&r, 300, 16, NULL), h[3], "the other 320");
+    cr_assert_eq(ca_rbtree_alloc(&r, 300, 16, NULL), h[4], "then 336 (16 bytes left: not split)");
+    cr_assert_eq(ca_rbtree_alloc(&r, 300, 16, NULL), h[2] + 64, "then 384, split: the tail is used");
+    cr_assert_eq(ca_rbtree_alloc(&r, 100, 16, NULL), h[1] + 128, "256 beats the 512 hole");
     CHECK(&r);
 }
 
@@ -118,18 +117,20 @@ Test(rbtree_basic, best_fit_shared_class)
     make_holes(sizes, 7, h);
     cr_assert_eq(ca_rbtree_alloc(&r, 4480 - 16, 16, NULL), h[5], "4496 is the smallest >= 4480");
     cr_assert_eq(ca_rbtree_alloc(&r, 4480 - 16, 16, NULL), h[3], "then 4512");
-    cr_assert_eq(ca_rbtree_alloc(&r, 4480 - 16, 16, NULL), h[2], "then 4800");
-    cr_assert_eq(ca_rbtree_alloc(&r, 4100, 16, NULL), h[1], "4208");
+    cr_assert_eq(ca_rbtree_alloc(&r, 4480 - 16, 16, NULL), h[2] + 320, "then 4800 (tail)");
+    cr_assert_eq(ca_rbtree_alloc(&r, 4100, 16, NULL), h[1] + 80, "4208 (tail)");
     cr_assert_eq(ca_rbtree_alloc(&r, 5104 - 16, 16, NULL), h[0], "exact 5104");
-    cr_assert_eq(ca_rbtree_alloc(&r, 5200, 16, NULL), h[6], "next class: 6000");
+    cr_assert_eq(ca_rbtree_alloc(&r, 5200, 16, NULL), h[6] + 784, "next class: 6000 (tail)");
     CHECK(&r);
 }
 
 Test(rbtree_basic, grow_in_place_vs_move)
 {
-    char *a = ca_rbtree_alloc(&r, 100, 16, NULL);
-    char *b = ca_rbtree_alloc(&r, 1000, 16, NULL);
+    /* allocated back to front: a < b < c in memory */
     char *c = ca_rbtree_alloc(&r, 100, 16, NULL);
+    char *b = ca_rbtree_alloc(&r, 1000, 16, NULL);
+    char *a = ca_rbtree_alloc(&r, 100, 16, NULL);
+    cr_assert(a < b && b < c);
     ca_test_fill(a, 100, 1);
     ca_test_fill(c, 100, 3);
     ca_rbtree_free(&r, b, 1000, 16);
@@ -160,9 +161,10 @@ Test(rbtree_basic, grow_in_place_vs_move)
     cr_assert_gt(counter("free_bytes"), before);
     CHECK(&r);
     /* small shrink whose tail merges into a free next block */
-    char *x = ca_rbtree_alloc(&r, 200, 16, NULL);
-    char *y = ca_rbtree_alloc(&r, 200, 16, NULL);
     char *z = ca_rbtree_alloc(&r, 200, 16, NULL);
+    char *y = ca_rbtree_alloc(&r, 200, 16, NULL);
+    char *x = ca_rbtree_alloc(&r, 200, 16, NULL);
+    cr_assert(x + 224 == y && y + 224 == z);
     ca_rbtree_free(&r, y, 200, 16);
     cr_assert_eq(ca_rbtree_resize(&r, x, 200, 184, 16, 0, NULL), x);
     cr_assert_eq(ca_rbtree_usable_size(&r, x), 192);

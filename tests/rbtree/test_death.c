@@ -27,10 +27,11 @@ static void double_free_merged(void *arg)
     char *a = ca_rbtree_alloc(&r, 100, 16, NULL);
     char *b = ca_rbtree_alloc(&r, 100, 16, NULL);
     ca_rbtree_alloc(&r, 100, 16, NULL);
-    ca_rbtree_free(&r, a, 100, 16);
-    ca_rbtree_free(&r, b, 100, 16); /* b merges into a */
-    *(char **)arg = b;
-    ca_rbtree_free_unsized(&r, b);
+    /* allocated back to front: b precedes a */
+    ca_rbtree_free(&r, b, 100, 16);
+    ca_rbtree_free(&r, a, 100, 16); /* a merges into b */
+    *(char **)arg = a;
+    ca_rbtree_free_unsized(&r, a);
 }
 
 static void interior(void *arg)
