@@ -66,6 +66,7 @@ static void push_remote(ca_switch_local *l, void *p)
     __atomic_fetch_add(&l->remote_frees, 1, __ATOMIC_RELAXED);
     void *head = __atomic_load_n(&l->remote, __ATOMIC_RELAXED);
     do {
+        CA_CHECK(head != p, "switch", p, "double free (block already in the remote queue)");
         *(void **)p = head;
     } while (!__atomic_compare_exchange_n(&l->remote, &head, p, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
     ca_switch__count(&ca_switch__g.counters.remote_frees, 1);

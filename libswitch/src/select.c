@@ -23,6 +23,7 @@
  */
 #include "switch_private.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -180,6 +181,8 @@ void ca_switch__unregister_local(ca_switch_local *l)
     unlock();
 }
 
+static void ensure_init_for_ctor(void);
+
 static int env_stats_format(void)
 {
     const char *v = getenv("CA_STATS");
@@ -201,13 +204,35 @@ static int env_stats_fd(void)
     return *v ? 2 : fd;
 }
 
+/* Where and how CA_STATS prints, fixed by the constructor below: -1 = not
+ * decided yet (then the environment is read at exit). */
+static int stats_fmt = -1, stats_fd = -1;
+
+/* Runs once libc is initialised (environ is set). When CA_STATS asks for a
+ * report, the output fd is duplicated now (close-on-exec, fd >= 100) because
+ * programs may close stderr in their own exit handlers (coreutils do), which
+ * run before ours. */
+__attribute__((constructor)) static void stats_setup(void)
+{
+    ensure_init_for_ctor();
+    stats_fmt = env_stats_format();
+    if (stats_fmt >= 0) {
+        int fd = fcntl(env_stats_fd(), F_DUPFD_CLOEXEC, 100);
+        stats_fd = fd >= 0 ? fd : env_stats_fd();
+    }
+}
+
 /* Registered with atexit during initialisation, i.e. at the first malloc of
  * the process: handlers registered later (by the program) run before it. */
 static void stats_at_exit(void)
 {
-    int fmt = env_stats_format();
+    int fmt = stats_fmt, fd = stats_fd;
+    if (fd < 0) {
+        fmt = env_stats_format();
+        fd = env_stats_fd();
+    }
     if (fmt >= 0)
-        (void)ca_switch_stats_write(env_stats_fd(), (ca_stats_format)fmt);
+        (void)ca_switch_stats_write(fd, (ca_stats_format)fmt);
 }
 
 /* ------------------------------------------------------------------------
@@ -254,6 +279,9 @@ static void ensure_init(void)
     if (ca_unlikely(__atomic_load_n(&ca_switch__g.init, __ATOMIC_ACQUIRE) != 2))
         (void)ca_switch__init_slow();
 }
+
+/* The atexit handler must be registered before the program's own. */
+static void ensure_init_for_ctor(void) { ensure_init(); }
 
 /* ------------------------------------------------------------------------
  * Selection API

@@ -15,8 +15,7 @@ static ca_switch_source *S(ca_source *s) { return (ca_switch_source *)s; }
 
 static int registered(ca_switch_source *s, void *p, size_t size)
 {
-    void *owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
-    int e = owner ? ca_owner_register(p, size, owner) : EINVAL;
+    int e = ca_owner_register(p, size, __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE));
     if (e == 0)
         __atomic_fetch_add(&s->ranges, 1, __ATOMIC_RELAXED);
     return e;
@@ -26,8 +25,8 @@ static int src_obtain(ca_source *src, size_t size, size_t align, void **out)
 {
     ca_switch_source *s = S(src);
     int e = ca_source_check_request(src, size, align);
-    if (e)
-        return e;
+    if (e || !__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE))
+        return EINVAL;
     void *p;
     if ((e = ca_source_obtain(s->inner, size, align, &p)))
         return e;
@@ -43,8 +42,8 @@ static int src_reserve(ca_source *src, size_t size, size_t align, void **out)
 {
     ca_switch_source *s = S(src);
     int e = ca_source_check_request(src, size, align);
-    if (e)
-        return e;
+    if (e || !__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE))
+        return EINVAL;
     void *p;
     if ((e = ca_source_reserve(s->inner, size, align, &p)))
         return e;

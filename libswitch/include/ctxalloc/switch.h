@@ -196,8 +196,8 @@ size_t ca_switch_local_drain(ca_switch_local *l);
 void ca_switch_local_adopt(ca_switch_local *l);
 
 /**
- * ca_switch_local_pending() - blocks waiting in the queue (racy snapshot,
- * any thread). O(queued blocks).
+ * ca_switch_local_pending() - blocks waiting in the queue. Owner thread only
+ * (others may push meanwhile: a snapshot). O(queued blocks).
  */
 size_t ca_switch_local_pending(const ca_switch_local *l);
 

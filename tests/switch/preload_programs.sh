@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Real programs under LD_PRELOAD=libctxalloc-preload.so, output compared with
+# the same run without it. Usage:
+#   preload_programs.sh PRELOAD_SO CONFORMANCE_PLAIN THREADED_PROGRAM
+# Prints one "ok"/"FAIL" line per program and ends with "N passed, N failed";
+# exits non-zero on any failure. Programs that are not installed are skipped.
+set -uo pipefail
+so=$(realpath "$1") conf=$(realpath "$2") threaded=$(realpath "$3")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+
+ok() { echo "ok   $1"; passed=$((passed + 1)); }
+bad() { echo "FAIL $1"; failed=$((failed + 1)); [ -f "${2:-}" ] && head -c 2000 "$2"; }
+
+# compare NAME CMD...: run CMD plain and preloaded (both in $work/run), same output and status.
+compare() {
+  local name=$1; shift
+  (cd "$work/run" && "$@") >"$work/plain.out" 2>&1; local s1=$?
+  (cd "$work/run" && LD_PRELOAD=$so "$@") >"$work/pre.out" 2>&1; local s2=$?
+  if [ $s1 -eq $s2 ] && cmp -s "$work/plain.out" "$work/pre.out"; then
+    ok "$name"
+  else
+    echo "status $s1 vs $s2" >>"$work/pre.out"
+    diff "$work/plain.out" "$work/pre.out" >"$work/diff" 2>&1
+    bad "$name" "$work/diff"
+  fi
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+mkdir -p "$work/run"
+
+# 0. the preload is really live: the conformance program checks dlsym.
+if CONF_EXPECT_SWITCH=1 LD_PRELOAD=$so "$conf" >"$work/conf.out" 2>&1; then ok conformance-under-preload
+else bad conformance-under-preload "$work/conf.out"; fi
+
+compare ls ls -la /usr/lib /usr/bin /etc
+if have sort; then
+  awk 'BEGIN { s = 12345; for (i = 0; i < 300000; i++) { s = (s * 1103515245 + 12345) % 2147483648; print s, "line", i } }' \
+    >"$work/run/big.txt"
+  compare sort-big-file sort big.txt
+  compare sort-numeric-unique sort -n -u -k1,1 big.txt
+fi
+if have python3; then
+  cat >"$work/run/dicts.py" <<'PY'
+import gc, hashlib
+h = hashlib.sha256()
+for round in range(30):
+    ds = [{("k%d" % i): [i] * (i % 7) for i in range(j, j + 200)} for j in range(0, 4000, 200)]
+    for d in ds:
+        h.update(repr(sorted(d.items())[:5]).encode())
+    del ds
+    gc.collect()
+print(h.hexdigest())
+PY
+  compare python3-dicts env PYTHONMALLOC=malloc python3 dicts.py
+fi
+if have sqlite3; then
+  compare sqlite3-memory sqlite3 :memory: \
+    "create table t(a integer, b text); \
+     with recursive c(x) as (select 1 union all select x + 1 from c where x < 50000) \
+       insert into t select x, printf('row-%08d', x) from c; \
+     create index ti on t(b); \
+     select count(*), sum(a), max(b) from t where a % 7 = 3;"
+fi
+if have git; then
+  mkdir -p "$work/g1" "$work/g2"
+  gitrun() { # dir, preload?
+    local d=$1 pre=$2
+    (
+      cd "$d" || exit 1
+      export GIT_AUTHOR_DATE="2026-01-01T00:00:00Z" GIT_COMMITTER_DATE="2026-01-01T00:00:00Z"
+      export GIT_CONFIG_NOSYSTEM=1 HOME=$d
+      [ "$pre" = 1 ] && export LD_PRELOAD=$so
+      git init -q -b main . && seq 1 20000 >numbers.txt && cp "$conf" binary &&
+      git add . && git -c user.name=t -c user.email=t@example.org commit -q -m "first commit" &&
+      git log --format='%H %s' && git count-objects -v | grep -v size
+    )
+  }
+  gitrun "$work/g1" 0 >"$work/git1.out" 2>&1; gitrun "$work/g2" 1 >"$work/git2.out" 2>&1
+  if cmp -s "$work/git1.out" "$work/git2.out" && grep -q "first commit" "$work/git2.out"; then ok git-init-add-commit
+  else diff "$work/git1.out" "$work/git2.out" >"$work/diff"; bad git-init-add-commit "$work/diff"; fi
+fi
+if have gcc; then
+  cat >"$work/run/hello.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+int main(void) { long s = 0; for (int i = 0; i < 1000; i++) { int *p = malloc(sizeof *p * (i + 1)); p[i] = i; s += p[i]; free(p); } printf("%ld\n", s); return 0; }
+C
+  if (cd "$work/run" && LD_PRELOAD=$so gcc -O2 -Wall -o hello hello.c) >"$work/gcc.out" 2>&1 &&
+     [ "$("$work/run/hello")" = 499500 ]; then ok gcc-compile
+  else bad gcc-compile "$work/gcc.out"; fi
+fi
+compare threaded-program "$threaded"
+
+# CA_STATS=json at exit: one JSON object on the chosen fd, valid JSON.
+if (cd "$work/run" && CA_STATS=json CA_STATS_FD=3 LD_PRELOAD=$so ls >/dev/null 3>"$work/stats.json") &&
+   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["total"]["name"]=="total" and "switch" in d' \
+     "$work/stats.json" 2>"$work/stats.err"; then ok ca-stats-json
+else bad ca-stats-json "$work/stats.err"; fi
+if (cd "$work/run" && CA_STATS=1 LD_PRELOAD=$so ls >/dev/null 2>"$work/stats.txt") &&
+   grep -q '^== total$' "$work/stats.txt" && grep -q '^bytes_in_use: ' "$work/stats.txt"; then ok ca-stats-text
+else bad ca-stats-text "$work/stats.txt"; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

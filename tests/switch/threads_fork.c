@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fork in a threaded program (plain ca_tt program; built calling ca_switch_*
+ * by name and, with SW_OVERRIDE, through malloc / free of the override):
+ *   - a thread forks repeatedly while three others allocate and free; the
+ *     child allocates, uses its inherited local and exits 0;
+ *   - the same with fork called from a signal handler.
+ * A deadlock in the child is caught by alarm() (the child dies of SIGALRM).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "ca_test.h"
+#include "ca_tt.h"
+#include "sw_helpers.h"
+
+#ifdef SW_OVERRIDE
+#define M(n) malloc(n)
+#define F(p) free(p)
+#else
+#define M(n) ca_switch_malloc(n)
+#define F(p) ca_switch_free(p)
+#endif
+
+static int stop;
+static sw_ctx fork_ctx;
+
+static void *allocator_thread(void *arg)
+{
+    ca_rng r = {(uint64_t)(intptr_t)arg};
+    void *keep[32] = {0};
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+        int k = (int)ca_rng_below(&r, 32);
+        F(keep[k]);
+        keep[k] = M((size_t)ca_rng_below(&r, 5000));
+    }
+    for (int k = 0; k < 32; k++)
+        F(keep[k]);
+    return NULL;
+}
+
+/* What the child does: allocate through the global and through the local
+ * that the forking thread owns, and exit without running atexit handlers. */
+static void child_work(void)
+{
+    alarm(10);
+    int bad = 0;
+    for (int i = 0; i < 1000; i++) {
+        void *p = M((size_t)i * 3);
+        if (!p && i)
+            bad = 1;
+        F(p);
+    }
+    ca_switch_context_set(sw_ctx_alloc(&fork_ctx));
+    void *q = ca_switch_malloc(100);
+    if (ca_switch_owner(q) != sw_ctx_alloc(&fork_ctx))
+        bad = 1;
+    ca_switch_free(q);
+    ca_switch_context_set(NULL);
+    _exit(bad ? 3 : 0);
+}
+
+static int wait_child(pid_t pid)
+{
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+static int fork_errors;
+
+static void *forker(void *arg)
+{
+    (void)arg;
+    ca_switch_local_adopt(&fork_ctx.local);
+    for (int i = 0; i < 20; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            child_work();
+        if (wait_child(pid) != 0)
+            fork_errors++;
+    }
+    return NULL;
+}
+
+static void start(pthread_t *th, int n)
+{
+    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, allocator_thread, (void *)(intptr_t)(i + 1));
+}
+
+static void finish(pthread_t *th, int n)
+{
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+}
+
+CA_TT(fork_from_thread_while_others_allocate)
+{
+    CA_TT_ASSERT(sw_ctx_init(&fork_ctx) == 0, "init");
+    pthread_t th[3], f;
+    start(th, 3);
+    pthread_create(&f, NULL, forker, NULL);
+    pthread_join(f, NULL);
+    finish(th, 3);
+    CA_TT_ASSERT(fork_errors == 0, "%d children failed", fork_errors);
+    ca_switch_local_adopt(&fork_ctx.local);
+}
+
+static volatile sig_atomic_t handler_status = -1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    pid_t pid = fork();
+    if (pid == 0)
+        child_work();
+    handler_status = wait_child(pid);
+}
+
+CA_TT(fork_from_signal_handler)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t th[3];
+    start(th, 3);
+    for (int i = 0; i < 10; i++) {
+        handler_status = -1;
+        raise(SIGUSR1);
+        CA_TT_ASSERT(handler_status == 0, "child of the handler ended with %d", (int)handler_status);
+    }
+    finish(th, 3);
+}
