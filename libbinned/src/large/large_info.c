@@ -156,8 +156,9 @@ static const char *check_class(ca_binned_large *l, ca_binned__large_class *c, un
         return "region count differs";
     if (mapped != CA_BL_GET(c->n.mapped_bytes) - CA_BL_GET(c->n.unmapped_bytes))
         return "mapped bytes differ from the regions";
-    if (ci != CA_BL_DIRECT_CLASS && in_use != CA_BL_GET(c->n.allocs) - CA_BL_GET(c->n.frees))
-        return "areas in use differ from allocs - frees";
+    /* (areas in use == allocs - frees holds only when no thread is between
+     * taking an area and counting it; the tests compare it when quiescent) */
+    (void)in_use;
     return NULL;
 }
 
