@@ -97,4 +97,15 @@ static inline long hugepages_free(const char *size_dir)
     return v;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1 /* ASan's mlock interceptor does nothing */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 #endif

@@ -21,6 +21,19 @@ TestSuite(source_mmap, .init = setup);
 
 #define MIB ((size_t)1 << 20)
 
+/* Pages of address space of the process (VmSize). */
+static long vm_pages(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
 static ca_source_mmap mk(unsigned flags, unsigned huge, unsigned decommit, const char *name)
 {
     ca_source_mmap m;
@@ -101,15 +114,16 @@ Test(source_mmap, alignment_by_trimming)
 {
     long maps = ca_test_count_maps();
     ca_source_mmap m = mk(0, CA_SOURCE_HUGE_OFF, 0, NULL);
+    void *w; /* warm-up: the record of ranges takes its page on first use */
+    cr_assert_eq(ca_source_obtain(&m.base, page, page, &w), 0);
+    cr_assert_eq(ca_source_release(&m.base, w, page), 0);
     for (size_t align = page; align <= 64 * MIB; align *= 4) {
         void *p;
+        long vm = vm_pages();
         cr_assert_eq(ca_source_obtain(&m.base, 3 * page, align, &p), 0);
+        /* over-mapped by align - page, trimmed back to exactly the size */
+        cr_assert_eq(vm_pages() - vm, 3, "align %zu: %ld pages added", align, vm_pages() - vm);
         cr_assert(ca_is_aligned((uintptr_t)p, align), "align %zu", align);
-        char hdr[256], v[64];
-        cr_assert(smaps_field(p, "Size:", v, sizeof v, hdr, sizeof hdr));
-        long kib;
-        sscanf(v, "%ld", &kib);
-        cr_assert_leq(kib, (long)(3 * page >> 10) * 3, "trimmed mapping of %ld KiB", kib);
         cr_assert_eq(ca_source_release(&m.base, p, 3 * page), 0);
     }
     ca_source_mmap_destroy(&m);
@@ -131,10 +145,10 @@ Test(source_mmap, lock_and_failure_reported)
     ca_source_mmap m = mk(CA_SOURCE_MMAP_LOCK, 0, 0, NULL);
     void *p;
     cr_assert_eq(ca_source_obtain(&m.base, 64 * 1024, page, &p), 0);
-    cr_assert(smaps_has_flag(p, "lo"));
+    cr_assert(UNDER_ASAN || smaps_has_flag(p, "lo"));
     cr_assert_eq(ca_source_decommit(&m.base, p, 64 * 1024), 0, "decommit of locked pages");
     cr_assert_eq(ca_source_commit(&m.base, p, 64 * 1024), 0);
-    cr_assert(smaps_has_flag(p, "lo"));
+    cr_assert(UNDER_ASAN || smaps_has_flag(p, "lo"));
     cr_assert_eq(ca_source_release(&m.base, p, 64 * 1024), 0);
 
     /* Locking more than RLIMIT_MEMLOCK fails; root ignores the limit, so
