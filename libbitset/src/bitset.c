@@ -13,9 +13,15 @@
  */
 #include "bitset_internal.h"
 
+#include <stddef.h>
 #include <sys/mman.h>
 
 #define COMPONENT "bitset"
+
+/* ca_bitset_allocator() and the ops casts rely on the base coming first;
+ * the maps are carved after a 64-byte aligned header. */
+_Static_assert(offsetof(struct ca_bitset, base) == 0, "ca_allocator must be the first member");
+_Static_assert(_Alignof(struct ca_bitset) <= 64, "metadata header alignment");
 
 /* --- failure reporting -------------------------------------------------- */
 
