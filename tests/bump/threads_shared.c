@@ -96,7 +96,7 @@ static int cmp_rec(const void *a, const void *b)
 CA_TT(shared_2_to_8_threads_own_their_bytes)
 {
     long per = 4000 * (long)ca_test_scale();
-    for (int nth = 2; nth <= 8; nth += 2) {
+    for (int nth = 2; nth <= 8; nth++) {
         test_source ts;
         test_source_init(&ts);
         ca_bump_shared s;
