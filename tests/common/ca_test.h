@@ -18,6 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* 1 when built with AddressSanitizer (gcc defines __SANITIZE_ADDRESS__,
+ * clang answers __has_feature). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CA_TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CA_TEST_UNDER_ASAN 1
+#endif
+#endif
+#ifndef CA_TEST_UNDER_ASAN
+#define CA_TEST_UNDER_ASAN 0
+#endif
+
 static inline uint64_t ca_test_env_u64(const char *name, uint64_t dflt)
 {
     const char *v = getenv(name);

@@ -12,6 +12,7 @@
 #include <ctxalloc/core.h>
 
 #include "ca_death.h"
+#include "ca_test.h"
 
 static void fail_assert(void *arg)
 {
@@ -64,10 +65,8 @@ Test(death, header_double_free_caught)
     /* libcore itself is built with the configured checks level. */
     if (CA_CORE_BUILT_CHECKS < CA_CHECKS_ON)
         cr_skip_test("libcore built with checks=off");
-#if defined(__SANITIZE_ADDRESS__) || (defined(__has_feature) && __has_feature(address_sanitizer))
-    /* ASan reports the read of the freed header first (heap-use-after-free). */
-    cr_skip_test("under AddressSanitizer the freed header is poisoned");
-#endif
+    if (CA_TEST_UNDER_ASAN) /* ASan reports the read of the freed header first */
+        cr_skip_test("under AddressSanitizer the freed header is poisoned");
     ca_death_result r = ca_death_run(header_double_free, NULL);
     cr_assert(r.aborted);
     cr_assert(ca_death_has_line(&r, "ctxalloc: header: pointer not from this header allocator (bad tag) (address 0x"),
