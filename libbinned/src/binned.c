@@ -61,7 +61,6 @@ static void instances_remove(ca_binned *b)
 /* Everything but the ca_binned storage itself; on failure nothing is left. */
 static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_default)
 {
-    ca_binned__classes_init();
     if (o->class_range_log2 < 24 || o->class_range_log2 > 36 || o->huge > CA_SOURCE_HUGE_1G ||
         (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE)))
         return EINVAL;
@@ -277,11 +276,10 @@ static inline unsigned pick_class(size_t size, size_t align)
     return c;
 }
 
-unsigned ca_binned_size_class(size_t size) { ca_binned__classes_init(); return pick_class(size, 16); }
+unsigned ca_binned_size_class(size_t size) { return pick_class(size, 16); }
 
 size_t ca_binned_class_size(unsigned i)
 {
-    ca_binned__classes_init();
     return i < CA_BINNED__NCLASSES ? ca_binned__classes[i].size : 0;
 }
 
@@ -356,9 +354,8 @@ ca_force_inline void free_cls(ca_binned *b, ca_binned__tcache *tc, void *p, unsi
 {
     check_free(b, p, cls);
     if (ca_unlikely(tc == NULL)) {
-        *(void **)p = NULL;
         __atomic_fetch_add(&b->classes[cls].exited_frees, 1, __ATOMIC_RELAXED);
-        ca_binned__central_put(b, cls, p);
+        ca_binned__central_put(b, cls, p, 1);
         return;
     }
     ca_binned__bin *bin = &tc->bins[cls];
@@ -441,7 +438,7 @@ void ca_binned_free(void *p)
         default_free_other(p);
 }
 
-void *ca_binned_alloc(ca_binned *b, size_t size, size_t align)
+static void *alloc_usable(ca_binned *b, size_t size, size_t align, size_t *usable)
 {
     if (ca_unlikely(!ca_is_pow2(align))) {
         errno = EINVAL;
@@ -449,10 +446,15 @@ void *ca_binned_alloc(ca_binned *b, size_t size, size_t align)
     }
     unsigned cls = pick_class(size, align);
     if (cls >= CA_BINNED__NCLASSES)
-        return ca_binned__large_alloc(b, size, align, NULL);
+        return ca_binned__large_alloc(b, size, align, usable);
     ca_binned__tcache *tc = b->is_default ? &ca_binned__tls : ca_binned__tcache_get(b);
-    return alloc_cls(b, tc, cls);
+    void *p = alloc_cls(b, tc, cls);
+    if (p && usable)
+        *usable = ca_binned__classes[cls].size;
+    return p;
 }
+
+void *ca_binned_alloc(ca_binned *b, size_t size, size_t align) { return alloc_usable(b, size, align, NULL); }
 
 void ca_binned_dealloc(ca_binned *b, void *p)
 {
@@ -584,11 +586,7 @@ void *ca_binned_realloc(void *p, size_t size)
 
 static void *op_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
 {
-    ca_binned *b = (ca_binned *)(void *)a;
-    void *p = ca_binned_alloc(b, size, align);
-    if (p && usable)
-        *usable = ca_binned_usable(b, p);
-    return p;
+    return alloc_usable((ca_binned *)(void *)a, size, align, usable);
 }
 
 static void op_free(ca_allocator *a, void *p, size_t size, size_t align)
@@ -655,6 +653,7 @@ void ca_binned_thread_flush(ca_binned *b)
     if (tc && tc->state == CA_BINNED__TC_LIVE)
         ca_binned__tcache_flush_all(b, tc, false);
     ca_binned__large_flush(b);
+    ca_binned__maybe_purge(b);
 }
 
 void ca_binned_fork_prepare(void)
@@ -697,7 +696,7 @@ void ca_binned_fork_child(void)
                     /* Walk by links, not by count: the thread may have been
                      * between the two updates of a push or pop. */
                     if (bin->head)
-                        ca_binned__central_put(b, i, bin->head);
+                        ca_binned__central_put(b, i, bin->head, SIZE_MAX);
                     __atomic_fetch_add(&b->classes[i].exited_allocs, bin->allocs, __ATOMIC_RELAXED);
                     __atomic_fetch_add(&b->classes[i].exited_frees, bin->frees, __ATOMIC_RELAXED);
                     bin->head = NULL;

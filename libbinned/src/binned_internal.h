@@ -57,15 +57,12 @@ typedef struct ca_binned__class_info {
     uint64_t recip;       /* ceil(2^40 / size): exact division of block offsets */
 } ca_binned__class_info;
 
-/* Read-only after the first call of ca_binned__classes_init (idempotent,
- * called by every create). */
-extern ca_binned__class_info ca_binned__classes[CA_BINNED__NCLASSES];
+/* Constant tables (classes.c). */
+extern const ca_binned__class_info ca_binned__classes[CA_BINNED__NCLASSES];
 /* lut16[(n + 15) >> 4]: class of a 16-byte-aligned request of n <= 1024;
  * lut8[(n + 7) >> 3]: class of a request with align <= 8. */
-extern uint8_t ca_binned__lut16[CA_BINNED__LUT_MAX / 16 + 1];
-extern uint8_t ca_binned__lut8[CA_BINNED__LUT_MAX / 8 + 1];
-
-void ca_binned__classes_init(void);
+extern const uint8_t ca_binned__lut16[CA_BINNED__LUT_MAX / 16 + 1];
+extern const uint8_t ca_binned__lut8[CA_BINNED__LUT_MAX / 8 + 1];
 
 /* Class of a request of n bytes with alignment <= 8 (computed, any n up to
  * CA_BINNED_SMALL_MAX; n = 0 is class 0). */
@@ -217,8 +214,10 @@ typedef struct ca_binned__class {
 /* Carve up to n slots into a NULL-terminated list; returns the count taken
  * (0: out of memory or address space) and the list in *head / tail. */
 unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **head, void **tail);
-/* Return a NULL-terminated list of slots of class cls to their blocks. */
-void ca_binned__central_put(ca_binned *b, unsigned cls, void *list);
+/* Return a list of slots of class cls to their blocks: NULL-terminated, or
+ * n_max slots (then the last link is not read: n_max 1 returns one slot
+ * without touching its first word). */
+void ca_binned__central_put(ca_binned *b, unsigned cls, void *list, size_t n_max);
 /* Decommit EMPTY blocks: all of them (force) or those seen by an earlier
  * pass; then trim the frontier over trailing unused blocks. */
 void ca_binned__central_purge(ca_binned *b, unsigned cls, bool force);

@@ -41,6 +41,12 @@ void ca_binned__spin_lock(int *l)
 void ca_binned__class_lock(ca_binned__class *c) { ca_binned__spin_lock(&c->lock); }
 void ca_binned__class_unlock(ca_binned__class *c) { ca_binned__spin_unlock(&c->lock); }
 
+/* A slot on its block's free list carries this in bytes 4..7 (the list link
+ * is bytes 0..3). A slot handed out has a pointer (or NULL) in bytes 0..7
+ * when it leaves, so a second free of it finds the mark only if it came
+ * back to the block without being handed out again: a double free. */
+#define BLOCK_MARK(idx) (0xb1a5f00du ^ (uint32_t)(idx))
+
 static inline size_t block_bytes(unsigned cls) { return (size_t)1 << ca_binned__classes[cls].block_shift; }
 
 static inline char *block_addr(const ca_binned__class *c, unsigned cls, size_t bi)
@@ -167,7 +173,7 @@ unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **
     return got;
 }
 
-void ca_binned__central_put(ca_binned *b, unsigned cls, void *list)
+void ca_binned__central_put(ca_binned *b, unsigned cls, void *list, size_t n_max)
 {
     ca_binned__class *c = &b->classes[cls];
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
@@ -176,9 +182,9 @@ void ca_binned__central_put(ca_binned *b, unsigned cls, void *list)
     uint64_t n = 0;
 
     ca_binned__class_lock(c);
-    while (list) {
+    while (list && n < n_max) {
         char *p = (char *)list;
-        list = *(void **)list;
+        list = n + 1 < n_max ? *(void **)list : NULL;
         size_t off = (size_t)(p - c->base);
         size_t bi = off >> ci->block_shift;
         size_t boff = off & bmask;
@@ -190,7 +196,10 @@ void ca_binned__central_put(ca_binned *b, unsigned cls, void *list)
         CA_ASSERT(ca_binned__bw_state(w) == CA_BINNED__ST_ACTIVE && nfree < ci->nslots &&
                       idx < ca_binned__bw_bump(w),
                   CA_BINNED__COMP, p, "double free (slot already free in its block)");
+        uint32_t *mark = (uint32_t *)(void *)p + 1;
+        CA_ASSERT(*mark != BLOCK_MARK(idx), CA_BINNED__COMP, p, "double free (slot already free in its block)");
         *(uint32_t *)(void *)p = ca_binned__bw_head(w);
+        *mark = BLOCK_MARK(idx);
         nfree++;
         n++;
         if (nfree == 1)
@@ -260,7 +269,7 @@ void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls)
     uint64_t n = 0;
     while (bundle) {
         void *next = *ca_binned__bundle_link(bundle);
-        ca_binned__central_put(b, cls, bundle);
+        ca_binned__central_put(b, cls, bundle, SIZE_MAX);
         bundle = next;
         n++;
     }

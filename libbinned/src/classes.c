@@ -1,54 +1,137 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libbinned size classes: the table of class sizes, block sizes, batch sizes
- * and the two lookup tables indexed by request size. Computed once, before
- * the first instance exists, and read-only afterwards (no locking needed:
- * the computation is idempotent and writes the same values if two threads
- * race through it). Read binned_internal.h ("Size classes") first.
+ * and the two lookup tables indexed by request size. Constant data, so the
+ * malloc fast path can use them before any instance exists (the first call
+ * of a process). The rules that produced the numbers:
+ *
+ *   size:      16, 32, 48, 64, then (q + 1) << (e - 3) for q = 8..15 in each
+ *              doubling (2^e, 2^(e+1)], up to 256 KiB (ca_binned__class_of);
+ *   block:     the smallest power of two >= max(64 KiB, 8 * size);
+ *   nslots:    block / size (the tail left over is < 1/8 of the block);
+ *   batch:     clamp(32 KiB / size, 1, 64) slots per bundle;
+ *   cache_max: 2 * batch;
+ *   recip:     ceil(2^40 / size), for the exact division of block offsets.
+ *
+ * test_basic.c recomputes every entry from these rules.
+ * Concurrency model: read-only data. Read binned_internal.h first.
  */
 #include "binned_internal.h"
 
-ca_binned__class_info ca_binned__classes[CA_BINNED__NCLASSES];
-uint8_t ca_binned__lut16[CA_BINNED__LUT_MAX / 16 + 1];
-uint8_t ca_binned__lut8[CA_BINNED__LUT_MAX / 8 + 1];
+const ca_binned__class_info ca_binned__classes[CA_BINNED__NCLASSES] = {
+    {16u, 4096u, 64u, 128u, 16u, 68719476736ull}, /* 0 */
+    {32u, 2048u, 64u, 128u, 16u, 34359738368ull}, /* 1 */
+    {48u, 1365u, 64u, 128u, 16u, 22906492246ull}, /* 2 */
+    {64u, 1024u, 64u, 128u, 16u, 17179869184ull}, /* 3 */
+    {72u, 910u, 64u, 128u, 16u, 15270994831ull}, /* 4 */
+    {80u, 819u, 64u, 128u, 16u, 13743895348ull}, /* 5 */
+    {88u, 744u, 64u, 128u, 16u, 12494450316ull}, /* 6 */
+    {96u, 682u, 64u, 128u, 16u, 11453246123ull}, /* 7 */
+    {104u, 630u, 64u, 128u, 16u, 10572227191ull}, /* 8 */
+    {112u, 585u, 64u, 128u, 16u, 9817068106ull}, /* 9 */
+    {120u, 546u, 64u, 128u, 16u, 9162596899ull}, /* 10 */
+    {128u, 512u, 64u, 128u, 16u, 8589934592ull}, /* 11 */
+    {144u, 455u, 64u, 128u, 16u, 7635497416ull}, /* 12 */
+    {160u, 409u, 64u, 128u, 16u, 6871947674ull}, /* 13 */
+    {176u, 372u, 64u, 128u, 16u, 6247225158ull}, /* 14 */
+    {192u, 341u, 64u, 128u, 16u, 5726623062ull}, /* 15 */
+    {208u, 315u, 64u, 128u, 16u, 5286113596ull}, /* 16 */
+    {224u, 292u, 64u, 128u, 16u, 4908534053ull}, /* 17 */
+    {240u, 273u, 64u, 128u, 16u, 4581298450ull}, /* 18 */
+    {256u, 256u, 64u, 128u, 16u, 4294967296ull}, /* 19 */
+    {288u, 227u, 64u, 128u, 16u, 3817748708ull}, /* 20 */
+    {320u, 204u, 64u, 128u, 16u, 3435973837ull}, /* 21 */
+    {352u, 186u, 64u, 128u, 16u, 3123612579ull}, /* 22 */
+    {384u, 170u, 64u, 128u, 16u, 2863311531ull}, /* 23 */
+    {416u, 157u, 64u, 128u, 16u, 2643056798ull}, /* 24 */
+    {448u, 146u, 64u, 128u, 16u, 2454267027ull}, /* 25 */
+    {480u, 136u, 64u, 128u, 16u, 2290649225ull}, /* 26 */
+    {512u, 128u, 64u, 128u, 16u, 2147483648ull}, /* 27 */
+    {576u, 113u, 56u, 112u, 16u, 1908874354ull}, /* 28 */
+    {640u, 102u, 51u, 102u, 16u, 1717986919ull}, /* 29 */
+    {704u, 93u, 46u, 92u, 16u, 1561806290ull}, /* 30 */
+    {768u, 85u, 42u, 84u, 16u, 1431655766ull}, /* 31 */
+    {832u, 78u, 39u, 78u, 16u, 1321528399ull}, /* 32 */
+    {896u, 73u, 36u, 72u, 16u, 1227133514ull}, /* 33 */
+    {960u, 68u, 34u, 68u, 16u, 1145324613ull}, /* 34 */
+    {1024u, 64u, 32u, 64u, 16u, 1073741824ull}, /* 35 */
+    {1152u, 56u, 28u, 56u, 16u, 954437177ull}, /* 36 */
+    {1280u, 51u, 25u, 50u, 16u, 858993460ull}, /* 37 */
+    {1408u, 46u, 23u, 46u, 16u, 780903145ull}, /* 38 */
+    {1536u, 42u, 21u, 42u, 16u, 715827883ull}, /* 39 */
+    {1664u, 39u, 19u, 38u, 16u, 660764200ull}, /* 40 */
+    {1792u, 36u, 18u, 36u, 16u, 613566757ull}, /* 41 */
+    {1920u, 34u, 17u, 34u, 16u, 572662307ull}, /* 42 */
+    {2048u, 32u, 16u, 32u, 16u, 536870912ull}, /* 43 */
+    {2304u, 28u, 14u, 28u, 16u, 477218589ull}, /* 44 */
+    {2560u, 25u, 12u, 24u, 16u, 429496730ull}, /* 45 */
+    {2816u, 23u, 11u, 22u, 16u, 390451573ull}, /* 46 */
+    {3072u, 21u, 10u, 20u, 16u, 357913942ull}, /* 47 */
+    {3328u, 19u, 9u, 18u, 16u, 330382100ull}, /* 48 */
+    {3584u, 18u, 9u, 18u, 16u, 306783379ull}, /* 49 */
+    {3840u, 17u, 8u, 16u, 16u, 286331154ull}, /* 50 */
+    {4096u, 16u, 8u, 16u, 16u, 268435456ull}, /* 51 */
+    {4608u, 14u, 7u, 14u, 16u, 238609295ull}, /* 52 */
+    {5120u, 12u, 6u, 12u, 16u, 214748365ull}, /* 53 */
+    {5632u, 11u, 5u, 10u, 16u, 195225787ull}, /* 54 */
+    {6144u, 10u, 5u, 10u, 16u, 178956971ull}, /* 55 */
+    {6656u, 9u, 4u, 8u, 16u, 165191050ull}, /* 56 */
+    {7168u, 9u, 4u, 8u, 16u, 153391690ull}, /* 57 */
+    {7680u, 8u, 4u, 8u, 16u, 143165577ull}, /* 58 */
+    {8192u, 8u, 4u, 8u, 16u, 134217728ull}, /* 59 */
+    {9216u, 14u, 3u, 6u, 17u, 119304648ull}, /* 60 */
+    {10240u, 12u, 3u, 6u, 17u, 107374183ull}, /* 61 */
+    {11264u, 11u, 2u, 4u, 17u, 97612894ull}, /* 62 */
+    {12288u, 10u, 2u, 4u, 17u, 89478486ull}, /* 63 */
+    {13312u, 9u, 2u, 4u, 17u, 82595525ull}, /* 64 */
+    {14336u, 9u, 2u, 4u, 17u, 76695845ull}, /* 65 */
+    {15360u, 8u, 2u, 4u, 17u, 71582789ull}, /* 66 */
+    {16384u, 8u, 2u, 4u, 17u, 67108864ull}, /* 67 */
+    {18432u, 14u, 1u, 2u, 18u, 59652324ull}, /* 68 */
+    {20480u, 12u, 1u, 2u, 18u, 53687092ull}, /* 69 */
+    {22528u, 11u, 1u, 2u, 18u, 48806447ull}, /* 70 */
+    {24576u, 10u, 1u, 2u, 18u, 44739243ull}, /* 71 */
+    {26624u, 9u, 1u, 2u, 18u, 41297763ull}, /* 72 */
+    {28672u, 9u, 1u, 2u, 18u, 38347923ull}, /* 73 */
+    {30720u, 8u, 1u, 2u, 18u, 35791395ull}, /* 74 */
+    {32768u, 8u, 1u, 2u, 18u, 33554432ull}, /* 75 */
+    {36864u, 14u, 1u, 2u, 19u, 29826162ull}, /* 76 */
+    {40960u, 12u, 1u, 2u, 19u, 26843546ull}, /* 77 */
+    {45056u, 11u, 1u, 2u, 19u, 24403224ull}, /* 78 */
+    {49152u, 10u, 1u, 2u, 19u, 22369622ull}, /* 79 */
+    {53248u, 9u, 1u, 2u, 19u, 20648882ull}, /* 80 */
+    {57344u, 9u, 1u, 2u, 19u, 19173962ull}, /* 81 */
+    {61440u, 8u, 1u, 2u, 19u, 17895698ull}, /* 82 */
+    {65536u, 8u, 1u, 2u, 19u, 16777216ull}, /* 83 */
+    {73728u, 14u, 1u, 2u, 20u, 14913081ull}, /* 84 */
+    {81920u, 12u, 1u, 2u, 20u, 13421773ull}, /* 85 */
+    {90112u, 11u, 1u, 2u, 20u, 12201612ull}, /* 86 */
+    {98304u, 10u, 1u, 2u, 20u, 11184811ull}, /* 87 */
+    {106496u, 9u, 1u, 2u, 20u, 10324441ull}, /* 88 */
+    {114688u, 9u, 1u, 2u, 20u, 9586981ull}, /* 89 */
+    {122880u, 8u, 1u, 2u, 20u, 8947849ull}, /* 90 */
+    {131072u, 8u, 1u, 2u, 20u, 8388608ull}, /* 91 */
+    {147456u, 14u, 1u, 2u, 21u, 7456541ull}, /* 92 */
+    {163840u, 12u, 1u, 2u, 21u, 6710887ull}, /* 93 */
+    {180224u, 11u, 1u, 2u, 21u, 6100806ull}, /* 94 */
+    {196608u, 10u, 1u, 2u, 21u, 5592406ull}, /* 95 */
+    {212992u, 9u, 1u, 2u, 21u, 5162221ull}, /* 96 */
+    {229376u, 9u, 1u, 2u, 21u, 4793491ull}, /* 97 */
+    {245760u, 8u, 1u, 2u, 21u, 4473925ull}, /* 98 */
+    {262144u, 8u, 1u, 2u, 21u, 4194304ull}, /* 99 */
+};
 
-static size_t class_size(unsigned c)
-{
-    if (c < 4)
-        return 16u * (c + 1);
-    unsigned e = 6 + (c - 4) / 8;
-    unsigned q = 8 + (c - 4) % 8;
-    return (size_t)(q + 1) << (e - 3);
-}
+const uint8_t ca_binned__lut16[CA_BINNED__LUT_MAX / 16 + 1] = {
+    0, 0, 1, 2, 3, 5, 7, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 20, 21, 21, 22, 22, 23, 23, 24,
+    24, 25, 25, 26, 26, 27, 27, 28, 28, 28, 28, 29, 29, 29, 29, 30, 30, 30, 30, 31, 31, 31, 31, 32,
+    32, 32, 32, 33, 33, 33, 33, 34, 34, 34, 34, 35, 35, 35, 35,
+};
 
-void ca_binned__classes_init(void)
-{
-    if (__atomic_load_n(&ca_binned__classes[CA_BINNED__NCLASSES - 1].size, __ATOMIC_ACQUIRE))
-        return;
-    for (unsigned c = 0; c < CA_BINNED__NCLASSES; c++) {
-        ca_binned__class_info *ci = &ca_binned__classes[c];
-        size_t size = class_size(c);
-        unsigned shift = CA_BINNED__BLOCK_MIN_SHIFT;
-        while (((size_t)1 << shift) < 8 * size)
-            shift++;
-        size_t batch = 32768 / size;
-        if (batch < 1)
-            batch = 1;
-        if (batch > 64)
-            batch = 64;
-        ci->block_shift = (uint8_t)shift;
-        ci->nslots = (uint32_t)(((size_t)1 << shift) / size);
-        ci->batch = (uint32_t)batch;
-        ci->cache_max = (uint32_t)(batch * 2);
-        ci->recip = (((uint64_t)1 << CA_BINNED__RECIP_SHIFT) + size - 1) / size;
-        if (c + 1 < CA_BINNED__NCLASSES)
-            ci->size = (uint32_t)size;
-    }
-    for (size_t i = 0; i <= CA_BINNED__LUT_MAX / 8; i++)
-        ca_binned__lut8[i] = (uint8_t)ca_binned__class_of(i * 8);
-    for (size_t i = 0; i <= CA_BINNED__LUT_MAX / 16; i++)
-        ca_binned__lut16[i] = (uint8_t)ca_binned__class_of(i * 16);
-    /* The last size is the "ready" flag read above. */
-    __atomic_store_n(&ca_binned__classes[CA_BINNED__NCLASSES - 1].size,
-                     (uint32_t)class_size(CA_BINNED__NCLASSES - 1), __ATOMIC_RELEASE);
-}
+const uint8_t ca_binned__lut8[CA_BINNED__LUT_MAX / 8 + 1] = {
+    0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 12, 13, 13, 14, 14, 15, 15, 16, 16,
+    17, 17, 18, 18, 19, 19, 20, 20, 20, 20, 21, 21, 21, 21, 22, 22, 22, 22, 23, 23, 23, 23, 24, 24,
+    24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27, 27, 28, 28, 28, 28, 28, 28, 28, 28, 29, 29,
+    29, 29, 29, 29, 29, 29, 30, 30, 30, 30, 30, 30, 30, 30, 31, 31, 31, 31, 31, 31, 31, 31, 32, 32,
+    32, 32, 32, 32, 32, 32, 33, 33, 33, 33, 33, 33, 33, 33, 34, 34, 34, 34, 34, 34, 34, 34, 35, 35,
+    35, 35, 35, 35, 35, 35,
+};

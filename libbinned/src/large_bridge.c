@@ -164,9 +164,11 @@ void *ca_binned__large_alloc(ca_binned *b, size_t size, size_t align, size_t *us
     return p;
 }
 
+/* Without the ownership map only the header tells (a foreign pointer is
+ * then read below its address: documented as undefined). */
 static bool mine(const ca_binned *b, const void *p)
 {
-    if (!b->use_owner_map || ca_owner_lookup(p) != &b->base)
+    if (b->use_owner_map && ca_owner_lookup(p) != &b->base)
         return false;
     if (!ca_is_aligned((uintptr_t)p, 16))
         return false;
@@ -185,7 +187,8 @@ bool ca_binned__large_free(ca_binned *b, void *p)
     __atomic_fetch_sub(&st->reserved, len, __ATOMIC_RELAXED);
     __atomic_fetch_add(&st->frees, 1, __ATOMIC_RELAXED);
     h->magic = 0;
-    ca_owner_unregister(map, len, &b->base);
+    if (b->use_owner_map)
+        ca_owner_unregister(map, len, &b->base);
     munmap(map, len);
     return true;
 }

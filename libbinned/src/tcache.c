@@ -111,7 +111,7 @@ static void give_back(ca_binned *b, unsigned cls, void *list, uint32_t n, bool t
         ca_binned__recycler_push(&c->rec, bundle);
     }
     if (list)
-        ca_binned__central_put(b, cls, list);
+        ca_binned__central_put(b, cls, list, SIZE_MAX);
 }
 
 void ca_binned__tcache_flush_all(ca_binned *b, ca_binned__tcache *tc, bool to_blocks)
@@ -167,7 +167,7 @@ static void *alloc_uncached(ca_binned *b, unsigned cls)
         p = bundle;
         void *rest = *(void **)bundle;
         if (rest)
-            ca_binned__central_put(b, cls, rest);
+            ca_binned__central_put(b, cls, rest, SIZE_MAX);
     } else if (!ca_binned__central_take(b, cls, 1, &p, NULL)) {
         errno = ENOMEM;
         return NULL;

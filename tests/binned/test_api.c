@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/* libbinned through its public header only: the allocator contract on the
+ * default and a created instance, the malloc-style entry points, options. */
+#include <criterion/criterion.h>
+#include <ctxalloc/binned.h>
+
+#include "ca_contract.h"
+#include "ca_test.h"
+
+static ca_binned *small_instance(void)
+{
+    ca_binned_options o;
+    ca_binned_options_default(&o);
+    o.class_range_log2 = 26;
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    cr_assert_not_null(b);
+    return b;
+}
+
+Test(binned_api, contract_default)
+{
+    ca_allocator *a = ca_binned_allocator(ca_binned_default());
+    cr_assert_eq(ca_allocator_caps(a) & (CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED), CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED);
+    cr_assert_str_eq(ca_allocator_name(a), "binned");
+    ca_contract_check(a, 0);
+    cr_assert_null(ca_binned_check(ca_binned_default()));
+}
+
+Test(binned_api, contract_created)
+{
+    ca_binned *b = small_instance();
+    ca_contract_check(ca_binned_allocator(b), 0);
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}
+
+Test(binned_api, contract_no_tcache)
+{
+    ca_binned_options o;
+    ca_binned_options_default(&o);
+    o.class_range_log2 = 26;
+    o.flags = CA_BINNED_NO_TCACHE | CA_BINNED_NO_OWNER_MAP;
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    ca_contract_check(ca_binned_allocator(b), 0);
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}
+
+Test(binned_api, bad_options)
+{
+    ca_binned_options o;
+    ca_binned *b = NULL;
+    ca_binned_options_default(&o);
+    o.class_range_log2 = 20;
+    cr_assert_eq(ca_binned_create(&b, &o), EINVAL);
+    o.class_range_log2 = 40;
+    cr_assert_eq(ca_binned_create(&b, &o), EINVAL);
+    ca_binned_options_default(&o);
+    o.flags = 0x100;
+    cr_assert_eq(ca_binned_create(&b, &o), EINVAL);
+    cr_assert_null(b);
+    cr_assert_eq(ca_binned_create(NULL, NULL), EINVAL);
+    ca_binned_destroy(NULL);
+}
+
+Test(binned_api, malloc_family)
+{
+    errno = 0;
+    void *z1 = ca_binned_malloc(0), *z2 = ca_binned_malloc(0);
+    cr_assert(z1 && z2 && z1 != z2);
+    cr_assert_geq(ca_binned_usable_size(z1), 1);
+    ca_binned_free(z1);
+    ca_binned_free(z2);
+    cr_assert_eq(ca_binned_usable_size(NULL), 0);
+
+    errno = 1234;
+    ca_binned_free(NULL);
+    void *p = ca_binned_malloc(100);
+    ca_binned_free(p);
+    cr_assert_eq(errno, 1234, "free must preserve errno");
+
+    errno = 0;
+    cr_assert_null(ca_binned_malloc(SIZE_MAX));
+    cr_assert_eq(errno, ENOMEM);
+    errno = 0;
+    cr_assert_null(ca_binned_calloc(SIZE_MAX / 2, 3));
+    cr_assert_eq(errno, ENOMEM);
+
+    unsigned char *c = ca_binned_calloc(100, 7);
+    cr_assert_not_null(c);
+    for (int i = 0; i < 700; i++)
+        cr_assert_eq(c[i], 0);
+    memset(c, 0xab, 700);
+    ca_binned_free(c);
+    c = ca_binned_calloc(700, 1); /* likely the same slot again: must be zero */
+    for (int i = 0; i < 700; i++)
+        cr_assert_eq(c[i], 0);
+    ca_binned_free(c);
+
+    errno = 0;
+    cr_assert_null(ca_binned_aligned_alloc(3, 8));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(ca_binned_aligned_alloc(0, 8));
+    cr_assert_eq(errno, EINVAL);
+    for (size_t al = 1; al <= ((size_t)1 << 22); al <<= 1) {
+        void *q = ca_binned_aligned_alloc(al, 24);
+        cr_assert_not_null(q);
+        cr_assert(ca_is_aligned((uintptr_t)q, al), "align %zu", al);
+        cr_assert(ca_binned_owns(q));
+        ca_binned_free(q);
+    }
+}
+
+Test(binned_api, realloc_semantics)
+{
+    char *p = ca_binned_realloc(NULL, 10);
+    cr_assert_not_null(p);
+    memcpy(p, "abcdefghi", 10);
+    char *q = ca_binned_realloc(p, 12); /* same class: in place */
+    cr_assert_eq(q, p);
+    q = ca_binned_realloc(q, 5000);
+    cr_assert_not_null(q);
+    cr_assert_str_eq(q, "abcdefghi");
+    q = ca_binned_realloc(q, 1 << 20); /* to the large tier */
+    cr_assert_str_eq(q, "abcdefghi");
+    q = ca_binned_realloc(q, 20); /* back to a class */
+    cr_assert_str_eq(q, "abcdefghi");
+    errno = 0;
+    cr_assert_null(ca_binned_realloc(q, SIZE_MAX - 4096));
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_str_eq(q, "abcdefghi", "failed realloc must leave the block intact");
+    cr_assert_null(ca_binned_realloc(q, 0)); /* frees */
+}
+
+Test(binned_api, classes_and_stats)
+{
+    cr_assert_eq(ca_binned_class_size(0), 16);
+    cr_assert_eq(ca_binned_class_size(CA_BINNED_NCLASSES - 1), CA_BINNED_SMALL_MAX);
+    cr_assert_eq(ca_binned_class_size(CA_BINNED_NCLASSES), 0);
+    cr_assert_eq(ca_binned_size_class(0), 0);
+    cr_assert_eq(ca_binned_size_class(CA_BINNED_SMALL_MAX), CA_BINNED_NCLASSES - 1);
+    cr_assert_eq(ca_binned_size_class(CA_BINNED_SMALL_MAX + 1), CA_BINNED_NCLASSES);
+
+    ca_binned *b = small_instance();
+    void *p[100];
+    for (int i = 0; i < 100; i++)
+        p[i] = ca_binned_alloc(b, 40, 16);
+    ca_stats s;
+    cr_assert_eq(ca_binned_stats(b, &s), 0);
+    cr_assert_str_eq(s.name, "binned");
+    cr_assert_geq(s.allocs, 100);
+    cr_assert_eq(ca_stats_get(ca_binned_allocator(b), &s), 0);
+    cr_assert_eq(ca_binned_class_stats(b, 2, &s), 0);
+    cr_assert_eq(s.allocs, 100);
+    cr_assert_geq(s.bytes_in_use, 100 * 48);
+    cr_assert_eq(ca_binned_class_stats(b, CA_BINNED_NCLASSES, &s), EINVAL);
+    for (int i = 0; i < 100; i++)
+        ca_binned_dealloc(b, p[i]);
+    cr_assert_eq(ca_binned_class_stats(b, 2, &s), 0);
+    cr_assert_eq(s.frees, 100);
+    cr_assert_eq(s.bytes_in_use, 0);
+    ca_binned_thread_flush(b);
+    ca_binned_trim(b);
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}
+
+Test(binned_api, owner_map)
+{
+    ca_binned *d = ca_binned_default();
+    void *p = ca_binned_malloc(64), *q = ca_binned_malloc(1 << 20);
+    cr_assert_eq(ca_owner_lookup(p), (void *)ca_binned_allocator(d));
+    cr_assert_eq(ca_owner_lookup(q), (void *)ca_binned_allocator(d));
+    cr_assert(ca_owns(ca_binned_allocator(d), p));
+    cr_assert(ca_owns(ca_binned_allocator(d), q));
+    int local;
+    cr_assert_not(ca_binned_owns(&local));
+    /* libswitch's routing: the owner's unsized free. */
+    ca_free_unsized((ca_allocator *)ca_owner_lookup(p), p);
+    ca_free_unsized((ca_allocator *)ca_owner_lookup(q), q);
+}

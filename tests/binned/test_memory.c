@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/* libbinned memory return: trim gives back the memory of freed blocks (RSS
+ * drops), decay does it by age, empty blocks beyond the keep budget go back
+ * at once, and trailing blocks are cut off the frontier. */
+#include <criterion/criterion.h>
+#include <time.h>
+
+#include "binned_internal.h"
+#include "ca_test.h"
+
+enum { N = 1 << 20 }; /* 1 Mi blocks of 64 B: 64 MiB */
+static void *ptrs[N];
+
+static void fill(ca_binned *b, size_t n, size_t size)
+{
+    for (size_t i = 0; i < n; i++) {
+        ptrs[i] = ca_binned_alloc(b, size, 16);
+        cr_assert_not_null(ptrs[i]);
+        memset(ptrs[i], 1, size);
+    }
+}
+
+static void drop(ca_binned *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ca_binned_dealloc(b, ptrs[i]);
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static ca_binned *inst(uint32_t decay_ms, size_t keep)
+{
+    memset(ptrs, 0, sizeof ptrs); /* resident before the first measurement */
+    ca_binned_options o;
+    ca_binned_options_default(&o);
+    o.class_range_log2 = 30;
+    o.decay_ms = decay_ms;
+    o.empty_keep = keep;
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    return b;
+}
+
+Test(binned_memory, trim_returns_memory)
+{
+    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, (size_t)1 << 30);
+    long rss0 = ca_test_rss_kib();
+    fill(b, N, 64);
+    long rss1 = ca_test_rss_kib();
+    cr_assert_gt(rss1 - rss0, 60 * 1024, "RSS grew by %ld KiB only", rss1 - rss0);
+    drop(b, N);
+    long rss2 = ca_test_rss_kib();
+    cr_assert_gt(rss2 - rss0, 60 * 1024, "keep budget large, decay never: memory stays until trim");
+    ca_binned_trim(b);
+    long rss3 = ca_test_rss_kib();
+    cr_assert_lt(rss3 - rss0, 4 * 1024, "after trim RSS is still %ld KiB above the start", rss3 - rss0);
+    ca_stats s;
+    ca_binned_class_stats(b, 3, &s);
+    cr_assert_eq(s.bytes_committed, 0);
+    uint64_t frontier;
+    cr_assert(ca_stats_get_counter(&s, "blocks", &frontier));
+    cr_assert_eq(frontier, 0, "trailing blocks trimmed off the frontier");
+    cr_assert_null(ca_binned_check(b));
+    /* The memory comes back on demand. */
+    fill(b, N / 4, 64);
+    cr_assert_null(ca_binned_check(b));
+    drop(b, N / 4);
+    ca_binned_destroy(b);
+}
+
+Test(binned_memory, keep_budget_returns_at_once)
+{
+    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, 0);
+    long rss0 = ca_test_rss_kib();
+    fill(b, N, 64);
+    drop(b, N);
+    ca_binned_thread_flush(b);
+    long rss1 = ca_test_rss_kib();
+    /* Only the recycler's bound (256 KiB) and partial blocks stay. */
+    cr_assert_lt(rss1 - rss0, 2 * 1024, "RSS %ld KiB above the start", rss1 - rss0);
+    ca_binned_destroy(b);
+}
+
+Test(binned_memory, decay_returns_memory)
+{
+    ca_binned *b = inst(100, (size_t)1 << 30);
+    long rss0 = ca_test_rss_kib();
+    fill(b, N, 64);
+    drop(b, N);
+    ca_binned_thread_flush(b);
+    long rss1 = ca_test_rss_kib();
+    cr_assert_gt(rss1 - rss0, 50 * 1024);
+    /* Two decay passes on later slow paths (flushes run the pass when due). */
+    for (int i = 0; i < 6; i++) {
+        nap_ms(60);
+        ca_binned_thread_flush(b);
+    }
+    long rss2 = ca_test_rss_kib();
+    cr_assert_lt(rss2 - rss0, 4 * 1024, "after decay RSS is still %ld KiB above the start", rss2 - rss0);
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}
+
+Test(binned_memory, first_fit_packs_low)
+{
+    /* After a burst, survivors are re-packed into the lowest blocks when
+     * allocation resumes: new blocks come from the bottom of the range. */
+    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, 0);
+    fill(b, 100000, 64);
+    drop(b, 100000);
+    ca_binned_trim(b);
+    void *p = ca_binned_alloc(b, 64, 16);
+    cr_assert_eq((char *)p, b->classes[3].base, "first block of the class range reused first");
+    ca_binned_dealloc(b, p);
+    ca_binned_destroy(b);
+}
