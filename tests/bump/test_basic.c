@@ -542,3 +542,47 @@ Test(basic, shared_tip_free_and_resize)
     cr_assert_eq(ca_bump_shared_check(&s), 0);
     ca_bump_shared_destroy(&s);
 }
+
+Test(basic, init_errors)
+{
+    ca_bump x;
+    ca_bump_shared s;
+    ca_bump_cache c;
+    ca_bump_options bad = {1 << 20, 4096};
+    cr_assert_eq(ca_bump_init(NULL, &ts.base, NULL), EINVAL);
+    cr_assert_eq(ca_bump_init_allocator(&x, NULL, NULL), EINVAL);
+    cr_assert_eq(ca_bump_init_allocator(&x, ca_libc_allocator(), &bad), EINVAL);
+    cr_assert_eq(ca_bump_init_local(&x, NULL, NULL), EINVAL);
+    cr_assert_eq(ca_bump_init_fixed_source(&x, NULL, 4096), EINVAL);
+    cr_assert_eq(ca_bump_init_fixed_source(&x, &ts.base, 0), EINVAL);
+    cr_assert_eq(ca_bump_shared_init(&s, NULL, NULL), EINVAL);
+    cr_assert_eq(ca_bump_shared_init_allocator(&s, ca_libc_allocator(), &bad), EINVAL);
+    cr_assert_eq(ca_bump_cache_init(&c, NULL, NULL, 1), EINVAL);
+    cr_assert_eq(ca_bump_cache_init_allocator(&c, ca_libc_allocator(), &bad, 1), EINVAL);
+    cr_assert_eq(ca_bump_cache_take(NULL, &x), EINVAL);
+    ts.fail_after = 0;
+    cr_assert_eq(ca_bump_init_fixed_source(&x, &ts.base, 4096), ENOMEM);
+    ts.fail_after = -1;
+    /* Options are honoured: the first chunk has min_chunk bytes. */
+    ca_bump_options o = {64 << 10, 1 << 20};
+    ca_bump_init(&x, &ts.base, &o);
+    ca_bump_alloc(&x, 8, 8);
+    cr_assert_eq(x.chunk->size, 64 << 10);
+    for (int i = 0; i < 100000; i++)
+        ca_bump_alloc(&x, 64, 8);
+    for (ca_bump_chunk *k = x.chunk; k; k = k->prev)
+        cr_assert_leq(k->size, 1 << 20, "max_chunk caps regular chunks");
+    ca_bump_destroy(&x);
+}
+
+Test(basic, owns_and_foreign)
+{
+    void *p = ca_bump_alloc(&b, 10, 8);
+    void *big = ca_bump_alloc(&b, 1 << 20, 8);
+    int local;
+    cr_assert(ca_bump_owns(&b, p) && ca_bump_owns(&b, big));
+    cr_assert_not(ca_bump_owns(&b, &local));
+    cr_assert_not(ca_bump_owns(&b, NULL));
+    ca_bump_free(&b, NULL, 10);
+    cr_assert_eq(ca_bump_check(&b), 0);
+}
