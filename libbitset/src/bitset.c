@@ -138,6 +138,8 @@ static void clear_maps(ca_bitset *b)
     b->level[0][b->nwords[0]] = 0; /* sentinel */
     memset(b->starts, 0, b->nwords[0] * sizeof(uint64_t));
     b->low = 0;
+    b->run_k = 0;
+    b->run_hint = 0;
     b->blocks_in_use = 0;
     b->runs_in_use = 0;
     b->peak_blocks = 0;
@@ -290,7 +292,15 @@ void *ca_bitset_alloc(ca_bitset *b, size_t size, size_t align, size_t *usable)
             if (i != CA_BITSET__NONE)
                 b->low = i + 1; /* i was the lowest free block */
         } else {
-            i = ca_bitset__find_run(b, b->low, k, 1, 0);
+            /* The run hint: repeated requests of one length do not walk again
+             * over the holes too small for them. */
+            size_t from = b->low;
+            if (k == b->run_k && b->run_hint > from)
+                from = b->run_hint;
+            i = ca_bitset__find_run(b, from, k, 1, 0);
+            /* None below i; i .. i+k-1 are about to be allocated. */
+            b->run_k = k;
+            b->run_hint = i == CA_BITSET__NONE ? b->nblocks : i + k;
         }
     } else {
         /* Runs must start at addresses that are multiples of align: every
@@ -300,7 +310,10 @@ void *ca_bitset_alloc(ca_bitset *b, size_t size, size_t align, size_t *usable)
             goto nomem;
         size_t step = align >> b->shift;
         size_t off = (size_t)(first - base) >> b->shift; /* < step */
-        i = ca_bitset__find_run(b, b->low, k, step, off);
+        size_t from = b->low;
+        if (k == b->run_k && b->run_hint > from)
+            from = b->run_hint; /* an aligned k-run is a k-run */
+        i = ca_bitset__find_run(b, from, k, step, off);
     }
     if (i == CA_BITSET__NONE)
         goto nomem;
@@ -325,8 +338,7 @@ static void release_run(ca_bitset *b, size_t i, size_t k)
 {
     ca_bitset__clear_start(b, i);
     ca_bitset__mark_free(b, i, k);
-    if (i < b->low)
-        b->low = i;
+    ca_bitset__lower_hints(b, i);
     b->blocks_in_use -= k;
     b->runs_in_use--;
     b->frees++;
@@ -384,8 +396,7 @@ void *ca_bitset_resize(ca_bitset *b, void *p, size_t old_size, size_t new_size, 
         if (newk <= oldk) { /* shrink (or same): always in place */
             if (newk < oldk) {
                 ca_bitset__mark_free(b, i + newk, oldk - newk);
-                if (i + newk < b->low)
-                    b->low = i + newk;
+                ca_bitset__lower_hints(b, i + newk);
                 b->blocks_in_use -= oldk - newk;
             }
             goto in_place;

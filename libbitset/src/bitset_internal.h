@@ -27,8 +27,9 @@
  *   - start bit i set => block i allocated; block i allocated and (i == 0 or
  *     block i-1 free) => start bit i set.
  *   - blocks_in_use == allocated blocks; runs_in_use == start bits set.
- *   - no free block below low (low <= the lowest free block): first fit
- *     starts there, so it stays first fit by address.
+ *   - no free block below low (low <= the lowest free block), and no run of
+ *     run_k free blocks starting below run_hint: searches start there, so
+ *     the result stays first fit by address.
  * All fields: the owning thread only (the allocator is single-threaded; the
  * locked adaptor serialises callers).
  */
@@ -51,6 +52,8 @@ struct ca_bitset {
     int meta_mapped;          /* buffer mode: meta came from mmap */
 
     size_t low;               /* every block below low is allocated (search start) */
+    size_t run_k;             /* run length the run hint is for (0: none) */
+    size_t run_hint;          /* no run of run_k free blocks starts below run_hint */
     size_t blocks_in_use;     /* allocated blocks */
     size_t runs_in_use;       /* live runs (start bits set) */
     uint64_t peak_blocks;     /* max of blocks_in_use since create / reset */
@@ -115,6 +118,18 @@ static inline void ca_bitset__mark_free(ca_bitset *b, size_t i, size_t n)
 /* Length of the allocated run starting at i: up to the next run start or
  * free block (or the region's end). O(k/64). */
 size_t ca_bitset__run_length(const ca_bitset *b, size_t i);
+
+/* Blocks [i, i+n) became free: lower the search starts so that they stay
+ * below every free block / run_k-run that now exists. */
+static inline void ca_bitset__lower_hints(ca_bitset *b, size_t i)
+{
+    if (i < b->low)
+        b->low = i;
+    size_t reach = b->run_k ? b->run_k - 1 : 0; /* a new run may start this far before i */
+    size_t from = i > reach ? i - reach : 0;
+    if (from < b->run_hint)
+        b->run_hint = from;
+}
 
 static inline bool ca_bitset__is_free(const ca_bitset *b, size_t i)
 {

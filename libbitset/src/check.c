@@ -70,6 +70,11 @@ int ca_bitset_check(const ca_bitset *b, const char **what)
         if (lowest != CA_BITSET__NONE && lowest < b->low)
             return broken(what, "a free block below the search start");
     }
+    if (b->run_k) {
+        size_t first = ca_bitset__find_run(b, 0, b->run_k, 1, 0);
+        if (first != CA_BITSET__NONE && first < b->run_hint)
+            return broken(what, "a free run of the hinted length below the run hint");
+    }
     if (used_blocks != b->blocks_in_use)
         return broken(what, "blocks_in_use does not match the free map");
     if (starts != b->runs_in_use)
