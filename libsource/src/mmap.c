@@ -100,6 +100,24 @@ static int map_aligned(ca_source_mmap *s, size_t size, size_t align, size_t unit
     return 0;
 }
 
+/* One hugetlb rung, unless it was refused within the last
+ * CA_SOURCE_HUGE_RETRY mappings. */
+static bool try_hugetlb(ca_source_mmap *s, int rung, size_t size, size_t align, size_t unit, int prot,
+                        int flags, void **out)
+{
+    unsigned left = __atomic_load_n(&s->huge_skip[rung], __ATOMIC_RELAXED);
+    if (left) {
+        __atomic_compare_exchange_n(&s->huge_skip[rung], &left, left - 1, false, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED);
+        return false;
+    }
+    if (map_aligned(s, size, align, unit, prot, flags, out) == 0)
+        return true;
+    __atomic_store_n(&s->huge_skip[rung], CA_SOURCE_HUGE_RETRY, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->huge_refused, 1, __ATOMIC_RELAXED);
+    return false;
+}
+
 /* The ladder. Each hugetlb rung is tried only when size is a multiple of its
  * page; a refused rung (no reserved pages: ENOMEM, unsupported size: EINVAL)
  * falls to the next. The THP rung maps base pages aligned to 2 MiB and asks
@@ -114,12 +132,12 @@ static int map_ladder(ca_source_mmap *s, size_t size, size_t align, int prot, vo
      * mapping succeeds with no pages behind it and a later fault is SIGBUS. */
     int hflags = (flags & ~MAP_NORESERVE) | MAP_HUGETLB;
     if (s->huge >= CA_SOURCE_HUGE_1G && size % CA_SOURCE__1G == 0 &&
-        map_aligned(s, size, align, CA_SOURCE__1G, prot, hflags | MAP_HUGE_1GB, out) == 0) {
+        try_hugetlb(s, 0, size, align, CA_SOURCE__1G, prot, hflags | MAP_HUGE_1GB, out)) {
         *kind = CA_SOURCE_PAGE_1G;
         return 0;
     }
     if (s->huge >= CA_SOURCE_HUGE_2M && size % CA_SOURCE__2M == 0 &&
-        map_aligned(s, size, align, CA_SOURCE__2M, prot, hflags | MAP_HUGE_2MB, out) == 0) {
+        try_hugetlb(s, 1, size, align, CA_SOURCE__2M, prot, hflags | MAP_HUGE_2MB, out)) {
         *kind = CA_SOURCE_PAGE_2M;
         return 0;
     }
@@ -341,6 +359,7 @@ static int mmap_stats(const ca_source *src, ca_stats *out)
 {
     const ca_source_mmap *s = (const ca_source_mmap *)(const void *)src;
     ca_source__fill_stats(out, mmap_ops.name, &s->c, s->fault);
+    ca_stats_set_counter(out, "huge_refused", __atomic_load_n(&s->huge_refused, __ATOMIC_RELAXED));
     return 0;
 }
 

@@ -64,33 +64,53 @@ static int new_chunk(ca_source_slots *s)
     return 0;
 }
 
-void *ca_source_slots_get(ca_source_slots *s)
+/* Free list empty: carve from the newest chunk, else take a new chunk. */
+static ca_attr_noinline ca_attr_cold void *get_slow(ca_source_slots *s)
 {
-    void *p = s->free;
-    if (ca_likely(p)) {
-        s->free = *(void **)p;
-        s->nfree--;
-        if (CA_SOURCE__CHECKS_ON)
-            ((uintptr_t *)p)[1] = 0;
-    } else {
-        if (ca_unlikely((size_t)(s->bump_end - s->bump) < s->slot_size)) {
-            int err = new_chunk(s);
-            if (err) {
-                s->c.failures++;
-                errno = err;
-                return NULL;
-            }
+    if ((size_t)(s->bump_end - s->bump) < s->slot_size) {
+        int err = new_chunk(s);
+        if (err) {
+            s->c.failures++;
+            errno = err;
+            return NULL;
         }
-        p = s->bump;
-        s->bump += s->slot_size;
     }
+    void *p = s->bump;
+    s->bump += s->slot_size;
     s->c.obtains++;
-    s->c.in_use += s->slot_size;
-    if (s->c.in_use > s->c.peak)
-        s->c.peak = s->c.in_use;
     if (s->init)
         s->init(s->init_ctx, p, s->slot_size);
     return p;
+}
+
+/* The fast path: a list pop and one counter. Bytes in use and the peak are
+ * derived when read (in_use = carved - free slots; the peak is every carved
+ * slot, since carving happens only with the free list empty). */
+void *ca_source_slots_get(ca_source_slots *s)
+{
+    void *p = s->free;
+    if (ca_unlikely(!p))
+        return get_slow(s);
+    s->free = *(void **)p;
+    s->nfree--;
+    if (CA_SOURCE__CHECKS_ON)
+        ((uintptr_t *)p)[1] = 0;
+    s->c.obtains++;
+    if (s->init)
+        s->init(s->init_ctx, p, s->slot_size);
+    return p;
+}
+
+/* Slots carved from all chunks so far. */
+static size_t carved(const ca_source_slots *s)
+{
+    size_t n = 0;
+    for (const chunk_hdr *c = (const chunk_hdr *)s->chunks; c; c = c->next) {
+        char *lo = (char *)ca_align_up((uintptr_t)c + sizeof(chunk_hdr), s->slot_size);
+        char *hi = c == s->chunks ? s->bump : (char *)c + c->size;
+        n += (size_t)(hi - lo) / s->slot_size;
+    }
+    return n;
 }
 
 /* True when p is the start of a carved slot of s. */
@@ -128,7 +148,6 @@ void ca_source_slots_put(ca_source_slots *s, void *p)
     s->free = p;
     s->nfree++;
     s->c.releases++;
-    s->c.in_use -= s->slot_size;
 }
 
 static int slots_obtain(ca_source *src, size_t size, size_t align, void **out)
@@ -165,7 +184,11 @@ static int slots_release(ca_source *src, void *p, size_t size)
 static int slots_stats(const ca_source *src, ca_stats *out)
 {
     const ca_source_slots *s = (const ca_source_slots *)(const void *)src;
-    ca_source__fill_stats(out, slots_ops.name, &s->c, s->fault);
+    ca_source_counters c = s->c;
+    size_t n = carved(s);
+    c.in_use = (uint64_t)(n - s->nfree) * s->slot_size;
+    c.peak = (uint64_t)n * s->slot_size;
+    ca_source__fill_stats(out, slots_ops.name, &c, s->fault);
     ca_stats_set_counter(out, "chunks", s->nchunks);
     ca_stats_set_counter(out, "slot_size", s->slot_size);
     return 0;
@@ -230,12 +253,12 @@ size_t ca_source_slots_free_count(const ca_source_slots *s)
 const char *ca_source__slots_check(const ca_source *src)
 {
     const ca_source_slots *s = (const ca_source_slots *)(const void *)src;
-    size_t carved = 0, chunks = 0;
+    size_t ncarved = 0, chunks = 0;
     for (const chunk_hdr *c = (const chunk_hdr *)s->chunks; c; c = c->next) {
         if (c->size != s->chunk_size || (uintptr_t)c % s->parent->granule)
             return "slot arena: chunk header corrupt";
         char *hi = c == s->chunks ? s->bump : (char *)c + c->size;
-        carved += (size_t)(hi - first_slot(s, c)) / s->slot_size;
+        ncarved += (size_t)(hi - first_slot(s, c)) / s->slot_size;
         if (++chunks > s->nchunks)
             return "slot arena: chunk list longer than the chunk count";
     }
@@ -247,13 +270,13 @@ const char *ca_source__slots_check(const ca_source *src)
             return "slot arena: free list holds a pointer that is not a slot";
         if (CA_SOURCE__CHECKS_ON && ((uintptr_t *)q)[1] != (FREE_TAG ^ (uintptr_t)q))
             return "slot arena: free slot lost its tag (written after release?)";
-        if (++n > carved)
+        if (++n > ncarved)
             return "slot arena: free list longer than the carved slots (cycle?)";
     }
     if (n != s->nfree)
         return "slot arena: free count differs from the list";
-    if ((carved - n) * s->slot_size != s->c.in_use)
-        return "slot arena: bytes in use differ from carved - free slots";
+    if (ncarved - n != s->c.obtains - s->c.releases)
+        return "slot arena: obtains - releases differ from carved - free slots";
     if (s->c.reserved != s->nchunks * s->chunk_size)
         return "slot arena: reserved bytes differ from the chunks";
     return NULL;

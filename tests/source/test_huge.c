@@ -94,6 +94,30 @@ Test(source_huge, ladder_2m_obtain_thp_memory_usable)
     ca_source_mmap_destroy(&m);
 }
 
+Test(source_huge, refused_rungs_skipped_then_retried)
+{
+    if (hugepages_free("hugepages-2048kB") > 0)
+        cr_skip_test("2 MiB pages are reserved here");
+    ca_source_fault f;
+    ca_source_fault_init(&f, CA_SOURCE_FAULT_MMAP, 0, 0, 0); /* counts mmaps only */
+    ca_source_mmap m = mk(CA_SOURCE_HUGE_2M, &f);
+    void *p;
+    cr_assert_eq(ca_source_obtain(&m.base, 2 * MIB, 4096, &p), 0);
+    cr_assert_eq(ca_source_release(&m.base, p, 2 * MIB), 0);
+    uint64_t first = f.calls; /* hugetlb refused + the THP mapping + munmap */
+    cr_assert_eq(counter(&m, "huge_refused"), 1);
+    for (int i = 0; i < CA_SOURCE_HUGE_RETRY; i++) {
+        cr_assert_eq(ca_source_obtain(&m.base, 2 * MIB, 4096, &p), 0);
+        cr_assert_eq(ca_source_release(&m.base, p, 2 * MIB), 0);
+    }
+    cr_assert_eq(counter(&m, "huge_refused"), 1, "skipped while the retry window runs");
+    cr_assert_eq(f.calls, first + CA_SOURCE_HUGE_RETRY * (first - 1));
+    cr_assert_eq(ca_source_obtain(&m.base, 2 * MIB, 4096, &p), 0);
+    cr_assert_eq(counter(&m, "huge_refused"), 2, "tried again after the window");
+    cr_assert_eq(ca_source_release(&m.base, p, 2 * MIB), 0);
+    ca_source_mmap_destroy(&m);
+}
+
 Test(source_huge, small_sizes_use_base_pages)
 {
     ca_source_mmap m = mk(CA_SOURCE_HUGE_1G, NULL);

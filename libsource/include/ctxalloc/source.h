@@ -230,6 +230,12 @@ int ca_source_numa_node_of(const void *p, int *node);
 #define CA_SOURCE_HUGE_THP 1 /* 2 MiB-aligned base mapping + MADV_HUGEPAGE when size >= 2 MiB */
 #define CA_SOURCE_HUGE_2M  2 /* MAP_HUGETLB 2 MiB when size is a multiple, then THP, then base */
 #define CA_SOURCE_HUGE_1G  3 /* MAP_HUGETLB 1 GiB when size is a multiple, then 2M ... */
+/* A hugetlb rung the kernel refused (no reserved pages) is skipped for the
+ * next CA_SOURCE_HUGE_RETRY mappings of the source, so a machine without
+ * hugetlb pages does not pay a failing mmap on every call; every refusal
+ * is counted ("huge_refused"). hugetlb rungs never use MAP_NORESERVE (a
+ * mapping without reserved pages would fault with SIGBUS later). */
+#define CA_SOURCE_HUGE_RETRY 64
 
 /* What a mapping actually got. */
 #define CA_SOURCE_PAGE_BASE 0 /* base pages */
@@ -274,6 +280,9 @@ typedef struct ca_source_mmap {
     unsigned last_kind; /* CA_SOURCE_PAGE_* of the latest mapping (atomic) */
     ca_source_counters c;
     ca_source_track track;
+    unsigned huge_skip[2];  /* 1 GiB, 2 MiB: mappings left before a refused hugetlb
+                               rung is tried again (atomic) */
+    uint64_t huge_refused;  /* hugetlb rungs refused by the kernel (atomic) */
 } ca_source_mmap;
 
 /* --- Create/destroy --------------------------------------------------- */
@@ -481,7 +490,7 @@ typedef struct ca_source_slots_options {
  * tag in its second under checks=on). Not thread-safe (one owner, or an
  * external lock); obtain and release are O(1) (a list pop / push).
  * Invariants: free-list length + in-use slots + uncarved slots ==
- * slots of all chunks; c.in_use == in-use slots * slot_size.
+ * slots of all chunks; c.obtains - c.releases == in-use slots.
  */
 typedef struct ca_source_slots {
     ca_source base;
@@ -497,7 +506,7 @@ typedef struct ca_source_slots {
     ca_source_slot_init_fn init;
     void *init_ctx;
     ca_source_fault *fault;
-    ca_source_counters c; /* plain (single owner) */
+    ca_source_counters c; /* plain (single owner); in_use and peak derived by stats */
 } ca_source_slots;
 
 /**
