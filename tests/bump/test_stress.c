@@ -85,7 +85,7 @@ Test(stress, exact_model_fixed_region)
     ca_rng r = {ca_test_seed()};
     nlive = 0;
     dtors_run = 0;
-    long nops = 20000 * (long)ca_test_scale();
+    long nops = 25000 * (long)ca_test_scale();
     long reclaimed = 0;
     for (long i = 0; i < nops; i++) {
         unsigned op = (unsigned)ca_rng_below(&r, 100);
