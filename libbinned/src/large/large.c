@@ -336,8 +336,8 @@ void ca_binned__large_pool_push_dirty(ca_binned_large *l, ca_binned__large_area 
     r->nfree++;
     r->last_free = now;
     CA_BL_ADD(c->n.dirty_bytes, c->size);
-    ca_binned__large_unlock(&c->lock);
     CA_BL_ADD(l->dirty_total, c->size);
+    ca_binned__large_unlock(&c->lock);
 }
 
 /* Take an area of class ci from the pools, a steal, or a new region. */
@@ -345,13 +345,12 @@ static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_bin
 {
     ca_binned__large_class *c = &l->cls[ci];
     ca_binned__large_area *a = NULL;
-    bool dirty = false;
     ca_binned__large_lock(&c->lock);
     if (c->dirty_head) {
         a = c->dirty_head;
         ca_binned__large_list_remove(&c->dirty_head, &c->dirty_tail, a);
         CA_BL_SUB(c->n.dirty_bytes, c->size);
-        dirty = true;
+        CA_BL_SUB(l->dirty_total, c->size);
     } else if (c->clean_head) {
         a = c->clean_head;
         ca_binned__large_list_remove(&c->clean_head, &c->clean_tail, a);
@@ -363,8 +362,6 @@ static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_bin
     }
     ca_binned__large_unlock(&c->lock);
     if (a) {
-        if (dirty)
-            CA_BL_SUB(l->dirty_total, c->size);
         if (a->zero == 2) { /* decommitted: commit again where the source needs it */
             if (l->commit_on_reuse && ca_source_commit(l->src, ca_binned__large_area_addr(a), c->size) != 0) {
                 ca_binned__large_lock(&c->lock);
@@ -387,7 +384,7 @@ static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_bin
         return a;
     }
     a = region_new(l, ci);
-    if (a && !l->bg_running)
+    if (a && !__atomic_load_n(&l->bg_running, __ATOMIC_RELAXED))
         ca_binned__large_maintain(l, ca_binned__large_now());
     return a;
 }

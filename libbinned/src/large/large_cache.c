@@ -37,7 +37,7 @@ static void cache_free(ca_binned_large *l, ca_binned__large_cache *c)
     if (c->prev)
         c->prev->next = c->next;
     else
-        l->caches = c->next;
+        __atomic_store_n(&l->caches, c->next, __ATOMIC_RELAXED);
     if (c->next)
         c->next->prev = c->prev;
     c->live = false;
@@ -102,7 +102,7 @@ ca_binned__large_cache *ca_binned__large_my_cache(ca_binned_large *l, bool creat
     c->next = l->caches;
     if (l->caches)
         l->caches->prev = c;
-    l->caches = c;
+    __atomic_store_n(&l->caches, c, __ATOMIC_RELAXED);
     ca_binned__large_unlock(&l->caches_lock);
     ca_bl_tls[slot].tier = l;
     ca_bl_tls[slot].id = l->id;
@@ -121,10 +121,9 @@ ca_binned__large_area *ca_binned__large_cache_pop(ca_binned_large *l, ca_binned_
     if (c->count[cls]) {
         a = c->slot[cls][--c->count[cls]];
         c->bytes -= l->cls[cls].size;
+        CA_BL_SUB(l->cls[cls].n.cached_bytes, l->cls[cls].size);
     }
     ca_binned__large_unlock(&c->lock);
-    if (a)
-        CA_BL_SUB(l->cls[cls].n.cached_bytes, l->cls[cls].size);
     return a;
 }
 
@@ -137,11 +136,10 @@ bool ca_binned__large_cache_push(ca_binned_large *l, ca_binned__large_cache *c, 
     if (c->count[cls] < CA_BINNED_LARGE_CACHE_SLOTS && size <= l->opt.cache_bytes - c->bytes) {
         c->slot[cls][c->count[cls]++] = a;
         c->bytes += size;
+        CA_BL_ADD(l->cls[cls].n.cached_bytes, size);
         ok = true;
     }
     ca_binned__large_unlock(&c->lock);
-    if (ok)
-        CA_BL_ADD(l->cls[cls].n.cached_bytes, size);
     return ok;
 }
 
@@ -163,12 +161,11 @@ ca_binned__large_area *ca_binned__large_steal(ca_binned_large *l, ca_binned__lar
             c->count[cls]--;
             memmove(&c->slot[cls][0], &c->slot[cls][1], c->count[cls] * sizeof(c->slot[cls][0]));
             c->bytes -= size;
+            CA_BL_SUB(l->cls[cls].n.cached_bytes, size);
         }
         ca_binned__large_unlock(&c->lock);
     }
     ca_binned__large_unlock(&l->caches_lock);
-    if (a)
-        CA_BL_SUB(l->cls[cls].n.cached_bytes, size);
     return a;
 }
 
@@ -211,7 +208,7 @@ void ca_binned__large_caches_destroy(ca_binned_large *l)
             ca_bl_tls[i].cache = NULL;
             ca_bl_tls[i].id = 0;
         }
-    l->caches = NULL;
+    __atomic_store_n(&l->caches, NULL, __ATOMIC_RELAXED);
 }
 
 /* Forked child (all locks reset): flush the caches of the threads that did

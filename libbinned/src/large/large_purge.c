@@ -94,8 +94,8 @@ size_t ca_binned__large_purge_class(ca_binned_large *l, ca_binned__large_class *
         a->rgn->nfree--;
         a->rgn->nbusy++;
         CA_BL_SUB(c->n.dirty_bytes, c->size);
-        ca_binned__large_unlock(&c->lock);
         CA_BL_SUB(l->dirty_total, c->size);
+        ca_binned__large_unlock(&c->lock);
 
         int rc = ca_source_decommit(l->src, ca_binned__large_area_addr(a), c->size);
 
@@ -124,10 +124,10 @@ size_t ca_binned__large_purge_class(ca_binned_large *l, ca_binned__large_class *
                 c->dirty_head = a;
             c->dirty_tail = a;
             CA_BL_ADD(c->n.dirty_bytes, c->size);
+            CA_BL_ADD(l->dirty_total, c->size);
         }
         ca_binned__large_unlock(&c->lock);
         if (rc) {
-            CA_BL_ADD(l->dirty_total, c->size);
             if (rc == ENOTSUP)
                 __atomic_store_n(&l->no_decommit, 1, __ATOMIC_RELAXED);
             break;
@@ -291,8 +291,8 @@ int ca_binned_large_background_start(ca_binned_large *l)
         ca_binned__large_unlock(&l->bg_lock);
         return rc;
     }
-    l->bg_starting = true;
-    l->bg_wanted = true;
+    __atomic_store_n(&l->bg_starting, true, __ATOMIC_RELAXED);
+    __atomic_store_n(&l->bg_wanted, true, __ATOMIC_RELAXED);
     ca_binned__large_unlock(&l->bg_lock);
 
     pthread_mutex_lock(&l->bg_mutex);
@@ -306,7 +306,7 @@ int ca_binned_large_background_start(ca_binned_large *l)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     ca_binned__large_lock(&l->bg_lock);
-    l->bg_starting = false;
+    __atomic_store_n(&l->bg_starting, false, __ATOMIC_RELAXED);
     __atomic_store_n(&l->bg_running, rc == 0, __ATOMIC_RELAXED);
     ca_binned__large_unlock(&l->bg_lock);
     return rc;
@@ -322,12 +322,12 @@ static void bg_stop(ca_binned_large *l, bool keep_wanted)
         ca_binned__large_lock(&l->bg_lock);
     }
     if (!keep_wanted)
-        l->bg_wanted = false;
+        __atomic_store_n(&l->bg_wanted, false, __ATOMIC_RELAXED);
     if (!l->bg_running) {
         ca_binned__large_unlock(&l->bg_lock);
         return;
     }
-    l->bg_starting = true;
+    __atomic_store_n(&l->bg_starting, true, __ATOMIC_RELAXED);
     ca_binned__large_unlock(&l->bg_lock);
 
     pthread_mutex_lock(&l->bg_mutex);
@@ -338,7 +338,7 @@ static void bg_stop(ca_binned_large *l, bool keep_wanted)
 
     ca_binned__large_lock(&l->bg_lock);
     __atomic_store_n(&l->bg_running, false, __ATOMIC_RELAXED);
-    l->bg_starting = false;
+    __atomic_store_n(&l->bg_starting, false, __ATOMIC_RELAXED);
     ca_binned__large_unlock(&l->bg_lock);
 }
 
@@ -391,7 +391,7 @@ static void fork_prepare(void)
     ca_binned__large_lock(&ca_bl_registry_lock);
     for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next) {
         ca_binned__large_lock(&l->bg_lock);
-        l->bg_fork = true;
+        __atomic_store_n(&l->bg_fork, true, __ATOMIC_RELAXED);
         ca_binned__large_unlock(&l->bg_lock);
         bg_stop(l, true);
         ca_binned__large_lock(&l->bg_lock);
@@ -404,7 +404,7 @@ static void fork_parent(void)
 {
     for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next) {
         unlock_tier(l);
-        l->bg_fork = false;
+        __atomic_store_n(&l->bg_fork, false, __ATOMIC_RELAXED);
         ca_binned__large_unlock(&l->bg_lock);
     }
     ca_binned__large_unlock(&ca_bl_registry_lock);
@@ -427,9 +427,9 @@ static void fork_child(void)
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&l->bg_cond, &ca);
         pthread_condattr_destroy(&ca);
-        l->bg_running = false;
-        l->bg_starting = false;
-        l->bg_fork = false;
+        __atomic_store_n(&l->bg_running, false, __ATOMIC_RELAXED);
+        __atomic_store_n(&l->bg_starting, false, __ATOMIC_RELAXED);
+        __atomic_store_n(&l->bg_fork, false, __ATOMIC_RELAXED);
         l->bg_lock = 0;
         ca_binned__large_fork_child_caches(l);
     }
