@@ -31,12 +31,35 @@
  * glibc
  * ------------------------------------------------------------------------ */
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CA_SWITCH_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CA_SWITCH_SANITIZED 1
+#endif
+#endif
+
+#ifdef CA_SWITCH_SANITIZED
+/* Sanitizer runtimes own malloc (they intercept the __libc_* names too) and
+ * such builds never link the override: the standard names reach the
+ * sanitizer's allocator, and its malloc_usable_size matches it. */
+#include <stdlib.h>
+#define libc_malloc(n) malloc(n)
+#define libc_memalign(a, n) memalign(a, n)
+#define libc_realloc(p, n) realloc(p, n)
+#define libc_free_fn(p) free(p)
+#define libc_usable(p) malloc_usable_size((void *)(p))
+#else
 /* glibc's own entry points, exported by libc.so.6 under these names. */
 extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t n, size_t size);
 extern void *__libc_realloc(void *p, size_t size);
 extern void *__libc_memalign(size_t align, size_t size);
 extern void __libc_free(void *p);
+#define libc_malloc(n) __libc_malloc(n)
+#define libc_memalign(a, n) __libc_memalign(a, n)
+#define libc_realloc(p, n) __libc_realloc(p, n)
+#define libc_free_fn(p) __libc_free(p)
+#define libc_usable(p) glibc_usable(p)
 
 /* glibc's chunk header: the word before the block holds the chunk size with
  * flag bits; bit 1 (IS_MMAPPED) chunks carry a 16-byte header, others an
@@ -47,6 +70,7 @@ static size_t glibc_usable(const void *p)
     size_t chunk = word & ~(size_t)7;
     return (word & 2) ? chunk - 2 * sizeof(size_t) : chunk - sizeof(size_t);
 }
+#endif
 
 static void *libc_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
 {
@@ -59,32 +83,32 @@ static void *libc_alloc(ca_allocator *a, size_t size, size_t align, size_t *usab
         errno = ENOMEM;
         return NULL;
     }
-    void *p = align <= CA_ALIGN_DEFAULT ? __libc_malloc(size) : __libc_memalign(align, size);
+    void *p = align <= CA_ALIGN_DEFAULT ? libc_malloc(size) : libc_memalign(align, size);
     if (ca_unlikely(!p)) {
         errno = ENOMEM;
         return NULL;
     }
     if (usable)
-        *usable = glibc_usable(p);
+        *usable = libc_usable(p);
     return p;
 }
 
 static void libc_free(ca_allocator *a, void *p, size_t size, size_t align)
 {
     (void)a, (void)size, (void)align;
-    __libc_free(p);
+    libc_free_fn(p);
 }
 
 static void libc_free_unsized(ca_allocator *a, void *p)
 {
     (void)a;
-    __libc_free(p);
+    libc_free_fn(p);
 }
 
 static size_t libc_usable_size(const ca_allocator *a, const void *p)
 {
     (void)a;
-    return p ? glibc_usable(p) : 0;
+    return p ? libc_usable(p) : 0;
 }
 
 static void *libc_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
@@ -101,13 +125,13 @@ static void *libc_resize(ca_allocator *a, void *p, size_t old_size, size_t new_s
         return NULL;
     }
     /* realloc(p, 0) would free: keep a 1-byte block instead. */
-    void *q = __libc_realloc(p, new_size ? new_size : 1);
+    void *q = libc_realloc(p, new_size ? new_size : 1);
     if (!q) {
         errno = ENOMEM;
         return NULL;
     }
     if (usable)
-        *usable = glibc_usable(q);
+        *usable = libc_usable(q);
     return q;
 }
 

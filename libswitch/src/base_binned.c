@@ -1,24 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The libbinned base allocator (-Dglobal=binned): libbinned's process-wide
- * allocator, which registers all its memory in the ownership map.
+ * instance, set up without malloc and registered in the ownership map under
+ * its ca_allocator. Its fork hooks are registered here with pthread_atfork,
+ * as libbinned asks of whoever puts it under malloc.
  *
  * Concurrency: libbinned is thread-safe; this file only hands it out.
  */
 #include "switch_private.h"
 
-#ifdef CA_SWITCH_HAVE_BINNED_API
 #include <ctxalloc/binned.h>
-#endif
 
 ca_allocator *ca_switch__base_create(bool *registers)
 {
-#ifdef CA_SWITCH_HAVE_BINNED_API
-#error "not yet"
-#else
-    /* libbinned in this tree has no allocator API yet (meson checks for it):
-     * glibc serves as base meanwhile; summary() says so. */
-    *registers = false;
-    return ca_switch__libc_base();
-#endif
+    ca_allocator *a = ca_binned_allocator(ca_binned_default());
+    (void)pthread_atfork(ca_binned_fork_prepare, ca_binned_fork_parent, ca_binned_fork_child);
+    *registers = true;
+    return a;
 }

@@ -28,7 +28,10 @@ ca_allocator *ca_switch__unowned(const void *p)
     ca_allocator *base = ca_switch__g.base;
     if (ca_unlikely(!base))
         base = ca_switch_base();
-    if (ca_switch__g.base_registers)
+    /* A base that registers its memory may still own blocks outside the
+     * map (a large tier with its own bookkeeping): ask it before calling
+     * the pointer foreign. */
+    if (ca_switch__g.base_registers && !ca_owns(base, p))
         return NULL;
     return base;
 }
