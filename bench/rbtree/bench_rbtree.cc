@@ -8,13 +8,14 @@
 //                            size (5,000 blocks each); ours through core's
 //                            locked adaptor over one ca_rbtree;
 //   pair/<impl>              one alloc + free, sizes cycling 16..512 B.
-// Counters next to time: rss_per_live (resident growth of the process over
-// the run / live bytes at the end, comparable across every impl), and for
-// ours peak_reserved_MiB (regions held at peak) and fragmentation
-// (1 - largest free / total free).
+// Counters next to time: peak_rss_MiB (the process's peak resident set,
+// VmHWM: comparable across impls when each row runs in its own process,
+// --benchmark_filter=<row>, as the README table does), live_MiB (bytes
+// requested by the live working set at the end), and for ours
+// peak_reserved_MiB (regions held at peak), reserved_per_in_use and
+// fragmentation (1 - largest free / total free).
 #include <benchmark/benchmark.h>
 #include <ctxalloc/rbtree.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -45,16 +46,25 @@ struct Workload {
     }
 };
 
-long rss_bytes()
+// Peak resident set of the process in MiB (VmHWM).
+double peak_rss_mib()
 {
-    long pages = 0, rss = 0;
-    FILE *f = std::fopen("/proc/self/statm", "r");
+    char line[256];
+    long kib = 0;
+    FILE *f = std::fopen("/proc/self/status", "r");
     if (!f)
         return 0;
-    if (std::fscanf(f, "%ld %ld", &pages, &rss) != 2)
-        rss = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
     std::fclose(f);
-    return rss * sysconf(_SC_PAGESIZE);
+    return (double)kib / 1024.0;
+}
+
+void report_memory(benchmark::State &st, size_t live)
+{
+    st.counters["peak_rss_MiB"] = peak_rss_mib();
+    st.counters["live_MiB"] = (double)live / (1 << 20);
 }
 
 inline void touch(void *p, size_t n)
@@ -134,9 +144,8 @@ void random_malloc(benchmark::State &st)
     std::vector<void *> ptr(kWorkingSet);
     std::vector<uint32_t> sz(kWorkingSet);
     MallocImpl m;
-    long rss0 = rss_bytes();
     size_t live = random_loop(st, m, w, ptr, sz);
-    st.counters["rss_per_live"] = (double)(rss_bytes() - rss0) / (double)live;
+    report_memory(st, live);
     free_all(m, ptr, sz);
     st.SetItemsProcessed(st.iterations());
 }
@@ -150,9 +159,8 @@ void random_rbtree(benchmark::State &st)
     ca_rbtree r;
     ca_rbtree_init(&r, nullptr);
     RbtreeImpl impl{&r};
-    long rss0 = rss_bytes();
     size_t live = random_loop(st, impl, w, ptr, sz);
-    st.counters["rss_per_live"] = (double)(rss_bytes() - rss0) / (double)live;
+    report_memory(st, live);
     report_rbtree(st, &r.base);
     free_all(impl, ptr, sz);
     ca_rbtree_destroy(&r);
@@ -167,7 +175,6 @@ struct Shared {
     std::atomic<int> done{0};
     ca_rbtree r;
     ca_locked_allocator l;
-    long rss0;
     std::atomic<size_t> live{0};
 };
 Shared g_shared;
@@ -179,10 +186,9 @@ void random2_malloc(benchmark::State &st)
     std::vector<void *> ptr(n);
     std::vector<uint32_t> sz(n);
     MallocImpl m;
-    long rss0 = rss_bytes();
     size_t live = random_loop(st, m, w, ptr, sz);
     if (st.thread_index() == 0)
-        st.counters["rss_per_live"] = (double)(rss_bytes() - rss0) / (double)(live * (size_t)st.threads());
+        report_memory(st, live * (size_t)st.threads());
     free_all(m, ptr, sz);
     st.SetItemsProcessed(st.iterations());
 }
@@ -194,7 +200,6 @@ void random2_locked(benchmark::State &st, ca_lock_kind kind)
     if (st.thread_index() == 0) {
         ca_rbtree_init(&g.r, nullptr);
         ca_locked_init(&g.l, &g.r.base, kind);
-        g.rss0 = rss_bytes();
         g.live = 0;
         g.done = 0;
         g.ready.store(1, std::memory_order_release);
@@ -212,7 +217,7 @@ void random2_locked(benchmark::State &st, ca_lock_kind kind)
     if (st.thread_index() == 0) {
         while (g.done.load() < st.threads())
             ;
-        st.counters["rss_per_live"] = (double)(rss_bytes() - g.rss0) / (double)g.live.load();
+        report_memory(st, g.live.load());
         report_rbtree(st, &g.l.base);
     }
     g.done.fetch_add(1);

@@ -212,6 +212,20 @@ static void set_alloc(void *b, size_t size, size_t flags)
     *rbt_word((char *)b + size) &= ~RBT_PREV_FREE;
 }
 
+/* Free block b, in its tree, just grew: when it now spans its whole region,
+ * keep it as the one empty region or release the region. */
+static void settle_empty(ca_rbtree *r, void *b)
+{
+    if (!whole_region(b))
+        return;
+    if (r->nempty >= 1) {
+        tree_take(r, b);
+        region_release(r, region_of_first(b));
+        return;
+    }
+    r->nempty++;
+}
+
 /* Free block b, in its tree, changes size to nsize (it keeps its address,
  * hence its place in the tree when its class stays the same: then only the
  * sizes on the path to the root are refreshed). Precondition: after the
@@ -229,19 +243,32 @@ static void refit_free(ca_rbtree *r, void *b, size_t nsize)
         r->nempty--;
     *rbt_word(b) = nsize | RBT_FREE | first;
     *rbt_footer(b) = nsize;
-    void *next = (char *)b + nsize;
-    *rbt_word(next) |= RBT_PREV_FREE;
+    *rbt_word((char *)b + nsize) |= RBT_PREV_FREE;
     r->class_bytes[c] += (uint64_t)nsize - osize;
     r->free_bytes += (uint64_t)nsize - osize;
     ca_rbtree__tree_update(rbt_node_of(b));
-    if (first && rbt_size(next) == 0) {
-        if (r->nempty >= 1) {
-            tree_take(r, b);
-            region_release(r, region_of_first(b));
-            return;
-        }
-        r->nempty++;
-    }
+    settle_empty(r, b);
+}
+
+/* Allocated block b (not preceded by a free block) is freed and merges with
+ * its free next block: when the merged size keeps next's class, b takes
+ * next's node position (no free block lies between them, so the address
+ * order holds) instead of a remove and an insert. Returns false when the
+ * class changes (the caller merges the slow way). */
+static bool absorb_next(ca_rbtree *r, void *b, void *next)
+{
+    size_t size = rbt_size(b), nsize = rbt_size(next), total = size + nsize;
+    unsigned c = rbt_class_of(nsize);
+    if (rbt_class_of(total) != c)
+        return false;
+    *rbt_word(b) = total | RBT_FREE | (*rbt_word(b) & RBT_FIRST);
+    *rbt_tagp(b) = (uintptr_t)b ^ RBT_TAG_FREE;
+    *rbt_footer(b) = total; /* next's footer: the end did not move */
+    r->class_bytes[c] += size;
+    r->free_bytes += size;
+    ca_rbtree__tree_replace(&r->roots[c], rbt_node_of(next), rbt_node_of(b));
+    settle_empty(r, b);
+    return true;
 }
 
 /* Put need bytes of free block b into use, taken from its tail so that the
@@ -364,6 +391,8 @@ static void free_block(ca_rbtree *r, void *b)
     r->frees++;
     void *next = (char *)b + size;
     if (rbt_is_free(next)) {
+        if (!(word & RBT_PREV_FREE) && absorb_next(r, b, next))
+            return;
         take_free(r, next);
         size += rbt_size(next);
     }

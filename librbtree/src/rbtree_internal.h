@@ -116,6 +116,9 @@ void ca_rbtree__tree_remove(rbt_node **root, rbt_node *n);
 /* The size of n's block changed (n stays in place): refresh min / max from n
  * up, stopping where nothing changes. O(log n), no rotations. */
 void ca_rbtree__tree_update(rbt_node *n);
+/* nu takes old's place (same colour and links): valid when no other node's
+ * address lies between the two. Then refreshes min / max like tree_update. */
+void ca_rbtree__tree_replace(rbt_node **root, rbt_node *old, rbt_node *nu);
 /* Node at address key, or NULL. O(log n). */
 rbt_node *ca_rbtree__tree_find(rbt_node *root, const void *key);
 /* Smallest block size >= size, lowest address among equals; NULL if none. */

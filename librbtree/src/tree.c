@@ -43,10 +43,20 @@ static inline void update(rbt_node *n)
     n->max = hi;
 }
 
-static void propagate(rbt_node *n)
+/* Refresh min / max from n up to the root. Above `upto` (a node whose
+ * children changed, or NULL) the walk stops at the first node whose values
+ * did not change: its ancestors see the same subtree sizes. */
+static void propagate(rbt_node *n, const rbt_node *upto)
 {
-    for (; n; n = parent_of(n))
+    bool exact = upto != NULL;
+    for (; n; n = parent_of(n)) {
+        size_t lo = n->min, hi = n->max;
         update(n);
+        if (n == upto)
+            exact = false;
+        else if (!exact && n->min == lo && n->max == hi)
+            break;
+    }
 }
 
 static inline void replace_child(rbt_node **root, rbt_node *p, rbt_node *old, rbt_node *nu)
@@ -97,7 +107,8 @@ void ca_rbtree__tree_insert(rbt_node **root, rbt_node *n)
     n->left = n->right = NULL;
     n->parent_color = (uintptr_t)p; /* red */
     *link = n;
-    propagate(n);
+    n->min = n->max = rbt_node_size(n);
+    propagate(p, NULL);
 
     while ((p = parent_of(n)) && is_red(p)) {
         rbt_node *g = parent_of(p); /* exists: a red node is never the root */
@@ -211,7 +222,7 @@ static void remove_fixup(rbt_node **root, rbt_node *x, rbt_node *xp)
 
 void ca_rbtree__tree_remove(rbt_node **root, rbt_node *z)
 {
-    rbt_node *x, *xp;
+    rbt_node *x, *xp, *moved = NULL;
     bool removed_black = is_black(z);
     if (!z->left) {
         x = z->right;
@@ -239,20 +250,25 @@ void ca_rbtree__tree_remove(rbt_node **root, rbt_node *z)
         y->left = z->left;
         set_parent(y->left, y);
         copy_color(y, z);
+        moved = y; /* took z's place: recompute exactly up to it */
     }
-    propagate(xp);
+    propagate(xp, moved);
     if (removed_black)
         remove_fixup(root, x, xp);
 }
 
-void ca_rbtree__tree_update(rbt_node *n)
+void ca_rbtree__tree_update(rbt_node *n) { propagate(n, NULL); }
+
+void ca_rbtree__tree_replace(rbt_node **root, rbt_node *old, rbt_node *nu)
 {
-    for (; n; n = parent_of(n)) {
-        size_t lo = n->min, hi = n->max;
-        update(n);
-        if (n->min == lo && n->max == hi)
-            break; /* ancestors see the same subtree sizes */
-    }
+    rbt_node *p = parent_of(old);
+    *nu = *old;
+    replace_child(root, p, old, nu);
+    if (nu->left)
+        set_parent(nu->left, nu);
+    if (nu->right)
+        set_parent(nu->right, nu);
+    propagate(nu, nu);
 }
 
 rbt_node *ca_rbtree__tree_find(rbt_node *root, const void *key)
