@@ -338,6 +338,15 @@ void ca_binned__large_pool_push_dirty(ca_binned_large *l, ca_binned__large_area 
     CA_BL_ADD(c->n.dirty_bytes, c->size);
     CA_BL_ADD(l->dirty_total, c->size);
     ca_binned__large_unlock(&c->lock);
+    CA_BL_SUB(l->out_bytes, c->size);
+}
+
+void ca_binned__large_out_add(ca_binned_large *l, size_t bytes)
+{
+    uint64_t out = __atomic_add_fetch(&l->out_bytes, bytes, __ATOMIC_RELAXED);
+    uint64_t peak = CA_BL_GET(l->peak);
+    while (out > peak && !__atomic_compare_exchange_n(&l->peak, &peak, out, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
 }
 
 /* Take an area of class ci from the pools, a steal, or a new region. */
@@ -375,6 +384,7 @@ static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_bin
             }
             a->zero = l->purge_zeroes;
         }
+        ca_binned__large_out_add(l, c->size);
         return a;
     }
     a = ca_binned__large_steal(l, mine, ci);
@@ -384,6 +394,8 @@ static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_bin
         return a;
     }
     a = region_new(l, ci);
+    if (a)
+        ca_binned__large_out_add(l, c->size);
     if (a && !__atomic_load_n(&l->bg_running, __ATOMIC_RELAXED))
         ca_binned__large_maintain(l, ca_binned__large_now());
     return a;
@@ -402,9 +414,7 @@ static void *alloc_direct(ca_binned_large *l, size_t dsize, size_t dalign, unsig
     rgn_link(c, r);
     ca_binned__large_unlock(&c->lock);
     CA_BL_ADD(c->n.allocs, 1);
-    uint64_t in_use = __atomic_add_fetch(&l->in_use, dsize, __ATOMIC_RELAXED);
-    if (in_use > CA_BL_GET(l->peak))
-        __atomic_store_n(&l->peak, in_use, __ATOMIC_RELAXED);
+    ca_binned__large_out_add(l, dsize);
     if ((flags & CA_BINNED_LARGE_ZERO) && !r->areas[0].zero)
         memset(r->base, 0, dsize);
     if (usable)
@@ -419,7 +429,7 @@ static void free_direct(ca_binned_large *l, ca_binned__large_rgn *r)
     rgn_unlink(c, r);
     ca_binned__large_unlock(&c->lock);
     CA_BL_ADD(c->n.frees, 1);
-    CA_BL_SUB(l->in_use, r->size);
+    CA_BL_SUB(l->out_bytes, r->size);
     ca_binned__large_release_region(l, r);
 }
 
@@ -445,7 +455,7 @@ void *ca_binned_large_alloc_flags(ca_binned_large *l, size_t size, size_t align,
     ca_binned__large_area *a = mine ? ca_binned__large_cache_pop(l, mine, ci) : NULL;
     if (ca_likely(a != NULL)) {
         __atomic_store_n(&a->state, CA_BL_AREA_IN_USE, __ATOMIC_RELAXED);
-        CA_BL_ADD(c->n.cache_hits, 1);
+        ca_binned__large_count(mine, &mine->hits[ci], &c->n.cache_hits);
     } else {
         a = alloc_slow(l, ci, mine);
         if (!a) {
@@ -454,10 +464,7 @@ void *ca_binned_large_alloc_flags(ca_binned_large *l, size_t size, size_t align,
             return NULL;
         }
     }
-    CA_BL_ADD(c->n.allocs, 1);
-    uint64_t in_use = __atomic_add_fetch(&l->in_use, c->size, __ATOMIC_RELAXED);
-    if (in_use > CA_BL_GET(l->peak))
-        __atomic_store_n(&l->peak, in_use, __ATOMIC_RELAXED);
+    ca_binned__large_count(mine, mine ? &mine->allocs[ci] : NULL, &c->n.allocs);
     char *p = ca_binned__large_area_addr(a);
     if ((flags & CA_BINNED_LARGE_ZERO) && a->zero != 1)
         memset(p, 0, c->size);
@@ -507,9 +514,8 @@ void ca_binned_large_free(ca_binned_large *l, void *p)
     }
     ca_binned__large_class *c = &l->cls[r->cls];
     a->zero = 0;
-    CA_BL_ADD(c->n.frees, 1);
-    CA_BL_SUB(l->in_use, c->size);
     ca_binned__large_cache *mine = ca_binned__large_my_cache(l, true);
+    ca_binned__large_count(mine, mine ? &mine->frees[r->cls] : NULL, &c->n.frees);
     if (mine && ca_binned__large_cache_push(l, mine, a, r->cls))
         return;
     ca_binned__large_pool_push_dirty(l, a, ca_binned__large_now());
@@ -559,7 +565,7 @@ static void retire_moved(ca_binned_large *l, ca_binned__large_rgn *r)
     rgn_unlink(c, r);
     ca_binned__large_unlock(&c->lock);
     CA_BL_ADD(c->n.frees, 1);
-    CA_BL_SUB(l->in_use, c->size);
+    CA_BL_SUB(l->out_bytes, c->size);
     ca_binned__large_release_region(l, r);
 }
 

@@ -34,6 +34,11 @@ static pthread_once_t ca_bl_key_once = PTHREAD_ONCE_INIT;
 static void cache_free(ca_binned_large *l, ca_binned__large_cache *c)
 {
     ca_binned__large_lock(&l->caches_lock);
+    for (unsigned k = 0; k < l->nclasses; k++) { /* fold the counters into the classes */
+        CA_BL_ADD(l->cls[k].n.allocs, CA_BL_GET(c->allocs[k]));
+        CA_BL_ADD(l->cls[k].n.frees, CA_BL_GET(c->frees[k]));
+        CA_BL_ADD(l->cls[k].n.cache_hits, CA_BL_GET(c->hits[k]));
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -121,7 +126,6 @@ ca_binned__large_area *ca_binned__large_cache_pop(ca_binned_large *l, ca_binned_
     if (c->count[cls]) {
         a = c->slot[cls][--c->count[cls]];
         c->bytes -= l->cls[cls].size;
-        CA_BL_SUB(l->cls[cls].n.cached_bytes, l->cls[cls].size);
     }
     ca_binned__large_unlock(&c->lock);
     return a;
@@ -136,7 +140,6 @@ bool ca_binned__large_cache_push(ca_binned_large *l, ca_binned__large_cache *c, 
     if (c->count[cls] < CA_BINNED_LARGE_CACHE_SLOTS && size <= l->opt.cache_bytes - c->bytes) {
         c->slot[cls][c->count[cls]++] = a;
         c->bytes += size;
-        CA_BL_ADD(l->cls[cls].n.cached_bytes, size);
         ok = true;
     }
     ca_binned__large_unlock(&c->lock);
@@ -161,7 +164,6 @@ ca_binned__large_area *ca_binned__large_steal(ca_binned_large *l, ca_binned__lar
             c->count[cls]--;
             memmove(&c->slot[cls][0], &c->slot[cls][1], c->count[cls] * sizeof(c->slot[cls][0]));
             c->bytes -= size;
-            CA_BL_SUB(l->cls[cls].n.cached_bytes, size);
         }
         ca_binned__large_unlock(&c->lock);
     }
@@ -178,8 +180,6 @@ void ca_binned__large_cache_flush(ca_binned_large *l, ca_binned__large_cache *c)
     for (unsigned k = 0; k < l->nclasses; k++) {
         for (unsigned i = 0; i < c->count[k]; i++)
             out[n++] = c->slot[k][i];
-        if (c->count[k])
-            CA_BL_SUB(l->cls[k].n.cached_bytes, (size_t)c->count[k] * l->cls[k].size);
         c->count[k] = 0;
     }
     c->bytes = 0;

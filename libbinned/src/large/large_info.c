@@ -13,18 +13,27 @@
  * Statistics
  * ------------------------------------------------------------------------ */
 
-static void fill_counters(ca_stats *out, const ca_binned__large_counters *n, uint64_t *in_use_bytes,
-                          size_t size)
+/* Operation counters and cached bytes of the live caches, per class. */
+typedef struct cache_sums {
+    uint64_t allocs[CA_BINNED_LARGE_MAX_CLASSES], frees[CA_BINNED_LARGE_MAX_CLASSES];
+    uint64_t hits[CA_BINNED_LARGE_MAX_CLASSES], cached[CA_BINNED_LARGE_MAX_CLASSES];
+} cache_sums;
+
+static void sum_caches(ca_binned_large *l, cache_sums *s)
 {
-    uint64_t allocs = CA_BL_GET(n->allocs), frees = CA_BL_GET(n->frees);
-    out->allocs += allocs;
-    out->frees += frees;
-    out->failures += CA_BL_GET(n->failures);
-    uint64_t mapped = CA_BL_GET(n->mapped_bytes), unmapped = CA_BL_GET(n->unmapped_bytes);
-    out->bytes_reserved += mapped - unmapped;
-    out->bytes_committed += mapped - unmapped - CA_BL_GET(n->clean_bytes);
-    if (size && in_use_bytes)
-        *in_use_bytes += (allocs - frees) * size;
+    memset(s, 0, sizeof *s);
+    ca_binned__large_lock(&l->caches_lock);
+    for (ca_binned__large_cache *c = l->caches; c; c = c->next) {
+        ca_binned__large_lock(&c->lock);
+        for (unsigned k = 0; k < l->nclasses; k++) {
+            s->allocs[k] += CA_BL_GET(c->allocs[k]);
+            s->frees[k] += CA_BL_GET(c->frees[k]);
+            s->hits[k] += CA_BL_GET(c->hits[k]);
+            s->cached[k] += (uint64_t)c->count[k] * l->cls[k].size;
+        }
+        ca_binned__large_unlock(&c->lock);
+    }
+    ca_binned__large_unlock(&l->caches_lock);
 }
 
 static void add_counter(ca_stats *s, const char *name, uint64_t v)
@@ -34,54 +43,65 @@ static void add_counter(ca_stats *s, const char *name, uint64_t v)
     ca_stats_set_counter(s, name, old + v);
 }
 
-static void class_counters(ca_stats *s, const ca_binned__large_counters *n)
+/* Add class counters n (plus the caches' share for class k, or none with
+ * k = CA_BL_DIRECT_CLASS) into out. */
+static void add_class(ca_stats *out, const ca_binned__large_counters *n, const cache_sums *cs, unsigned k)
 {
-    add_counter(s, "cache_hits", CA_BL_GET(n->cache_hits));
-    add_counter(s, "steals", CA_BL_GET(n->steals));
-    add_counter(s, "cached_bytes", CA_BL_GET(n->cached_bytes));
-    add_counter(s, "dirty_bytes", CA_BL_GET(n->dirty_bytes));
-    add_counter(s, "clean_bytes", CA_BL_GET(n->clean_bytes));
-    add_counter(s, "purged_bytes", CA_BL_GET(n->purged_bytes));
-    add_counter(s, "mapped_bytes", CA_BL_GET(n->mapped_bytes));
-    add_counter(s, "unmapped_bytes", CA_BL_GET(n->unmapped_bytes));
-    add_counter(s, "regions", CA_BL_GET(n->regions));
-    add_counter(s, "mremaps", CA_BL_GET(n->mremaps));
+    bool c = k != CA_BL_DIRECT_CLASS;
+    out->allocs += CA_BL_GET(n->allocs) + (c ? cs->allocs[k] : 0);
+    out->frees += CA_BL_GET(n->frees) + (c ? cs->frees[k] : 0);
+    out->failures += CA_BL_GET(n->failures);
+    uint64_t mapped = CA_BL_GET(n->mapped_bytes), unmapped = CA_BL_GET(n->unmapped_bytes);
+    out->bytes_reserved += mapped - unmapped;
+    out->bytes_committed += mapped - unmapped - CA_BL_GET(n->clean_bytes);
+    add_counter(out, "cache_hits", CA_BL_GET(n->cache_hits) + (c ? cs->hits[k] : 0));
+    add_counter(out, "steals", CA_BL_GET(n->steals));
+    add_counter(out, "cached_bytes", c ? cs->cached[k] : 0);
+    add_counter(out, "dirty_bytes", CA_BL_GET(n->dirty_bytes));
+    add_counter(out, "clean_bytes", CA_BL_GET(n->clean_bytes));
+    add_counter(out, "purged_bytes", CA_BL_GET(n->purged_bytes));
+    add_counter(out, "mapped_bytes", mapped);
+    add_counter(out, "unmapped_bytes", unmapped);
+    add_counter(out, "regions", CA_BL_GET(n->regions));
+    add_counter(out, "mremaps", CA_BL_GET(n->mremaps));
 }
 
-int ca_binned_large_stats(const ca_binned_large *l, ca_stats *out)
+int ca_binned_large_stats(const ca_binned_large *cl, ca_stats *out)
 {
+    ca_binned_large *l = (ca_binned_large *)(uintptr_t)cl; /* takes the cache locks */
+    cache_sums cs;
+    sum_caches(l, &cs);
     ca_stats_init(out, "binned-large");
+    uint64_t cached = 0;
     for (unsigned i = 0; i < l->nclasses; i++) {
-        fill_counters(out, &l->cls[i].n, NULL, 0);
-        class_counters(out, &l->cls[i].n);
+        add_class(out, &l->cls[i].n, &cs, i);
+        cached += cs.cached[i];
     }
-    fill_counters(out, &l->direct.n, NULL, 0);
-    class_counters(out, &l->direct.n);
+    add_class(out, &l->direct.n, &cs, CA_BL_DIRECT_CLASS);
     add_counter(out, "direct_allocs", CA_BL_GET(l->direct.n.allocs));
     add_counter(out, "background_runs", CA_BL_GET(l->bg_runs));
-    out->bytes_in_use = CA_BL_GET(l->in_use);
+    uint64_t outside = CA_BL_GET(l->out_bytes);
+    out->bytes_in_use = outside > cached ? outside - cached : 0;
     out->peak_in_use = CA_BL_GET(l->peak);
     return 0;
 }
 
-int ca_binned_large_class_stats(const ca_binned_large *l, unsigned i, ca_stats *out)
+int ca_binned_large_class_stats(const ca_binned_large *cl, unsigned i, ca_stats *out)
 {
+    ca_binned_large *l = (ca_binned_large *)(uintptr_t)cl;
     ca_stats_init(out, "binned-large");
     if (i > l->nclasses)
         return EINVAL;
+    cache_sums cs;
+    sum_caches(l, &cs);
     if (i == l->nclasses) {
-        uint64_t in_use = 0;
-        fill_counters(out, &l->direct.n, NULL, 0);
-        class_counters(out, &l->direct.n);
-        /* Direct mappings differ in size: in use = mapped and not yet unmapped. */
-        in_use = CA_BL_GET(l->direct.n.mapped_bytes) - CA_BL_GET(l->direct.n.unmapped_bytes);
-        out->bytes_in_use = in_use;
+        add_class(out, &l->direct.n, &cs, CA_BL_DIRECT_CLASS);
+        /* direct mappings differ in size: in use = mapped and not yet unmapped */
+        out->bytes_in_use = CA_BL_GET(l->direct.n.mapped_bytes) - CA_BL_GET(l->direct.n.unmapped_bytes);
         return 0;
     }
-    uint64_t in_use = 0;
-    fill_counters(out, &l->cls[i].n, &in_use, l->cls[i].size);
-    class_counters(out, &l->cls[i].n);
-    out->bytes_in_use = in_use;
+    add_class(out, &l->cls[i].n, &cs, i);
+    out->bytes_in_use = (out->allocs - out->frees) * l->cls[i].size;
     return 0;
 }
 
@@ -127,8 +147,7 @@ static const char *check_class(ca_binned_large *l, ca_binned__large_class *c, un
         return "dirty_bytes differs from the dirty list";
     if (nclean * c->size != CA_BL_GET(c->n.clean_bytes))
         return "clean_bytes differs from the clean list";
-    if (cached * c->size != CA_BL_GET(c->n.cached_bytes))
-        return "cached_bytes differs from the thread caches";
+    (void)cached;
     uint64_t nreg = 0, nfree_total = 0, mapped = 0, in_use = 0;
     for (ca_binned__large_rgn *r = c->regions; r; r = r->next) {
         if (r->tier != l || r->cls != ci)

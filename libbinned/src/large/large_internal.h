@@ -109,8 +109,8 @@ struct ca_binned__large_rgn {
 /* Counters of one class (and of the direct mappings). Updated with
  * CA_BL_ADD / read with CA_BL_GET from any thread. */
 typedef struct ca_binned__large_counters {
-    uint64_t allocs, frees, failures, cache_hits, steals;
-    uint64_t cached_bytes, dirty_bytes, clean_bytes, purged_bytes;
+    uint64_t allocs, frees, failures, cache_hits, steals; /* plus those of the live caches */
+    uint64_t dirty_bytes, clean_bytes, purged_bytes;
     uint64_t mapped_bytes, unmapped_bytes, regions, mremaps;
 } ca_binned__large_counters;
 
@@ -135,7 +135,10 @@ typedef struct ca_binned__large_class {
 /* One thread's cache of one tier. The owning thread pushes and pops under
  * lock (uncontended unless someone steals); stealers and fork take lock
  * too. Invariant: bytes == sum of count[c] * class size <= cache_bytes;
- * every slot holds an area in state CACHED. */
+ * every slot holds an area in state CACHED. The operation counters are
+ * the owner's (relaxed atomic stores, no shared cache line on the fast
+ * path); statistics add them up, and a dying cache folds them into its
+ * classes' counters. */
 typedef struct ca_binned__large_cache {
     int lock;
     bool live;                                           /* caches_lock */
@@ -143,7 +146,19 @@ typedef struct ca_binned__large_cache {
     size_t bytes;                                        /* lock */
     uint8_t count[CA_BINNED_LARGE_MAX_CLASSES];          /* lock */
     ca_binned__large_area *slot[CA_BINNED_LARGE_MAX_CLASSES][CA_BINNED_LARGE_CACHE_SLOTS];
+    uint64_t allocs[CA_BINNED_LARGE_MAX_CLASSES]; /* owner; relaxed atomic */
+    uint64_t frees[CA_BINNED_LARGE_MAX_CLASSES];  /* owner; relaxed atomic */
+    uint64_t hits[CA_BINNED_LARGE_MAX_CLASSES];   /* owner; relaxed atomic */
 } ca_binned__large_cache;
+
+/* Count one event in the owner's cache, or in the class when there is none. */
+ca_force_inline void ca_binned__large_count(ca_binned__large_cache *c, uint64_t *mine, uint64_t *shared)
+{
+    if (c)
+        __atomic_store_n(mine, __atomic_load_n(mine, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    else
+        CA_BL_ADD(*shared, 1);
+}
 
 /* ------------------------------------------------------------------------
  * Metadata slabs (raw mmap; never malloc)
@@ -192,8 +207,9 @@ struct ca_binned_large {
     ca_binned__large_class cls[CA_BINNED_LARGE_MAX_CLASSES];
     ca_binned__large_class direct; /* counters and region list of direct mappings */
 
-    uint64_t in_use;    /* usable bytes handed out (atomic) */
-    uint64_t peak;      /* maximum of in_use (atomic) */
+    uint64_t out_bytes; /* bytes outside the pools: in use or in thread caches (atomic;
+                           changed only on slow paths) */
+    uint64_t peak;      /* maximum of out_bytes (atomic) */
     uint64_t dirty_total;    /* dirty bytes of all classes (atomic) */
     uint64_t last_maint;     /* ns of the latest slow-path maintenance (atomic) */
     int maint_running;       /* one slow-path maintenance at a time (atomic) */
@@ -223,6 +239,7 @@ struct ca_binned_large {
 };
 
 /* large.c */
+void ca_binned__large_out_add(ca_binned_large *l, size_t bytes);
 extern const ca_allocator_ops ca_binned__large_ops;
 void ca_binned__large_pool_push_dirty(ca_binned_large *l, ca_binned__large_area *a, uint64_t now);
 void ca_binned__large_after_dirty(ca_binned_large *l);

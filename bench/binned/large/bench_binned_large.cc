@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+// Large-object benchmarks: the malloc-large pattern (random 64 KiB - 8 MiB,
+// a working set of 20 buffers, each new buffer zero-filled as
+// std::make_unique<char[]> does), realloc growth of one buffer to 256 MiB,
+// and alloc/free of 1 MiB objects from 2 threads. "malloc" rows run on the
+// process malloc (the harness binds each baseline by LD_PRELOAD);
+// "ctxalloc-large" rows on the process-wide large tier. Counters: rss_mib =
+// the largest resident-set growth seen during the run (sampled), in MiB.
+#include <benchmark/benchmark.h>
+#include <ctxalloc/binned/large.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
+
+#include "ca_bench.h"
+
+namespace {
+
+long rss_kib()
+{
+    FILE *f = std::fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (std::fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        std::fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+struct rss_peak {
+    long base = rss_kib();
+    long peak = 0;
+    void sample()
+    {
+        long r = rss_kib() - base;
+        if (r > peak)
+            peak = r;
+    }
+    void report(benchmark::State &st) { st.counters["rss_mib"] = (double)peak / 1024.0; }
+};
+
+constexpr int kBuffers = 20;
+constexpr size_t kMin = (size_t)64 << 10, kMax = (size_t)8 << 20;
+
+// --- malloc-large --------------------------------------------------------
+
+template <class Alloc, class Free> void malloc_large(benchmark::State &st, Alloc alloc, Free dealloc)
+{
+    void *buf[kBuffers] = {};
+    ca_bench::rng r{42};
+    rss_peak rss;
+    size_t n = 0;
+    for (auto _ : st) {
+        int i = (int)r.below(kBuffers);
+        size_t size = kMin + r.below(kMax - kMin + 1);
+        dealloc(buf[i]);
+        buf[i] = alloc(size);
+        std::memset(buf[i], 0, size);
+        benchmark::DoNotOptimize(buf[i]);
+        if ((++n & 63) == 0)
+            rss.sample();
+    }
+    rss.sample();
+    for (auto &p : buf)
+        dealloc(p);
+    rss.report(st);
+    st.SetItemsProcessed(st.iterations());
+}
+
+void malloc_large_malloc(benchmark::State &st)
+{
+    malloc_large(st, [](size_t s) { return std::malloc(s); }, [](void *p) { std::free(p); });
+}
+BENCHMARK(malloc_large_malloc)->Name("malloc_large/malloc")->Unit(benchmark::kMicrosecond);
+
+void malloc_large_ctx(benchmark::State &st)
+{
+    ca_binned_large *l = ca_binned_large_default();
+    malloc_large(
+        st, [l](size_t s) { return ca_binned_large_alloc(l, s, 16, nullptr); },
+        [l](void *p) { ca_binned_large_free(l, p); });
+}
+BENCHMARK(malloc_large_ctx)->Name("malloc_large/ctxalloc-large")->Unit(benchmark::kMicrosecond);
+
+// --- realloc growth --------------------------------------------------------
+
+constexpr size_t kGrowTo = (size_t)256 << 20, kStep = (size_t)64 << 10;
+
+template <class Realloc, class Free> void realloc_growth(benchmark::State &st, Realloc grow, Free dealloc)
+{
+    rss_peak rss;
+    for (auto _ : st) {
+        char *p = nullptr;
+        for (size_t s = kStep; s <= kGrowTo; s += kStep) {
+            p = (char *)grow(p, s);
+            p[s - 1] = 1; // touch the new tail page
+        }
+        benchmark::DoNotOptimize(p);
+        rss.sample();
+        dealloc(p);
+    }
+    rss.report(st);
+    st.SetItemsProcessed(st.iterations() * (int64_t)(kGrowTo / kStep));
+}
+
+void realloc_growth_malloc(benchmark::State &st)
+{
+    realloc_growth(st, [](void *p, size_t s) { return std::realloc(p, s); }, [](void *p) { std::free(p); });
+}
+BENCHMARK(realloc_growth_malloc)->Name("realloc_growth_256m/malloc")->Unit(benchmark::kMillisecond);
+
+void realloc_growth_ctx(benchmark::State &st)
+{
+    ca_binned_large *l = ca_binned_large_default();
+    realloc_growth(
+        st, [l](void *p, size_t s) { return ca_binned_large_resize(l, p, s, 16, 0, nullptr); },
+        [l](void *p) { ca_binned_large_free(l, p); });
+}
+BENCHMARK(realloc_growth_ctx)->Name("realloc_growth_256m/ctxalloc-large")->Unit(benchmark::kMillisecond);
+
+// --- 2 threads, 1 MiB objects ---------------------------------------------
+
+constexpr size_t kMiB = (size_t)1 << 20;
+
+template <class Alloc, class Free> void mib_pairs(benchmark::State &st, Alloc alloc, Free dealloc)
+{
+    void *keep[4] = {};
+    size_t k = 0;
+    for (auto _ : st) {
+        void *p = alloc(kMiB);
+        static_cast<char *>(p)[0] = 1;
+        static_cast<char *>(p)[kMiB - 1] = 1;
+        benchmark::DoNotOptimize(p);
+        // keep a few alive so the pattern is not a pure pop/push of one block
+        dealloc(keep[k]);
+        keep[k] = p;
+        k = (k + 1) & 3;
+    }
+    for (auto &p : keep)
+        dealloc(p);
+    if (st.thread_index() == 0)
+        st.counters["rss_mib"] = (double)rss_kib() / 1024.0;
+    st.SetItemsProcessed(st.iterations());
+}
+
+void mib_malloc(benchmark::State &st)
+{
+    mib_pairs(st, [](size_t s) { return std::malloc(s); }, [](void *p) { std::free(p); });
+}
+BENCHMARK(mib_malloc)->Name("alloc_free_1m/malloc")->Threads(2)->UseRealTime();
+
+void mib_ctx(benchmark::State &st)
+{
+    ca_binned_large *l = ca_binned_large_default();
+    mib_pairs(
+        st, [l](size_t s) { return ca_binned_large_alloc(l, s, 16, nullptr); },
+        [l](void *p) { ca_binned_large_free(l, p); });
+}
+BENCHMARK(mib_ctx)->Name("alloc_free_1m/ctxalloc-large")->Threads(2)->UseRealTime();
+
+} // namespace
+
+BENCHMARK_MAIN();
