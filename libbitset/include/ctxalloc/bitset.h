@@ -17,7 +17,7 @@
  * O(levels) word operations (tzcnt down the summary levels); a run search
  * skips words with no free block through the summary levels and tests each
  * candidate word for a run of k <= 64 free blocks with a few shifts. See each
- * function for its complexity.
+ * function for its complexity; libbitset/README.md has the details.
  *
  * Thread safety: none inside; one thread at a time per instance. Wrap it in
  * core's locked adaptor for concurrent use:
@@ -131,10 +131,13 @@ ca_inline ca_allocator *ca_bitset_allocator(ca_bitset *b) { return (ca_allocator
  *         above, the run starts at a block whose address is a multiple.
  * @usable: NULL, or receives the run's bytes (blocks * block_size).
  *
- * First fit by address. Complexity: O(levels) for one block with
- * align <= block size; for k blocks, O(levels) per skipped stretch of full
- * words plus O(1) per candidate word with free blocks (k <= 64 and
- * align <= 64 blocks) or O(k / 64) per candidate position otherwise.
+ * First fit by address. The search starts at the lowest free block, or for
+ * a run length requested before, where the last search of that length
+ * ended (both hints are lowered by frees, so the result is unchanged).
+ * Complexity: O(levels) for one block with align <= block size; for k
+ * blocks, O(levels) per skipped stretch of full words plus O(log k) per
+ * candidate word with free blocks (k <= 64 and align <= 64 blocks) or
+ * O(k / 64) per candidate position otherwise.
  *
  * Return: the run's address, or NULL with errno EINVAL (align not a power of
  * two) or ENOMEM (no run fits, size larger than the region, or overflow).
