@@ -58,7 +58,7 @@ static void put_dec(char *buf, size_t cap, size_t *len, unsigned long v)
     put_str(buf, cap, len, tmp + n);
 }
 
-void ca_check_fail(const char *component, const void *addr, const char *what, const char *file, int line)
+void ca_check_report(const char *component, const void *addr, const char *what, const char *file, int line)
 {
     char buf[512];
     size_t len = 0;
@@ -84,6 +84,11 @@ void ca_check_fail(const char *component, const void *addr, const char *what, co
         }
         off += (size_t)w;
     }
+}
+
+void ca_check_fail(const char *component, const void *addr, const char *what, const char *file, int line)
+{
+    ca_check_report(component, addr, what, file, line);
     abort();
 }
 

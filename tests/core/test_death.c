@@ -73,6 +73,18 @@ Test(death, header_double_free_caught)
               "got: %s", r.out);
 }
 
+static void report_only(void *arg)
+{
+    ca_check_report("bitset", arg, "largest free run is stale", "x.c", 7);
+}
+
+Test(death, report_does_not_abort)
+{
+    ca_death_result r = ca_death_run(report_only, (void *)(uintptr_t)0xab);
+    cr_assert_not(r.aborted);
+    cr_assert_str_eq(r.out, "ctxalloc: bitset: largest free run is stale (address 0xab) at x.c:7\n");
+}
+
 Test(death, assert_exact_line)
 {
     ca_death_result r = ca_death_run(fail_assert, (void *)(uintptr_t)0x1234);

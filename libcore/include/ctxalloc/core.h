@@ -174,6 +174,11 @@ ca_inline bool ca_page_round_overflows(size_t size, size_t *out)
 ca_attr_noreturn ca_attr_cold void ca_check_fail(const char *component, const void *addr,
                                                  const char *what, const char *file, int line);
 
+/* Write the same one-line report without aborting: for ca_X_check() walks
+ * that return a verdict instead of stopping the process. Never allocates. */
+ca_attr_cold void ca_check_report(const char *component, const void *addr, const char *what,
+                                  const char *file, int line);
+
 #define CA_ASSERT(cond, component, addr, what)                                                     \
     do {                                                                                           \
         if (ca_unlikely(!(cond)))                                                                  \
