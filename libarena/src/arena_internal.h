@@ -69,7 +69,8 @@ typedef struct ca_arena__disk {
     uint64_t free_count;     /* number of free segments */
     uint64_t discarded;      /* bytes below the cursor neither in use nor free */
     uint64_t seq;            /* sequence number; copy slot = seq & 1 */
-    uint64_t reserved[2];    /* zero */
+    uint64_t commit_tag;     /* the caller's tag of this flush (ca_arena_flush_tag) */
+    uint64_t reserved;       /* zero */
     uint64_t checksum;       /* FNV-1a 64 of the bytes above */
 } ca_arena__disk;
 CA_STATIC_ASSERT(sizeof(ca_arena__disk) == 128, "header copy is 128 bytes");
@@ -151,6 +152,7 @@ struct ca_arena {
     /* --- files ---------------------------------------------------------- */
     pthread_mutex_t file_lock; /* orders the state word and header writes */
     uint64_t seq;            /* sequence number of the last header copy (file_lock) */
+    uint64_t commit_tag;     /* tag of the last header copy (file_lock) */
     int dirty;               /* atomic; written under file_lock: state word is DIRTY */
 };
 
@@ -182,8 +184,10 @@ void ca_arena__init_live(ca_arena *a, uint64_t cursor, uint64_t free_head, uint6
                          uint64_t free_count, uint64_t discarded);
 /* Mark the file DIRTY before the first free-list change after a flush (file.c). */
 void ca_arena__mark_dirty(ca_arena *a);
-/* Write a header copy for the current state (file.c); token held. */
-int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64_t sync_size);
+/* Write a header copy for the current state (file.c); token held; tag NULL
+ * keeps the current commit tag. */
+int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64_t sync_size,
+                           const uint64_t *tag);
 /* Build the disk header of a fresh arena (file.c). */
 void ca_arena__disk_fill(const ca_arena *a, ca_arena__disk *d, uint64_t cursor, uint64_t head,
                          uint64_t seq);

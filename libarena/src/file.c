@@ -21,6 +21,7 @@
  */
 #include <ctxalloc/source.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -101,7 +102,7 @@ void ca_arena__mark_dirty(ca_arena *a)
     pthread_mutex_unlock(&a->file_lock);
 }
 
-int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64_t sync_size)
+int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64_t sync_size, const uint64_t *tag)
 {
     int err = 0;
     pthread_mutex_lock(&a->file_lock);
@@ -132,6 +133,7 @@ int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64
         d.free_bytes = fb;
         d.free_count = fc;
         d.discarded = disc;
+        d.commit_tag = tag ? *tag : a->commit_tag;
         d.checksum = ca_arena__checksum(&d);
         state_store(a, ca_arena__state_word(seq, CA_ARENA__WRITING));
         err = sync_header(a);
@@ -145,6 +147,7 @@ int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64
         }
         if (!err) {
             a->seq = seq;
+            a->commit_tag = d.commit_tag;
             __atomic_store_n(&a->dirty, 0, __ATOMIC_RELEASE);
             __atomic_fetch_add(&a->flushes, 1, __ATOMIC_RELAXED);
         }
@@ -153,7 +156,7 @@ int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64
     return err;
 }
 
-static int flush_impl(ca_arena *a, uint64_t off, uint64_t size, bool all)
+static int flush_impl(ca_arena *a, uint64_t off, uint64_t size, bool all, const uint64_t *tag)
 {
     if (a->backing != CA_ARENA__BACK_FILE)
         return 0;
@@ -166,19 +169,30 @@ static int flush_impl(ca_arena *a, uint64_t off, uint64_t size, bool all)
         off = 0;
         size = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);
     }
-    int err = ca_arena__write_header(a, head, off, size);
+    int err = ca_arena__write_header(a, head, off, size, tag);
     ca_arena__token_release(a, held, head);
     return err;
 }
 
-int ca_arena_flush(ca_arena *a) { return flush_impl(a, 0, 0, true); }
+int ca_arena_flush(ca_arena *a) { return flush_impl(a, 0, 0, true, NULL); }
+
+int ca_arena_flush_tag(ca_arena *a, uint64_t tag) { return flush_impl(a, 0, 0, true, &tag); }
+
+uint64_t ca_arena_commit_tag(const ca_arena *a)
+{
+    ca_arena *m = (ca_arena *)(uintptr_t)a;
+    pthread_mutex_lock(&m->file_lock);
+    uint64_t t = m->commit_tag;
+    pthread_mutex_unlock(&m->file_lock);
+    return t;
+}
 
 int ca_arena_flush_range(ca_arena *a, uint64_t off, size_t size)
 {
     size_t end;
     if (ca_add_overflows((size_t)off, size, &end) || end > a->capacity)
         return EINVAL;
-    return flush_impl(a, off, size, false);
+    return flush_impl(a, off, size, false, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -196,7 +210,7 @@ static ca_arena_error check_fields(const ca_arena__disk *d, uint64_t file_size)
     size_t doff;
     if (d->freelist > CA_ARENA_FREELIST_PESSIMISTIC || (d->offset_bits != 32 && d->offset_bits != 64))
         return CA_ARENA_E_FIELD;
-    if (d->reserved[0] || d->reserved[1])
+    if (d->reserved)
         return CA_ARENA_E_FIELD;
     if (d->user_size > d->capacity || ca_add_overflows(CA_ARENA_HEADER_SIZE, (size_t)d->user_size, &doff) ||
         ca_align_up_overflows(doff, CA_ARENA__DATA_ALIGN, &doff) || d->data_off != doff)
@@ -352,14 +366,28 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
     uint64_t cap, doff;
     if (!out || !path || ca_arena__check_options(o, &cap, &doff) != CA_ARENA_OK)
         return fail(why, CA_ARENA_E_OPTIONS, EINVAL);
+    /* The arena is built in a temporary file next to path and linked into
+     * place only when complete: a crash inside create never leaves a
+     * partial arena at path. */
+    if (!(o->flags & CA_ARENA_REPLACE) && access(path, F_OK) == 0)
+        return fail(why, CA_ARENA_E_EXISTS, EEXIST);
+    size_t plen = strlen(path);
+    char *tmp = (char *)malloc(plen + 8);
+    if (!tmp)
+        return fail(why, CA_ARENA_E_SYSTEM, ENOMEM);
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".XXXXXX", 8);
     int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_OPEN, (size_t)cap);
-    if (err)
+    int fd = -1;
+    if (!err && (fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+        err = errno;
+    if (err) {
+        free(tmp);
         return fail(why, CA_ARENA_E_SYSTEM, err);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | ((o->flags & CA_ARENA_REPLACE) ? O_TRUNC : O_EXCL), 0600);
-    if (fd < 0)
-        return fail(why, errno == EEXIST ? CA_ARENA_E_EXISTS : CA_ARENA_E_SYSTEM, errno);
+    }
     void *mem = MAP_FAILED;
     ca_arena *a = NULL;
+    ca_arena_error e = CA_ARENA_E_SYSTEM;
     err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_FALLOCATE, (size_t)cap);
     if (!err)
         err = posix_fallocate(fd, 0, (off_t)cap);
@@ -372,37 +400,49 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
     }
     if (!err && !(a = ca_arena__new(o)))
         err = ENOMEM;
+    if (!err) {
+        a->backing = CA_ARENA__BACK_FILE;
+        a->fd = fd;
+        a->mem = (unsigned char *)mem;
+        a->capacity = cap;
+        a->data_off = doff;
+        a->user_size = o->user_size;
+        memset(a->mem, 0, (size_t)doff);
+        ca_arena__init_live(a, doff, 0, 0, 0, 0);
+        ca_arena__disk d;
+        for (uint64_t seq = 0; seq < 2; seq++) {
+            ca_arena__disk_fill(a, &d, doff, 0, seq);
+            d.checksum = ca_arena__checksum(&d);
+            memcpy(a->mem + (seq ? CA_ARENA__COPY1 : CA_ARENA__COPY0), &d, sizeof d);
+        }
+        a->seq = 1;
+        state_store(a, ca_arena__state_word(1, CA_ARENA__CLEAN));
+        if (msync(a->mem, (size_t)doff, MS_SYNC))
+            err = errno;
+    }
+    if (!err) {
+        if (o->flags & CA_ARENA_REPLACE) {
+            if (rename(tmp, path))
+                err = errno;
+        } else if (link(tmp, path)) {
+            err = errno;
+            if (err == EEXIST)
+                e = CA_ARENA_E_EXISTS;
+        } else {
+            unlink(tmp);
+        }
+    }
     if (err) {
         if (mem != MAP_FAILED)
             munmap(mem, (size_t)cap);
         close(fd);
-        unlink(path);
-        return fail(why, CA_ARENA_E_SYSTEM, err);
+        unlink(tmp);
+        free(tmp);
+        if (a)
+            ca_arena__delete(a);
+        return fail(why, e, err);
     }
-    a->backing = CA_ARENA__BACK_FILE;
-    a->fd = fd;
-    a->mem = (unsigned char *)mem;
-    a->capacity = cap;
-    a->data_off = doff;
-    a->user_size = o->user_size;
-    memset(a->mem, 0, (size_t)doff);
-    ca_arena__init_live(a, doff, 0, 0, 0, 0);
-    ca_arena__disk d;
-    for (uint64_t seq = 0; seq < 2; seq++) {
-        ca_arena__disk_fill(a, &d, doff, 0, seq);
-        d.checksum = ca_arena__checksum(&d);
-        memcpy(a->mem + (seq ? CA_ARENA__COPY1 : CA_ARENA__COPY0), &d, sizeof d);
-    }
-    a->seq = 1;
-    state_store(a, ca_arena__state_word(1, CA_ARENA__CLEAN));
-    if (msync(a->mem, (size_t)doff, MS_SYNC)) {
-        err = errno;
-        munmap(mem, (size_t)cap);
-        close(fd);
-        unlink(path);
-        ca_arena__delete(a);
-        return fail(why, CA_ARENA_E_SYSTEM, err);
-    }
+    free(tmp);
     *out = a;
     return 0;
 }
@@ -503,6 +543,7 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
     a->data_off = d.data_off;
     a->user_size = d.user_size;
     a->seq = d.seq;
+    a->commit_tag = d.commit_tag;
     if (trust && (e = validate_list(a, &d)) != CA_ARENA_OK) {
         munmap(mem, (size_t)d.capacity);
         close(fd);

@@ -213,6 +213,18 @@ int ca_arena_flush(ca_arena *a);
 int ca_arena_flush_range(ca_arena *a, uint64_t off, size_t size);
 
 /**
+ * ca_arena_flush_tag() - as ca_arena_flush, and record @tag in the new header.
+ * @a:   arena
+ * @tag: any value; ca_arena_commit_tag() returns it after a reopen that
+ *       recovers this flush (or a later one without a tag of its own)
+ *
+ * Lets a program tie its own records (in the user area, say) to a flush:
+ * after a crash the recovered tag says which flush the file reflects.
+ * Return: as ca_arena_flush.
+ */
+int ca_arena_flush_tag(ca_arena *a, uint64_t tag);
+
+/**
  * ca_arena_close() - flush (read-write files), unmap and free the arena.
  * @a: arena; NULL is a no-op (returns 0)
  *
@@ -332,6 +344,7 @@ uint64_t ca_arena_capacity(const ca_arena *a);
 uint64_t ca_arena_cursor(const ca_arena *a);      /* allocated cursor (atomic read) */
 uint64_t ca_arena_data_start(const ca_arena *a);  /* first allocatable offset */
 uint64_t ca_arena_flush_seq(const ca_arena *a);   /* sequence number of the last header written */
+uint64_t ca_arena_commit_tag(const ca_arena *a);  /* tag of the last header written or recovered */
 ca_arena_freelist ca_arena_freelist_kind(const ca_arena *a);
 unsigned ca_arena_offset_bits(const ca_arena *a);
 uint32_t ca_arena_user_version(const ca_arena *a);
