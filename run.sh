@@ -119,11 +119,11 @@ cmd_test() {
 
     echo "== valgrind memcheck over the single-thread tests (debug build)"
     if [ -f build/debug/build.ninja ]; then
-      meson test -C build/debug --suite unit --no-rebuild --num-processes "$JOBS" --logbase testlog-valgrind \
+      meson test -C build/debug --suite unit --no-rebuild --num-processes "$JOBS" --logbase memcheck \
         --timeout-multiplier 8 --print-errorlogs \
         --wrapper "valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes" \
         2>&1 | tail -n 30 || true
-      logs+=(build/debug/meson-logs/testlog-valgrind.json)
+      logs+=(build/debug/meson-logs/memcheck-valgrind.json)  # meson appends the wrapper name
     fi
 
     echo "== fuzzing (${CA_FUZZ_SECONDS:-30} s per harness)"
