@@ -6,6 +6,7 @@
 //   commit_decommit_page    commit, touch every page, decommit a 256 KiB
 //                           range; items = pages, so time/item = per page
 //   slot_pair               slot arena get + put of a 64-byte slot
+// ctxalloc-file uses $TMPDIR or /tmp (a disk here), ctxalloc-file-shm /dev/shm.
 #include <benchmark/benchmark.h>
 #include <ctxalloc/source.h>
 #include <sys/mman.h>
@@ -19,11 +20,11 @@ namespace {
 
 constexpr size_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
 
-enum Impl { DIRECT, MMAP, MMAP_THP, FILE_SRC, HEAP, BUFFER, MALLOC };
+enum Impl { DIRECT, MMAP, MMAP_THP, FILE_SRC, FILE_SHM, HEAP, BUFFER, MALLOC };
 
 struct Sources {
     ca_source_mmap m, thp;
-    ca_source_file f;
+    ca_source_file f, fshm;
     ca_source_heap h;
     ca_source_buffer b;
     char *buf = nullptr;
@@ -35,6 +36,10 @@ struct Sources {
         o.huge = CA_SOURCE_HUGE_1G;
         ca_source_mmap_init(&thp, &o);
         ca_source_file_init(&f, nullptr);
+        ca_source_file_options fo;
+        std::memset(&fo, 0, sizeof fo);
+        fo.dir = "/dev/shm";
+        ca_source_file_init(&fshm, &fo);
         ca_source_heap_init(&h, nullptr);
         buf = static_cast<char *>(std::aligned_alloc(4096, 8 * MiB));
         ca_source_buffer_init(&b, buf, 8 * MiB, nullptr);
@@ -45,6 +50,7 @@ struct Sources {
         case MMAP: return &m.base;
         case MMAP_THP: return &thp.base;
         case FILE_SRC: return &f.base;
+        case FILE_SHM: return &fshm.base;
         case HEAP: return &h.base;
         case BUFFER: return &b.base;
         default: return nullptr;
@@ -174,6 +180,7 @@ void slot_pair(benchmark::State &st, bool ours)
     BENCHMARK_CAPTURE(obtain_release, label##_mmap, MMAP, sz)->Name("obtain_release_" #label "/ctxalloc-mmap");        \
     BENCHMARK_CAPTURE(obtain_release, label##_thp, MMAP_THP, sz)->Name("obtain_release_" #label "/ctxalloc-mmap-huge"); \
     BENCHMARK_CAPTURE(obtain_release, label##_file, FILE_SRC, sz)->Name("obtain_release_" #label "/ctxalloc-file");    \
+    BENCHMARK_CAPTURE(obtain_release, label##_shm, FILE_SHM, sz)->Name("obtain_release_" #label "/ctxalloc-file-shm"); \
     BENCHMARK_CAPTURE(obtain_release, label##_heap, HEAP, sz)->Name("obtain_release_" #label "/ctxalloc-heap");        \
     BENCHMARK_CAPTURE(obtain_release, label##_buffer, BUFFER, sz)->Name("obtain_release_" #label "/ctxalloc-buffer")
 
@@ -191,6 +198,7 @@ BENCHMARK_CAPTURE(commit_decommit_page, dontneed, MMAP, unsigned(CA_SOURCE_DECOM
 BENCHMARK_CAPTURE(commit_decommit_page, free, MMAP, unsigned(CA_SOURCE_DECOMMIT_FREE))
     ->Name("commit_decommit_page/ctxalloc-mmap-free");
 BENCHMARK_CAPTURE(commit_decommit_page, file, FILE_SRC, 0u)->Name("commit_decommit_page/ctxalloc-file");
+BENCHMARK_CAPTURE(commit_decommit_page, shm, FILE_SHM, 0u)->Name("commit_decommit_page/ctxalloc-file-shm");
 
 BENCHMARK_CAPTURE(slot_pair, malloc, false)->Name("slot_pair/malloc");
 BENCHMARK_CAPTURE(slot_pair, slots, true)->Name("slot_pair/ctxalloc-slots");
