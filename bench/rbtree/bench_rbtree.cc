@@ -129,8 +129,10 @@ template <class Impl> void free_all(Impl &impl, std::vector<void *> &ptr, std::v
 void report_rbtree(benchmark::State &st, const ca_allocator *a)
 {
     ca_stats s;
-    uint64_t frag = 0, peak = 0;
+    uint64_t frag = 0, peak = 0, obtained = 0;
     ca_stats_get(a, &s);
+    ca_stats_get_counter(&s, "regions_obtained", &obtained);
+    st.counters["regions_obtained"] = (double)obtained;
     ca_stats_get_counter(&s, "fragmentation_ppm", &frag);
     ca_stats_get_counter(&s, "peak_reserved", &peak);
     st.counters["fragmentation"] = (double)frag / 1e6;

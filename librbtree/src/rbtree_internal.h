@@ -46,8 +46,11 @@
 #define RBT_TAG_FREE  ((uintptr_t)0xf4eeb10c4f4eeb1dull)
 
 /* Classes: sizes 64..1008 exact (one size per class, 60 classes); from
- * 1024 up, four classes per power of two. */
+ * 1024 up, RBT_SUBCLASSES classes per power of two, up to 2^48. */
 #define RBT_EXACT_CLASSES 60u
+#define RBT_SUBCLASS_BITS 4u
+#define RBT_SUBCLASSES (1u << RBT_SUBCLASS_BITS)
+_Static_assert(RBT_EXACT_CLASSES + 38u * RBT_SUBCLASSES == CA_RBTREE_NCLASSES, "class table size");
 
 /* A node of the intrusive red-black tree, stored 16 bytes into a free block.
  *
@@ -98,7 +101,7 @@ static inline unsigned rbt_class_of(size_t size)
     if (size < 1024)
         return (unsigned)(size >> 4) - 4u;
     unsigned e = ca_log2(size);
-    return RBT_EXACT_CLASSES + (e - 10u) * 4u + (unsigned)((size >> (e - 2)) & 3u);
+    return RBT_EXACT_CLASSES + (e - 10u) * RBT_SUBCLASSES + (unsigned)((size >> (e - RBT_SUBCLASS_BITS)) & (RBT_SUBCLASSES - 1));
 }
 
 /* Smallest block size of class c. */
@@ -106,8 +109,8 @@ static inline size_t rbt_class_lo(unsigned c)
 {
     if (c < RBT_EXACT_CLASSES)
         return ((size_t)c + 4) << 4;
-    unsigned e = 10u + (c - RBT_EXACT_CLASSES) / 4u, sub = (c - RBT_EXACT_CLASSES) % 4u;
-    return ((size_t)4 + sub) << (e - 2);
+    unsigned e = 10u + (c - RBT_EXACT_CLASSES) / RBT_SUBCLASSES, sub = (c - RBT_EXACT_CLASSES) % RBT_SUBCLASSES;
+    return ((size_t)RBT_SUBCLASSES + sub) << (e - RBT_SUBCLASS_BITS);
 }
 
 /* ---- the tree (tree.c); root pointers live in the caller ---------------- */

@@ -111,7 +111,8 @@ Test(rbtree_basic, best_fit_exact_classes)
 
 Test(rbtree_basic, best_fit_shared_class)
 {
-    /* 4096..5119 is one class: best fit must search inside it. */
+    /* 4352..4607 is one class (4400, 4496, 4512): best fit must search inside
+     * it, skipping 4400; 4208, 4800, 5104 and 6000 sit in other classes. */
     size_t sizes[] = {5104, 4208, 4800, 4512, 4400, 4496, 6000};
     char *h[7];
     make_holes(sizes, 7, h);

@@ -12,9 +12,9 @@
  * of their own; an empty region is returned to its provider as soon as another
  * region is empty too (hysteresis of one region).
  *
- * Size classes (CA_RBTREE_NCLASSES = 212): block sizes 64..1008 bytes have one
- * exact class per 16-byte step (60 classes); from 1 KiB up there are four
- * classes per power of two ([4,5,6,7] * 2^(e-2)), up to 2^48.
+ * Size classes (CA_RBTREE_NCLASSES = 668): block sizes 64..1008 bytes have one
+ * exact class per 16-byte step (60 classes); from 1 KiB up there are sixteen
+ * classes per power of two ([16..31] * 2^(e-4)), up to 2^48.
  * A block is the request rounded up to 16 bytes plus a 16-byte header, at
  * least CA_RBTREE_MIN_BLOCK bytes.
  *
@@ -38,7 +38,7 @@
 extern "C" {
 #endif
 
-#define CA_RBTREE_NCLASSES   212
+#define CA_RBTREE_NCLASSES   668
 #define CA_RBTREE_MIN_BLOCK  64
 #define CA_RBTREE_ALIGN_MAX  ((size_t)1 << 20)
 /* Default region size (bytes obtained per region unless a request needs more). */
