@@ -21,6 +21,17 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#ifdef CA_SWITCH_GLOBAL_BINNED
+#include <ctxalloc/binned.h>
+/* With libbinned as base, the base's malloc-style entry points are called by
+ * name when the base is selected / owns the block: a direct call instead of
+ * the ops table (and libbinned keeps errno itself), which is what keeps the
+ * switch within a few percent of calling libbinned directly. */
+#define BASE_IS_BINNED 1
+#else
+#define BASE_IS_BINNED 0
+#endif
+
 ca_allocator *ca_switch__unowned(const void *p)
 {
     if (ca_switch__in_boot(p))
@@ -57,15 +68,34 @@ ca_allocator *ca_switch_owner(const void *p)
     return o ? o : ca_switch__g.base;
 }
 
-void *ca_switch_malloc(size_t size)
+/* Everything but the base fast path: initialisation, other selections. */
+ca_attr_noinline static void *malloc_slow(ca_allocator *a, size_t size)
 {
-    ca_allocator *a = ca_switch__current();
+    if (!a)
+        a = ca_switch__current();
     return a->ops->alloc(a, size, CA_ALIGN_DEFAULT, NULL);
 }
 
-void ca_switch_free(void *p)
+void *ca_switch_malloc(size_t size)
 {
-    if (ca_unlikely(!p))
+    /* The selection with no prologue: context, thread, then global. */
+    ca_allocator *a = ca_switch__tl_context;
+    if (ca_likely(!a)) {
+        a = ca_switch__tl_thread;
+        if (ca_likely(!a)) {
+            a = __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
+#if BASE_IS_BINNED
+            if (ca_likely(a == ca_switch__g.base && a))
+                return ca_binned_malloc(size);
+#endif
+        }
+    }
+    return malloc_slow(a, size);
+}
+
+ca_attr_noinline static void free_slow(void *p)
+{
+    if (!p)
         return;
     int saved = errno;
     ca_allocator *o = route(p);
@@ -76,6 +106,20 @@ void ca_switch_free(void *p)
         foreign(p, "free of a pointer no allocator owns");
     }
     errno = saved;
+}
+
+void ca_switch_free(void *p)
+{
+#if BASE_IS_BINNED
+    /* The base owns most blocks: one owner lookup, then libbinned's own
+     * free (which keeps errno). NULL has no owner. */
+    ca_allocator *o = (ca_allocator *)ca_owner_lookup(p);
+    if (ca_likely(o == ca_switch__g.base && o)) {
+        ca_binned_free(p);
+        return;
+    }
+#endif
+    free_slow(p);
 }
 
 void *ca_switch_calloc(size_t n, size_t size)
