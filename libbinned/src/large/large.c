@@ -227,7 +227,11 @@ static ca_binned__large_rgn *rgn_map(ca_binned_large *l, size_t size, size_t ali
                                      unsigned shift, unsigned nareas)
 {
     void *mem = NULL;
-    if (ca_source_obtain(l->src, size, align, &mem) != 0) {
+    /* Areas of 2 MiB and more (whole huge pages) come from the THP source. */
+    bool huge = size >= CA_BINNED_LARGE_AREA_ALIGN_MAX &&
+                (cls == CA_BL_DIRECT_CLASS || ((size_t)1 << shift) >= CA_BINNED_LARGE_AREA_ALIGN_MAX);
+    ca_source *src = huge ? l->src_huge : l->src;
+    if (ca_source_obtain(src, size, align, &mem) != 0) {
         errno = ENOMEM;
         return NULL;
     }
@@ -235,6 +239,7 @@ static ca_binned__large_rgn *rgn_map(ca_binned_large *l, size_t size, size_t ali
     if (!r)
         goto fail_release;
     r->base = (char *)mem;
+    r->src = src;
     r->size = size;
     r->tier = l;
     r->cls = cls;
@@ -258,7 +263,7 @@ static ca_binned__large_rgn *rgn_map(ca_binned_large *l, size_t size, size_t ali
 fail_desc:
     rgn_desc_free(l, r);
 fail_release:
-    ca_source_release(l->src, mem, size);
+    ca_source_release(src, mem, size);
     errno = ENOMEM;
     return NULL;
 }
@@ -272,7 +277,7 @@ void ca_binned__large_release_region(ca_binned_large *l, ca_binned__large_rgn *r
     ca_binned__large_map_clear(r->base, r->size);
     CA_BL_ADD(c->n.unmapped_bytes, r->size);
     CA_BL_SUB(c->n.regions, 1);
-    ca_source_release(l->src, r->base, r->size);
+    ca_source_release(r->src, r->base, r->size);
     rgn_desc_free(l, r);
 }
 
@@ -349,18 +354,19 @@ void ca_binned__large_out_add(ca_binned_large *l, size_t bytes)
     }
 }
 
-/* Take an area of class ci from the pools, a steal, or a new region. */
-static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_binned__large_cache *mine)
+/* Pop an area of class ci from its dirty pool (or, with clean, from its
+ * clean pool) and hand it out (IN_USE, counted outside the pools). */
+static ca_binned__large_area *pool_pop(ca_binned_large *l, unsigned ci, bool clean, bool *commit_failed)
 {
     ca_binned__large_class *c = &l->cls[ci];
     ca_binned__large_area *a = NULL;
     ca_binned__large_lock(&c->lock);
-    if (c->dirty_head) {
+    if (!clean && c->dirty_head) {
         a = c->dirty_head;
         ca_binned__large_list_remove(&c->dirty_head, &c->dirty_tail, a);
         CA_BL_SUB(c->n.dirty_bytes, c->size);
         CA_BL_SUB(l->dirty_total, c->size);
-    } else if (c->clean_head) {
+    } else if (clean && c->clean_head) {
         a = c->clean_head;
         ca_binned__large_list_remove(&c->clean_head, &c->clean_tail, a);
         CA_BL_SUB(c->n.clean_bytes, c->size);
@@ -370,23 +376,54 @@ static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_bin
         __atomic_store_n(&a->state, CA_BL_AREA_IN_USE, __ATOMIC_RELAXED);
     }
     ca_binned__large_unlock(&c->lock);
-    if (a) {
-        if (a->zero == 2) { /* decommitted: commit again where the source needs it */
-            if (l->commit_on_reuse && ca_source_commit(l->src, ca_binned__large_area_addr(a), c->size) != 0) {
-                ca_binned__large_lock(&c->lock);
-                __atomic_store_n(&a->state, CA_BL_AREA_CLEAN, __ATOMIC_RELAXED);
-                list_push_tail(&c->clean_head, &c->clean_tail, a);
-                a->rgn->nfree++;
-                CA_BL_ADD(c->n.clean_bytes, c->size);
-                ca_binned__large_unlock(&c->lock);
-                errno = ENOMEM;
-                return NULL;
-            }
-            a->zero = l->purge_zeroes;
+    if (!a)
+        return NULL;
+    if (a->zero == 2) { /* decommitted: commit again where the source needs it */
+        if (l->commit_on_reuse && ca_source_commit(a->rgn->src, ca_binned__large_area_addr(a), c->size) != 0) {
+            ca_binned__large_lock(&c->lock);
+            __atomic_store_n(&a->state, CA_BL_AREA_CLEAN, __ATOMIC_RELAXED);
+            list_push_tail(&c->clean_head, &c->clean_tail, a);
+            a->rgn->nfree++;
+            CA_BL_ADD(c->n.clean_bytes, c->size);
+            ca_binned__large_unlock(&c->lock);
+            *commit_failed = true;
+            return NULL;
         }
-        ca_binned__large_out_add(l, c->size);
-        return a;
+        a->zero = l->purge_zeroes;
     }
+    ca_binned__large_out_add(l, c->size);
+    return a;
+}
+
+/* Take an area for class ci when the thread cache has none: the class's
+ * dirty pool; else a resident area of a bigger class (the next class from
+ * the thread's cache, the next two from the dirty pools: a fault-free block
+ * beats a clean one that must be faulted in, and fewer areas stay
+ * resident); else the clean pool; else a
+ * steal from another thread's cache; else a new region. The area returned
+ * may belong to class ci + 1 or ci + 2 (its region says so). */
+static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_binned__large_cache *mine)
+{
+    bool commit_failed = false;
+    ca_binned__large_area *a = pool_pop(l, ci, false, &commit_failed);
+    if (a)
+        return a;
+    if (ci + 1 < l->nclasses) {
+        if (mine && (a = ca_binned__large_cache_pop(l, mine, ci + 1)) != NULL) {
+            __atomic_store_n(&a->state, CA_BL_AREA_IN_USE, __ATOMIC_RELAXED);
+            ca_binned__large_count(mine, &mine->hits[ci + 1], &l->cls[ci + 1].n.cache_hits);
+            return a;
+        }
+        if ((a = pool_pop(l, ci + 1, false, &commit_failed)) != NULL)
+            return a;
+        if (ci + 2 < l->nclasses && (a = pool_pop(l, ci + 2, false, &commit_failed)) != NULL)
+            return a;
+    }
+    if ((a = pool_pop(l, ci, true, &commit_failed)) != NULL)
+        return a;
+    if (commit_failed)
+        return NULL; /* the source could not commit (file out of space) */
+    ca_binned__large_class *c = &l->cls[ci];
     a = ca_binned__large_steal(l, mine, ci);
     if (a) {
         CA_BL_ADD(c->n.steals, 1);
@@ -463,6 +500,8 @@ void *ca_binned_large_alloc_flags(ca_binned_large *l, size_t size, size_t align,
             errno = ENOMEM;
             return NULL;
         }
+        ci = a->rgn->cls; /* may be the next class */
+        c = &l->cls[ci];
     }
     ca_binned__large_count(mine, mine ? &mine->allocs[ci] : NULL, &c->n.allocs);
     char *p = ca_binned__large_area_addr(a);
@@ -697,7 +736,7 @@ ca_allocator *ca_binned_large_allocator(ca_binned_large *l) { return &l->base; }
 #define KNOWN_FLAGS                                                                                \
     (CA_BINNED_LARGE_BACKGROUND | CA_BINNED_LARGE_FILE | CA_BINNED_LARGE_FILE_FALLBACK |          \
      CA_BINNED_LARGE_PURGE_FREE | CA_BINNED_LARGE_NO_CACHE | CA_BINNED_LARGE_OWNER_SELF |         \
-     CA_BINNED_LARGE_NO_MREMAP)
+     CA_BINNED_LARGE_NO_MREMAP | CA_BINNED_LARGE_HUGE)
 
 static uint64_t ca_bl_next_id = 1;
 
@@ -718,7 +757,7 @@ static int setup_source(ca_binned_large *l)
             set_error("binned-large: the source is not thread-safe", NULL, NULL);
             return EINVAL;
         }
-        l->src = o->source;
+        l->src = l->src_huge = o->source;
         l->own_kind = CA_BL_OWN_NONE;
         l->fresh_zero = (o->source->ops->caps & CA_SOURCE_ZEROED) != 0;
         l->purge_zeroes = false;
@@ -733,7 +772,7 @@ static int setup_source(ca_binned_large *l)
         fo.capacity = o->file_capacity;
         int rc = ca_source_file_init(&l->own.file, &fo);
         if (rc == 0) {
-            l->src = &l->own.file.base;
+            l->src = l->src_huge = &l->own.file.base;
             l->own_kind = CA_BL_OWN_FILE;
             l->fresh_zero = true;
             l->purge_zeroes = true;
@@ -754,7 +793,15 @@ static int setup_source(ca_binned_large *l)
         return rc;
     }
     l->src = &l->own.mmap.base;
+    l->src_huge = l->src;
     l->own_kind = CA_BL_OWN_MMAP;
+    if (o->flags & CA_BINNED_LARGE_HUGE) {
+        mo.huge = CA_SOURCE_HUGE_THP;
+        if (ca_source_mmap_init(&l->own_huge, &mo) == 0) {
+            l->own_huge_live = true;
+            l->src_huge = &l->own_huge.base;
+        }
+    }
     l->fresh_zero = true;
     l->purge_zeroes = !(o->flags & CA_BINNED_LARGE_PURGE_FREE);
     l->commit_on_reuse = false;
@@ -881,6 +928,8 @@ void ca_binned_large_destroy(ca_binned_large *l)
     release_class_regions(l, &l->direct);
     ca_binned__large_slab_destroy(&l->rgn_slab);
     ca_binned__large_slab_destroy(&l->cache_slab);
+    if (l->own_huge_live)
+        ca_source_mmap_destroy(&l->own_huge);
     if (l->own_kind == CA_BL_OWN_MMAP)
         ca_source_mmap_destroy(&l->own.mmap);
     else if (l->own_kind == CA_BL_OWN_FILE)

@@ -92,6 +92,7 @@ typedef struct ca_binned__large_area {
 struct ca_binned__large_rgn {
     ca_binned__large_rgn *prev, *next; /* class's region list (class lock) */
     char *base;                        /* start; read-only */
+    ca_source *src;                    /* where it came from; read-only */
     size_t size;                       /* bytes mapped; read-only */
     ca_binned_large *tier;             /* read-only */
     unsigned cls;                      /* class index or CA_BL_DIRECT_CLASS; read-only */
@@ -192,11 +193,14 @@ struct ca_binned_large {
     unsigned min_shift, max_shift; /* read-only */
     unsigned nclasses;             /* read-only */
     ca_source *src;                /* regions come from here; read-only */
+    ca_source *src_huge;           /* regions of areas >= 2 MiB (THP source, or src) */
     int own_kind;                  /* CA_BL_OWN_*; read-only */
     union {
         ca_source_mmap mmap;
         ca_source_file file;
     } own;                         /* the tier's own source */
+    ca_source_mmap own_huge;       /* CA_BL_OWN_MMAP with huge pages: the THP source */
+    bool own_huge_live;            /* own_huge initialised */
     bool can_mremap;               /* anonymous private mappings of our own */
     bool purge_zeroes;             /* a purged area reads as zero */
     bool fresh_zero;               /* a new region reads as zero */

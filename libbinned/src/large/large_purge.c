@@ -97,7 +97,7 @@ size_t ca_binned__large_purge_class(ca_binned_large *l, ca_binned__large_class *
         CA_BL_SUB(l->dirty_total, c->size);
         ca_binned__large_unlock(&c->lock);
 
-        int rc = ca_source_decommit(l->src, ca_binned__large_area_addr(a), c->size);
+        int rc = ca_source_decommit(a->rgn->src, ca_binned__large_area_addr(a), c->size);
 
         ca_binned__large_lock(&c->lock);
         a->rgn->nbusy--;

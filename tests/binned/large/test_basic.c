@@ -368,3 +368,27 @@ Test(binned_large_basic, many_tiers_one_thread)
     cr_assert_not_null(ca_binned__large_my_cache(l, false));
     ca_binned_large_destroy(l);
 }
+
+Test(binned_large_basic, upsize_from_dirty)
+{
+    /* with its own pools empty, a class takes a resident area of the next
+     * two classes before a clean one or a new region */
+    ca_binned_large *l = make(CA_BINNED_LARGE_NO_CACHE, 64 << 10, 64 << 20);
+    void *big = ca_binned_large_alloc(l, 4 << 20, 16, NULL);
+    ca_binned_large_free(l, big);
+    size_t usable = 0;
+    void *p = ca_binned_large_alloc(l, 1 << 20, 16, &usable); /* two classes below */
+    cr_assert_eq(p, big);
+    cr_assert_eq(usable, 4 << 20);
+    cr_assert_eq(ca_binned_large_usable_size(l, p), 4 << 20);
+    ca_binned_large_free(l, p);
+    void *q = ca_binned_large_alloc(l, 512 << 10, 16, &usable); /* three below: not taken */
+    cr_assert_neq(q, big);
+    cr_assert_eq(usable, 512 << 10);
+    ca_binned_large_free(l, q);
+    cr_assert_null(ca_binned_large_check(l));
+    ca_stats st;
+    ca_binned_large_stats(l, &st);
+    cr_assert_eq(st.bytes_in_use, 0);
+    ca_binned_large_destroy(l);
+}

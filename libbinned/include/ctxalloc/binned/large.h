@@ -79,6 +79,7 @@ extern "C" {
 #define CA_BINNED_LARGE_NO_CACHE       0x10u /* no thread caches (every free goes to the pools) */
 #define CA_BINNED_LARGE_OWNER_SELF     0x20u /* register ranges in the ownership map as the tier */
 #define CA_BINNED_LARGE_NO_MREMAP      0x40u /* never move by mremap (always copy) */
+#define CA_BINNED_LARGE_HUGE           0x80u /* anonymous: areas >= 2 MiB on transparent huge pages */
 
 /* Flags of ca_binned_large_alloc_flags(). */
 #define CA_BINNED_LARGE_ZERO 0x1u /* zero-filled (areas known zero are not written) */
