@@ -79,6 +79,7 @@ static int buffer_obtain(ca_source *src, size_t size, size_t align, void **out)
     ca_source__add(&s->c.obtains, 1, true);
     ca_source__in_use_add(&s->c, size, true);
     *out = got;
+    CA_SOURCE__FULL(src);
     return 0;
 }
 
@@ -123,6 +124,7 @@ static int buffer_release(ca_source *src, void *p, size_t size)
         return ca_source__fail(&s->c, ca_source__bad_range(p, "release of free memory (double release) in a buffer source"), true);
     ca_source__add(&s->c.releases, 1, true);
     ca_source__sub(&s->c.in_use, size, true);
+    CA_SOURCE__FULL(src);
     return 0;
 }
 
@@ -173,7 +175,7 @@ void ca_source_buffer_destroy(ca_source_buffer *s)
         s->base.ops = NULL;
 }
 
-const char *ca_source__buffer_check(const ca_source *src)
+const char *ca_source__buffer_check(const ca_source *src, bool totals)
 {
     ca_source_buffer *s = (ca_source_buffer *)(void *)(uintptr_t)src;
     const char *msg = NULL;
@@ -192,7 +194,7 @@ const char *ca_source__buffer_check(const ca_source *src)
         free_bytes += r->size;
     }
     ca_source__spin_unlock(&s->lock);
-    if (!msg && free_bytes + __atomic_load_n(&s->c.in_use, __ATOMIC_RELAXED) != s->size)
+    if (!msg && totals && free_bytes + __atomic_load_n(&s->c.in_use, __ATOMIC_RELAXED) != s->size)
         msg = "buffer source: free + in use bytes differ from the buffer size";
     return msg;
 }

@@ -248,6 +248,7 @@ static int file_new(ca_source_file *s, size_t size, size_t align, bool usable, v
         ca_source__add(&s->c.reserves, 1, true);
     }
     *out = s->map + off;
+    CA_SOURCE__FULL(&s->base);
     return 0;
 }
 
@@ -295,6 +296,7 @@ static int file_release(ca_source *src, void *p, size_t size)
     if (!(r.flags & CA_SOURCE__R_RESERVED))
         ca_source__sub(&s->c.in_use, size, true);
     ca_source__add(&s->c.releases, 1, true);
+    CA_SOURCE__FULL(src);
     return 0;
 }
 
@@ -314,6 +316,7 @@ static int file_commit(ca_source *src, void *p, size_t size)
     (void)ca_source__track_adjust(&s->track, p, size, true, &applied);
     ca_source__add(&s->c.committed, (uint64_t)applied, true);
     ca_source__add(&s->c.commits, 1, true);
+    CA_SOURCE__FULL(src);
     return 0;
 }
 
@@ -336,6 +339,7 @@ static int file_decommit(ca_source *src, void *p, size_t size)
     (void)ca_source__track_adjust(&s->track, p, size, false, &applied);
     ca_source__sub(&s->c.committed, (uint64_t)-applied, true);
     ca_source__add(&s->c.decommits, 1, true);
+    CA_SOURCE__FULL(src);
     return 0;
 }
 
@@ -465,16 +469,16 @@ uint64_t ca_source_file_offset(const ca_source_file *s, const void *p)
 
 const char *ca_source_file_error(const ca_source_file *s) { return s->error; }
 
-const char *ca_source__file_check(const ca_source *src)
+const char *ca_source__file_check(const ca_source *src, bool totals)
 {
     ca_source_file *s = (ca_source_file *)(void *)(uintptr_t)src;
     uint64_t bytes, committed;
     const char *msg = ca_source__track_check(&s->track, &bytes, &committed);
     if (msg)
         return msg;
-    if (bytes != __atomic_load_n(&s->c.reserved, __ATOMIC_RELAXED))
+    if (totals && bytes != __atomic_load_n(&s->c.reserved, __ATOMIC_RELAXED))
         return "file source: reserved bytes differ from the record";
-    if (committed != __atomic_load_n(&s->c.committed, __ATOMIC_RELAXED))
+    if (totals && committed != __atomic_load_n(&s->c.committed, __ATOMIC_RELAXED))
         return "file source: committed bytes differ from the record";
     pthread_mutex_lock(&s->mutex);
     size_t free_bytes = 0, end = 0;
@@ -491,7 +495,7 @@ const char *ca_source__file_check(const ca_source *src)
     }
     if (!msg && s->top > s->capacity)
         msg = "file source: top beyond the capacity";
-    if (!msg && free_bytes + s->lost + bytes != s->top)
+    if (!msg && totals && free_bytes + s->lost + bytes != s->top)
         msg = "file source: free + lost + recorded bytes differ from the top";
     pthread_mutex_unlock(&s->mutex);
     return msg;

@@ -50,6 +50,7 @@ static int heap_obtain(ca_source *src, size_t size, size_t align, void **out)
     ca_source__add(&s->c.committed, size, true);
     ca_source__in_use_add(&s->c, size, true);
     *out = p;
+    CA_SOURCE__FULL(src);
     return 0;
 }
 
@@ -69,6 +70,7 @@ static int heap_release(ca_source *src, void *p, size_t size)
     ca_source__sub(&s->c.reserved, size, true);
     ca_source__sub(&s->c.committed, size, true);
     ca_source__sub(&s->c.in_use, size, true);
+    CA_SOURCE__FULL(src);
     return 0;
 }
 
@@ -109,12 +111,12 @@ void ca_source_heap_destroy(ca_source_heap *s)
     s->base.ops = NULL;
 }
 
-const char *ca_source__heap_check(const ca_source *src)
+const char *ca_source__heap_check(const ca_source *src, bool totals)
 {
     ca_source_heap *s = (ca_source_heap *)(void *)(uintptr_t)src;
     uint64_t bytes = 0;
     const char *msg = ca_source__track_check(&s->track, &bytes, NULL);
-    if (msg)
+    if (msg || !totals)
         return msg;
     uint64_t in_use = __atomic_load_n(&s->c.in_use, __ATOMIC_RELAXED);
     if (CA_SOURCE__CHECKS_ON && bytes != in_use)

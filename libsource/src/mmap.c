@@ -255,6 +255,7 @@ static int map_new(ca_source_mmap *s, size_t size, size_t align, bool usable, vo
     *out = p;
     if (kind_out)
         *kind_out = kind;
+    CA_SOURCE__FULL(&s->base);
     return 0;
 }
 
@@ -302,6 +303,7 @@ static int mmap_release(ca_source *src, void *p, size_t size)
     if (!(r.flags & CA_SOURCE__R_RESERVED))
         ca_source__sub(&s->c.in_use, size, true);
     ca_source__add(&s->c.releases, 1, true);
+    CA_SOURCE__FULL(src);
     return 0;
 }
 
@@ -325,6 +327,7 @@ static int mmap_commit(ca_source *src, void *p, size_t size)
     (void)ca_source__track_adjust(&s->track, p, size, true, &applied);
     ca_source__add(&s->c.committed, (uint64_t)applied, true);
     ca_source__add(&s->c.commits, 1, true);
+    CA_SOURCE__FULL(src);
     return 0;
 }
 
@@ -352,6 +355,7 @@ static int mmap_decommit(ca_source *src, void *p, size_t size)
     (void)ca_source__track_adjust(&s->track, p, size, false, &applied);
     ca_source__sub(&s->c.committed, (uint64_t)-applied, true);
     ca_source__add(&s->c.decommits, 1, true);
+    CA_SOURCE__FULL(src);
     return 0;
 }
 
@@ -438,12 +442,12 @@ ca_source *ca_source_mmap_global(void)
 
 unsigned ca_source_mmap_last_kind(const ca_source_mmap *s) { return __atomic_load_n(&s->last_kind, __ATOMIC_RELAXED); }
 
-const char *ca_source__mmap_check(const ca_source *src)
+const char *ca_source__mmap_check(const ca_source *src, bool totals)
 {
     ca_source_mmap *s = (ca_source_mmap *)(void *)(uintptr_t)src;
     uint64_t bytes, committed;
     const char *msg = ca_source__track_check(&s->track, &bytes, &committed);
-    if (msg)
+    if (msg || !totals)
         return msg;
     if (bytes != __atomic_load_n(&s->c.reserved, __ATOMIC_RELAXED))
         return "mmap source: reserved bytes differ from the record";

@@ -80,6 +80,7 @@ static ca_attr_noinline ca_attr_cold void *get_slow(ca_source_slots *s)
     s->c.obtains++;
     if (s->init)
         s->init(s->init_ctx, p, s->slot_size);
+    CA_SOURCE__FULL(&s->base);
     return p;
 }
 
@@ -98,6 +99,7 @@ void *ca_source_slots_get(ca_source_slots *s)
     s->c.obtains++;
     if (s->init)
         s->init(s->init_ctx, p, s->slot_size);
+    CA_SOURCE__FULL(&s->base);
     return p;
 }
 
@@ -148,6 +150,7 @@ void ca_source_slots_put(ca_source_slots *s, void *p)
     s->free = p;
     s->nfree++;
     s->c.releases++;
+    CA_SOURCE__FULL(&s->base);
 }
 
 static int slots_obtain(ca_source *src, size_t size, size_t align, void **out)
@@ -250,8 +253,9 @@ size_t ca_source_slots_free_count(const ca_source_slots *s)
     return s->nfree + (size_t)(s->bump_end - s->bump) / s->slot_size;
 }
 
-const char *ca_source__slots_check(const ca_source *src)
+const char *ca_source__slots_check(const ca_source *src, bool totals)
 {
+    (void)totals;
     const ca_source_slots *s = (const ca_source_slots *)(const void *)src;
     size_t ncarved = 0, chunks = 0;
     for (const chunk_hdr *c = (const chunk_hdr *)s->chunks; c; c = c->next) {

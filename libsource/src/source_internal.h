@@ -91,11 +91,23 @@ void ca_source__track_each(ca_source_track *t, void (*fn)(void *ctx, const ca_so
 int ca_source__bad_range(const void *p, const char *what);
 
 /* ---- ops-table identities (ca_source_check dispatch) ------------------ */
-const char *ca_source__mmap_check(const ca_source *s);
-const char *ca_source__file_check(const ca_source *s);
-const char *ca_source__slots_check(const ca_source *s);
-const char *ca_source__heap_check(const ca_source *s);
-const char *ca_source__buffer_check(const ca_source *s);
+/* Invariant walks; `totals` also compares the counters, which is exact only
+ * while no other thread is inside the source. */
+const char *ca_source__mmap_check(const ca_source *s, bool totals);
+const char *ca_source__file_check(const ca_source *s, bool totals);
+const char *ca_source__slots_check(const ca_source *s, bool totals);
+const char *ca_source__heap_check(const ca_source *s, bool totals);
+const char *ca_source__buffer_check(const ca_source *s, bool totals);
+
+/* checks=full: walk after every successful operation and abort on a
+ * violation. The thread-safe sources walk their structure only (record,
+ * lists), since other threads may be between two counter updates. */
+void ca_source__full_check(const ca_source *s);
+#define CA_SOURCE__FULL(s)                                                                         \
+    do {                                                                                           \
+        if (CA_CHECKS >= CA_CHECKS_FULL)                                                           \
+            ca_source__full_check(s);                                                              \
+    } while (0)
 bool ca_source__is_mmap(const ca_source *s);
 bool ca_source__is_file(const ca_source *s);
 bool ca_source__is_slots(const ca_source *s);
