@@ -179,8 +179,9 @@ extern void dallocx(void *p, int flags);
 extern void sdallocx(void *p, size_t size, int flags);
 extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
 
-/* MALLOCX_ALIGN(a): log2 of the alignment in the low bits. */
-static int je_flags(size_t align) { return align > CA_ALIGN_DEFAULT ? (int)ca_log2(align) : 0; }
+/* MALLOCX_ALIGN(a): log2 of the alignment in the low bits. At least 16, as
+ * malloc promises (jemalloc's 8-byte class would otherwise serve size 8). */
+static int je_flags(size_t align) { return (int)ca_log2(align > CA_ALIGN_DEFAULT ? align : CA_ALIGN_DEFAULT); }
 
 static void *je_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
 {
