@@ -382,6 +382,10 @@ Test(binned_large_basic, upsize_from_dirty)
     cr_assert_eq(usable, 4 << 20);
     cr_assert_eq(ca_binned_large_usable_size(l, p), 4 << 20);
     ca_binned_large_free(l, p);
+    p = ca_binned_large_alloc(l, 2 << 20, 16, &usable); /* one class below */
+    cr_assert_eq(p, big);
+    cr_assert_eq(usable, 4 << 20);
+    ca_binned_large_free(l, p);
     void *q = ca_binned_large_alloc(l, 512 << 10, 16, &usable); /* three below: not taken */
     cr_assert_neq(q, big);
     cr_assert_eq(usable, 512 << 10);
