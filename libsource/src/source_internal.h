@@ -52,7 +52,8 @@ static inline int ca_source__fail(ca_source_counters *c, int err, bool atomic)
 }
 
 /* ---- the record of ranges ----------------------------------------------
- * A sorted array of (start, size, committed bytes) in its own mapping, under
+ * An array of (start, size, committed bytes) sorted by decreasing address
+ * (new mappings usually land below the others: appends) in its own mapping, under
  * a spin lock. The mmap and file sources always keep it (exact statistics,
  * and a release of an unknown range fails with EINVAL instead of unmapping
  * someone else's memory; with checks=on it aborts). The heap source keeps it
@@ -67,6 +68,7 @@ typedef struct ca_source__range {
 } ca_source__range;
 
 #define CA_SOURCE__R_RESERVED 0x1u /* came from reserve (else obtain) */
+#define CA_SOURCE__R_DEAD     0x2u /* released; kept (start intact) until compaction */
 
 void ca_source__track_init(ca_source_track *t);
 void ca_source__track_destroy(ca_source_track *t);

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The record of ranges a source handed out: a sorted array of
- * ca_source__range in its own anonymous mapping (never malloc, so a malloc
- * built on libsource does not recurse), grown by mremap. Lookups are binary
- * searches; insertion and removal move the tail (O(n)).
+ * The record of ranges a source handed out: an array of ca_source__range
+ * sorted by DEcreasing start address, in its own anonymous mapping (never
+ * malloc, so a malloc built on libsource does not recurse), grown by mremap.
+ * Lookups are binary searches; insertion and removal move the tail. Linux
+ * places new mappings below the existing ones, so the common insertion is an
+ * append. A release marks its entry dead (start kept, so the order holds) and
+ * the array is compacted when half of it is dead: releases in any order cost
+ * O(log n) amortised. Dead entries next to an insertion point are reused.
  * Concurrency: one spin lock per record (ca_source_track.lock); callers hold
  * no other lock of ours while calling in.
  */
@@ -22,13 +26,13 @@ void ca_source__track_destroy(ca_source_track *t)
 
 static ca_source__range *arr(const ca_source_track *t) { return (ca_source__range *)t->ranges; }
 
-/* First index whose start is > p. */
-static size_t upper(const ca_source_track *t, uintptr_t p)
+/* First index whose start is <= p (len when none). */
+static size_t first_le(const ca_source_track *t, uintptr_t p)
 {
     size_t lo = 0, hi = t->len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (arr(t)[mid].start <= p)
+        if (arr(t)[mid].start > p)
             lo = mid + 1;
         else
             hi = mid;
@@ -36,17 +40,33 @@ static size_t upper(const ca_source_track *t, uintptr_t p)
     return lo;
 }
 
-/* The range holding [p, p + size), or NULL. */
+static bool dead(const ca_source__range *r) { return (r->flags & CA_SOURCE__R_DEAD) != 0; }
+
+/* The range holding [p, p + size), or NULL: the live entry with the
+ * greatest start <= p, found past any dead entries. */
 static ca_source__range *holder(const ca_source_track *t, uintptr_t p, size_t size)
 {
-    size_t i = upper(t, p);
-    if (i == 0)
+    size_t i = first_le(t, p);
+    while (i < t->len && dead(&arr(t)[i]))
+        i++;
+    if (i == t->len)
         return NULL;
-    ca_source__range *r = &arr(t)[i - 1];
+    ca_source__range *r = &arr(t)[i];
     size_t off = p - r->start;
     if (off >= r->size || size > r->size - off)
         return NULL;
     return r;
+}
+
+/* Drop dead entries: O(n), run when at least half the entries are dead. */
+static void compact(ca_source_track *t)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < t->len; i++)
+        if (!dead(&arr(t)[i]))
+            arr(t)[j++] = arr(t)[i];
+    t->len = j;
+    t->dead = 0;
 }
 
 static int grow(ca_source_track *t)
@@ -71,16 +91,30 @@ int ca_source__track_add(ca_source_track *t, void *p, size_t size, size_t commit
 {
     int err = 0;
     ca_source__spin_lock(&t->lock);
-    if (t->len == t->cap)
-        err = grow(t);
-    if (!err) {
-        size_t i = upper(t, (uintptr_t)p);
-        memmove(arr(t) + i + 1, arr(t) + i, (t->len - i) * sizeof(ca_source__range));
-        arr(t)[i].start = (uintptr_t)p;
-        arr(t)[i].size = size;
-        arr(t)[i].committed = committed;
-        arr(t)[i].flags = flags;
-        t->len++;
+    size_t i = first_le(t, (uintptr_t)p);
+    ca_source__range *r = NULL;
+    /* A dead entry at the insertion point (start == p or just above p)
+     * keeps the order when reused. */
+    if (i < t->len && dead(&arr(t)[i]) && (i + 1 == t->len || arr(t)[i + 1].start < (uintptr_t)p))
+        r = &arr(t)[i];
+    else if (i > 0 && dead(&arr(t)[i - 1]) && (i == t->len || arr(t)[i].start < (uintptr_t)p))
+        r = &arr(t)[i - 1];
+    if (r) {
+        t->dead--;
+    } else {
+        if (t->len == t->cap)
+            err = grow(t);
+        if (!err) {
+            memmove(arr(t) + i + 1, arr(t) + i, (t->len - i) * sizeof(ca_source__range));
+            t->len++;
+            r = &arr(t)[i];
+        }
+    }
+    if (r) {
+        r->start = (uintptr_t)p;
+        r->size = size;
+        r->committed = committed;
+        r->flags = flags;
     }
     ca_source__spin_unlock(&t->lock);
     return err;
@@ -89,12 +123,18 @@ int ca_source__track_add(ca_source_track *t, void *p, size_t size, size_t commit
 int ca_source__track_take(ca_source_track *t, void *p, size_t size, ca_source__range *out)
 {
     ca_source__spin_lock(&t->lock);
-    size_t i = upper(t, (uintptr_t)p);
-    bool ok = i > 0 && arr(t)[i - 1].start == (uintptr_t)p && arr(t)[i - 1].size == size;
+    size_t i = first_le(t, (uintptr_t)p);
+    bool ok = i < t->len && !dead(&arr(t)[i]) && arr(t)[i].start == (uintptr_t)p && arr(t)[i].size == size;
     if (ok) {
-        *out = arr(t)[i - 1];
-        memmove(arr(t) + i - 1, arr(t) + i, (t->len - i) * sizeof(ca_source__range));
-        t->len--;
+        *out = arr(t)[i];
+        arr(t)[i].flags |= CA_SOURCE__R_DEAD;
+        t->dead++;
+        while (t->len && dead(&arr(t)[t->len - 1])) { /* the end shrinks at once */
+            t->len--;
+            t->dead--;
+        }
+        if (t->dead >= 16 && 2 * t->dead >= t->len)
+            compact(t);
     }
     ca_source__spin_unlock(&t->lock);
     return ok ? 0 : EINVAL;
@@ -129,18 +169,29 @@ const char *ca_source__track_check(ca_source_track *t, uint64_t *bytes, uint64_t
 {
     const char *msg = NULL;
     uint64_t b = 0, c = 0;
+    size_t ndead = 0;
+    const ca_source__range *prev_live = NULL;
     ca_source__spin_lock(&t->lock);
     if (t->len > t->cap)
         msg = "record length beyond its capacity";
     for (size_t i = 0; !msg && i < t->len; i++) {
         const ca_source__range *r = &arr(t)[i];
+        if (i > 0 && r->start >= arr(t)[i - 1].start)
+            msg = "recorded ranges unsorted";
+        if (dead(r)) {
+            ndead++;
+            continue;
+        }
         if (r->size == 0 || r->committed > r->size)
             msg = "recorded range empty or over-committed";
-        else if (i + 1 < t->len && r->start + r->size > arr(t)[i + 1].start)
-            msg = "recorded ranges overlap or are unsorted";
+        else if (prev_live && r->start + r->size > prev_live->start)
+            msg = "recorded ranges overlap";
+        prev_live = r;
         b += r->size;
         c += r->committed;
     }
+    if (!msg && ndead != t->dead)
+        msg = "record's dead count differs from its entries";
     ca_source__spin_unlock(&t->lock);
     if (bytes)
         *bytes = b;
@@ -154,7 +205,8 @@ void ca_source__track_each(ca_source_track *t, void (*fn)(void *ctx, const ca_so
 {
     ca_source__spin_lock(&t->lock);
     for (size_t i = 0; i < t->len; i++)
-        fn(ctx, &arr(t)[i]);
+        if (!dead(&arr(t)[i]))
+            fn(ctx, &arr(t)[i]);
     ca_source__spin_unlock(&t->lock);
 }
 

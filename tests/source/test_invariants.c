@@ -211,3 +211,42 @@ Test(source_invariants, check_detects_corruption)
     b.c.in_use = 256;
     cr_assert_not_null(ca_source_check(&b.base));
 }
+
+/* The record of ranges under many live ranges released in FIFO, LIFO and
+ * random order (dead entries, reuse next to the insertion point, compaction). */
+Test(source_invariants, record_orders)
+{
+    enum { N = 600 };
+    static void *p[N];
+    ca_source_mmap m;
+    cr_assert_eq(ca_source_mmap_init(&m, NULL), 0);
+    ca_rng r = {ca_test_seed()};
+    for (int order = 0; order < 3; order++) {
+        for (int i = 0; i < N; i++)
+            cr_assert_eq(ca_source_obtain(&m.base, 4096 * (1 + (size_t)(i % 3)), 4096, &p[i]), 0);
+        int idx[N];
+        for (int i = 0; i < N; i++)
+            idx[i] = order == 1 ? N - 1 - i : i;
+        if (order == 2)
+            for (int i = N - 1; i > 0; i--) {
+                int j = (int)ca_rng_below(&r, (uint64_t)i + 1), t = idx[i];
+                idx[i] = idx[j];
+                idx[j] = t;
+            }
+        for (int k = 0; k < N; k++) {
+            int i = idx[k];
+            cr_assert_eq(ca_source_release(&m.base, p[i], 4096 * (1 + (size_t)(i % 3))), 0);
+            if (k % 3 == 0) { /* refill while dead entries exist */
+                void *q;
+                cr_assert_eq(ca_source_obtain(&m.base, 8192, 4096, &q), 0);
+                cr_assert_eq(ca_source_commit(&m.base, q, 4096), 0);
+                cr_assert_eq(ca_source_release(&m.base, q, 8192), 0);
+            }
+            const char *msg = ca_source_check(&m.base);
+            cr_assert_null(msg, "order %d step %d: %s", order, k, msg);
+        }
+        cr_assert_eq(m.track.len, 0);
+        cr_assert_eq(m.track.dead, 0);
+    }
+    ca_source_mmap_destroy(&m);
+}

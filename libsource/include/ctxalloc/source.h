@@ -140,9 +140,10 @@ typedef struct ca_source_counters {
 /* Record of the ranges handed out (sorted array in its own mapping, guarded
  * by a spin lock); see "Ranges and checks" above. */
 typedef struct ca_source_track {
-    void *ranges; /* sorted by address; private */
+    void *ranges; /* sorted by decreasing address; private */
     size_t len, cap;
-    int lock; /* 0 free, 1 held (__atomic) */
+    size_t dead; /* released entries not yet compacted away */
+    int lock;    /* 0 free, 1 held (__atomic) */
 } ca_source_track;
 
 /* ========================================================================
