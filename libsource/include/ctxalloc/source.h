@@ -30,8 +30,9 @@
  * private: read them through the Introspection functions.
  *
  * Ranges and checks: the mmap and file sources always keep a record of the
- * ranges they gave out (exact statistics; O(log n) lookup, O(n) insertion
- * in the number of live ranges). A release, commit or decommit of a range a
+ * ranges they gave out (exact statistics; O(log n) lookups and amortised
+ * releases, appends for the usual insertion, in the number of live ranges).
+ * A release, commit or decommit of a range a
  * source never gave out (or a double release) aborts with a one-line message
  * with checks=on (the `checks` build option), and fails with EINVAL, touching
  * nothing, with checks=off. The buffer source detects it from its free list
@@ -306,7 +307,7 @@ int ca_source_mmap_init(ca_source_mmap *s, const ca_source_mmap_options *o);
  * @s: source; NULL is a no-op
  *
  * Ranges still obtained stay mapped (the source does not own them once
- * handed out); release them first. Frees the checks=on record.
+ * handed out); release them first. Frees the record of ranges.
  */
 void ca_source_mmap_destroy(ca_source_mmap *s);
 
@@ -386,7 +387,7 @@ typedef struct ca_source_file_extent {
  * granule = the page size; thread-safe (one mutex); CA_SOURCE_ZEROED for a
  * temporary or truncated file.
  * Invariants: top <= capacity; free extents sorted, disjoint, below top,
- * none touching top; c.in_use + c.reserved-only bytes == top - free bytes - lost.
+ * none touching top; recorded bytes + free extent bytes + lost == top.
  */
 typedef struct ca_source_file {
     ca_source base;
