@@ -622,6 +622,15 @@ int ca_rbtree_stats(const ca_rbtree *r, ca_stats *out)
     ca_stats_set_counter(out, "peak_reserved", r->peak_reserved);
     ca_stats_set_counter(out, "regions_obtained", r->regions_obtained);
     ca_stats_set_counter(out, "regions_released", r->regions_released);
+    /* Free bytes per band of classes (the per-class table: ca_rbtree_class_info). */
+    uint64_t band[3] = {0, 0, 0};
+    for (unsigned c = 0; c < CA_RBTREE_NCLASSES; c++) {
+        size_t lo = rbt_class_lo(c);
+        band[lo < 1024 ? 0 : lo < 65536 ? 1 : 2] += r->class_bytes[c];
+    }
+    ca_stats_set_counter(out, "free_bytes_lt_1k", band[0]);
+    ca_stats_set_counter(out, "free_bytes_lt_64k", band[1]);
+    ca_stats_set_counter(out, "free_bytes_ge_64k", band[2]);
     return 0;
 }
 

@@ -126,6 +126,19 @@ Test(rbtree_api, introspection)
     cr_assert_eq(v, ca_rbtree_largest_free(&r));
     cr_assert(ca_stats_get_counter(&st, "fragmentation_ppm", &v));
     cr_assert_eq(v, 0, "one free block: no fragmentation");
+    uint64_t b0 = 0, b1 = 0, b2 = 0, fb = 0;
+    cr_assert(ca_stats_get_counter(&st, "free_bytes_lt_1k", &b0));
+    cr_assert(ca_stats_get_counter(&st, "free_bytes_lt_64k", &b1));
+    cr_assert(ca_stats_get_counter(&st, "free_bytes_ge_64k", &b2));
+    cr_assert(ca_stats_get_counter(&st, "free_bytes", &fb));
+    cr_assert_eq(b0 + b1 + b2, fb);
+    cr_assert_gt(b2, 0, "the rest of a 1 MiB region is one large free block");
+    uint64_t sum = 0, cb;
+    for (unsigned c = 0; c < CA_RBTREE_NCLASSES; c++) {
+        ca_rbtree_class_info(&r, c, NULL, NULL, &cb);
+        sum += cb;
+    }
+    cr_assert_eq(sum, fb, "free bytes per class add up");
     ca_free_unsized(&r.base, p);
     cr_assert_eq(ca_reset(&r.base), 0);
     cr_assert_null(ca_rbtree_check(&r));

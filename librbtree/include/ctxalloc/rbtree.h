@@ -196,7 +196,9 @@ bool ca_rbtree_owns(const ca_rbtree *r, const void *p);
  * ca_rbtree_stats() - fill *out (core fields plus counters free_bytes,
  * free_blocks, largest_free, fragmentation_ppm = 10^6 * (1 - largest free /
  * total free), regions, empty_regions, peak_reserved, regions_obtained,
- * regions_released). O(1).
+ * regions_released, and free bytes per band of classes: free_bytes_lt_1k,
+ * free_bytes_lt_64k, free_bytes_ge_64k). O(classes); the per-class table
+ * is ca_rbtree_class_info().
  * Return: 0.
  */
 int ca_rbtree_stats(const ca_rbtree *r, ca_stats *out);
