@@ -191,6 +191,12 @@ BENCHMARK_CAPTURE(reserve_release_1g, direct, DIRECT)->Name("obtain_release_1g_r
 BENCHMARK_CAPTURE(reserve_release_1g, mmap, MMAP)->Name("obtain_release_1g_reserved/ctxalloc-mmap");
 BENCHMARK_CAPTURE(reserve_release_1g, huge, MMAP_THP)->Name("obtain_release_1g_reserved/ctxalloc-mmap-huge");
 BENCHMARK_CAPTURE(reserve_release_1g, file, FILE_SRC)->Name("obtain_release_1g_reserved/ctxalloc-file");
+// Sources without reserve: 1 GiB obtained (not touched); the buffer source
+// cannot hold 1 GiB and has no row.
+BENCHMARK_CAPTURE(obtain_release, 1g_heap, HEAP, GiB)->Name("obtain_release_1g/ctxalloc-heap");
+BENCHMARK_CAPTURE(obtain_release, 1g_mmap, MMAP, GiB)->Name("obtain_release_1g/ctxalloc-mmap");
+BENCHMARK_CAPTURE(obtain_release, 1g_direct, DIRECT, GiB)->Name("obtain_release_1g/mmap-direct");
+BENCHMARK_CAPTURE(obtain_release, 1g_malloc, MALLOC, GiB)->Name("obtain_release_1g/malloc");
 
 BENCHMARK_CAPTURE(commit_decommit_page, direct, DIRECT, 0u)->Name("commit_decommit_page/mmap-direct");
 BENCHMARK_CAPTURE(commit_decommit_page, dontneed, MMAP, unsigned(CA_SOURCE_DECOMMIT_DONTNEED))
