@@ -41,20 +41,22 @@ int ca_source_numa_validate(const ca_source_numa *policy)
 #if CA_SOURCE_HAVE_NUMA
     if (numa_available() < 0)
         return ENOTSUP;
+    /* The nodes this thread may use, without libnuma's malloc'ed bitmasks
+     * (libsource must not call malloc): maxnode + 1 as the kernel expects. */
+    unsigned long allowed[CA_SOURCE_NUMA_MASK_WORDS];
+    memset(allowed, 0, sizeof allowed);
+    if (get_mempolicy(NULL, allowed, CA_SOURCE_NUMA_MAX_NODES + 1, NULL, MPOL_F_MEMS_ALLOWED) != 0)
+        return errno == ENOSYS ? ENOTSUP : EINVAL;
     size_t count = 0;
-    struct bitmask *allowed = numa_get_mems_allowed();
     int max = numa_max_node();
     int err = 0;
     for (size_t i = 0; i < policy->maxnode; i++) {
         if (!bit(policy->nodes, i))
             continue;
         count++;
-        if (i > (size_t)max || i >= CA_SOURCE_NUMA_MAX_NODES || !allowed ||
-            !numa_bitmask_isbitset(allowed, (unsigned)i))
+        if (i > (size_t)max || i >= CA_SOURCE_NUMA_MAX_NODES || !bit(allowed, i))
             err = EINVAL;
     }
-    if (allowed)
-        numa_bitmask_free(allowed);
     if (err)
         return err;
     switch (policy->mode) {
