@@ -22,7 +22,7 @@
  * Small utilities
  * ------------------------------------------------------------------------ */
 
-void ca_binned__large_lock(int *l)
+void ca_binned__large_lock_slow(int *l)
 {
     for (unsigned spins = 0;; spins++) {
         if (__atomic_load_n(l, __ATOMIC_RELAXED) == 0 && __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0)

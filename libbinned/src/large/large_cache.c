@@ -16,15 +16,11 @@
  */
 #include "large_internal.h"
 
-#define TLS_ENTRIES 4
+#define TLS_ENTRIES CA_BL_TLS_ENTRIES
+#define ca_bl_tls ca_binned__large_tls
+typedef ca_binned__large_tls_entry tls_entry;
 
-typedef struct tls_entry {
-    ca_binned_large *tier;
-    uint64_t id;
-    ca_binned__large_cache *cache;
-} tls_entry;
-
-static __thread tls_entry ca_bl_tls[TLS_ENTRIES] __attribute__((tls_model("initial-exec")));
+__thread ca_binned__large_tls_entry ca_binned__large_tls[CA_BL_TLS_ENTRIES] __attribute__((tls_model("initial-exec")));
 static __thread bool ca_bl_tls_keyed __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t ca_bl_key;
@@ -76,7 +72,7 @@ void ca_binned__large_tls_init(void) { pthread_once(&ca_bl_key_once, key_create)
 
 /* The calling thread's cache of l; with create, made on first use (NULL
  * when caches are off, the TLS table is full of live tiers, or no memory). */
-ca_binned__large_cache *ca_binned__large_my_cache(ca_binned_large *l, bool create)
+ca_binned__large_cache *ca_binned__large_my_cache_slow(ca_binned_large *l, bool create)
 {
     for (int i = 0; i < TLS_ENTRIES; i++)
         if (ca_bl_tls[i].tier == l && ca_bl_tls[i].id == l->id)
@@ -117,33 +113,6 @@ ca_binned__large_cache *ca_binned__large_my_cache(ca_binned_large *l, bool creat
         pthread_setspecific(ca_bl_key, (void *)1);
     }
     return c;
-}
-
-ca_binned__large_area *ca_binned__large_cache_pop(ca_binned_large *l, ca_binned__large_cache *c, unsigned cls)
-{
-    ca_binned__large_area *a = NULL;
-    ca_binned__large_lock(&c->lock);
-    if (c->count[cls]) {
-        a = c->slot[cls][--c->count[cls]];
-        c->bytes -= l->cls[cls].size;
-    }
-    ca_binned__large_unlock(&c->lock);
-    return a;
-}
-
-bool ca_binned__large_cache_push(ca_binned_large *l, ca_binned__large_cache *c, ca_binned__large_area *a,
-                                 unsigned cls)
-{
-    size_t size = l->cls[cls].size;
-    bool ok = false;
-    ca_binned__large_lock(&c->lock);
-    if (c->count[cls] < CA_BINNED_LARGE_CACHE_SLOTS && size <= l->opt.cache_bytes - c->bytes) {
-        c->slot[cls][c->count[cls]++] = a;
-        c->bytes += size;
-        ok = true;
-    }
-    ca_binned__large_unlock(&c->lock);
-    return ok;
 }
 
 /* Take one area of class cls from another thread's cache (the oldest one

@@ -42,7 +42,12 @@
  * Spin lock: test-and-test-and-set with pause, sched_yield after a while.
  * A plain int so that a forked child can reset it with a store.
  * ------------------------------------------------------------------------ */
-void ca_binned__large_lock(int *l);
+void ca_binned__large_lock_slow(int *l);
+ca_force_inline void ca_binned__large_lock(int *l)
+{
+    if (ca_unlikely(__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) != 0))
+        ca_binned__large_lock_slow(l);
+}
 ca_force_inline void ca_binned__large_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
 ca_force_inline bool ca_binned__large_trylock(int *l)
 {
@@ -261,17 +266,57 @@ void ca_binned__large_map_clear(void *base, size_t size);
 ca_binned__large_rgn *ca_binned__large_map_get(const void *p);
 
 /* large_cache.c */
-ca_binned__large_cache *ca_binned__large_my_cache(ca_binned_large *l, bool create);
-ca_binned__large_area *ca_binned__large_cache_pop(ca_binned_large *l, ca_binned__large_cache *c,
-                                                  unsigned cls);
-bool ca_binned__large_cache_push(ca_binned_large *l, ca_binned__large_cache *c,
-                                 ca_binned__large_area *a, unsigned cls);
+typedef struct ca_binned__large_tls_entry {
+    ca_binned_large *tier;
+    uint64_t id;
+    ca_binned__large_cache *cache;
+} ca_binned__large_tls_entry;
+#define CA_BL_TLS_ENTRIES 4
+/* The calling thread's caches by tier (tier pointer + tier id); owner thread only. */
+extern __thread ca_binned__large_tls_entry ca_binned__large_tls[CA_BL_TLS_ENTRIES]
+    __attribute__((tls_model("initial-exec")));
+ca_binned__large_cache *ca_binned__large_my_cache_slow(ca_binned_large *l, bool create);
+/* The calling thread's cache of l (first TLS entry inline). */
+ca_force_inline ca_binned__large_cache *ca_binned__large_my_cache(ca_binned_large *l, bool create)
+{
+    if (ca_likely(ca_binned__large_tls[0].tier == l && ca_binned__large_tls[0].id == l->id))
+        return ca_binned__large_tls[0].cache;
+    return ca_binned__large_my_cache_slow(l, create);
+}
 ca_binned__large_area *ca_binned__large_steal(ca_binned_large *l, ca_binned__large_cache *mine,
                                               unsigned cls);
 void ca_binned__large_cache_flush(ca_binned_large *l, ca_binned__large_cache *c);
 void ca_binned__large_caches_destroy(ca_binned_large *l);
 void ca_binned__large_tls_init(void);
 void ca_binned__large_fork_child_caches(ca_binned_large *l);
+
+/* Pop / push one area of class cls in cache c (the owner's fast path). */
+ca_force_inline ca_binned__large_area *ca_binned__large_cache_pop(ca_binned_large *l, ca_binned__large_cache *c, unsigned cls)
+{
+    ca_binned__large_area *a = NULL;
+    ca_binned__large_lock(&c->lock);
+    if (c->count[cls]) {
+        a = c->slot[cls][--c->count[cls]];
+        c->bytes -= l->cls[cls].size;
+    }
+    ca_binned__large_unlock(&c->lock);
+    return a;
+}
+
+ca_force_inline bool ca_binned__large_cache_push(ca_binned_large *l, ca_binned__large_cache *c, ca_binned__large_area *a,
+                                 unsigned cls)
+{
+    size_t size = l->cls[cls].size;
+    bool ok = false;
+    ca_binned__large_lock(&c->lock);
+    if (c->count[cls] < CA_BINNED_LARGE_CACHE_SLOTS && size <= l->opt.cache_bytes - c->bytes) {
+        c->slot[cls][c->count[cls]++] = a;
+        c->bytes += size;
+        ok = true;
+    }
+    ca_binned__large_unlock(&c->lock);
+    return ok;
+}
 
 /* large_purge.c */
 void ca_binned__large_registry_add(ca_binned_large *l);
