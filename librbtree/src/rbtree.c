@@ -44,14 +44,15 @@ static bool block_need_overflows(size_t size, size_t *out)
 
 static unsigned next_nonempty(const ca_rbtree *r, unsigned c)
 {
-    for (unsigned w = c >> 6; w < sizeof r->nonempty / sizeof r->nonempty[0]; w++) {
-        uint64_t bits = r->nonempty[w];
-        if (w == c >> 6)
-            bits &= ~(uint64_t)0 << (c & 63);
-        if (bits)
-            return w * 64u + (unsigned)__builtin_ctzll(bits);
-    }
-    return CA_RBTREE_NCLASSES;
+    unsigned w = c >> 6;
+    uint64_t bits = r->nonempty[w] & (~(uint64_t)0 << (c & 63));
+    if (bits)
+        return w * 64u + (unsigned)__builtin_ctzll(bits);
+    uint64_t words = w + 1 < 64 ? r->nonempty_words >> (w + 1) : 0;
+    if (!words)
+        return CA_RBTREE_NCLASSES;
+    w += 1u + (unsigned)__builtin_ctzll(words);
+    return w * 64u + (unsigned)__builtin_ctzll(r->nonempty[w]);
 }
 
 static void tree_put(ca_rbtree *r, void *b)
@@ -60,6 +61,7 @@ static void tree_put(ca_rbtree *r, void *b)
     unsigned c = rbt_class_of(s);
     ca_rbtree__tree_insert(&r->roots[c], rbt_node_of(b));
     r->nonempty[c >> 6] |= (uint64_t)1 << (c & 63);
+    r->nonempty_words |= (uint64_t)1 << (c >> 6);
     r->class_bytes[c] += s;
     r->free_bytes += s;
     r->free_blocks++;
@@ -70,8 +72,11 @@ static void tree_take(ca_rbtree *r, void *b)
     size_t s = rbt_size(b);
     unsigned c = rbt_class_of(s);
     ca_rbtree__tree_remove(&r->roots[c], rbt_node_of(b));
-    if (!r->roots[c])
+    if (!r->roots[c]) {
         r->nonempty[c >> 6] &= ~((uint64_t)1 << (c & 63));
+        if (!r->nonempty[c >> 6])
+            r->nonempty_words &= ~((uint64_t)1 << (c >> 6));
+    }
     r->class_bytes[c] -= s;
     r->free_bytes -= s;
     r->free_blocks--;
@@ -507,6 +512,7 @@ void *ca_rbtree_resize(ca_rbtree *r, void *p, size_t old_size, size_t new_size, 
 static void clear_trees(ca_rbtree *r)
 {
     memset(r->nonempty, 0, sizeof r->nonempty);
+    r->nonempty_words = 0;
     memset(r->roots, 0, sizeof r->roots);
     memset(r->class_bytes, 0, sizeof r->class_bytes);
     r->free_bytes = r->free_blocks = 0;
@@ -701,6 +707,9 @@ const char *ca_rbtree_check(const ca_rbtree *r)
             return "class byte count wrong";
         tnodes += cnt;
     }
+    for (unsigned w = 0; w < sizeof r->nonempty / sizeof r->nonempty[0]; w++)
+        if (((r->nonempty_words >> w) & 1) != (r->nonempty[w] != 0))
+            return "class summary word disagrees with the class bitmap";
     if (tnodes != nfree)
         return "tree nodes and free blocks differ in number";
     if (nfree != r->free_blocks || fbytes != r->free_bytes)

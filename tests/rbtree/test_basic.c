@@ -256,3 +256,46 @@ Test(rbtree_basic, size_zero_and_reset)
     cr_assert_not_null(ca_rbtree_alloc(&r, 10, 16, NULL));
     CHECK(&r);
 }
+
+/* The last free of a region can empty it through each merge path; with one
+ * empty region already kept, the region must go back to the source. */
+static void keep_one_empty_region(void)
+{
+    /* A block that needs a region of its own (64 KiB regions), freed: kept. */
+    void *b = ca_rbtree_alloc(&r, 65440, 16, NULL);
+    cr_assert_not_null(b);
+    ca_rbtree_free_unsized(&r, b);
+    cr_assert_eq(counter("empty_regions"), 1);
+}
+
+Test(rbtree_basic, region_released_when_merging_into_previous)
+{
+    /* region: [free 65424][a 64]; freeing a grows the free block within
+     * its class, which then spans the region. */
+    void *a = ca_rbtree_alloc(&r, 48, 16, NULL);
+    cr_assert_eq(src.live, 1);
+    keep_one_empty_region();
+    cr_assert_eq(src.live, 2);
+    ca_rbtree_free(&r, a, 48, 16);
+    CHECK(&r);
+    cr_assert_eq(src.live, 1, "the emptied region is released, one kept");
+    cr_assert_eq(counter("empty_regions"), 1);
+}
+
+Test(rbtree_basic, region_released_when_absorbing_next)
+{
+    /* region: [c 2000][x 63488]; x freed first (c busy), then c absorbs x
+     * within x's class and the block spans the region. */
+    void *x = ca_rbtree_alloc(&r, 63488 - 16, 16, NULL);
+    void *c = ca_rbtree_alloc(&r, 2000 - 16, 16, NULL);
+    cr_assert_eq((char *)c + 2000, (char *)x, "c fills the front exactly");
+    cr_assert_eq(counter("free_blocks"), 0);
+    keep_one_empty_region();
+    cr_assert_eq(src.live, 2);
+    ca_rbtree_free(&r, x, 63488 - 16, 16);
+    cr_assert_eq(src.live, 2);
+    ca_rbtree_free(&r, c, 2000 - 16, 16);
+    CHECK(&r);
+    cr_assert_eq(src.live, 1, "the emptied region is released, one kept");
+    cr_assert_eq(counter("empty_regions"), 1);
+}

@@ -61,7 +61,8 @@ typedef struct ca_rbtree_options {
  *
  * Invariants: reserved == sum of region sizes; free_bytes == sum of
  * class_bytes == bytes of all free blocks; bit c of nonempty is set iff
- * roots[c] != NULL; nempty (empty regions kept) <= 1.
+ * roots[c] != NULL, bit w of nonempty_words iff nonempty[w] != 0; nempty
+ * (empty regions kept) <= 1.
  */
 typedef struct ca_rbtree {
     ca_allocator base; /* first member: &r->base is the ca_allocator */
@@ -72,7 +73,8 @@ typedef struct ca_rbtree {
     ca_rbtree_region *regions;  /* doubly linked list of all regions */
     size_t nregions;
     size_t nempty;              /* regions that are one free block */
-    uint64_t nonempty[(CA_RBTREE_NCLASSES + 63) / 64];
+    uint64_t nonempty[(CA_RBTREE_NCLASSES + 63) / 64]; /* bit c: roots[c] != NULL */
+    uint64_t nonempty_words;    /* bit w: nonempty[w] != 0 */
     ca_rbtree_node *roots[CA_RBTREE_NCLASSES];
     uint64_t class_bytes[CA_RBTREE_NCLASSES];
     uint64_t free_bytes, free_blocks;
