@@ -193,12 +193,12 @@ void ca_arena__token_release(ca_arena *a, ca_arena__tw held, uint64_t new_head)
     ca_arena__tw_store(a, 0, d);
 }
 
-/* True when (s1, o1) comes before (s2, o2) in the list order of the kind. */
-static inline bool before(const ca_arena *a, uint64_t s1, uint64_t o1, uint64_t s2, uint64_t o2)
+/* True when a new segment of size s1 goes before a listed one of size s2:
+ * sizes ordered per kind, and among equal sizes the newest first (O(1)
+ * insertion for a run of equal sizes, and the warmest memory reused first). */
+static inline bool goes_before(const ca_arena *a, uint64_t s1, uint64_t s2)
 {
-    if (s1 != s2)
-        return a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? s1 > s2 : s1 < s2;
-    return o1 < o2;
+    return a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? s1 >= s2 : s1 <= s2;
 }
 
 static inline uint64_t walk_bound(const ca_arena *a) { return a->capacity / CA_ARENA_GRAIN + 1; }
@@ -226,7 +226,7 @@ static uint64_t list_insert(ca_arena *a, uint64_t head, uint64_t off, uint64_t s
         uint64_t sz, next;
         CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + cur, "free list corrupt: cycle");
         ca_arena__node_get(a, cur, &sz, &next);
-        if (before(a, size, off, sz, cur))
+        if (goes_before(a, size, sz))
             break;
         prev = cur;
         cur = next;
@@ -550,12 +550,15 @@ static int seg_by_off(const void *x, const void *y)
     return p->off < q->off ? -1 : p->off > q->off;
 }
 
+/* List order after compaction: sizes per kind, equal sizes by descending
+ * offset (what inserting them in address order would give). */
 static int seg_by_kind(const void *x, const void *y, void *arena)
 {
     const seg *p = x, *q = y;
-    if (p->off == q->off)
-        return 0;
-    return before((const ca_arena *)arena, p->size, p->off, q->size, q->off) ? -1 : 1;
+    const ca_arena *a = arena;
+    if (p->size != q->size)
+        return (a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? p->size > q->size : p->size < q->size) ? -1 : 1;
+    return p->off > q->off ? -1 : p->off < q->off;
 }
 
 int ca_arena_compact(ca_arena *a)

@@ -255,7 +255,7 @@ static int span_cmp(const void *x, const void *y)
 static const char *walk(const ca_arena *a, uint64_t first, uint64_t cur, bool sorted, span *v, uint64_t cap,
                         uint64_t *n, uint64_t *bytes)
 {
-    uint64_t ps = 0, po = 0;
+    uint64_t ps = 0;
     for (uint64_t x = first; x; (*n)++) {
         uint64_t sz, next;
         if (*n >= cap)
@@ -268,7 +268,7 @@ static const char *walk(const ca_arena *a, uint64_t first, uint64_t cur, bool so
         if (sz > cur - x)
             return "free segment beyond the cursor";
         if (sorted && *n && x != first) {
-            bool ok = sz != ps ? (a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? ps > sz : ps < sz) : po < x;
+            bool ok = sz == ps || (a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? ps > sz : ps < sz);
             if (!ok)
                 return "free list not sorted for its kind";
         }
@@ -276,7 +276,6 @@ static const char *walk(const ca_arena *a, uint64_t first, uint64_t cur, bool so
         v[*n].size = sz;
         *bytes += sz;
         ps = sz;
-        po = x;
         x = next;
     }
     return NULL;

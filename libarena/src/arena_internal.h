@@ -109,8 +109,8 @@ enum { CA_ARENA__BACK_SOURCE = 0, CA_ARENA__BACK_FILE = 1 };
  *   every free / pending segment lies in [data_off, cursor), on the grain,
  *   size >= max(min node, 16), disjoint from each other;
  *   in_use + free_bytes + pending_bytes + discarded == cursor - data_off;
- *   the free list is sorted: OPTIMISTIC by (size desc, offset asc),
- *   PESSIMISTIC by (size asc, offset asc); NONE keeps it empty.
+ *   the free list is sorted: OPTIMISTIC by size descending, PESSIMISTIC by
+ *   size ascending, equal sizes newest first; NONE keeps it empty.
  */
 struct ca_arena {
     ca_allocator base;       /* first member; ops = arena ops (read-only) */

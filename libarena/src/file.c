@@ -312,7 +312,7 @@ static ca_arena_error validate_list(const ca_arena *a, const ca_arena__disk *d)
     if (!v)
         return CA_ARENA_E_SYSTEM;
     ca_arena_error e = CA_ARENA_OK;
-    uint64_t n = 0, bytes = 0, ps = 0, po = 0, x = d->free_head;
+    uint64_t n = 0, bytes = 0, ps = 0, x = d->free_head;
     for (; x && e == CA_ARENA_OK; n++) {
         uint64_t sz, next;
         if (n >= d->free_count || x < a->data_off || x % CA_ARENA_GRAIN || x >= d->cursor) {
@@ -322,13 +322,12 @@ static ca_arena_error validate_list(const ca_arena *a, const ca_arena__disk *d)
         ca_arena__node_get(a, x, &sz, &next);
         if (sz < CA_ARENA_GRAIN || sz % CA_ARENA_GRAIN || sz > d->cursor - x)
             e = CA_ARENA_E_FREELIST;
-        else if (n && !(sz != ps ? (a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? ps > sz : ps < sz) : po < x))
+        else if (n && sz != ps && !(a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? ps > sz : ps < sz))
             e = CA_ARENA_E_FREELIST;
         v[n].off = x;
         v[n].size = sz;
         bytes += sz;
         ps = sz;
-        po = x;
         x = next;
     }
     if (e == CA_ARENA_OK && (x || n != d->free_count || bytes != d->free_bytes))

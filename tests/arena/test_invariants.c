@@ -27,11 +27,10 @@ typedef struct model {
     int n;
 } model;
 
+/* A new segment x goes before a listed y: sizes per kind, equal sizes newest first. */
 static bool m_before(const model *m, mseg x, mseg y)
 {
-    if (x.size != y.size)
-        return m->kind == CA_ARENA_FREELIST_OPTIMISTIC ? x.size > y.size : x.size < y.size;
-    return x.off < y.off;
+    return m->kind == CA_ARENA_FREELIST_OPTIMISTIC ? x.size >= y.size : x.size <= y.size;
 }
 
 static void m_insert(model *m, uint64_t off, uint64_t size)

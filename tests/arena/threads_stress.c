@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/* 2, 4 and 8 threads allocating and freeing concurrently on every free-list
+ * kind and offset width, heap and anonymous backing, with every byte owned
+ * by exactly one thread (stress.h); afterwards the arena must be consistent
+ * and, once everything is freed and compacted, empty. A plain executable so
+ * that it runs under ThreadSanitizer. Seed CA_TEST_SEED, operations scaled
+ * by CA_TEST_SCALE, thread counts capped by CA_TEST_THREADS when set. */
+#include "ca_tt.h"
+#include "stress.h"
+
+static void run(int *ca_tt_failed, int kind, unsigned bits, ca_arena_backing backing, unsigned threads)
+{
+    ca_arena_options o;
+    ca_arena_options_init(&o);
+    o.freelist = (ca_arena_freelist)kind;
+    o.offset_bits = bits;
+    o.backing = backing;
+    o.capacity = 16u << 20;
+    o.max_retries = 64;
+    ca_arena *a = NULL;
+    CA_TT_ASSERT(ca_arena_create(&a, &o) == 0, "create");
+    stress_cfg c = {a, threads, 6000 * ca_test_scale() / threads + 500, 0, kind != 0, ca_test_seed()};
+    uint64_t v = stress_run(&c);
+    CA_TT_ASSERT(v == 0, "kind %d bits %u threads %u: %llu violations", kind, bits, threads, (unsigned long long)v);
+    const char *why = ca_arena_check(a);
+    CA_TT_ASSERT(why == NULL, "kind %d bits %u threads %u: %s", kind, bits, threads, why);
+    ca_stats st;
+    ca_arena_stats(a, &st);
+    CA_TT_ASSERT(st.bytes_in_use == 0, "in use %llu after all frees", (unsigned long long)st.bytes_in_use);
+    CA_TT_ASSERT(st.allocs == st.frees, "allocs %llu frees %llu", (unsigned long long)st.allocs,
+                 (unsigned long long)st.frees);
+    if (kind != 0) {
+        CA_TT_ASSERT(ca_arena_compact(a) == 0, "compact");
+        uint64_t disc = 0;
+        ca_stats_get_counter(&st, "discarded", &disc);
+        ca_arena_stats(a, &st);
+        uint64_t fb = 0;
+        ca_stats_get_counter(&st, "free_bytes", &fb);
+        CA_TT_ASSERT(ca_arena_check(a) == NULL, "after compact: %s", ca_arena_check(a));
+        CA_TT_ASSERT(fb == 0 || ca_arena_cursor(a) > ca_arena_data_start(a), "compact left free bytes at the tail");
+    }
+    ca_arena_close(a);
+}
+
+static unsigned cap_threads(unsigned t)
+{
+    unsigned m = ca_test_threads(8);
+    return t < m ? t : m;
+}
+
+#define KIND_TESTS(name, kind)                                                                     \
+    CA_TT(name##_64_heap)                                                                          \
+    {                                                                                              \
+        for (unsigned t = 2; t <= 8; t *= 2)                                                       \
+            run(ca_tt_failed, kind, 64, CA_ARENA_BACKING_HEAP, cap_threads(t));                    \
+    }                                                                                              \
+    CA_TT(name##_32_anon)                                                                          \
+    {                                                                                              \
+        for (unsigned t = 2; t <= 8; t *= 2)                                                       \
+            run(ca_tt_failed, kind, 32, CA_ARENA_BACKING_ANON, cap_threads(t));                    \
+    }
+
+KIND_TESTS(none, 0)
+KIND_TESTS(optimistic, 1)
+KIND_TESTS(pessimistic, 2)
