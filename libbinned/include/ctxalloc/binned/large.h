@@ -10,9 +10,10 @@
  *     from a ca_source: an own anonymous mmap source by default, a file-backed
  *     one (unlinked temporary file in a directory) by option, or the caller's.
  *   - Allocation prefers the calling thread's cache (bounded in bytes), then
- *     the class's global dirty pool (freed, still resident), then its clean
- *     pool (decommitted), then steals from other threads' caches, and only
- *     then maps a new region.
+ *     the class's global dirty pool (freed, still resident), then a resident
+ *     free area of the next two classes, then its clean pool (decommitted),
+ *     then steals from other threads' caches, and only then maps a new
+ *     region.
  *   - Dirty areas older than the decay interval are purged to clean
  *     (MADV_DONTNEED, MADV_FREE or hole punching through the source); regions
  *     whose areas are all free for the unmap interval are unmapped. A
@@ -32,8 +33,9 @@
  * Use with the small tier: the small tier sends sizes above its largest
  * class here and frees pointers it does not own through
  * ca_binned_large_of() + ca_binned_large_free(). It must not hold any of its
- * own locks while calling into the tier (the tier's fork handlers take the
- * tier's locks; see "Fork" below). Ownership-map registration
+ * own locks while calling into the tier (the tier's pthread_atfork handlers,
+ * registered at the first create, take every lock of every tier in prepare).
+ * Ownership-map registration
  * (ca_owner_register) of every region and direct mapping is done when
  * options.owner is set: the owner value is options.owner (the ca_allocator
  * that serves free(p) for these pointers), or the tier itself with
@@ -176,8 +178,10 @@ const char *ca_binned_large_last_error(void);
  * @size:   bytes (0 gives the smallest class: a unique pointer)
  * @align:  a power of two; up to min(class, CA_BINNED_LARGE_AREA_ALIGN_MAX)
  *          it is free, above it the request becomes a direct mapping
- * @usable: optional; receives the usable bytes (the class size, or the
- *          mapping size for a direct mapping)
+ * @usable: optional; receives the usable bytes: the class size (or that of
+ *          one of the next two classes when the own class has no free area
+ *          but one of those has a resident one), or the mapping size for a
+ *          direct mapping
  *
  * Fast path: one pop from the thread cache. Slow paths: a pool pop under
  * the class lock, a steal, a region map (source obtain).
@@ -403,8 +407,10 @@ size_t ca_binned_large_class_size_at(const ca_binned_large *l, unsigned i);
  * Readable while other threads allocate (relaxed atomic counters; the
  * fields are individually exact, not a snapshot of one instant).
  * Fields: bytes_in_use (usable bytes handed out), bytes_reserved (mapped),
- * bytes_committed (mapped minus clean), peak_in_use, allocs, frees,
- * failures. Counters: cache_hits, steals, cached_bytes (in thread caches),
+ * bytes_committed (mapped minus clean), peak_in_use (the peak of bytes in
+ * use or in thread caches, tracked on the slow paths), allocs, frees,
+ * failures. Takes the cache locks briefly to add up the thread caches'
+ * counters. Counters: cache_hits, steals, cached_bytes (in thread caches),
  * dirty_bytes, clean_bytes, purged_bytes, mapped_bytes (total ever),
  * unmapped_bytes (total ever), regions (live), direct_allocs, mremaps,
  * background_runs.
