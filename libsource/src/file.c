@@ -50,10 +50,15 @@ bool ca_source__is_file(const ca_source *s) { return s->ops == &file_ops || s->o
 
 static ca_source_file *from(ca_source *s) { return (ca_source_file *)(void *)s; }
 
-/* Record a message (no allocation: strerrordesc_np is a table lookup). */
+/* Record a message (no allocation: strerrordesc_np is a table lookup).
+ * Failing calls on several threads take turns on the buffer. */
 static int note(ca_source_file *s, const char *what, int err)
 {
-    snprintf(s->error, sizeof s->error, "%s: %s", what, strerrordesc_np(err) ? strerrordesc_np(err) : "error");
+    char msg[sizeof s->error];
+    snprintf(msg, sizeof msg, "%s: %s", what, strerrordesc_np(err) ? strerrordesc_np(err) : "error");
+    ca_source__spin_lock(&s->error_lock);
+    memcpy(s->error, msg, sizeof msg);
+    ca_source__spin_unlock(&s->error_lock);
     return err;
 }
 

@@ -7,6 +7,7 @@
  */
 #include <ctxalloc/source.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "ca_test.h"
 #include "ca_tt.h"
@@ -110,13 +111,23 @@ CA_TT(mmap_concurrent_with_faults)
     ca_source_mmap_destroy(&m);
 }
 
-CA_TT(file_concurrent)
+static ca_source_fault file_plan;
+
+CA_TT(file_concurrent_with_enospc)
 {
+    /* a full disk now and then, on several threads at once */
+    ca_source_fault_init(&file_plan, CA_SOURCE_FAULT_FALLOCATE, 20, 10, ENOSPC);
+    ca_source_file_options o;
+    memset(&o, 0, sizeof o);
+    o.fault = &file_plan;
     ca_source_file f;
-    CA_TT_ASSERT(ca_source_file_init(&f, NULL) == 0, "init: %s", ca_source_file_error(&f));
+    CA_TT_ASSERT(ca_source_file_init(&f, &o) == 0, "init: %s", ca_source_file_error(&f));
     uint64_t failed;
     int bad = hammer(&f.base, &failed);
-    CA_TT_ASSERT(bad == 0 && failed == 0, "%d corrupted, %lu failed", bad, (unsigned long)failed);
+    CA_TT_ASSERT(bad == 0, "%d corrupted", bad);
+    CA_TT_ASSERT(failed == file_plan.injected && failed == 10, "failed %lu injected %lu", (unsigned long)failed,
+                 (unsigned long)file_plan.injected);
+    CA_TT_ASSERT(strstr(ca_source_file_error(&f), "fallocate") != NULL, "%s", ca_source_file_error(&f));
     CA_TT_ASSERT(ca_source_check(&f.base) == NULL, "%s", ca_source_check(&f.base));
     ca_stats st;
     ca_source_stats(&f.base, &st);

@@ -403,7 +403,8 @@ typedef struct ca_source_file {
     ca_source_fault *fault;
     ca_source_counters c;
     ca_source_track track;
-    char error[160]; /* message of the latest failure ("" when none) */
+    char error[160]; /* message of the latest failure ("" when none); under error_lock */
+    int error_lock;  /* 0 free, 1 held (__atomic) */
 } ca_source_file;
 
 /* --- Create/destroy --------------------------------------------------- */
