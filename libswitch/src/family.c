@@ -68,12 +68,28 @@ ca_allocator *ca_switch_owner(const void *p)
     return o ? o : ca_switch__g.base;
 }
 
+/* Allocate from the selected allocator a. A non-base allocator that calls
+ * malloc itself while allocating gets the base allocator for that nested
+ * call instead of itself (no recursion). */
+static void *alloc_from(ca_allocator *a, size_t size, size_t align)
+{
+    ca_allocator *base = ca_switch__g.base;
+    if (a == base || a == &ca_switch__boot_allocator)
+        return a->ops->alloc(a, size, align, NULL);
+    if (ca_switch__tl_busy)
+        return base ? base->ops->alloc(base, size, align, NULL) : NULL;
+    ca_switch__tl_busy = true;
+    void *p = a->ops->alloc(a, size, align, NULL);
+    ca_switch__tl_busy = false;
+    return p;
+}
+
 /* Everything but the base fast path: initialisation, other selections. */
 ca_attr_noinline static void *malloc_slow(ca_allocator *a, size_t size)
 {
     if (!a)
         a = ca_switch__current();
-    return a->ops->alloc(a, size, CA_ALIGN_DEFAULT, NULL);
+    return alloc_from(a, size, CA_ALIGN_DEFAULT);
 }
 
 void *ca_switch_malloc(size_t size)
@@ -129,8 +145,7 @@ void *ca_switch_calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    ca_allocator *a = ca_switch__current();
-    void *p = a->ops->alloc(a, total, CA_ALIGN_DEFAULT, NULL);
+    void *p = alloc_from(ca_switch__current(), total, CA_ALIGN_DEFAULT);
     if (p)
         memset(p, 0, total);
     return p;
@@ -151,8 +166,7 @@ size_t ca_switch_usable_size(const void *p)
 /* Move p (usable bytes `old`) into a block from the current selection. */
 static void *realloc_move(ca_allocator *o, void *p, size_t old, size_t size)
 {
-    ca_allocator *a = ca_switch__current();
-    void *q = a->ops->alloc(a, size, CA_ALIGN_DEFAULT, NULL);
+    void *q = alloc_from(ca_switch__current(), size, CA_ALIGN_DEFAULT);
     if (!q)
         return NULL;
     memcpy(q, p, old < size ? old : size);
@@ -186,8 +200,14 @@ void *ca_switch_realloc(void *p, size_t size)
         return realloc_move(o, p, old, size);
     }
     /* The owner resizes: shrinking stays in place, growing may move within
-     * the owner. On failure p is intact and errno is set by the owner. */
-    return ca_resize(o, p, old, size, CA_ALIGN_DEFAULT, 0);
+     * the owner. On failure p is intact and errno is set by the owner. A
+     * malloc the owner makes meanwhile is served by the base. */
+    if (o == ca_switch__g.base || ca_switch__tl_busy)
+        return ca_resize(o, p, old, size, CA_ALIGN_DEFAULT, 0);
+    ca_switch__tl_busy = true;
+    void *q = ca_resize(o, p, old, size, CA_ALIGN_DEFAULT, 0);
+    ca_switch__tl_busy = false;
+    return q;
 }
 
 void *ca_switch_reallocarray(void *p, size_t n, size_t size)
@@ -208,8 +228,7 @@ static void *aligned(size_t align, size_t size)
     }
     if (align < CA_ALIGN_DEFAULT)
         align = CA_ALIGN_DEFAULT;
-    ca_allocator *a = ca_switch__current();
-    return a->ops->alloc(a, size, align, NULL);
+    return alloc_from(ca_switch__current(), size, align);
 }
 
 int ca_switch_posix_memalign(void **out, size_t align, size_t size)

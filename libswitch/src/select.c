@@ -31,6 +31,7 @@
 CA_SWITCH_TLS ca_allocator *ca_switch__tl_context;
 CA_SWITCH_TLS ca_allocator *ca_switch__tl_thread;
 CA_SWITCH_TLS char ca_switch__tl_anchor;
+CA_SWITCH_TLS bool ca_switch__tl_busy;
 /* Set while this thread runs the initialisation. */
 static CA_SWITCH_TLS bool tl_initialising;
 

@@ -27,6 +27,10 @@
 /* Selection of the calling thread. Written and read by that thread only. */
 extern CA_SWITCH_TLS ca_allocator *ca_switch__tl_context;
 extern CA_SWITCH_TLS ca_allocator *ca_switch__tl_thread;
+/* Set while a selected allocator other than the base runs an allocation on
+ * this thread: a malloc it makes itself (an allocator built on the libc
+ * adaptor, say) is served by the base instead of recursing. */
+extern CA_SWITCH_TLS bool ca_switch__tl_busy;
 /* Address of this thread-local is the thread's id (unique among live
  * threads, valid from the first instruction of the thread). */
 extern CA_SWITCH_TLS char ca_switch__tl_anchor;

@@ -282,3 +282,25 @@ CONF_TEST(many_blocks_survive)
     for (int i = 0; i < N; i++)
         free(v[i]);
 }
+
+#if defined(CONF_CRITERION)
+#include <ctxalloc/switch.h>
+
+/* A context allocator that itself calls malloc (core's header adaptor over
+ * the libc adaptor): its nested malloc is served by the base allocator, not
+ * by itself (which would recurse without end). */
+CONF_TEST(allocator_that_calls_malloc)
+{
+    ca_header_allocator h;
+    CHECK(ca_header_init(&h, ca_libc_allocator()) == 0, "init");
+    ca_allocator *prev = ca_switch_context_set(&h.base);
+    char *p = (char *)malloc(64);
+    char *q = (char *)realloc(NULL, 100);
+    ca_switch_context_set(prev);
+    CHECK(p && q, "allocation through an allocator that calls malloc");
+    memset(p, 1, 64);
+    memset(q, 2, 100);
+    ca_free_unsized(&h.base, p);
+    ca_free_unsized(&h.base, q);
+}
+#endif
