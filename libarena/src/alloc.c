@@ -150,11 +150,30 @@ __attribute__((noinline, no_sanitize("thread"))) static void node_read_racy(cons
 static inline void cnt_add(uint64_t *c, uint64_t v) { __atomic_fetch_add(c, v, __ATOMIC_RELAXED); }
 static inline void cnt_sub(uint64_t *c, uint64_t v) { __atomic_fetch_sub(c, v, __ATOMIC_RELAXED); }
 
+static unsigned next_slot;
+static _Thread_local unsigned my_slot = ~0u;
+
+ca_arena__shard *ca_arena__my_shard(ca_arena *a)
+{
+    unsigned s = my_slot;
+    if (ca_unlikely(s == ~0u))
+        s = my_slot = __atomic_fetch_add(&next_slot, 1, __ATOMIC_RELAXED) % CA_ARENA__SHARDS;
+    return &a->shard[s];
+}
+
+#define SH(a) ca_arena__my_shard(a)
+
 static inline void note_alloc(ca_arena *a, uint64_t bsize)
 {
-    uint64_t now = __atomic_add_fetch(&a->in_use, bsize, __ATOMIC_RELAXED) ;
-    cnt_add(&a->allocs, 1);
-    uint64_t pk = __atomic_load_n(&a->peak, __ATOMIC_RELAXED);
+    ca_arena__shard *s = SH(a);
+    cnt_add(&s->in_use, bsize);
+    cnt_add(&s->allocs, 1);
+}
+
+/* The cursor reached end: keep the high-water mark (the peak's bound). */
+static inline void note_high(ca_arena *a, uint64_t end)
+{
+    uint64_t now = end - a->data_off, pk = __atomic_load_n(&a->peak, __ATOMIC_RELAXED);
     while (now > pk && !__atomic_compare_exchange_n(&a->peak, &pk, now, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
 }
@@ -177,7 +196,7 @@ bool ca_arena__token_take(ca_arena *a, bool wait, ca_arena__tw *held)
                 return true;
             }
         }
-        cnt_add(&a->retries, 1);
+        cnt_add(&SH(a)->retries, 1);
         if (!wait && i + 1 >= a->max_retries)
             return false;
         if (wait && i % 64 == 63)
@@ -232,6 +251,8 @@ static uint64_t list_insert(ca_arena *a, uint64_t head, uint64_t off, uint64_t s
         cur = next;
     }
     ca_arena__node_set(a, off, size, cur);
+    if (off + size > a->max_end)
+        a->max_end = off + size;
     cnt_add(&a->free_bytes, size);
     cnt_add(&a->free_count, 1);
     if (!prev)
@@ -286,21 +307,27 @@ static uint64_t rewind_through(ca_arena *a, uint64_t head)
 {
     for (;;) {
         uint64_t cur = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);
-        uint64_t prev = 0, n = head, steps = 0, sz = 0, next = 0;
+        if (a->max_end < cur)
+            return head; /* no listed segment reaches the cursor: no walk */
+        uint64_t prev = 0, n = head, steps = 0, sz = 0, next = 0, mx = 0;
         while (n) {
             CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + n, "free list corrupt: cycle");
             ca_arena__node_get(a, n, &sz, &next);
             if (n + sz == cur)
                 break;
+            if (n + sz > mx)
+                mx = n + sz;
             prev = n;
             n = next;
         }
-        if (!n)
+        if (!n) {
+            a->max_end = mx; /* a full walk: the hint is exact again */
             return head;
+        }
         if (!__atomic_compare_exchange_n(&a->cursor, &cur, n, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             return head; /* someone allocated at the tail: the segment stays */
         head = list_unlink(a, head, prev, n, sz, next);
-        cnt_add(&a->rewinds, 1);
+        cnt_add(&SH(a)->rewinds, 1);
     }
 }
 
@@ -317,7 +344,7 @@ static void push_pending(ca_arena *a, uint64_t off, uint64_t size)
         ca_arena__node_set(a, off, size, p.off);
         if (ca_arena__tw_cas(a, 1, p, (ca_arena__tw){off, gen_next(p.gen, 1)}))
             return;
-        cnt_add(&a->retries, 1);
+        cnt_add(&SH(a)->retries, 1);
     }
 }
 
@@ -378,7 +405,7 @@ static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
         if (!w.off)
             return ENOENT;
         if (w.gen & 1) { /* token held: the list is being rewritten */
-            cnt_add(&a->retries, 1);
+            cnt_add(&SH(a)->retries, 1);
             cpu_relax();
             continue;
         }
@@ -386,7 +413,7 @@ static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
         node_read_racy(a, w.off, &sz, &next);
         if (sz < CA_ARENA_GRAIN || sz % CA_ARENA_GRAIN || sz > a->capacity - w.off ||
             (next && !node_in_range(a, next))) {
-            cnt_add(&a->retries, 1); /* read while the node changed hands */
+            cnt_add(&SH(a)->retries, 1); /* read while the node changed hands */
             continue;
         }
         if (!fits(w.off, sz, bsize, align))
@@ -404,7 +431,7 @@ static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
             *out = carve(a, w.off, sz, bsize, align);
             return 0;
         }
-        cnt_add(&a->retries, 1);
+        cnt_add(&SH(a)->retries, 1);
     }
     return EAGAIN;
 }
@@ -457,11 +484,12 @@ static int bump(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
         if (ca_add_overflows(start, bsize, &end) || end > a->capacity)
             return ENOMEM;
         if (__atomic_compare_exchange_n(&a->cursor, &cur, end, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            note_high(a, end);
             give_back(a, cur, start - cur);
             *out = start;
             return 0;
         }
-        cnt_add(&a->retries, 1);
+        cnt_add(&SH(a)->retries, 1);
     }
     return ENOMEM;
 }
@@ -496,7 +524,7 @@ int ca_arena_alloc(ca_arena *a, size_t size, size_t align, uint64_t *off)
         return 0;
     }
 fail:
-    cnt_add(&a->failures, 1);
+    cnt_add(&SH(a)->failures, 1);
     return err;
 }
 
@@ -515,11 +543,12 @@ int ca_arena_free(ca_arena *a, uint64_t off, size_t size)
     if (ca_unlikely(!block_size(size, &bsize) || off < a->data_off || off % CA_ARENA_GRAIN ||
                     ca_add_overflows(off, bsize, &end) || end > cur))
         return EINVAL;
-    cnt_sub(&a->in_use, bsize);
-    cnt_add(&a->frees, 1);
+    ca_arena__shard *sh = SH(a);
+    cnt_sub(&sh->in_use, bsize);
+    cnt_add(&sh->frees, 1);
     for (unsigned i = 0; i < a->max_retries && cur == end; i++) {
         if (__atomic_compare_exchange_n(&a->cursor, &cur, off, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-            cnt_add(&a->rewinds, 1);
+            cnt_add(&SH(a)->rewinds, 1);
             if (a->kind != CA_ARENA_FREELIST_NONE &&
                 (ca_arena__tw_load(a, 0).off || ca_arena__tw_load(a, 1).off)) {
                 ca_arena__tw held;
@@ -530,7 +559,7 @@ int ca_arena_free(ca_arena *a, uint64_t off, size_t size)
             }
             return 0;
         }
-        cnt_add(&a->retries, 1);
+        cnt_add(&SH(a)->retries, 1);
     }
     give_back(a, off, bsize);
     return 0;
@@ -608,16 +637,19 @@ int ca_arena_compact(ca_arena *a)
         if (!__atomic_compare_exchange_n(&a->cursor, &cur, v[m - 1].off, false, __ATOMIC_ACQ_REL,
                                          __ATOMIC_ACQUIRE))
             break;
-        cnt_add(&a->rewinds, 1);
+        cnt_add(&SH(a)->rewinds, 1);
         m--;
     }
     qsort_r(v, m, sizeof *v, seg_by_kind, a);
     uint64_t kept = 0;
     head = 0;
+    a->max_end = 0;
     for (i = m; i-- > 0;) {
         ca_arena__node_set(a, v[i].off, v[i].size, head);
         head = v[i].off;
         kept += v[i].size;
+        if (v[i].off + v[i].size > a->max_end)
+            a->max_end = v[i].off + v[i].size;
     }
     cnt_sub(&a->free_bytes, total - kept);
     cnt_sub(&a->free_count, n - m);
@@ -639,9 +671,10 @@ void ca_arena__init_live(ca_arena *a, uint64_t cursor, uint64_t free_head, uint6
     a->free_count = free_count;
     a->discarded = discarded;
     a->pending_bytes = a->pending_count = 0;
-    a->in_use = cursor - a->data_off - free_bytes - discarded;
-    a->peak = a->in_use;
-    a->allocs = a->frees = a->failures = a->retries = a->rewinds = 0;
+    memset(a->shard, 0, sizeof a->shard);
+    a->max_end = free_head ? cursor : 0;
+    a->shard[0].in_use = cursor - a->data_off - free_bytes - discarded;
+    a->peak = cursor - a->data_off;
 }
 
 int ca_arena_reset(ca_arena *a)
@@ -654,7 +687,9 @@ int ca_arena_reset(ca_arena *a)
     ca_arena__tw_store(a, 1, (ca_arena__tw){0, 0});
     a->free_bytes = a->free_count = a->pending_bytes = a->pending_count = 0;
     a->discarded = 0;
-    a->in_use = 0;
+    a->max_end = 0;
+    for (unsigned i = 0; i < CA_ARENA__SHARDS; i++)
+        __atomic_store_n(&a->shard[i].in_use, 0, __ATOMIC_RELAXED);
     ca_arena__token_release(a, held, 0);
     return 0;
 }
@@ -721,10 +756,10 @@ static void *op_resize(ca_allocator *base, void *p, size_t old_size, size_t new_
             uint64_t cur = off + ob;
             if (__atomic_compare_exchange_n(&a->cursor, &cur, off + nb, false, __ATOMIC_ACQ_REL,
                                             __ATOMIC_ACQUIRE))
-                cnt_add(&a->rewinds, 1);
+                cnt_add(&SH(a)->rewinds, 1);
             else
                 give_back(a, off + nb, ob - nb);
-            cnt_sub(&a->in_use, ob - nb);
+            cnt_sub(&SH(a)->in_use, ob - nb);
         }
         if (usable)
             *usable = nb;
@@ -733,7 +768,8 @@ static void *op_resize(ca_allocator *base, void *p, size_t old_size, size_t new_
     uint64_t cur = off + ob;
     if (nb - ob <= a->capacity - cur &&
         __atomic_compare_exchange_n(&a->cursor, &cur, off + nb, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        cnt_add(&a->in_use, nb - ob);
+        cnt_add(&SH(a)->in_use, nb - ob);
+        note_high(a, off + nb);
         if (usable)
             *usable = nb;
         return p;

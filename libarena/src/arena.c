@@ -222,20 +222,20 @@ int ca_arena_stats(const ca_arena *a, ca_stats *out)
 {
     ca_arena *m = (ca_arena *)(uintptr_t)a;
     ca_stats_init(out, "arena");
-    out->bytes_in_use = ld(&a->in_use);
+    out->bytes_in_use = CA_ARENA__SUM(a, in_use);
     out->bytes_reserved = a->capacity;
     out->bytes_committed = a->capacity;
     out->peak_in_use = ld(&a->peak);
-    out->allocs = ld(&a->allocs);
-    out->frees = ld(&a->frees);
-    out->failures = ld(&a->failures);
+    out->allocs = CA_ARENA__SUM(a, allocs);
+    out->frees = CA_ARENA__SUM(a, frees);
+    out->failures = CA_ARENA__SUM(a, failures);
     ca_stats_set_counter(out, "cursor", ca_arena_cursor(a));
     ca_stats_set_counter(out, "discarded", ld(&a->discarded));
     ca_stats_set_counter(out, "free_bytes", ld(&a->free_bytes));
     ca_stats_set_counter(out, "free_segments", ld(&a->free_count));
     ca_stats_set_counter(out, "pending_segments", ld(&a->pending_count));
-    ca_stats_set_counter(out, "cas_retries", ld(&a->retries));
-    ca_stats_set_counter(out, "rewinds", ld(&a->rewinds));
+    ca_stats_set_counter(out, "cas_retries", CA_ARENA__SUM(a, retries));
+    ca_stats_set_counter(out, "rewinds", CA_ARENA__SUM(a, rewinds));
     ca_stats_set_counter(out, "flushes", ld(&a->flushes));
     (void)m;
     return 0;
@@ -314,7 +314,7 @@ const char *ca_arena_check(const ca_arena *ca)
             if (v[i - 1].off + v[i - 1].size > v[i].off)
                 why = "free segments overlap";
     }
-    if (!why && ld(&a->in_use) + fb + pb + ld(&a->discarded) != cur - a->data_off)
+    if (!why && CA_ARENA__SUM(a, in_use) + fb + pb + ld(&a->discarded) != cur - a->data_off)
         why = "in use + free + pending + discarded != cursor - data start";
     free(v);
     return why;

@@ -94,11 +94,34 @@ bool ca_arena__state_decode(uint64_t w, uint64_t *seq_low, unsigned *phase);
  * unsigned __int128 (cmpxchg16b); in the 32-bit layout one uint64_t
  * (offset | gen << 32). For the list head an odd gen means "token held":
  * the holder may rewrite any node; others may not pop. */
+struct ca_arena;
 typedef struct ca_arena__tw {
     uint64_t off, gen;
 } ca_arena__tw;
 
 enum { CA_ARENA__BACK_SOURCE = 0, CA_ARENA__BACK_FILE = 1 };
+
+/* Counters of the fast paths, sharded so that threads do not share a cache
+ * line: a thread adds to the shard of its slot (threads numbered in order of
+ * first use, modulo CA_ARENA__SHARDS), with relaxed atomic adds since
+ * several threads may share a slot. in_use is a wrapping sum of deltas (a
+ * shard goes "negative" when its threads free what others allocated); the
+ * sum over the shards is exact when no call is in flight. */
+#define CA_ARENA__SHARDS 16
+typedef struct ca_arena__shard {
+    __attribute__((aligned(64))) uint64_t allocs;
+    uint64_t frees, in_use, rewinds, retries, failures;
+} ca_arena__shard;
+
+/* Per-thread shard and the sum of one field over the shards (alloc.c). */
+ca_arena__shard *ca_arena__my_shard(ca_arena *a);
+#define CA_ARENA__SUM(a, field)                                                                    \
+    __extension__({                                                                                \
+        uint64_t s_ = 0;                                                                           \
+        for (unsigned i_ = 0; i_ < CA_ARENA__SHARDS; i_++)                                         \
+            s_ += __atomic_load_n(&(a)->shard[i_].field, __ATOMIC_RELAXED);                        \
+        s_;                                                                                        \
+    })
 
 /*
  * The arena object (process memory, never in the mapping: the live words
@@ -139,10 +162,12 @@ struct ca_arena {
     uint64_t head64;                                        /* tagged head (narrow), atomic */
     __attribute__((aligned(64))) unsigned __int128 pend128; /* pending stack (wide), atomic */
     uint64_t pend64;                                        /* pending stack (narrow), atomic */
+    uint64_t max_end;        /* token holder only: >= the end of every listed segment */
 
-    /* --- counters: atomic, any thread ---------------------------------- */
-    __attribute__((aligned(64))) uint64_t in_use; /* block bytes handed out */
-    uint64_t peak, allocs, frees, failures, retries, rewinds, flushes;
+    /* --- counters ------------------------------------------------------- */
+    ca_arena__shard shard[CA_ARENA__SHARDS]; /* summed by stats and check */
+    __attribute__((aligned(64))) uint64_t peak; /* atomic: cursor high-water mark - data_off */
+    uint64_t flushes;        /* atomic */
     uint64_t discarded;      /* bytes lost to padding, small pieces, NONE frees */
     uint64_t free_bytes;     /* in the sorted list (token holder writes) */
     uint64_t free_count;
