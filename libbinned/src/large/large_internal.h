@@ -79,8 +79,9 @@ enum {
 typedef struct ca_binned__large_rgn ca_binned__large_rgn;
 
 /* One area of a region. Invariant: state says which list (if any) holds it;
- * prev/next are meaningful only in DIRTY and CLEAN. */
-typedef struct ca_binned__large_area {
+ * prev/next are meaningful only in DIRTY and CLEAN. One cache line each:
+ * threads freeing neighbouring areas do not share a line for the state CAS. */
+typedef struct __attribute__((aligned(64))) ca_binned__large_area {
     struct ca_binned__large_area *prev, *next; /* pool list links (class lock) */
     ca_binned__large_rgn *rgn;                 /* read-only after region creation */
     uint64_t stamp;                            /* ns of entry into the pool (class lock) */

@@ -190,3 +190,55 @@ Test(binned_large_memory, purge_free_mode)
     ca_binned_large_free(l, q);
     ca_binned_large_destroy(l);
 }
+
+/* A full disk under a file-backed tier: the allocation fails with ENOMEM at
+ * once (the file's blocks are allocated before use), never a SIGBUS later.
+ * The full disk is a libsource fault plan failing fallocate with ENOSPC. */
+#include <ctxalloc/source.h>
+
+Test(binned_large_memory, file_enospc)
+{
+    ca_source_fault f;
+    ca_source_fault_init(&f, 0, 0, 0, ENOSPC); /* armed below */
+    ca_source_file fs;
+    ca_source_file_options fo;
+    memset(&fo, 0, sizeof fo);
+    fo.dir = "/tmp";
+    fo.capacity = (size_t)1 << 30;
+    fo.fault = &f;
+    cr_assert_eq(ca_source_file_init(&fs, &fo), 0, "%s", ca_source_file_error(&fs));
+    ca_binned_large_options o;
+    memset(&o, 0, sizeof o);
+    o.source = &fs.base;
+    o.flags = CA_BINNED_LARGE_NO_CACHE;
+    o.dirty_decay_ms = o.unmap_decay_ms = 3600000;
+    ca_binned_large *l = NULL;
+    cr_assert_eq(ca_binned_large_create(&l, &o), 0);
+    /* the first region gets its blocks */
+    char *p = (char *)ca_binned_large_alloc(l, 1 << 20, 16, NULL);
+    cr_assert_not_null(p);
+    memset(p, 1, 1 << 20);
+    ca_binned_large_free(l, p);
+    cr_assert_eq(ca_binned_large_purge(l, 0), 1 << 20); /* hole punched */
+    ca_source_fault_init(&f, CA_SOURCE_FAULT_FALLOCATE, 1, 0, ENOSPC); /* the disk is full */
+    /* reusing the purged area needs blocks again: ENOSPC -> ENOMEM */
+    errno = 0;
+    cr_assert_null(ca_binned_large_alloc(l, 1 << 20, 16, NULL));
+    cr_assert_eq(errno, ENOMEM);
+    /* a new region cannot get blocks either */
+    errno = 0;
+    cr_assert_null(ca_binned_large_alloc(l, 8 << 20, 16, NULL));
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_null(ca_binned_large_check(l), "%s", ca_binned_large_check(l));
+    ca_stats st;
+    ca_binned_large_stats(l, &st);
+    cr_assert_geq(st.failures, 2);
+    /* space again: the same area is usable */
+    f.points = 0;
+    p = (char *)ca_binned_large_alloc(l, 1 << 20, 16, NULL);
+    cr_assert_not_null(p);
+    memset(p, 2, 1 << 20);
+    ca_binned_large_free(l, p);
+    ca_binned_large_destroy(l);
+    ca_source_file_destroy(&fs);
+}
