@@ -15,6 +15,7 @@
 #include "binned_internal.h"
 
 #include <sched.h>
+#include <stdlib.h>
 
 struct ca_binned ca_binned__default_instance;
 static int g_default_state; /* 0 none, 1 being set up, 2 ready (atomic) */
@@ -22,6 +23,20 @@ static int g_instances_lock;
 static ca_binned *g_instances;
 
 static const ca_allocator_ops binned_ops;
+
+/* ThreadSanitizer's application ranges are too small for 1.6 TiB of class
+ * ranges next to its shadow: TSan builds start the default instance at
+ * 256 MiB per class. */
+#if defined(__SANITIZE_THREAD__)
+#define DEFAULT_RANGE_LOG2 28u
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DEFAULT_RANGE_LOG2 28u
+#endif
+#endif
+#ifndef DEFAULT_RANGE_LOG2
+#define DEFAULT_RANGE_LOG2 34u
+#endif
 
 #define CANARY_KEY ((uintptr_t)0x5ca1ab1edf00d5edull)
 
@@ -202,10 +217,11 @@ void ca_binned_destroy(ca_binned *b)
     pthread_key_delete(b->key);
     ca_binned__large_destroy(b);
     /* Caches of other threads: their memory goes with the source. */
-    for (ca_binned__tcache *tc = b->threads, *next; tc; tc = next) {
-        next = tc->next;
-        ca_source_release(b->src, tc, ca_align_up(sizeof(ca_binned__tcache), ca_source_granule(b->src)));
-    }
+    for (int pass = 0; pass < 2; pass++)
+        for (ca_binned__tcache *tc = pass ? b->spare_caches : b->threads, *next; tc; tc = next) {
+            next = tc->next;
+            ca_source_release(b->src, tc, ca_align_up(sizeof(ca_binned__tcache), ca_source_granule(b->src)));
+        }
     if (b->use_owner_map)
         for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
             if (b->classes[i].registered)
@@ -226,7 +242,17 @@ ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
     if (__atomic_compare_exchange_n(&g_default_state, &zero, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         ca_binned_options o;
         ca_binned_options_default(&o);
-        int err = instance_init(&ca_binned__default_instance, &o, true);
+        /* CA_BINNED_CLASS_RANGE_LOG2 chooses the address space per class;
+         * without it, smaller ranges are tried when the default does not
+         * fit (ulimit -v, sanitizers, emulators). getenv does not allocate. */
+        const char *env = getenv("CA_BINNED_CLASS_RANGE_LOG2");
+        unsigned want = env && *env ? (unsigned)strtoul(env, NULL, 10) : DEFAULT_RANGE_LOG2;
+        int err = EINVAL;
+        for (unsigned log2 = want; log2 >= 24 && err; log2 -= 2) {
+            o.class_range_log2 = log2;
+            memset(&ca_binned__default_instance, 0, sizeof ca_binned__default_instance);
+            err = instance_init(&ca_binned__default_instance, &o, true);
+        }
         if (err)
             ca_check_fail(CA_BINNED__COMP, NULL, "cannot set up the default instance (address space?)", __FILE__,
                           __LINE__);
@@ -679,8 +705,16 @@ void ca_binned_fork_parent(void)
 void ca_binned_fork_child(void)
 {
     for (ca_binned *b = g_instances; b; b = b->next_instance) {
-        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
-            b->classes[i].lock = 0;
+        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+            ca_binned__class *c = &b->classes[i];
+            c->lock = 0;
+            /* A thread may have been between a recycler pop or push and the
+             * count update: recount (a bundle it held is lost to the child). */
+            uint64_t n = 0;
+            for (void *bd = c->rec.top; bd; bd = *ca_binned__bundle_link(bd))
+                n++;
+            c->rec_bundles = n;
+        }
         b->reg_lock = 0;
         b->purging = 0;
         /* Threads other than this one do not exist here: their caches go

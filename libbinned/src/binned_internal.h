@@ -324,6 +324,7 @@ struct ca_binned {
     /* --- registry lock --- */
     int reg_lock;
     ca_binned__tcache *threads; /* live thread caches */
+    ca_binned__tcache *spare_caches; /* caches of exited threads (non-default), linked by next */
     uint64_t nthreads_seen;     /* caches ever registered */
     struct ca_binned *next_instance; /* all instances (fork hooks), under the global lock */
     /* --- large tier --- */

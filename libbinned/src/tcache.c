@@ -63,6 +63,7 @@ static void tcache_setup(ca_binned *b, ca_binned__tcache *tc)
         /* A free may have pushed a slot before the set-up (count 1, max 0). */
     }
     tc->owner = b;
+    tc->in_tls = b->is_default;
     tc->epoch = __atomic_load_n(&b->epoch, __ATOMIC_ACQUIRE);
     tc->state = CA_BINNED__TC_LIVE;
     ca_binned__tcache_registry_add(b, tc);
@@ -83,11 +84,19 @@ ca_binned__tcache *ca_binned__tcache_get(ca_binned *b)
     ca_binned__tcache *tc = (ca_binned__tcache *)pthread_getspecific(b->key);
     if (tc)
         return tc;
-    void *mem = NULL;
-    size_t sz = ca_align_up(sizeof(ca_binned__tcache), ca_source_granule(b->src));
-    if (ca_source_obtain(b->src, sz, ca_source_granule(b->src), &mem) != 0)
-        return NULL;
-    tc = (ca_binned__tcache *)mem;
+    /* Caches of exited threads are reused; new ones come from the source. */
+    ca_binned__spin_lock(&b->reg_lock);
+    tc = b->spare_caches;
+    if (tc)
+        b->spare_caches = tc->next;
+    ca_binned__spin_unlock(&b->reg_lock);
+    if (!tc) {
+        void *mem = NULL;
+        size_t sz = ca_align_up(sizeof(ca_binned__tcache), ca_source_granule(b->src));
+        if (ca_source_obtain(b->src, sz, ca_source_granule(b->src), &mem) != 0)
+            return NULL;
+        tc = (ca_binned__tcache *)mem;
+    }
     memset(tc, 0, sizeof *tc);
     tcache_setup(b, tc);
     return tc;
@@ -259,7 +268,9 @@ void ca_binned__tcache_thread_exit(void *arg)
     }
     tc->state = CA_BINNED__TC_DEAD;
     if (!tc->in_tls) {
-        size_t sz = ca_align_up(sizeof(ca_binned__tcache), ca_source_granule(b->src));
-        ca_source_release(b->src, tc, sz);
+        ca_binned__spin_lock(&b->reg_lock);
+        tc->next = b->spare_caches;
+        b->spare_caches = tc;
+        ca_binned__spin_unlock(&b->reg_lock);
     }
 }
