@@ -46,6 +46,7 @@ static void *worker(void *arg)
     ca_rng r = {ca_test_seed() + (uint64_t)self};
     ca_switch_local_adopt(&ctxs[self].local);
     ca_switch_thread_set(sw_ctx_alloc(&ctxs[self]));
+    pthread_barrier_wait(&bar); /* start together */
     for (long i = 0; i < rounds; i++) {
         block *b = (block *)ca_switch_malloc(sizeof(block) + (size_t)ca_rng_below(&r, 200));
         if (!b) {
@@ -91,15 +92,24 @@ static int run(int n)
         pthread_join(th[i], NULL);
     pthread_barrier_destroy(&bar);
     int bad = 0;
+    uint64_t remote = 0;
     for (int i = 0; i < n; i++) {
         bad += errors[i];
         ca_switch_local *l = &ctxs[i].local;
-        if (l->drained != __atomic_load_n(&l->remote_frees, __ATOMIC_RELAXED))
+        if (errors[i])
+            fprintf(stderr, "  thread %d: %d wrong cookies, owners or leaks\n", i, errors[i]);
+        if (l->drained != __atomic_load_n(&l->remote_frees, __ATOMIC_RELAXED)) {
+            fprintf(stderr, "  local %d: drained %lu of %lu remote frees\n", i, (unsigned long)l->drained,
+                    (unsigned long)l->remote_frees);
             bad++;
-        if (l->remote_frees == 0)
-            bad++; /* the test must exercise the queue */
+        }
+        remote += l->remote_frees;
         ca_switch_local_adopt(l);
         ca_switch_local_destroy(l);
+    }
+    if (remote == 0) {
+        fprintf(stderr, "  no remote free happened\n");
+        bad++; /* the test must exercise the queue */
     }
     return bad;
 }
