@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Large-object benchmarks: the malloc-large pattern (random 64 KiB - 8 MiB,
-// a working set of 20 buffers, each new buffer zero-filled as
-// std::make_unique<char[]> does), realloc growth of one buffer to 256 MiB,
+// a working set of 20 buffers, each new buffer filled as
+// std::make_unique<char[]> does; also with the published benchmark's
+// 5 - 25 MiB), realloc growth of one buffer to 256 MiB,
 // and alloc/free of 1 MiB objects from 2 threads. "malloc" rows run on the
 // process malloc (the harness binds each baseline by LD_PRELOAD);
 // "ctxalloc-large" rows on the process-wide large tier. Counters: peak_rss_mib =
@@ -50,7 +51,8 @@ constexpr size_t kMin = (size_t)64 << 10, kMax = (size_t)8 << 20;
 
 // --- malloc-large --------------------------------------------------------
 
-template <class Alloc, class Free> void malloc_large(benchmark::State &st, Alloc alloc, Free dealloc)
+template <class Alloc, class Free>
+void malloc_large(benchmark::State &st, Alloc alloc, Free dealloc, size_t lo = kMin, size_t hi = kMax)
 {
     void *buf[kBuffers] = {};
     ca_bench::rng r{42};
@@ -58,7 +60,7 @@ template <class Alloc, class Free> void malloc_large(benchmark::State &st, Alloc
     size_t n = 0;
     for (auto _ : st) {
         int i = (int)r.below(kBuffers);
-        size_t size = kMin + r.below(kMax - kMin + 1);
+        size_t size = lo + r.below(hi - lo + 1);
         dealloc(buf[i]);
         buf[i] = alloc(size);
         // value-initialised like make_unique<char[]>; a non-zero byte so the
@@ -108,6 +110,23 @@ void malloc_large_ctx_lowrss(benchmark::State &st)
         st, [l](size_t s) { return ca_binned_large_alloc(l, s, 16, nullptr); },
         [l](void *p) { ca_binned_large_free(l, p); });
     ca_binned_large_destroy(l);
+}
+
+// The sizes of the published malloc-large benchmark (ANCHORS.md): 5-25 MiB.
+constexpr size_t kAnchorMin = (size_t)5 << 20, kAnchorMax = (size_t)25 << 20;
+
+void anchor_malloc(benchmark::State &st)
+{
+    malloc_large(st, [](size_t s) { return std::malloc(s); }, [](void *p) { std::free(p); }, kAnchorMin, kAnchorMax);
+}
+
+void anchor_ctx(benchmark::State &st)
+{
+    ca_binned_large *l = ca_binned_large_default();
+    malloc_large(
+        st, [l](size_t s) { return ca_binned_large_alloc(l, s, 16, nullptr); },
+        [l](void *p) { ca_binned_large_free(l, p); }, kAnchorMin, kAnchorMax);
+    ca_binned_large_trim(l);
 }
 
 // --- realloc growth --------------------------------------------------------
@@ -187,9 +206,11 @@ void mib_ctx(benchmark::State &st)
 // ctxalloc rows first (each trims the tier when done), then the malloc rows.
 BENCHMARK(malloc_large_ctx)->Name("malloc_large/ctxalloc-large")->Unit(benchmark::kMicrosecond);
 BENCHMARK(malloc_large_ctx_lowrss)->Name("malloc_large/ctxalloc-large-lowrss")->Unit(benchmark::kMicrosecond);
+BENCHMARK(anchor_ctx)->Name("malloc_large_5_25m/ctxalloc-large")->Unit(benchmark::kMicrosecond);
 BENCHMARK(realloc_growth_ctx)->Name("realloc_growth_256m/ctxalloc-large")->Unit(benchmark::kMillisecond);
 BENCHMARK(mib_ctx)->Name("alloc_free_1m/ctxalloc-large")->Threads(2)->UseRealTime();
 BENCHMARK(malloc_large_malloc)->Name("malloc_large/malloc")->Unit(benchmark::kMicrosecond);
+BENCHMARK(anchor_malloc)->Name("malloc_large_5_25m/malloc")->Unit(benchmark::kMicrosecond);
 BENCHMARK(realloc_growth_malloc)->Name("realloc_growth_256m/malloc")->Unit(benchmark::kMillisecond);
 BENCHMARK(mib_malloc)->Name("alloc_free_1m/malloc")->Threads(2)->UseRealTime();
 

@@ -392,8 +392,15 @@ static void fork_prepare(void)
     for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next) {
         ca_binned__large_lock(&l->bg_lock);
         __atomic_store_n(&l->bg_fork, true, __ATOMIC_RELAXED);
+        /* A start in progress may be inside pthread_create -> malloc, waiting
+         * for a lock another component's prepare handler already holds: do
+         * not wait for it. That thread then exists in the parent only (the
+         * child resets the flags); it blocks on the tier's locks until the
+         * parent handler releases them. */
+        bool starting = l->bg_starting;
         ca_binned__large_unlock(&l->bg_lock);
-        bg_stop(l, true);
+        if (!starting)
+            bg_stop(l, true);
         ca_binned__large_lock(&l->bg_lock);
     }
     for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next)
