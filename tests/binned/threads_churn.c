@@ -98,7 +98,13 @@ CA_TT(churn_default_instance)
     ca_binned *d = ca_binned_default();
     ca_binned_free(ca_binned_malloc(1)); /* this thread's cache exists */
     unsigned before = live_caches(d);
+    ca_stats s0, s1;
+    ca_binned_stats(d, &s0);
     run(1000);
+    ca_binned_stats(d, &s1);
+    /* Exited threads' caches came back: nothing more is in use. */
+    CA_TT_ASSERT(s1.bytes_in_use <= s0.bytes_in_use, "in use grew from %llu to %llu bytes",
+                 (unsigned long long)s0.bytes_in_use, (unsigned long long)s1.bytes_in_use);
     CA_TT_ASSERT(g_errors == 0, "%d corrupted hand-offs", g_errors);
     CA_TT_ASSERT(live_caches(d) == before, "%u caches registered, want %u", live_caches(d), before);
     const char *err = ca_binned_check(d);
