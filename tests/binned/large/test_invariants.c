@@ -33,7 +33,7 @@ static void run(unsigned flags, uint64_t seed_mix)
     live s[SLOTS];
     memset(s, 0, sizeof s);
     ca_rng r = {ca_test_seed() ^ seed_mix};
-    unsigned ops = (unsigned)(1500 * ca_test_scale());
+    unsigned ops = (unsigned)(4000 * ca_test_scale());
     for (unsigned op = 0; op < ops; op++) {
         unsigned i = (unsigned)ca_rng_below(&r, SLOTS);
         unsigned what = (unsigned)ca_rng_below(&r, 100);

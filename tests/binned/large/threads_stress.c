@@ -81,7 +81,7 @@ static void run(int *ca_tt_failed, unsigned flags)
     o.max_size = 64 << 20;
     CA_TT_ASSERT(ca_binned_large_create(&s.l, &o) == 0, "create");
     s.seed = ca_test_seed();
-    s.ops = (unsigned)(4000 * ca_test_scale());
+    s.ops = (unsigned)(8000 * ca_test_scale());
     unsigned n = ca_test_threads(4);
     pthread_t t[64];
     if (n > 64)
