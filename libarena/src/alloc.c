@@ -184,7 +184,7 @@ static inline void cpu_relax(void) { __builtin_ia32_pause(); }
  * The list token and the sorted list (token holder only)
  * ------------------------------------------------------------------------ */
 
-bool ca_arena__token_take(ca_arena *a, bool wait, ca_arena__tw *held)
+bool ca_arena__token_take(ca_arena *a, unsigned tries, ca_arena__tw *held)
 {
     for (unsigned i = 0;; i++) {
         ca_arena__tw w = ca_arena__tw_load(a, 0);
@@ -197,10 +197,10 @@ bool ca_arena__token_take(ca_arena *a, bool wait, ca_arena__tw *held)
             }
         }
         cnt_add(&SH(a)->retries, 1);
-        if (!wait && i + 1 >= a->max_retries)
+        if (tries && i + 1 >= tries)
             return false;
-        if (wait && i % 64 == 63)
-            sched_yield();
+        if (i % 64 == 63)
+            sched_yield(); /* the holder may have been preempted (2 cores, many threads) */
         else
             cpu_relax();
     }
@@ -218,6 +218,19 @@ void ca_arena__token_release(ca_arena *a, ca_arena__tw held, uint64_t new_head)
 static inline bool goes_before(const ca_arena *a, uint64_t s1, uint64_t s2)
 {
     return a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? s1 >= s2 : s1 <= s2;
+}
+
+/* Cheap emptiness tests (plain loads, no 16-byte atomic): the counts rise
+ * before a segment becomes visible and fall after it is taken, so a zero
+ * count means empty. */
+static inline bool list_maybe_nonempty(const ca_arena *a)
+{
+    return __atomic_load_n(&a->free_count, __ATOMIC_ACQUIRE) != 0;
+}
+
+static inline bool pending_maybe_nonempty(const ca_arena *a)
+{
+    return __atomic_load_n(&a->pending_count, __ATOMIC_ACQUIRE) != 0;
 }
 
 static inline uint64_t walk_bound(const ca_arena *a) { return a->capacity / CA_ARENA_GRAIN + 1; }
@@ -348,6 +361,8 @@ static void push_pending(ca_arena *a, uint64_t off, uint64_t size)
     }
 }
 
+static uint64_t compact_locked(ca_arena *a, uint64_t head);
+
 /* [off, off + size) below the cursor is free: keep it or count it lost. */
 static void give_back(ca_arena *a, uint64_t off, uint64_t size)
 {
@@ -358,13 +373,15 @@ static void give_back(ca_arena *a, uint64_t off, uint64_t size)
         return;
     }
     ca_arena__tw held;
-    if (!ca_arena__token_take(a, false, &held)) {
+    if (!ca_arena__token_take(a, 4, &held)) {
         push_pending(a, off, size);
         return;
     }
     uint64_t head = ca_arena__drain_pending(a, held.off);
     check_no_overlap(a, head, off, size);
     head = list_insert(a, head, off, size);
+    if (a->auto_compact && __atomic_load_n(&a->free_count, __ATOMIC_RELAXED) > a->compact_at)
+        head = compact_locked(a, head);
     ca_arena__token_release(a, held, head);
     full_check(a);
 }
@@ -400,13 +417,18 @@ static inline bool fits(uint64_t s, uint64_t sz, uint64_t bsize, uint64_t align)
 /* OPTIMISTIC: pop the head when it fits. 0, ENOENT (nothing fits), EAGAIN. */
 static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
 {
+    if (!list_maybe_nonempty(a))
+        return ENOENT;
     for (unsigned i = 0; i < a->max_retries; i++) {
         ca_arena__tw w = ca_arena__tw_load(a, 0);
         if (!w.off)
             return ENOENT;
         if (w.gen & 1) { /* token held: the list is being rewritten */
             cnt_add(&SH(a)->retries, 1);
-            cpu_relax();
+            if (i % 64 == 63)
+                sched_yield();
+            else
+                cpu_relax();
             continue;
         }
         uint64_t sz, next;
@@ -439,10 +461,10 @@ static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
 /* PESSIMISTIC: best fit under the token. 0, ENOENT, EAGAIN (token busy). */
 static int best_fit(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
 {
-    if (!ca_arena__tw_load(a, 0).off && !ca_arena__tw_load(a, 1).off)
+    if (!list_maybe_nonempty(a) && !pending_maybe_nonempty(a))
         return ENOENT;
     ca_arena__tw held;
-    if (!ca_arena__token_take(a, false, &held))
+    if (!ca_arena__token_take(a, a->max_retries, &held))
         return EAGAIN;
     uint64_t head = ca_arena__drain_pending(a, held.off);
     uint64_t prev = 0, n = head, steps = 0, sz = 0, next = 0;
@@ -549,10 +571,9 @@ int ca_arena_free(ca_arena *a, uint64_t off, size_t size)
     for (unsigned i = 0; i < a->max_retries && cur == end; i++) {
         if (__atomic_compare_exchange_n(&a->cursor, &cur, off, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
             cnt_add(&SH(a)->rewinds, 1);
-            if (a->kind != CA_ARENA_FREELIST_NONE &&
-                (ca_arena__tw_load(a, 0).off || ca_arena__tw_load(a, 1).off)) {
+            if (a->kind != CA_ARENA_FREELIST_NONE && (list_maybe_nonempty(a) || pending_maybe_nonempty(a))) {
                 ca_arena__tw held;
-                if (ca_arena__token_take(a, false, &held)) {
+                if (ca_arena__token_take(a, 4, &held)) {
                     uint64_t head = ca_arena__drain_pending(a, held.off);
                     ca_arena__token_release(a, held, rewind_through(a, head));
                 }
@@ -569,25 +590,125 @@ int ca_arena_free(ca_arena *a, uint64_t off, size_t size)
  * Compaction and reset
  * ------------------------------------------------------------------------ */
 
-typedef struct seg {
-    uint64_t off, size;
-} seg;
-
-static int seg_by_off(const void *x, const void *y)
+/* In-place merge sort of the list (the nodes are the free memory itself:
+ * no scratch memory). by_addr: address order; else the list order of the
+ * kind with equal sizes by descending offset (what inserting them in address
+ * order gives). */
+static uint64_t n_next(const ca_arena *a, uint64_t x)
 {
-    const seg *p = x, *q = y;
-    return p->off < q->off ? -1 : p->off > q->off;
+    uint64_t sz, next;
+    ca_arena__node_get(a, x, &sz, &next);
+    return next;
 }
 
-/* List order after compaction: sizes per kind, equal sizes by descending
- * offset (what inserting them in address order would give). */
-static int seg_by_kind(const void *x, const void *y, void *arena)
+static uint64_t n_size(const ca_arena *a, uint64_t x)
 {
-    const seg *p = x, *q = y;
-    const ca_arena *a = arena;
-    if (p->size != q->size)
-        return (a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? p->size > q->size : p->size < q->size) ? -1 : 1;
-    return p->off > q->off ? -1 : p->off < q->off;
+    uint64_t sz, next;
+    ca_arena__node_get(a, x, &sz, &next);
+    return sz;
+}
+
+static bool ordered(const ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
+{
+    if (by_addr)
+        return x < y;
+    uint64_t sx = n_size(a, x), sy = n_size(a, y);
+    if (sx != sy)
+        return a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? sx > sy : sx < sy;
+    return x > y;
+}
+
+static uint64_t merge(ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
+{
+    uint64_t head = 0, tail = 0;
+    while (x && y) {
+        uint64_t t;
+        if (ordered(a, by_addr, x, y)) {
+            t = x;
+            x = n_next(a, x);
+        } else {
+            t = y;
+            y = n_next(a, y);
+        }
+        if (tail)
+            node_set_next(a, tail, t);
+        else
+            head = t;
+        tail = t;
+    }
+    uint64_t rest = x ? x : y;
+    if (tail)
+        node_set_next(a, tail, rest);
+    else
+        head = rest;
+    return head;
+}
+
+/* Sort the n nodes from head (the n-th node's next is 0). */
+static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n)
+{
+    if (n < 2)
+        return head;
+    uint64_t mid = head;
+    for (uint64_t i = 1; i < n / 2; i++)
+        mid = n_next(a, mid);
+    uint64_t second = n_next(a, mid);
+    node_set_next(a, mid, 0);
+    return merge(a, by_addr, msort(a, by_addr, head, n / 2), msort(a, by_addr, second, n - n / 2));
+}
+
+/* Compaction with the token held: merge address neighbours, give a segment
+ * that ends at the cursor back to it, restore the kind's order. Returns the
+ * new head. O(n log n), no memory. */
+static uint64_t compact_locked(ca_arena *a, uint64_t head)
+{
+    uint64_t n = 0, total = 0;
+    for (uint64_t x = head; x; n++) {
+        uint64_t sz, next;
+        CA_ASSERT(n < walk_bound(a), COMP, a->mem + x, "free list corrupt: cycle");
+        ca_arena__node_get(a, x, &sz, &next);
+        total += sz;
+        x = next;
+    }
+    if (!n)
+        return head;
+    head = msort(a, true, head, n);
+    uint64_t m = 0, kept = 0, prev = 0, last = 0;
+    for (uint64_t x = head; x;) {
+        uint64_t sz, next;
+        ca_arena__node_get(a, x, &sz, &next);
+        while (next && x + sz == next) { /* absorb the neighbour */
+            uint64_t s2, n2;
+            ca_arena__node_get(a, next, &s2, &n2);
+            sz += s2;
+            next = n2;
+        }
+        ca_arena__node_set(a, x, sz, next);
+        prev = last;
+        last = x;
+        m++;
+        kept += sz;
+        x = next;
+    }
+    uint64_t lsz = n_size(a, last), cur = last + lsz;
+    if (__atomic_compare_exchange_n(&a->cursor, &cur, last, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        cnt_add(&SH(a)->rewinds, 1);
+        if (prev)
+            node_set_next(a, prev, 0);
+        else
+            head = 0;
+        m--;
+        kept -= lsz;
+    }
+    head = msort(a, false, head, m);
+    a->max_end = 0;
+    for (uint64_t x = head; x; x = n_next(a, x))
+        if (x + n_size(a, x) > a->max_end)
+            a->max_end = x + n_size(a, x);
+    cnt_sub(&a->free_bytes, total - kept);
+    cnt_sub(&a->free_count, n - m);
+    a->compact_at = m * 2 > a->auto_compact ? m * 2 : a->auto_compact;
+    return head;
 }
 
 int ca_arena_compact(ca_arena *a)
@@ -597,63 +718,9 @@ int ca_arena_compact(ca_arena *a)
     if (a->kind == CA_ARENA_FREELIST_NONE)
         return 0;
     ca_arena__tw held;
-    ca_arena__token_take(a, true, &held);
+    ca_arena__token_take(a, 0, &held);
     uint64_t head = ca_arena__drain_pending(a, held.off);
-    uint64_t n = 0, total = 0;
-    for (uint64_t x = head; x; n++) {
-        uint64_t sz, next;
-        CA_ASSERT(n < walk_bound(a), COMP, a->mem + x, "free list corrupt: cycle");
-        ca_arena__node_get(a, x, &sz, &next);
-        x = next;
-    }
-    if (n < 1) {
-        ca_arena__token_release(a, held, head);
-        return 0;
-    }
-    seg *v = (seg *)malloc(n * sizeof *v);
-    if (!v) {
-        ca_arena__token_release(a, held, head);
-        return ENOMEM;
-    }
-    uint64_t i = 0;
-    for (uint64_t x = head; x; i++) {
-        uint64_t next;
-        ca_arena__node_get(a, x, &v[i].size, &next);
-        v[i].off = x;
-        total += v[i].size;
-        x = next;
-    }
-    qsort(v, n, sizeof *v, seg_by_off);
-    uint64_t m = 0;
-    for (i = 0; i < n; i++) {
-        if (m && v[m - 1].off + v[m - 1].size == v[i].off)
-            v[m - 1].size += v[i].size;
-        else
-            v[m++] = v[i];
-    }
-    /* Trailing segments go back to the cursor. */
-    while (m) {
-        uint64_t cur = v[m - 1].off + v[m - 1].size;
-        if (!__atomic_compare_exchange_n(&a->cursor, &cur, v[m - 1].off, false, __ATOMIC_ACQ_REL,
-                                         __ATOMIC_ACQUIRE))
-            break;
-        cnt_add(&SH(a)->rewinds, 1);
-        m--;
-    }
-    qsort_r(v, m, sizeof *v, seg_by_kind, a);
-    uint64_t kept = 0;
-    head = 0;
-    a->max_end = 0;
-    for (i = m; i-- > 0;) {
-        ca_arena__node_set(a, v[i].off, v[i].size, head);
-        head = v[i].off;
-        kept += v[i].size;
-        if (v[i].off + v[i].size > a->max_end)
-            a->max_end = v[i].off + v[i].size;
-    }
-    cnt_sub(&a->free_bytes, total - kept);
-    cnt_sub(&a->free_count, n - m);
-    free(v);
+    head = compact_locked(a, head);
     ca_arena__token_release(a, held, head);
     full_check(a);
     return 0;
@@ -673,6 +740,7 @@ void ca_arena__init_live(ca_arena *a, uint64_t cursor, uint64_t free_head, uint6
     a->pending_bytes = a->pending_count = 0;
     memset(a->shard, 0, sizeof a->shard);
     a->max_end = free_head ? cursor : 0;
+    a->compact_at = a->auto_compact;
     a->shard[0].in_use = cursor - a->data_off - free_bytes - discarded;
     a->peak = cursor - a->data_off;
 }
@@ -682,7 +750,7 @@ int ca_arena_reset(ca_arena *a)
     if (a->mode == CA_ARENA_READ_ONLY)
         return EROFS;
     ca_arena__tw held;
-    ca_arena__token_take(a, true, &held);
+    ca_arena__token_take(a, 0, &held);
     __atomic_store_n(&a->cursor, a->data_off, __ATOMIC_RELEASE);
     ca_arena__tw_store(a, 1, (ca_arena__tw){0, 0});
     a->free_bytes = a->free_count = a->pending_bytes = a->pending_count = 0;

@@ -33,6 +33,7 @@ void ca_arena_options_init(ca_arena_options *o)
     o->offset_bits = 64;
     o->min_segment = 32;
     o->max_retries = 256;
+    o->auto_compact = 1024;
     o->backing = CA_ARENA_BACKING_HEAP;
 }
 
@@ -77,6 +78,7 @@ ca_arena *ca_arena__new(const ca_arena_options *o)
     a->user_version = o->user_version;
     a->min_segment = o->min_segment;
     a->max_retries = o->max_retries;
+    a->auto_compact = o->auto_compact;
     a->fault = o->fault;
     a->mode = CA_ARENA_READ_WRITE;
     pthread_mutex_init(&a->file_lock, NULL);

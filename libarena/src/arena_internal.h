@@ -144,6 +144,7 @@ struct ca_arena {
     uint64_t user_size;      /* user area at CA_ARENA_HEADER_SIZE */
     uint64_t min_segment;    /* free pieces below this are discarded */
     unsigned max_retries;    /* CAS attempts per phase */
+    uint64_t auto_compact;   /* options.auto_compact (0: off) */
     ca_arena_freelist kind;
     unsigned wide;           /* 1: 64-bit offsets */
     uint32_t user_version;
@@ -163,6 +164,7 @@ struct ca_arena {
     __attribute__((aligned(64))) unsigned __int128 pend128; /* pending stack (wide), atomic */
     uint64_t pend64;                                        /* pending stack (narrow), atomic */
     uint64_t max_end;        /* token holder only: >= the end of every listed segment */
+    uint64_t compact_at;     /* token holder only: list length that triggers a compaction */
 
     /* --- counters ------------------------------------------------------- */
     ca_arena__shard shard[CA_ARENA__SHARDS]; /* summed by stats and check */
@@ -190,8 +192,9 @@ void ca_arena__tw_store(ca_arena *a, int which, ca_arena__tw v);
 void ca_arena__node_get(const ca_arena *a, uint64_t off, uint64_t *size, uint64_t *next);
 void ca_arena__node_set(ca_arena *a, uint64_t off, uint64_t size, uint64_t next);
 
-/* The list token: take (spinning with yields when wait), release with a new head. */
-bool ca_arena__token_take(ca_arena *a, bool wait, ca_arena__tw *held);
+/* The list token: take within `tries` attempts (0: until taken, yielding now
+ * and then); release with a new head. */
+bool ca_arena__token_take(ca_arena *a, unsigned tries, ca_arena__tw *held);
 void ca_arena__token_release(ca_arena *a, ca_arena__tw held, uint64_t new_head);
 /* Under the token: move the pending stack into the sorted list. */
 uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head);

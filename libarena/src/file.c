@@ -163,7 +163,7 @@ static int flush_impl(ca_arena *a, uint64_t off, uint64_t size, bool all, const 
     if (a->mode != CA_ARENA_READ_WRITE)
         return EROFS;
     ca_arena__tw held;
-    ca_arena__token_take(a, true, &held);
+    ca_arena__token_take(a, 0, &held);
     uint64_t head = ca_arena__drain_pending(a, held.off);
     if (all) {
         off = 0;

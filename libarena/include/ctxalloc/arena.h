@@ -121,6 +121,9 @@ typedef struct ca_arena_options {
     size_t min_segment;         /* smallest free segment kept (>= 16, multiple of 16;
                                    default 32); smaller pieces are discarded */
     unsigned max_retries;       /* CAS attempts per phase before falling back (default 256) */
+    size_t auto_compact;        /* free segments that trigger a compaction inside a free;
+                                   the next trigger is at twice the segments left (amortised
+                                   O(log n) per free); 0: only ca_arena_compact (default 1024) */
     ca_arena_backing backing;   /* ca_arena_create only (default HEAP) */
     ca_source *source;          /* ca_arena_create: memory from here (not owned) instead
                                    of a source of `backing`; NULL: default */
@@ -295,8 +298,8 @@ void *ca_arena_user_area(const ca_arena *a, size_t *size);
 /**
  * ca_arena_compact() - merge adjacent free segments and give the trailing
  * ones back to the cursor. Thread-safe; waits for the free list; O(n log n)
- * in the free segments.
- * Return: 0, ENOMEM (no scratch memory), EROFS.
+ * in the free segments (an in-place merge sort of the list: no memory).
+ * Return: 0 or EROFS.
  */
 int ca_arena_compact(ca_arena *a);
 
