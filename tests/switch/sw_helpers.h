@@ -189,9 +189,10 @@ static inline void sw_pool_free_unsized(ca_allocator *a, void *u)
         abort();
     }
     h->live = 0;
+    unsigned cls = h->cls; /* the header is overwritten by the link below */
     char *raw = (char *)u - h->offset;
-    *(void **)(void *)raw = p->free[h->cls];
-    p->free[h->cls] = raw;
+    *(void **)(void *)raw = p->free[cls];
+    p->free[cls] = raw;
     p->live--;
     p->frees++;
 }
