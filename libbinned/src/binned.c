@@ -834,6 +834,7 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
     out->allocs += l.allocs;
     out->frees += l.frees;
     out->failures += l.failures;
+    out->peak_in_use = l.peak_in_use;
     ca_stats_set_counter(out, "cached_bytes", cached);
     ca_stats_set_counter(out, "recycled_bytes", rec);
     ca_stats_set_counter(out, "blocks", blocks);

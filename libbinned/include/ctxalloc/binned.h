@@ -269,7 +269,11 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out);
 
 /**
  * ca_binned_stats() - totals over every class plus the large tier.
- * @b: instance; @out: filled (name "binned")
+ * @b: instance; @out: filled (name "binned"); counters cached_bytes,
+ *     recycled_bytes, blocks, empty_blocks, decommits, large_in_use,
+ *     threads_seen, page_kind (CA_SOURCE_PAGE_* of the class span).
+ *     peak_in_use is not tracked by the classes (it would need a shared
+ *     counter on the fast path): it carries the large tier's peak only.
  * Return: 0.
  */
 int ca_binned_stats(const ca_binned *b, ca_stats *out);
