@@ -193,7 +193,7 @@ void ca_switch__local_check(const ca_switch_local *l)
     CA_ASSERT(l->base.ops == &ca_switch__local_ops, "switch", l, "registered local with foreign ops");
     CA_ASSERT(l->inner && (ca_allocator_caps(l->inner) & CA_CAP_UNSIZED), "switch", l,
               "local without an unsized inner allocator");
-    CA_ASSERT(l->owner != 0, "switch", l, "local without an owner thread");
+    CA_ASSERT(__atomic_load_n(&l->owner, __ATOMIC_RELAXED) != 0, "switch", l, "local without an owner thread");
     /* Only the owner drains, so for the owner the queue only grows while it
      * looks: read pending first, then the counter (bumped before a push). */
     if (is_owner(l)) {

@@ -335,7 +335,10 @@ void ca_switch_counters_get(ca_switch_counters *out);
  * ca_switch_stats_write() - write the switch's statistics to @fd: the total
  * over all allocators, then the base / global allocator and every live
  * ca_switch_local, then the switch counters. Never allocates.
- * This is what CA_STATS=1 (text) or CA_STATS=json prints at exit.
+ * This is what CA_STATS=1 (text) or CA_STATS=json prints at exit. The
+ * statistics of a local's inner allocator are read without its owner's
+ * cooperation: exact when the owners are quiescent (at exit), a racy
+ * snapshot while they allocate.
  *
  * Return: 0 or the errno of a failed write.
  */
