@@ -86,6 +86,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     b->use_owner_map = !(o->flags & CA_BINNED_NO_OWNER_MAP);
     b->decay_ns = o->decay_ms == CA_BINNED_DECAY_NEVER ? 0 : (uint64_t)(o->decay_ms ? o->decay_ms : 1) * 1000000u;
     b->empty_keep = o->empty_keep;
+    b->pressure_bytes = o->pressure_bytes;
 
     int err;
     if (o->source) {
@@ -843,5 +844,6 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
     ca_stats_set_counter(out, "large_in_use", l.bytes_in_use);
     ca_stats_set_counter(out, "threads_seen", __atomic_load_n(&b->nthreads_seen, __ATOMIC_RELAXED));
     ca_stats_set_counter(out, "page_kind", b->page_kind);
+    ca_stats_set_counter(out, "pressure_trims", __atomic_load_n(&b->pressure_trims, __ATOMIC_RELAXED));
     return 0;
 }

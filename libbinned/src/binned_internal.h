@@ -219,8 +219,9 @@ unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **
  * without touching its first word). */
 void ca_binned__central_put(ca_binned *b, unsigned cls, void *list, size_t n_max);
 /* Decommit EMPTY blocks: all of them (force) or those seen by an earlier
- * pass; then trim the frontier over trailing unused blocks. */
-void ca_binned__central_purge(ca_binned *b, unsigned cls, bool force);
+ * pass; then trim the frontier over trailing unused blocks. Returns the
+ * class's committed bytes afterwards. */
+size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force);
 /* Move every bundle of the recycler back to the blocks. */
 void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls);
 void ca_binned__class_lock(ca_binned__class *c);
@@ -309,6 +310,8 @@ struct ca_binned {
     unsigned flags;           /* CA_BINNED_* option flags */
     uint64_t decay_ns;        /* EMPTY blocks live at least this long */
     size_t empty_keep;        /* per class, EMPTY bytes kept without decay */
+    size_t pressure_bytes;    /* committed bytes above which a decay pass bumps the epoch (0: off) */
+    uint64_t pressure_trims;  /* epochs bumped by the pressure policy (atomic) */
     ca_source *src;           /* memory for ranges and metadata */
     ca_source_mmap own_src;   /* the source when none was given */
     bool own_src_used;

@@ -232,7 +232,7 @@ static void trim_frontier(ca_binned__class *c, unsigned cls)
     }
 }
 
-void ca_binned__central_purge(ca_binned *b, unsigned cls, bool force)
+size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force)
 {
     ca_binned__class *c = &b->classes[cls];
     size_t run_first = 0, run_len = 0;
@@ -259,7 +259,9 @@ void ca_binned__central_purge(ca_binned *b, unsigned cls, bool force)
     if (run_len)
         make_empty_decommitted(b, c, cls, run_first, run_len);
     trim_frontier(c, cls);
+    size_t committed = c->committed << ca_binned__classes[cls].block_shift;
     ca_binned__class_unlock(c);
+    return committed;
 }
 
 void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls)

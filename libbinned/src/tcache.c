@@ -160,9 +160,18 @@ void ca_binned__maybe_purge(ca_binned *b)
     /* Two passes per decay interval: a block EMPTY at one pass and still
      * EMPTY at the next is decommitted. */
     __atomic_store_n(&b->next_purge_ns, now + b->decay_ns / 2, __ATOMIC_RELAXED);
+    size_t committed = 0;
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
-        if (__atomic_load_n(&b->classes[i].nempty, __ATOMIC_RELAXED))
-            ca_binned__central_purge(b, i, false);
+        committed += ca_binned__central_purge(b, i, false);
+    /* Memory-pressure policy: above the bound, every thread returns its
+     * cache on its next slow path (the trim epoch moves) and the recyclers
+     * go back to the blocks, where the next passes decommit what empties. */
+    if (b->pressure_bytes && committed > b->pressure_bytes) {
+        __atomic_fetch_add(&b->epoch, 1, __ATOMIC_ACQ_REL);
+        __atomic_fetch_add(&b->pressure_trims, 1, __ATOMIC_RELAXED);
+        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+            ca_binned__central_drain_recycler(b, i);
+    }
     __atomic_store_n(&b->purging, 0, __ATOMIC_RELEASE);
 }
 

@@ -146,3 +146,40 @@ Test(binned_memory, huge_page_ladder)
     o.huge = CA_SOURCE_HUGE_1G + 1;
     cr_assert_eq(ca_binned_create(&b, &o), EINVAL);
 }
+
+Test(binned_memory, pressure_policy_moves_epoch)
+{
+    ca_binned_options o;
+    ca_binned_options_default(&o);
+    o.class_range_log2 = 30;
+    o.decay_ms = 20;
+    o.empty_keep = (size_t)1 << 30;
+    o.pressure_bytes = (size_t)1 << 20;
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    memset(ptrs, 0, sizeof ptrs);
+    fill(b, N / 8, 64); /* 8 MiB */
+    drop(b, N / 8);
+    ca_binned__tcache *tc = (ca_binned__tcache *)pthread_getspecific(b->key);
+    cr_assert_not_null(tc);
+    cr_assert_gt(tc->bins[3].count, 0, "the cache holds freed slots");
+    uint64_t epoch0 = b->epoch;
+    for (int i = 0; i < 4 && b->epoch == epoch0; i++) {
+        nap_ms(15);
+        ca_binned_thread_flush(b); /* a slow path: runs the decay pass when due */
+    }
+    cr_assert_gt(b->epoch, epoch0, "8 MiB committed > 1 MiB bound: the pass moves the epoch");
+    ca_stats s;
+    ca_binned_stats(b, &s);
+    uint64_t trims = 0;
+    cr_assert(ca_stats_get_counter(&s, "pressure_trims", &trims));
+    cr_assert_geq(trims, 1);
+    cr_assert_eq(b->classes[3].rec_bundles, 0, "the recyclers went back to the blocks");
+    /* This thread notices on its next slow path (and returns its cache). */
+    cr_assert_neq(tc->epoch, b->epoch);
+    void *q = ca_binned_alloc(b, 3000, 16); /* empty bin: slow path */
+    cr_assert_eq(tc->epoch, b->epoch);
+    ca_binned_dealloc(b, q);
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}

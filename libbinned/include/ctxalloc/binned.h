@@ -94,6 +94,11 @@ typedef struct ca_binned_options {
                                   (default 1 MiB; 0: decommit at once) */
     size_t recycler_bytes;     /* per class, bytes of bundles the recycler holds
                                   before flushes go to the blocks (default 256 KiB) */
+    size_t pressure_bytes;     /* memory-pressure policy: when a decay pass finds
+                                  more committed bytes in the classes than this,
+                                  it bumps the trim epoch (every thread returns its
+                                  cache on its next slow path) and empties the
+                                  recyclers (default 0: off) */
 } ca_binned_options;
 
 /* ========================================================================
@@ -271,7 +276,8 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out);
  * ca_binned_stats() - totals over every class plus the large tier.
  * @b: instance; @out: filled (name "binned"); counters cached_bytes,
  *     recycled_bytes, blocks, empty_blocks, decommits, large_in_use,
- *     threads_seen, page_kind (CA_SOURCE_PAGE_* of the class span).
+ *     threads_seen, page_kind (CA_SOURCE_PAGE_* of the class span),
+ *     pressure_trims (epochs moved by the memory-pressure policy).
  *     peak_in_use is not tracked by the classes (it would need a shared
  *     counter on the fast path): it carries the large tier's peak only.
  * Return: 0.
