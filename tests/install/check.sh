@@ -3,7 +3,9 @@
 # Install checks, run by ./run.sh test. Usage: check.sh PREFIX RESULTS_FILE
 #  1. release build with -Werror installed into PREFIX;
 #  2. nm over every installed static library: every defined global symbol
-#     starts with ca_ (libswitch's malloc-family override is the exception);
+#     starts with ca_; libctxalloc-switch-override.a may also define exactly
+#     the malloc family; the preload object exports only the malloc family
+#     (plus ca_ names);
 #  3. for every installed ctxalloc-<comp>.pc with tests/install/use-<comp>.c:
 #     that program built as C11 and as C++17 against the installed headers
 #     with `pkg-config --cflags --libs --static`, and run;
@@ -40,6 +42,9 @@ libdir=$(pkg-config --variable=libdir ctxalloc-core)
 for lib in "$libdir"/libctxalloc-*.a; do
   name=$(basename "$lib" .a)
   allowed='^ca_'
+  # The override library exists to define the malloc family, and only that.
+  [ "$name" = libctxalloc-switch-override ] &&
+    allowed='^(ca_|(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size)$)'
   bad=$(nm -g --defined-only "$lib" 2>/dev/null | awk 'NF==3 {print $3}' | grep -Ev "$allowed" || true)
   if [ -z "$bad" ]; then
     pass "install/nm/$name"
@@ -47,6 +52,15 @@ for lib in "$libdir"/libctxalloc-*.a; do
     echo "$bad" >"$work/nm-$name.txt"
     fail "install/nm/$name" "$work/nm-$name.txt"
   fi
+done
+
+# 2b. the preload object's dynamic symbols
+for so in "$libdir"/libctxalloc*.so; do
+  [ -f "$so" ] || continue
+  bad=$(nm -D --defined-only "$so" 2>/dev/null | awk 'NF==3 {print $3}' | sed 's/@.*//' |
+        grep -Ev '^(ca_|(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree)$)' || true)
+  if [ -z "$bad" ]; then pass "install/nm/$(basename "$so")"; else
+    echo "$bad" >"$work/nm-so.txt"; fail "install/nm/$(basename "$so")" "$work/nm-so.txt"; fi
 done
 
 # 3. each component through its pkg-config file, C11 and C++17
