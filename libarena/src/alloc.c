@@ -315,33 +315,31 @@ static void full_check(ca_arena *a)
     }
 }
 
-/* Rewind the cursor through free segments that end at it (token held). */
+static uint64_t compact_locked(ca_arena *a, uint64_t head);
+
+/* After a rewind (token held): when a free segment ends at the cursor, the
+ * list is compacted, which merges it with its free neighbours below and
+ * gives the merged run back to the cursor: O(n log n) once instead of one
+ * walk per segment rewound through. A hint (max_end) skips the walk when no
+ * segment can reach the cursor. */
 static uint64_t rewind_through(ca_arena *a, uint64_t head)
 {
-    for (;;) {
-        uint64_t cur = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);
-        if (a->max_end < cur)
-            return head; /* no listed segment reaches the cursor: no walk */
-        uint64_t prev = 0, n = head, steps = 0, sz = 0, next = 0, mx = 0;
-        while (n) {
-            CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + n, "free list corrupt: cycle");
-            ca_arena__node_get(a, n, &sz, &next);
-            if (n + sz == cur)
-                break;
-            if (n + sz > mx)
-                mx = n + sz;
-            prev = n;
-            n = next;
-        }
-        if (!n) {
-            a->max_end = mx; /* a full walk: the hint is exact again */
-            return head;
-        }
-        if (!__atomic_compare_exchange_n(&a->cursor, &cur, n, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            return head; /* someone allocated at the tail: the segment stays */
-        head = list_unlink(a, head, prev, n, sz, next);
-        cnt_add(&SH(a)->rewinds, 1);
+    uint64_t cur = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);
+    if (a->max_end < cur)
+        return head;
+    uint64_t mx = 0, steps = 0;
+    for (uint64_t n = head; n;) {
+        uint64_t sz, next;
+        CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + n, "free list corrupt: cycle");
+        ca_arena__node_get(a, n, &sz, &next);
+        if (n + sz == cur)
+            return compact_locked(a, head);
+        if (n + sz > mx)
+            mx = n + sz;
+        n = next;
     }
+    a->max_end = mx; /* a full walk: the hint is exact again */
+    return head;
 }
 
 /* ------------------------------------------------------------------------
@@ -360,8 +358,6 @@ static void push_pending(ca_arena *a, uint64_t off, uint64_t size)
         cnt_add(&SH(a)->retries, 1);
     }
 }
-
-static uint64_t compact_locked(ca_arena *a, uint64_t head);
 
 /* [off, off + size) below the cursor is free: keep it or count it lost. */
 static void give_back(ca_arena *a, uint64_t off, uint64_t size)

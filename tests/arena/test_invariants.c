@@ -100,21 +100,19 @@ static int m_alloc(model *m, size_t size, size_t align, uint64_t *out)
     return 0;
 }
 
+static void m_compact(model *m);
+
 static void m_free(model *m, uint64_t off, size_t size)
 {
     uint64_t b = ca_align_up(size ? size : 1, 16);
     if (off + b == m->cur) {
         m->cur = off;
-        for (bool again = m->kind != CA_ARENA_FREELIST_NONE; again;) {
-            again = false;
-            for (int i = 0; i < m->n; i++)
-                if (m->list[i].off + m->list[i].size == m->cur) {
-                    m->cur = m->list[i].off;
-                    m_remove(m, i);
-                    again = true;
-                    break;
-                }
-        }
+        /* a free segment ending at the new cursor: the list is compacted */
+        for (int i = 0; m->kind != CA_ARENA_FREELIST_NONE && i < m->n; i++)
+            if (m->list[i].off + m->list[i].size == m->cur) {
+                m_compact(m);
+                break;
+            }
         return;
     }
     m_give_back(m, off, b);
