@@ -6,7 +6,8 @@
 //   randfree/*      1,000 objects of 16..1,024 B, freed in random order
 //   larson/*        server-like: each thread replaces random slots of its
 //                   array; 1 and 2 threads
-//   prodcons/*      producer allocates, consumer (another thread) frees
+//   prodcons/*/N    producer allocates, consumer frees: N=2 on another
+//                   thread (remote frees), N=1 both ends on one thread
 //   burst_rss/*     64 MiB of 64-B objects allocated then freed: counters
 //                   peak_rss_kib and after_rss_kib, the process's whole RSS
 //                   at the peak and after the free plus (arg 1) the
@@ -118,6 +119,23 @@ template <class A> void prodcons(benchmark::State &state)
     const long per_iter = 200000;
     enum { RING = 4096 };
     long total = 0;
+    if (state.range(0) == 1) {
+        // One thread: the same hand-over through the ring, both ends here.
+        std::vector<void *> ring(RING);
+        ca_bench::rng r{7};
+        for (auto _ : state) {
+            for (long i = 0; i < per_iter; i += RING) {
+                for (size_t k = 0; k < RING; k++)
+                    ring[k] = A::alloc(16 + r.below(256));
+                benchmark::ClobberMemory();
+                for (size_t k = 0; k < RING; k++)
+                    A::release(ring[k]);
+            }
+            total += per_iter;
+        }
+        state.SetItemsProcessed(total);
+        return;
+    }
     for (auto _ : state) {
         std::vector<std::atomic<void *>> ring(RING);
         for (auto &s : ring)
@@ -191,8 +209,8 @@ BENCHMARK(randfree<sys_malloc>)->Name("randfree/malloc");
 BENCHMARK(randfree<binned_malloc>)->Name("randfree/ctxalloc-binned");
 BENCHMARK(larson<sys_malloc>)->Name("larson/malloc")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(larson<binned_malloc>)->Name("larson/ctxalloc-binned")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(prodcons<sys_malloc>)->Name("prodcons/malloc")->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(prodcons<binned_malloc>)->Name("prodcons/ctxalloc-binned")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(prodcons<sys_malloc>)->Name("prodcons/malloc")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(prodcons<binned_malloc>)->Name("prodcons/ctxalloc-binned")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(burst_rss<sys_malloc>)->Name("burst_rss/malloc")->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(burst_rss<binned_malloc>)->Name("burst_rss/ctxalloc-binned")->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
 
