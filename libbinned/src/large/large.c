@@ -256,9 +256,6 @@ static ca_binned__large_rgn *rgn_map(ca_binned_large *l, size_t size, size_t ali
         ca_binned__large_map_clear(mem, size);
         goto fail_desc;
     }
-    ca_binned__large_class *c = class_of_rgn(l, r);
-    CA_BL_ADD(c->n.mapped_bytes, size);
-    CA_BL_ADD(c->n.regions, 1);
     return r;
 fail_desc:
     rgn_desc_free(l, r);
@@ -268,21 +265,23 @@ fail_release:
     return NULL;
 }
 
-/* Unpublish and give a region (already unlinked from its class) back. */
+/* Unpublish and give a region (already unlinked from its class and
+ * uncounted) back. */
 void ca_binned__large_release_region(ca_binned_large *l, ca_binned__large_rgn *r)
 {
-    ca_binned__large_class *c = class_of_rgn(l, r);
     if (l->owner)
         ca_owner_unregister(r->base, r->size, l->owner);
     ca_binned__large_map_clear(r->base, r->size);
-    CA_BL_ADD(c->n.unmapped_bytes, r->size);
-    CA_BL_SUB(c->n.regions, 1);
     ca_source_release(r->src, r->base, r->size);
     rgn_desc_free(l, r);
 }
 
+/* Link a region into its class and count it (class lock held, so that the
+ * list and the counters agree at any point a fork may see). */
 static void rgn_link(ca_binned__large_class *c, ca_binned__large_rgn *r)
 {
+    CA_BL_ADD(c->n.mapped_bytes, r->size);
+    CA_BL_ADD(c->n.regions, 1);
     r->prev = NULL;
     r->next = c->regions;
     if (c->regions)
@@ -290,8 +289,10 @@ static void rgn_link(ca_binned__large_class *c, ca_binned__large_rgn *r)
     c->regions = r;
 }
 
-static void rgn_unlink(ca_binned__large_class *c, ca_binned__large_rgn *r)
+void ca_binned__large_rgn_unlink(ca_binned__large_class *c, ca_binned__large_rgn *r)
 {
+    CA_BL_ADD(c->n.unmapped_bytes, r->size);
+    CA_BL_SUB(c->n.regions, 1);
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -463,7 +464,7 @@ static void free_direct(ca_binned_large *l, ca_binned__large_rgn *r)
 {
     ca_binned__large_class *c = &l->direct;
     ca_binned__large_lock(&c->lock);
-    rgn_unlink(c, r);
+    ca_binned__large_rgn_unlink(c, r);
     ca_binned__large_unlock(&c->lock);
     CA_BL_ADD(c->n.frees, 1);
     CA_BL_SUB(l->out_bytes, r->size);
@@ -601,7 +602,7 @@ static void retire_moved(ca_binned_large *l, ca_binned__large_rgn *r)
     }
     ca_binned__large_class *c = &l->cls[r->cls];
     ca_binned__large_lock(&c->lock);
-    rgn_unlink(c, r);
+    ca_binned__large_rgn_unlink(c, r);
     ca_binned__large_unlock(&c->lock);
     CA_BL_ADD(c->n.frees, 1);
     CA_BL_SUB(l->out_bytes, c->size);

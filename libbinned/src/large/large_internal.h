@@ -254,6 +254,8 @@ extern const ca_allocator_ops ca_binned__large_ops;
 void ca_binned__large_pool_push_dirty(ca_binned_large *l, ca_binned__large_area *a, uint64_t now);
 void ca_binned__large_after_dirty(ca_binned_large *l);
 void ca_binned__large_release_region(ca_binned_large *l, ca_binned__large_rgn *r);
+/* Unlink a region from its class and count it unmapped (class lock held). */
+void ca_binned__large_rgn_unlink(ca_binned__large_class *c, ca_binned__large_rgn *r);
 ca_force_inline char *ca_binned__large_area_addr(const ca_binned__large_area *a)
 {
     return a->rgn->base + ((size_t)a->index << a->rgn->shift);

@@ -170,12 +170,7 @@ static size_t unmap_idle(ca_binned_large *l, uint64_t now, uint64_t min_age_ns)
                     }
                     __atomic_store_n(&a->state, CA_BL_AREA_FREE_DIRECT, __ATOMIC_RELAXED);
                 }
-                if (r->prev)
-                    r->prev->next = r->next;
-                else
-                    c->regions = r->next;
-                if (r->next)
-                    r->next->prev = r->prev;
+                ca_binned__large_rgn_unlink(c, r);
                 r->next = detached;
                 detached = r;
             }
@@ -417,6 +412,34 @@ static void fork_parent(void)
     ca_binned__large_unlock(&ca_bl_registry_lock);
 }
 
+/* Forked child: areas a purge had taken (BUSY) when the fork happened go
+ * back to the dirty pool; the purging thread does not exist here. */
+static void child_recover_busy(ca_binned_large *l)
+{
+    for (unsigned i = 0; i < l->nclasses; i++) {
+        ca_binned__large_class *c = &l->cls[i];
+        for (ca_binned__large_rgn *r = c->regions; r; r = r->next) {
+            for (unsigned k = 0; r->nbusy && k < r->nareas; k++) {
+                ca_binned__large_area *a = &r->areas[k];
+                if (__atomic_load_n(&a->state, __ATOMIC_RELAXED) != CA_BL_AREA_BUSY)
+                    continue;
+                __atomic_store_n(&a->state, CA_BL_AREA_DIRTY, __ATOMIC_RELAXED);
+                a->next = NULL;
+                a->prev = c->dirty_tail;
+                if (c->dirty_tail)
+                    c->dirty_tail->next = a;
+                else
+                    c->dirty_head = a;
+                c->dirty_tail = a;
+                r->nbusy--;
+                r->nfree++;
+                CA_BL_ADD(c->n.dirty_bytes, c->size);
+                CA_BL_ADD(l->dirty_total, c->size);
+            }
+        }
+    }
+}
+
 static void fork_child(void)
 {
     for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next) {
@@ -438,6 +461,7 @@ static void fork_child(void)
         __atomic_store_n(&l->bg_starting, false, __ATOMIC_RELAXED);
         __atomic_store_n(&l->bg_fork, false, __ATOMIC_RELAXED);
         l->bg_lock = 0;
+        child_recover_busy(l);
         ca_binned__large_fork_child_caches(l);
     }
     ca_bl_registry_lock = 0;
