@@ -84,7 +84,7 @@ static int run(unsigned np, unsigned nc)
     memset(&g_ring, 0, sizeof g_ring);
     pthread_mutex_init(&g_ring.mu, NULL);
     pthread_cond_init(&g_ring.cv, NULL);
-    g_per_producer = 20000 * ca_test_scale();
+    g_per_producer = 12000 * ca_test_scale();
     pthread_t p[4], c[4];
     for (unsigned i = 0; i < nc; i++)
         pthread_create(&c[i], NULL, consumer, NULL);
