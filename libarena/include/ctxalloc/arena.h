@@ -23,10 +23,9 @@
  *               previous copy used; any other damage is an error with a
  *               message (ca_arena_strerror) and the file is left untouched.
  *
- * Concurrency: alloc, free, ptr/offset conversion, stats and flush may be
- * called from any number of threads at once. reset, compact's callers'
- * expectations aside (it is thread-safe), close and check need the caller to
- * be the only user.
+ * Concurrency: alloc, free, compact, ptr/offset conversion, stats and flush
+ * may be called from any number of threads at once; reset, close and check
+ * need the caller to be the only user.
  *
  * Errors: int calls return 0 or a positive errno value. Opening a file also
  * reports what exactly was wrong as a ca_arena_error (ca_arena_strerror).
