@@ -51,8 +51,9 @@ const std::vector<unsigned> &shuffle()
     return v;
 }
 
-// One arena per variant, made on first use and kept for the process (runs
-// of a variant reuse it; every run frees what it allocated).
+// One arena per workload, variant and thread count, made on first use and
+// kept for the process (repetitions reuse it; every run frees what it
+// allocated, and no run inherits another workload's fragmentation).
 ca_arena *make_arena(ca_arena_freelist kind, bool file)
 {
     ca_arena_options o;
@@ -76,10 +77,15 @@ ca_arena *make_arena(ca_arena_freelist kind, bool file)
     return a;
 }
 
-template <ca_arena_freelist Kind, bool File> ca_arena *arena()
+template <ca_arena_freelist Kind, bool File, int Workload, int Threads> ca_arena *arena_once()
 {
     static ca_arena *a = make_arena(Kind, File); // thread-safe initialisation
     return a;
+}
+
+template <ca_arena_freelist Kind, bool File, int Workload> ca_arena *arena(int threads)
+{
+    return threads == 1 ? arena_once<Kind, File, Workload, 1>() : arena_once<Kind, File, Workload, 2>();
 }
 
 void pair_malloc(benchmark::State &st)
@@ -117,7 +123,7 @@ void batch_malloc(benchmark::State &st)
 
 template <ca_arena_freelist Kind, bool File> void pair_arena(benchmark::State &st)
 {
-    ca_arena *a = arena<Kind, File>();
+    ca_arena *a = arena<Kind, File, 0>(st.threads());
     if (!a) {
         st.SkipWithError("arena create failed");
         return;
@@ -142,7 +148,7 @@ template <ca_arena_freelist Kind, bool File> void pair_arena(benchmark::State &s
 
 template <ca_arena_freelist Kind, bool File> void batch_arena(benchmark::State &st)
 {
-    ca_arena *a = arena<Kind, File>();
+    ca_arena *a = arena<Kind, File, 1>(st.threads());
     if (!a) {
         st.SkipWithError("arena create failed");
         return;
