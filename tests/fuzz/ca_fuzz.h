@@ -57,7 +57,7 @@ static inline void ca_fuzz_run(ca_allocator *a, const unsigned char *data, size_
 {
     ca_fuzz_slot slots[CA_FUZZ_SLOTS];
     memset(slots, 0, sizeof slots);
-    size_t max = (flags & CA_FUZZ_SMALL) ? 4096 : (size_t)1 << 20;
+    size_t max = (flags & CA_FUZZ_SMALL) ? 4096 : (size_t)256 << 10;
     for (size_t k = 0; k + 4 <= len; k += 4) {
         unsigned op = data[k] % 8, si = data[k + 1] % CA_FUZZ_SLOTS;
         size_t sz = (((size_t)data[k + 2] << 8) | data[k + 3]);
