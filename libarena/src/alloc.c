@@ -285,6 +285,41 @@ static uint64_t list_unlink(ca_arena *a, uint64_t head, uint64_t prev, uint64_t 
     return head;
 }
 
+static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n);
+
+/* Merge a list sorted per kind (newer) into the list (older): sizes stay
+ * ordered, and among equal sizes the newer segments come first. O(n + p). */
+static uint64_t merge_newer(ca_arena *a, uint64_t older, uint64_t newer)
+{
+    uint64_t head = 0, tail = 0;
+    while (older && newer) {
+        uint64_t so, sn, no, nn, t;
+        ca_arena__node_get(a, older, &so, &no);
+        ca_arena__node_get(a, newer, &sn, &nn);
+        if (goes_before(a, sn, so)) {
+            t = newer;
+            newer = nn;
+        } else {
+            t = older;
+            older = no;
+        }
+        if (tail)
+            node_set_next(a, tail, t);
+        else
+            head = t;
+        tail = t;
+    }
+    uint64_t rest = older ? older : newer;
+    if (tail)
+        node_set_next(a, tail, rest);
+    else
+        head = rest;
+    return head;
+}
+
+/* Take the whole pending stack and merge it into the list: sort it (in place,
+ * O(p log p)), then one merge (O(n + p)), so a long stack never costs a walk
+ * of the list per segment. */
 uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head)
 {
     ca_arena__tw p;
@@ -293,17 +328,22 @@ uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head)
         if (!p.off)
             return head;
     } while (!ca_arena__tw_cas(a, 1, p, (ca_arena__tw){0, gen_next(p.gen, 1)}));
-    uint64_t steps = 0;
-    for (uint64_t n = p.off; n;) {
+    uint64_t cnt = 0, bytes = 0;
+    for (uint64_t n = p.off; n; cnt++) {
         uint64_t sz, next;
-        CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + n, "pending stack corrupt: cycle");
+        CA_ASSERT(cnt < walk_bound(a), COMP, a->mem + n, "pending stack corrupt: cycle");
         ca_arena__node_get(a, n, &sz, &next);
         check_no_overlap(a, head, n, sz);
-        head = list_insert(a, head, n, sz);
-        cnt_sub(&a->pending_bytes, sz);
-        cnt_sub(&a->pending_count, 1);
+        if (n + sz > a->max_end)
+            a->max_end = n + sz;
+        bytes += sz;
         n = next;
     }
+    head = merge_newer(a, head, msort(a, false, p.off, cnt));
+    cnt_add(&a->free_bytes, bytes);
+    cnt_add(&a->free_count, cnt);
+    cnt_sub(&a->pending_bytes, bytes);
+    cnt_sub(&a->pending_count, cnt);
     return head;
 }
 
@@ -454,16 +494,11 @@ static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
     return EAGAIN;
 }
 
-/* PESSIMISTIC: best fit under the token. 0, ENOENT, EAGAIN (token busy). */
-static int best_fit(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
+/* With the token held: unlink the first segment in list order that fits
+ * (the best fit for PESSIMISTIC) and put its pieces back. */
+static bool take_fit_locked(ca_arena *a, uint64_t *headp, uint64_t bsize, uint64_t align, uint64_t *out)
 {
-    if (!list_maybe_nonempty(a) && !pending_maybe_nonempty(a))
-        return ENOENT;
-    ca_arena__tw held;
-    if (!ca_arena__token_take(a, a->max_retries, &held))
-        return EAGAIN;
-    uint64_t head = ca_arena__drain_pending(a, held.off);
-    uint64_t prev = 0, n = head, steps = 0, sz = 0, next = 0;
+    uint64_t head = *headp, prev = 0, n = head, steps = 0, sz = 0, next = 0;
     while (n) {
         CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + n, "free list corrupt: cycle");
         ca_arena__node_get(a, n, &sz, &next);
@@ -472,13 +507,10 @@ static int best_fit(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
         prev = n;
         n = next;
     }
-    if (!n) {
-        ca_arena__token_release(a, held, head);
-        return ENOENT;
-    }
+    if (!n)
+        return false;
     head = list_unlink(a, head, prev, n, sz, next);
     uint64_t start = ca_align_up(n, align);
-    /* The pieces go back while the token is held: insert them directly. */
     uint64_t pieces[2][2] = {{n, start - n}, {start + bsize, n + sz - (start + bsize)}};
     for (int k = 0; k < 2; k++) {
         uint64_t po = pieces[k][0], ps = pieces[k][1];
@@ -489,9 +521,41 @@ static int best_fit(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
         else
             head = list_insert(a, head, po, ps);
     }
-    ca_arena__token_release(a, held, head);
+    *headp = head;
     *out = start;
-    return 0;
+    return true;
+}
+
+/* PESSIMISTIC: best fit under the token. 0, ENOENT, EAGAIN (token busy). */
+static int best_fit(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    if (!list_maybe_nonempty(a) && !pending_maybe_nonempty(a))
+        return ENOENT;
+    ca_arena__tw held;
+    if (!ca_arena__token_take(a, a->max_retries, &held))
+        return EAGAIN;
+    uint64_t head = ca_arena__drain_pending(a, held.off);
+    bool ok = take_fit_locked(a, &head, bsize, align, out);
+    ca_arena__token_release(a, held, head);
+    return ok ? 0 : ENOENT;
+}
+
+static int bump(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out);
+
+/* The cursor is exhausted: wait for the token, take in the pending stack,
+ * compact (which may give a trailing run back to the cursor) and take any
+ * segment that fits; else try the cursor once more. The arena fails only
+ * when no free memory can hold the block. */
+static int last_resort(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    if (a->kind == CA_ARENA_FREELIST_NONE)
+        return ENOMEM;
+    ca_arena__tw held;
+    ca_arena__token_take(a, 0, &held);
+    uint64_t head = compact_locked(a, ca_arena__drain_pending(a, held.off));
+    bool ok = take_fit_locked(a, &head, bsize, align, out);
+    ca_arena__token_release(a, held, head);
+    return ok ? 0 : bump(a, bsize, align, out);
 }
 
 static int bump(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
@@ -537,6 +601,8 @@ int ca_arena_alloc(ca_arena *a, size_t size, size_t align, uint64_t *off)
         err = best_fit(a, bsize, align, off);
     if (err)
         err = bump(a, bsize, align, off);
+    if (ca_unlikely(err == ENOMEM))
+        err = last_resort(a, bsize, align, off);
     if (ca_likely(!err)) {
         note_alloc(a, bsize);
         return 0;

@@ -69,6 +69,31 @@ static bool m_fits(uint64_t s, uint64_t sz, uint64_t b, uint64_t al)
     return st - s <= sz && sz - (st - s) >= b;
 }
 
+static void m_compact(model *m);
+
+/* Take list entry i for a block of b at align; pieces go back. */
+static uint64_t m_take(model *m, int i, uint64_t b, uint64_t align)
+{
+    mseg s = m->list[i];
+    m_remove(m, i);
+    uint64_t st = ca_align_up(s.off, align);
+    m_give_back(m, s.off, st - s.off);
+    m_give_back(m, st + b, s.off + s.size - st - b);
+    return st;
+}
+
+static int m_bump(model *m, uint64_t b, uint64_t align, uint64_t *out)
+{
+    uint64_t st = ca_align_up(m->cur, align);
+    if (st + b > m->cap)
+        return ENOMEM;
+    uint64_t old = m->cur;
+    m->cur = st + b;
+    m_give_back(m, old, st - old);
+    *out = st;
+    return 0;
+}
+
 static int m_alloc(model *m, size_t size, size_t align, uint64_t *out)
 {
     if (align < 16)
@@ -82,25 +107,22 @@ static int m_alloc(model *m, size_t size, size_t align, uint64_t *out)
             if (m_fits(m->list[i].off, m->list[i].size, b, align))
                 pick = i;
     if (pick >= 0) {
-        mseg s = m->list[pick];
-        m_remove(m, pick);
-        uint64_t st = ca_align_up(s.off, align);
-        m_give_back(m, s.off, st - s.off);
-        m_give_back(m, st + b, s.off + s.size - st - b);
-        *out = st;
+        *out = m_take(m, pick, b, align);
         return 0;
     }
-    uint64_t st = ca_align_up(m->cur, align);
-    if (st + b > m->cap)
+    if (m_bump(m, b, align, out) == 0)
+        return 0;
+    /* cursor exhausted: compact, first fit in list order, else the cursor again */
+    if (m->kind == CA_ARENA_FREELIST_NONE)
         return ENOMEM;
-    uint64_t old = m->cur;
-    m->cur = st + b;
-    m_give_back(m, old, st - old);
-    *out = st;
-    return 0;
+    m_compact(m);
+    for (int i = 0; i < m->n; i++)
+        if (m_fits(m->list[i].off, m->list[i].size, b, align)) {
+            *out = m_take(m, i, b, align);
+            return 0;
+        }
+    return m_bump(m, b, align, out);
 }
-
-static void m_compact(model *m);
 
 static void m_free(model *m, uint64_t off, size_t size)
 {
