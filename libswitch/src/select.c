@@ -154,6 +154,9 @@ static void lock(void)
 
 static void unlock(void) { __atomic_store_n(&ca_switch__g.lock, 0, __ATOMIC_RELEASE); }
 
+void ca_switch__registry_lock(void) { lock(); }
+void ca_switch__registry_unlock(void) { unlock(); }
+
 static void fork_prepare(void) { lock(); }
 static void fork_parent(void) { unlock(); }
 /* In the child only the forking thread exists; its selection (thread-locals)

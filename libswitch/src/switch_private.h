@@ -114,6 +114,10 @@ ca_force_inline void ca_switch__count(uint64_t *c, uint64_t n)
     __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
 }
 
+/* The registry lock itself (tests hold it across a fork). */
+void ca_switch__registry_lock(void);
+void ca_switch__registry_unlock(void);
+
 /* Registry of locals (select.c). */
 void ca_switch__register_local(ca_switch_local *l);
 void ca_switch__unregister_local(ca_switch_local *l);

@@ -14,6 +14,7 @@
 #include "ca_test.h"
 #include "ca_tt.h"
 #include "sw_helpers.h"
+#include "switch_private.h"
 
 #ifdef SW_OVERRIDE
 #define M(n) malloc(n)
@@ -54,10 +55,14 @@ static void *allocator_thread(void *arg)
         ca_switch_thread_set(sw_ctx_alloc(&thread_ctx[id - 1]));
     }
     while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-        /* Thread 2 also holds the switch's registry lock much of the time
-         * (ca_switch_check walks it), which the child must find released. */
-        if (id == 2)
-            ca_switch_check();
+        /* Thread 2 also holds the switch's registry lock most of the time,
+         * which the child must find released (pthread_atfork). */
+        if (id == 2) {
+            ca_switch__registry_lock();
+            for (volatile int spin = 0; spin < 20000; spin++)
+                ;
+            ca_switch__registry_unlock();
+        }
         int k = (int)ca_rng_below(&r, 32);
         F(keep[k]);
         keep[k] = M((size_t)ca_rng_below(&r, 5000));
