@@ -270,3 +270,29 @@ Test(arena_basic, allocator_view_alignments)
     cr_assert_null(ca_arena_check(a), "%s", ca_arena_check(a));
     ca_arena_close(a);
 }
+
+Test(arena_basic, exhausted_cursor_compacts_before_enomem)
+{
+    for (int k = 1; k < 3; k++) {
+        ca_arena_options opt;
+        ca_arena_options_init(&opt);
+        opt.freelist = (ca_arena_freelist)k;
+        opt.capacity = 256u << 10;
+        ca_arena *a = NULL;
+        cr_assert_eq(ca_arena_create(&a, &opt), 0);
+        static uint64_t o[8192];
+        int n = 0;
+        while (n < 8192 && ca_arena_alloc(a, 64, 16, &o[n]) == 0)
+            n++;
+        cr_assert_lt(n, 8192, "filled");
+        uint64_t x;
+        cr_assert_eq(ca_arena_alloc(a, 64, 16, &x), ENOMEM, "cursor exhausted");
+        for (int i = 10; i < 40; i++) /* adjacent 64-byte holes, none fits 1 KiB alone */
+            fr(a, o[i], 64);
+        cr_assert_eq(ca_arena_alloc(a, 1024, 16, &x), 0, "kind %d: free neighbours merged on demand", k);
+        cr_assert_eq(x, o[10]);
+        cr_assert_null(ca_arena_check(a));
+        cr_assert_eq(ca_arena_alloc(a, 4096, 16, &x), ENOMEM, "nothing large enough left");
+        ca_arena_close(a);
+    }
+}
