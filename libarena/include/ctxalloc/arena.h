@@ -253,10 +253,11 @@ const char *ca_arena_strerror(ca_arena_error e);
  * @off:   receives the offset (never 0 on success)
  *
  * Free list first (OPTIMISTIC: pop the head if it fits; PESSIMISTIC: best
- * fit), then the cursor. Lock-free; O(1) for NONE and OPTIMISTIC, O(free
- * segments) for PESSIMISTIC.
- * Return: 0; EINVAL (alignment); ENOMEM (exhausted, size overflow, CAS
- * retries exhausted); EROFS (read-only arena).
+ * fit), then the cursor; when the cursor is exhausted, the list is compacted
+ * and searched (waiting for it) before giving up. Lock-free on the cursor
+ * path; O(1) for NONE and OPTIMISTIC, O(free segments) for PESSIMISTIC.
+ * Return: 0; EINVAL (alignment); ENOMEM (no free memory holds the block,
+ * size overflow, cursor CAS retries exhausted); EROFS (read-only arena).
  */
 int ca_arena_alloc(ca_arena *a, size_t size, size_t align, uint64_t *off);
 
