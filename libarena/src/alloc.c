@@ -542,9 +542,9 @@ static int best_fit(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
 
 static int bump(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out);
 
-/* The cursor is exhausted: wait for the token, take in the pending stack,
- * compact (which may give a trailing run back to the cursor) and take any
- * segment that fits; else try the cursor once more. The arena fails only
+/* The cursor is exhausted: wait for the token, take in the pending stack and
+ * take any segment that fits; failing that, compact (which may also give a
+ * trailing run back to the cursor) and look again; else try the cursor. The arena fails only
  * when no free memory can hold the block. */
 static int last_resort(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
 {
@@ -552,8 +552,12 @@ static int last_resort(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *ou
         return ENOMEM;
     ca_arena__tw held;
     ca_arena__token_take(a, 0, &held);
-    uint64_t head = compact_locked(a, ca_arena__drain_pending(a, held.off));
+    uint64_t head = ca_arena__drain_pending(a, held.off);
     bool ok = take_fit_locked(a, &head, bsize, align, out);
+    if (!ok) { /* only when nothing fits as it is: merging may make room */
+        head = compact_locked(a, head);
+        ok = take_fit_locked(a, &head, bsize, align, out);
+    }
     ca_arena__token_release(a, held, head);
     return ok ? 0 : bump(a, bsize, align, out);
 }

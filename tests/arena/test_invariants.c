@@ -112,9 +112,15 @@ static int m_alloc(model *m, size_t size, size_t align, uint64_t *out)
     }
     if (m_bump(m, b, align, out) == 0)
         return 0;
-    /* cursor exhausted: compact, first fit in list order, else the cursor again */
+    /* cursor exhausted: first fit in list order; else compact and look again;
+     * else the cursor again */
     if (m->kind == CA_ARENA_FREELIST_NONE)
         return ENOMEM;
+    for (int i = 0; i < m->n; i++)
+        if (m_fits(m->list[i].off, m->list[i].size, b, align)) {
+            *out = m_take(m, i, b, align);
+            return 0;
+        }
     m_compact(m);
     for (int i = 0; i < m->n; i++)
         if (m_fits(m->list[i].off, m->list[i].size, b, align)) {
