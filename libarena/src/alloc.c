@@ -180,6 +180,13 @@ static inline void note_high(ca_arena *a, uint64_t end)
 
 static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 
+/* Frees into a list longer than BATCH_LIST segments go to the pending stack
+ * and are merged in bulk once BATCH_PENDING have gathered (auto_compact 0
+ * turns batching off too, so that single-threaded behaviour is exactly the
+ * direct insertion the shadow-model test predicts). */
+#define CA_ARENA__BATCH_LIST 32
+#define CA_ARENA__BATCH_PENDING 32
+
 /* ------------------------------------------------------------------------
  * The list token and the sorted list (token holder only)
  * ------------------------------------------------------------------------ */
@@ -409,6 +416,20 @@ static void give_back(ca_arena *a, uint64_t off, uint64_t size)
         return;
     }
     ca_arena__tw held;
+    /* A long list: push (O(1)) and let the pushes be merged in bulk once
+     * there are enough of them, instead of walking the list under the token
+     * for every free. */
+    if (a->auto_compact && __atomic_load_n(&a->free_count, __ATOMIC_RELAXED) > CA_ARENA__BATCH_LIST) {
+        push_pending(a, off, size);
+        if (__atomic_load_n(&a->pending_count, __ATOMIC_RELAXED) < CA_ARENA__BATCH_PENDING ||
+            !ca_arena__token_take(a, 4, &held))
+            return;
+        uint64_t head = ca_arena__drain_pending(a, held.off);
+        if (a->auto_compact && __atomic_load_n(&a->free_count, __ATOMIC_RELAXED) > a->compact_at)
+            head = compact_locked(a, head);
+        ca_arena__token_release(a, held, head);
+        return;
+    }
     if (!ca_arena__token_take(a, 4, &held)) {
         push_pending(a, off, size);
         return;
