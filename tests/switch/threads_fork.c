@@ -8,6 +8,7 @@
  * A deadlock in the child is caught by alarm() (the child dies of SIGALRM).
  */
 #include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -58,10 +59,11 @@ static void *allocator_thread(void *arg)
         /* Thread 2 also holds the switch's registry lock most of the time,
          * which the child must find released (pthread_atfork). */
         if (id == 2) {
+            struct timespec held = {0, 2000000}, free_ = {0, 1000000};
             ca_switch__registry_lock();
-            for (volatile int spin = 0; spin < 20000; spin++)
-                ;
+            nanosleep(&held, NULL);
             ca_switch__registry_unlock();
+            nanosleep(&free_, NULL); /* lets a waiting fork_prepare in */
         }
         int k = (int)ca_rng_below(&r, 32);
         F(keep[k]);
