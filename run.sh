@@ -15,7 +15,8 @@
 #                   then the whole-program workloads (bench/results/workloads.*).
 #   ./run.sh bench micro | workloads   only one of the two parts.
 # Missing Debian packages are installed with apt-get when run as root.
-# Also: ./run.sh fuzz [component] [seconds], ./run.sh stress [minutes].
+# Also: ./run.sh fuzz [component] [seconds], ./run.sh stress [minutes],
+#       ./run.sh preload -- CMD (run CMD with libctxalloc.so preloaded).
 # Environment: CA_TEST_SCALE (stress length, default 1), CA_FUZZ_SECONDS (30), CA_BENCH_REPS (5),
 # CA_BENCH_MIN_TIME (0.2 s), CA_BENCH_FILTER (regex), JOBS (2).
 set -euo pipefail
@@ -229,10 +230,23 @@ cmd_bench() {
   fi
 }
 
+# ./run.sh preload -- CMD...: run CMD with ctxalloc's malloc (release build of
+# libctxalloc.so, libbinned behind it) preloaded. CA_STATS=1 or =json prints
+# the allocator's statistics at exit.
+cmd_preload() {
+  [ "${1:-}" = -- ] && shift
+  [ $# -gt 0 ] || { echo "usage: ./run.sh preload -- CMD [ARGS...]" >&2; exit 2; }
+  need_pkgs "${BASE_PKGS[@]}"
+  setup build/release --buildtype=release -Dtests=false >/dev/null || exit 1
+  ninja -C build/release -j "$JOBS" >build/release.build.log 2>&1 || { tail -n 30 build/release.build.log; exit 1; }
+  LD_PRELOAD="$ROOT/build/release/libswitch/libctxalloc.so${LD_PRELOAD:+:$LD_PRELOAD}" exec "$@"
+}
+
 case "${1:-}" in
   test) cmd_test "${2:-}" ;;
   fuzz) cmd_fuzz "${2:-all}" "${3:-60}" ;;
   stress) cmd_stress "${2:-10}" ;;
+  preload) shift; cmd_preload "$@" ;;
   bench) cmd_bench "${2:-all}" ;;
-  *) echo "usage: ./run.sh test [--quick] | bench [micro|workloads] | fuzz [comp] [s] | stress [min]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh test [--quick] | bench [micro|workloads] | fuzz [comp] [s] | stress [min] | preload -- CMD" >&2; exit 2 ;;
 esac

@@ -4,7 +4,7 @@
 //   pair/*        one malloc + free, sizes cycling 16..512
 //   randfree/*    1,000 objects of 16..1,024 bytes freed in random order
 // impls: malloc (the process malloc; the harness reruns it under each
-// baseline, and under LD_PRELOAD=libctxalloc-preload.so it is libswitch),
+// baseline, and under LD_PRELOAD=libctxalloc.so it is libswitch),
 // ctxalloc-switch (ca_switch_malloc / ca_switch_free, global selection),
 // ctxalloc-switch-thread (a thread allocator selected),
 // ctxalloc-binned (ca_binned_malloc / ca_binned_free directly, no switch).

@@ -39,7 +39,7 @@ PEERS = [
 
 
 def find_preload(build):
-    for pat in ("libswitch/libctxalloc.so", "libswitch/libctxalloc-preload.so", "libswitch/libctxalloc*.so",
+    for pat in ("libswitch/libctxalloc.so", "libswitch/libctxalloc*.so",
                 "**/libctxalloc*.so"):
         hits = sorted(glob.glob(os.path.join(build, pat), recursive=True))
         if hits:

@@ -3,7 +3,7 @@
  * The malloc family itself: the only global symbols of ctxalloc without the
  * ca_ prefix. This file is the whole of the override library
  * (libctxalloc-switch-override.a, linked with --whole-archive) and part of
- * the preload object (libctxalloc-preload.so). Each function forwards to its
+ * the preload object (libctxalloc.so). Each function forwards to its
  * ca_switch_* counterpart (family.c), which documents the semantics.
  *
  * Concurrency: as ca_switch_*. C++ operator new / delete reach these through

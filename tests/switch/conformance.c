@@ -6,7 +6,7 @@
  *   CONF_CRITERION  Criterion test linked with the override library: the
  *                   program's own malloc is libswitch's;
  *   CONF_PLAIN      plain ca_tt program linked with nothing of ctxalloc, run
- *                   by the tests with LD_PRELOAD=libctxalloc-preload.so
+ *                   by the tests with LD_PRELOAD=libctxalloc.so
  *                   (CONF_EXPECT_SWITCH=1 makes it check the preload is live);
  *   CONF_API        Criterion test calling ca_switch_* by name (no override),
  *                   so that sanitizer builds check the same semantics.
@@ -54,7 +54,7 @@ CONF_TEST(preload_is_live)
 {
     const char *want = getenv("CONF_EXPECT_SWITCH");
     if (want && *want == '1')
-        CHECK(dlsym(RTLD_DEFAULT, "ca_switch_current") != NULL, "libctxalloc-preload.so is not loaded");
+        CHECK(dlsym(RTLD_DEFAULT, "ca_switch_current") != NULL, "libctxalloc.so is not loaded");
 }
 
 CONF_TEST(malloc_basics)

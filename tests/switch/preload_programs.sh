@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Real programs under LD_PRELOAD=libctxalloc-preload.so, output compared with
+# Real programs under LD_PRELOAD=libctxalloc.so, output compared with
 # the same run without it. Usage:
 #   preload_programs.sh PRELOAD_SO CONFORMANCE_PLAIN THREADED_PROGRAM
 # Prints one "ok"/"FAIL" line per program and ends with "N passed, N failed";

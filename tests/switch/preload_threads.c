@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A threaded program that knows nothing of ctxalloc, run under
- * LD_PRELOAD=libctxalloc-preload.so by preload_programs.sh: producer /
+ * LD_PRELOAD=libctxalloc.so by preload_programs.sh: producer /
  * consumer threads passing malloc'd strings, realloc growth, a fork while
  * the threads run, C++-style churn through calloc and free. Prints a
  * checksum that must match the run without preload.

@@ -18,7 +18,7 @@
  *     ca_source become routable without knowing about the map.
  *   - The malloc family as ca_switch_* functions. The override library
  *     (ctxalloc-switch-override, linked whole) and the preload object
- *     (libctxalloc-preload.so) define malloc, free, ... on top of them.
+ *     (libctxalloc.so) define malloc, free, ... on top of them.
  *
  * Valid C11 and C++; includes only <ctxalloc/core.h> and libc headers.
  */
