@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Server-like workload (the larson pattern): each thread owns an array of
- * slots and replaces random objects (16..512 B by default) in it; after a
- * number of rounds it hands its array to a freshly created thread and exits,
- * so objects are freed by threads other than the ones that allocated them.
+ * slots and replaces random objects (16..512 B) in it; after a number of
+ * rounds it exits and its array is handed to a freshly created thread, so
+ * objects are freed by threads other than the ones that allocated them.
+ * Four threads run at a time; each generation replaces the previous one.
  * Usage: larson [scale]
  */
 #include <pthread.h>
@@ -18,7 +19,7 @@ typedef struct gen {
     size_t size[SLOTS];
     uint64_t tag[SLOTS];
     wl_rng rng;
-    size_t rounds, generations_left;
+    size_t rounds;
     unsigned long long ops;
 } gen;
 
@@ -38,14 +39,6 @@ static void *worker(void *arg)
         wl_mark(g->obj[i], sz, g->tag[i]);
         g->ops++;
     }
-    if (g->generations_left-- > 0) {
-        pthread_t t; /* hand the array to a new thread */
-        if (pthread_create(&t, NULL, worker, g) != 0) {
-            perror("pthread_create");
-            exit(2);
-        }
-        pthread_join(t, NULL);
-    }
     return NULL;
 }
 
@@ -57,7 +50,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < THREADS; i++) {
         gens[i].rng.s = 1000 + (uint64_t)i;
         gens[i].rounds = 20000;
-        gens[i].generations_left = wl_scaled(scale, 600, 2);
         /* fill the array first, as larson does */
         for (int k = 0; k < SLOTS; k++) {
             size_t sz = 16 + (size_t)wl_below(&gens[i].rng, 497);
@@ -67,11 +59,18 @@ int main(int argc, char **argv)
             wl_mark(gens[i].obj[k], sz, gens[i].tag[k]);
         }
     }
-    for (int i = 0; i < THREADS; i++)
-        pthread_create(&t[i], NULL, worker, &gens[i]);
+    size_t generations = wl_scaled(scale, 600, 2);
+    for (size_t g = 0; g < generations; g++) {
+        for (int i = 0; i < THREADS; i++)
+            if (pthread_create(&t[i], NULL, worker, &gens[i]) != 0) {
+                perror("pthread_create");
+                return 2;
+            }
+        for (int i = 0; i < THREADS; i++)
+            pthread_join(t[i], NULL);
+    }
     unsigned long long ops = 0;
     for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], NULL);
         ops += gens[i].ops;
         for (int k = 0; k < SLOTS; k++) {
             wl_check(gens[i].obj[k], gens[i].size[k], gens[i].tag[k]);
