@@ -17,7 +17,7 @@ int main(int argc, char **argv)
                 snprintf(path, sizeof path, "%s/image-%d-%d-%d", argv[1], kind, bits, user);
                 ca_arena_options o;
                 ca_arena_options_init(&o);
-                o.capacity = 64u << 10;
+                o.capacity = 16u << 10;
                 o.freelist = (ca_arena_freelist)kind;
                 o.offset_bits = (unsigned)bits;
                 o.user_size = user ? 256 : 0;
