@@ -152,7 +152,11 @@ Test(binned_memory, pressure_policy_moves_epoch)
     ca_binned_options o;
     ca_binned_options_default(&o);
     o.class_range_log2 = 30;
-    o.decay_ms = 20;
+    /* Passes run every decay_ms / 2. The first one runs at the first slow
+     * path (nothing committed yet); the interval must outlast fill + drop
+     * (ASan, a loaded machine) so that the pass measuring 8 MiB comes in the
+     * loop below, after epoch0 is read. */
+    o.decay_ms = 1000;
     o.empty_keep = (size_t)1 << 30;
     o.pressure_bytes = (size_t)1 << 20;
     ca_binned *b = NULL;
@@ -164,7 +168,7 @@ Test(binned_memory, pressure_policy_moves_epoch)
     cr_assert_not_null(tc);
     cr_assert_gt(tc->bins[3].count, 0, "the cache holds freed slots");
     uint64_t epoch0 = b->epoch;
-    for (int i = 0; i < 4 && b->epoch == epoch0; i++) {
+    for (int i = 0; i < 100 && b->epoch == epoch0; i++) { /* up to 1.5 s on a loaded machine */
         nap_ms(15);
         ca_binned_thread_flush(b); /* a slow path: runs the decay pass when due */
     }

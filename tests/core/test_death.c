@@ -4,8 +4,9 @@
  * defines it itself (full) and checks the exact one-line report; a second
  * part checks that lower tiers compile to nothing.
  */
-/* The level the libraries were built with, passed by tests/core/meson.build. */
-#define CA_CORE_BUILT_CHECKS CA_CHECKS
+/* The level the libraries were built with (tests/core/meson.build passes the
+ * build's CA_CHECKS), captured before this file raises its own level. */
+enum { core_built_checks = CA_CHECKS };
 #undef CA_CHECKS
 #define CA_CHECKS CA_CHECKS_FULL
 #include <criterion/criterion.h>
@@ -63,7 +64,7 @@ static void header_double_free(void *arg)
 Test(death, header_double_free_caught)
 {
     /* libcore itself is built with the configured checks level. */
-    if (CA_CORE_BUILT_CHECKS < CA_CHECKS_ON)
+    if (core_built_checks < CA_CHECKS_ON)
         cr_skip_test("libcore built with checks=off");
     if (CA_TEST_UNDER_ASAN) /* ASan reports the read of the freed header first */
         cr_skip_test("under AddressSanitizer the freed header is poisoned");

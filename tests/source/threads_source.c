@@ -36,10 +36,16 @@ static void *worker(void *arg)
             if (b[0] != (unsigned char)(j->id * 16 + k) || b[sizes[k] - 1] != (unsigned char)j->id)
                 j->bad++;
             if (j->src->ops->decommit && ca_rng_below(&r, 3) == 0) {
-                if (ca_source_decommit(j->src, live[k], g) == 0 && ca_source_commit(j->src, live[k], g) == 0)
-                    b[0] = (unsigned char)(j->id * 16 + k);
-                else
+                /* A failed decommit changes nothing; after a successful one the
+                 * first granule's contents are gone until a commit succeeds
+                 * (retried: the fault plan injects a bounded number of failures).
+                 * Either way the marks are written again. */
+                if (ca_source_decommit(j->src, live[k], g) != 0)
                     j->failed++;
+                else
+                    while (ca_source_commit(j->src, live[k], g) != 0)
+                        j->failed++;
+                b[0] = (unsigned char)(j->id * 16 + k);
                 if (sizes[k] == g)
                     b[g - 1] = (unsigned char)j->id;
                 continue;
