@@ -48,7 +48,11 @@ def run_suite(exe, preload, filt, reps, min_time):
     if p.returncode != 0:
         sys.stderr.write("bench: %s failed (preload=%s):\n%s\n" % (exe, preload, p.stderr[-2000:]))
         return []
-    data = json.loads(p.stdout)
+    try:
+        data = json.loads(p.stdout)
+    except ValueError:
+        sys.stderr.write("bench: %s is not a benchmark binary (no JSON output); skipped\n" % exe)
+        return []
     rows = []
     for b in data.get("benchmarks", []):
         if b.get("aggregate_name") != "median":
@@ -93,7 +97,8 @@ def main():
     args = ap.parse_args()
 
     exes = sorted(glob.glob(os.path.join(args.build, "bench", "**", "bench_*"), recursive=True))
-    exes = [e for e in exes if os.path.isfile(e) and os.access(e, os.X_OK)]
+    # Instruction-count drivers (bench_*_driver, instr_*) are not Google Benchmark suites.
+    exes = [e for e in exes if os.path.isfile(e) and os.access(e, os.X_OK) and not e.endswith("_driver")]
     if not exes:
         sys.exit("bench: no benchmark executables under %s/bench" % args.build)
     baselines = [(n, lib) for n, lib in BASELINES if lib is None or os.path.exists(lib)]
