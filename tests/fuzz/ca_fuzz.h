@@ -24,6 +24,7 @@
 
 #define CA_FUZZ_NO_RESET 0x1u  /* reset() not to be called */
 #define CA_FUZZ_SMALL    0x2u  /* sizes up to 4 KiB only */
+#define CA_FUZZ_LARGE    0x4u  /* sizes up to 2 MiB (default: 256 KiB) */
 
 typedef struct ca_fuzz_slot {
     unsigned char *p;
@@ -57,11 +58,12 @@ static inline void ca_fuzz_run(ca_allocator *a, const unsigned char *data, size_
 {
     ca_fuzz_slot slots[CA_FUZZ_SLOTS];
     memset(slots, 0, sizeof slots);
-    size_t max = (flags & CA_FUZZ_SMALL) ? 4096 : (size_t)256 << 10;
+    size_t max = (flags & CA_FUZZ_SMALL) ? 4096 : (flags & CA_FUZZ_LARGE) ? (size_t)2 << 20 : (size_t)256 << 10;
     for (size_t k = 0; k + 4 <= len; k += 4) {
         unsigned op = data[k] % 8, si = data[k + 1] % CA_FUZZ_SLOTS;
         size_t sz = (((size_t)data[k + 2] << 8) | data[k + 3]);
-        sz = (data[k] & 0x80) ? (sz * 16) % (max + 1) : sz % 1025;
+        size_t scale = (max >> 16) ? (max >> 16) : 1;
+        sz = (data[k] & 0x80) ? (sz * scale) % (max + 1) : sz % 1025;
         ca_fuzz_slot *s = &slots[si];
         switch (op) {
         case 0:

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer harness: one ca_binned instance (16 MiB per class) reused across
- * inputs; sizes up to 256 KiB cross into the large tier. Every input frees
+ * inputs; sizes up to 2 MiB cross into the large tier (above 256 KiB). Every input frees
  * what it allocated, and the instance's invariants are walked after each
  * operation. */
 #include <ctxalloc/binned.h>
@@ -31,6 +31,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ca_binned_create(&instance, &o) != 0)
             abort();
     }
-    ca_fuzz_run(ca_binned_allocator(instance), data, size, check_instance, CA_FUZZ_NO_RESET);
+    ca_fuzz_run(ca_binned_allocator(instance), data, size, check_instance, CA_FUZZ_NO_RESET | CA_FUZZ_LARGE);
     return 0;
 }
