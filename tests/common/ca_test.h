@@ -31,6 +31,13 @@
 #define CA_TEST_UNDER_ASAN 0
 #endif
 
+/* True under valgrind (it preloads its vgpreload_* objects into the client). */
+static inline int ca_test_under_valgrind(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "vgpreload") != NULL;
+}
+
 static inline uint64_t ca_test_env_u64(const char *name, uint64_t dflt)
 {
     const char *v = getenv(name);

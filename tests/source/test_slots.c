@@ -198,6 +198,7 @@ Test(source_slots, heap_zero_and_options)
     cr_assert_eq(ca_source_obtain(&h.base, 64, 3, &p), EINVAL);
     void *q;
     cr_assert_eq(ca_source_obtain(&h.base, (size_t)1 << 62, 64, &q), ENOMEM);
+    cr_assert_eq(ca_source_release(&h.base, p, 640), 0);
     cr_assert_null(ca_source_check(&h.base));
     ca_source_heap_destroy(&h);
     o.granule = 48;
