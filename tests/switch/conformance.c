@@ -184,7 +184,8 @@ CONF_TEST(posix_memalign_semantics)
     errno = 55;
     CHECK(posix_memalign(&p, 64, v_max) == ENOMEM, "posix_memalign SIZE_MAX gives ENOMEM");
     CHECK(p == (void *)&bad && errno == 55, "failure left *p and errno alone");
-    int e = posix_memalign(&p, (size_t)1 << 40, 16);
+    static volatile size_t v_big = (size_t)1 << 40;
+    int e = posix_memalign(&p, v_big, 16);
     CHECK(e == 0 || e == ENOMEM, "posix_memalign 2^40: %d", e);
     if (e == 0) {
         CHECK(aligned_to(p, (size_t)1 << 40), "2^40 alignment");
@@ -197,7 +198,8 @@ CONF_TEST(posix_memalign_semantics)
 
 CONF_TEST(aligned_alloc_semantics)
 {
-    size_t bad[] = {0, 3, 24, 48, (size_t)1 << 63 | 1};
+    /* volatile: constant invalid alignments make clang 14 -O3 crash (alloc_align) */
+    static volatile size_t bad[] = {0, 3, 24, 48, (size_t)1 << 63 | 1};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         errno = 0;
         CHECK(aligned_alloc(bad[i], 8) == NULL, "aligned_alloc(%zu, 8) accepted", bad[i]);
@@ -214,17 +216,19 @@ CONF_TEST(aligned_alloc_semantics)
     errno = 0;
     CHECK(aligned_alloc(64, v_max) == NULL && errno == ENOMEM, "aligned_alloc SIZE_MAX: errno %d", errno);
     errno = 0;
-    p = aligned_alloc((size_t)1 << 40, 16);
+    static volatile size_t v_2p40 = (size_t)1 << 40;
+    p = aligned_alloc(v_2p40, 16);
     CHECK(p ? aligned_to(p, (size_t)1 << 40) : errno == ENOMEM, "aligned_alloc(2^40): errno %d", errno);
     free(p);
 }
 
 CONF_TEST(memalign_valloc_pvalloc)
 {
-    void *p = memalign(3, 10); /* glibc: rounded up to a power of two */
+    static volatile size_t v_three = 3, v_zero = 0;
+    void *p = memalign(v_three, 10); /* glibc: rounded up to a power of two */
     CHECK(p && aligned_to(p, 4), "memalign(3)");
     free(p);
-    p = memalign(0, 10);
+    p = memalign(v_zero, 10);
     CHECK(p != NULL, "memalign(0)");
     free(p);
     p = memalign(4096, 10);
