@@ -129,7 +129,7 @@ cmd_test() {
         --wrapper "valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes --log-file=$ROOT/build/debug/memcheck-logs/%p.log" \
         2>&1 | tail -n 30 || true
       grep -l "ERROR SUMMARY: [1-9]\|definitely lost: [1-9]\|Invalid \(read\|write\)" build/debug/memcheck-logs/*.log 2>/dev/null |
-        head -n 5 | xargs -r tail -n 40
+        head -n 5 | xargs -r tail -n 40 || true
       logs+=(build/debug/meson-logs/memcheck-valgrind.json)  # meson appends the wrapper name
     fi
 
