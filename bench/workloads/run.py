@@ -303,6 +303,7 @@ set grid ytics
 set key top left
 set xtics rotate by -25 scale 0
 set logscale y 2
+set yrange [0.8:*]
 set title "wall time relative to the fastest (lower is better)"
 plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
 set title "peak RSS relative to the smallest (lower is better)"
