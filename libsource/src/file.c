@@ -296,11 +296,7 @@ static int file_release(ca_source *src, void *p, size_t size)
     size_t off = (size_t)((char *)p - s->map);
     punch(s, off, size);
     ext_put(s, off, size);
-    ca_source__sub(&s->c.reserved, size, true);
-    ca_source__sub(&s->c.committed, r.committed, true);
-    if (!(r.flags & CA_SOURCE__R_RESERVED))
-        ca_source__sub(&s->c.in_use, size, true);
-    ca_source__add(&s->c.releases, 1, true);
+    ca_source__count_release(&s->c, size, r.committed, (r.flags & CA_SOURCE__R_RESERVED) != 0);
     CA_SOURCE__FULL(src);
     return 0;
 }

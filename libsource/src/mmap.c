@@ -298,11 +298,7 @@ static int mmap_release(ca_source *src, void *p, size_t size)
         (void)ca_source__track_add(&s->track, p, size, r.committed, (unsigned)r.flags);
         return ca_source__fail(&s->c, err, true);
     }
-    ca_source__sub(&s->c.reserved, size, true);
-    ca_source__sub(&s->c.committed, r.committed, true);
-    if (!(r.flags & CA_SOURCE__R_RESERVED))
-        ca_source__sub(&s->c.in_use, size, true);
-    ca_source__add(&s->c.releases, 1, true);
+    ca_source__count_release(&s->c, size, r.committed, (r.flags & CA_SOURCE__R_RESERVED) != 0);
     CA_SOURCE__FULL(src);
     return 0;
 }

@@ -40,6 +40,18 @@ static inline void ca_source__sub(uint64_t *f, uint64_t v, bool atomic)
 /* in_use += v and raise the peak. */
 void ca_source__in_use_add(ca_source_counters *c, uint64_t v, bool atomic);
 
+/* Counters after releasing a tracked range of `size` bytes of which
+ * `committed` were committed; `reserved_only` when it was never obtained. */
+static inline void ca_source__count_release(ca_source_counters *c, uint64_t size, uint64_t committed,
+                                            bool reserved_only)
+{
+    ca_source__sub(&c->reserved, size, true);
+    ca_source__sub(&c->committed, committed, true);
+    if (!reserved_only)
+        ca_source__sub(&c->in_use, size, true);
+    ca_source__add(&c->releases, 1, true);
+}
+
 /* Fill a ca_stats from counters (+ the fault plan's injected count). */
 void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_counters *c,
                            const ca_source_fault *f);
