@@ -22,7 +22,7 @@ static int g_default_state; /* 0 none, 1 being set up, 2 ready (atomic) */
 static int g_instances_lock;
 static ca_binned *g_instances;
 
-static const ca_allocator_ops binned_ops;
+static const ca_allocator_ops binned_ops, binned_ops_unmapped;
 
 /* ThreadSanitizer's application ranges are too small for 1.6 TiB of class
  * ranges next to its shadow: TSan builds start the default instance at
@@ -79,7 +79,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     if (o->class_range_log2 < 24 || o->class_range_log2 > 36 || o->huge > CA_SOURCE_HUGE_1G ||
         (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE)))
         return EINVAL;
-    b->base.ops = &binned_ops;
+    b->base.ops = (o->flags & CA_BINNED_NO_OWNER_MAP) ? &binned_ops_unmapped : &binned_ops;
     b->class_shift = o->class_range_log2;
     b->is_default = is_default;
     b->flags = o->flags;
@@ -637,18 +637,17 @@ static bool op_owns(const ca_allocator *a, const void *p) { return owns((const c
 
 static int op_stats(const ca_allocator *a, ca_stats *out) { return ca_binned_stats((const ca_binned *)(const void *)a, out); }
 
-static const ca_allocator_ops binned_ops = {
-    .name = "binned",
-    .caps = CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED,
-    .alloc = op_alloc,
-    .free = op_free,
-    .free_unsized = op_free_unsized,
-    .usable_size = op_usable,
-    .resize = op_resize,
-    .owns = op_owns,
-    .reset = NULL,
-    .stats = op_stats,
-};
+/* Two tables: instances that register their ranges in core's ownership map
+ * carry CA_CAP_OWNER_MAP (libswitch can select them as they are), those made
+ * with CA_BINNED_NO_OWNER_MAP do not. */
+#define BINNED_OPS(caps_)                                                                          \
+    {                                                                                              \
+        .name = "binned", .caps = (caps_), .alloc = op_alloc, .free = op_free,                     \
+        .free_unsized = op_free_unsized, .usable_size = op_usable, .resize = op_resize,            \
+        .owns = op_owns, .reset = NULL, .stats = op_stats, .listen = NULL,                         \
+    }
+static const ca_allocator_ops binned_ops = BINNED_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED | CA_CAP_OWNER_MAP);
+static const ca_allocator_ops binned_ops_unmapped = BINNED_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED);
 
 /* ------------------------------------------------------------------------
  * Trim, threads, fork

@@ -146,6 +146,12 @@ static int header_stats(const ca_allocator *a, ca_stats *out)
     return h->inner->ops->stats(h->inner, out);
 }
 
+static int header_listen(ca_allocator *a, ca_listener *l)
+{
+    ca_header_allocator *h = (ca_header_allocator *)a;
+    return h->inner->ops->listen(h->inner, l);
+}
+
 int ca_header_init(ca_header_allocator *h, ca_allocator *inner)
 {
     if (!h || !inner)
@@ -153,7 +159,7 @@ int ca_header_init(ca_header_allocator *h, ca_allocator *inner)
     const ca_allocator_ops *in = inner->ops;
     memset(&h->ops, 0, sizeof h->ops);
     h->ops.name = "header";
-    h->ops.caps = CA_CAP_UNSIZED | (in->caps & CA_CAP_THREAD_SAFE);
+    h->ops.caps = CA_CAP_UNSIZED | (in->caps & (CA_CAP_THREAD_SAFE | CA_CAP_FREE_NOOP));
     h->ops.alloc = header_alloc;
     h->ops.free = header_free;
     h->ops.free_unsized = header_free_unsized;
@@ -162,6 +168,7 @@ int ca_header_init(ca_header_allocator *h, ca_allocator *inner)
     h->ops.owns = in->owns ? header_owns : NULL;
     h->ops.reset = in->reset ? header_reset : NULL;
     h->ops.stats = in->stats ? header_stats : NULL;
+    h->ops.listen = in->listen ? header_listen : NULL;
     h->base.ops = &h->ops;
     h->inner = inner;
     return 0;

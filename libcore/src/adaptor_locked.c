@@ -124,6 +124,17 @@ static int locked_stats(const ca_allocator *a, ca_stats *out)
     return r;
 }
 
+/* Events of the inner allocator arrive while the lock is held (the inner
+ * grows only inside locked calls), so the listener sees them serialised. */
+static int locked_listen(ca_allocator *a, ca_listener *lis)
+{
+    ca_locked_allocator *l = (ca_locked_allocator *)a;
+    lock(l);
+    int r = l->inner->ops->listen(l->inner, lis);
+    unlock(l);
+    return r;
+}
+
 int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kind)
 {
     if (!l || !inner || (kind != CA_LOCK_MUTEX && kind != CA_LOCK_SPIN))
@@ -138,7 +149,9 @@ int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kin
     l->kind = kind;
     l->inner = inner;
     l->ops.name = "locked";
-    l->ops.caps = in->caps | CA_CAP_THREAD_SAFE;
+    /* Not CA_CAP_OWNER_MAP: an inner that registers itself is the owner
+     * free() finds, and it would be reached without the lock. */
+    l->ops.caps = (in->caps & ~CA_CAP_OWNER_MAP) | CA_CAP_THREAD_SAFE;
     l->ops.alloc = locked_alloc;
     l->ops.free = locked_free;
     l->ops.free_unsized = in->free_unsized ? locked_free_unsized : NULL;
@@ -147,6 +160,7 @@ int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kin
     l->ops.owns = in->owns ? locked_owns : NULL;
     l->ops.reset = in->reset ? locked_reset : NULL;
     l->ops.stats = in->stats ? locked_stats : NULL;
+    l->ops.listen = in->listen ? locked_listen : NULL;
     l->base.ops = &l->ops;
     return 0;
 }

@@ -3,18 +3,31 @@
  * The process-wide ownership map (address -> owner); see core.h for the
  * layout and its memory cost. ca_owner_lookup is inline in core.h.
  *
+ * Read first: set_range (every registration, unregistration, overlay and
+ * retirement is one walk over granules), then set_pages for split granules.
+ *
+ * Leaf entry values: NULL (no owner), CA_OWNER_RETIRED, an owner pointer
+ * (low two bits clear), or a split node | CA_OWNER__SPLIT. A split node holds
+ * one owner per 4 KiB page and, per page, the owner an overlay hides.
+ * Invariant: under[i] != NULL only while page[i] holds an overlaying owner.
+ *
  * Concurrency model:
- *   - Readers load root -> mid -> leaf -> owner with acquire loads; a node,
- *     once published, is never freed or moved, so a reader never follows a
- *     dangling pointer.
- *   - A missing node is mapped and published with a CAS from NULL; the loser
- *     of a race unmaps its node and uses the winner's.
- *   - Leaf entries are claimed with a CAS from NULL (so two registrations of
- *     one granule cannot both succeed) and cleared with a CAS from the owner
- *     (so unregistering never erases another owner's entry).
- *   - A reader racing with (un)registration of the same granule sees either
- *     the old or the new owner; callers must not free memory while lookups
- *     for it may still be in flight (the usual rule for any allocator).
+ *   - Readers load root -> mid -> leaf -> owner (-> page) with acquire loads;
+ *     a node, once published, is never freed, moved or reused, so a reader
+ *     never follows a dangling pointer.
+ *   - A missing radix node is mapped and published with a CAS from NULL;
+ *     the loser of a race unmaps its node and uses the winner's.
+ *   - Entries (leaf or page) change only by CAS from the value the writer
+ *     read, so two registrations of one page cannot both succeed, and
+ *     unregistering never erases another owner's entry.
+ *   - A granule is split by publishing, with a CAS from the plain value, a
+ *     node whose pages all hold that value; a split granule stays split.
+ *   - under[i] is written by the overlaying owner before its CAS on page[i]
+ *     and cleared after its CAS back; the overlaid owner does not unregister
+ *     the page meanwhile (its block holds the overlaying memory).
+ *   - A reader racing with (un)registration of the same page sees either the
+ *     old or the new owner; callers must not free memory while lookups for
+ *     it may still be in flight (the usual rule for any allocator).
  */
 #include <ctxalloc/core.h>
 
@@ -65,52 +78,184 @@ static void **entry(uintptr_t a, bool create)
     return &leaf[(a >> CA_OWNER_GRANULE_SHIFT) & (((size_t)1 << CA_OWNER__LEAF_BITS) - 1)];
 }
 
-static int check_range(const void *base, size_t size)
-{
-    uintptr_t b = (uintptr_t)base;
-    size_t end;
-    if (size == 0 || !ca_is_aligned(b, CA_OWNER_GRANULE) || !ca_is_aligned(size, CA_OWNER_GRANULE) ||
-        ca_add_overflows(b, size, &end) || end > ((uintptr_t)1 << 48))
-        return EINVAL;
-    return 0;
-}
+/* ------------------------------------------------------------------------
+ * Split nodes: handed out from 64 KiB slabs by an atomic counter in the
+ * slab; a slab that is used up is replaced with a CAS. Lock-free, so a fork
+ * never inherits a held lock.
+ * ------------------------------------------------------------------------ */
 
-/* Clear the entries of [b, end) that hold owner. */
-static void clear(uintptr_t b, uintptr_t end, void *owner)
+#define SLAB_BYTES ((size_t)64 << 10)
+typedef struct slab {
+    uint64_t used; /* nodes handed out (may pass the capacity); __atomic */
+    uint64_t pad;
+    ca_owner__split nodes[];
+} slab;
+#define SLAB_NODES ((SLAB_BYTES - sizeof(slab)) / sizeof(ca_owner__split))
+
+static slab *cur_slab; /* __atomic */
+
+static ca_owner__split *new_split(void)
 {
-    for (uintptr_t a = b; a < end; a += CA_OWNER_GRANULE) {
-        void **e = entry(a, false);
-        void *expected = owner;
-        if (e)
-            __atomic_compare_exchange_n(e, &expected, NULL, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+    for (;;) {
+        slab *s = __atomic_load_n(&cur_slab, __ATOMIC_ACQUIRE);
+        if (s) {
+            uint64_t i = __atomic_fetch_add(&s->used, 1, __ATOMIC_RELAXED);
+            if (i < SLAB_NODES)
+                return &s->nodes[i];
+        }
+        slab *fresh = (slab *)map_node(SLAB_BYTES);
+        if (!fresh)
+            return NULL;
+        if (!__atomic_compare_exchange_n(&cur_slab, &s, fresh, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            munmap(fresh, SLAB_BYTES);
     }
 }
 
-int ca_owner_register(void *base, size_t size, void *owner)
+/* The split node of the granule at *e, splitting it now if it is plain. */
+static ca_owner__split *split_of(void **e)
 {
-    if (!owner || check_range(base, size))
-        return EINVAL;
-    uintptr_t b = (uintptr_t)base, end = b + size;
-    for (uintptr_t a = b; a < end; a += CA_OWNER_GRANULE) {
-        void **e = entry(a, true);
-        void *expected = NULL;
-        int err = 0;
-        if (!e)
-            err = ENOMEM;
-        else if (!__atomic_compare_exchange_n(e, &expected, owner, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-            err = EEXIST;
-        if (err) {
-            clear(b, a, owner);
-            return err;
+    void *v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
+    for (;;) {
+        if ((uintptr_t)v & CA_OWNER__SPLIT)
+            return (ca_owner__split *)((uintptr_t)v - CA_OWNER__SPLIT);
+        /* A node that loses the publishing race below is dropped (256 bytes,
+         * never visible to readers): rare, and no thread-local is needed. */
+        ca_owner__split *n = new_split();
+        if (!n)
+            return NULL;
+        for (size_t i = 0; i < CA_OWNER__PAGES; i++) {
+            n->page[i] = v;
+            n->under[i] = NULL;
+        }
+        if (__atomic_compare_exchange_n(e, &v, (void *)((uintptr_t)n | CA_OWNER__SPLIT), false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return n;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * One walk for every operation
+ * ------------------------------------------------------------------------ */
+
+typedef enum op { OP_REGISTER, OP_OVERLAY, OP_UNREGISTER, OP_RETIRE } op;
+
+static bool is_free(const void *v) { return v == NULL || v == CA_OWNER_RETIRED; }
+
+/* Claim one page entry for owner. */
+static int claim_page(ca_owner__split *n, size_t i, void *owner, op o)
+{
+    void *v = __atomic_load_n(&n->page[i], __ATOMIC_ACQUIRE);
+    for (;;) {
+        if (is_free(v)) {
+            if (__atomic_compare_exchange_n(&n->page[i], &v, owner, false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+                return 0;
+            continue;
+        }
+        if (o != OP_OVERLAY || v == owner || __atomic_load_n(&n->under[i], __ATOMIC_RELAXED))
+            return EEXIST;
+        __atomic_store_n(&n->under[i], v, __ATOMIC_RELAXED);
+        if (__atomic_compare_exchange_n(&n->page[i], &v, owner, false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+            return 0;
+        __atomic_store_n(&n->under[i], NULL, __ATOMIC_RELAXED);
+    }
+}
+
+/* Give one page entry up: back to the overlaid owner, else NULL / retired. */
+static void release_page(ca_owner__split *n, size_t i, void *owner, op o)
+{
+    void *expected = owner;
+    void *under = __atomic_load_n(&n->under[i], __ATOMIC_RELAXED);
+    void *to = under ? under : (o == OP_RETIRE ? CA_OWNER_RETIRED : NULL);
+    if (__atomic_compare_exchange_n(&n->page[i], &expected, to, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED) && under)
+        __atomic_store_n(&n->under[i], NULL, __ATOMIC_RELAXED);
+}
+
+/* Apply o to the pages [lo, hi) (indices within the granule at *e). */
+static int set_pages(void **e, size_t lo, size_t hi, void *owner, op o)
+{
+    ca_owner__split *n = split_of(e);
+    if (!n)
+        return ENOMEM;
+    for (size_t i = lo; i < hi; i++) {
+        if (o == OP_REGISTER || o == OP_OVERLAY) {
+            int err = claim_page(n, i, owner, o);
+            if (err) {
+                while (i-- > lo)
+                    release_page(n, i, owner, OP_UNREGISTER);
+                return err;
+            }
+        } else {
+            release_page(n, i, owner, o);
         }
     }
     return 0;
 }
 
-int ca_owner_unregister(void *base, size_t size, void *owner)
+/* Apply o to a whole granule. Plain entries change in one CAS; a split
+ * granule (or an overlay over another owner) goes page by page. */
+static int set_granule(void **e, void *owner, op o)
 {
-    if (!owner || check_range(base, size))
+    void *v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
+    for (;;) {
+        if ((uintptr_t)v & CA_OWNER__SPLIT)
+            return set_pages(e, 0, CA_OWNER__PAGES, owner, o);
+        void *to;
+        if (o == OP_REGISTER || o == OP_OVERLAY) {
+            if (!is_free(v))
+                return o == OP_OVERLAY && v != owner ? set_pages(e, 0, CA_OWNER__PAGES, owner, o) : EEXIST;
+            to = owner;
+        } else {
+            if (v != owner)
+                return 0;
+            to = o == OP_RETIRE ? CA_OWNER_RETIRED : NULL;
+        }
+        if (__atomic_compare_exchange_n(e, &v, to, false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+            return 0;
+    }
+}
+
+static int check_range(const void *base, size_t size)
+{
+    uintptr_t b = (uintptr_t)base;
+    size_t end;
+    if (size == 0 || !ca_is_aligned(b, CA_OWNER_PAGE) || !ca_is_aligned(size, CA_OWNER_PAGE) ||
+        ca_add_overflows(b, size, &end) || end > ((uintptr_t)1 << 48))
         return EINVAL;
-    clear((uintptr_t)base, (uintptr_t)base + size, owner);
     return 0;
 }
+
+static int set_range(uintptr_t b, uintptr_t end, void *owner, op o)
+{
+    bool claim = o == OP_REGISTER || o == OP_OVERLAY;
+    for (uintptr_t a = b; a < end;) {
+        uintptr_t g = ca_align_down(a, CA_OWNER_GRANULE), gend = g + CA_OWNER_GRANULE;
+        uintptr_t stop = end < gend ? end : gend;
+        void **e = entry(a, claim);
+        int err = 0;
+        if (!e)
+            err = claim ? ENOMEM : 0;
+        else if (a == g && stop == gend)
+            err = set_granule(e, owner, o);
+        else
+            err = set_pages(e, (a - g) >> CA_OWNER_PAGE_SHIFT, (stop - g) >> CA_OWNER_PAGE_SHIFT, owner, o);
+        if (err) {
+            if (a > b)
+                (void)set_range(b, a, owner, OP_UNREGISTER);
+            return err;
+        }
+        a = stop;
+    }
+    return 0;
+}
+
+static int apply(void *base, size_t size, void *owner, op o)
+{
+    if (!owner || ((uintptr_t)owner & 3) || check_range(base, size))
+        return EINVAL;
+    return set_range((uintptr_t)base, (uintptr_t)base + size, owner, o);
+}
+
+int ca_owner_register(void *base, size_t size, void *owner) { return apply(base, size, owner, OP_REGISTER); }
+int ca_owner_overlay(void *base, size_t size, void *owner) { return apply(base, size, owner, OP_OVERLAY); }
+int ca_owner_unregister(void *base, size_t size, void *owner) { return apply(base, size, owner, OP_UNREGISTER); }
+int ca_owner_retire(void *base, size_t size, void *owner) { return apply(base, size, owner, OP_RETIRE); }

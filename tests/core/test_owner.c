@@ -58,6 +58,9 @@ Test(owner, bad_ranges)
     char *r = reserve(2 * g);
     cr_assert_eq(ca_owner_register(r + 1, g, &o), EINVAL);
     cr_assert_eq(ca_owner_register(r, g + 1, &o), EINVAL);
+    cr_assert_eq(ca_owner_register(r + CA_OWNER_PAGE / 2, CA_OWNER_PAGE, &o), EINVAL);
+    cr_assert_eq(ca_owner_register(r, g, (char *)&o + 1), EINVAL); /* owners are 4-aligned */
+    cr_assert_eq(ca_owner_register(r, g, CA_OWNER_RETIRED), EINVAL);
     cr_assert_eq(ca_owner_register(r, 0, &o), EINVAL);
     cr_assert_eq(ca_owner_register(r, g, NULL), EINVAL);
     cr_assert_eq(ca_owner_register((void *)((uintptr_t)1 << 48), g, &o), EINVAL);
@@ -97,4 +100,86 @@ Test(owner, spans_leaf_and_mid_boundaries)
     cr_assert_null(ca_owner_lookup((void *)(base + size)));
     cr_assert_eq(ca_owner_unregister((void *)base, size, &o), 0);
     cr_assert_null(ca_owner_lookup((void *)(base + size / 2)));
+}
+
+Test(owner, pages_inside_granules)
+{
+    int a, b;
+    size_t g = CA_OWNER_GRANULE, pg = CA_OWNER_PAGE;
+    char *r = reserve(4 * g);
+    /* Two owners sharing one granule, page by page. */
+    cr_assert_eq(ca_owner_register(r, 3 * pg, &a), 0);
+    cr_assert_eq(ca_owner_register(r + 3 * pg, 2 * pg, &b), 0);
+    cr_assert_eq(ca_owner_lookup(r), &a);
+    cr_assert_eq(ca_owner_lookup(r + 3 * pg - 1), &a);
+    cr_assert_eq(ca_owner_lookup(r + 3 * pg), &b);
+    cr_assert_eq(ca_owner_lookup(r + 5 * pg - 1), &b);
+    cr_assert_null(ca_owner_lookup(r + 5 * pg));
+    cr_assert_eq(ca_owner_register(r + 2 * pg, 2 * pg, &a), EEXIST);
+    cr_assert_null(ca_owner_lookup(r + 5 * pg)); /* nothing left behind */
+    /* A range crossing granules: partial, whole, partial. */
+    cr_assert_eq(ca_owner_register(r + g - pg, g + 2 * pg, &b), 0);
+    cr_assert_eq(ca_owner_lookup(r + g - pg), &b);
+    cr_assert_eq(ca_owner_lookup(r + g + g / 2), &b);
+    cr_assert_eq(ca_owner_lookup(r + 2 * g + pg - 1), &b);
+    cr_assert_null(ca_owner_lookup(r + 2 * g + pg));
+    /* Unregistering one page of a whole granule splits it. */
+    cr_assert_eq(ca_owner_unregister(r + g + 4 * pg, pg, &b), 0);
+    cr_assert_null(ca_owner_lookup(r + g + 4 * pg));
+    cr_assert_eq(ca_owner_lookup(r + g + 5 * pg), &b);
+    cr_assert_eq(ca_owner_register(r + g + 4 * pg, pg, &a), 0);
+    cr_assert_eq(ca_owner_lookup(r + g + 4 * pg), &a);
+    cr_assert_eq(ca_owner_unregister(r, 4 * g, &a), 0);
+    cr_assert_eq(ca_owner_unregister(r, 4 * g, &b), 0);
+    for (size_t off = 0; off < 4 * g; off += pg)
+        cr_assert_null(ca_owner_lookup(r + off));
+}
+
+Test(owner, overlay_restores_the_owner_below)
+{
+    int parent, child, other;
+    size_t g = CA_OWNER_GRANULE, pg = CA_OWNER_PAGE;
+    char *r = reserve(4 * g);
+    cr_assert_eq(ca_owner_register(r, 4 * g, &parent), 0);
+    /* A child's chunk inside the parent's memory: refused by register, taken by overlay. */
+    cr_assert_eq(ca_owner_register(r + g - 2 * pg, g, &child), EEXIST);
+    cr_assert_eq(ca_owner_overlay(r + g - 2 * pg, g, &child), 0);
+    cr_assert_eq(ca_owner_lookup(r + g - 3 * pg), &parent);
+    cr_assert_eq(ca_owner_lookup(r + g - 2 * pg), &child);
+    cr_assert_eq(ca_owner_lookup(r + 2 * g - 2 * pg - 1), &child);
+    cr_assert_eq(ca_owner_lookup(r + 2 * g - 2 * pg), &parent);
+    /* one level only */
+    cr_assert_eq(ca_owner_overlay(r + g, pg, &other), EEXIST);
+    cr_assert_eq(ca_owner_lookup(r + g), &child);
+    /* a whole granule overlaid */
+    cr_assert_eq(ca_owner_overlay(r + 3 * g, g, &other), 0);
+    cr_assert_eq(ca_owner_lookup(r + 3 * g + 7 * pg), &other);
+    cr_assert_eq(ca_owner_unregister(r + 3 * g, g, &other), 0);
+    cr_assert_eq(ca_owner_lookup(r + 3 * g + 7 * pg), &parent);
+    /* unregistering (or retiring) an overlay gives the pages back to the parent */
+    cr_assert_eq(ca_owner_retire(r + g - 2 * pg, g, &child), 0);
+    for (size_t off = 0; off < 4 * g; off += pg)
+        cr_assert_eq(ca_owner_lookup(r + off), &parent);
+    /* and the same range can be overlaid again */
+    cr_assert_eq(ca_owner_overlay(r + g - 2 * pg, g, &child), 0);
+    cr_assert_eq(ca_owner_unregister(r + g - 2 * pg, g, &child), 0);
+    cr_assert_eq(ca_owner_unregister(r, 4 * g, &parent), 0);
+    cr_assert_null(ca_owner_lookup(r + g));
+}
+
+Test(owner, retired_pages_are_reported_and_reusable)
+{
+    int dead, next;
+    size_t g = CA_OWNER_GRANULE, pg = CA_OWNER_PAGE;
+    char *r = reserve(2 * g);
+    cr_assert_eq(ca_owner_register(r, g + 3 * pg, &dead), 0);
+    cr_assert_eq(ca_owner_retire(r, g + 3 * pg, &dead), 0);
+    cr_assert_eq(ca_owner_lookup(r), CA_OWNER_RETIRED);
+    cr_assert_eq(ca_owner_lookup(r + g + 2 * pg), CA_OWNER_RETIRED);
+    cr_assert_null(ca_owner_lookup(r + g + 3 * pg));
+    /* retired pages count as free for the next owner */
+    cr_assert_eq(ca_owner_register(r, 2 * g, &next), 0);
+    cr_assert_eq(ca_owner_lookup(r + g + pg), &next);
+    cr_assert_eq(ca_owner_unregister(r, 2 * g, &next), 0);
+    cr_assert_null(ca_owner_lookup(r));
 }

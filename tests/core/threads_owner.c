@@ -128,3 +128,97 @@ CA_TT(concurrent_claims_one_winner)
         ca_owner_unregister(a, CA_OWNER_GRANULE, o);
     }
 }
+
+/* Writers own interleaved 4-page slices of the same granules, so every
+ * granule is split while the others register, overlay and unregister their
+ * slices; readers must only ever see NULL, the slice's writer, or (while
+ * the writer overlays a parent range) the parent. */
+#define SPLIT_GRANULES 16
+static uintptr_t split_base;
+static int split_parent;
+
+static uintptr_t slice_addr(int w, int g)
+{
+    return split_base + ((uintptr_t)g << CA_OWNER_GRANULE_SHIFT) + (uintptr_t)w * 4 * CA_OWNER_PAGE;
+}
+
+static void *split_writer(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+    for (unsigned long i = 0; i < rounds; i++) {
+        for (int g = 0; g < SPLIT_GRANULES; g++) {
+            void *a = (void *)slice_addr(w, g);
+            CA_TT_OPS(2);
+            int e = (i & 1) ? ca_owner_register(a, 4 * CA_OWNER_PAGE, &owners[w])
+                            : ca_owner_overlay(a, 4 * CA_OWNER_PAGE, &owners[w]);
+            if (e != 0 || ca_owner_lookup((char *)a + 3 * CA_OWNER_PAGE) != &owners[w])
+                writer_errors[w]++;
+        }
+        for (int g = 0; g < SPLIT_GRANULES; g++) {
+            void *a = (void *)slice_addr(w, g);
+            if (i & 1) {
+                ca_owner_unregister(a, 4 * CA_OWNER_PAGE, &owners[w]);
+                if (ca_owner_lookup(a) != NULL)
+                    writer_errors[w]++;
+            } else {
+                /* the overlay gives the parent back (rounds >= 2), else retires */
+                ca_owner_retire(a, 4 * CA_OWNER_PAGE, &owners[w]);
+                if (ca_owner_lookup(a) != (i ? (void *)&split_parent : CA_OWNER_RETIRED))
+                    writer_errors[w]++;
+                ca_owner_unregister(a, 4 * CA_OWNER_PAGE, &split_parent);
+            }
+        }
+        /* odd rounds register over the retired pages, even rounds overlay a parent */
+        if (!(i & 1))
+            continue;
+        for (int g = 0; g < SPLIT_GRANULES; g++)
+            if (ca_owner_register((void *)slice_addr(w, g), 4 * CA_OWNER_PAGE, &split_parent) != 0)
+                writer_errors[w]++;
+    }
+    for (int g = 0; g < SPLIT_GRANULES; g++)
+        ca_owner_unregister((void *)slice_addr(w, g), 4 * CA_OWNER_PAGE, &split_parent);
+    return NULL;
+}
+
+static void *split_reader(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+        for (int w = 0; w < NWRITERS; w++)
+            for (int g = 0; g < SPLIT_GRANULES; g++) {
+                void *o = ca_owner_lookup((void *)(slice_addr(w, g) + 2 * CA_OWNER_PAGE + 77));
+                if (o && o != &owners[w] && o != &split_parent && o != CA_OWNER_RETIRED)
+                    reader_errors[id]++;
+                reader_hits[id] += o == &owners[w];
+            }
+    }
+    return NULL;
+}
+
+CA_TT(split_granules_while_reading)
+{
+    split_base = ((uintptr_t)1800) << 36;
+    rounds = 500 * ca_test_scale();
+    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
+    memset(writer_errors, 0, sizeof writer_errors);
+    reader_errors[0] = reader_errors[1] = 0;
+    pthread_t wt[NWRITERS], rt[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&rt[i], NULL, split_reader, (void *)(intptr_t)i);
+    for (int i = 0; i < NWRITERS; i++)
+        pthread_create(&wt[i], NULL, split_writer, (void *)(intptr_t)i);
+    for (int i = 0; i < NWRITERS; i++)
+        pthread_join(wt[i], NULL);
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < 2; i++)
+        pthread_join(rt[i], NULL);
+    for (int i = 0; i < NWRITERS; i++)
+        CA_TT_ASSERT(writer_errors[i] == 0, "writer %d: %d errors", i, writer_errors[i]);
+    CA_TT_ASSERT(reader_errors[0] + reader_errors[1] == 0, "readers saw a wrong owner %lu times",
+                 reader_errors[0] + reader_errors[1]);
+    for (int w = 0; w < NWRITERS; w++)
+        for (int g = 0; g < SPLIT_GRANULES; g++) {
+            void *o = ca_owner_lookup((void *)slice_addr(w, g));
+            CA_TT_ASSERT(o == NULL || o == CA_OWNER_RETIRED, "slice left registered");
+        }
+}

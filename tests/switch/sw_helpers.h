@@ -237,7 +237,7 @@ static inline int sw_pool_stats(const ca_allocator *a, ca_stats *out)
 
 static const ca_allocator_ops sw_pool_ops = {
     "test-pool", CA_CAP_UNSIZED, sw_pool_alloc, sw_pool_free, sw_pool_free_unsized, sw_pool_usable,
-    sw_pool_resize, NULL, NULL, sw_pool_stats,
+    sw_pool_resize, NULL, NULL, sw_pool_stats, NULL,
 };
 
 static inline void sw_pool_init(sw_pool *p, ca_source *src)

@@ -267,15 +267,49 @@ int ca_stats_write_fd(const ca_stats *s, ca_stats_format fmt, int fd);
  *     pointer, or NULL + errno with the original allocation still valid and
  *     its contents intact. With CA_RESIZE_IN_PLACE it never moves: the result
  *     is p or NULL + ENOMEM. NULL entry: ca_resize_generic is used.
- *   - owns(p), reset(), stats(out): optional (NULL when not supported).
+ *   - owns(p), reset(), stats(out), listen(l): optional (NULL when not
+ *     supported). listen is described with ca_listener below.
  * ======================================================================== */
 
 typedef struct ca_allocator ca_allocator;
+
+/*
+ * ca_listener: the events an allocator reports about its memory to one
+ * attached listener. libswitch's adoption (ca_switch_adopt) uses them to keep
+ * the ownership map in step with the allocator's chunks, regions or arena, and
+ * to notice a reset or destroy while blocks are still live.
+ *
+ *   added(base, size)    [base, base + size) became the allocator's memory:
+ *                        called before any block in it is handed out. A
+ *                        non-zero errno refuses the range: the allocator gives
+ *                        it back and the allocation that needed it fails with
+ *                        NULL and that errno.
+ *   removed(base, size)  the range stops being the allocator's memory (called
+ *                        before it is given back to the source or parent).
+ *   reset()              every block was freed at once (reset); called before
+ *                        the ranges the reset gives back are removed.
+ *   destroyed()          the allocator is being destroyed; called first, then
+ *                        removed() for each range. The listener is detached.
+ *
+ * Ranges are reported exactly as the allocator holds them (chunk headers
+ * included), never overlapping. Any callback may be NULL. Callbacks must not
+ * call back into the allocator. Events of a CA_CAP_THREAD_SAFE allocator may
+ * come from any thread, concurrently; otherwise from the thread using it.
+ */
+typedef struct ca_listener ca_listener;
+struct ca_listener {
+    int (*added)(ca_listener *l, void *base, size_t size);
+    void (*removed)(ca_listener *l, void *base, size_t size);
+    void (*reset)(ca_listener *l);
+    void (*destroyed)(ca_listener *l);
+};
 
 /* Capability bits of an ops table. */
 #define CA_CAP_THREAD_SAFE 0x1u /* every op may be called from any thread at once */
 #define CA_CAP_UNSIZED     0x2u /* free_unsized and usable_size are provided */
 #define CA_CAP_FREE_NOOP   0x4u /* free may not return memory until reset (bumps) */
+#define CA_CAP_OWNER_MAP   0x8u /* registers all its memory in the ownership map under
+                                   itself (free() through libswitch can route to it) */
 
 /* Flags of resize. */
 #define CA_RESIZE_IN_PLACE 0x1u /* never move; fail with ENOMEM instead */
@@ -292,6 +326,7 @@ typedef struct ca_allocator_ops {
     bool (*owns)(const ca_allocator *a, const void *p);
     void (*reset)(ca_allocator *a);
     int (*stats)(const ca_allocator *a, ca_stats *out);
+    int (*listen)(ca_allocator *a, struct ca_listener *l);
 } ca_allocator_ops;
 
 /* Embedded as the first member of every allocator, so that &x->base and the
@@ -360,6 +395,20 @@ ca_inline int ca_reset(ca_allocator *a)
 
 /* Fill *out; returns 0, or ENOTSUP (out then only carries the name). */
 int ca_stats_get(const ca_allocator *a, ca_stats *out);
+
+/*
+ * Attach @l to @a: added() is called at once for every range @a holds (when
+ * one refuses, removed() is called for those already reported, nothing stays
+ * attached and its errno is returned). Detach with @l = NULL: removed() is
+ * called for every range. One listener at a time.
+ * Returns 0; EBUSY (a listener is attached and @l is not NULL); ENOTSUP (the
+ * allocator cannot report its memory); or the errno added() returned.
+ * Thread safety: the allocator's.
+ */
+ca_inline int ca_listen(ca_allocator *a, ca_listener *l)
+{
+    return a->ops->listen ? a->ops->listen(a, l) : ENOTSUP;
+}
 
 ca_inline const char *ca_allocator_name(const ca_allocator *a) { return a->ops->name; }
 ca_inline unsigned ca_allocator_caps(const ca_allocator *a) { return a->ops->caps; }
@@ -503,39 +552,74 @@ void ca_locked_destroy(ca_locked_allocator *l);
 /* ========================================================================
  * Ownership map
  *
- * A process-wide map from address to owner (any non-NULL pointer, usually a
- * ca_allocator *). Ranges are registered at a granularity of
- * CA_OWNER_GRANULE (64 KiB): base and size must be multiples of it.
+ * A process-wide map from address to owner (any pointer aligned to at least
+ * 4, usually a ca_allocator *). Ranges are registered in whole pages
+ * (CA_OWNER_PAGE, 4 KiB): base and size must be multiples of it.
  * It is a three-level radix tree over the 48-bit user address space
- * (12 + 10 + 10 bits of granule index). Lookups are lock-free and O(1): three
- * dependent loads, no atomics beyond acquire loads. Registration installs
- * missing nodes with CAS; nodes come from mmap, never malloc, and are never
- * freed. Cost: 8 KiB of leaf per 64 MiB registered (128 KiB per GiB) plus an
- * 8 KiB middle node per 64 GiB; the 32 KiB root is static and touched only
- * where used.
+ * (12 + 10 + 10 bits of the index of a 64 KiB granule). A leaf entry holds
+ * the owner of its whole granule, or (low bit set) a split node with one
+ * owner per 4 KiB page, made when ranges begin or end inside a granule.
+ * Lookups are lock-free and O(1): three dependent loads, a fourth in a split
+ * granule, no atomics beyond acquire loads. Registration installs missing
+ * nodes with CAS; nodes come from mmap, never malloc, and are never freed.
+ * Cost: 8 KiB of leaf per 64 MiB registered (128 KiB per GiB) plus an 8 KiB
+ * middle node per 64 GiB and 256 bytes per split granule; the 32 KiB root is
+ * static and touched only where used.
+ *
+ * Overlay: memory one allocator carved out of a block of another (a bump
+ * chunk taken from a parent allocator) can be registered over the parent's
+ * pages with ca_owner_overlay; unregistering restores the parent. One level.
+ *
+ * Retirement: ca_owner_retire leaves CA_OWNER_RETIRED on the pages of an
+ * allocator that was destroyed, so that a late free of one of its blocks is
+ * reported as exactly that. Retired pages count as free for registration.
  * ======================================================================== */
 
 #define CA_OWNER_GRANULE_SHIFT 16
 #define CA_OWNER_GRANULE ((size_t)1 << CA_OWNER_GRANULE_SHIFT)
+#define CA_OWNER_PAGE_SHIFT 12
+#define CA_OWNER_PAGE ((size_t)1 << CA_OWNER_PAGE_SHIFT)
+/* What ca_owner_lookup returns for a page whose owner was destroyed. */
+#define CA_OWNER_RETIRED ((void *)(uintptr_t)2)
 
-/* Map [base, base + size) to owner. Returns 0; EINVAL (NULL owner, size 0,
- * misaligned, beyond 48 bits); EEXIST when any granule already has an owner
- * (nothing is changed then); ENOMEM when a node cannot be mapped. */
+/* Map [base, base + size) to owner. Returns 0; EINVAL (owner NULL, not
+ * 4-aligned or CA_OWNER_RETIRED; size 0; not page-aligned; beyond 48 bits);
+ * EEXIST when any page already has an owner (nothing is changed then);
+ * ENOMEM when a node cannot be mapped. */
 int ca_owner_register(void *base, size_t size, void *owner);
 
-/* Remove the mapping of [base, base + size) for owner: granules owned by
- * someone else are left alone. Returns 0 or EINVAL (bad range). */
+/* As ca_owner_register, but pages owned by someone else are taken over and
+ * their owner remembered, to be restored by ca_owner_unregister. EEXIST when
+ * a page already carries an overlay. */
+int ca_owner_overlay(void *base, size_t size, void *owner);
+
+/* Remove the mapping of [base, base + size) for owner: pages owned by someone
+ * else are left alone; an overlaid page gets its previous owner back.
+ * Returns 0 or EINVAL (bad range). */
 int ca_owner_unregister(void *base, size_t size, void *owner);
+
+/* As ca_owner_unregister, but pages that had no previous owner are left as
+ * CA_OWNER_RETIRED instead of unowned. */
+int ca_owner_retire(void *base, size_t size, void *owner);
 
 /* Radix levels; the root is internal to libcore (read only through
  * ca_owner_lookup). */
 #define CA_OWNER__ROOT_BITS 12
 #define CA_OWNER__MID_BITS  10
 #define CA_OWNER__LEAF_BITS 10
+#define CA_OWNER__PAGES ((size_t)1 << (CA_OWNER_GRANULE_SHIFT - CA_OWNER_PAGE_SHIFT))
+#define CA_OWNER__SPLIT ((uintptr_t)1)
 extern void ***ca_core__owner_root[(size_t)1 << CA_OWNER__ROOT_BITS];
 
-/* The owner of p, or NULL. Safe from any thread at any time, including
- * concurrently with (un)registration of other ranges; inline, three loads. */
+/* A split granule: the owner of each page, and the owner an overlay hides. */
+typedef struct ca_owner__split {
+    void *page[CA_OWNER__PAGES];
+    void *under[CA_OWNER__PAGES];
+} ca_owner__split;
+
+/* The owner of p, CA_OWNER_RETIRED, or NULL. Safe from any thread at any
+ * time, including concurrently with (un)registration of other ranges;
+ * inline, three loads (four in a split granule). */
 ca_force_inline void *ca_owner_lookup(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
@@ -552,8 +636,13 @@ ca_force_inline void *ca_owner_lookup(const void *p)
         __ATOMIC_ACQUIRE);
     if (!leaf)
         return NULL;
-    return __atomic_load_n(&leaf[(a >> CA_OWNER_GRANULE_SHIFT) & (((size_t)1 << CA_OWNER__LEAF_BITS) - 1)],
-                           __ATOMIC_ACQUIRE);
+    void *o = __atomic_load_n(&leaf[(a >> CA_OWNER_GRANULE_SHIFT) & (((size_t)1 << CA_OWNER__LEAF_BITS) - 1)],
+                              __ATOMIC_ACQUIRE);
+    if (ca_unlikely((uintptr_t)o & CA_OWNER__SPLIT)) {
+        ca_owner__split *n = (ca_owner__split *)((uintptr_t)o - CA_OWNER__SPLIT);
+        o = __atomic_load_n(&n->page[(a >> CA_OWNER_PAGE_SHIFT) & (CA_OWNER__PAGES - 1)], __ATOMIC_ACQUIRE);
+    }
+    return o;
 }
 
 #ifdef __cplusplus
