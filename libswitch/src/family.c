@@ -32,6 +32,61 @@
 #define BASE_IS_BINNED 0
 #endif
 
+/* ------------------------------------------------------------------------
+ * The owner of pages whose allocator was destroyed (CA_OWNER_RETIRED in the
+ * map): every operation reports exactly that. free / usable size: checks=on
+ * aborts, checks=off counts and ignores; realloc aborts in every build (the
+ * block's size is unknown).
+ * ------------------------------------------------------------------------ */
+
+#define RETIRED_WHAT "free of a block whose allocator was destroyed"
+
+static void *retired_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
+{
+    (void)a, (void)size, (void)align, (void)usable;
+    errno = ENOMEM;
+    return NULL;
+}
+
+static void retired_free_unsized(ca_allocator *a, void *p)
+{
+    (void)a;
+    ca_switch__count(&ca_switch__g.counters.retired_frees, 1);
+    CA_CHECK(false, "switch", p, RETIRED_WHAT);
+}
+
+static void retired_free(ca_allocator *a, void *p, size_t size, size_t align)
+{
+    (void)size, (void)align;
+    retired_free_unsized(a, p);
+}
+
+static size_t retired_usable(const ca_allocator *a, const void *p)
+{
+    (void)a;
+    CA_CHECK(false, "switch", p, "malloc_usable_size of a block whose allocator was destroyed");
+    return 0;
+}
+
+static void *retired_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
+                            unsigned flags, size_t *usable)
+{
+    (void)a, (void)old_size, (void)new_size, (void)align, (void)flags, (void)usable;
+    ca_check_fail("switch", p, "realloc of a block whose allocator was destroyed", __FILE__, __LINE__);
+}
+
+static const ca_allocator_ops retired_ops = {
+    .name = "switch-retired",
+    .caps = CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED,
+    .alloc = retired_alloc,
+    .free = retired_free,
+    .free_unsized = retired_free_unsized,
+    .usable_size = retired_usable,
+    .resize = retired_resize,
+};
+
+ca_allocator ca_switch__retired_allocator = {&retired_ops};
+
 ca_allocator *ca_switch__unowned(const void *p)
 {
     if (ca_switch__in_boot(p))
@@ -47,11 +102,18 @@ ca_allocator *ca_switch__unowned(const void *p)
     return base;
 }
 
-/* The allocator that handles p (p != NULL), or NULL for a foreign pointer. */
+/* The allocator that handles p (p != NULL), or NULL for a foreign pointer.
+ * Retired pages (a destroyed allocator's) go to the retired allocator when
+ * the base registers all its memory; otherwise the base may have mapped
+ * memory there since, so they count as unowned. */
 ca_force_inline ca_allocator *route(const void *p)
 {
     ca_allocator *o = (ca_allocator *)ca_owner_lookup(p);
-    return ca_likely(o != NULL) ? o : ca_switch__unowned(p);
+    if (ca_likely(o != NULL && (void *)o != CA_OWNER_RETIRED))
+        return o;
+    if (o && ca_switch__g.base_registers)
+        return &ca_switch__retired_allocator;
+    return ca_switch__unowned(p);
 }
 
 ca_attr_cold ca_attr_noinline static void foreign(const void *p, const char *what)
@@ -190,11 +252,16 @@ void *ca_switch_realloc(void *p, size_t size)
     ca_allocator *o = route(p);
     /* A foreign pointer's size is unknown: nothing safe can be done. */
     CA_ASSERT(o != NULL, "switch", p, "realloc of a pointer no allocator owns");
+    if (ca_unlikely(o == &ca_switch__retired_allocator))
+        return retired_resize(o, p, 0, size, CA_ALIGN_DEFAULT, 0, NULL);
     CA_ASSERT(o->ops->usable_size, "switch", p, "owner allocator cannot tell a block's size");
     size_t old = o->ops->usable_size(o, p);
     if (o->ops == &ca_switch__local_ops) {
         const ca_switch_local *l = (const ca_switch_local *)o;
         if (__atomic_load_n(&l->owner, __ATOMIC_RELAXED) != ca_switch__self())
+            return realloc_move(o, p, old, size);
+    } else if (ca_switch__is_adopted(o)) {
+        if (ca_switch__adopt_foreign_local(o))
             return realloc_move(o, p, old, size);
     } else if (o == &ca_switch__boot_allocator) {
         return realloc_move(o, p, old, size);

@@ -139,6 +139,8 @@ static int local_stats(const ca_allocator *a, ca_stats *out)
     return e;
 }
 
+static int local_listen(ca_allocator *a, ca_listener *lis) { return ca_listen(L(a)->inner, lis); }
+
 const ca_allocator_ops ca_switch__local_ops = {
     .name = "switch-local",
     .caps = CA_CAP_UNSIZED,
@@ -150,16 +152,22 @@ const ca_allocator_ops ca_switch__local_ops = {
     .owns = local_owns,
     .reset = local_reset,
     .stats = local_stats,
+    .listen = local_listen,
 };
+
+void ca_switch__local_setup(ca_switch_local *l, ca_allocator *inner)
+{
+    memset(l, 0, sizeof *l);
+    l->base.ops = &ca_switch__local_ops;
+    l->inner = inner;
+    __atomic_store_n(&l->owner, ca_switch__self(), __ATOMIC_RELEASE);
+}
 
 int ca_switch_local_init(ca_switch_local *l, ca_allocator *inner)
 {
     if (!l || !inner || !(ca_allocator_caps(inner) & CA_CAP_UNSIZED) || !inner->ops->free_unsized)
         return EINVAL;
-    memset(l, 0, sizeof *l);
-    l->base.ops = &ca_switch__local_ops;
-    l->inner = inner;
-    __atomic_store_n(&l->owner, ca_switch__self(), __ATOMIC_RELEASE);
+    ca_switch__local_setup(l, inner);
     ca_switch__register_local(l);
     return 0;
 }

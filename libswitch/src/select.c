@@ -172,6 +172,27 @@ void ca_switch__register_local(ca_switch_local *l)
     unlock();
 }
 
+void ca_switch__register_adopted(ca_switch_adopted *ad)
+{
+    lock();
+    ad->next = ca_switch__g.adopted;
+    ca_switch__g.adopted = ad;
+    unlock();
+}
+
+void ca_switch__unregister_adopted(ca_switch_adopted *ad)
+{
+    lock();
+    for (ca_switch_adopted **pp = &ca_switch__g.adopted; *pp; pp = &(*pp)->next) {
+        if (*pp == ad) {
+            *pp = ad->next;
+            break;
+        }
+    }
+    ad->next = NULL;
+    unlock();
+}
+
 void ca_switch__unregister_local(ca_switch_local *l)
 {
     lock();
@@ -304,13 +325,107 @@ ca_allocator *ca_switch_global(void)
     return a ? a : ca_switch__init_slow();
 }
 
+/* ------------------------------------------------------------------------
+ * Routability and selection counting
+ *
+ * A selection is accepted only when free() can route its blocks: see
+ * switch.h. Adoptions count the thread and context slots holding them
+ * (ca_switch_adopted.selected), so that undoing or destroying one that is
+ * still selected is caught; a thread that exits with an adoption selected
+ * gives its slots back through a key destructor.
+ * ------------------------------------------------------------------------ */
+
+/* NULL when a is routable, else why not. */
+static const char *unroutable(const ca_allocator *a)
+{
+    if (!a || a == ca_switch__g.base || a == &ca_switch__boot_allocator ||
+        a == __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE))
+        return NULL;
+    if (!a->ops)
+        return "selected allocator has no ops (not initialised, or destroyed)";
+    if (ca_switch__is_adopted(a))
+        return ca_switch__adopt_active(a) ? NULL
+                                          : "selected adoption was undone or its allocator destroyed";
+    unsigned caps = ca_allocator_caps(a);
+    if ((caps & (CA_CAP_OWNER_MAP | CA_CAP_UNSIZED)) == (CA_CAP_OWNER_MAP | CA_CAP_UNSIZED))
+        return NULL;
+    return "selected allocator is not routable by free(): adopt it first (ca_switch_adopt)";
+}
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static int exit_key_ok;
+static CA_SWITCH_TLS bool tl_exit_armed;
+
+static void sel_change(ca_allocator *from, ca_allocator *to);
+
+/* Thread exit: give back the slots this thread's selections hold. */
+static void on_thread_exit(void *arg)
+{
+    (void)arg;
+    ca_allocator *c = ca_switch__tl_context, *t = ca_switch__tl_thread;
+    ca_switch__tl_context = NULL;
+    ca_switch__tl_thread = NULL;
+    sel_change(c, NULL);
+    sel_change(t, NULL);
+}
+
+static void make_exit_key(void) { exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0; }
+
+ca_attr_cold ca_attr_noinline static void arm_thread_exit(void)
+{
+    (void)pthread_once(&exit_once, make_exit_key);
+    if (exit_key_ok && pthread_setspecific(exit_key, (void *)1) == 0)
+        tl_exit_armed = true;
+}
+
+/* Move one selection slot from `from` to `to`. */
+static void sel_change(ca_allocator *from, ca_allocator *to)
+{
+    if (from == to)
+        return;
+    if (ca_switch__is_adopted(to)) {
+        __atomic_fetch_add(&((ca_switch_adopted *)to)->selected, 1, __ATOMIC_RELAXED);
+        if (ca_unlikely(!tl_exit_armed))
+            arm_thread_exit();
+    }
+    if (ca_switch__is_adopted(from))
+        __atomic_fetch_sub(&((ca_switch_adopted *)from)->selected, 1, __ATOMIC_RELAXED);
+}
+
+/* A refused plain setter: checks=on aborts naming the cause; checks=off
+ * counts it and leaves the selection alone. */
+ca_attr_cold ca_attr_noinline static void refused(const ca_allocator *a, const char *why)
+{
+    ca_switch__count(&ca_switch__g.counters.refused_selections, 1);
+    CA_CHECK(false, "switch", a, why);
+    errno = EINVAL;
+}
+
+/* Install a in *slot (a thread-local selection); returns 0 or EINVAL. */
+static int select_into(ca_allocator **slot, ca_allocator *a, ca_allocator **prev, bool plain)
+{
+    ca_allocator *old = *slot;
+    if (prev)
+        *prev = old;
+    const char *why = unroutable(a);
+    if (ca_unlikely(why != NULL)) {
+        if (plain)
+            refused(a, why);
+        return EINVAL;
+    }
+    *slot = a;
+    sel_change(old, a);
+    return 0;
+}
+
 ca_allocator *ca_switch_global_set(ca_allocator *a)
 {
     ensure_init();
     if (!a)
         a = ca_switch__g.base;
     unsigned need = CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED;
-    if ((ca_allocator_caps(a) & need) != need) {
+    if ((ca_allocator_caps(a) & need) != need || unroutable(a)) {
         errno = EINVAL;
         return NULL;
     }
@@ -321,25 +436,41 @@ ca_allocator *ca_switch_thread(void) { return ca_switch__tl_thread; }
 
 ca_allocator *ca_switch_thread_set(ca_allocator *a)
 {
-    ca_allocator *prev = ca_switch__tl_thread;
-    ca_switch__tl_thread = a;
+    ca_allocator *prev;
+    (void)select_into(&ca_switch__tl_thread, a, &prev, true);
     return prev;
+}
+
+int ca_switch_thread_try_set(ca_allocator *a, ca_allocator **prev)
+{
+    return select_into(&ca_switch__tl_thread, a, prev, false);
 }
 
 ca_allocator *ca_switch_context(void) { return ca_switch__tl_context; }
 
 ca_allocator *ca_switch_context_set(ca_allocator *a)
 {
-    ca_allocator *prev = ca_switch__tl_context;
-    ca_switch__tl_context = a;
+    ca_allocator *prev;
+    (void)select_into(&ca_switch__tl_context, a, &prev, true);
     return prev;
+}
+
+int ca_switch_context_try_set(ca_allocator *a, ca_allocator **prev)
+{
+    return select_into(&ca_switch__tl_context, a, prev, false);
 }
 
 void ca_switch_context_swap(ca_allocator **slot)
 {
-    ca_allocator *cur = ca_switch__tl_context;
-    ca_switch__tl_context = *slot;
+    ca_allocator *cur = ca_switch__tl_context, *next = *slot;
+    const char *why = unroutable(next);
+    if (ca_unlikely(why != NULL)) {
+        refused(next, why);
+        return;
+    }
+    ca_switch__tl_context = next;
     *slot = cur;
+    sel_change(cur, next);
 }
 
 ca_allocator *ca_switch_current(void) { return ca_switch__current(); }
@@ -347,9 +478,12 @@ ca_allocator *ca_switch_current(void) { return ca_switch__current(); }
 void *ca_switch_with(ca_allocator *a, void *(*fn)(void *), void *arg)
 {
     ca_allocator *prev = ca_switch__tl_context;
-    ca_switch__tl_context = a;
+    if (select_into(&ca_switch__tl_context, a, NULL, true) != 0)
+        return fn(arg); /* refused at checks=off: runs in the current selection */
     void *r = fn(arg);
+    ca_allocator *now = ca_switch__tl_context;
     ca_switch__tl_context = prev;
+    sel_change(now, prev);
     return r;
 }
 
@@ -365,6 +499,9 @@ void ca_switch_counters_get(ca_switch_counters *out)
     out->remote_frees = __atomic_load_n(&c->remote_frees, __ATOMIC_RELAXED);
     out->unowned_frees = __atomic_load_n(&c->unowned_frees, __ATOMIC_RELAXED);
     out->moved_reallocs = __atomic_load_n(&c->moved_reallocs, __ATOMIC_RELAXED);
+    out->refused_selections = __atomic_load_n(&c->refused_selections, __ATOMIC_RELAXED);
+    out->lifetime_errors = __atomic_load_n(&c->lifetime_errors, __ATOMIC_RELAXED);
+    out->retired_frees = __atomic_load_n(&c->retired_frees, __ATOMIC_RELAXED);
 }
 
 static int write_str(int fd, const char *s)
@@ -415,10 +552,14 @@ static void switch_counter_stats(ca_stats *s)
     ca_stats_set_counter(s, "remote_frees", c.remote_frees);
     ca_stats_set_counter(s, "unowned_frees", c.unowned_frees);
     ca_stats_set_counter(s, "moved_reallocs", c.moved_reallocs);
+    ca_stats_set_counter(s, "refused_selections", c.refused_selections);
+    ca_stats_set_counter(s, "lifetime_errors", c.lifetime_errors);
+    ca_stats_set_counter(s, "retired_frees", c.retired_frees);
 }
 
-/* Titles of the form "local.<n>" without snprintf (which may allocate). */
-static void local_title(char *buf, unsigned n)
+/* Titles of the form "<prefix><n>" (prefix of 8 characters at most)
+ * without snprintf (which may allocate). */
+static void local_title(char *buf, const char *prefix, unsigned n)
 {
     char digits[12];
     int k = 0;
@@ -426,8 +567,9 @@ static void local_title(char *buf, unsigned n)
         digits[k++] = (char)('0' + n % 10);
         n /= 10;
     } while (n && k < 11);
-    memcpy(buf, "local.", 6);
-    int i = 6;
+    size_t plen = strlen(prefix);
+    memcpy(buf, prefix, plen);
+    int i = (int)plen;
     while (k)
         buf[i++] = digits[--k];
     buf[i] = '\0';
@@ -471,7 +613,18 @@ int ca_switch_stats_write(int fd, ca_stats_format fmt)
                 ca_stats_merge(&total, &s);
             } else {
                 char title[24];
-                local_title(title, n);
+                local_title(title, "local.", n);
+                e = write_entry(fd, fmt, title, &s, &first);
+            }
+        }
+        n = 0;
+        for (ca_switch_adopted *ad = ca_switch__g.adopted; ad && !e; ad = ad->next, n++) {
+            (void)ca_stats_get(&ad->base, &s);
+            if (pass == 0) {
+                ca_stats_merge(&total, &s);
+            } else {
+                char title[24];
+                local_title(title, "adopted.", n);
                 e = write_entry(fd, fmt, title, &s, &first);
             }
         }
@@ -502,6 +655,10 @@ void ca_switch_check(void)
     ca_allocator *ctx = ca_switch__tl_context, *thr = ca_switch__tl_thread;
     CA_ASSERT(!ctx || ctx->ops, "switch", ctx, "context allocator without ops");
     CA_ASSERT(!thr || thr->ops, "switch", thr, "thread allocator without ops");
+    CA_ASSERT(!ca_switch__is_adopted(ctx) || ((const ca_switch_adopted *)ctx)->selected > 0, "switch", ctx,
+              "selected adoption does not count its selection");
+    CA_ASSERT(!ca_switch__is_adopted(thr) || ((const ca_switch_adopted *)thr)->selected > 0, "switch", thr,
+              "selected adoption does not count its selection");
     lock();
     /* Floyd's cycle check, then each local's own invariants. */
     const ca_switch_local *slow = g->locals, *fast = g->locals;
@@ -512,5 +669,13 @@ void ca_switch_check(void)
     }
     for (const ca_switch_local *l = g->locals; l; l = l->next)
         ca_switch__local_check(l);
+    const ca_switch_adopted *as = g->adopted, *af = g->adopted;
+    while (af && af->next) {
+        as = as->next;
+        af = af->next->next;
+        CA_ASSERT(as != af, "switch", as, "registry of adoptions has a cycle");
+    }
+    for (const ca_switch_adopted *ad = g->adopted; ad; ad = ad->next)
+        ca_switch__adopt_check(ad);
     unlock();
 }

@@ -53,6 +53,7 @@ ca_force_inline uintptr_t ca_switch__self(void) { return (uintptr_t)&ca_switch__
  *            ownership map, so an unowned pointer is certainly foreign.
  *   lock:    spin lock over `locals` (0 free, 1 held); taken across fork.
  *   locals:  live ca_switch_local objects, linked through ->next; lock.
+ *   adopted: active adoptions, linked through ->next; lock.
  *   boot_used: bytes of the bootstrap area handed out; __atomic, CAS.
  *   counters: relaxed atomics, any thread.
  */
@@ -63,6 +64,7 @@ typedef struct ca_switch__state {
     bool base_registers;
     int lock;
     ca_switch_local *locals;
+    ca_switch_adopted *adopted;
     size_t boot_used;
     ca_switch_counters counters;
 } ca_switch__state;
@@ -124,5 +126,32 @@ void ca_switch__unregister_local(ca_switch_local *l);
 
 /* Check one local's invariants (local.c); called by ca_switch_check. */
 void ca_switch__local_check(const ca_switch_local *l);
+
+/* Set up a local owned by the calling thread without entering it in the
+ * registry of locals (an adoption reports it through its own entry). */
+void ca_switch__local_setup(ca_switch_local *l, ca_allocator *inner);
+
+/* Adoptions (adopt.c). flags: what the adoption put in front of the inner. */
+#define CA_SWITCH__ADOPT_HEADER 0x1u /* ca_header_allocator (inner without unsized free) */
+#define CA_SWITCH__ADOPT_LOCAL  0x2u /* ca_switch_local (inner not thread-safe) */
+#define CA_SWITCH__ADOPT_SELF   0x4u /* inner registers itself (CA_CAP_OWNER_MAP) */
+extern const ca_allocator_ops ca_switch__adopt_ops[4];
+
+ca_force_inline bool ca_switch__is_adopted(const ca_allocator *a)
+{
+    return a && (uintptr_t)a->ops - (uintptr_t)ca_switch__adopt_ops < sizeof ca_switch__adopt_ops;
+}
+/* a is an adoption: whether it is active (neither undone nor destroyed). */
+bool ca_switch__adopt_active(const ca_allocator *a);
+/* a is an adoption: whether its blocks belong to another thread's local. */
+bool ca_switch__adopt_foreign_local(const ca_allocator *a);
+void ca_switch__adopt_check(const ca_switch_adopted *ad);
+
+/* Registry of adoptions (select.c), under the registry lock. */
+void ca_switch__register_adopted(ca_switch_adopted *ad);
+void ca_switch__unregister_adopted(ca_switch_adopted *ad);
+
+/* The owner free() finds for pages of a destroyed allocator (family.c). */
+extern ca_allocator ca_switch__retired_allocator;
 
 #endif /* CA_SWITCH_PRIVATE_H */

@@ -7,8 +7,8 @@
  *     ca_source: 1 MiB chunks, power-of-two classes with free lists, a
  *     16-byte header per block that records the class and a live flag, and
  *     a count of live blocks (so tests can see where a free went);
- *   - sw_ctx: pool + owner-registering source + ca_switch_local, the
- *     complete "thread or context allocator" of the README.
+ *   - sw_ctx: pool + mmap source adopted by the switch (ca_switch_adopt),
+ *     the complete "thread or context allocator" of the README.
  * No libc malloc is used by the fixtures.
  */
 #ifndef SW_HELPERS_H
@@ -104,9 +104,17 @@ typedef struct sw_pool_header {
     uint64_t pad;
 } sw_pool_header;
 
+#define SW_POOL_MAX_RANGES 1024
+
 typedef struct sw_pool {
     ca_allocator base;
     ca_source *src;
+    struct {
+        char *base;
+        size_t size;
+    } ranges[SW_POOL_MAX_RANGES]; /* every range obtained (never returned) */
+    int nranges;
+    ca_listener *listener;        /* attached listener (libswitch's adoption) */
     char *cur, *end;              /* bump region of the current chunk */
     void *free[SW_POOL_CLASSES];  /* raw blocks per class */
     long live;                    /* blocks handed out */
@@ -115,6 +123,49 @@ typedef struct sw_pool {
 } sw_pool;
 
 static inline sw_pool_header *sw_hdr(const void *p) { return (sw_pool_header *)p - 1; }
+
+/* Obtain a range, record it and report it to the listener (which may refuse). */
+static inline int sw_pool_obtain(sw_pool *p, size_t span, size_t g, char **out)
+{
+    if (p->nranges == SW_POOL_MAX_RANGES)
+        return ENOMEM;
+    int e = ca_source_obtain(p->src, span, g, (void **)out);
+    if (e)
+        return e;
+    if (p->listener && p->listener->added && (e = p->listener->added(p->listener, *out, span)) != 0) {
+        ca_source_release(p->src, *out, span);
+        return e;
+    }
+    p->ranges[p->nranges].base = *out;
+    p->ranges[p->nranges].size = span;
+    p->nranges++;
+    return 0;
+}
+
+static inline int sw_pool_listen(ca_allocator *a, ca_listener *l)
+{
+    sw_pool *p = (sw_pool *)a;
+    if (l && p->listener)
+        return EBUSY;
+    if (!l) {
+        for (int i = 0; p->listener && i < p->nranges; i++)
+            if (p->listener->removed)
+                p->listener->removed(p->listener, p->ranges[i].base, p->ranges[i].size);
+        p->listener = NULL;
+        return 0;
+    }
+    for (int i = 0; i < p->nranges; i++) {
+        int e = l->added ? l->added(l, p->ranges[i].base, p->ranges[i].size) : 0;
+        if (e) {
+            while (i-- > 0)
+                if (l->removed)
+                    l->removed(l, p->ranges[i].base, p->ranges[i].size);
+            return e;
+        }
+    }
+    p->listener = l;
+    return 0;
+}
 
 static inline void *sw_pool_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
 {
@@ -139,8 +190,9 @@ static inline void *sw_pool_alloc(ca_allocator *a, size_t size, size_t align, si
         p->free[cls] = *(void **)(void *)raw;
     } else if (cls_size >= SW_POOL_CHUNK / 4) {
         size_t g = ca_source_granule(p->src), span;
-        if (ca_align_up_overflows(cls_size, g, &span) || ca_source_obtain(p->src, span, g, (void **)&raw)) {
-            errno = ENOMEM;
+        int e = ENOMEM;
+        if (ca_align_up_overflows(cls_size, g, &span) || (e = sw_pool_obtain(p, span, g, &raw)) != 0) {
+            errno = e;
             return NULL;
         }
     } else {
@@ -148,10 +200,13 @@ static inline void *sw_pool_alloc(ca_allocator *a, size_t size, size_t align, si
         if (!p->cur || c + cls_size > p->end) {
             size_t g = ca_source_granule(p->src);
             size_t span = SW_POOL_CHUNK > g ? SW_POOL_CHUNK : g;
-            if (ca_source_obtain(p->src, span, g, (void **)&p->cur)) {
-                errno = ENOMEM;
+            char *fresh;
+            int e = sw_pool_obtain(p, span, g, &fresh);
+            if (e) {
+                errno = e;
                 return NULL;
             }
+            p->cur = fresh;
             p->end = p->cur + span;
             c = p->cur;
         }
@@ -237,7 +292,7 @@ static inline int sw_pool_stats(const ca_allocator *a, ca_stats *out)
 
 static const ca_allocator_ops sw_pool_ops = {
     "test-pool", CA_CAP_UNSIZED, sw_pool_alloc, sw_pool_free, sw_pool_free_unsized, sw_pool_usable,
-    sw_pool_resize, NULL, NULL, sw_pool_stats, NULL,
+    sw_pool_resize, NULL, NULL, sw_pool_stats, sw_pool_listen,
 };
 
 static inline void sw_pool_init(sw_pool *p, ca_source *src)
@@ -249,26 +304,25 @@ static inline void sw_pool_init(sw_pool *p, ca_source *src)
 
 /* --------------------------------------------------- context allocator */
 
-/* A complete thread / context allocator: pool on an owner-registering source,
- * wrapped in a ca_switch_local. Chunks are not returned (the test process
- * ends soon). */
+/* A complete thread / context allocator: pool on an mmap source, adopted by
+ * the switch (which registers its chunks and queues frees from other
+ * threads). Chunks are not returned (the test process ends soon). */
 typedef struct sw_ctx {
     sw_mmap_source mm;
-    ca_switch_source src;
     sw_pool pool;
-    ca_switch_local local;
+    ca_switch_adopted ad;
 } sw_ctx;
 
 static inline int sw_ctx_init(sw_ctx *c)
 {
     sw_mmap_source_init(&c->mm);
-    int e = ca_switch_source_init(&c->src, &c->mm.base, &c->local.base);
-    if (e)
-        return e;
-    sw_pool_init(&c->pool, &c->src.base);
-    return ca_switch_local_init(&c->local, &c->pool.base);
+    sw_pool_init(&c->pool, &c->mm.base);
+    return ca_switch_adopt(&c->ad, &c->pool.base);
 }
 
-static inline ca_allocator *sw_ctx_alloc(sw_ctx *c) { return &c->local.base; }
+static inline ca_allocator *sw_ctx_alloc(sw_ctx *c) { return &c->ad.base; }
+
+/* Undo the adoption (0, or EBUSY while selected or with live blocks). */
+static inline int sw_ctx_destroy(sw_ctx *c) { return ca_switch_unadopt(&c->ad); }
 
 #endif

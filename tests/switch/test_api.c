@@ -47,8 +47,8 @@ Test(api, selection_levels)
     ca_switch_context_set(NULL);
     cr_assert_eq(c.pool.live, 0);
     cr_assert_eq(t.pool.live, 0);
-    ca_switch_local_destroy(&t.local);
-    ca_switch_local_destroy(&c.local);
+    sw_ctx_destroy(&t);
+    sw_ctx_destroy(&c);
 }
 
 static void *nested_inner(void *arg)
@@ -89,8 +89,8 @@ Test(api, with_nested_restores)
     cr_assert_eq(c[1].pool.live, 0);
     /* NULL context: the thread / global allocator inside. */
     cr_assert_eq(ca_switch_with(NULL, current_cb, NULL), ca_switch_global());
-    ca_switch_local_destroy(&c[0].local);
-    ca_switch_local_destroy(&c[1].local);
+    sw_ctx_destroy(&c[0]);
+    sw_ctx_destroy(&c[1]);
 }
 
 Test(api, save_restore_swap)
@@ -109,8 +109,8 @@ Test(api, save_restore_swap)
     cr_assert_eq(slot, sw_ctx_alloc(&b));
     ca_switch_context_set(saved);
     cr_assert_null(ca_switch_context());
-    ca_switch_local_destroy(&a.local);
-    ca_switch_local_destroy(&b.local);
+    sw_ctx_destroy(&a);
+    sw_ctx_destroy(&b);
 }
 
 Test(api, global_set_checks_caps)
@@ -118,21 +118,32 @@ Test(api, global_set_checks_caps)
     sw_ctx c;
     cr_assert_eq(sw_ctx_init(&c), 0);
     errno = 0;
-    cr_assert_null(ca_switch_global_set(sw_ctx_alloc(&c)), "a local is not thread-safe");
+    cr_assert_null(ca_switch_global_set(sw_ctx_alloc(&c)), "a single-thread adoption is not thread-safe");
     cr_assert_eq(errno, EINVAL);
     cr_assert_eq(ca_switch_global(), ca_switch_base());
+    /* a locked allocator is thread-safe, but free() cannot route it until adopted */
+    sw_mmap_source mm;
+    sw_pool pool;
+    sw_mmap_source_init(&mm);
+    sw_pool_init(&pool, &mm.base);
     ca_locked_allocator lk;
-    cr_assert_eq(ca_locked_init(&lk, sw_ctx_alloc(&c), CA_LOCK_SPIN), 0);
-    cr_assert_eq(ca_switch_global_set(&lk.base), ca_switch_base());
-    cr_assert_eq(ca_switch_current(), &lk.base);
+    cr_assert_eq(ca_locked_init(&lk, &pool.base, CA_LOCK_SPIN), 0);
+    errno = 0;
+    cr_assert_null(ca_switch_global_set(&lk.base));
+    cr_assert_eq(errno, EINVAL);
+    ca_switch_adopted ad;
+    cr_assert_eq(ca_switch_adopt(&ad, &lk.base), 0, "%s", ca_switch_adopt_error(&ad));
+    cr_assert_eq(ca_switch_global_set(&ad.base), ca_switch_base());
+    cr_assert_eq(ca_switch_current(), &ad.base);
     void *p = ca_switch_malloc(100);
-    cr_assert_eq(ca_switch_owner(p), sw_ctx_alloc(&c), "owner is what the source registered");
-    cr_assert_eq(ca_switch_global_set(NULL), &lk.base);
+    cr_assert_eq(ca_switch_owner(p), &ad.base, "owner is the adoption");
+    cr_assert_eq(ca_switch_global_set(NULL), &ad.base);
     cr_assert_eq(ca_switch_global(), ca_switch_base());
     ca_switch_free(p);
-    cr_assert_eq(c.pool.live, 0);
+    cr_assert_eq(pool.live, 0);
+    cr_assert_eq(ca_switch_unadopt(&ad), 0);
     ca_locked_destroy(&lk);
-    ca_switch_local_destroy(&c.local);
+    sw_ctx_destroy(&c);
 }
 
 Test(api, local_and_source_arguments)
@@ -181,13 +192,13 @@ Test(api, stats_text_and_json)
     cr_assert_gt(n, 0);
     buf[n] = '\0';
     cr_assert(strncmp(buf, "{\"total\": {", 11) == 0, "%.40s", buf);
-    cr_assert_not_null(strstr(buf, "\"local."), "locals are listed");
+    cr_assert_not_null(strstr(buf, "\"adopted."), "adoptions are listed");
     cr_assert_not_null(strstr(buf, "\"switch\": {"));
     cr_assert_not_null(strstr(buf, "}}\n== total\n"), "JSON closes before the text part");
     cr_assert_not_null(strstr(buf, "switch_remote_frees"));
     cr_assert_not_null(strstr(buf, "name: test-pool"));
     ca_switch_free(p);
-    ca_switch_local_destroy(&c.local);
+    sw_ctx_destroy(&c);
 }
 
 Test(api, counters_and_pending)
@@ -196,10 +207,10 @@ Test(api, counters_and_pending)
     ca_switch_counters_get(&c0);
     sw_ctx c;
     cr_assert_eq(sw_ctx_init(&c), 0);
-    cr_assert_eq(ca_switch_local_pending(&c.local), 0);
-    cr_assert_eq(ca_switch_local_drain(&c.local), 0);
-    ca_switch_local_adopt(&c.local);
-    ca_switch_local_destroy(&c.local);
+    cr_assert_eq(ca_switch_local_pending(&c.ad.local), 0);
+    cr_assert_eq(ca_switch_local_drain(&c.ad.local), 0);
+    ca_switch_local_adopt(&c.ad.local);
+    sw_ctx_destroy(&c);
     ca_switch_counters c1;
     ca_switch_counters_get(&c1);
     cr_assert_eq(c1.remote_frees, c0.remote_frees);

@@ -23,7 +23,7 @@ Test(basic, contract_local)
     cr_assert_eq(sw_ctx_init(&c), 0);
     ca_contract_check(sw_ctx_alloc(&c), 0);
     cr_assert_eq(c.pool.live, 0);
-    ca_switch_local_destroy(&c.local);
+    sw_ctx_destroy(&c);
 }
 
 Test(basic, realloc_shrink_in_place_and_owner_kept)
@@ -52,8 +52,8 @@ Test(basic, realloc_shrink_in_place_and_owner_kept)
     cr_assert_eq(q[99], 'x', "failed realloc leaves the block intact");
     cr_assert_null(ca_switch_realloc(q, 0));
     cr_assert_eq(c.pool.live, 0);
-    ca_switch_local_destroy(&c.local);
-    ca_switch_local_destroy(&other.local);
+    sw_ctx_destroy(&c);
+    sw_ctx_destroy(&other);
 }
 
 typedef struct cross {
@@ -93,12 +93,12 @@ Test(basic, realloc_from_another_thread_moves_out)
     cr_assert_eq(ca_switch_owner(x.result), ca_switch_global(), "moved to the other thread's selection");
     for (int i = 0; i < 200; i++)
         cr_assert_eq(((char *)x.result)[i], 7);
-    cr_assert_eq(ca_switch_local_pending(&c.local), 1, "the old block waits in the queue");
+    cr_assert_eq(ca_switch_local_pending(&c.ad.local), 1, "the old block waits in the queue");
     cr_assert_eq(c.pool.live, 1);
-    cr_assert_eq(ca_switch_local_drain(&c.local), 1);
+    cr_assert_eq(ca_switch_local_drain(&c.ad.local), 1);
     cr_assert_eq(c.pool.live, 0);
     ca_switch_free(x.result);
-    ca_switch_local_destroy(&c.local);
+    sw_ctx_destroy(&c);
 }
 
 Test(basic, remote_free_drained_on_next_alloc)
@@ -113,17 +113,17 @@ Test(basic, remote_free_drained_on_next_alloc)
     pthread_create(&th, NULL, free_on_other_thread, &x);
     pthread_join(th, NULL);
     cr_assert_eq(c.pool.live, 1, "not freed by the other thread");
-    cr_assert_eq(ca_switch_local_pending(&c.local), 1);
+    cr_assert_eq(ca_switch_local_pending(&c.ad.local), 1);
     ca_switch_counters k;
     ca_switch_counters_get(&k);
     cr_assert_geq(k.remote_frees, 1);
     void *q = ca_switch_malloc(16);
-    cr_assert_eq(ca_switch_local_pending(&c.local), 0, "drained by the owner's next allocation");
+    cr_assert_eq(ca_switch_local_pending(&c.ad.local), 0, "drained by the owner's next allocation");
     cr_assert_eq(c.pool.live, 1);
     ca_switch_free(q);
     cr_assert_eq(c.pool.live, 0);
     ca_switch_thread_set(NULL);
-    ca_switch_local_destroy(&c.local);
+    sw_ctx_destroy(&c);
 }
 
 Test(basic, adopt_moves_ownership)
@@ -137,11 +137,11 @@ Test(basic, adopt_moves_ownership)
     pthread_t th;
     pthread_create(&th, NULL, free_on_other_thread, &x);
     pthread_join(th, NULL);
-    cr_assert_eq(ca_switch_local_pending(&c.local), 1);
-    ca_switch_local_adopt(&c.local);
-    cr_assert_eq(ca_switch_local_pending(&c.local), 0, "adopt drains");
+    cr_assert_eq(ca_switch_local_pending(&c.ad.local), 1);
+    ca_switch_local_adopt(&c.ad.local);
+    cr_assert_eq(ca_switch_local_pending(&c.ad.local), 0, "adopt drains");
     cr_assert_eq(c.pool.live, 0);
-    ca_switch_local_destroy(&c.local);
+    sw_ctx_destroy(&c);
 }
 
 Test(basic, unowned_pointer_goes_to_base)

@@ -3,7 +3,7 @@
  * libswitch invariants with the private header: ca_switch_check after every
  * operation of a seeded random sequence (CA_TEST_SEED, CA_TEST_SCALE) over
  * several contexts with a shadow model of each block's owner; the bootstrap
- * allocator on its own; the registry of locals.
+ * allocator on its own; the registry of adoptions.
  */
 #include <criterion/criterion.h>
 
@@ -78,7 +78,7 @@ Test(invariants, random_ops_with_shadow_owner)
     ca_switch_thread_set(NULL);
     for (int i = 0; i < NCTX; i++) {
         cr_assert_eq(ctx[i].pool.live, 0, "context %d leaked", i);
-        ca_switch_local_destroy(&ctx[i].local);
+        sw_ctx_destroy(&ctx[i]);
     }
     ca_switch_check();
 }
@@ -116,23 +116,24 @@ Test(invariants, bootstrap_allocator)
     ca_switch_check();
 }
 
-Test(invariants, registry_of_locals)
+Test(invariants, registry_of_adoptions)
 {
     sw_ctx c[3];
     for (int i = 0; i < 3; i++)
         cr_assert_eq(sw_ctx_init(&c[i]), 0);
     int n = 0;
-    for (ca_switch_local *l = ca_switch__g.locals; l; l = l->next)
+    for (ca_switch_adopted *a = ca_switch__g.adopted; a; a = a->next)
         n++;
     cr_assert_eq(n, 3);
-    ca_switch_local_destroy(&c[1].local);
-    cr_assert_eq(ca_switch__g.locals, &c[2].local);
-    cr_assert_eq(c[2].local.next, &c[0].local);
-    cr_assert_null(c[0].local.next);
+    cr_assert_null(ca_switch__g.locals, "an adoption's local is not in the registry of locals");
+    cr_assert_eq(sw_ctx_destroy(&c[1]), 0);
+    cr_assert_eq(ca_switch__g.adopted, &c[2].ad);
+    cr_assert_eq(c[2].ad.next, &c[0].ad);
+    cr_assert_null(c[0].ad.next);
     ca_switch_check();
-    ca_switch_local_destroy(&c[0].local);
-    ca_switch_local_destroy(&c[2].local);
-    cr_assert_null(ca_switch__g.locals);
+    cr_assert_eq(sw_ctx_destroy(&c[0]), 0);
+    cr_assert_eq(sw_ctx_destroy(&c[2]), 0);
+    cr_assert_null(ca_switch__g.adopted);
 }
 
 Test(invariants, thread_ids)

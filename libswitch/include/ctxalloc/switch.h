@@ -10,12 +10,16 @@
  *     owns the pointer through libcore's ownership map (O(1)), never through
  *     the current selection. Pointers no allocator owns go to the base
  *     allocator (the build's default global allocator).
- *   - ca_switch_local: makes any single-thread allocator usable as a thread
- *     or context allocator; frees from other threads go to its lock-free
- *     remote-free queue, drained by the owning thread.
+ *   - ca_switch_adopt: the one call that makes any allocator of the suite
+ *     routable as a thread or context allocator (registers its memory as it
+ *     grows, adds unsized free and a remote-free queue where missing, checks
+ *     its lifetime). The setters refuse allocators free() could not route.
+ *   - ca_switch_local: the remote-free queue adoption puts in front of a
+ *     single-thread allocator; frees from other threads are queued lock-free
+ *     and drained by the owning thread.
  *   - ca_switch_source: a source wrapper that registers every range it hands
- *     out in the ownership map under a chosen owner, so allocators built on a
- *     ca_source become routable without knowing about the map.
+ *     out in the ownership map under a chosen owner (for custom allocators
+ *     that cannot report their memory; adoption covers the suite's own).
  *   - The malloc family as ca_switch_* functions. The override library
  *     (ctxalloc-switch-override, linked whole) and the preload object
  *     (libctxalloc.so) define malloc, free, ... on top of them.
@@ -38,13 +42,23 @@ extern "C" {
  *
  * Every setter returns the previous value, so save / restore is
  *   prev = ca_switch_context_set(a); ... ca_switch_context_set(prev);
- * A thread or context allocator is used by its thread only: when it is not
- * CA_CAP_THREAD_SAFE, wrap it in a ca_switch_local so that frees from other
- * threads are queued instead of racing. Allocators used behind malloc must
- * offer CA_CAP_UNSIZED (free without size); ca_header_allocator adds it to
- * any allocator. Their memory must be findable through the ownership map
- * (register the ranges with the allocator as owner, e.g. through a
- * ca_switch_source), otherwise free() cannot route their pointers.
+ *
+ * Only allocators that free() can route are accepted ("routable"): NULL
+ * (unset), the base and the global allocator, an active adoption
+ * (ca_switch_adopt below: the one call that makes any allocator of the suite
+ * routable), or an allocator with CA_CAP_OWNER_MAP and CA_CAP_UNSIZED (a
+ * libbinned instance). Anything else is refused: the plain setters abort at
+ * checks=on with one line naming the cause and, at checks=off, keep the
+ * previous selection, set errno to EINVAL and count the refusal
+ * (ca_switch_counters.refused_selections); the _try_ forms return EINVAL.
+ *
+ * libc's own allocations while an allocator is selected (stdio buffers,
+ * dlerror and locale state, a new thread's stack and TLS) come from that
+ * allocator too, and outlive it when the allocator is destroyed first. The
+ * remedy: let the first use of each stdio stream, locale and thread happen
+ * with no context selected (print once, or setvbuf, before selecting), and
+ * destroy an allocator only after everything allocated from it is freed;
+ * see the README ("libc's own allocations").
  * ======================================================================== */
 
 /**
@@ -86,11 +100,20 @@ ca_allocator *ca_switch_thread(void);
 
 /**
  * ca_switch_thread_set() - set the calling thread's allocator.
- * @a: the allocator (CA_CAP_UNSIZED), or NULL to fall back to the global one.
+ * @a: a routable allocator (see above), or NULL to fall back to the global one.
  *
- * Return: the previous thread allocator (NULL when none).
+ * Return: the previous thread allocator (NULL when none). When @a is refused
+ * (checks=off): the current one, unchanged, with errno EINVAL.
  */
 ca_allocator *ca_switch_thread_set(ca_allocator *a);
+
+/**
+ * ca_switch_thread_try_set() - ca_switch_thread_set that reports refusal.
+ * @prev: receives the previous thread allocator (may be NULL).
+ *
+ * Return: 0; or EINVAL (nothing changed) when @a is not routable.
+ */
+int ca_switch_thread_try_set(ca_allocator *a, ca_allocator **prev);
 
 /**
  * ca_switch_context() - the current context's allocator, or NULL when unset.
@@ -99,11 +122,20 @@ ca_allocator *ca_switch_context(void);
 
 /**
  * ca_switch_context_set() - set the current context's allocator (save).
- * @a: the allocator (CA_CAP_UNSIZED), or NULL to leave the context.
+ * @a: a routable allocator (see above), or NULL to leave the context.
  *
- * Return: the previous context allocator; pass it back to restore.
+ * Return: the previous context allocator; pass it back to restore. When @a
+ * is refused (checks=off): the current one, unchanged, with errno EINVAL.
  */
 ca_allocator *ca_switch_context_set(ca_allocator *a);
+
+/**
+ * ca_switch_context_try_set() - ca_switch_context_set that reports refusal.
+ * @prev: receives the previous context allocator (may be NULL).
+ *
+ * Return: 0; or EINVAL (nothing changed) when @a is not routable.
+ */
+int ca_switch_context_try_set(ca_allocator *a, ca_allocator **prev);
 
 /**
  * ca_switch_context_swap() - exchange the current context with *@slot.
@@ -111,7 +143,8 @@ ca_allocator *ca_switch_context_set(ca_allocator *a);
  *
  * For coroutine switches: the suspending side calls it with its own slot
  * (saving its context and installing the one stored there), the resuming
- * side with the same slot restores. O(1), no allocation.
+ * side with the same slot restores. O(1), no allocation. *@slot must hold a
+ * routable allocator or NULL; otherwise nothing changes (checks=on aborts).
  */
 void ca_switch_context_swap(ca_allocator **slot);
 
@@ -135,21 +168,56 @@ ca_allocator *ca_switch_current(void);
 void *ca_switch_with(ca_allocator *a, void *(*fn)(void *), void *arg);
 
 /* ========================================================================
- * Thread-owned allocators with a remote-free queue
- * ======================================================================== */
-
-/*
- * ca_switch_local wraps an allocator that only one thread may use (its
- * owner). alloc / resize / reset run on the owner only; free from the owner
- * goes straight to the inner allocator, free from any other thread pushes
- * the block on a lock-free stack (the block's first word links it), which
- * the owner drains on its next allocation or on ca_switch_local_drain().
- * Register the inner allocator's memory in the ownership map with
- * &local->base as owner (a ca_switch_source does this), so that free() finds
- * the wrapper.
+ * Adoption: any allocator behind malloc in one call
+ *
+ *   ca_switch_adopted ad;
+ *   ca_switch_adopt(&ad, &bump.base);       // bump, rbtree, bitset, arena view,
+ *   ca_switch_context_set(&ad.base);        // binned, large tier, adaptors ...
+ *   ... malloc / realloc / free reach the bump ...
+ *   ca_switch_context_set(NULL);
+ *   ca_switch_unadopt(&ad);
+ *
+ * ca_switch_adopt makes an allocator routable by free():
+ *   - its memory is registered in the ownership map with &ad->base as owner,
+ *     now and whenever it grows (through the allocator's ca_listener events:
+ *     chunks, regions, the arena), and unregistered when it shrinks or the
+ *     adoption is undone. Ranges must be whole 4 KiB pages. Memory an
+ *     allocator carved out of a block of another registered allocator (a
+ *     bump chunk from a parent allocator) is overlaid and given back to that
+ *     parent afterwards;
+ *   - an allocator without unsized free (bump, arena view) gets a
+ *     ca_header_allocator in front (16 bytes per block);
+ *   - a single-thread allocator (not CA_CAP_THREAD_SAFE) gets a
+ *     ca_switch_local: the adopting thread owns it, frees from other threads
+ *     are queued and drained by the owner;
+ *   - an allocator with CA_CAP_OWNER_MAP (a libbinned instance, a large tier
+ *     registering itself) is routable as it is: the adoption only forwards.
+ *
+ * Lifetime. The adoption counts live blocks (allocated through &ad->base and
+ * not yet freed) and how many selections (thread or context) hold it.
+ * Resetting the allocator while blocks are live, or destroying it while
+ * blocks are live or while it is selected, is a lifetime error: checks=on
+ * aborts naming the allocator and the number of live blocks; checks=off
+ * counts it (ca_switch_counters.lifetime_errors). Allocators whose free may
+ * do nothing (CA_CAP_FREE_NOOP: bumps) end all their blocks at reset and
+ * destroy by design: that is not an error for them, and their live count
+ * restarts at 0. After a destroy, the pages of the allocator are retired in
+ * the ownership map: a late free of one of its blocks is reported as "free
+ * of a block whose allocator was destroyed" (checks=on aborts; checks=off
+ * ignores and counts it), and allocation through the adoption fails with
+ * NULL + ENOMEM.
+ *
+ * Bumps behind malloc: free is a tip free (the block is the bump's last) or
+ * does nothing; realloc grows at the tip or copies; reset ends every block
+ * at once (all its pointers die).
  *
  * Fields are internal; touch them only through the functions below.
- */
+ * ======================================================================== */
+
+typedef struct ca_switch_adopted ca_switch_adopted;
+
+/* Thread-owned allocators with a remote-free queue (declared here: embedded
+ * in ca_switch_adopted; described in the next section). */
 typedef struct ca_switch_local {
     ca_allocator base;       /* ops: the switch's local adaptor */
     ca_allocator *inner;     /* not owned; used by the owner thread only */
@@ -160,6 +228,93 @@ typedef struct ca_switch_local {
     uint64_t drains;         /* non-empty drains; owner thread */
     struct ca_switch_local *next; /* registry of live locals; under the switch's lock */
 } ca_switch_local;
+
+/*
+ * Invariants: state == ACTIVE <=> listener attached (or inner has
+ * CA_CAP_OWNER_MAP) and the adoption is in the switch's registry;
+ * live == allocs - frees (frees include remote pushes); selected counts the
+ * thread and context slots (of live threads) holding &base.
+ */
+struct ca_switch_adopted {
+    ca_allocator base;          /* what to select; the owner registered in the map */
+    ca_listener listener;       /* attached to the inner allocator */
+    ca_allocator *inner;        /* the adopted allocator; not owned */
+    ca_allocator *target;       /* where calls go: inner, &header.base or &local.base */
+    ca_header_allocator header; /* unsized free in front of inners without it */
+    ca_switch_local local;      /* remote-free queue for single-thread inners */
+    unsigned flags;             /* internal CA_SWITCH__ADOPT_* */
+    int state;                  /* internal; __atomic */
+    uint64_t allocs;            /* blocks handed out; __atomic (relaxed) */
+    uint64_t frees;             /* blocks freed, remote pushes included; __atomic */
+    uint64_t selected;          /* selections holding &base; __atomic */
+    uint64_t ranges;            /* ranges registered now; __atomic */
+    uint64_t bytes;             /* bytes registered now; __atomic */
+    uint64_t lifetime_errors;   /* counted at checks=off; __atomic */
+    char error[160];            /* what the last failed call found */
+    ca_switch_adopted *next;    /* registry of adoptions; under the switch's lock */
+};
+
+/**
+ * ca_switch_adopt() - make @a routable behind malloc through @ad.
+ * @ad: caller's storage; must stay in place until ca_switch_unadopt.
+ * @a:  any allocator that reports its memory (a listen op: bump, shared and
+ *      local bumps, bitset, rbtree, arena view, large tier, the core adaptors
+ *      over any of those) or registers itself (CA_CAP_OWNER_MAP).
+ *
+ * Select &ad->base afterwards. Calling thread: the owner when @a is not
+ * thread-safe. Not thread-safe against other calls on the same @a.
+ *
+ * Return: 0; EINVAL (NULL argument, @a is an adoption, a range of @a is not
+ * page-aligned); ENOTSUP (@a cannot report its memory); EBUSY (@a is
+ * already adopted or has another listener); EPERM (@a is a ca_switch_local
+ * owned by another thread); EEXIST / ENOMEM (registration failed). On
+ * error nothing stays registered, and ca_switch_adopt_error(@ad) says what
+ * was wrong, naming the allocator.
+ */
+int ca_switch_adopt(ca_switch_adopted *ad, ca_allocator *a);
+
+/**
+ * ca_switch_unadopt() - undo ca_switch_adopt: drain the remote queue,
+ * detach the listener, unregister every range. The allocator itself is left
+ * alone (destroy it afterwards). Call from the owner thread of a
+ * single-thread allocator.
+ *
+ * Return: 0; EINVAL (@ad is not an active adoption); EBUSY when a thread or
+ * context still selects it, or when blocks are still live (for allocators
+ * without CA_CAP_FREE_NOOP) - nothing changes then, and
+ * ca_switch_adopt_error(@ad) gives the count.
+ */
+int ca_switch_unadopt(ca_switch_adopted *ad);
+
+/**
+ * ca_switch_adopt_claim() - make the calling thread the owner of a
+ * single-thread adoption (a task that moved threads). The caller guarantees
+ * the previous owner no longer uses it. Drains the queue. No-op for
+ * thread-safe allocators.
+ */
+void ca_switch_adopt_claim(ca_switch_adopted *ad);
+
+/* What the last failed call on @ad found ("" when nothing failed). */
+const char *ca_switch_adopt_error(const ca_switch_adopted *ad);
+
+/* Blocks handed out through @ad and not freed yet (a snapshot). */
+uint64_t ca_switch_adopt_live(const ca_switch_adopted *ad);
+
+/* ========================================================================
+ * Thread-owned allocators with a remote-free queue
+ * ======================================================================== */
+
+/*
+ * ca_switch_local wraps an allocator that only one thread may use (its
+ * owner). alloc / resize / reset run on the owner only; free from the owner
+ * goes straight to the inner allocator, free from any other thread pushes
+ * the block on a lock-free stack (the block's first word links it), which
+ * the owner drains on its next allocation or on ca_switch_local_drain().
+ * ca_switch_adopt builds one for single-thread allocators; a local made by
+ * hand is not routable by itself (the setters refuse it): adopt it.
+ *
+ * Fields are internal; touch them only through the functions below.
+ */
 
 /**
  * ca_switch_local_init() - wrap @inner, owned by the calling thread.
@@ -327,6 +482,9 @@ typedef struct ca_switch_counters {
     uint64_t remote_frees;      /* frees queued on another thread's ca_switch_local */
     uint64_t unowned_frees;     /* frees of pointers without owner sent to the base */
     uint64_t moved_reallocs;    /* reallocs that left a foreign thread's local */
+    uint64_t refused_selections; /* setter calls refused (not routable), checks=off */
+    uint64_t lifetime_errors;   /* resets / destroys with live blocks or while selected */
+    uint64_t retired_frees;     /* frees of blocks whose allocator was destroyed */
 } ca_switch_counters;
 
 void ca_switch_counters_get(ca_switch_counters *out);
