@@ -112,6 +112,22 @@ static void *region_end(rbt_region *g) { return (char *)g + g->size - RBT_HDR; }
 /* A free block that is its region's only block. */
 static bool whole_region(void *b) { return (*rbt_word(b) & RBT_FIRST) && rbt_size(rbt_next(b)) == 0; }
 
+/* Regions from a parent are requested with this alignment (their sizes are
+ * multiples of r->granule, itself a multiple of it), so that every region is
+ * whole pages of the ownership map. */
+#define RBT_PARENT_ALIGN CA_OWNER_PAGE
+_Static_assert(CA_PAGE_SIZE_MIN % CA_OWNER_PAGE == 0, "region sizes are whole ownership pages");
+
+/* Give [mem, mem + size) back to the source or parent. */
+static void region_give_back(ca_rbtree *r, void *mem, size_t size)
+{
+    if (r->source)
+        ca_source_release(r->source, mem, size);
+    else
+        ca_free(r->parent, mem, size, RBT_PARENT_ALIGN);
+}
+
+/* Unlink region g, tell the listener (removed), give it back. */
 static void region_release(ca_rbtree *r, rbt_region *g)
 {
     if (g->prev)
@@ -123,14 +139,15 @@ static void region_release(ca_rbtree *r, rbt_region *g)
     r->nregions--;
     r->reserved -= g->size;
     r->regions_released++;
-    if (r->source)
-        ca_source_release(r->source, g, g->size);
-    else
-        ca_free(r->parent, g, g->size, 64);
+    if (r->listener && r->listener->removed)
+        r->listener->removed(r->listener, g, g->size);
+    region_give_back(r, g, g->size);
 }
 
 /* A new region whose single block (returned, in no tree, flags RBT_FIRST) has
- * at least need bytes. NULL + errno on failure. */
+ * at least need bytes. NULL + errno on failure: the provider's error, or the
+ * errno with which the listener's added() refused the region (the region is
+ * then given back before anything in r changed). */
 static void *region_new(ca_rbtree *r, size_t need)
 {
     size_t rsize;
@@ -152,9 +169,17 @@ static void *region_new(ca_rbtree *r, size_t need)
             return NULL;
         }
     } else {
-        mem = ca_alloc(r->parent, rsize, 64);
+        mem = ca_alloc(r->parent, rsize, RBT_PARENT_ALIGN);
         if (!mem)
             return NULL;
+    }
+    if (r->listener && r->listener->added) {
+        int e = r->listener->added(r->listener, mem, rsize);
+        if (e) {
+            region_give_back(r, mem, rsize);
+            errno = e;
+            return NULL;
+        }
     }
     rbt_region *g = (rbt_region *)mem;
     g->size = rsize;
@@ -521,6 +546,8 @@ static void clear_trees(ca_rbtree *r)
 
 void ca_rbtree_reset(ca_rbtree *r)
 {
+    if (r->listener && r->listener->reset)
+        r->listener->reset(r->listener);
     rbt_region *keep = r->regions;
     if (keep) {
         while (keep->next)
@@ -557,10 +584,40 @@ void ca_rbtree_destroy(ca_rbtree *r)
 {
     if (!r)
         return;
+    if (r->listener && r->listener->destroyed)
+        r->listener->destroyed(r->listener);
     while (r->regions)
-        region_release(r, r->regions);
+        region_release(r, r->regions); /* removed() per region */
+    r->listener = NULL;
     clear_trees(r);
     r->in_use = 0;
+}
+
+int ca_rbtree_listen(ca_rbtree *r, ca_listener *l)
+{
+    if (!l) {
+        ca_listener *old = r->listener;
+        r->listener = NULL;
+        if (old && old->removed)
+            for (rbt_region *g = r->regions; g; g = g->next)
+                old->removed(old, g, g->size);
+        return 0;
+    }
+    if (r->listener)
+        return EBUSY;
+    if (l->added) {
+        for (rbt_region *g = r->regions; g; g = g->next) {
+            int e = l->added(l, g, g->size);
+            if (e) {
+                if (l->removed)
+                    for (rbt_region *h = r->regions; h != g; h = h->next)
+                        l->removed(l, h, h->size);
+                return e;
+            }
+        }
+    }
+    r->listener = l;
+    return 0;
 }
 
 /* ---- introspection ------------------------------------------------------------ */
@@ -746,6 +803,7 @@ static void *op_resize(ca_allocator *a, void *p, size_t old_size, size_t new_siz
 static bool op_owns(const ca_allocator *a, const void *p) { return ca_rbtree_owns((const ca_rbtree *)a, p); }
 static void op_reset(ca_allocator *a) { ca_rbtree_reset((ca_rbtree *)a); }
 static int op_stats(const ca_allocator *a, ca_stats *out) { return ca_rbtree_stats((const ca_rbtree *)a, out); }
+static int op_listen(ca_allocator *a, ca_listener *l) { return ca_rbtree_listen((ca_rbtree *)a, l); }
 
 static const ca_allocator_ops rbtree_ops = {
     .name = "rbtree",
@@ -758,6 +816,7 @@ static const ca_allocator_ops rbtree_ops = {
     .owns = op_owns,
     .reset = op_reset,
     .stats = op_stats,
+    .listen = op_listen,
 };
 
 void ca_rbtree_options_init(ca_rbtree_options *opt)

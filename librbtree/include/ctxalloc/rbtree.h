@@ -23,6 +23,18 @@
  * block of size + align + 64 bytes and splitting the slack off both ends
  * back into the trees. Larger alignments fail with EINVAL.
  *
+ * Events for listeners (ca_listen / ca_rbtree_listen, see ca_listener in
+ * core.h): the ranges reported are the regions, each exactly as obtained
+ * (region header included). added() is called for a new region before any
+ * of its blocks is handed out (a refusal gives the region back and fails the
+ * allocation with that errno, everything else unchanged); removed() before a
+ * region goes back (an empty region released by free, trim, reset, destroy);
+ * reset() at the start of ca_rbtree_reset; destroyed() at the start of
+ * ca_rbtree_destroy, then removed() per region.
+ * Every region is whole pages of the ownership map (CA_OWNER_PAGE): its
+ * size is a multiple of the granule (>= 4 KiB), a source aligns it to its
+ * granule, and a parent is asked for alignment CA_OWNER_PAGE.
+ *
  * Thread safety: none; wrap it in ca_locked_allocator (core.h) to share it.
  * Checks: with checks=on a free of a pointer that is not a live block start
  * of this allocator (double free, interior or foreign pointer) aborts with a
@@ -51,7 +63,7 @@ typedef struct ca_rbtree_region ca_rbtree_region; /* private: region header */
  * means ca_libc_allocator(). region_size 0 means CA_RBTREE_REGION_DEFAULT. */
 typedef struct ca_rbtree_options {
     ca_source *source;    /* not owned; obtain/release whole regions */
-    ca_allocator *parent; /* not owned; alloc/free whole regions */
+    ca_allocator *parent; /* not owned; alloc/free whole regions, aligned to CA_OWNER_PAGE */
     size_t region_size;   /* bytes per region, rounded up to the source granule / 4 KiB */
 } ca_rbtree_options;
 
@@ -82,6 +94,8 @@ typedef struct ca_rbtree {
     uint64_t reserved, peak_reserved;   /* bytes of regions held */
     uint64_t allocs, frees, failures;
     uint64_t regions_obtained, regions_released;
+    ca_listener *listener;      /* attached by ca_rbtree_listen, or NULL: told of every
+                                   region added / removed, of reset and destroy */
 } ca_rbtree;
 
 /* ========================================================================
@@ -108,8 +122,26 @@ int ca_rbtree_init(ca_rbtree *r, const ca_rbtree_options *opt);
 /**
  * ca_rbtree_destroy() - release every region (live blocks become invalid).
  * @r: the allocator, or NULL (no-op). O(regions).
+ *
+ * With a listener: destroyed() first, then removed() per region; the
+ * listener is detached.
  */
 void ca_rbtree_destroy(ca_rbtree *r);
+
+/**
+ * ca_rbtree_listen() - attach or detach the listener (the listen op).
+ * @r: the allocator.
+ * @l: the listener to attach (not owned, must stay valid while attached), or
+ *     NULL to detach.
+ *
+ * Attach: added() for every region held now (newest first); when one
+ * refuses, removed() for those already reported and nothing is attached.
+ * Detach: removed() for every region. O(regions).
+ *
+ * Return: 0; EBUSY when a listener is attached and @l is not NULL; or the
+ * errno added() refused a region with.
+ */
+int ca_rbtree_listen(ca_rbtree *r, ca_listener *l);
 
 /* ========================================================================
  * Allocation
@@ -167,12 +199,14 @@ void *ca_rbtree_resize(ca_rbtree *r, void *p, size_t old_size, size_t new_size, 
  * ca_rbtree_reset() - free every block at once. Keeps one region (as a single
  * free block) and releases the others. O(regions).
  * @r: the allocator.
+ *
+ * With a listener: reset() first, then removed() for each region released.
  */
 void ca_rbtree_reset(ca_rbtree *r);
 
 /**
  * ca_rbtree_trim() - release every empty region, including the one kept by
- * the hysteresis.
+ * the hysteresis (the listener's removed() before each).
  * @r: the allocator.
  * Return: the number of bytes released.
  */
