@@ -846,6 +846,11 @@ int ca_arena_reset(ca_arena *a)
     for (unsigned i = 0; i < CA_ARENA__SHARDS; i++)
         __atomic_store_n(&a->shard[i].in_use, 0, __ATOMIC_RELAXED);
     ca_arena__token_release(a, held, 0);
+    /* The region stays the arena's: the listener hears reset() only. */
+    pthread_mutex_lock(&a->listen_lock);
+    if (a->listener && a->listener->reset)
+        a->listener->reset(a->listener);
+    pthread_mutex_unlock(&a->listen_lock);
     return 0;
 }
 
@@ -947,6 +952,66 @@ static void op_reset(ca_allocator *base) { ca_arena_reset((void *)base); }
 
 static int op_stats(const ca_allocator *base, ca_stats *out) { return ca_arena_stats((const void *)base, out); }
 
+/* ------------------------------------------------------------------------
+ * Listener events
+ *
+ * The arena holds one range for its whole life: the region, reported as
+ * [mem, mem + held) with held = the bytes obtained from the source (heap,
+ * anonymous or caller's) or the file's capacity; it includes the header
+ * page and the user area in front of the blocks. Page-aligned and whole
+ * pages in every backing. The arena never grows or shrinks, so there are
+ * no events between attach and close other than reset().
+ *
+ * Concurrency: listen_lock serialises ca_listen calls with each other and
+ * with the reset() and close events. Allocation, free, resize, compact and
+ * flush never touch the listener (nothing they do changes the range), so
+ * attach and detach may run while other threads use the arena; every block
+ * handed out before, during or after an attach lies in the reported range.
+ * Attach and detach must not run concurrently with ca_arena_close (which is
+ * single-caller anyway), nor with ca_arena_reset.
+ * ------------------------------------------------------------------------ */
+
+uint64_t ca_arena__held(const ca_arena *a)
+{
+    return a->backing == CA_ARENA__BACK_FILE ? a->capacity : a->obtained;
+}
+
+static int op_listen(ca_allocator *base, ca_listener *l)
+{
+    ca_arena *a = (void *)base;
+    int err = 0;
+    pthread_mutex_lock(&a->listen_lock);
+    if (l && a->listener) {
+        err = EBUSY;
+    } else if (l) {
+        if (l->added)
+            err = l->added(l, a->mem, (size_t)ca_arena__held(a));
+        if (!err)
+            a->listener = l;
+    } else if (a->listener) {
+        ca_listener *old = a->listener;
+        a->listener = NULL;
+        if (old->removed)
+            old->removed(old, a->mem, (size_t)ca_arena__held(a));
+    }
+    pthread_mutex_unlock(&a->listen_lock);
+    return err;
+}
+
+void ca_arena__listen_close(ca_arena *a)
+{
+    pthread_mutex_lock(&a->listen_lock);
+    ca_listener *l = a->listener;
+    a->listener = NULL;
+    pthread_mutex_unlock(&a->listen_lock);
+    if (!l)
+        return;
+    if (l->destroyed)
+        l->destroyed(l);
+    if (l->removed)
+        l->removed(l, a->mem, (size_t)ca_arena__held(a));
+}
+
 const ca_allocator_ops ca_arena__ops = {
     .name = "arena",
     .caps = CA_CAP_THREAD_SAFE,
@@ -958,4 +1023,5 @@ const ca_allocator_ops ca_arena__ops = {
     .owns = op_owns,
     .reset = op_reset,
     .stats = op_stats,
+    .listen = op_listen,
 };

@@ -82,11 +82,13 @@ ca_arena *ca_arena__new(const ca_arena_options *o)
     a->fault = o->fault;
     a->mode = CA_ARENA_READ_WRITE;
     pthread_mutex_init(&a->file_lock, NULL);
+    pthread_mutex_init(&a->listen_lock, NULL);
     return a;
 }
 
 void ca_arena__delete(ca_arena *a)
 {
+    pthread_mutex_destroy(&a->listen_lock);
     pthread_mutex_destroy(&a->file_lock);
     free(a);
 }
@@ -141,6 +143,9 @@ int ca_arena_create(ca_arena **out, const ca_arena_options *o)
             return err;
         }
     }
+    /* At least page alignment and whole pages (cap is page-rounded), also
+     * from the heap source (posix_memalign): the region is then made of
+     * whole ownership-map pages (CA_OWNER_PAGE), so a listener can route it. */
     size_t g = ca_source_granule(a->src), obtained;
     void *mem = NULL;
     if (ca_align_up_overflows((size_t)cap, g, &obtained))
@@ -171,6 +176,7 @@ int ca_arena_close(ca_arena *a)
     if (!a)
         return 0;
     int err = 0;
+    ca_arena__listen_close(a);
     if (a->backing == CA_ARENA__BACK_FILE) {
         if (a->mode == CA_ARENA_READ_WRITE)
             err = ca_arena_flush(a);

@@ -181,6 +181,10 @@ struct ca_arena {
     uint64_t seq;            /* sequence number of the last header copy (file_lock) */
     uint64_t commit_tag;     /* tag of the last header copy (file_lock) */
     int dirty;               /* atomic; written under file_lock: state word is DIRTY */
+
+    /* --- listener (ca_listen on the allocator view) --------------------- */
+    pthread_mutex_t listen_lock; /* serialises attach, detach and the reset / close events */
+    ca_listener *listener;       /* the attached listener or NULL (listen_lock) */
 };
 
 /* Tagged-word access (alloc.c). which: 0 head, 1 pending. */
@@ -223,6 +227,13 @@ void ca_arena__disk_fill(const ca_arena *a, ca_arena__disk *d, uint64_t cursor, 
  * *trust_list with whether its free list may be used. */
 ca_arena_error ca_arena__validate_page(const unsigned char *page, uint64_t file_size,
                                        ca_arena__disk *d, bool *trust_list, bool *clean);
+
+/* The range the arena reports to a listener (alloc.c): the whole region as
+ * held, [mem, mem + ca_arena__held(a)). */
+uint64_t ca_arena__held(const ca_arena *a);
+/* Close events (alloc.c): destroyed(), then removed() for the region; the
+ * listener is detached. First thing in ca_arena_close. */
+void ca_arena__listen_close(ca_arena *a);
 
 extern const ca_allocator_ops ca_arena__ops;
 

@@ -230,6 +230,8 @@ int ca_arena_flush_tag(ca_arena *a, uint64_t tag);
  * ca_arena_close() - flush (read-write files), unmap and free the arena.
  * @a: arena; NULL is a no-op (returns 0)
  *
+ * An attached listener hears destroyed() first, then removed() for the
+ * region, before anything is flushed or unmapped.
  * Not concurrent with any other call on a.
  * Return: 0 or the flush's error (the arena is closed anyway).
  */
@@ -306,6 +308,8 @@ int ca_arena_compact(ca_arena *a);
 /**
  * ca_arena_reset() - forget every allocation (cursor to the start, empty
  * free list, counters cleared). Not concurrent with any other call.
+ * An attached listener hears reset() once the arena is empty (the region
+ * stays: no removed()).
  * Return: 0 or EROFS.
  */
 int ca_arena_reset(ca_arena *a);
@@ -315,6 +319,21 @@ int ca_arena_reset(ca_arena *a);
  * offsets). Thread-safe; sized free only (no CA_CAP_UNSIZED); resize grows
  * and shrinks in place at the cursor, moves elsewhere. On a read-only arena
  * alloc fails with EROFS.
+ *
+ * Listener (ca_listen): the arena reports one range, the whole region as it
+ * holds it: [base, base + size) with base = the region's start (offset 0:
+ * header page and user area included; blocks come from
+ * [ca_arena_data_start, ca_arena_capacity)) and size = the capacity, or the
+ * bytes obtained from the source when its granule rounds the capacity up.
+ * Page-aligned and whole pages for every backing (heap memory is obtained
+ * with posix_memalign). added() on attach (a refusal leaves nothing
+ * attached and ca_listen returns its errno), removed() on detach;
+ * reset() after ca_arena_reset; destroyed() first thing in ca_arena_close,
+ * then removed(). The arena never grows, so there are no other events.
+ * Attach and detach may run while other threads allocate and free (those
+ * calls never touch the listener); concurrent ca_listen calls are
+ * serialised (one attach wins, the others get EBUSY); they must not run
+ * concurrently with ca_arena_reset or ca_arena_close.
  * Return: the embedded allocator (valid while a is open).
  */
 ca_allocator *ca_arena_allocator(ca_arena *a);
