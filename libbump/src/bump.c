@@ -21,27 +21,70 @@ static const ca_allocator_ops bump_ops;
 
 /* ---- backing ------------------------------------------------------------ */
 
-int ca_bump__backing_obtain(ca_source *src, ca_allocator *parent, size_t bytes, ca_bump_chunk **out)
+/* Size and alignment of a chunk of at least `bytes` from a backing whose
+ * unit is g: a multiple of max(g, 64) aligned to it, so the header and the
+ * first block are 64-aligned; from a page on, whole pages aligned to a page
+ * as well (the ownership map works in pages). */
+static int chunk_shape(size_t bytes, size_t g, size_t *size, size_t *align)
+{
+    size_t u = g > CA_BUMP_CHUNK_HEADER ? g : CA_BUMP_CHUNK_HEADER, n;
+    if (ca_align_up_overflows(bytes, u, &n))
+        return ENOMEM;
+    if (n >= CA_OWNER_PAGE && u < CA_OWNER_PAGE) {
+        if (ca_align_up_overflows(n, CA_OWNER_PAGE, &n))
+            return ENOMEM;
+        u = CA_OWNER_PAGE;
+    }
+    *size = n;
+    *align = u;
+    return 0;
+}
+
+/* Alignment a parent allocator chunk of `size` bytes was requested with. */
+static inline size_t parent_align(size_t size)
+{
+    return size >= CA_OWNER_PAGE ? CA_OWNER_PAGE : CA_BUMP_CHUNK_HEADER;
+}
+
+int ca_bump__backing_obtain(ca_source *src, ca_allocator *parent, size_t bytes, size_t least, size_t *limit,
+                            ca_bump_chunk **out)
 {
     void *p = NULL;
+    size_t n, align;
     if (src) {
-        size_t g = ca_source_granule(src), n;
-        if (ca_align_up_overflows(bytes, g, &n))
-            return ENOMEM;
-        int e = ca_source_obtain(src, n, g, &p);
+        size_t g = ca_source_granule(src), max = __atomic_load_n(limit, __ATOMIC_RELAXED);
+        int e = chunk_shape(bytes, g, &n, &align);
         if (e)
             return e;
-        bytes = n;
+        if (max && n > max) {
+            /* The source gives one granule per obtain: so does the bump. */
+            if (least > max)
+                return ENOMEM;
+            n = max;
+            align = g;
+        }
+        e = ca_source_obtain(src, n, align, &p);
+        if (e == EINVAL && n > g) {
+            /* A size the contract allows was refused: the source gives one
+             * granule per obtain (a slot arena). Remember it; retry with one
+             * granule when that holds the request. */
+            __atomic_store_n(limit, g, __ATOMIC_RELAXED);
+            if (least > g)
+                return ENOMEM;
+            n = g;
+            e = ca_source_obtain(src, n, g, &p);
+        }
+        if (e)
+            return e;
     } else {
-        size_t n;
-        if (ca_align_up_overflows(bytes, CA_BUMP_CHUNK_HEADER, &n))
-            return ENOMEM;
-        p = ca_alloc(parent, n, CA_BUMP_CHUNK_HEADER);
+        int e = chunk_shape(bytes, CA_BUMP_CHUNK_HEADER, &n, &align);
+        if (e)
+            return e;
+        p = ca_alloc(parent, n, align);
         if (!p)
             return errno ? errno : ENOMEM;
-        bytes = n;
     }
-    *out = ca_bump__chunk_format(p, bytes);
+    *out = ca_bump__chunk_format(p, n);
     return 0;
 }
 
@@ -51,17 +94,35 @@ void ca_bump__backing_release(ca_source *src, ca_allocator *parent, ca_bump_chun
         int e = ca_source_release(src, c, c->size);
         CA_ASSERT(e == 0, "bump", c, "the source refused to release a chunk");
     } else {
-        ca_free(parent, c, c->size, CA_BUMP_CHUNK_HEADER);
+        ca_free(parent, c, c->size, parent_align(c->size));
     }
 }
 
-static int chunk_get(ca_bump *b, size_t bytes, ca_bump_chunk **out)
+/* A chunk of `bytes` for b (header included); `least` <= bytes is what the
+ * request needs, used when the backing caps chunk sizes. */
+static int chunk_get(ca_bump *b, size_t bytes, size_t least, ca_bump_chunk **out)
 {
     int e;
-    if (b->shared)
+    if (b->shared) {
+        if (b->obtain_max && bytes > b->obtain_max) {
+            if (least > b->obtain_max)
+                return ENOMEM;
+            bytes = b->obtain_max;
+        }
         e = ca_bump__shared_take(b->shared, bytes, out);
-    else
-        e = ca_bump__backing_obtain(b->source, b->parent, bytes, out);
+        if (e == ENOMEM && !b->obtain_max) {
+            /* The shared bump's backing may cap its chunks (a slot arena):
+             * learn the most it can carve and fit the request in that. */
+            size_t max = ca_bump__shared_take_max(b->shared);
+            if (max && bytes > max) {
+                b->obtain_max = max;
+                if (least <= max)
+                    e = ca_bump__shared_take(b->shared, max, out);
+            }
+        }
+    } else {
+        e = ca_bump__backing_obtain(b->source, b->parent, bytes, least, &b->obtain_max, out);
+    }
     if (e == 0)
         b->chunks_obtained++;
     return e;
@@ -163,7 +224,7 @@ int ca_bump_init_fixed_source(ca_bump *b, ca_source *src, size_t size)
     init_common(b, NULL);
     b->source = src;
     ca_bump_chunk *c;
-    int e = ca_bump__backing_obtain(src, NULL, bytes, &c);
+    int e = ca_bump__backing_obtain(src, NULL, bytes, bytes, &b->obtain_max, &c);
     if (e)
         return e;
     b->chunks_obtained = 1;
@@ -296,12 +357,12 @@ void *ca_bump__alloc_slow(ca_bump *b, size_t size, size_t align)
     if (ca_padded_size_overflows(size, align, CA_BUMP_CHUNK_HEADER, &need) ||
         ca_add_overflows(need, CA_BUMP_CHUNK_HEADER, &bytes))
         return fail(b, ENOMEM);
-    size_t regular = ca_bump__next_size(b->min_chunk, b->max_chunk, b->total);
+    size_t regular = ca_bump__regular_size(b->min_chunk, b->max_chunk, b->total, b->obtain_max);
     ca_bump_chunk *c;
     int e;
-    if (need > (regular - CA_BUMP_CHUNK_HEADER) / 2) {
+    if (regular <= CA_BUMP_CHUNK_HEADER || need > (regular - CA_BUMP_CHUNK_HEADER) / 2) {
         /* Oversized: a chunk of its own, so the current chunk keeps serving. */
-        e = chunk_get(b, bytes, &c);
+        e = chunk_get(b, bytes, bytes, &c);
         if (e)
             return fail(b, e);
         c->prev = b->big;
@@ -312,7 +373,7 @@ void *ca_bump__alloc_slow(ca_bump *b, size_t size, size_t align)
         sample_peak(b);
         return p;
     }
-    e = chunk_get(b, regular, &c);
+    e = chunk_get(b, regular, bytes, &c);
     if (e)
         return fail(b, e);
     if (b->chunk) {

@@ -60,14 +60,38 @@ static inline ca_bump_chunk *ca_bump__chunk_format(void *p, size_t bytes)
     return c;
 }
 
-/* Obtain / release a chunk of at least `bytes` (header included) from a
- * source or an allocator (exactly one non-NULL). *out is formatted. */
-int ca_bump__backing_obtain(ca_source *src, ca_allocator *parent, size_t bytes, ca_bump_chunk **out);
+/* Regular chunk size as ca_bump__next_size, capped by `limit` (the most a
+ * backing gives per obtain; 0: no limit known). */
+static inline size_t ca_bump__regular_size(size_t min_chunk, size_t max_chunk, size_t total, size_t limit)
+{
+    size_t n = ca_bump__next_size(min_chunk, max_chunk, total);
+    return limit && n > limit ? limit : n;
+}
+
+/*
+ * Obtain / release a chunk of `bytes` (header included) from a source or an
+ * allocator (exactly one non-NULL). *out is formatted.
+ * Shape: a multiple of max(granule, 64) bytes aligned to it; a chunk of a
+ * page or more is whole pages aligned to a page (CA_OWNER_PAGE), so that it
+ * can be registered in the ownership map. Allocator chunks are requested
+ * with that alignment and released with the same (ca_bump__parent_align).
+ * Sources with a fixed unit: *limit (atomic, relaxed) is the most the source
+ * gives per obtain, 0 while none is known. When the source refuses a
+ * multi-granule size with EINVAL, *limit becomes one granule and the chunk
+ * is one granule when `least` (the bytes the request needs, <= bytes) fits
+ * it; a request that cannot fit one granule is ENOMEM.
+ * Returns 0, ENOMEM, or the backing's errno.
+ */
+int ca_bump__backing_obtain(ca_source *src, ca_allocator *parent, size_t bytes, size_t least, size_t *limit,
+                            ca_bump_chunk **out);
 void ca_bump__backing_release(ca_source *src, ca_allocator *parent, ca_bump_chunk *c);
 
 /* Chunks for local bumps: from the shared bump's spare list or carved from
  * it. Thread-safe. */
 int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out);
+/* The largest chunk take can serve when the shared bump's backing gives a
+ * limited size per obtain (a slot arena); 0 while no limit is known. */
+size_t ca_bump__shared_take_max(ca_bump_shared *s);
 void ca_bump__shared_give(ca_bump_shared *s, ca_bump_chunk *c);
 
 /* Writes "ctxalloc: bump: check: <what> (address 0x...)" to stderr without

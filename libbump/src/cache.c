@@ -68,6 +68,7 @@ int ca_bump_cache_take(ca_bump_cache *c, ca_bump *b)
     pthread_mutex_lock(&c->lock);
     ca_bump_chunk *w = c->warm;
     size_t hint = c->total_hint;
+    b->obtain_max = c->obtain_max;
     if (w) {
         c->warm = w->prev;
         c->nwarm--;
@@ -108,6 +109,8 @@ void ca_bump_cache_put(ca_bump_cache *c, ca_bump *b)
     c->puts++;
     if (total > c->total_hint)
         c->total_hint = total;
+    if (b->obtain_max)
+        c->obtain_max = b->obtain_max;
     if (w && c->nwarm < c->max_warm) {
         w->prev = c->warm;
         c->warm = w;

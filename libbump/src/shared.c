@@ -134,10 +134,10 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
                 return p;
         }
         pthread_mutex_lock(&s->lock);
-        size_t regular = ca_bump__next_size(s->min_chunk, s->max_chunk, s->total);
+        size_t regular = ca_bump__regular_size(s->min_chunk, s->max_chunk, s->total, s->obtain_max);
         ca_bump_chunk *nc;
-        if (need > (regular - CA_BUMP_CHUNK_HEADER) / 2) {
-            int e = ca_bump__backing_obtain(s->source, s->parent, bytes, &nc);
+        if (regular <= CA_BUMP_CHUNK_HEADER || need > (regular - CA_BUMP_CHUNK_HEADER) / 2) {
+            int e = ca_bump__backing_obtain(s->source, s->parent, bytes, bytes, &s->obtain_max, &nc);
             if (e) {
                 pthread_mutex_unlock(&s->lock);
                 return shared_fail(s, e);
@@ -152,7 +152,7 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
             return (void *)p;
         }
         if (__atomic_load_n(&s->current, __ATOMIC_RELAXED) == c) {
-            int e = ca_bump__backing_obtain(s->source, s->parent, regular, &nc);
+            int e = ca_bump__backing_obtain(s->source, s->parent, regular, bytes, &s->obtain_max, &nc);
             if (e) {
                 pthread_mutex_unlock(&s->lock);
                 return shared_fail(s, e);
@@ -260,10 +260,39 @@ void *ca_bump_shared_resize(ca_bump_shared *s, void *p, size_t old_size, size_t 
 
 /* ---- chunks for local bumps ------------------------------------------------ */
 
-int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out)
+/* Size and alignment of a chunk of at least `bytes` carved for a local bump:
+ * 64-byte multiples aligned to 64; from a page on, whole pages aligned to a
+ * page (the ownership map works in pages). */
+static int take_shape(size_t bytes, size_t *size, size_t *align)
 {
     size_t n;
     if (ca_align_up_overflows(bytes, CA_BUMP_CHUNK_HEADER, &n))
+        return ENOMEM;
+    *align = CA_BUMP_CHUNK_HEADER;
+    if (n >= CA_OWNER_PAGE) {
+        if (ca_align_up_overflows(n, CA_OWNER_PAGE, &n))
+            return ENOMEM;
+        *align = CA_OWNER_PAGE;
+    }
+    *size = n;
+    return 0;
+}
+
+size_t ca_bump__shared_take_max(ca_bump_shared *s)
+{
+    size_t max = __atomic_load_n(&s->obtain_max, __ATOMIC_RELAXED);
+    /* max is a granule (a power of two). A take of n bytes aligned to a
+     * (a page from a page on, else 64 = the header) needs n + a bytes of a
+     * fresh chunk. */
+    if (max >= 2 * CA_OWNER_PAGE)
+        return max - CA_OWNER_PAGE;
+    return max > CA_BUMP_CHUNK_HEADER ? max - CA_BUMP_CHUNK_HEADER : 0;
+}
+
+int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out)
+{
+    size_t n, align;
+    if (take_shape(bytes, &n, &align))
         return ENOMEM;
     pthread_mutex_lock(&s->lock);
     ca_bump_chunk **pp = &s->spare;
@@ -280,7 +309,7 @@ int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out)
         *out = c;
         return 0;
     }
-    void *p = ca_bump_shared_alloc(s, n, CA_BUMP_CHUNK_HEADER);
+    void *p = ca_bump_shared_alloc(s, n, align);
     if (!p)
         return errno ? errno : ENOMEM;
     *out = ca_bump__chunk_format(p, n);

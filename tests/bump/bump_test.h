@@ -2,12 +2,16 @@
 /*
  * Test sources for libbump (which does not link libsource): an anonymous
  * mmap source that counts live blocks and bytes and can be told to fail,
- * so tests see every chunk the bump obtains and returns.
+ * so tests see every chunk the bump obtains and returns; and a one-slot
+ * source that, like libsource's slot arena, gives exactly one granule per
+ * obtain and refuses any other size with EINVAL.
  */
 #ifndef BUMP_TEST_H
 #define BUMP_TEST_H
 
 #include <ctxalloc/core.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 typedef struct test_source {
@@ -65,6 +69,51 @@ static inline void test_source_init(test_source *t)
     t->base.granule = 4096;
     t->live = t->obtains = t->releases = t->bytes = 0;
     t->fail_after = -1;
+}
+
+/* One granule per obtain (granule = slot, any power of two >= 16), aligned
+ * to the slot; other sizes or larger alignments: EINVAL. Backed by the
+ * test mmap source (slots of at least a page) or by aligned_alloc. */
+typedef struct test_slot_source {
+    ca_source base;
+    long live;     /* slots out */
+    long refused;  /* obtains refused with EINVAL */
+} test_slot_source;
+
+static int tss_obtain(ca_source *s, size_t size, size_t align, void **out)
+{
+    test_slot_source *t = (test_slot_source *)s;
+    if (size != s->granule || !ca_is_pow2(align) || align > s->granule) {
+        __atomic_fetch_add(&t->refused, 1, __ATOMIC_RELAXED);
+        return EINVAL;
+    }
+    void *p = aligned_alloc(s->granule, s->granule);
+    if (!p)
+        return ENOMEM;
+    memset(p, 0, s->granule);
+    __atomic_fetch_add(&t->live, 1, __ATOMIC_RELAXED);
+    *out = p;
+    return 0;
+}
+
+static int tss_release(ca_source *s, void *p, size_t size)
+{
+    test_slot_source *t = (test_slot_source *)s;
+    if (!p || size != s->granule)
+        return EINVAL;
+    free(p);
+    __atomic_fetch_sub(&t->live, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static const ca_source_ops tss_ops = {"test-slots", CA_SOURCE_ZEROED, tss_obtain, tss_release,
+                                      NULL, NULL, NULL, NULL};
+
+static inline void test_slot_source_init(test_slot_source *t, size_t slot)
+{
+    t->base.ops = &tss_ops;
+    t->base.granule = slot;
+    t->live = t->refused = 0;
 }
 
 #endif

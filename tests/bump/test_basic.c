@@ -586,3 +586,147 @@ Test(basic, owns_and_foreign)
     ca_bump_free(&b, NULL, 10);
     cr_assert_eq(ca_bump_check(&b), 0);
 }
+
+/* ---- sources with a fixed granule (one slot per obtain) ---------------------- */
+
+/* Allocate 64-byte blocks until the bump has obtained `chunks` chunks; every
+ * allocation must succeed and every chunk must be exactly one slot. */
+static void grow_over_slots(ca_bump *x, size_t slot, uint64_t chunks)
+{
+    ca_stats st;
+    uint64_t got = 0;
+    for (long i = 0; got < chunks; i++) {
+        errno = 0;
+        void *p = ca_bump_alloc(x, 64, 8);
+        cr_assert_not_null(p, "allocation %ld failed with errno %d after %llu chunks", i, errno,
+                           (unsigned long long)got);
+        memset(p, 0x5a, 64);
+        ca_bump_stats(x, &st);
+        ca_stats_get_counter(&st, "chunks_obtained", &got);
+    }
+    for (ca_bump_chunk *k = x->chunk; k; k = k->prev) {
+        cr_assert_eq(k->size, slot, "chunk of %zu bytes over %zu-byte slots", k->size, slot);
+        cr_assert(ca_is_aligned((uintptr_t)k, slot));
+    }
+    cr_assert_eq(ca_bump_check(x), 0);
+}
+
+Test(slots, growing_bump_passes_third_chunk)
+{
+    test_slot_source ss;
+    test_slot_source_init(&ss, 64 << 10);
+    ca_bump x;
+    cr_assert_eq(ca_bump_init(&x, &ss.base, NULL), 0);
+    grow_over_slots(&x, 64 << 10, 6);
+    ca_bump_reset(&x);
+    grow_over_slots(&x, 64 << 10, 8);
+    cr_assert_eq(ss.refused, 1, "the one-slot limit is learned once (%ld refusals)", ss.refused);
+    ca_bump_destroy(&x);
+    cr_assert_eq(ss.live, 0);
+}
+
+Test(slots, slot_smaller_than_a_page)
+{
+    test_slot_source ss;
+    test_slot_source_init(&ss, 1024);
+    ca_bump x;
+    cr_assert_eq(ca_bump_init(&x, &ss.base, NULL), 0);
+    grow_over_slots(&x, 1024, 6);
+    /* A block that cannot fit one slot is ENOMEM, and the bump goes on. */
+    errno = 0;
+    cr_assert_null(ca_bump_alloc(&x, 2000, 8));
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_not_null(ca_bump_alloc(&x, 500, 8), "oversized request that fits a slot");
+    cr_assert_eq(ca_bump_check(&x), 0);
+    ca_bump_destroy(&x);
+    cr_assert_eq(ss.live, 0);
+}
+
+Test(slots, oversized_requests_within_and_beyond_a_slot)
+{
+    test_slot_source ss;
+    test_slot_source_init(&ss, 64 << 10);
+    ca_bump x;
+    cr_assert_eq(ca_bump_init(&x, &ss.base, NULL), 0);
+    grow_over_slots(&x, 64 << 10, 3);
+    void *p = ca_bump_alloc(&x, 60 << 10, 16);
+    cr_assert_not_null(p, "a 60 KiB block fits one 64 KiB slot (errno %d)", errno);
+    memset(p, 1, 60 << 10);
+    errno = 0;
+    cr_assert_null(ca_bump_alloc(&x, 64 << 10, 16), "a block larger than a slot's room");
+    cr_assert_eq(errno, ENOMEM, "errno %d", errno);
+    errno = 0;
+    cr_assert_null(ca_bump_alloc(&x, 1 << 20, 16));
+    cr_assert_eq(errno, ENOMEM, "errno %d", errno);
+    cr_assert_not_null(ca_bump_alloc(&x, 64, 8));
+    cr_assert_eq(ca_bump_check(&x), 0);
+    ca_bump_destroy(&x);
+    cr_assert_eq(ss.live, 0);
+}
+
+Test(slots, shared_and_local_bumps_over_slots)
+{
+    test_slot_source ss;
+    test_slot_source_init(&ss, 64 << 10);
+    ca_bump_shared s;
+    cr_assert_eq(ca_bump_shared_init(&s, &ss.base, NULL), 0);
+    for (int i = 0; i < 20000; i++)
+        cr_assert_not_null(ca_bump_shared_alloc(&s, 48, 8), "shared allocation %d: errno %d", i, errno);
+    for (ca_bump_chunk *k = s.current; k; k = k->prev)
+        cr_assert_eq(k->size, 64 << 10);
+    cr_assert_eq(ca_bump_shared_check(&s), 0);
+    ca_bump x;
+    cr_assert_eq(ca_bump_init_local(&x, &s, NULL), 0);
+    for (int i = 0; i < 2000; i++)
+        cr_assert_not_null(ca_bump_alloc(&x, 64, 8), "local allocation %d: errno %d", i, errno);
+    cr_assert_eq(ca_bump_check(&x), 0);
+    ca_bump_destroy(&x);
+    ca_bump_shared_destroy(&s);
+    cr_assert_eq(ss.live, 0);
+}
+
+Test(slots, warm_cache_over_slots)
+{
+    test_slot_source ss;
+    test_slot_source_init(&ss, 64 << 10);
+    ca_bump_cache c;
+    cr_assert_eq(ca_bump_cache_init(&c, &ss.base, NULL, 2), 0);
+    for (int round = 0; round < 3; round++) {
+        ca_bump x;
+        cr_assert_eq(ca_bump_cache_take(&c, &x), 0);
+        grow_over_slots(&x, 64 << 10, 4);
+        ca_bump_cache_put(&c, &x);
+    }
+    cr_assert_eq(ss.refused, 1, "bumps taken later start with the learned limit (%ld refusals)", ss.refused);
+    cr_assert_eq(ca_bump_cache_check(&c), 0);
+    ca_bump_cache_destroy(&c);
+    cr_assert_eq(ss.live, 0);
+}
+
+#if BUMP_TEST_HAVE_SOURCE
+#include <ctxalloc/source.h>
+
+/* The reported case: a growing bump over libsource's slot arena (64 KiB
+ * slots) failed at its third chunk with EINVAL. */
+Test(slots, libsource_slot_arena_third_chunk)
+{
+    ca_source_slots sl;
+    ca_source_slots_options so = {0};
+    so.slot_size = 64 << 10;
+    so.chunk_size = 8 * (64 << 10);
+    cr_assert_eq(ca_source_slots_init(&sl, ca_source_mmap_global(), &so), 0);
+    ca_bump x;
+    cr_assert_eq(ca_bump_init(&x, &sl.base, NULL), 0);
+    grow_over_slots(&x, 64 << 10, 12);
+    ca_bump_reset(&x);
+    grow_over_slots(&x, 64 << 10, 14);
+    ca_bump_destroy(&x);
+    cr_assert_eq(ca_source_slots_free_count(&sl), sl.nchunks * 7, "every slot back in the arena");
+    ca_bump_shared s;
+    cr_assert_eq(ca_bump_shared_init(&s, &sl.base, NULL), 0);
+    for (int i = 0; i < 20000; i++)
+        cr_assert_not_null(ca_bump_shared_alloc(&s, 48, 8), "shared allocation %d: errno %d", i, errno);
+    ca_bump_shared_destroy(&s);
+    ca_source_slots_destroy(&sl);
+}
+#endif

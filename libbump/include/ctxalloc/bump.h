@@ -87,6 +87,8 @@ typedef struct ca_bump {
     unsigned mode;                  /* internal CA_BUMP__MODE_* */
     size_t min_chunk, max_chunk;    /* regular chunk sizing */
     size_t total;                   /* cumulative bytes of regular chunks obtained */
+    size_t obtain_max;              /* most the backing gives per chunk (a slot arena:
+                                       one slot), learned from a refusal; 0: no limit */
     uint64_t serial;                /* last checkpoint serial */
     uint64_t retired_used;          /* bytes used in retired regular chunks */
     uint64_t big_bytes;             /* bytes of oversized chunks held */
@@ -104,8 +106,12 @@ typedef struct ca_bump {
 /**
  * ca_bump_init() - a growing bump taking chunks from a memory source.
  * @b:    the bump to initialise (caller storage).
- * @src:  the source (not owned; must outlive the bump). Chunks are granule
- *        multiples obtained with granule alignment.
+ * @src:  the source (not owned; must outlive the bump). Chunks are
+ *        multiples of the granule and of 64 bytes, aligned to both; from a
+ *        page (CA_OWNER_PAGE) on, also whole pages aligned to a page. A source
+ *        that gives one granule per obtain (a slot arena) is recognised by
+ *        its EINVAL for a larger size: chunks are then one granule and a
+ *        request that cannot fit one is NULL + ENOMEM.
  * @opt:  sizing, or NULL for the defaults.
  *
  * Nothing is obtained until the first allocation. O(1).
@@ -117,6 +123,10 @@ int ca_bump_init(ca_bump *b, ca_source *src, const ca_bump_options *opt);
  * ca_bump_init_allocator() - a growing bump taking chunks from an allocator.
  * @b:      the bump.
  * @parent: the allocator chunks come from (not owned), e.g. ca_libc_allocator().
+ *          Chunks of a page (CA_OWNER_PAGE) or more are requested as whole
+ *          pages with page alignment (so the ownership map can route them);
+ *          smaller ones as 64-byte multiples aligned to 64. Freed with the
+ *          same size and alignment.
  * @opt:    sizing, or NULL.
  *
  * Return: 0 or EINVAL.
@@ -155,7 +165,8 @@ int ca_bump_init_fixed_source(ca_bump *b, ca_source *src, size_t size);
  * @opt: sizing, or NULL.
  *
  * Chunks go back to @sh's spare list on reset (all but the largest) and on
- * destroy (all), where other locals take them again.
+ * destroy (all), where other locals take them again. A chunk of a page or
+ * more is carved from @sh as whole pages aligned to a page.
  * Return: 0 or EINVAL.
  */
 int ca_bump_init_local(ca_bump *b, ca_bump_shared *sh, const ca_bump_options *opt);
@@ -397,6 +408,8 @@ struct ca_bump_shared {
     ca_allocator *parent;
     size_t min_chunk, max_chunk;
     size_t total;              /* cumulative bytes of regular chunks */
+    size_t obtain_max;         /* most the backing gives per chunk, learned from a
+                                  refusal; 0: no limit (written under lock; atomic) */
     uint64_t chunk_bytes;      /* regular chunk bytes held (lock) */
     uint64_t big_bytes;        /* oversized chunk bytes held (lock) */
     uint64_t chunks_obtained;  /* (lock) */
@@ -485,6 +498,8 @@ typedef struct ca_bump_cache {
     size_t nwarm;          /* under lock */
     size_t max_warm;       /* fixed at init */
     size_t total_hint;     /* largest cumulative total of a bump put back (lock) */
+    size_t obtain_max;     /* most the backing gives per chunk, as learned by a bump
+                              put back; 0: no limit known (lock) */
     ca_source *source;     /* backing of every bump taken: source or parent */
     ca_allocator *parent;
     ca_bump_options opt;
