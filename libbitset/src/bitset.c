@@ -173,18 +173,22 @@ int ca_bitset_create(ca_bitset **out, const ca_bitset_options *o)
     if (o->source) {
         ca_source *s = o->source;
         size_t g = ca_source_granule(s);
+        /* The data region in whole ownership-map pages (both powers of two,
+         * so a multiple of CA_OWNER_PAGE and of g), aligned to the block
+         * size, the granule and the page. */
+        size_t rg = g > CA_OWNER_PAGE ? g : CA_OWNER_PAGE, ralign = bs > rg ? bs : rg;
         if (ca_align_up_overflows(lo.meta, g, &meta_bytes) ||
-            ca_align_up_overflows(o->region_size, g, &region_obtained))
+            ca_align_up_overflows(o->region_size, rg, &region_obtained))
             return ENOMEM;
         e = ca_source_obtain(s, meta_bytes, g, &meta);
         if (e)
             return e;
-        e = ca_source_obtain(s, region_obtained, bs > g ? bs : g, &region);
+        e = ca_source_obtain(s, region_obtained, ralign, &region);
         if (e) {
             ca_source_release(s, meta, meta_bytes);
             return e;
         }
-        if (!ca_is_aligned((uintptr_t)region, bs)) { /* a source breaking its contract */
+        if (!ca_is_aligned((uintptr_t)region, ralign)) { /* a source breaking its contract */
             ca_source_release(s, region, region_obtained);
             ca_source_release(s, meta, meta_bytes);
             return EINVAL;
@@ -231,10 +235,52 @@ int ca_bitset_create(ca_bitset **out, const ca_bitset_options *o)
     return 0;
 }
 
+/* The range reported to a listener: the data region as held (what was
+ * obtained from the source, or the caller's buffer). */
+static void held_region(const ca_bitset *b, void **base, size_t *size)
+{
+    *base = b->region;
+    *size = b->source ? b->region_obtained : b->region_size;
+}
+
+int ca_bitset_listen(ca_bitset *b, ca_listener *l)
+{
+    void *base;
+    size_t size;
+    held_region(b, &base, &size);
+    if (!l) {
+        ca_listener *old = b->listener;
+        b->listener = NULL;
+        if (old && old->removed)
+            old->removed(old, base, size);
+        return 0;
+    }
+    if (b->listener)
+        return EBUSY;
+    if (l->added) {
+        int e = l->added(l, base, size);
+        if (e)
+            return e; /* the only range: nothing reported to take back */
+    }
+    b->listener = l;
+    return 0;
+}
+
 void ca_bitset_destroy(ca_bitset *b)
 {
     if (!b)
         return;
+    ca_listener *l = b->listener;
+    if (l) {
+        void *base;
+        size_t size;
+        held_region(b, &base, &size);
+        if (l->destroyed)
+            l->destroyed(l);
+        if (l->removed)
+            l->removed(l, base, size);
+        b->listener = NULL;
+    }
     if (b->source) {
         ca_source *s = b->source;
         void *meta = b->meta;
@@ -439,6 +485,8 @@ nomem:
 
 void ca_bitset_reset(ca_bitset *b)
 {
+    if (b->listener && b->listener->reset)
+        b->listener->reset(b->listener); /* the region stays: nothing is removed */
     clear_maps(b);
     full_check(b);
 }
@@ -493,6 +541,7 @@ static void *op_resize(ca_allocator *a, void *p, size_t old_size, size_t new_siz
 static bool op_owns(const ca_allocator *a, const void *p) { return ca_bitset_owns((const ca_bitset *)a, p); }
 static void op_reset(ca_allocator *a) { ca_bitset_reset((ca_bitset *)a); }
 static int op_stats(const ca_allocator *a, ca_stats *out) { return ca_bitset_stats((const ca_bitset *)a, out); }
+static int op_listen(ca_allocator *a, ca_listener *l) { return ca_bitset_listen((ca_bitset *)a, l); }
 
 static const ca_allocator_ops bitset_ops = {
     .name = "bitset",
@@ -505,4 +554,5 @@ static const ca_allocator_ops bitset_ops = {
     .owns = op_owns,
     .reset = op_reset,
     .stats = op_stats,
+    .listen = op_listen,
 };

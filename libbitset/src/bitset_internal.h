@@ -50,6 +50,8 @@ struct ca_bitset {
     void *meta;               /* metadata block (this struct is at its start) */
     size_t meta_bytes;        /* bytes obtained / mapped for meta; 0 when the caller's */
     int meta_mapped;          /* buffer mode: meta came from mmap */
+    ca_listener *listener;    /* attached by ca_bitset_listen, or NULL: told of the data
+                                 region (never of meta), of reset and of destroy */
 
     size_t low;               /* every block below low is allocated (search start) */
     size_t run_k;             /* run length the run hint is for (0: none) */

@@ -19,6 +19,18 @@
  * candidate word for a run of k <= 64 free blocks with a few shifts. See each
  * function for its complexity; libbitset/README.md has the details.
  *
+ * Events for listeners (ca_listen / ca_bitset_listen, see ca_listener in
+ * core.h): one range, the data region as held (from a source: what was
+ * obtained, region_size rounded up to whole pages; a caller buffer: buffer,
+ * region_size). The metadata is never reported (no block lies in it). The
+ * region is fixed, so added() is only called when a listener attaches;
+ * reset() at the start of ca_bitset_reset (the region stays); destroyed()
+ * at the start of ca_bitset_destroy, then removed() for the region.
+ * The ownership map routes whole pages (CA_OWNER_PAGE): a region from a
+ * source is page-aligned and whole pages; a caller buffer is routable (can
+ * be adopted by libswitch) only when it is page-aligned and region_size is a
+ * multiple of CA_OWNER_PAGE.
+ *
  * Thread safety: none inside; one thread at a time per instance. Wrap it in
  * core's locked adaptor for concurrent use:
  *
@@ -54,8 +66,11 @@ typedef struct ca_bitset ca_bitset;
  *   exactly one of
  *     source     the region and the metadata are obtained from this source
  *                (not owned; must outlive the allocator; released by destroy);
+ *                the region is obtained page-aligned, in whole pages;
  *     buffer     the caller's region of region_size bytes, aligned to
- *                block_size; it stays the caller's (destroy leaves it).
+ *                block_size; it stays the caller's (destroy leaves it). To
+ *                be adoptable (routed through the ownership map) it must be
+ *                aligned to CA_OWNER_PAGE with region_size a multiple of it.
  *   meta, meta_size  buffer mode only, optional: the caller's memory for the
  *                metadata, at least ca_bitset_meta_size() bytes, aligned to 64.
  *                When NULL in buffer mode the metadata is mapped with mmap. */
@@ -107,14 +122,31 @@ int ca_bitset_create(ca_bitset **out, const ca_bitset_options *o);
 /**
  * ca_bitset_destroy() - release the region (source mode) and the metadata.
  * @b: allocator, or NULL (no-op). Live allocations become invalid.
+ *
+ * With a listener: destroyed() first, then removed() for the region; the
+ * listener is detached.
  */
 void ca_bitset_destroy(ca_bitset *b);
+
+/**
+ * ca_bitset_listen() - attach or detach the listener (the listen op).
+ * @b: allocator (not NULL).
+ * @l: the listener to attach (not owned, must stay valid while attached), or
+ *     NULL to detach.
+ *
+ * Attach: added() for the data region; when it refuses, nothing is
+ * attached. Detach: removed() for the data region. O(1).
+ *
+ * Return: 0; EBUSY when a listener is attached and @l is not NULL; or the
+ * errno added() refused the region with.
+ */
+int ca_bitset_listen(ca_bitset *b, ca_listener *l);
 
 /**
  * ca_bitset_allocator() - the allocator as a ca_allocator.
  * @b: allocator (not NULL).
  *
- * The ops table has CA_CAP_UNSIZED, owns, reset, stats and resize.
+ * The ops table has CA_CAP_UNSIZED, owns, reset, stats, resize and listen.
  * Return: @b viewed through its first member.
  */
 ca_inline ca_allocator *ca_bitset_allocator(ca_bitset *b) { return (ca_allocator *)(void *)b; }
@@ -193,6 +225,8 @@ void *ca_bitset_resize(ca_bitset *b, void *p, size_t old_size, size_t new_size, 
 /**
  * ca_bitset_reset() - free every run at once.
  * @b: allocator (not NULL). Complexity: O(metadata words).
+ *
+ * With a listener: reset() first; the region stays (nothing is removed).
  */
 void ca_bitset_reset(ca_bitset *b);
 
