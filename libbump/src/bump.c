@@ -98,8 +98,54 @@ void ca_bump__backing_release(ca_source *src, ca_allocator *parent, ca_bump_chun
     }
 }
 
+/* ---- listener events ---------------------------------------------------- */
+
+void ca_bump__chunk_range(const ca_bump_chunk *c, void **base, size_t *size)
+{
+    if (c->size) {
+        *base = (void *)(uintptr_t)c;
+        *size = c->size;
+    } else { /* the caller's fixed region */
+        *base = c->begin;
+        *size = (size_t)(c->end - c->begin);
+    }
+}
+
+static int note_added(ca_bump *b, const ca_bump_chunk *c)
+{
+    ca_listener *l = b->listener;
+    if (!l || !l->added)
+        return 0;
+    void *base;
+    size_t size;
+    ca_bump__chunk_range(c, &base, &size);
+    return l->added(l, base, size);
+}
+
+static void note_removed(ca_bump *b, const ca_bump_chunk *c)
+{
+    ca_listener *l = b->listener;
+    if (!l || !l->removed)
+        return;
+    void *base;
+    size_t size;
+    ca_bump__chunk_range(c, &base, &size);
+    l->removed(l, base, size);
+}
+
+/* Return a chunk that was never reported or handed out. */
+static void chunk_return(ca_bump *b, ca_bump_chunk *c)
+{
+    if (b->shared)
+        ca_bump__shared_give(b->shared, c);
+    else
+        ca_bump__backing_release(b->source, b->parent, c);
+}
+
 /* A chunk of `bytes` for b (header included); `least` <= bytes is what the
- * request needs, used when the backing caps chunk sizes. */
+ * request needs, used when the backing caps chunk sizes. The listener hears
+ * of it before anything in it is handed out; a refusal returns the chunk
+ * and its errno, and b is unchanged. */
 static int chunk_get(ca_bump *b, size_t bytes, size_t least, ca_bump_chunk **out)
 {
     int e;
@@ -123,19 +169,24 @@ static int chunk_get(ca_bump *b, size_t bytes, size_t least, ca_bump_chunk **out
     } else {
         e = ca_bump__backing_obtain(b->source, b->parent, bytes, least, &b->obtain_max, out);
     }
-    if (e == 0)
-        b->chunks_obtained++;
-    return e;
+    if (e)
+        return e;
+    e = note_added(b, *out);
+    if (e) {
+        chunk_return(b, *out);
+        return e;
+    }
+    b->chunks_obtained++;
+    return 0;
 }
 
+/* Release a chunk of b: the listener hears of it first. */
 static void chunk_put(ca_bump *b, ca_bump_chunk *c)
 {
+    note_removed(b, c);
     if (c->size == 0)
         return; /* the caller's fixed buffer */
-    if (b->shared)
-        ca_bump__shared_give(b->shared, c);
-    else
-        ca_bump__backing_release(b->source, b->parent, c);
+    chunk_return(b, c);
 }
 
 /* ---- create / destroy --------------------------------------------------- */
@@ -270,11 +321,15 @@ static void sample_peak(ca_bump *b)
         b->peak = n;
 }
 
-/* Reset; keep_one: keep the largest regular chunk. */
-static void reset_impl(ca_bump *b, bool keep_one)
+/* Reset; keep_one: keep the largest regular chunk; notify: report reset()
+ * to the listener (a reset, not a destroy), after the destructors and before
+ * the chunks given back are removed. */
+static void reset_impl(ca_bump *b, bool keep_one, bool notify)
 {
     sample_peak(b);
     run_dtors(b, NULL);
+    if (notify && b->listener && b->listener->reset)
+        b->listener->reset(b->listener);
     release_big_until(b, NULL);
     b->marks = NULL;
     b->resets++;
@@ -307,17 +362,64 @@ static void reset_impl(ca_bump *b, bool keep_one)
     CA_CHECK_FULL(ca_bump_check(b) == 0, "bump", b, "invariants broken after reset");
 }
 
-void ca_bump_reset(ca_bump *b) { reset_impl(b, true); }
-void ca_bump_reset_final(ca_bump *b) { reset_impl(b, false); }
+void ca_bump_reset(ca_bump *b) { reset_impl(b, true, true); }
+void ca_bump_reset_final(ca_bump *b) { reset_impl(b, false, true); }
+
+static void note_destroyed(ca_bump *b)
+{
+    if (b->listener && b->listener->destroyed)
+        b->listener->destroyed(b->listener);
+}
 
 void ca_bump_destroy(ca_bump *b)
 {
     if (!b)
         return;
-    reset_impl(b, false);
+    note_destroyed(b);
+    reset_impl(b, false, false); /* removed() for every chunk given back */
     if (b->mode == CA_BUMP__MODE_FIXED)
         chunk_put(b, b->chunk);
-    memset(b, 0, sizeof *b);
+    memset(b, 0, sizeof *b); /* the listener is dropped */
+}
+
+void ca_bump__reset_for_put(ca_bump *b)
+{
+    note_destroyed(b);
+    reset_impl(b, true, false);
+    if (b->chunk)
+        note_removed(b, b->chunk);
+    b->listener = NULL;
+}
+
+int ca_bump_listen(ca_bump *b, ca_listener *l)
+{
+    if (!b)
+        return EINVAL;
+    ca_bump_chunk *lists[2] = {b->chunk, b->big};
+    if (!l) {
+        for (int i = 0; i < 2; i++)
+            for (ca_bump_chunk *c = lists[i]; c; c = c->prev)
+                note_removed(b, c);
+        b->listener = NULL;
+        return 0;
+    }
+    if (b->listener)
+        return EBUSY;
+    b->listener = l;
+    for (int i = 0; i < 2; i++) {
+        for (ca_bump_chunk *c = lists[i]; c; c = c->prev) {
+            int e = note_added(b, c);
+            if (!e)
+                continue;
+            /* Take back what was reported, in the same order, up to c. */
+            for (int j = 0; j <= i; j++)
+                for (ca_bump_chunk *d = lists[j]; d && d != c; d = d->prev)
+                    note_removed(b, d);
+            b->listener = NULL;
+            return e;
+        }
+    }
+    return 0;
 }
 
 /* ---- allocation --------------------------------------------------------- */
@@ -650,6 +752,9 @@ static int check_chunk(const ca_bump_chunk *c, uintptr_t cur)
     if (c->size)
         CHECK((const char *)c + c->size >= c->end && (const char *)(c + 1) <= c->begin,
               "chunk header does not describe its block", c);
+    if (c->size >= CA_OWNER_PAGE)
+        CHECK(ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0,
+              "chunk of a page or more is not whole pages", c);
     return 0;
 }
 
@@ -739,6 +844,7 @@ static void *op_resize(ca_allocator *a, void *p, size_t old_size, size_t new_siz
 static bool op_owns(const ca_allocator *a, const void *p) { return ca_bump_owns((const ca_bump *)a, p); }
 static void op_reset(ca_allocator *a) { ca_bump_reset((ca_bump *)a); }
 static int op_stats(const ca_allocator *a, ca_stats *out) { return ca_bump_stats((const ca_bump *)a, out); }
+static int op_listen(ca_allocator *a, ca_listener *l) { return ca_bump_listen((ca_bump *)a, l); }
 
 static const ca_allocator_ops bump_ops = {
     .name = "bump",
@@ -749,4 +855,5 @@ static const ca_allocator_ops bump_ops = {
     .owns = op_owns,
     .reset = op_reset,
     .stats = op_stats,
+    .listen = op_listen,
 };

@@ -94,6 +94,15 @@ int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out);
 size_t ca_bump__shared_take_max(ca_bump_shared *s);
 void ca_bump__shared_give(ca_bump_shared *s, ca_bump_chunk *c);
 
+/* The range a listener is told about for chunk c: the block obtained
+ * (header included), or for a caller's fixed buffer its usable region. */
+void ca_bump__chunk_range(const ca_bump_chunk *c, void **base, size_t *size);
+
+/* ca_bump_cache_put's reset: the listener (if any) hears destroyed(), then
+ * removed() for every chunk, the largest (left in b->chunk) included, and is
+ * dropped; destructors run and every other chunk is given back. */
+void ca_bump__reset_for_put(ca_bump *b);
+
 /* Writes "ctxalloc: bump: check: <what> (address 0x...)" to stderr without
  * allocating; returns EFAULT. */
 int ca_bump__check_report(const char *what, const void *addr);

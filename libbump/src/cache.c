@@ -99,7 +99,9 @@ void ca_bump_cache_put(ca_bump_cache *c, ca_bump *b)
         return;
     }
     size_t total = b->total;
-    ca_bump_reset(b); /* destructors run; only the largest regular chunk is left */
+    /* Destructors run; only the largest regular chunk is left. A listener
+     * hears destroyed() and removed() for every chunk, the kept one too. */
+    ca_bump__reset_for_put(b);
     ca_bump_chunk *w = b->chunk;
     b->chunk = NULL;
     b->cur = b->end = NULL;

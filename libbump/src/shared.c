@@ -55,18 +55,78 @@ int ca_bump_shared_init_allocator(ca_bump_shared *s, ca_allocator *parent, const
     return parent ? shared_init(s, NULL, parent, opt) : EINVAL;
 }
 
+/* ---- listener events (under the lock, or by reset / destroy, which run
+ * alone) ------------------------------------------------------------------ */
+
+static int note_added(ca_bump_shared *s, ca_bump_chunk *c)
+{
+    ca_listener *l = s->listener;
+    return l && l->added ? l->added(l, c, c->size) : 0;
+}
+
+static void note_removed(ca_bump_shared *s, ca_bump_chunk *c)
+{
+    ca_listener *l = s->listener;
+    if (l && l->removed)
+        l->removed(l, c, c->size);
+}
+
+/* Give back a chunk of s; the listener hears of it first. */
+static void chunk_release(ca_bump_shared *s, ca_bump_chunk *c)
+{
+    note_removed(s, c);
+    ca_bump__backing_release(s->source, s->parent, c);
+}
+
+int ca_bump_shared_listen(ca_bump_shared *s, ca_listener *l)
+{
+    if (!s)
+        return EINVAL;
+    int e = 0;
+    pthread_mutex_lock(&s->lock);
+    /* Chunks are installed and released only under the lock (or by reset /
+     * destroy, which run alone), so these lists are every range s holds. */
+    ca_bump_chunk *lists[2] = {__atomic_load_n(&s->current, __ATOMIC_RELAXED), s->big};
+    if (!l) {
+        for (int i = 0; i < 2; i++)
+            for (ca_bump_chunk *c = lists[i]; c; c = c->prev)
+                note_removed(s, c);
+        s->listener = NULL;
+    } else if (s->listener) {
+        e = EBUSY;
+    } else {
+        s->listener = l;
+        for (int i = 0; i < 2 && !e; i++) {
+            for (ca_bump_chunk *c = lists[i]; c && !e; c = c->prev) {
+                e = note_added(s, c);
+                if (!e)
+                    continue;
+                /* Take back what was reported, in the same order, up to c. */
+                for (int j = 0; j <= i; j++)
+                    for (ca_bump_chunk *d = lists[j]; d && d != c; d = d->prev)
+                        note_removed(s, d);
+                s->listener = NULL;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return e;
+}
+
 static void release_list(ca_bump_shared *s, ca_bump_chunk *c, const ca_bump_chunk *keep)
 {
     while (c) {
         ca_bump_chunk *prev = c->prev;
         if (c != keep)
-            ca_bump__backing_release(s->source, s->parent, c);
+            chunk_release(s, c);
         c = prev;
     }
 }
 
 void ca_bump_shared_reset(ca_bump_shared *s)
 {
+    if (s->listener && s->listener->reset)
+        s->listener->reset(s->listener);
     ca_bump_chunk *cur = s->current, *keep = NULL;
     for (ca_bump_chunk *c = cur; c; c = c->prev)
         if (!keep || c->size > keep->size)
@@ -91,10 +151,12 @@ void ca_bump_shared_destroy(ca_bump_shared *s)
 {
     if (!s)
         return;
-    release_list(s, s->current, NULL);
+    if (s->listener && s->listener->destroyed)
+        s->listener->destroyed(s->listener);
+    release_list(s, s->current, NULL); /* removed() for every chunk */
     release_list(s, s->big, NULL);
     pthread_mutex_destroy(&s->lock);
-    memset(s, 0, sizeof *s);
+    memset(s, 0, sizeof *s); /* the listener is dropped */
 }
 
 static void *shared_fail(ca_bump_shared *s, int e)
@@ -138,6 +200,8 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
         ca_bump_chunk *nc;
         if (regular <= CA_BUMP_CHUNK_HEADER || need > (regular - CA_BUMP_CHUNK_HEADER) / 2) {
             int e = ca_bump__backing_obtain(s->source, s->parent, bytes, bytes, &s->obtain_max, &nc);
+            if (!e && (e = note_added(s, nc)) != 0)
+                ca_bump__backing_release(s->source, s->parent, nc); /* refused */
             if (e) {
                 pthread_mutex_unlock(&s->lock);
                 return shared_fail(s, e);
@@ -153,6 +217,8 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
         }
         if (__atomic_load_n(&s->current, __ATOMIC_RELAXED) == c) {
             int e = ca_bump__backing_obtain(s->source, s->parent, regular, bytes, &s->obtain_max, &nc);
+            if (!e && (e = note_added(s, nc)) != 0)
+                ca_bump__backing_release(s->source, s->parent, nc); /* refused */
             if (e) {
                 pthread_mutex_unlock(&s->lock);
                 return shared_fail(s, e);
@@ -197,7 +263,7 @@ static bool free_big_tip(ca_bump_shared *s, void *p, size_t n)
     if (in_chunk(b, p) && __atomic_load_n(&b->cur, __ATOMIC_RELAXED) == (uintptr_t)p + n) {
         __atomic_store_n(&s->big, b->prev, __ATOMIC_RELEASE);
         s->big_bytes -= b->size;
-        ca_bump__backing_release(s->source, s->parent, b);
+        chunk_release(s, b);
         done = true;
     }
     pthread_mutex_unlock(&s->lock);
@@ -378,6 +444,8 @@ int ca_bump_shared_check(const ca_bump_shared *s)
         CHECK(c->size && c->begin <= c->end && (const char *)c + c->size >= c->end, "shared chunk header broken", c);
         CHECK(ca_is_aligned((uintptr_t)c->end, CA_BUMP_FAST_ALIGN), "shared chunk end not 16-aligned", c);
         CHECK(c->cur >= (uintptr_t)c->begin, "shared cursor below its chunk", c);
+        CHECK(c->size < CA_OWNER_PAGE || (ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0),
+              "shared chunk of a page or more is not whole pages", c);
         bytes += c->size;
     }
     CHECK(bytes == s->chunk_bytes, "shared chunk byte count differs from the chunks", s);
@@ -423,6 +491,7 @@ static int op_stats(const ca_allocator *a, ca_stats *out)
 {
     return ca_bump_shared_stats((const ca_bump_shared *)a, out);
 }
+static int op_listen(ca_allocator *a, ca_listener *l) { return ca_bump_shared_listen((ca_bump_shared *)a, l); }
 
 static const ca_allocator_ops shared_ops = {
     .name = "bump-shared",
@@ -433,4 +502,5 @@ static const ca_allocator_ops shared_ops = {
     .owns = op_owns,
     .reset = op_reset,
     .stats = op_stats,
+    .listen = op_listen,
 };

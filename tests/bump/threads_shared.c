@@ -8,14 +8,20 @@
  *    overlap and that they lie in the shared bump.
  *  - local bumps from one shared bump, one per thread, with reset cycles.
  *  - the warm cache used by tasks on several threads.
+ *  - a listener attached, detached and attached again while 4 threads grow
+ *    the shared bump (and one grows a local bump from it with its own
+ *    listener): no chunk is missed or reported twice, and at the end the
+ *    reported ranges are exactly the chunk list.
  */
 #include <ctxalloc/bump.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "bump_test.h"
 #include "ca_test.h"
 #include "ca_tt.h"
+#include "listen_rec.h"
 
 typedef struct rec {
     char *p;
@@ -319,4 +325,114 @@ CA_TT(warm_cache_tasks_threads)
     CA_TT_ASSERT(ca_bump_cache_check(&c) == 0, "check");
     ca_bump_cache_destroy(&c);
     CA_TT_ASSERT(ts.live == 0, "leak");
+}
+
+typedef struct listen_worker {
+    pthread_t th;
+    ca_bump_shared *s;
+    recorder *local_rec; /* NULL: allocate from the shared bump */
+    int id;
+    int bad;
+} listen_worker;
+
+static void *listen_fn(void *arg)
+{
+    listen_worker *w = (listen_worker *)arg;
+    ca_rng r = {ca_test_seed() + (uint64_t)w->id * 104729};
+    ca_bump local;
+    if (w->local_rec) {
+        if (ca_bump_init_local(&local, w->s, NULL) || ca_bump_listen(&local, &w->local_rec->l)) {
+            w->bad = 1;
+            return NULL;
+        }
+    }
+    for (int i = 0; i < 6000; i++) {
+        size_t size = 1 + (size_t)ca_rng_below(&r, ca_rng_below(&r, 200) == 0 ? (1 << 20) : 200);
+        char *p;
+        if (w->local_rec) {
+            p = (char *)ca_bump_alloc(&local, size, 16);
+            if (p && !rec_covers(w->local_rec, p, size)) {
+                w->bad = 2;
+                return NULL;
+            }
+        } else {
+            p = (char *)ca_bump_shared_alloc(w->s, size, 16);
+        }
+        if (!p) {
+            w->bad = 3;
+            return NULL;
+        }
+        fill_id(p, size, w->id);
+        if (!w->local_rec && size > 4096 && ca_rng_below(&r, 2) == 0)
+            ca_bump_shared_free(w->s, p, size); /* the newest oversized chunk goes back */
+        if (w->local_rec && i % 2000 == 1999)
+            ca_bump_reset(&local);
+    }
+    if (w->local_rec) {
+        if (ca_bump_check(&local)) {
+            w->bad = 4;
+            return NULL;
+        }
+        ca_bump_destroy(&local);
+        if (w->local_rec->nlive != 0)
+            w->bad = 5;
+    }
+    return NULL;
+}
+
+static recorder listen_rec, listen_rec_local;
+
+CA_TT(shared_listener_while_threads_grow)
+{
+    for (int round = 0; round < 3; round++) {
+        test_source ts;
+        test_source_init(&ts);
+        ca_bump_shared s;
+        CA_TT_ASSERT(ca_bump_shared_init(&s, &ts.base, NULL) == 0, "init");
+        rec_init(&listen_rec);
+        rec_init(&listen_rec_local);
+        listen_worker w[5];
+        for (int t = 0; t < 5; t++) {
+            w[t] = (listen_worker){0};
+            w[t].s = &s;
+            w[t].id = t + 1;
+            w[t].local_rec = t == 4 ? &listen_rec_local : NULL;
+            pthread_create(&w[t].th, NULL, listen_fn, &w[t]);
+        }
+        /* Attach while the threads run (round 0 at once, later rounds after a
+         * while), then detach and attach again a few times. */
+        if (round)
+            usleep(1000u * (unsigned)round);
+        CA_TT_ASSERT(ca_bump_shared_listen(&s, &listen_rec.l) == 0, "attach");
+        for (int k = 0; k < 4; k++) {
+            usleep(500);
+            CA_TT_ASSERT(ca_bump_shared_listen(&s, &listen_rec.l) == EBUSY, "second attach");
+            CA_TT_ASSERT(ca_bump_shared_listen(&s, NULL) == 0, "detach");
+            pthread_mutex_lock(&listen_rec.mu);
+            size_t left = listen_rec.nlive;
+            pthread_mutex_unlock(&listen_rec.mu);
+            CA_TT_ASSERT(left == 0, "%zu ranges left after detach", left);
+            CA_TT_ASSERT(ca_bump_shared_listen(&s, &listen_rec.l) == 0, "attach again");
+        }
+        for (int t = 0; t < 5; t++) {
+            pthread_join(w[t].th, NULL);
+            CA_TT_ASSERT(w[t].bad == 0, "round %d: thread %d failed (%d)", round, t, w[t].bad);
+        }
+        CA_TT_ASSERT(listen_rec.errors == 0, "round %d: %d ranges reported twice or removed unknown", round,
+                     listen_rec.errors);
+        CA_TT_ASSERT(listen_rec_local.errors == 0, "local listener: %d bad events", listen_rec_local.errors);
+        size_t n = 0;
+        const ca_bump_chunk *lists[2] = {s.current, s.big};
+        for (int i = 0; i < 2; i++)
+            for (const ca_bump_chunk *c = lists[i]; c; c = c->prev, n++)
+                CA_TT_ASSERT(rec_has(&listen_rec, c, c->size), "round %d: chunk %p not reported", round,
+                             (const void *)c);
+        CA_TT_ASSERT(listen_rec.nlive == n, "round %d: %zu ranges reported for %zu chunks", round,
+                     listen_rec.nlive, n);
+        CA_TT_ASSERT(ca_bump_shared_check(&s) == 0, "check");
+        ca_bump_shared_destroy(&s);
+        CA_TT_ASSERT(listen_rec.nlive == 0, "destroy removes every range");
+        CA_TT_ASSERT(ts.live == 0, "leak");
+        CA_TT_OPS(5 * 6000);
+    }
 }

@@ -84,6 +84,8 @@ typedef struct ca_bump {
     ca_source *source;              /* backing: exactly one of source, */
     ca_allocator *parent;           /*   parent, */
     ca_bump_shared *shared;         /*   shared, or none (fixed region) */
+    ca_listener *listener;          /* attached by ca_bump_listen (events on every
+                                       chunk obtained / released, reset, destroy); NULL: none */
     unsigned mode;                  /* internal CA_BUMP__MODE_* */
     size_t min_chunk, max_chunk;    /* regular chunk sizing */
     size_t total;                   /* cumulative bytes of regular chunks obtained */
@@ -406,6 +408,7 @@ struct ca_bump_shared {
     ca_bump_chunk *spare;      /* chunks returned by local bumps */
     ca_source *source;         /* backing: source or parent */
     ca_allocator *parent;
+    ca_listener *listener;     /* attached by ca_bump_shared_listen; NULL: none (lock) */
     size_t min_chunk, max_chunk;
     size_t total;              /* cumulative bytes of regular chunks */
     size_t obtain_max;         /* most the backing gives per chunk, learned from a
@@ -530,6 +533,45 @@ int ca_bump_cache_take(ca_bump_cache *c, ca_bump *b);
  * warm if the cache has room, release the rest; @b is destroyed. Any thread.
  */
 void ca_bump_cache_put(ca_bump_cache *c, ca_bump *b);
+
+/* ========================================================================
+ * Listener events (ca_listen)
+ * ======================================================================== */
+
+/**
+ * ca_bump_listen() / ca_bump_shared_listen() - attach or detach a listener
+ * (core.h's ca_listener; also the `listen` op, through ca_listen()).
+ * @l: the listener (not owned; must outlive the attachment), or NULL to detach.
+ *
+ * Ranges are the chunks as held, header included: obtained from the source
+ * or parent (ca_bump, ca_bump_shared), carved from the shared bump (a local
+ * bump's chunks, which lie inside the shared bump's), or the one region of
+ * a fixed bump (a caller's buffer: its usable, 16-aligned part).
+ *   - Attach: added() for every range now held; when one refuses, removed()
+ *     for those already reported, nothing stays attached and its errno is
+ *     returned.
+ *   - Growth: added() for a new chunk before any block in it is handed out.
+ *     A refusal gives the chunk back and the allocation fails with NULL and
+ *     that errno; the bump is exactly as before.
+ *   - removed() before every chunk is given back: a tip free of an oversized
+ *     chunk, rewind, reset (all but the largest regular chunk), reset_final,
+ *     destroy, ca_bump_cache_put (every chunk, the one kept warm included).
+ *   - reset() on ca_bump_reset, ca_bump_reset_final and
+ *     ca_bump_shared_reset (every block dies), after the destructors and
+ *     before the chunks given back are removed. A rewind is not a reset: it
+ *     only removes the chunks it gives back.
+ *   - destroyed() first in ca_bump_destroy / ca_bump_shared_destroy /
+ *     ca_bump_cache_put, then removed() for every range (destructors run in
+ *     between); the listener is dropped.
+ *   - Detach: removed() for every range.
+ * The shared bump reports from whichever thread installs or frees a chunk,
+ * under its lock, which attach and detach also hold: no chunk is missed or
+ * reported twice while other threads grow it.
+ * Return: 0; EBUSY (a listener is attached and @l is not NULL); EINVAL
+ * (NULL bump); or the errno added() returned.
+ */
+int ca_bump_listen(ca_bump *b, ca_listener *l);
+int ca_bump_shared_listen(ca_bump_shared *s, ca_listener *l);
 
 /* ========================================================================
  * Introspection
