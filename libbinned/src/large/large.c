@@ -9,6 +9,12 @@
  * slow paths take one class lock for a pool pop or push; sources are
  * called with no lock held. Read ca_binned_large_alloc_flags and
  * ca_binned_large_free first, then alloc_slow and region_new.
+ *
+ * Listener events (model in large_listen.c): a region or direct mapping
+ * enters its class's list (rgn_link) only after added() accepted it and
+ * leaves it (rgn_unlink) just before removed(), each pair under the tier's
+ * listen_lock; a refused range goes back to the source and the allocation
+ * fails with the refusal's errno.
  */
 #include "large_internal.h"
 
@@ -17,6 +23,10 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
 
 /* ------------------------------------------------------------------------
  * Small utilities
@@ -303,14 +313,25 @@ void ca_binned__large_rgn_unlink(ca_binned__large_class *c, ca_binned__large_rgn
 }
 
 /* Map a new region for class ci: area 0 goes to the caller (IN_USE), the
- * others to the clean pool. */
-static ca_binned__large_area *region_new(ca_binned_large *l, unsigned ci)
+ * others to the clean pool. NULL with *err = ENOMEM, or the listener's
+ * refusal (the region is then given back). */
+static ca_binned__large_area *region_new(ca_binned_large *l, unsigned ci, int *err)
 {
     ca_binned__large_class *c = &l->cls[ci];
     ca_binned__large_rgn *r = rgn_map(l, c->size * c->nareas, c->region_align, ci, c->shift, c->nareas);
-    if (!r)
+    if (!r) {
+        *err = ENOMEM;
         return NULL;
+    }
     uint64_t now = ca_binned__large_now();
+    ca_binned__large_listen_lock(l);
+    int rc = ca_binned__large_ev_added(l, r);
+    if (rc) {
+        ca_binned__large_listen_unlock(l);
+        ca_binned__large_release_region(l, r);
+        *err = rc;
+        return NULL;
+    }
     ca_binned__large_lock(&c->lock);
     rgn_link(c, r);
     for (unsigned i = r->nareas - 1; i >= 1; i--) {
@@ -323,6 +344,7 @@ static ca_binned__large_area *region_new(ca_binned_large *l, unsigned ci)
     r->last_free = now;
     CA_BL_ADD(c->n.clean_bytes, (size_t)(r->nareas - 1) * c->size);
     ca_binned__large_unlock(&c->lock);
+    ca_binned__large_listen_unlock(l);
     __atomic_store_n(&r->areas[0].state, CA_BL_AREA_IN_USE, __ATOMIC_RELAXED);
     return &r->areas[0];
 }
@@ -402,9 +424,11 @@ static ca_binned__large_area *pool_pop(ca_binned_large *l, unsigned ci, bool cle
  * beats a clean one that must be faulted in, and fewer areas stay
  * resident); else the clean pool; else a
  * steal from another thread's cache; else a new region. The area returned
- * may belong to class ci + 1 or ci + 2 (its region says so). */
-static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_binned__large_cache *mine)
+ * may belong to class ci + 1 or ci + 2 (its region says so). NULL with
+ * *err = ENOMEM or the listener's refusal of a new region. */
+static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_binned__large_cache *mine, int *err)
 {
+    *err = ENOMEM;
     bool commit_failed = false;
     ca_binned__large_area *a = pool_pop(l, ci, false, &commit_failed);
     if (a)
@@ -431,7 +455,7 @@ static ca_binned__large_area *alloc_slow(ca_binned_large *l, unsigned ci, ca_bin
         __atomic_store_n(&a->state, CA_BL_AREA_IN_USE, __ATOMIC_RELAXED);
         return a;
     }
-    a = region_new(l, ci);
+    a = region_new(l, ci, err);
     if (a)
         ca_binned__large_out_add(l, c->size);
     if (a && !__atomic_load_n(&l->bg_running, __ATOMIC_RELAXED))
@@ -448,9 +472,19 @@ static void *alloc_direct(ca_binned_large *l, size_t dsize, size_t dalign, unsig
         return NULL;
     }
     r->areas[0].state = CA_BL_AREA_IN_USE;
+    ca_binned__large_listen_lock(l);
+    int rc = ca_binned__large_ev_added(l, r);
+    if (rc) {
+        ca_binned__large_listen_unlock(l);
+        ca_binned__large_release_region(l, r);
+        CA_BL_ADD(c->n.failures, 1);
+        errno = rc;
+        return NULL;
+    }
     ca_binned__large_lock(&c->lock);
     rgn_link(c, r);
     ca_binned__large_unlock(&c->lock);
+    ca_binned__large_listen_unlock(l);
     CA_BL_ADD(c->n.allocs, 1);
     ca_binned__large_out_add(l, dsize);
     if ((flags & CA_BINNED_LARGE_ZERO) && !r->areas[0].zero)
@@ -463,9 +497,12 @@ static void *alloc_direct(ca_binned_large *l, size_t dsize, size_t dalign, unsig
 static void free_direct(ca_binned_large *l, ca_binned__large_rgn *r)
 {
     ca_binned__large_class *c = &l->direct;
+    ca_binned__large_listen_lock(l);
     ca_binned__large_lock(&c->lock);
     ca_binned__large_rgn_unlink(c, r);
     ca_binned__large_unlock(&c->lock);
+    ca_binned__large_ev_removed(l, r);
+    ca_binned__large_listen_unlock(l);
     CA_BL_ADD(c->n.frees, 1);
     CA_BL_SUB(l->out_bytes, r->size);
     ca_binned__large_release_region(l, r);
@@ -495,10 +532,11 @@ void *ca_binned_large_alloc_flags(ca_binned_large *l, size_t size, size_t align,
         __atomic_store_n(&a->state, CA_BL_AREA_IN_USE, __ATOMIC_RELAXED);
         ca_binned__large_count(mine, &mine->hits[ci], &c->n.cache_hits);
     } else {
-        a = alloc_slow(l, ci, mine);
+        int err;
+        a = alloc_slow(l, ci, mine, &err);
         if (!a) {
             CA_BL_ADD(c->n.failures, 1);
-            errno = ENOMEM;
+            errno = err;
             return NULL;
         }
         ci = a->rgn->cls; /* may be the next class */
@@ -589,6 +627,9 @@ ca_binned_large *ca_binned_large_of(const void *p)
  * Resize
  * ------------------------------------------------------------------------ */
 
+/* The kernel refused MREMAP_DONTUNMAP once: moves copy from then on. */
+static int ca_bl_no_dontunmap;
+
 /* A block that is a whole mapping (direct, or the one area of its region). */
 static bool whole_mapping(const ca_binned__large_rgn *r) { return r->cls == CA_BL_DIRECT_CLASS || r->nareas == 1; }
 
@@ -601,9 +642,12 @@ static void retire_moved(ca_binned_large *l, ca_binned__large_rgn *r)
         return;
     }
     ca_binned__large_class *c = &l->cls[r->cls];
+    ca_binned__large_listen_lock(l);
     ca_binned__large_lock(&c->lock);
     ca_binned__large_rgn_unlink(c, r);
     ca_binned__large_unlock(&c->lock);
+    ca_binned__large_ev_removed(l, r);
+    ca_binned__large_listen_unlock(l);
     CA_BL_ADD(c->n.frees, 1);
     CA_BL_SUB(l->out_bytes, c->size);
     ca_binned__large_release_region(l, r);
@@ -653,18 +697,24 @@ void *ca_binned_large_resize(ca_binned_large *l, void *p, size_t new_size, size_
                 *usable = old_usable;
             return p;
         }
-        errno = ENOMEM;
-        return NULL;
+        return NULL; /* errno from the allocation (ENOMEM, or a listener's refusal) */
     }
     size_t copy = new_size < old_usable ? new_size : old_usable;
     bool moved = false;
-    if (l->can_mremap && whole_mapping(r) && copy >= ((size_t)1 << 20)) {
+    if (l->can_mremap && whole_mapping(r) && copy >= ((size_t)1 << 20) &&
+        !__atomic_load_n(&ca_bl_no_dontunmap, __ATOMIC_RELAXED)) {
         ca_binned__large_rgn *qr = ca_binned__large_map_get(q);
         size_t len = ca_align_up(copy, ca_page_size());
-        if (qr && whole_mapping(qr) && len <= qusable &&
-            mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, q) != MAP_FAILED) {
-            moved = true;
-            CA_BL_ADD(class_of_rgn(l, qr)->n.mremaps, 1);
+        if (qr && whole_mapping(qr) && len <= qusable) {
+            /* DONTUNMAP: the old range stays mapped (empty) until the region
+             * is released, so no other mapping can land in it while it is
+             * still the tier's (registered, reported to a listener). */
+            if (mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, q) != MAP_FAILED) {
+                moved = true;
+                CA_BL_ADD(class_of_rgn(l, qr)->n.mremaps, 1);
+            } else if (errno == EINVAL) {
+                __atomic_store_n(&ca_bl_no_dontunmap, 1, __ATOMIC_RELAXED); /* kernel < 5.7: copy */
+            }
         }
     }
     if (moved) {
@@ -715,18 +765,19 @@ static int op_stats(const ca_allocator *a, ca_stats *out)
     return ca_binned_large_stats((const ca_binned_large *)(const void *)a, out);
 }
 
-const ca_allocator_ops ca_binned__large_ops = {
-    .name = "binned-large",
-    .caps = CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED,
-    .alloc = op_alloc,
-    .free = op_free,
-    .free_unsized = op_free_unsized,
-    .usable_size = op_usable,
-    .resize = op_resize,
-    .owns = op_owns,
-    .reset = NULL,
-    .stats = op_stats,
-};
+/* Two tables: a tier that registers its ranges in core's ownership map
+ * under itself (CA_BINNED_LARGE_OWNER_SELF) carries CA_CAP_OWNER_MAP, so
+ * libswitch can select it as it is; one that registers under another owner
+ * (the small tier's allocator) or not at all does not. Both support listen. */
+#define LARGE_OPS(caps_)                                                                           \
+    {                                                                                              \
+        .name = "binned-large", .caps = (caps_), .alloc = op_alloc, .free = op_free,               \
+        .free_unsized = op_free_unsized, .usable_size = op_usable, .resize = op_resize,            \
+        .owns = op_owns, .reset = NULL, .stats = op_stats, .listen = ca_binned__large_listen,      \
+    }
+const ca_allocator_ops ca_binned__large_ops = LARGE_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED);
+const ca_allocator_ops ca_binned__large_ops_self =
+    LARGE_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED | CA_CAP_OWNER_MAP);
 
 ca_allocator *ca_binned_large_allocator(ca_binned_large *l) { return &l->base; }
 
@@ -898,6 +949,7 @@ int ca_binned_large_create(ca_binned_large **out, const ca_binned_large_options 
         l->owner = opt.owner;
     else if (opt.flags & CA_BINNED_LARGE_OWNER_SELF)
         l->owner = &l->base;
+    l->base.ops = l->owner == (void *)&l->base ? &ca_binned__large_ops_self : &ca_binned__large_ops;
     ca_binned__large_tls_init();
     ca_binned__large_bg_init(l);
     ca_binned__large_registry_add(l);
@@ -922,6 +974,7 @@ void ca_binned_large_destroy(ca_binned_large *l)
     if (!l)
         return;
     ca_binned_large_background_stop(l);
+    ca_binned__large_ev_destroy(l);
     ca_binned__large_registry_remove(l);
     ca_binned__large_caches_destroy(l);
     for (unsigned i = 0; i < l->nclasses; i++)

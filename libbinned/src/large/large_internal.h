@@ -22,9 +22,17 @@
  *            without the class lock; it goes to the clean list afterwards.
  *
  * Lock order (all locks are spin locks of this file, safe across fork):
- *   registry -> tier.caches_lock -> cache.lock -> class.lock -> tier.meta_lock
+ *   registry -> tier.listen_lock -> tier.caches_lock -> cache.lock ->
+ *   class.lock -> tier.meta_lock
  * and tier.bg_lock on its own. No lock is held while calling the source,
- * pthread_create or any code outside the tier.
+ * pthread_create or any code outside the tier, except listen_lock, which
+ * is held across the listener's callbacks (large_listen.c).
+ *
+ * The range set: the regions on the classes' region lists and the direct
+ * mappings on the direct list. A region enters the set (rgn_link) and
+ * leaves it (rgn_unlink) only with listen_lock held, so that lock alone
+ * keeps every region list stable; an attached listener hears added() for
+ * each entry and removed() for each exit (large_listen.c).
  */
 #ifndef CA_BINNED_LARGE_INTERNAL_H
 #define CA_BINNED_LARGE_INTERNAL_H
@@ -246,11 +254,19 @@ struct ca_binned_large {
     uint64_t bg_runs;  /* atomic */
 
     ca_binned_large *reg_next; /* registry list (registry lock) */
+
+    /* Listener (ca_listen): listen_lock is held while a region or direct
+     * mapping enters or leaves the range set and across every callback;
+     * it orders those changes with attach and detach (large_listen.c). */
+    int listen_lock;
+    ca_listener *listener; /* the attached listener or NULL (listen_lock) */
 };
 
 /* large.c */
 void ca_binned__large_out_add(ca_binned_large *l, size_t bytes);
-extern const ca_allocator_ops ca_binned__large_ops;
+/* Two ops tables that differ in caps only: _self carries CA_CAP_OWNER_MAP
+ * (the tier registers its ranges in the ownership map under itself). */
+extern const ca_allocator_ops ca_binned__large_ops, ca_binned__large_ops_self;
 void ca_binned__large_pool_push_dirty(ca_binned_large *l, ca_binned__large_area *a, uint64_t now);
 void ca_binned__large_after_dirty(ca_binned_large *l);
 void ca_binned__large_release_region(ca_binned_large *l, ca_binned__large_rgn *r);
@@ -320,6 +336,20 @@ ca_force_inline bool ca_binned__large_cache_push(ca_binned_large *l, ca_binned__
     ca_binned__large_unlock(&c->lock);
     return ok;
 }
+
+/* large_listen.c: listener events. listen_lock is taken by the caller
+ * around the change of the range set the event reports. */
+ca_force_inline void ca_binned__large_listen_lock(ca_binned_large *l) { ca_binned__large_lock(&l->listen_lock); }
+ca_force_inline void ca_binned__large_listen_unlock(ca_binned_large *l) { ca_binned__large_unlock(&l->listen_lock); }
+/* r is about to enter the range set: 0, or the listener's refusal (r must
+ * then be given back without entering). */
+int ca_binned__large_ev_added(ca_binned_large *l, const ca_binned__large_rgn *r);
+/* r has left the range set and is about to be given back. */
+void ca_binned__large_ev_removed(ca_binned_large *l, const ca_binned__large_rgn *r);
+/* Destroy: destroyed(), then removed() for every range; detaches. */
+void ca_binned__large_ev_destroy(ca_binned_large *l);
+/* The ops table's listen entry. */
+int ca_binned__large_listen(ca_allocator *a, ca_listener *lis);
 
 /* large_purge.c */
 void ca_binned__large_registry_add(ca_binned_large *l);

@@ -11,8 +11,10 @@
  * list. Unmapping detaches a whole region under the class lock, then
  * releases it with no lock held. The background thread sleeps on its own
  * mutex/condvar; start and stop are serialised by bg_lock + bg_starting.
+ * Unmapping reports each detached region to the listener (removed(), with
+ * listen_lock held from the detach to the event) before releasing it.
  * Around fork, prepare stops every background thread and takes every lock
- * of every tier (registry -> caches -> cache -> class -> meta); the parent
+ * of every tier (registry -> listen -> caches -> cache -> class -> meta); the parent
  * releases them; the child resets them, flushes the caches of threads that
  * no longer exist, and lets the next free restart the thread. Read
  * ca_binned__large_maintain first.
@@ -152,6 +154,9 @@ static size_t unmap_idle(ca_binned_large *l, uint64_t now, uint64_t min_age_ns)
     for (unsigned i = 0; i < l->nclasses; i++) {
         ca_binned__large_class *c = &l->cls[i];
         ca_binned__large_rgn *detached = NULL;
+        if (!__atomic_load_n(&c->n.regions, __ATOMIC_RELAXED))
+            continue;
+        ca_binned__large_listen_lock(l);
         ca_binned__large_lock(&c->lock);
         ca_binned__large_rgn *r = c->regions;
         while (r) {
@@ -177,6 +182,9 @@ static size_t unmap_idle(ca_binned_large *l, uint64_t now, uint64_t min_age_ns)
             r = next;
         }
         ca_binned__large_unlock(&c->lock);
+        for (ca_binned__large_rgn *d = detached; d; d = d->next)
+            ca_binned__large_ev_removed(l, d);
+        ca_binned__large_listen_unlock(l);
         while (detached) {
             ca_binned__large_rgn *next = detached->next;
             bytes += detached->size;
@@ -361,6 +369,7 @@ void ca_binned__large_bg_maybe_start(ca_binned_large *l)
 
 static void lock_tier(ca_binned_large *l)
 {
+    ca_binned__large_lock(&l->listen_lock);
     ca_binned__large_lock(&l->caches_lock);
     for (ca_binned__large_cache *c = l->caches; c; c = c->next)
         ca_binned__large_lock(&c->lock);
@@ -379,6 +388,7 @@ static void unlock_tier(ca_binned_large *l)
     for (ca_binned__large_cache *c = l->caches; c; c = c->next)
         ca_binned__large_unlock(&c->lock);
     ca_binned__large_unlock(&l->caches_lock);
+    ca_binned__large_unlock(&l->listen_lock);
 }
 
 static void fork_prepare(void)
@@ -443,6 +453,7 @@ static void child_recover_busy(ca_binned_large *l)
 static void fork_child(void)
 {
     for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next) {
+        l->listen_lock = 0;
         l->caches_lock = 0;
         for (ca_binned__large_cache *c = l->caches; c; c = c->next)
             c->lock = 0;

@@ -39,7 +39,8 @@
  * (ca_owner_register) of every region and direct mapping is done when
  * options.owner is set: the owner value is options.owner (the ca_allocator
  * that serves free(p) for these pointers), or the tier itself with
- * CA_BINNED_LARGE_OWNER_SELF.
+ * CA_BINNED_LARGE_OWNER_SELF. Only a tier registered under itself carries
+ * CA_CAP_OWNER_MAP in its allocator view (ca_binned_large_allocator).
  */
 #ifndef CTXALLOC_BINNED_LARGE_H
 #define CTXALLOC_BINNED_LARGE_H
@@ -370,8 +371,34 @@ bool ca_binned_large_background_running(const ca_binned_large *l);
  * Introspection
  * ======================================================================== */
 
-/* The tier as a ca_allocator (thread-safe, unsized free, usable_size,
- * resize, owns, stats). free and free_unsized ignore size and align. */
+/**
+ * ca_binned_large_allocator() - the tier as a ca_allocator.
+ * @l: tier
+ *
+ * Thread-safe, unsized free, usable_size, resize, owns, stats, listen.
+ * free and free_unsized ignore size and align. Caps: CA_CAP_THREAD_SAFE |
+ * CA_CAP_UNSIZED, plus CA_CAP_OWNER_MAP exactly when the tier registers its
+ * ranges in the ownership map under itself (CA_BINNED_LARGE_OWNER_SELF, or
+ * options.owner == this allocator); a tier registering under another owner
+ * (the small tier's allocator) or not at all does not carry it.
+ *
+ * Listener (ca_listen), for every tier (with or without CA_CAP_OWNER_MAP):
+ * the ranges are the regions and direct mappings, as obtained from the
+ * source (page-aligned, multiples of 64 KiB, disjoint). added() for each on
+ * attach, then for each new one before any block in it is handed out (a
+ * refusal gives it back and fails that allocation with NULL and the
+ * refusal's errno; nothing else changes); removed() on detach, and for each
+ * region before it is unmapped (idle regions, freed direct mappings, the
+ * old mapping of a block moved by mremap); destroyed() then removed() for
+ * every range in ca_binned_large_destroy. Areas moving between thread
+ * caches, pools and users, and purges, report nothing; there is no reset.
+ * Events come from any thread (allocating, freeing, the background thread,
+ * trim / unmap_idle / destroy callers), one at a time: a tier lock is held
+ * across each callback and across an attach or detach, which therefore
+ * never misses a range nor reports one twice while other threads allocate.
+ * Callbacks must not call into the tier.
+ * Return: the embedded allocator (valid until destroy).
+ */
 ca_allocator *ca_binned_large_allocator(ca_binned_large *l);
 
 /**
