@@ -150,11 +150,13 @@ int ca_bump_init_fixed(ca_bump *b, void *buf, size_t size);
 /**
  * ca_bump_init_fixed_source() - a bump over one block of a source; never grows.
  * @b:    the bump.
- * @src:  the source; the block (size rounded up to its granule) is obtained
+ * @src:  the source; the block (size plus the 64-byte header, shaped as a
+ *        chunk: granule multiples, whole pages from a page on) is obtained
  *        now and released by ca_bump_destroy().
  * @size: bytes wanted.
  *
- * Return: 0, EINVAL, ENOMEM, or the source's error.
+ * Return: 0, EINVAL, ENOMEM (also when the source gives one granule per
+ * obtain and the block needs more), or the source's error.
  */
 int ca_bump_init_fixed_source(ca_bump *b, ca_source *src, size_t size);
 
