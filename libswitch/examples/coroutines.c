@@ -2,17 +2,24 @@
 /*
  * Example: ucontext coroutines, each with its own context allocator.
  *
- * Every coroutine owns a long-lived allocator: a librbtree allocator whose
- * regions come from libsource's mmap source through a ca_switch_source, so
- * every region is registered in the ownership map under the coroutine's
- * ca_switch_local. The scheduler swaps the coroutine's allocator in on
- * resume and out on yield with ca_switch_context_swap, so that inside the
+ * Every coroutine owns a long-lived librbtree allocator over libsource's
+ * mmap source, adopted by the switch (ca_switch_adopt: its regions are
+ * registered in the ownership map as they come and go, and frees from other
+ * threads would be queued). The scheduler swaps the coroutine's adoption in
+ * on resume and out on yield with ca_switch_context_swap, so that inside the
  * coroutine ca_switch_malloc (and malloc, when the override is linked)
  * allocates from the coroutine's allocator. Blocks are freed through their
  * owner, whichever coroutine frees them.
  *
+ * libc's own allocations follow the selection too: the first printf
+ * allocates stdout's buffer, and made inside a coroutine it would land in
+ * that coroutine's allocator and die with it. So main writes to stdout once
+ * before any coroutine runs (the remedy the README gives), and every
+ * allocator is destroyed only after its blocks are freed.
+ *
  * Build: cc coroutines.c $(pkg-config --cflags --libs --static \
  *            ctxalloc-switch ctxalloc-rbtree ctxalloc-source)
+ * (add the override library, see the README, to make malloc itself switch).
  */
 #include <ctxalloc/rbtree.h>
 #include <ctxalloc/source.h>
@@ -26,9 +33,8 @@
 typedef struct coro {
     ucontext_t uc;
     ca_allocator *slot;          /* the coroutine's allocator while suspended */
-    ca_switch_source src;        /* registers the rbtree's regions to `alloc` */
     ca_rbtree tree;              /* the coroutine's allocator ... */
-    ca_switch_local alloc;       /* ... as seen by the switch */
+    ca_switch_adopted alloc;     /* ... as the switch routes to it */
     const char *name;
     char *last;                  /* a block it allocated, freed by the other */
     int steps;
@@ -77,15 +83,21 @@ static void body(void)
 int main(void)
 {
     const char *names[2] = {"ping", "pong"};
+    /* stdout's buffer is allocated now, from the global allocator */
+    printf("two coroutines, one allocator each\n");
     for (int i = 0; i < 2; i++) {
         coro *co = &coros[i];
         co->name = names[i];
-        ca_rbtree_options o = {0};
-        ca_switch_source_init(&co->src, ca_source_mmap_global(), &co->alloc.base);
-        o.source = &co->src.base;
+        ca_rbtree_options o;
+        ca_rbtree_options_init(&o);
+        o.source = ca_source_mmap_global();
         o.region_size = 1 << 20;
-        if (ca_rbtree_init(&co->tree, &o) != 0 || ca_switch_local_init(&co->alloc, &co->tree.base) != 0)
+        if (ca_rbtree_init(&co->tree, &o) != 0)
             return 1;
+        if (ca_switch_adopt(&co->alloc, &co->tree.base) != 0) {
+            printf("adopt: %s\n", ca_switch_adopt_error(&co->alloc));
+            return 1;
+        }
         co->slot = &co->alloc.base;
         getcontext(&co->uc);
         co->uc.uc_stack.ss_sp = co->stack;
@@ -96,9 +108,14 @@ int main(void)
     for (int round = 0; round < 4; round++)
         for (int i = 0; i < 2; i++)
             resume(&coros[i]);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2; i++)
         ca_switch_free(coros[i].last);
-        ca_switch_local_destroy(&coros[i].alloc);
+    for (int i = 0; i < 2; i++) {
+        /* every block is freed and no context holds it: undo, then destroy */
+        if (ca_switch_unadopt(&coros[i].alloc) != 0) {
+            printf("unadopt: %s\n", ca_switch_adopt_error(&coros[i].alloc));
+            return 1;
+        }
         ca_rbtree_destroy(&coros[i].tree);
     }
     /* The scheduler never had a context allocator. */

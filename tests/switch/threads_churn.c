@@ -77,16 +77,16 @@ CA_TT(thousand_threads)
         for (int w = 0; w < WAVE; w++)
             for (int i = 0; i < PER; i++)
                 mains[w][i] = NULL;
-        ca_switch_local_drain(&main_ctx.local); /* keeps the queue short */
+        ca_switch_local_drain(&main_ctx.ad.local); /* keeps the queue short */
     }
     for (int w = 0; w < WAVE; w++)
         for (int i = 0; i < PER; i++)
             F(left[w][i]);
-    ca_switch_local_drain(&main_ctx.local);
+    ca_switch_local_drain(&main_ctx.ad.local);
     CA_TT_ASSERT(errors == 0, "%d allocation errors", errors);
     CA_TT_ASSERT(main_ctx.pool.live == 0, "main's local has %ld live blocks", main_ctx.pool.live);
-    CA_TT_ASSERT(main_ctx.local.remote_frees == (uint64_t)(waves * WAVE * PER), "remote frees %lu",
-                 (unsigned long)main_ctx.local.remote_frees);
-    ca_switch_local_destroy(&main_ctx.local);
+    CA_TT_ASSERT(main_ctx.ad.local.remote_frees == (uint64_t)(waves * WAVE * PER), "remote frees %lu",
+                 (unsigned long)main_ctx.ad.local.remote_frees);
+    sw_ctx_destroy(&main_ctx);
     ca_switch_check();
 }

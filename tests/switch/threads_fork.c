@@ -52,7 +52,7 @@ static void *allocator_thread(void *arg)
     bool own = id == 1;
 #endif
     if (own) {
-        ca_switch_local_adopt(&thread_ctx[id - 1].local);
+        ca_switch_adopt_claim(&thread_ctx[id - 1].ad);
         ca_switch_thread_set(sw_ctx_alloc(&thread_ctx[id - 1]));
     }
     while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
@@ -110,7 +110,7 @@ static int fork_errors;
 static void *forker(void *arg)
 {
     (void)arg;
-    ca_switch_local_adopt(&fork_ctx.local);
+    ca_switch_adopt_claim(&fork_ctx.ad);
     for (int i = 0; i < 20; i++) {
         pid_t pid = fork();
         if (pid == 0)
@@ -148,7 +148,7 @@ CA_TT(fork_from_thread_while_others_allocate)
     pthread_create(&f, NULL, forker, NULL);
     pthread_join(f, NULL);
     finish(th, 3);
-    ca_switch_local_adopt(&fork_ctx.local);
+    ca_switch_adopt_claim(&fork_ctx.ad);
     CA_TT_ASSERT(fork_errors == 0, "%d children failed", fork_errors);
 }
 

@@ -44,7 +44,7 @@ static void *worker(void *arg)
 {
     int self = (int)(intptr_t)arg;
     ca_rng r = {ca_test_seed() + (uint64_t)self};
-    ca_switch_local_adopt(&ctxs[self].local);
+    ca_switch_adopt_claim(&ctxs[self].ad);
     ca_switch_thread_set(sw_ctx_alloc(&ctxs[self]));
     pthread_barrier_wait(&bar); /* start together */
     for (long i = 0; i < rounds; i++) {
@@ -68,7 +68,7 @@ static void *worker(void *arg)
                 take_and_free(self, b);
         }
     pthread_barrier_wait(&bar);
-    ca_switch_local_drain(&ctxs[self].local);
+    ca_switch_local_drain(&ctxs[self].ad.local);
     if (ctxs[self].pool.live != 0)
         errors[self]++;
     ca_switch_thread_set(NULL);
@@ -95,7 +95,7 @@ static int run(int n)
     uint64_t remote = 0;
     for (int i = 0; i < n; i++) {
         bad += errors[i];
-        ca_switch_local *l = &ctxs[i].local;
+        ca_switch_local *l = &ctxs[i].ad.local;
         if (errors[i])
             fprintf(stderr, "  thread %d: %d wrong cookies, owners or leaks\n", i, errors[i]);
         if (l->drained != __atomic_load_n(&l->remote_frees, __ATOMIC_RELAXED)) {
