@@ -295,6 +295,22 @@ static const ca_allocator_ops sw_pool_ops = {
     sw_pool_resize, NULL, NULL, sw_pool_stats, sw_pool_listen,
 };
 
+/* Give every range back, reporting destroyed() then removed() to a listener. */
+static inline void sw_pool_destroy(sw_pool *p)
+{
+    ca_listener *l = p->listener;
+    if (l && l->destroyed)
+        l->destroyed(l);
+    for (int i = 0; i < p->nranges; i++) {
+        if (l && l->removed)
+            l->removed(l, p->ranges[i].base, p->ranges[i].size);
+        ca_source_release(p->src, p->ranges[i].base, p->ranges[i].size);
+    }
+    p->nranges = 0;
+    p->listener = NULL;
+    p->base.ops = NULL;
+}
+
 static inline void sw_pool_init(sw_pool *p, ca_source *src)
 {
     memset(p, 0, sizeof *p);

@@ -137,3 +137,98 @@ Test(death, checks_off_ignores_and_counts_foreign_free)
     ca_death_result r = ca_death_run(foreign_free_off, NULL);
     cr_assert_not(r.aborted, "%s", r.out);
 }
+
+/* ------------------------------------------------------------------------
+ * Selection and lifetime (ca_switch_adopt)
+ * ------------------------------------------------------------------------ */
+
+static void select_unroutable(void *arg)
+{
+    (void)arg;
+    static sw_mmap_source mm;
+    static sw_pool pool;
+    sw_mmap_source_init(&mm);
+    sw_pool_init(&pool, &mm.base);
+    ca_switch_context_set(&pool.base);
+}
+
+Test(death, selecting_an_allocator_free_cannot_route)
+{
+    NEED_CHECKS();
+    ca_death_result r = ca_death_run(select_unroutable, NULL);
+    cr_assert(r.aborted, "%s", r.out);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: switch: selected allocator is not routable by free(): adopt it "
+                                    "first (ca_switch_adopt)"),
+              "%s", r.out);
+}
+
+static void destroy_with_live(void *arg)
+{
+    (void)arg;
+    sw_ctx_init(&ctx);
+    void *p = ca_alloc(sw_ctx_alloc(&ctx), 10, 16);
+    void *q = ca_alloc(sw_ctx_alloc(&ctx), 10, 16);
+    (void)p, (void)q;
+    sw_pool_destroy(&ctx.pool);
+}
+
+Test(death, destroy_with_live_blocks_names_the_count)
+{
+    NEED_CHECKS();
+    ca_death_result r = ca_death_run(destroy_with_live, NULL);
+    cr_assert(r.aborted, "%s", r.out);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: switch: test-pool destroyed with 2 live blocks"), "%s", r.out);
+}
+
+static void destroy_while_selected(void *arg)
+{
+    (void)arg;
+    sw_ctx_init(&ctx);
+    ca_switch_thread_set(sw_ctx_alloc(&ctx));
+    sw_pool_destroy(&ctx.pool);
+}
+
+Test(death, destroy_while_selected)
+{
+    NEED_CHECKS();
+    ca_death_result r = ca_death_run(destroy_while_selected, NULL);
+    cr_assert(r.aborted, "%s", r.out);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: switch: test-pool destroyed while selected by 1 threads or contexts"),
+              "%s", r.out);
+}
+
+static void free_after_destroy(void *arg)
+{
+    (void)arg;
+    sw_ctx_init(&ctx);
+    void *p = ca_alloc(sw_ctx_alloc(&ctx), 10, 16);
+    ca_switch_free(p);
+    sw_pool_destroy(&ctx.pool);
+    ca_switch_free(p); /* the allocator is gone */
+}
+
+Test(death, free_of_a_block_whose_allocator_was_destroyed)
+{
+    NEED_CHECKS();
+    ca_death_result r = ca_death_run(free_after_destroy, NULL);
+    cr_assert(r.aborted, "%s", r.out);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: switch: free of a block whose allocator was destroyed"), "%s", r.out);
+}
+
+static void realloc_after_destroy(void *arg)
+{
+    (void)arg;
+    sw_ctx_init(&ctx);
+    void *p = ca_alloc(sw_ctx_alloc(&ctx), 10, 16);
+    ca_switch_free(p);
+    sw_pool_destroy(&ctx.pool);
+    p = ca_switch_realloc(p, 100);
+}
+
+Test(death, realloc_after_destroy_in_every_build)
+{
+    ca_death_result r = ca_death_run(realloc_after_destroy, NULL);
+    cr_assert(r.aborted, "%s", r.out);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: switch: realloc of a block whose allocator was destroyed"), "%s",
+              r.out);
+}
