@@ -141,7 +141,7 @@ static void *adopt_alloc(ca_allocator *a, size_t size, size_t align, size_t *usa
     if (ca_unlikely(__atomic_load_n(&ad->state, __ATOMIC_ACQUIRE) != STATE_ACTIVE))
         return alloc_refused(ad);
     void *p = ad->target->ops->alloc(ad->target, size, align, usable);
-    if (ca_likely(p != NULL))
+    if (ca_likely(p != NULL) && !(ad->flags & CA_SWITCH__ADOPT_SELF))
         __atomic_fetch_add(&ad->allocs, 1, __ATOMIC_RELAXED);
     return p;
 }

@@ -106,15 +106,16 @@ ca_allocator *ca_switch__unowned(const void *p)
  * Retired pages (a destroyed allocator's) go to the retired allocator when
  * the base registers all its memory; otherwise the base may have mapped
  * memory there since, so they count as unowned. */
-ca_force_inline ca_allocator *route(const void *p)
+ca_force_inline ca_allocator *route_from(const void *p, ca_allocator *o)
 {
-    ca_allocator *o = (ca_allocator *)ca_owner_lookup(p);
     if (ca_likely(o != NULL && (void *)o != CA_OWNER_RETIRED))
         return o;
     if (o && ca_switch__g.base_registers)
         return &ca_switch__retired_allocator;
     return ca_switch__unowned(p);
 }
+
+ca_force_inline ca_allocator *route(const void *p) { return route_from(p, (ca_allocator *)ca_owner_lookup(p)); }
 
 ca_attr_cold ca_attr_noinline static void foreign(const void *p, const char *what)
 {
@@ -171,12 +172,13 @@ void *ca_switch_malloc(size_t size)
     return malloc_slow(a, size);
 }
 
-ca_attr_noinline static void free_slow(void *p)
+/* p's owner-map entry is `entry` (looked up by the caller). */
+ca_attr_noinline static void free_slow(void *p, ca_allocator *entry)
 {
     if (!p)
         return;
     int saved = errno;
-    ca_allocator *o = route(p);
+    ca_allocator *o = route_from(p, entry);
     if (ca_likely(o != NULL)) {
         CA_ASSERT(o->ops->free_unsized, "switch", p, "owner allocator cannot free without a size");
         o->ops->free_unsized(o, p);
@@ -196,8 +198,10 @@ void ca_switch_free(void *p)
         ca_binned_free(p);
         return;
     }
+#else
+    ca_allocator *o = p ? (ca_allocator *)ca_owner_lookup(p) : NULL;
 #endif
-    free_slow(p);
+    free_slow(p, o);
 }
 
 void *ca_switch_calloc(size_t n, size_t size)
