@@ -4,7 +4,9 @@
  * by exactly one thread (stress.h); afterwards the arena must be consistent
  * and, once everything is freed and compacted, empty. A plain executable so
  * that it runs under ThreadSanitizer. Seed CA_TEST_SEED, operations scaled
- * by CA_TEST_SCALE, thread counts capped by CA_TEST_THREADS when set. */
+ * by CA_TEST_SCALE, thread counts capped by CA_TEST_THREADS when set.
+ * listen_during_stress: a listener attached and detached in a loop while
+ * the threads allocate; every attach reports the same one range. */
 #include "ca_tt.h"
 #include "stress.h"
 
@@ -63,3 +65,88 @@ static unsigned cap_threads(unsigned t)
 KIND_TESTS(none, 0)
 KIND_TESTS(optimistic, 1)
 KIND_TESTS(pessimistic, 2)
+
+/* ------------------------------------------------------------------------
+ * Attach and detach a listener while the stress threads run
+ * ------------------------------------------------------------------------ */
+
+typedef struct lrec {
+    ca_listener l;     /* first member */
+    void *base;        /* the range of the last added() */
+    size_t size;
+    unsigned added, removed, bad; /* bad: a range differing from the first */
+} lrec;
+
+static int lrec_added(ca_listener *l, void *base, size_t size)
+{
+    lrec *r = (lrec *)(void *)l;
+    if (r->added++ && (base != r->base || size != r->size))
+        r->bad++;
+    r->base = base;
+    r->size = size;
+    return 0;
+}
+
+static void lrec_removed(ca_listener *l, void *base, size_t size)
+{
+    lrec *r = (lrec *)(void *)l;
+    r->removed++;
+    if (base != r->base || size != r->size)
+        r->bad++;
+}
+
+typedef struct lloop {
+    ca_arena *a;
+    lrec r;
+    int stop;        /* atomic */
+    unsigned cycles; /* written by the loop thread, read after join */
+    int err;
+} lloop;
+
+static void *listen_loop(void *p)
+{
+    lloop *s = (lloop *)p;
+    ca_allocator *al = ca_arena_allocator(s->a);
+    while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+        int e = ca_listen(al, &s->r.l);
+        if (!e && ca_listen(al, &s->r.l) != EBUSY)
+            e = -1;
+        if (!e)
+            e = ca_listen(al, NULL);
+        if (e) {
+            s->err = e;
+            break;
+        }
+        s->cycles++;
+    }
+    return NULL;
+}
+
+CA_TT(listen_during_stress)
+{
+    ca_arena_options o;
+    ca_arena_options_init(&o);
+    o.capacity = 16u << 20;
+    ca_arena *a = NULL;
+    CA_TT_ASSERT(ca_arena_create(&a, &o) == 0, "create");
+    static lloop s;
+    memset(&s, 0, sizeof s);
+    s.a = a;
+    s.r.l.added = lrec_added;
+    s.r.l.removed = lrec_removed;
+    pthread_t t;
+    CA_TT_ASSERT(pthread_create(&t, NULL, listen_loop, &s) == 0, "thread");
+    unsigned threads = cap_threads(4);
+    stress_cfg c = {a, threads, 6000 * ca_test_scale() / threads + 500, 0, true, ca_test_seed()};
+    uint64_t v = stress_run(&c);
+    __atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+    CA_TT_ASSERT(v == 0, "%llu violations", (unsigned long long)v);
+    CA_TT_ASSERT(s.err == 0, "ca_listen failed: %d", s.err);
+    CA_TT_ASSERT(s.r.bad == 0, "%u events with another range", s.r.bad);
+    CA_TT_ASSERT(s.r.added == s.cycles && s.r.removed == s.cycles, "cycles %u added %u removed %u", s.cycles,
+                 s.r.added, s.r.removed);
+    CA_TT_ASSERT((uintptr_t)s.r.base % CA_OWNER_PAGE == 0 && s.r.size % CA_OWNER_PAGE == 0, "not whole pages");
+    CA_TT_ASSERT(ca_arena_check(a) == NULL, "%s", ca_arena_check(a));
+    ca_arena_close(a);
+}
