@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Driver for instruction counts (valgrind --tool=callgrind, through
- * /work/shared/tools/instr-per-op): N alloc+free pairs of one run of K blocks
+ * bench/instr_per_op.sh): N alloc+free pairs of one run of K blocks
  * (64-byte blocks) in a 1 GiB region whose first half is allocated.
  * Usage: pairs_bitset N [K]
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fixed-count driver for /work/shared/tools/instr-per-op style counting:
+ * Fixed-count driver for bench/instr_per_op.sh style counting:
  *   instr_bump MODE N   MODE = bump | shared | malloc
  * performs N allocations of 8..64 bytes (reset / free every 1,024), so the
  * instruction difference between two N divided by their difference is the

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Driver for instruction counts (/work/shared/tools/instr-per-op style):
+ * Driver for instruction counts (bench/instr_per_op.sh style):
  *   rbtree_ops pair N     N alloc+free pairs, sizes cycling 16..512 B
  *   rbtree_ops random N   N random replacements in a 10,000-block working set
  *                         of 16 B..64 KiB (memory not touched)

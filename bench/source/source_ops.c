@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Driver for instruction counts (/work/shared/tools/instr-per-op):
+ * Driver for instruction counts (bench/instr_per_op.sh):
  *   source_ops slots N    N get+put pairs on a 64-byte slot arena (warm)
  *   source_ops malloc N   N malloc(64)+free pairs, the same work on malloc
  * Exits 0; prints nothing.

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Driver for /work/shared/tools/instr-per-op style counting: n pairs of
+/* Driver for bench/instr_per_op.sh style counting: n pairs of
  * ca_binned_large_alloc + ca_binned_large_free of 1 MiB on the process-wide
  * tier (the thread-cache fast path after the first pair).
  * Usage: instr_binned_large N */
