@@ -290,21 +290,90 @@ CONF_TEST(many_blocks_survive)
 #if defined(CONF_CRITERION)
 #include <ctxalloc/switch.h>
 
-/* A context allocator that itself calls malloc (core's header adaptor over
- * the libc adaptor): its nested malloc is served by the base allocator, not
- * by itself (which would recurse without end). */
+/* A context allocator that itself calls malloc: each block is a page of its
+ * own taken with posix_memalign (a page of the base allocator), reported to
+ * the adoption's listener, which overlays it. Its nested malloc is served by
+ * the base allocator, not by itself (which would recurse without end), and
+ * free(p) reaches it, not the base that owns the page underneath. */
+typedef struct page_alloc {
+    ca_allocator base;
+    ca_listener *l;
+    int live;
+} page_alloc;
+
+static void *pa_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
+{
+    page_alloc *pa = (page_alloc *)a;
+    void *page = NULL;
+    if (size > 4096 - 64 || align > 64 || posix_memalign(&page, 4096, 4096) != 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int e = pa->l ? pa->l->added(pa->l, page, 4096) : 0;
+    if (e) {
+        free(page);
+        errno = e;
+        return NULL;
+    }
+    pa->live++;
+    if (usable)
+        *usable = 4096 - 64;
+    return (char *)page + 64;
+}
+
+static void pa_free_unsized(ca_allocator *a, void *p)
+{
+    page_alloc *pa = (page_alloc *)a;
+    void *page = (char *)p - 64;
+    if (pa->l)
+        pa->l->removed(pa->l, page, 4096);
+    pa->live--;
+    free(page); /* the page goes back to the base */
+}
+
+static void pa_free(ca_allocator *a, void *p, size_t size, size_t align)
+{
+    (void)size, (void)align;
+    pa_free_unsized(a, p);
+}
+
+static size_t pa_usable(const ca_allocator *a, const void *p)
+{
+    (void)a, (void)p;
+    return 4096 - 64;
+}
+
+static int pa_listen(ca_allocator *a, ca_listener *l)
+{
+    page_alloc *pa = (page_alloc *)a;
+    if (l && pa->l)
+        return EBUSY;
+    pa->l = l; /* attach and detach with no block live */
+    return 0;
+}
+
+static const ca_allocator_ops pa_ops = {
+    .name = "page-alloc", .caps = CA_CAP_UNSIZED | CA_CAP_THREAD_SAFE, .alloc = pa_alloc, .free = pa_free,
+    .free_unsized = pa_free_unsized, .usable_size = pa_usable, .listen = pa_listen,
+};
+
 CONF_TEST(allocator_that_calls_malloc)
 {
-    ca_header_allocator h;
-    CHECK(ca_header_init(&h, ca_libc_allocator()) == 0, "init");
-    ca_allocator *prev = ca_switch_context_set(&h.base);
+    static page_alloc pa = {{&pa_ops}, NULL, 0};
+    ca_switch_adopted ad;
+    CHECK(ca_switch_adopt(&ad, &pa.base) == 0, "adopt: %s", ca_switch_adopt_error(&ad));
+    ca_allocator *prev = ca_switch_context_set(&ad.base);
     char *p = (char *)malloc(64);
     char *q = (char *)realloc(NULL, 100);
     ca_switch_context_set(prev);
     CHECK(p && q, "allocation through an allocator that calls malloc");
+    CHECK(pa.live == 2, "both blocks from the selected allocator");
+    CHECK(ca_switch_owner(p) == &ad.base && ca_switch_owner(q) == &ad.base, "overlaid pages route to it");
     memset(p, 1, 64);
     memset(q, 2, 100);
-    ca_free_unsized(&h.base, p);
-    ca_free_unsized(&h.base, q);
+    free(p);
+    free(q);
+    CHECK(pa.live == 0, "free reached the allocator");
+    CHECK(ca_switch_unadopt(&ad) == 0, "unadopt: %s", ca_switch_adopt_error(&ad));
 }
 #endif

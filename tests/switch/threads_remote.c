@@ -104,8 +104,11 @@ static int run(int n)
             bad++;
         }
         remote += l->remote_frees;
-        ca_switch_local_adopt(l);
-        ca_switch_local_destroy(l);
+        ca_switch_adopt_claim(&ctxs[i].ad);
+        if (sw_ctx_destroy(&ctxs[i]) != 0) {
+            fprintf(stderr, "  adoption %d: %s\n", i, ca_switch_adopt_error(&ctxs[i].ad));
+            bad++;
+        }
     }
     if (remote == 0) {
         fprintf(stderr, "  no remote free happened\n");
