@@ -16,6 +16,9 @@
 
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
+#include <sys/random.h>
+#include <time.h>
 
 struct ca_binned ca_binned__default_instance;
 static int g_default_state; /* 0 none, 1 being set up, 2 ready (atomic) */
@@ -38,7 +41,46 @@ static const ca_allocator_ops binned_ops, binned_ops_unmapped;
 #define DEFAULT_RANGE_LOG2 34u
 #endif
 
-#define CANARY_KEY ((uintptr_t)0x5ca1ab1edf00d5edull)
+/* ------------------------------------------------------------------------
+ * The per-process secret
+ * ------------------------------------------------------------------------ */
+
+uint64_t ca_binned__secret[2];
+static int g_secret_state; /* 0 none, 1 being drawn, 2 ready (atomic) */
+
+void ca_binned__secret_init(void)
+{
+    if (__atomic_load_n(&g_secret_state, __ATOMIC_ACQUIRE) == 2)
+        return;
+    int zero = 0;
+    if (!__atomic_compare_exchange_n(&g_secret_state, &zero, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&g_secret_state, __ATOMIC_ACQUIRE) != 2)
+            sched_yield();
+        return;
+    }
+    /* AT_RANDOM: 16 bytes the kernel gave the process at exec (no system
+     * call); getrandom adds fresh bytes when it can without blocking. */
+    uint64_t k[2] = {0x6a09e667f3bcc908ull, 0xbb67ae8584caa73bull};
+    const unsigned char *at = (const unsigned char *)(uintptr_t)getauxval(AT_RANDOM);
+    if (at) {
+        uint64_t a[2];
+        memcpy(a, at, sizeof a);
+        k[0] ^= a[0];
+        k[1] ^= a[1];
+    }
+    uint64_t g[2] = {0, 0};
+    if (getrandom(g, sizeof g, GRND_NONBLOCK) == (ssize_t)sizeof g) {
+        k[0] ^= g[0];
+        k[1] ^= g[1];
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    k[0] = ca_binned__mix64(k[0] ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts);
+    k[1] = ca_binned__mix64(k[1] ^ k[0]);
+    ca_binned__secret[0] = k[0];
+    ca_binned__secret[1] = k[1];
+    __atomic_store_n(&g_secret_state, 2, __ATOMIC_RELEASE);
+}
 
 /* ------------------------------------------------------------------------
  * Instances
@@ -87,6 +129,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     b->decay_ns = o->decay_ms == CA_BINNED_DECAY_NEVER ? 0 : (uint64_t)(o->decay_ms ? o->decay_ms : 1) * 1000000u;
     b->empty_keep = o->empty_keep;
     b->pressure_bytes = o->pressure_bytes;
+    ca_binned__secret_init();
 
     int err;
     if (o->source) {
@@ -118,6 +161,27 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     b->span_base = (uintptr_t)base;
     b->span = span;
 
+    /* The shadow: a private no-reserve mapping (1/16 of the span), whatever
+     * the source, so that it is zero-filled, never huge pages, and keeps
+     * its access when decommitted. */
+    ca_source_mmap_options so;
+    memset(&so, 0, sizeof so);
+    so.flags = CA_SOURCE_MMAP_NORESERVE;
+    so.decommit = CA_SOURCE_DECOMMIT_DONTNEED;
+    so.name = "ctxalloc-binned-shadow";
+    err = ca_source_mmap_init(&b->shadow_src, &so);
+    if (err)
+        goto fail_span;
+    void *sh = NULL;
+    b->shadow_size = span >> 4;
+    err = ca_source_obtain(&b->shadow_src.base, b->shadow_size, ca_source_granule(&b->shadow_src.base), &sh);
+    if (err) {
+        ca_source_mmap_destroy(&b->shadow_src);
+        goto fail_span;
+    }
+    b->shadow = (uint8_t *)sh;
+    b->shadow_bias = (uintptr_t)sh - (b->span_base >> 4);
+
     /* Metadata: per class the block words, then two chains of trees. */
     size_t meta = 0;
     size_t gran = ca_source_granule(b->src);
@@ -130,7 +194,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     void *mm = NULL;
     err = ca_source_obtain(b->src, meta, gran, &mm);
     if (err)
-        goto fail_span;
+        goto fail_shadow;
     b->meta_map = mm;
     b->meta_size = meta;
     if (!(ca_source_granule(b->src) && (b->src->ops->caps & CA_SOURCE_ZEROED)))
@@ -175,6 +239,9 @@ fail_key:
     pthread_key_delete(b->key);
 fail_meta:
     ca_source_release(b->src, b->meta_map, b->meta_size);
+fail_shadow:
+    ca_source_release(&b->shadow_src.base, b->shadow, b->shadow_size);
+    ca_source_mmap_destroy(&b->shadow_src);
 fail_span:
     ca_source_release(b->src, base, span);
 fail_src:
@@ -218,11 +285,23 @@ void ca_binned_destroy(ca_binned *b)
     pthread_key_delete(b->key);
     ca_binned__large_destroy(b);
     /* Caches of other threads: their memory goes with the source. */
+    size_t gran = ca_source_granule(b->src);
+    size_t arrays = ca_align_up(ca_binned__arrays_bytes(), gran);
     for (int pass = 0; pass < 2; pass++)
         for (ca_binned__tcache *tc = pass ? b->spare_caches : b->threads, *next; tc; tc = next) {
             next = tc->next;
-            ca_source_release(b->src, tc, ca_align_up(sizeof(ca_binned__tcache), ca_source_granule(b->src)));
+            if (tc->arrays)
+                ca_source_release(b->src, tc->arrays, arrays);
+            ca_source_release(b->src, tc, ca_align_up(sizeof(ca_binned__tcache), gran));
         }
+    for (void *r = b->spare_arrays, *next; r; r = next) {
+        next = *(void **)r;
+        ca_source_release(b->src, r, arrays);
+    }
+    for (void *ch = b->pool_chunks, *next; ch; ch = next) {
+        next = *(void **)ch;
+        ca_source_release(b->src, ch, ca_align_up((size_t)64 << 10, gran));
+    }
     if (b->use_owner_map)
         for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
             if (b->classes[i].registered)
@@ -230,6 +309,8 @@ void ca_binned_destroy(ca_binned *b)
                                     b->classes[i].registered << ca_binned__classes[i].block_shift, &b->base);
     ca_source *s = b->own_src_used ? NULL : b->src;
     ca_source_release(b->src, b->meta_map, b->meta_size);
+    ca_source_release(&b->shadow_src.base, b->shadow, b->shadow_size);
+    ca_source_mmap_destroy(&b->shadow_src);
     ca_source_release(b->src, (void *)b->span_base, b->span);
     if (b->own_src_used)
         ca_source_mmap_destroy(&b->own_src);
@@ -303,7 +384,15 @@ static inline unsigned pick_class(size_t size, size_t align)
     return c;
 }
 
-unsigned ca_binned_size_class(size_t size) { return pick_class(size, 16); }
+/* Class of a request with its guard bytes (checks=on), or the large tier. */
+static inline unsigned pick_class_guarded(size_t size, size_t align)
+{
+    if (CA_BINNED__GUARD && size > CA_BINNED_SMALL_MAX)
+        return CA_BINNED__NCLASSES;
+    return pick_class(size + CA_BINNED__GUARD, align);
+}
+
+unsigned ca_binned_size_class(size_t size) { return pick_class_guarded(size, 16); }
 
 size_t ca_binned_class_size(unsigned i)
 {
@@ -311,121 +400,152 @@ size_t ca_binned_class_size(unsigned i)
 }
 
 /* ------------------------------------------------------------------------
- * Fast paths
+ * Guard (checks=on): the request size and a pattern after the request
  * ------------------------------------------------------------------------ */
 
-static inline void check_free(const ca_binned *b, void *p, unsigned cls)
+ca_attr_noreturn ca_attr_cold ca_attr_noinline static void overflow_fail(const void *p, unsigned cls)
+{
+    ca_binned__fail_class("heap overflow past the end of a block", cls, p, __FILE__, __LINE__);
+}
+
+/* Write the guard of a slot handed out for n bytes. */
+static inline void guard_set(void *p, unsigned cls, size_t n)
 {
     if (CA_CHECKS >= CA_CHECKS_ON) {
-        const ca_binned__class_info *ci = &ca_binned__classes[cls];
-        size_t off = ((uintptr_t)p - b->span_base) & (((size_t)1 << ci->block_shift) - 1);
-        if (ca_unlikely((size_t)ca_binned__slot_index(cls, off) * ci->size != off)) {
-            char what[96];
-            static const char pre[] = "free of an interior pointer (class ";
-            size_t k = sizeof pre - 1;
-            memcpy(what, pre, k);
-            size_t s = ci->size, d = 1;
-            while (s / d >= 10)
-                d *= 10;
-            for (; d; d /= 10)
-                what[k++] = (char)('0' + (s / d) % 10);
-            memcpy(what + k, " B)", 4);
-            ca_check_fail(CA_BINNED__COMP, p, what, __FILE__, __LINE__);
-        }
-        uintptr_t *w = (uintptr_t *)p;
-        if (ca_unlikely(w[1] == ((uintptr_t)p ^ CANARY_KEY))) {
-            char what[96];
-            static const char pre[] = "double free (class ";
-            size_t k = sizeof pre - 1;
-            memcpy(what, pre, k);
-            size_t s = ci->size, d = 1;
-            while (s / d >= 10)
-                d *= 10;
-            for (; d; d /= 10)
-                what[k++] = (char)('0' + (s / d) % 10);
-            memcpy(what + k, " B)", 4);
-            ca_check_fail(CA_BINNED__COMP, p, what, __FILE__, __LINE__);
-        }
-        w[1] = (uintptr_t)p ^ CANARY_KEY;
+        size_t cs = ca_binned__classes[cls].size;
+        uint64_t k = ca_binned__guard_key(p);
+        unsigned char *s = (unsigned char *)p;
+        size_t end = cs - 4;
+        if (end - n > CA_BINNED__GUARD_PATTERN_MAX)
+            end = n + CA_BINNED__GUARD_PATTERN_MAX;
+        for (size_t i = n; i < end; i++)
+            s[i] = (unsigned char)(k >> ((i & 7) * 8));
+        uint32_t f = (uint32_t)n ^ (uint32_t)(k >> 32);
+        memcpy(s + cs - 4, &f, sizeof f);
     }
 }
 
-static inline void mark_alloc(void *p)
+/* The request size of a live slot, after checking its guard (checks=on);
+ * the class size otherwise. */
+static inline size_t guard_check(const void *p, unsigned cls)
 {
-    if (CA_CHECKS >= CA_CHECKS_ON)
-        ((uintptr_t *)p)[1] = 0;
+    size_t cs = ca_binned__classes[cls].size;
+    if (CA_CHECKS >= CA_CHECKS_ON) {
+        uint64_t k = ca_binned__guard_key(p);
+        const unsigned char *s = (const unsigned char *)p;
+        uint32_t f;
+        memcpy(&f, s + cs - 4, sizeof f);
+        size_t n = f ^ (uint32_t)(k >> 32);
+        if (ca_unlikely(n > cs - CA_BINNED__GUARD))
+            overflow_fail(p, cls);
+        size_t end = cs - 4;
+        if (end - n > CA_BINNED__GUARD_PATTERN_MAX)
+            end = n + CA_BINNED__GUARD_PATTERN_MAX;
+        for (size_t i = n; i < end; i++)
+            if (ca_unlikely(s[i] != (unsigned char)(k >> ((i & 7) * 8))))
+                overflow_fail(p, cls);
+        return n;
+    }
+    return cs;
 }
 
-/* Pop from the calling thread's bin of cls, or take the slow path. */
+/* A block handed out: shadow, and guard for a request of n bytes. */
+ca_force_inline void handed_out(const ca_binned *b, void *p, unsigned cls, size_t n)
+{
+    ca_binned__mark_live(b, p);
+    guard_set(p, cls, n);
+}
+
+/* p must be a live slot start of class cls (resize, usable size): the same
+ * verdict as a free, without freeing. */
+static inline void require_live(const ca_binned *b, const void *p, unsigned cls)
+{
+    uint8_t *sh = ca_binned__shadow(b, p);
+    if (ca_unlikely(*sh != ca_binned__live_mark(p))) {
+        *sh ^= ca_binned__live_mark(p);
+        ca_binned__bad_free(b, p, cls);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Fast paths
+ *
+ * malloc: class from the size, pop the thread's bin, store the slot's
+ * shadow byte. free: class from the address, the shadow's xor-and-branch
+ * (double, interior or foreign free aborts here), push on the thread's bin.
+ * Neither reads nor writes the block itself (checks=off).
+ * ------------------------------------------------------------------------ */
+
+/* Pop from the calling thread's bin of cls, or take the slow path; the
+ * slot is not marked handed out yet. */
 ca_force_inline void *alloc_cls(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
 {
-    void *p;
     if (ca_likely(tc != NULL)) {
         ca_binned__bin *bin = &tc->bins[cls];
-        p = bin->head;
-        if (ca_likely(p != NULL)) {
-            bin->head = *(void **)p;
-            bin->count--;
+        void **t = bin->top;
+        if (ca_likely(t != bin->base)) {
+            bin->top = t - 1;
             bin->allocs++;
-            mark_alloc(p);
-            return p;
+            return t[-1];
         }
     }
-    p = ca_binned__alloc_slow(b, tc, cls);
-    if (p)
-        mark_alloc(p);
-    return p;
+    return ca_binned__alloc_slow(b, tc, cls);
 }
 
 ca_force_inline void free_cls(ca_binned *b, ca_binned__tcache *tc, void *p, unsigned cls)
 {
-    check_free(b, p, cls);
-    if (ca_unlikely(tc == NULL)) {
-        __atomic_fetch_add(&b->classes[cls].exited_frees, 1, __ATOMIC_RELAXED);
-        ca_binned__central_put(b, cls, p, 1);
-        return;
+    if (ca_unlikely(!ca_binned__release(b, p)))
+        ca_binned__bad_free(b, p, cls);
+    guard_check(p, cls);
+    if (ca_likely(tc != NULL)) {
+        ca_binned__bin *bin = &tc->bins[cls];
+        void **t = bin->top;
+        if (ca_likely(t != bin->limit)) {
+            *t = p;
+            bin->top = t + 1;
+            return;
+        }
     }
-    ca_binned__bin *bin = &tc->bins[cls];
-    *(void **)p = bin->head;
-    bin->head = p;
-    bin->frees++;
-    if (ca_unlikely(++bin->count > bin->max))
-        ca_binned__free_slow(b, tc, cls);
+    ca_binned__free_slow(b, tc, cls, p);
 }
 
-ca_attr_noinline static void *default_alloc_slow(unsigned cls)
+ca_attr_noinline static void *default_alloc_slow(size_t size)
 {
     ca_binned *b = ca_binned_default();
+    unsigned cls = ca_binned__lut_malloc[size + CA_BINNED__GUARD];
     void *p = ca_binned__alloc_slow(b, &ca_binned__tls, cls);
     if (p)
-        mark_alloc(p);
+        handed_out(b, p, cls, size);
     return p;
 }
 
 ca_attr_noinline static void *default_alloc_big(size_t size)
 {
     ca_binned *b = ca_binned_default();
-    if (size <= CA_BINNED_SMALL_MAX) {
-        unsigned cls = ca_binned__class_of(ca_align_up(size, 16));
-        return alloc_cls(b, &ca_binned__tls, cls);
+    if (size <= CA_BINNED_SMALL_MAX - CA_BINNED__GUARD) {
+        unsigned cls = ca_binned__class_of(ca_align_up(size + CA_BINNED__GUARD, 16));
+        void *p = alloc_cls(b, &ca_binned__tls, cls);
+        if (p)
+            handed_out(b, p, cls, size);
+        return p;
     }
     return ca_binned__large_alloc(b, size, 16, NULL);
 }
 
 void *ca_binned_malloc(size_t size)
 {
-    if (ca_likely(size <= CA_BINNED__LUT_MAX)) {
-        unsigned cls = ca_binned__lut16[(size + 15) >> 4];
+    if (ca_likely(size <= CA_BINNED__LUT_MAX - CA_BINNED__GUARD)) {
+        size_t cls = ca_binned__lut_malloc[size + CA_BINNED__GUARD];
         ca_binned__bin *bin = &ca_binned__tls.bins[cls];
-        void *p = bin->head;
-        if (ca_likely(p != NULL)) {
-            bin->head = *(void **)p;
-            bin->count--;
+        void **t = bin->top;
+        if (ca_likely(t != bin->base)) {
+            bin->top = t - 1;
             bin->allocs++;
-            mark_alloc(p);
+            void *p = t[-1];
+            handed_out(&ca_binned__default_instance, p, (unsigned)cls, size);
             return p;
         }
-        return default_alloc_slow(cls);
+        return default_alloc_slow(size);
     }
     return default_alloc_big(size);
 }
@@ -439,11 +559,19 @@ ca_attr_noinline static void default_free_other(void *p)
     errno = saved;
 }
 
-ca_attr_noinline static void default_free_slow(unsigned cls)
+ca_attr_noinline static void default_free_slow(void *p)
 {
     int saved = errno;
-    ca_binned__free_slow(&ca_binned__default_instance, &ca_binned__tls, cls);
+    ca_binned *b = &ca_binned__default_instance;
+    unsigned cls = (unsigned)(((uintptr_t)p - b->span_base) >> b->class_shift);
+    ca_binned__free_slow(b, &ca_binned__tls, cls, p);
     errno = saved;
+}
+
+ca_attr_noinline ca_attr_cold static void default_bad_free(void *p)
+{
+    ca_binned *b = &ca_binned__default_instance;
+    ca_binned__bad_free(b, p, (unsigned)(((uintptr_t)p - b->span_base) >> b->class_shift));
 }
 
 void ca_binned_free(void *p)
@@ -451,14 +579,18 @@ void ca_binned_free(void *p)
     ca_binned *b = &ca_binned__default_instance;
     uintptr_t off = (uintptr_t)p - b->span_base;
     if (ca_likely(off < b->span)) {
-        unsigned cls = (unsigned)(off >> b->class_shift);
-        check_free(b, p, cls);
+        size_t cls = off >> b->class_shift;
+        if (ca_unlikely(!ca_binned__release(b, p)))
+            default_bad_free(p);
+        guard_check(p, (unsigned)cls);
         ca_binned__bin *bin = &ca_binned__tls.bins[cls];
-        *(void **)p = bin->head;
-        bin->head = p;
-        bin->frees++;
-        if (ca_unlikely(++bin->count > bin->max))
-            default_free_slow(cls);
+        void **t = bin->top;
+        if (ca_likely(t != bin->limit)) {
+            *t = p;
+            bin->top = t + 1;
+            return;
+        }
+        default_free_slow(p);
         return;
     }
     if (p)
@@ -471,13 +603,16 @@ static void *alloc_usable(ca_binned *b, size_t size, size_t align, size_t *usabl
         errno = EINVAL;
         return NULL;
     }
-    unsigned cls = pick_class(size, align);
+    unsigned cls = pick_class_guarded(size, align);
     if (cls >= CA_BINNED__NCLASSES)
         return ca_binned__large_alloc(b, size, align, usable);
     ca_binned__tcache *tc = b->is_default ? &ca_binned__tls : ca_binned__tcache_get(b);
     void *p = alloc_cls(b, tc, cls);
-    if (p && usable)
-        *usable = ca_binned__classes[cls].size;
+    if (p) {
+        handed_out(b, p, cls, size);
+        if (usable)
+            *usable = CA_BINNED__GUARD ? size : ca_binned__classes[cls].size;
+    }
     return p;
 }
 
@@ -507,8 +642,14 @@ size_t ca_binned_usable(const ca_binned *b, const void *p)
     if (!p)
         return 0;
     uintptr_t off = (uintptr_t)p - b->span_base;
-    if (off < b->span)
-        return ca_binned__classes[off >> b->class_shift].size;
+    if (off < b->span) {
+        unsigned cls = (unsigned)(off >> b->class_shift);
+        if (CA_CHECKS >= CA_CHECKS_ON) {
+            require_live(b, p, cls);
+            return guard_check(p, cls);
+        }
+        return ca_binned__classes[cls].size;
+    }
     return ca_binned__large_usable(b, p);
 }
 
@@ -575,10 +716,19 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
     uintptr_t off = (uintptr_t)p - b->span_base;
     if (off >= b->span)
         return ca_binned__large_resize(b, p, new_size, align, flags, usable);
-    size_t have = ca_binned__classes[off >> b->class_shift].size;
-    if (new_size <= have && (new_size > have / 2 || (flags & CA_RESIZE_IN_PLACE) || have <= 16)) {
+    unsigned cls = (unsigned)(off >> b->class_shift);
+    size_t have = ca_binned__classes[cls].size;
+    if (CA_CHECKS >= CA_CHECKS_ON) {
+        require_live(b, p, cls);
+        size_t cur = guard_check(p, cls);
+        if (!old_size || old_size > cur)
+            old_size = cur;
+    }
+    if (new_size <= have - CA_BINNED__GUARD &&
+        (new_size + CA_BINNED__GUARD > have / 2 || (flags & CA_RESIZE_IN_PLACE) || have <= 16)) {
+        guard_set(p, cls, new_size);
         if (usable)
-            *usable = have;
+            *usable = CA_BINNED__GUARD ? new_size : have;
         return p;
     }
     if (flags & CA_RESIZE_IN_PLACE) {
@@ -716,6 +866,7 @@ void ca_binned_fork_child(void)
             c->rec_bundles = n;
         }
         b->reg_lock = 0;
+        b->pool_lock = 0;
         b->purging = 0;
         /* Threads other than this one do not exist here: their caches go
          * back to the blocks. */
@@ -727,17 +878,24 @@ void ca_binned_fork_child(void)
             if (tc != self) {
                 for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
                     ca_binned__bin *bin = &tc->bins[i];
-                    /* Walk by links, not by count: the thread may have been
-                     * between the two updates of a push or pop. */
-                    if (bin->head)
-                        ca_binned__central_put(b, i, bin->head, SIZE_MAX);
+                    /* A push or pop interrupted between its two stores
+                     * loses at most that one slot. */
+                    uint32_t cnt = bin->base && bin->top > bin->base ? ca_binned__bin_count(bin) : 0;
+                    if (cnt > ca_binned__classes[i].cache_max)
+                        cnt = 0;
+                    if (cnt)
+                        ca_binned__central_put(b, i, bin->base, cnt);
                     __atomic_fetch_add(&b->classes[i].exited_allocs, bin->allocs, __ATOMIC_RELAXED);
-                    __atomic_fetch_add(&b->classes[i].exited_frees, bin->frees, __ATOMIC_RELAXED);
-                    bin->head = NULL;
-                    bin->count = 0;
+                    __atomic_fetch_add(&b->classes[i].exited_frees,
+                                       (uint64_t)((int64_t)bin->allocs + (int64_t)cnt + tc->moved[i]),
+                                       __ATOMIC_RELAXED);
+                    bin->top = bin->base;
+                    bin->allocs = 0;
+                    tc->moved[i] = 0;
                 }
-                tc->state = CA_BINNED__TC_DEAD;
                 ca_binned__tcache_registry_remove(b, tc);
+                ca_binned__arrays_release(b, tc);
+                tc->state = CA_BINNED__TC_DEAD;
             }
             tc = next;
         }
@@ -758,9 +916,18 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
     ca_binned *mb = (ca_binned *)(uintptr_t)b;
     ca_binned__spin_lock(&mb->reg_lock);
     for (const ca_binned__tcache *tc = b->threads; tc; tc = tc->next) {
-        a += __atomic_load_n(&tc->bins[i].allocs, __ATOMIC_RELAXED);
-        f += __atomic_load_n(&tc->bins[i].frees, __ATOMIC_RELAXED);
-        n += __atomic_load_n(&tc->bins[i].count, __ATOMIC_RELAXED);
+        /* Racy reads of another thread's bin: a count out of range is read
+         * mid-update and taken as 0. */
+        uint64_t al = __atomic_load_n(&tc->bins[i].allocs, __ATOMIC_RELAXED);
+        void **top = __atomic_load_n(&tc->bins[i].top, __ATOMIC_RELAXED);
+        void **base = __atomic_load_n(&tc->bins[i].base, __ATOMIC_RELAXED);
+        int64_t mv = __atomic_load_n(&tc->moved[i], __ATOMIC_RELAXED);
+        uint64_t cnt = base && top >= base ? (uint64_t)(top - base) : 0;
+        if (cnt > ca_binned__classes[i].cache_max)
+            cnt = 0;
+        a += al;
+        f += (uint64_t)((int64_t)al + (int64_t)cnt + mv);
+        n += cnt;
     }
     ca_binned__spin_unlock(&mb->reg_lock);
     *allocs = a;

@@ -19,6 +19,13 @@
  *   class = (p - span_base) >> class_shift
  *   block = ((p - span_base) & (2^class_shift - 1)) >> block_shift[class]
  * and free needs neither a size nor a header.
+ *
+ * Out of band of the blocks: the block words and bit trees (meta mapping),
+ * the shadow (one byte per 16 bytes of the span: the state of the slot that
+ * starts in those 16 bytes), the thread caches (arrays of slot pointers) and
+ * the recycler's bundles (descriptors holding arrays of slot pointers). The
+ * only free-list links stored inside blocks are those of the blocks' own free
+ * lists, and each one carries a tag keyed by a per-process secret.
  */
 #ifndef CA_BINNED_INTERNAL_H
 #define CA_BINNED_INTERNAL_H
@@ -26,9 +33,79 @@
 #include <ctxalloc/binned.h>
 #include <ctxalloc/source.h>
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define CA_BINNED__COMP "binned"
+
+/* ------------------------------------------------------------------------
+ * Hardening (every build): per-process secret, slot shadow, tagged links
+ *
+ * Secret: two 64-bit words from AT_RANDOM and getrandom, drawn once per
+ * process before the first instance exists (a forked child keeps them).
+ *
+ * Shadow: one byte per 16 bytes of the class span. The byte of the granule
+ * holding a slot start p is (uint8_t)(p + 1) while the slot is handed out
+ * and 0 otherwise (free in a thread cache, a bundle, a block list, or never
+ * handed out). (p + 1) is odd, so it is never 0, and it carries p's low
+ * bits: free(q) accepts q only when the byte of q's granule equals
+ * (uint8_t)(q + 1), i.e. when q is exactly the start of a slot handed out
+ * and not yet freed. That one load-xor-branch on the free path rejects
+ * double frees, interior pointers and pointers into the span that were never
+ * handed out, in every build. malloc stores the byte. Granules that hold no
+ * slot start stay 0. A block's shadow is 1/16 of its size (4 KiB for 64 KiB),
+ * decommitted with the block.
+ *
+ * Block free lists: the link in word 0 of a listed slot is the next index + 1
+ * (bits 0..15) and a 48-bit tag of (slot address, that value, secret) in
+ * bits 16..63; a link whose tag does not match aborts with "corrupt
+ * free-list link" and is never followed; a valid index is below the block's
+ * bump, so it always names a slot of the same block.
+ *
+ * Guard (checks=on and full): CA_BINNED__GUARD bytes after every small
+ * request are reserved (the class is chosen for size + guard); the slot
+ * holds the request size (xor a key) in its last 4 bytes and a keyed pattern
+ * between the request and those 4 bytes (at most 64 bytes of it). Free,
+ * realloc and resize verify it: "heap overflow past the end of a block".
+ * The usable size is then the request.
+ * ------------------------------------------------------------------------ */
+
+#define CA_BINNED__GUARD ((CA_CHECKS >= CA_CHECKS_ON) ? (size_t)8 : (size_t)0)
+#define CA_BINNED__GUARD_PATTERN_MAX 64u
+
+extern uint64_t ca_binned__secret[2];
+/* Draw the secret once (any thread, idempotent, no malloc). */
+void ca_binned__secret_init(void);
+
+/* A 64-bit bijective mix (murmur3's finalizer). */
+ca_force_inline uint64_t ca_binned__mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The link word of a slot on its block's free list pointing at next1
+ * (next index + 1; 0 ends the list). */
+ca_force_inline uint64_t ca_binned__link_word(const void *slot, unsigned next1)
+{
+    uint64_t x = ((uint64_t)(uintptr_t)slot ^ ca_binned__secret[0]) + (uint64_t)next1 * 0x9e3779b97f4a7c15ull;
+    x = ca_binned__mix64(x) ^ ca_binned__secret[1];
+    return (x & ~(uint64_t)0xffff) | (uint64_t)next1;
+}
+
+/* Per-slot key of the checks=on guard. */
+ca_force_inline uint64_t ca_binned__guard_key(const void *slot)
+{
+    return ca_binned__mix64((uint64_t)(uintptr_t)slot ^ ca_binned__secret[1]) ^ ca_binned__secret[0];
+}
+
+/* Abort with "<what> (class <size> B)" naming p. */
+ca_attr_noreturn ca_attr_cold void ca_binned__fail_class(const char *what, unsigned cls, const void *p,
+                                                         const char *file, int line);
 
 /* ------------------------------------------------------------------------
  * Size classes (classes.c)
@@ -63,6 +140,9 @@ extern const ca_binned__class_info ca_binned__classes[CA_BINNED__NCLASSES];
  * lut8[(n + 7) >> 3]: class of a request with align <= 8. */
 extern const uint8_t ca_binned__lut16[CA_BINNED__LUT_MAX / 16 + 1];
 extern const uint8_t ca_binned__lut8[CA_BINNED__LUT_MAX / 8 + 1];
+/* lut_malloc[n] == lut16[(n + 15) >> 4] for every n <= 1024 (the malloc
+ * fast path: one load, no rounding). */
+extern const uint8_t ca_binned__lut_malloc[CA_BINNED__LUT_MAX + 1];
 
 /* Class of a request of n bytes with alignment <= 8 (computed, any n up to
  * CA_BINNED_SMALL_MAX; n = 0 is class 0). */
@@ -97,7 +177,8 @@ ca_force_inline unsigned ca_binned__class_of(size_t n)
  *   FRESH, EMPTY and DECOMMITTED blocks have nfree == nslots, head == 0 and
  *   bump == 0; a block word of 0 is a block never started.
  *   Blocks >= frontier are in no tree.
- * A free slot on a block list holds the next index + 1 in its first 4 bytes.
+ * A free slot on a block list holds the link word (ca_binned__link_word) of
+ * the next index + 1 in its first 8 bytes.
  * ------------------------------------------------------------------------ */
 
 #define CA_BINNED__ST_FRESH  0u
@@ -160,9 +241,10 @@ long ca_binned__chain_next(const ca_binned__chain *c, size_t from);
 
 /* ------------------------------------------------------------------------
  * Recycler (recycler.c): a Treiber stack of bundles with a 128-bit CAS on
- * (top pointer, generation). A bundle is a list of free slots linked through
- * their first word, NULL-terminated; the stack links bundles through the
- * second word of their first slot. Lock-free, any thread.
+ * (top pointer, generation). A bundle is a descriptor outside the blocks
+ * (ca_binned__bundle): a count and an array of free slots; the stack links
+ * descriptors through their second word. Lock-free, any thread. The same
+ * stack keeps the instance's spare descriptors (bundle_pool).
  *
  * Built with -DCA_BINNED_RECYCLER_NO_GEN the generation is never changed,
  * which brings back the ABA problem (the test_aba executable shows it).
@@ -180,8 +262,18 @@ void *ca_binned__recycler_pop(ca_binned__recycler *r);
 /* Take the whole stack at once (one CAS). */
 void *ca_binned__recycler_take_all(ca_binned__recycler *r);
 
-/* Next bundle link of a bundle (its first slot's second word). */
+/* Next bundle link of a bundle (its second word). */
 ca_force_inline void **ca_binned__bundle_link(void *bundle) { return (void **)bundle + 1; }
+
+#define CA_BINNED__BATCH_MAX 64u
+
+typedef struct ca_binned__bundle {
+    uint32_t n;                       /* slots in slots[] */
+    uint32_t cls;                     /* class of the slots */
+    struct ca_binned__bundle *next;   /* recycler link: the second word */
+    void *slots[CA_BINNED__BATCH_MAX];
+} ca_binned__bundle;
+CA_STATIC_ASSERT(offsetof(ca_binned__bundle, next) == sizeof(void *), "the link is the second word");
 
 /* ------------------------------------------------------------------------
  * Per-class central state (central.c)
@@ -211,13 +303,11 @@ typedef struct ca_binned__class {
 } __attribute__((aligned(64))) ca_binned__class;
 
 /* Central operations; `cls` is the class index. */
-/* Carve up to n slots into a NULL-terminated list; returns the count taken
- * (0: out of memory or address space) and the list in *head / tail. */
-unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **head, void **tail);
-/* Return a list of slots of class cls to their blocks: NULL-terminated, or
- * n_max slots (then the last link is not read: n_max 1 returns one slot
- * without touching its first word). */
-void ca_binned__central_put(ca_binned *b, unsigned cls, void *list, size_t n_max);
+/* Carve up to n slots into out[0 .. n); returns the count taken (0: out of
+ * memory or address space). */
+unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **out);
+/* Return n slots of class cls (not handed out: shadow 0) to their blocks. */
+void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size_t n);
 /* Decommit EMPTY blocks: all of them (force) or those seen by an earlier
  * pass; then trim the frontier over trailing unused blocks. Returns the
  * class's committed bytes afterwards. */
@@ -232,21 +322,29 @@ void ca_binned__class_unlock(ca_binned__class *c);
  *
  * Per thread and instance; touched only by its thread (the registry list
  * links are under the instance's registry lock; check and fork read the
- * others only while the process is quiescent). Invariant per bin:
- *   count == length of the list at head; count <= max (except transiently
- *   inside ca_binned_free, which calls the flush when count > max);
- *   max == 0 <=> the cache is not set up (or the thread is exiting), so that
- *   every operation takes the slow path.
+ * others only while the process is quiescent). Each bin is a stack of slot
+ * pointers in an array outside the blocks (the cache's `arrays` region):
+ *   [base, top) are the cached slots; limit = base + cache_max;
+ *   a malloc pops when top != base, a free pushes when top != limit;
+ *   a cache that is not set up (or whose thread is exiting) has
+ *   top == base == limit, so that every operation takes the slow path.
+ * Counters: allocs counts pops; frees are allocs + count + moved, where
+ * moved[cls] is the slots the bin sent out (flushes) minus those it took
+ * in (refills), kept by the slow paths.
  * ------------------------------------------------------------------------ */
 
 typedef struct ca_binned__bin {
-    void *head;      /* list of free slots, linked through their first word */
-    uint32_t count;  /* slots on the list */
-    uint32_t max;    /* flush when count exceeds this */
+    void **top;      /* one past the last cached slot */
+    void **base;     /* the bin's array (NULL: not set up) */
+    void **limit;    /* base + capacity */
     uint64_t allocs; /* served from this bin (owner thread; read racily by stats) */
-    uint64_t frees;  /* taken into this bin */
 } ca_binned__bin;
 CA_STATIC_ASSERT(sizeof(ca_binned__bin) == 32, "two bins per cache line");
+
+ca_force_inline uint32_t ca_binned__bin_count(const ca_binned__bin *bin)
+{
+    return (uint32_t)(bin->top - bin->base);
+}
 
 #define CA_BINNED__TC_NONE   0 /* never set up */
 #define CA_BINNED__TC_LIVE   1
@@ -254,6 +352,8 @@ CA_STATIC_ASSERT(sizeof(ca_binned__bin) == 32, "two bins per cache line");
 
 typedef struct ca_binned__tcache {
     ca_binned__bin bins[CA_BINNED__NCLASSES];
+    int64_t moved[CA_BINNED__NCLASSES];    /* slots flushed out - slots refilled in */
+    void **arrays;                         /* every bin's array (NULL: none) */
     ca_binned *owner;                      /* instance */
     struct ca_binned__tcache *next, *prev; /* registry (under registry lock) */
     uint64_t epoch;                        /* instance trim epoch last seen */
@@ -261,13 +361,27 @@ typedef struct ca_binned__tcache {
     bool in_tls;                           /* the default instance's static TLS cache */
 } ca_binned__tcache;
 
+/* Bytes of a cache's arrays region (every class's cache_max pointers). */
+size_t ca_binned__arrays_bytes(void);
+
 /* The cache of the calling thread for b (created on demand; NULL when the
  * thread is exiting and its cache is gone). */
 ca_binned__tcache *ca_binned__tcache_get(ca_binned *b);
+/* The slot for a malloc that found its bin empty (not yet marked live). */
 void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls);
-void ca_binned__free_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls);
+/* Cache p (already released in the shadow) when its bin is full or not set
+ * up; tc may be NULL (no caching). */
+void ca_binned__free_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls, void *p);
 /* Return every slot of tc to the recycler (to_blocks false) or the blocks. */
 void ca_binned__tcache_flush_all(ca_binned *b, ca_binned__tcache *tc, bool to_blocks);
+/* Return n free slots of cls: bundles to the recycler while it has room
+ * (unless to_blocks), the rest to the blocks. */
+void ca_binned__give_back(ca_binned *b, unsigned cls, void *const *slots, uint32_t n, bool to_blocks);
+/* A spare bundle descriptor (NULL: no memory), and its return. */
+ca_binned__bundle *ca_binned__bundle_get(ca_binned *b);
+void ca_binned__bundle_put(ca_binned *b, ca_binned__bundle *d);
+/* A cache's arrays region back to the instance's spares. */
+void ca_binned__arrays_release(ca_binned *b, ca_binned__tcache *tc);
 void ca_binned__tcache_registry_add(ca_binned *b, ca_binned__tcache *tc);
 void ca_binned__tcache_registry_remove(ca_binned *b, ca_binned__tcache *tc);
 /* Key destructor of non-default instances and of the default one. */
@@ -317,6 +431,10 @@ struct ca_binned {
     bool own_src_used;
     void *meta_map;           /* block words and trees of every class */
     size_t meta_size;
+    uint8_t *shadow;          /* one byte per 16 bytes of the span */
+    size_t shadow_size;
+    ca_source_mmap shadow_src; /* private no-reserve mapping of the shadow */
+    uintptr_t shadow_bias;    /* shadow - span_base / 16: the byte of p is at shadow_bias + p / 16 */
     unsigned page_kind;       /* CA_SOURCE_PAGE_* of the class span */
     pthread_key_t key;        /* thread caches of non-default instances; exit hook */
     bool key_made;
@@ -328,6 +446,11 @@ struct ca_binned {
     int reg_lock;
     ca_binned__tcache *threads; /* live thread caches */
     ca_binned__tcache *spare_caches; /* caches of exited threads (non-default), linked by next */
+    void *spare_arrays;         /* arrays regions of exited threads, linked through word 0 */
+    /* --- bundle descriptors --- */
+    ca_binned__recycler bundle_pool; /* spare descriptors (lock-free) */
+    int pool_lock;              /* taken to carve a new chunk of descriptors */
+    void *pool_chunks;          /* chunks of descriptors, linked through word 0 */
     uint64_t nthreads_seen;     /* caches ever registered */
     struct ca_binned *next_instance; /* all instances (fork hooks), under the global lock */
     /* --- large tier --- */
@@ -348,6 +471,46 @@ ca_force_inline uint32_t ca_binned__slot_index(unsigned cls, size_t off)
 {
     return (uint32_t)(((uint64_t)off * ca_binned__classes[cls].recip) >> CA_BINNED__RECIP_SHIFT);
 }
+
+/* The shadow byte of the granule holding p (p inside the span). */
+ca_force_inline uint8_t *ca_binned__shadow(const ca_binned *b, const void *p)
+{
+    return (uint8_t *)(b->shadow_bias + ((uintptr_t)p >> 4));
+}
+
+/* The shadow value of a handed-out slot starting at p: never 0. */
+ca_force_inline uint8_t ca_binned__live_mark(const void *p) { return (uint8_t)((uintptr_t)p + 1); }
+
+/* Mark the slot at p handed out. */
+ca_force_inline void ca_binned__mark_live(const ca_binned *b, const void *p)
+{
+    *ca_binned__shadow(b, p) = ca_binned__live_mark(p);
+}
+
+/* Mark the slot at p free when it is a slot start handed out; returns false
+ * (the byte is then garbage: the caller aborts) for anything else. The xor
+ * leaves 0 exactly when the byte was p's live mark. */
+ca_force_inline bool ca_binned__release(const ca_binned *b, const void *p)
+{
+    uint8_t *sh = ca_binned__shadow(b, p);
+    uint8_t m = ca_binned__live_mark(p);
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(CA_BINNED_PLAIN_SHADOW)
+    /* One xor on memory and a branch on its flags (compilers otherwise emit
+     * load, xor, store, compare). */
+    __asm__ goto("xorb %1, %0\n\tjnz %l[bad]" : "+m"(*sh) : "q"(m) : "cc" : bad);
+    return true;
+bad:
+    return false;
+#else
+    uint8_t v = (uint8_t)(*sh ^ m);
+    *sh = v;
+    return v == 0;
+#endif
+}
+
+/* Why the shadow refused p (after ca_binned__release returned false, which
+ * left the byte xor-ed with p's mark): abort with the exact message. */
+ca_attr_noreturn ca_attr_cold void ca_binned__bad_free(const ca_binned *b, const void *p, unsigned cls);
 
 /* Monotonic coarse clock in ns. */
 uint64_t ca_binned__now_ns(void);

@@ -41,12 +41,6 @@ void ca_binned__spin_lock(int *l)
 void ca_binned__class_lock(ca_binned__class *c) { ca_binned__spin_lock(&c->lock); }
 void ca_binned__class_unlock(ca_binned__class *c) { ca_binned__spin_unlock(&c->lock); }
 
-/* A slot on its block's free list carries this in bytes 4..7 (the list link
- * is bytes 0..3). A slot handed out has a pointer (or NULL) in bytes 0..7
- * when it leaves, so a second free of it finds the mark only if it came
- * back to the block without being handed out again: a double free. */
-#define BLOCK_MARK(idx) (0xb1a5f00du ^ (uint32_t)(idx))
-
 static inline size_t block_bytes(unsigned cls) { return (size_t)1 << ca_binned__classes[cls].block_shift; }
 
 static inline char *block_addr(const ca_binned__class *c, unsigned cls, size_t bi)
@@ -83,9 +77,22 @@ static bool grow(ca_binned *b, ca_binned__class *c, unsigned cls)
     return true;
 }
 
+/* The shadow of n blocks from block `first` goes back with them: every
+ * byte is 0 (no slot handed out) and reads 0 again afterwards. */
+static void shadow_decommit(ca_binned *b, ca_binned__class *c, unsigned cls, size_t first, size_t n)
+{
+    uint8_t *sh = ca_binned__shadow(b, block_addr(c, cls, first));
+    size_t len = (n * block_bytes(cls)) >> 4;
+    size_t page = ca_page_size();
+    if (ca_is_aligned((uintptr_t)sh, page) && ca_is_aligned(len, page))
+        (void)ca_source_decommit(&b->shadow_src.base, sh, len);
+}
+
 static void make_empty_decommitted(ca_binned *b, ca_binned__class *c, unsigned cls, size_t first, size_t n)
 {
     int err = ca_source_decommit(b->src, block_addr(c, cls, first), n * block_bytes(cls));
+    if (!err)
+        shadow_decommit(b, c, cls, first, n);
     if (err) {
         /* Keep them EMPTY (memory still valid); counted, not fatal. */
         c->commit_fail++;
@@ -103,11 +110,16 @@ static void make_empty_decommitted(ca_binned *b, ca_binned__class *c, unsigned c
     c->decommits += n;
 }
 
-unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **head_out, void **tail_out)
+/* Abort on a block-list link that does not carry its tag. */
+ca_attr_noreturn ca_attr_cold ca_attr_noinline static void corrupt_link(unsigned cls, const void *p)
+{
+    ca_binned__fail_class("corrupt free-list link", cls, p, __FILE__, __LINE__);
+}
+
+unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **out)
 {
     ca_binned__class *c = &b->classes[cls];
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
-    void *head = NULL, *tail = NULL;
     unsigned got = 0;
 
     ca_binned__class_lock(c);
@@ -136,72 +148,67 @@ unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **
         }
         unsigned nfree = ca_binned__bw_nfree(w), h = ca_binned__bw_head(w), bump = ca_binned__bw_bump(w);
         CA_ASSERT(nfree > 0, CA_BINNED__COMP, blk, "block in the free tree has no free slot");
+        /* The block's list: every link is checked before it is followed; a
+         * valid one names a slot below bump, in this block. */
         while (got < n && h) {
             char *p = blk + (size_t)(h - 1) * ci->size;
-            h = *(uint32_t *)(void *)p;
-            *(void **)(void *)p = NULL;
-            if (tail)
-                *(void **)tail = p;
-            else
-                head = p;
-            tail = p;
+            uint64_t link = *(uint64_t *)(void *)p;
+            unsigned next1 = (unsigned)(link & 0xffff);
+            if (ca_unlikely(link != ca_binned__link_word(p, next1) || next1 > bump || nfree == 0 ||
+                            *ca_binned__shadow(b, p) != 0))
+                corrupt_link(cls, p);
+            *(uint64_t *)(void *)p = 0; /* the tag does not leave the allocator */
+            out[got++] = p;
             nfree--;
-            got++;
+            h = next1;
         }
         while (got < n && bump < ci->nslots) {
+            /* A block that was EMPTY before may still hold an old link
+             * word here: clear it, so that a later put does not take the
+             * slot for one already listed. */
             char *p = blk + (size_t)bump * ci->size;
+            *(uint64_t *)(void *)p = 0;
+            out[got++] = p;
             bump++;
-            *(void **)(void *)p = NULL;
-            if (tail)
-                *(void **)tail = p;
-            else
-                head = p;
-            tail = p;
             nfree--;
-            got++;
         }
         CA_ASSERT(nfree == 0 || got == n, CA_BINNED__COMP, blk, "block free count out of step with its slots");
+        CA_ASSERT(nfree != 0 || h == 0, CA_BINNED__COMP, blk, "block free list longer than its free count");
         if (nfree == 0)
             ca_binned__chain_clear(&c->free_tree, bi);
         c->meta[bi] = ca_binned__bw_make(nfree, h, bump, CA_BINNED__ST_ACTIVE, false);
     }
     c->slots_out += got;
     ca_binned__class_unlock(c);
-    *head_out = head;
-    if (tail_out)
-        *tail_out = tail;
     return got;
 }
 
-void ca_binned__central_put(ca_binned *b, unsigned cls, void *list, size_t n_max)
+void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size_t n)
 {
     ca_binned__class *c = &b->classes[cls];
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
     size_t bmask = block_bytes(cls) - 1;
     size_t keep_blocks = b->empty_keep >> ci->block_shift;
-    uint64_t n = 0;
 
     ca_binned__class_lock(c);
-    while (list && n < n_max) {
-        char *p = (char *)list;
-        list = n + 1 < n_max ? *(void **)list : NULL;
+    for (size_t i = 0; i < n; i++) {
+        char *p = (char *)slots[i];
         size_t off = (size_t)(p - c->base);
         size_t bi = off >> ci->block_shift;
         size_t boff = off & bmask;
         uint32_t idx = ca_binned__slot_index(cls, boff);
-        uint64_t w = c->meta[bi];
-        unsigned nfree = ca_binned__bw_nfree(w);
         CA_ASSERT(bi < c->frontier && (size_t)idx * ci->size == boff && idx < ci->nslots, CA_BINNED__COMP, p,
                   "free of a pointer that is not a slot start (interior or foreign pointer)");
+        uint64_t w = c->meta[bi];
+        unsigned nfree = ca_binned__bw_nfree(w);
         CA_ASSERT(ca_binned__bw_state(w) == CA_BINNED__ST_ACTIVE && nfree < ci->nslots &&
                       idx < ca_binned__bw_bump(w),
                   CA_BINNED__COMP, p, "double free (slot already free in its block)");
-        uint32_t *mark = (uint32_t *)(void *)p + 1;
-        CA_ASSERT(*mark != BLOCK_MARK(idx), CA_BINNED__COMP, p, "double free (slot already free in its block)");
-        *(uint32_t *)(void *)p = ca_binned__bw_head(w);
-        *mark = BLOCK_MARK(idx);
+        uint64_t old = *(uint64_t *)(void *)p;
+        CA_ASSERT(old != ca_binned__link_word(p, (unsigned)(old & 0xffff)), CA_BINNED__COMP, p,
+                  "double free (slot already free in its block)");
+        *(uint64_t *)(void *)p = ca_binned__link_word(p, ca_binned__bw_head(w));
         nfree++;
-        n++;
         if (nfree == 1)
             ca_binned__chain_set(&c->free_tree, bi);
         if (nfree == ci->nslots) {
@@ -267,12 +274,13 @@ size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force)
 void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls)
 {
     ca_binned__class *c = &b->classes[cls];
-    void *bundle = ca_binned__recycler_take_all(&c->rec);
+    ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_take_all(&c->rec);
     uint64_t n = 0;
-    while (bundle) {
-        void *next = *ca_binned__bundle_link(bundle);
-        ca_binned__central_put(b, cls, bundle, SIZE_MAX);
-        bundle = next;
+    while (d) {
+        ca_binned__bundle *next = d->next;
+        ca_binned__central_put(b, cls, d->slots, d->n);
+        ca_binned__bundle_put(b, d);
+        d = next;
         n++;
     }
     if (n)

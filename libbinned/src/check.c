@@ -1,14 +1,71 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libbinned invariant walk (ca_binned_check): block words against the bit
- * trees, block free lists against the free counts, and every free slot in
- * exactly one place (a block list, a thread cache, a recycler bundle).
+ * trees, block free lists against the free counts, every free slot in
+ * exactly one place (a block list, a thread cache, a recycler bundle), and
+ * the shadow against all of them (a handed-out slot carries its mark, every
+ * other granule 0). Also the reporters of misuse found on the free path.
  *
  * Concurrency model: none; the caller guarantees that no other thread uses
  * the instance. The walk needs one bit per slot of the class being checked:
  * pages from the instance's source, released before returning.
  */
 #include "binned_internal.h"
+
+/* ------------------------------------------------------------------------
+ * Reporters
+ * ------------------------------------------------------------------------ */
+
+void ca_binned__fail_class(const char *what, unsigned cls, const void *p, const char *file, int line)
+{
+    char buf[160];
+    size_t k = 0;
+    for (const char *w = what; *w && k < 100; w++)
+        buf[k++] = *w;
+    static const char pre[] = " (class ";
+    memcpy(buf + k, pre, sizeof pre - 1);
+    k += sizeof pre - 1;
+    size_t s = cls < CA_BINNED__NCLASSES ? ca_binned__classes[cls].size : 0, d = 1;
+    while (s / d >= 10)
+        d *= 10;
+    for (; d; d /= 10)
+        buf[k++] = (char)('0' + (s / d) % 10);
+    memcpy(buf + k, " B)", 4);
+    ca_check_fail(CA_BINNED__COMP, p, buf, file, line);
+}
+
+void ca_binned__bad_free(const ca_binned *b, const void *p, unsigned cls)
+{
+    /* The release xor-ed the byte with p's mark: undo it to read it. */
+    uint8_t byte = (uint8_t)(*(volatile uint8_t *)ca_binned__shadow(b, p) ^ ca_binned__live_mark(p));
+    const ca_binned__class *c = &b->classes[cls];
+    const ca_binned__class_info *ci = &ca_binned__classes[cls];
+    size_t off = (size_t)((const char *)p - c->base);
+    size_t bi = off >> ci->block_shift;
+    size_t boff = off & (((size_t)1 << ci->block_shift) - 1);
+    uint32_t idx = ca_binned__slot_index(cls, boff);
+    size_t frontier = __atomic_load_n(&c->frontier, __ATOMIC_RELAXED);
+    bool started = bi < frontier;
+    const char *what = "free of a pointer not from the allocator";
+    if ((size_t)idx * ci->size != boff || idx >= ci->nslots) {
+        if (started && idx < ci->nslots)
+            what = "free of an interior pointer";
+    } else if (started) {
+        /* A slot start that is not handed out: freed before, unless its
+         * block never handed it out (read without the class lock: the
+         * verdict only picks the message). */
+        uint64_t w = __atomic_load_n(&c->meta[bi], __ATOMIC_RELAXED);
+        unsigned st = ca_binned__bw_state(w);
+        bool never = st == CA_BINNED__ST_FRESH || (st == CA_BINNED__ST_ACTIVE && idx >= ca_binned__bw_bump(w));
+        if (!never || byte != 0)
+            what = "double free";
+    }
+    ca_binned__fail_class(what, cls, p, __FILE__, __LINE__);
+}
+
+/* ------------------------------------------------------------------------
+ * Invariant walk
+ * ------------------------------------------------------------------------ */
 
 typedef struct walk {
     ca_binned *b;
@@ -138,7 +195,13 @@ static const char *check_class(ca_binned *b, unsigned cls)
                 break;
             }
             w.marks[bit >> 6] |= (uint64_t)1 << (bit & 63);
-            h = *(const uint32_t *)(const void *)(blk + (size_t)(h - 1) * ci->size);
+            const char *slot = blk + (size_t)(h - 1) * ci->size;
+            uint64_t link = *(const uint64_t *)(const void *)slot;
+            if (link != ca_binned__link_word(slot, (unsigned)(link & 0xffff))) {
+                err = "binned: a block free-list link does not carry its tag";
+                break;
+            }
+            h = (unsigned)(link & 0xffff);
         }
         if (!err && listed + (ci->nslots - bump) != nfree)
             err = "binned: block free count differs from its list plus unbumped slots";
@@ -156,33 +219,63 @@ static const char *check_class(ca_binned *b, unsigned cls)
     /* Thread caches. */
     for (ca_binned__tcache *tc = b->threads; tc && !err; tc = tc->next) {
         ca_binned__bin *bin = &tc->bins[cls];
-        uint32_t n = 0;
-        for (void *p = bin->head; p && !err; p = *(void **)p) {
-            if (++n > bin->count) {
-                err = "binned: a thread-cache list is longer than its count";
-                break;
-            }
-            err = mark(&w, p);
+        if (!bin->base) {
+            if (bin->top || bin->limit)
+                err = "binned: a thread-cache bin without an array has slots";
+            continue;
         }
-        if (!err && n != bin->count)
-            err = "binned: a thread-cache list is shorter than its count";
-        if (!err && tc->state == CA_BINNED__TC_LIVE && bin->count > bin->max)
-            err = "binned: a thread cache holds more than its bound";
+        if (bin->top < bin->base || bin->top > bin->limit ||
+            bin->limit - bin->base != (ptrdiff_t)ci->cache_max) {
+            err = "binned: a thread-cache bin's top lies outside its array";
+            break;
+        }
+        for (void **q = bin->base; q < bin->top && !err; q++)
+            err = mark(&w, *q);
     }
     /* Recycler bundles. */
     uint64_t bundles = 0;
-    for (void *bd = c->rec.top; bd && !err; bd = *ca_binned__bundle_link(bd)) {
-        uint32_t n = 0;
-        for (void *p = bd; p && !err; p = *(void **)p) {
-            n++;
-            err = mark(&w, p);
+    for (ca_binned__bundle *d = (ca_binned__bundle *)c->rec.top; d && !err; d = d->next) {
+        if (d->n != ci->batch || d->cls != cls) {
+            err = "binned: a recycler bundle does not hold one batch of its class";
+            break;
         }
-        if (!err && n != ci->batch)
-            err = "binned: a recycler bundle does not hold one batch";
+        for (uint32_t k = 0; k < d->n && !err; k++)
+            err = mark(&w, d->slots[k]);
         bundles++;
     }
     if (!err && bundles != c->rec_bundles)
         err = "binned: recycler bundle count is off";
+    /* The shadow: a non-zero byte only at the granule of a slot start that
+     * is handed out (below bump, free nowhere), holding that slot's mark.
+     * (A handed-out slot without its mark is allowed: a fork that caught a
+     * malloc or free between its two steps leaves such a slot behind, never
+     * to be freed.) */
+    for (size_t bi = 0; bi < c->frontier && !err; bi++) {
+        uint64_t bw = c->meta[bi];
+        unsigned st = ca_binned__bw_state(bw);
+        if (st == CA_BINNED__ST_DECOMMITTED || st == CA_BINNED__ST_FRESH)
+            continue; /* every slot free; the shadow may be decommitted */
+        char *blk = c->base + (bi << ci->block_shift);
+        const uint8_t *sh = ca_binned__shadow(b, blk);
+        size_t ngran = ((size_t)1 << ci->block_shift) >> 4, marked = 0, at_starts = 0;
+        unsigned bump = ca_binned__bw_bump(bw);
+        for (size_t g = 0; g < ngran; g++)
+            marked += sh[g] != 0;
+        for (unsigned idx = 0; idx < ci->nslots && !err; idx++) {
+            char *slot = blk + (size_t)idx * ci->size;
+            uint8_t v = *ca_binned__shadow(b, slot);
+            if (!v)
+                continue;
+            at_starts++;
+            size_t bit = bi * ci->nslots + idx;
+            if (idx >= bump || (w.marks[bit >> 6] >> (bit & 63) & 1))
+                err = "binned: the shadow marks a slot that is free";
+            else if (v != ca_binned__live_mark(slot))
+                err = "binned: a shadow byte is not its slot's mark";
+        }
+        if (!err && marked != at_starts)
+            err = "binned: the shadow marks a granule that holds no slot start";
+    }
     ca_source_release(b->src, mem, bytes);
     return err;
 }

@@ -1,20 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libbinned thread caches: per thread and instance, one bin per class with a
- * list of free slots. This file has the slow paths of the fast path in
- * binned.c: refill (recycler bundle, else carve from the blocks), flush (a
- * bundle to the recycler, else back to the blocks), set-up on first use,
- * the trim epoch, and the return of the cache at thread exit.
+ * stack of free slots in an array outside the blocks. This file has the slow
+ * paths of the fast path in binned.c: refill (recycler bundle, else carve
+ * from the blocks), flush (a bundle to the recycler, else back to the
+ * blocks), set-up on first use, the trim epoch, the return of the cache at
+ * thread exit, and the pool of bundle descriptors.
  *
  * Concurrency model: a cache is touched only by its thread. The registry of
  * live caches (for stats, check and fork) is a list under the instance's
  * registry lock. The default instance's cache is static TLS (initial-exec,
  * so it exists from the thread's first instruction, with no allocation);
  * other instances keep their caches behind a pthread key, in pages from the
- * instance's source. Both use the key's destructor to return the cache when
- * the thread exits; afterwards the cache is DEAD: its bins have max 0, so
- * every operation of a late caller (another destructor) goes straight to the
- * recycler and the blocks.
+ * instance's source. The bins' arrays (every class's cache_max pointers,
+ * about 39 KiB, touched on use) are one region from the source per cache,
+ * kept on the instance's spare list when the thread exits. Both kinds use
+ * the key's destructor to return the cache when the thread exits;
+ * afterwards the cache is DEAD: its bins have no array, so every operation
+ * of a late caller (another destructor) goes straight to the recycler and
+ * the blocks.
  *
  * Read ca_binned__alloc_slow first.
  */
@@ -56,11 +60,104 @@ void ca_binned__tcache_registry_remove(ca_binned *b, ca_binned__tcache *tc)
     ca_binned__spin_unlock(&b->reg_lock);
 }
 
-static void tcache_setup(ca_binned *b, ca_binned__tcache *tc)
+/* ------------------------------------------------------------------------
+ * Bundle descriptors: a lock-free pool, refilled a chunk at a time
+ * ------------------------------------------------------------------------ */
+
+#define POOL_CHUNK ((size_t)64 << 10)
+#define POOL_FIRST ((size_t)64) /* the chunk link, then descriptors from here */
+
+ca_binned__bundle *ca_binned__bundle_get(ca_binned *b)
+{
+    ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_pop(&b->bundle_pool);
+    if (d)
+        return d;
+    ca_binned__spin_lock(&b->pool_lock);
+    d = (ca_binned__bundle *)ca_binned__recycler_pop(&b->bundle_pool);
+    if (!d) {
+        size_t gran = ca_source_granule(b->src);
+        size_t sz = ca_align_up(POOL_CHUNK, gran);
+        void *mem = NULL;
+        if (ca_source_obtain(b->src, sz, gran, &mem) == 0) {
+            *(void **)mem = b->pool_chunks;
+            b->pool_chunks = mem;
+            char *first = (char *)mem + POOL_FIRST;
+            size_t count = (sz - POOL_FIRST) / sizeof(ca_binned__bundle);
+            for (size_t k = count; k-- > 1;)
+                ca_binned__recycler_push(&b->bundle_pool, first + k * sizeof(ca_binned__bundle));
+            d = (ca_binned__bundle *)(void *)first;
+        }
+    }
+    ca_binned__spin_unlock(&b->pool_lock);
+    return d;
+}
+
+void ca_binned__bundle_put(ca_binned *b, ca_binned__bundle *d) { ca_binned__recycler_push(&b->bundle_pool, d); }
+
+/* ------------------------------------------------------------------------
+ * Arrays regions and set-up
+ * ------------------------------------------------------------------------ */
+
+size_t ca_binned__arrays_bytes(void)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+        n += ca_binned__classes[i].cache_max;
+    return n * sizeof(void *);
+}
+
+static void **arrays_get(ca_binned *b)
+{
+    ca_binned__spin_lock(&b->reg_lock);
+    void **r = (void **)b->spare_arrays;
+    if (r)
+        b->spare_arrays = *r;
+    ca_binned__spin_unlock(&b->reg_lock);
+    if (r)
+        return r;
+    void *mem = NULL;
+    size_t gran = ca_source_granule(b->src);
+    if (ca_source_obtain(b->src, ca_align_up(ca_binned__arrays_bytes(), gran), gran, &mem) != 0)
+        return NULL;
+    return (void **)mem;
+}
+
+static void bins_detach(ca_binned__tcache *tc)
 {
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
-        tc->bins[i].max = ca_binned__classes[i].cache_max;
-        /* A free may have pushed a slot before the set-up (count 1, max 0). */
+        ca_binned__bin *bin = &tc->bins[i];
+        bin->top = bin->base = bin->limit = NULL;
+    }
+}
+
+void ca_binned__arrays_release(ca_binned *b, ca_binned__tcache *tc)
+{
+    void **r = tc->arrays;
+    bins_detach(tc);
+    if (!r)
+        return;
+    tc->arrays = NULL;
+    ca_binned__spin_lock(&b->reg_lock);
+    *r = b->spare_arrays;
+    b->spare_arrays = r;
+    ca_binned__spin_unlock(&b->reg_lock);
+}
+
+/* Give tc its arrays and make it LIVE; false when no memory (tc stays NONE:
+ * its thread runs uncached and tries again on a later slow path). */
+static bool tcache_setup(ca_binned *b, ca_binned__tcache *tc)
+{
+    if (!tc->arrays) {
+        tc->arrays = arrays_get(b);
+        if (!tc->arrays)
+            return false;
+    }
+    void **a = tc->arrays;
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+        ca_binned__bin *bin = &tc->bins[i];
+        bin->base = bin->top = a;
+        a += ca_binned__classes[i].cache_max;
+        bin->limit = a;
     }
     tc->owner = b;
     tc->in_tls = b->is_default;
@@ -69,6 +166,7 @@ static void tcache_setup(ca_binned *b, ca_binned__tcache *tc)
     ca_binned__tcache_registry_add(b, tc);
     /* The key's destructor returns the cache at thread exit. */
     pthread_setspecific(b->key, tc);
+    return true;
 }
 
 ca_binned__tcache *ca_binned__tcache_get(ca_binned *b)
@@ -98,42 +196,49 @@ ca_binned__tcache *ca_binned__tcache_get(ca_binned *b)
         tc = (ca_binned__tcache *)mem;
     }
     memset(tc, 0, sizeof *tc);
-    tcache_setup(b, tc);
+    if (!tcache_setup(b, tc)) {
+        ca_binned__spin_lock(&b->reg_lock);
+        tc->next = b->spare_caches;
+        b->spare_caches = tc;
+        ca_binned__spin_unlock(&b->reg_lock);
+        return NULL;
+    }
     return tc;
 }
 
-/* Push a list of n slots (n <= batch... any n) to the recycler as bundles of
- * `batch` while it has room; the rest goes to the blocks. */
-static void give_back(ca_binned *b, unsigned cls, void *list, uint32_t n, bool to_blocks)
+/* ------------------------------------------------------------------------
+ * Refill and flush
+ * ------------------------------------------------------------------------ */
+
+void ca_binned__give_back(ca_binned *b, unsigned cls, void *const *slots, uint32_t n, bool to_blocks)
 {
     ca_binned__class *c = &b->classes[cls];
     uint32_t batch = ca_binned__classes[cls].batch;
-    while (!to_blocks && list && n >= batch &&
-           __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED) < c->rec_max) {
-        void *bundle = list, *tail = list;
-        for (uint32_t i = 1; i < batch; i++)
-            tail = *(void **)tail;
-        list = *(void **)tail;
-        *(void **)tail = NULL;
+    while (!to_blocks && n >= batch && __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED) < c->rec_max) {
+        ca_binned__bundle *d = ca_binned__bundle_get(b);
+        if (!d)
+            break;
         n -= batch;
+        d->n = batch;
+        d->cls = cls;
+        memcpy(d->slots, slots + n, batch * sizeof(void *));
         __atomic_fetch_add(&c->rec_bundles, 1, __ATOMIC_RELAXED);
-        ca_binned__recycler_push(&c->rec, bundle);
+        ca_binned__recycler_push(&c->rec, d);
     }
-    if (list)
-        ca_binned__central_put(b, cls, list, SIZE_MAX);
+    if (n)
+        ca_binned__central_put(b, cls, slots, n);
 }
 
 void ca_binned__tcache_flush_all(ca_binned *b, ca_binned__tcache *tc, bool to_blocks)
 {
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__bin *bin = &tc->bins[i];
-        if (!bin->head)
+        uint32_t n = ca_binned__bin_count(bin);
+        if (!n)
             continue;
-        void *list = bin->head;
-        uint32_t n = bin->count;
-        bin->head = NULL;
-        bin->count = 0;
-        give_back(b, i, list, n, to_blocks);
+        bin->top = bin->base;
+        tc->moved[i] += n;
+        ca_binned__give_back(b, i, bin->base, n, to_blocks);
     }
 }
 
@@ -179,14 +284,14 @@ static void *alloc_uncached(ca_binned *b, unsigned cls)
 {
     ca_binned__class *c = &b->classes[cls];
     void *p = NULL;
-    void *bundle = ca_binned__recycler_pop(&c->rec);
-    if (bundle) {
+    ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_pop(&c->rec);
+    if (d) {
         __atomic_fetch_sub(&c->rec_bundles, 1, __ATOMIC_RELAXED);
-        p = bundle;
-        void *rest = *(void **)bundle;
-        if (rest)
-            ca_binned__central_put(b, cls, rest, SIZE_MAX);
-    } else if (!ca_binned__central_take(b, cls, 1, &p, NULL)) {
+        p = d->slots[d->n - 1];
+        if (d->n > 1)
+            ca_binned__central_put(b, cls, d->slots, d->n - 1);
+        ca_binned__bundle_put(b, d);
+    } else if (!ca_binned__central_take(b, cls, 1, &p)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -205,58 +310,68 @@ void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
 
     ca_binned__class *c = &b->classes[cls];
     ca_binned__bin *bin = &tc->bins[cls];
-    void *head = ca_binned__recycler_pop(&c->rec);
-    uint32_t n;
-    if (head) {
-        __atomic_fetch_sub(&c->rec_bundles, 1, __ATOMIC_RELAXED);
-        n = ca_binned__classes[cls].batch;
-    } else {
-        n = ca_binned__central_take(b, cls, ca_binned__classes[cls].batch, &head, NULL);
-        if (!n) {
-            errno = ENOMEM;
-            return NULL;
+    if (bin->top == bin->base) {
+        ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_pop(&c->rec);
+        uint32_t n;
+        if (d) {
+            __atomic_fetch_sub(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+            n = d->n;
+            memcpy(bin->base, d->slots, n * sizeof(void *));
+            ca_binned__bundle_put(b, d);
+        } else {
+            n = ca_binned__central_take(b, cls, ca_binned__classes[cls].batch, bin->base);
+            if (!n) {
+                errno = ENOMEM;
+                return NULL;
+            }
+            /* Lowest address on top: carved slots go out in address order. */
+            for (uint32_t i = 0, j = n - 1; i < j; i++, j--) {
+                void *x = bin->base[i];
+                bin->base[i] = bin->base[j];
+                bin->base[j] = x;
+            }
         }
+        bin->top = bin->base + n;
+        tc->moved[cls] -= n;
     }
-    void *p = head;
-    bin->head = *(void **)p;
-    bin->count = n - 1;
+    bin->top--;
     bin->allocs++;
-    return p;
+    return *bin->top;
 }
 
-void ca_binned__free_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
+void ca_binned__free_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls, void *p)
 {
-    ca_binned__bin *bin = &tc->bins[cls];
-    if (tc->state == CA_BINNED__TC_NONE && !(b->flags & CA_BINNED_NO_TCACHE)) {
-        tcache_setup(b, tc);
-        if (bin->count <= bin->max)
-            return;
+    if (!tc) {
+        __atomic_fetch_add(&b->classes[cls].exited_frees, 1, __ATOMIC_RELAXED);
+        ca_binned__central_put(b, cls, &p, 1);
+        return;
     }
+    ca_binned__bin *bin = &tc->bins[cls];
+    if (tc->state == CA_BINNED__TC_NONE && !(b->flags & CA_BINNED_NO_TCACHE))
+        tcache_setup(b, tc);
     if (tc->state != CA_BINNED__TC_LIVE) {
         /* Exiting thread or no caching: straight back. */
-        void *list = bin->head;
-        uint32_t n = bin->count;
-        bin->head = NULL;
-        bin->count = 0;
-        __atomic_fetch_add(&b->classes[cls].exited_frees, bin->frees, __ATOMIC_RELAXED);
-        bin->frees = 0;
-        give_back(b, cls, list, n, false);
+        __atomic_fetch_add(&b->classes[cls].exited_frees, 1, __ATOMIC_RELAXED);
+        ca_binned__give_back(b, cls, &p, 1, false);
         return;
     }
     uint64_t e = __atomic_load_n(&b->epoch, __ATOMIC_ACQUIRE);
     if (ca_unlikely(e != tc->epoch)) {
         tc->epoch = e;
         ca_binned__tcache_flush_all(b, tc, true);
+    }
+    if (bin->top != bin->limit) {
+        *bin->top++ = p;
         return;
     }
+    /* Full: the newest batch - 1 cached slots and p leave as one bundle. */
     uint32_t batch = ca_binned__classes[cls].batch;
-    void *bundle = bin->head, *tail = bundle;
-    for (uint32_t i = 1; i < batch; i++)
-        tail = *(void **)tail;
-    bin->head = *(void **)tail;
-    *(void **)tail = NULL;
-    bin->count -= batch;
-    give_back(b, cls, bundle, batch, false);
+    void *out[CA_BINNED__BATCH_MAX];
+    bin->top -= batch - 1;
+    memcpy(out, bin->top, (batch - 1) * sizeof(void *));
+    out[batch - 1] = p;
+    tc->moved[cls] += batch;
+    ca_binned__give_back(b, cls, out, batch, false);
     ca_binned__maybe_purge(b);
 }
 
@@ -271,10 +386,12 @@ void ca_binned__tcache_thread_exit(void *arg)
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__bin *bin = &tc->bins[i];
         __atomic_fetch_add(&b->classes[i].exited_allocs, bin->allocs, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&b->classes[i].exited_frees, bin->frees, __ATOMIC_RELAXED);
-        bin->allocs = bin->frees = 0;
-        bin->max = 0;
+        __atomic_fetch_add(&b->classes[i].exited_frees, (uint64_t)((int64_t)bin->allocs + tc->moved[i]),
+                           __ATOMIC_RELAXED);
+        bin->allocs = 0;
+        tc->moved[i] = 0;
     }
+    ca_binned__arrays_release(b, tc);
     tc->state = CA_BINNED__TC_DEAD;
     if (!tc->in_tls) {
         ca_binned__spin_lock(&b->reg_lock);

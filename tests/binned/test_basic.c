@@ -53,6 +53,7 @@ Test(binned_basic, class_table)
     for (size_t n = 0; n <= CA_BINNED__LUT_MAX; n++) {
         cr_assert_eq(ca_binned__lut8[(n + 7) >> 3], ca_binned__class_of(n), "lut8 %zu", n);
         cr_assert_eq(ca_binned__lut16[(n + 15) >> 4], ca_binned__class_of(ca_align_up(n, 16)), "lut16 %zu", n);
+        cr_assert_eq(ca_binned__lut_malloc[n], ca_binned__class_of(ca_align_up(n, 16)), "lut_malloc %zu", n);
     }
 }
 
@@ -69,7 +70,10 @@ Test(binned_basic, every_class_boundary)
                 size_t u = ca_binned_usable(b, p);
                 cr_assert_geq(u, sizes[k]);
                 cr_assert(ca_is_aligned((uintptr_t)p, al));
-                if (sizes[k] <= CA_BINNED_SMALL_MAX && al == 8)
+                /* checks=off: the class size; on: the request (a guard follows it). */
+                if (CA_BINNED__GUARD && sizes[k] <= CA_BINNED_SMALL_MAX - CA_BINNED__GUARD)
+                    cr_assert_eq(u, sizes[k]);
+                else if (!CA_BINNED__GUARD && sizes[k] <= CA_BINNED_SMALL_MAX && al == 8)
                     cr_assert_eq(u, ca_binned__classes[ca_binned__class_of(sizes[k])].size);
                 memset(p, 0x5a, u);
                 ca_binned_dealloc(b, p);
@@ -143,15 +147,16 @@ Test(binned_basic, resize_in_place)
     ca_binned *b = inst();
     ca_allocator *a = ca_binned_allocator(b);
     void *p = ca_alloc(a, 100, 16); /* class 112 */
-    cr_assert_eq(ca_resize(a, p, 100, 112, 16, CA_RESIZE_IN_PLACE), p);
+    size_t cap = 112 - CA_BINNED__GUARD; /* checks=on keeps a guard after the request */
+    cr_assert_eq(ca_resize(a, p, 100, cap, 16, CA_RESIZE_IN_PLACE), p);
     errno = 0;
-    cr_assert_null(ca_resize(a, p, 112, 113, 16, CA_RESIZE_IN_PLACE));
+    cr_assert_null(ca_resize(a, p, cap, cap + 1, 16, CA_RESIZE_IN_PLACE));
     cr_assert_eq(errno, ENOMEM);
-    cr_assert_eq(ca_resize(a, p, 112, 10, 16, CA_RESIZE_IN_PLACE), p);
-    void *q = ca_resize(a, p, 10, 10, 16, 0); /* shrink far below: moves */
+    cr_assert_eq(ca_resize(a, p, cap, 8, 16, CA_RESIZE_IN_PLACE), p);
+    void *q = ca_resize(a, p, 8, 8, 16, 0); /* shrink far below: moves */
     cr_assert_neq(q, p);
-    cr_assert_eq(ca_usable_size(a, q), 16);
-    ca_free(a, q, 10, 16);
+    cr_assert_eq(ca_usable_size(a, q), CA_BINNED__GUARD ? 8 : 16);
+    ca_free(a, q, 8, 16);
     ca_binned_destroy(b);
 }
 

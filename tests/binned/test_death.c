@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* libbinned bad input with checks=on: interior pointer, double free and a
+/* libbinned bad input, in every build: interior pointer, double free and a
  * pointer not from the allocator abort with one line naming the address
- * (and the class). With checks=off these tests only check that the build
- * says so (the fast path does not look; see the header). */
+ * (and the class). test_hardening.c has the misuse of freed memory. */
 #include <criterion/criterion.h>
 
 #include "binned_internal.h"
@@ -11,7 +10,7 @@
 static void interior(void *arg)
 {
     (void)arg;
-    char *p = ca_binned_malloc(40); /* class 48 */
+    char *p = ca_binned_malloc(40); /* class 48 (with checks=on's 8 guard bytes too) */
     ca_binned_free(p + 16);
 }
 
@@ -43,28 +42,44 @@ static void foreign_instance(void *arg)
     ca_binned_dealloc(b, p);
 }
 
-static void double_free_central(void *arg)
+static ca_binned *no_tcache_instance(void)
 {
-    (void)arg;
-    /* A double free that reaches the blocks: caught in every build. */
     ca_binned_options o;
     ca_binned_options_default(&o);
     o.class_range_log2 = 24;
     o.flags = CA_BINNED_NO_TCACHE;
     ca_binned *b = NULL;
     ca_binned_create(&b, &o);
-    void *keep = ca_binned_alloc(b, 64, 16);
-    void *p = ca_binned_alloc(b, 64, 16);
+    return b;
+}
+
+static void double_free_no_tcache(void *arg)
+{
+    (void)arg;
+    /* No thread cache: the slot is on its block's list when freed again. */
+    ca_binned *b = no_tcache_instance();
+    void *keep = ca_binned_alloc(b, 40, 16);
+    void *p = ca_binned_alloc(b, 40, 16);
     ca_binned_dealloc(b, p);
-    ((uintptr_t *)p)[1] = 0; /* defeat the checks=on canary */
     ca_binned_dealloc(b, p);
+    (void)keep;
+}
+
+static void double_put_central(void *arg)
+{
+    (void)arg;
+    /* The blocks' own check, behind the shadow's: a slot already on its
+     * block's list comes back. */
+    ca_binned *b = no_tcache_instance();
+    void *keep = ca_binned_alloc(b, 40, 16);
+    void *p = ca_binned_alloc(b, 40, 16);
+    ca_binned_dealloc(b, p);
+    ca_binned__central_put(b, 2, &p, 1);
     (void)keep;
 }
 
 Test(binned_death, interior_pointer)
 {
-    if (CA_CHECKS < CA_CHECKS_ON)
-        cr_skip("checks=off: not detected on the fast path (documented)");
     ca_death_result r = ca_death_run(interior, NULL);
     cr_assert(r.aborted, "%s", r.out);
     cr_assert(ca_death_has_line(&r, "ctxalloc: binned: free of an interior pointer (class 48 B) (address 0x"),
@@ -73,8 +88,6 @@ Test(binned_death, interior_pointer)
 
 Test(binned_death, double_free)
 {
-    if (CA_CHECKS < CA_CHECKS_ON)
-        cr_skip("checks=off: not detected on the fast path (documented)");
     ca_death_result r = ca_death_run(double_free, NULL);
     cr_assert(r.aborted, "%s", r.out);
     cr_assert(ca_death_has_line(&r, "ctxalloc: binned: double free (class 112 B) (address 0x"), "%s", r.out);
@@ -90,9 +103,16 @@ Test(binned_death, foreign_pointer)
     cr_assert(ca_death_has_line(&r, "ctxalloc: binned"), "%s", r.out);
 }
 
+Test(binned_death, double_free_without_tcache)
+{
+    ca_death_result r = ca_death_run(double_free_no_tcache, NULL);
+    cr_assert(r.aborted, "%s", r.out);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: binned: double free (class 48 B) (address 0x"), "%s", r.out);
+}
+
 Test(binned_death, double_free_in_blocks)
 {
-    ca_death_result r = ca_death_run(double_free_central, NULL);
+    ca_death_result r = ca_death_run(double_put_central, NULL);
     cr_assert(r.aborted, "%s", r.out);
     cr_assert(ca_death_has_line(&r, "ctxalloc: binned: double free (slot already free in its block) (address 0x"),
               "%s", r.out);

@@ -136,30 +136,51 @@ Test(binned_invariants, check_finds_corruption)
     c->meta[0] -= 1;
     cr_assert_null(ca_binned_check(b));
 
-    /* A slot both live in the cache and handed out again (cache count). */
+    /* A slot both in the cache and handed out (its shadow still says so). */
     ca_binned__tcache *tc = (ca_binned__tcache *)pthread_getspecific(b->key);
     cr_assert_not_null(tc);
-    tc->bins[2].count++;
+    ca_binned__bin *bin = &tc->bins[2];
+    *bin->top++ = q;
     cr_assert_not_null(ca_binned_check(b));
-    tc->bins[2].count--;
+    bin->top--;
+    cr_assert_null(ca_binned_check(b));
 
     /* The same slot in the cache twice. */
     ca_binned_dealloc(b, p);
-    void *saved = tc->bins[2].head;
-    *(void **)q = saved;
-    tc->bins[2].head = q;
-    tc->bins[2].count++;
-    *(void **)p = q; /* p -> q -> p ... cut below */
-    tc->bins[2].head = p;
-    *(void **)q = NULL;
-    tc->bins[2].count = 2;
-    cr_assert_null(ca_binned_check(b)); /* p and q once each: fine */
-    void *again = q;
-    *(void **)q = again; /* q twice: loop of length 1 */
-    tc->bins[2].count = 3;
-    cr_assert_not_null(ca_binned_check(b));
-    *(void **)q = NULL;
-    tc->bins[2].count = 2;
     cr_assert_null(ca_binned_check(b));
+    *bin->top++ = p;
+    cr_assert_not_null(ca_binned_check(b));
+    bin->top--;
+    cr_assert_null(ca_binned_check(b));
+
+    /* A block free-list link without its tag. */
+    ca_binned_trim(b); /* p goes back to its block's list */
+    cr_assert_null(ca_binned_check(b));
+    uint64_t saved = *(uint64_t *)p;
+    *(uint32_t *)p ^= 1;
+    cr_assert_not_null(ca_binned_check(b));
+    *(uint64_t *)p = saved;
+    cr_assert_null(ca_binned_check(b));
+
+    /* A free slot marked handed out in the shadow, a wrong mark, a mark
+     * between slot starts. */
+    uint8_t *sh = ca_binned__shadow(b, p);
+    cr_assert_eq(*sh, 0);
+    *sh = ca_binned__live_mark(p);
+    cr_assert_not_null(ca_binned_check(b));
+    *sh = 0;
+    cr_assert_null(ca_binned_check(b));
+    uint8_t *shq = ca_binned__shadow(b, q);
+    cr_assert_eq(*shq, ca_binned__live_mark(q));
+    *shq ^= 0x10;
+    cr_assert_not_null(ca_binned_check(b));
+    *shq ^= 0x10;
+    cr_assert_null(ca_binned_check(b));
+    uint8_t *mid = ca_binned__shadow(b, (char *)q + 16);
+    *mid = 1;
+    cr_assert_not_null(ca_binned_check(b));
+    *mid = 0;
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_dealloc(b, q);
     ca_binned_destroy(b);
 }

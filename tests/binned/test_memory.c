@@ -116,7 +116,7 @@ Test(binned_memory, first_fit_packs_low)
     drop(b, 100000);
     ca_binned_trim(b);
     void *p = ca_binned_alloc(b, 64, 16);
-    cr_assert_eq((char *)p, b->classes[3].base, "first block of the class range reused first");
+    cr_assert_eq((char *)p, b->classes[ca_binned_size_class(64)].base, "first block of the class range reused first");
     ca_binned_dealloc(b, p);
     ca_binned_destroy(b);
 }
@@ -168,7 +168,7 @@ Test(binned_memory, pressure_policy_moves_epoch)
     drop(b, N / 8);
     ca_binned__tcache *tc = (ca_binned__tcache *)pthread_getspecific(b->key);
     cr_assert_not_null(tc);
-    cr_assert_gt(tc->bins[3].count, 0, "the cache holds freed slots");
+    cr_assert_gt(ca_binned__bin_count(&tc->bins[ca_binned_size_class(64)]), 0, "the cache holds freed slots");
     uint64_t epoch0 = b->epoch;
     for (int i = 0; i < 100 && b->epoch == epoch0; i++) { /* up to 1.5 s on a loaded machine */
         nap_ms(15);
@@ -180,7 +180,7 @@ Test(binned_memory, pressure_policy_moves_epoch)
     uint64_t trims = 0;
     cr_assert(ca_stats_get_counter(&s, "pressure_trims", &trims));
     cr_assert_geq(trims, 1);
-    cr_assert_eq(b->classes[3].rec_bundles, 0, "the recyclers went back to the blocks");
+    cr_assert_eq(b->classes[ca_binned_size_class(64)].rec_bundles, 0, "the recyclers went back to the blocks");
     /* This thread notices on its next slow path (and returns its cache). */
     cr_assert_neq(tc->epoch, b->epoch);
     void *q = ca_binned_alloc(b, 3000, 16); /* empty bin: slow path */
