@@ -701,20 +701,28 @@ void *ca_binned_large_resize(ca_binned_large *l, void *p, size_t new_size, size_
     }
     size_t copy = new_size < old_usable ? new_size : old_usable;
     bool moved = false;
-    if (l->can_mremap && whole_mapping(r) && copy >= ((size_t)1 << 20) &&
-        !__atomic_load_n(&ca_bl_no_dontunmap, __ATOMIC_RELAXED)) {
+    if (l->can_mremap && whole_mapping(r) && copy >= ((size_t)1 << 20)) {
         ca_binned__large_rgn *qr = ca_binned__large_map_get(q);
         size_t len = ca_align_up(copy, ca_page_size());
         if (qr && whole_mapping(qr) && len <= qusable) {
             /* DONTUNMAP: the old range stays mapped (empty) until the region
              * is released, so no other mapping can land in it while it is
              * still the tier's (registered, reported to a listener). */
-            if (mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, q) != MAP_FAILED) {
-                moved = true;
-                CA_BL_ADD(class_of_rgn(l, qr)->n.mremaps, 1);
-            } else if (errno == EINVAL) {
-                __atomic_store_n(&ca_bl_no_dontunmap, 1, __ATOMIC_RELAXED); /* kernel < 5.7: copy */
+            if (!__atomic_load_n(&ca_bl_no_dontunmap, __ATOMIC_RELAXED)) {
+                if (mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, q) != MAP_FAILED)
+                    moved = true;
+                else if (errno == EINVAL) /* kernel before 5.7, valgrind */
+                    __atomic_store_n(&ca_bl_no_dontunmap, 1, __ATOMIC_RELAXED);
             }
+            /* Without DONTUNMAP the old pages leave a hole until the region
+             * is released: only while no listener is attached (it would hear
+             * removed() after the range was given up); else copy. */
+            if (!moved && __atomic_load_n(&ca_bl_no_dontunmap, __ATOMIC_RELAXED) &&
+                !__atomic_load_n(&l->listener, __ATOMIC_ACQUIRE) &&
+                mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, q) != MAP_FAILED)
+                moved = true;
+            if (moved)
+                CA_BL_ADD(class_of_rgn(l, qr)->n.mremaps, 1);
         }
     }
     if (moved) {

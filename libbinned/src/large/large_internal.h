@@ -259,7 +259,8 @@ struct ca_binned_large {
      * mapping enters or leaves the range set and across every callback;
      * it orders those changes with attach and detach (large_listen.c). */
     int listen_lock;
-    ca_listener *listener; /* the attached listener or NULL (listen_lock) */
+    ca_listener *listener; /* the attached listener or NULL (written under listen_lock
+                              with atomic stores; resize reads it without the lock) */
 };
 
 /* large.c */

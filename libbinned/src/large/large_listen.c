@@ -43,6 +43,12 @@
  * Across fork the lock is taken in prepare and reset in the child; the
  * child keeps the listener attached.
  *
+ * The listener pointer is written with listen_lock held (atomic stores) and
+ * read there; resize also reads it without the lock, to avoid moving pages
+ * by a plain mremap (which opens a hole in the old range before removed())
+ * while a listener is attached on kernels without MREMAP_DONTUNMAP: an
+ * attach racing with such a resize can see that hole (documented residue).
+ *
  * Instances with CA_CAP_OWNER_MAP (OWNER_SELF) support ca_listen the same
  * way: their ranges are registered in the ownership map under the tier
  * before added() is called.
@@ -51,7 +57,7 @@
 
 int ca_binned__large_ev_added(ca_binned_large *l, const ca_binned__large_rgn *r)
 {
-    ca_listener *lis = l->listener;
+    ca_listener *lis = __atomic_load_n(&l->listener, __ATOMIC_RELAXED);
     if (!lis || !lis->added)
         return 0;
     return lis->added(lis, r->base, r->size);
@@ -59,7 +65,7 @@ int ca_binned__large_ev_added(ca_binned_large *l, const ca_binned__large_rgn *r)
 
 void ca_binned__large_ev_removed(ca_binned_large *l, const ca_binned__large_rgn *r)
 {
-    ca_listener *lis = l->listener;
+    ca_listener *lis = __atomic_load_n(&l->listener, __ATOMIC_RELAXED);
     if (lis && lis->removed)
         lis->removed(lis, r->base, r->size);
 }
@@ -100,7 +106,7 @@ int ca_binned__large_listen(ca_allocator *a, ca_listener *lis)
     } else if (!lis) {
         ca_listener *old = l->listener;
         if (old) {
-            l->listener = NULL;
+            __atomic_store_n(&l->listener, NULL, __ATOMIC_RELEASE);
             remove_until(l, old, NULL);
         }
     } else {
@@ -114,7 +120,7 @@ int ca_binned__large_listen(ca_allocator *a, ca_listener *lis)
                 }
             }
         }
-        l->listener = lis;
+        __atomic_store_n(&l->listener, lis, __ATOMIC_RELEASE);
     }
 out:
     ca_binned__large_listen_unlock(l);
@@ -125,7 +131,7 @@ void ca_binned__large_ev_destroy(ca_binned_large *l)
 {
     ca_binned__large_listen_lock(l);
     ca_listener *lis = l->listener;
-    l->listener = NULL;
+    __atomic_store_n(&l->listener, NULL, __ATOMIC_RELEASE);
     if (lis) {
         if (lis->destroyed)
             lis->destroyed(lis);

@@ -8,6 +8,7 @@
  * EBUSY; detach; destroy reports destroyed then removed; CA_CAP_OWNER_MAP
  * exactly for a tier registered under itself. */
 #include <criterion/criterion.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "ca_test.h"
@@ -267,6 +268,20 @@ Test(binned_large_listen, background_thread_unmaps_with_events)
     rec_fini(&r);
 }
 
+/* Whether this kernel moves pages with MREMAP_DONTUNMAP (valgrind refuses
+ * it: the tier copies instead while a listener is attached). */
+static bool dontunmap_works(void)
+{
+    size_t n = 64 * KIB;
+    char *a = (char *)mmap(NULL, 2 * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(a, MAP_FAILED);
+    a[0] = 1;
+    bool ok = mremap(a, n, n, MREMAP_MAYMOVE | MREMAP_FIXED | 4 /* MREMAP_DONTUNMAP */, a + n) != MAP_FAILED;
+    ok = ok && a[n] == 1;
+    munmap(a, 2 * n);
+    return ok;
+}
+
 Test(binned_large_listen, mremap_move_reports_old_and_new_ranges)
 {
     ca_binned_large *l = make(0);
@@ -282,7 +297,10 @@ Test(binned_large_listen, mremap_move_reports_old_and_new_ranges)
     cr_assert_not_null(q);
     cr_assert_neq(q, p);
     cr_assert(ca_test_verify(q, n, 42), "contents moved");
-    cr_assert_gt(counter(l, "mremaps"), m0, "the move used mremap");
+    if (dontunmap_works())
+        cr_assert_gt(counter(l, "mremaps"), m0, "the move used mremap");
+    else
+        cr_assert_eq(counter(l, "mremaps"), m0, "no plain mremap while a listener is attached");
     cr_assert_eq(r.added, 2);
     cr_assert_eq(r.removed, 1, "the old mapping was reported removed");
     cr_assert(rec_holds(&r, q, 3 * n));
