@@ -627,7 +627,8 @@ ca_binned_large *ca_binned_large_of(const void *p)
  * Resize
  * ------------------------------------------------------------------------ */
 
-/* The kernel refused MREMAP_DONTUNMAP once: moves copy from then on. */
+/* The kernel refused MREMAP_DONTUNMAP once: from then on moves use a plain
+ * mremap while no listener is attached, and copy while one is. */
 static int ca_bl_no_dontunmap;
 
 /* A block that is a whole mapping (direct, or the one area of its region). */
