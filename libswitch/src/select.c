@@ -157,12 +157,48 @@ static void unlock(void) { __atomic_store_n(&ca_switch__g.lock, 0, __ATOMIC_RELE
 void ca_switch__registry_lock(void) { lock(); }
 void ca_switch__registry_unlock(void) { unlock(); }
 
-static void fork_prepare(void) { lock(); }
-static void fork_parent(void) { unlock(); }
+/*
+ * fork. The allocator's locks (this registry, libbinned's, whose handlers
+ * run after these) are held across fork so the child inherits consistent
+ * state. glibc takes its stdio list lock only after every prepare handler,
+ * so holding allocator locks then could deadlock: a thread inside getline
+ * holds a FILE lock and waits in realloc for an allocator lock, another
+ * holds the list lock in fflush(NULL) and waits for that FILE lock, and the
+ * forking thread waits for the list lock while holding the allocator's.
+ * glibc's own malloc avoids it by locking its arenas after the list lock;
+ * the prepare handler does the same by taking the list lock first (it is
+ * recursive: glibc takes it again in fork). The parent handler releases
+ * our hold; in the child glibc resets the lock, and so do we (glibc does not
+ * in a single-threaded process). The symbols are glibc's stdio locking
+ * entry points; without them (another libc) the order is as before.
+ */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern void _IO_list_resetlock(void) __attribute__((weak));
+
+static void fork_prepare(void)
+{
+    if (_IO_list_lock && _IO_list_unlock && _IO_list_resetlock)
+        _IO_list_lock();
+    lock();
+}
+
+static void fork_parent(void)
+{
+    unlock();
+    if (_IO_list_lock && _IO_list_unlock && _IO_list_resetlock)
+        _IO_list_unlock();
+}
+
 /* In the child only the forking thread exists; its selection (thread-locals)
  * is inherited unchanged. Locals owned by other threads keep their queues:
  * ca_switch_local_adopt lets a child thread take them over. */
-static void fork_child(void) { __atomic_store_n(&ca_switch__g.lock, 0, __ATOMIC_RELAXED); }
+static void fork_child(void)
+{
+    __atomic_store_n(&ca_switch__g.lock, 0, __ATOMIC_RELAXED);
+    if (_IO_list_lock && _IO_list_unlock && _IO_list_resetlock)
+        _IO_list_resetlock();
+}
 
 void ca_switch__register_local(ca_switch_local *l)
 {

@@ -4,10 +4,15 @@
  * by name and, with SW_OVERRIDE, through malloc / free of the override):
  *   - a thread forks repeatedly while three others allocate and free; the
  *     child allocates, uses its inherited local and exits 0;
- *   - the same with fork called from a signal handler.
+ *   - the same with fork called from a signal handler;
+ *   - (override) 1,000 forks while one thread grows a getline buffer (holding
+ *     its FILE lock inside realloc) and another flushes every stream (holding
+ *     stdio's list lock, waiting for that FILE lock): the allocator's fork
+ *     handler must not hold its locks while glibc waits for the list lock.
  * A deadlock in the child is caught by alarm() (the child dies of SIGALRM).
  */
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -178,3 +183,74 @@ CA_TT(fork_from_signal_handler)
     }
     finish(th, 3);
 }
+
+#ifdef SW_OVERRIDE
+/* getline reallocs its buffer while it holds the stream's lock; fflush(NULL)
+ * holds the list of streams and waits for each stream's lock. */
+static FILE *lines;
+
+static void *getline_thread(void *arg)
+{
+    (void)arg;
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+        char *buf = NULL;
+        size_t cap = 0;
+        rewind(lines);
+        while (getline(&buf, &cap, lines) > 0) {
+            free(buf); /* a fresh buffer grows again through realloc */
+            buf = NULL;
+            cap = 0;
+        }
+        free(buf);
+    }
+    return NULL;
+}
+
+static void *flush_thread(void *arg)
+{
+    (void)arg;
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+        fflush(NULL);
+        sched_yield();
+    }
+    return NULL;
+}
+
+CA_TT(fork_while_stdio_locks_are_contended)
+{
+    char path[] = "/tmp/ca-fork-stdio-XXXXXX";
+    int fd = mkstemp(path);
+    CA_TT_ASSERT(fd >= 0, "mkstemp");
+    lines = fdopen(fd, "w+");
+    CA_TT_ASSERT(lines != NULL, "fdopen");
+    unlink(path);
+    for (int l = 0; l < 4; l++) {
+        for (int k = 0; k < (32 << 10) << l; k++)
+            fputc('a' + l, lines);
+        fputc('\n', lines);
+    }
+    fflush(lines);
+    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
+    pthread_t g, f;
+    pthread_create(&g, NULL, getline_thread, NULL);
+    pthread_create(&f, NULL, flush_thread, NULL);
+    alarm(240); /* a deadlock inside fork() ends the test by SIGALRM */
+    int failed = 0, n = 1000;
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            void *p = malloc(100); /* the child's allocator works */
+            _exit(p ? 0 : 1);
+        }
+        if (wait_child(pid) != 0)
+            failed++;
+        CA_TT_OPS(1);
+    }
+    alarm(0);
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    pthread_join(g, NULL);
+    pthread_join(f, NULL);
+    fclose(lines);
+    CA_TT_ASSERT(failed == 0, "%d of %d children failed", failed, n);
+}
+#endif
