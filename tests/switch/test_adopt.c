@@ -6,7 +6,7 @@
  *     malloc_usable_size reach the owner (ca_switch_owner is the adoption);
  *   - frees from another thread (queued for single-thread allocators);
  *   - a fork in the middle of a seeded differential stress (>= 20,000
- *     operations, mixed selections over several adoptions and the global
+ *     operations, mixed selections over seven adoptions and the global
  *     allocator, a shadow model checking every block's contents and owner
  *     and that no two live blocks overlap);
  *   - bad input: NULL, adopting twice, undoing while selected or with live
@@ -405,7 +405,7 @@ Test(adopt, bump_tip_free_and_growth)
  * Differential stress with a fork in the middle
  * ------------------------------------------------------------------------ */
 
-#define NSUBJ 5
+#define NSUBJ 7
 #define NLIVE 512
 
 typedef struct shadow {
@@ -457,7 +457,8 @@ static int child_checks(ca_allocator *sel[], int nsel)
 
 Test(adopt, differential_stress_with_fork, .timeout = 120)
 {
-    static const int kinds[NSUBJ] = {K_RBTREE, K_BUMP_SOURCE, K_BITSET, K_BINNED, K_ARENA_ANON};
+    static const int kinds[NSUBJ] = {K_RBTREE,     K_BUMP_SOURCE, K_BITSET,     K_BINNED,
+                                     K_ARENA_ANON, K_LARGE,       K_BUMP_SHARED};
     static subject subj[NSUBJ];
     static ca_switch_adopted ad[NSUBJ];
     ca_allocator *sel[NSUBJ + 1];
