@@ -568,11 +568,27 @@ ca_attr_noinline static void default_free_slow(void *p)
     errno = saved;
 }
 
+/* Not declared noreturn, so that the fast path reaches it by a tail jump
+ * (no stack frame set up for a call). */
 ca_attr_noinline ca_attr_cold static void default_bad_free(void *p)
 {
     ca_binned *b = &ca_binned__default_instance;
     ca_binned__bad_free(b, p, (unsigned)(((uintptr_t)p - b->span_base) >> b->class_shift));
 }
+
+/* clang calls a function it knows never returns; musttail makes it jump. */
+#if defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(musttail)
+#define BAD_FREE_TAIL(p) __attribute__((musttail)) return default_bad_free(p)
+#endif
+#endif
+#ifndef BAD_FREE_TAIL
+#define BAD_FREE_TAIL(p)                                                                           \
+    do {                                                                                           \
+        default_bad_free(p);                                                                       \
+        return;                                                                                    \
+    } while (0)
+#endif
 
 void ca_binned_free(void *p)
 {
@@ -580,8 +596,9 @@ void ca_binned_free(void *p)
     uintptr_t off = (uintptr_t)p - b->span_base;
     if (ca_likely(off < b->span)) {
         size_t cls = off >> b->class_shift;
-        if (ca_unlikely(!ca_binned__release(b, p)))
-            default_bad_free(p);
+        if (ca_unlikely(!ca_binned__release(b, p))) {
+            BAD_FREE_TAIL(p);
+        }
         guard_check(p, (unsigned)cls);
         ca_binned__bin *bin = &ca_binned__tls.bins[cls];
         void **t = bin->top;
