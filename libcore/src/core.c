@@ -86,6 +86,95 @@ void ca_check_report(const char *component, const void *addr, const char *what, 
     }
 }
 
+/* ------------------------------------------------------------------------
+ * Environment variables: strict parsing, one warning line, the default
+ * ------------------------------------------------------------------------ */
+
+static void write_line(char *buf, size_t cap, size_t len)
+{
+    if (len + 1 >= cap)
+        len = cap - 2;
+    buf[len++] = '\n';
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(2, buf + off, len - off);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        off += (size_t)w;
+    }
+}
+
+static void env_warning(const char *name, const char *value, const char *expected, const char *def)
+{
+    char buf[384];
+    size_t len = 0;
+    put_str(buf, sizeof buf, &len, "ctxalloc: warning: ");
+    put_str(buf, sizeof buf, &len, name);
+    put_str(buf, sizeof buf, &len, "=");
+    put_str(buf, sizeof buf, &len, value);
+    put_str(buf, sizeof buf, &len, " is invalid (expected ");
+    put_str(buf, sizeof buf, &len, expected);
+    put_str(buf, sizeof buf, &len, "): using ");
+    put_str(buf, sizeof buf, &len, def);
+    write_line(buf, sizeof buf, len);
+}
+
+int ca_env_uint(const char *name, uint64_t lo, uint64_t hi, uint64_t def, uint64_t *out)
+{
+    const char *v = getenv(name);
+    *out = def;
+    if (!v || !*v)
+        return 0;
+    uint64_t x = 0;
+    const char *c = v;
+    bool ok = true;
+    for (; *c; c++) {
+        if (*c < '0' || *c > '9' || x > (UINT64_MAX - 9) / 10) {
+            ok = false;
+            break;
+        }
+        x = x * 10 + (uint64_t)(*c - '0');
+    }
+    if (ok && x >= lo && x <= hi) {
+        *out = x;
+        return 0;
+    }
+    char expected[64], dflt[24];
+    size_t len = 0, dl = 0;
+    put_str(expected, sizeof expected, &len, "a whole number from ");
+    put_dec(expected, sizeof expected, &len, (unsigned long)lo);
+    put_str(expected, sizeof expected, &len, " to ");
+    put_dec(expected, sizeof expected, &len, (unsigned long)hi);
+    expected[len] = '\0';
+    put_dec(dflt, sizeof dflt, &dl, (unsigned long)def);
+    dflt[dl] = '\0';
+    env_warning(name, v, expected, dflt);
+    return EINVAL;
+}
+
+int ca_env_word(const char *name, const char *const *words, int def, int *out)
+{
+    const char *v = getenv(name);
+    *out = def;
+    if (!v || !*v)
+        return 0;
+    char expected[160];
+    size_t len = 0;
+    for (int i = 0; words[i]; i++) {
+        if (strcmp(v, words[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+        put_str(expected, sizeof expected, &len, i ? ", " : "one of ");
+        put_str(expected, sizeof expected, &len, words[i]);
+    }
+    expected[len] = '\0';
+    env_warning(name, v, expected, def >= 0 ? words[def] : "unset");
+    return EINVAL;
+}
+
 void ca_check_fail(const char *component, const void *addr, const char *what, const char *file, int line)
 {
     ca_check_report(component, addr, what, file, line);

@@ -244,30 +244,27 @@ void ca_switch__unregister_local(ca_switch_local *l)
 
 static void ensure_init_for_ctor(void);
 
+/* CA_STATS: unset, "0" or "off": no report; "1" or "text": text; "json". */
 static int env_stats_format(void)
 {
-    const char *v = getenv("CA_STATS");
-    if (!v || !*v || (v[0] == '0' && v[1] == '\0'))
-        return -1;
-    if (v[0] == 'j' || v[0] == 'J')
-        return CA_STATS_JSON;
-    return CA_STATS_TEXT;
+    static const char *const words[] = {"0", "off", "1", "text", "json", NULL};
+    int w;
+    (void)ca_env_word("CA_STATS", words, 0, &w);
+    return w <= 1 ? -1 : w == 4 ? CA_STATS_JSON : CA_STATS_TEXT;
 }
 
+/* CA_STATS_FD: the descriptor of the report (default 2). */
 static int env_stats_fd(void)
 {
-    const char *v = getenv("CA_STATS_FD");
-    int fd = 0;
-    if (!v || !*v)
-        return 2;
-    for (; *v >= '0' && *v <= '9' && fd < 1000000; v++)
-        fd = fd * 10 + (*v - '0');
-    return *v ? 2 : fd;
+    uint64_t fd;
+    (void)ca_env_uint("CA_STATS_FD", 0, 1 << 20, 2, &fd);
+    return (int)fd;
 }
 
 /* Where and how CA_STATS prints, fixed by the constructor below: -1 = not
  * decided yet (then the environment is read at exit). */
 static int stats_fmt = -1, stats_fd = -1;
+static bool stats_decided;
 
 /* Runs once libc is initialised (environ is set). When CA_STATS asks for a
  * report, the output fd is duplicated now (close-on-exec, fd >= 100) because
@@ -276,10 +273,12 @@ static int stats_fmt = -1, stats_fd = -1;
 __attribute__((constructor)) static void stats_setup(void)
 {
     ensure_init_for_ctor();
+    stats_decided = true;
     stats_fmt = env_stats_format();
     if (stats_fmt >= 0) {
-        int fd = fcntl(env_stats_fd(), F_DUPFD_CLOEXEC, 100);
-        stats_fd = fd >= 0 ? fd : env_stats_fd();
+        int want = env_stats_fd();
+        int fd = fcntl(want, F_DUPFD_CLOEXEC, 100);
+        stats_fd = fd >= 0 ? fd : want;
     }
 }
 
@@ -288,7 +287,7 @@ __attribute__((constructor)) static void stats_setup(void)
 static void stats_at_exit(void)
 {
     int fmt = stats_fmt, fd = stats_fd;
-    if (fd < 0) {
+    if (!stats_decided) {
         fmt = env_stats_format();
         fd = env_stats_fd();
     }

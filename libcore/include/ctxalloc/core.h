@@ -196,6 +196,25 @@ ca_attr_cold void ca_check_report(const char *component, const void *addr, const
     } while (0)
 
 /* ========================================================================
+ * Environment variables
+ *
+ * Every variable ctxalloc reads goes through these: a value that does not
+ * parse or is out of range writes one line with write(2),
+ *   ctxalloc: warning: NAME=VALUE is invalid (expected ...): using DEFAULT
+ * and the default is used. Never allocates, never aborts.
+ * ======================================================================== */
+
+/* NAME as a decimal whole number in [lo, hi] (no sign, no spaces, no
+ * suffix). Unset or empty: *out = def, 0. Invalid: the warning, *out = def,
+ * EINVAL. */
+int ca_env_uint(const char *name, uint64_t lo, uint64_t hi, uint64_t def, uint64_t *out);
+
+/* NAME as one of the NULL-terminated words (exact match): *out = its index.
+ * Unset or empty: *out = def, 0. Anything else: the warning, *out = def,
+ * EINVAL (def < 0 prints "unset"). */
+int ca_env_word(const char *name, const char *const *words, int def, int *out);
+
+/* ========================================================================
  * Statistics
  *
  * One struct for every allocator and source. Fields a component does not
