@@ -350,3 +350,18 @@ void *ca_switch_pvalloc(size_t size)
     }
     return aligned(page, n ? n : page);
 }
+
+int ca_switch_trim(size_t pad)
+{
+    (void)pad;
+#if BASE_IS_BINNED
+    ca_allocator *base = ca_switch_base();
+    ca_stats before, after;
+    (void)ca_stats_get(base, &before);
+    ca_binned_trim(NULL);
+    (void)ca_stats_get(base, &after);
+    return after.bytes_committed < before.bytes_committed;
+#else
+    return 0;
+#endif
+}

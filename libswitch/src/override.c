@@ -40,3 +40,5 @@ CA_EXPORT void *valloc(size_t size) { return ca_switch_valloc(size); }
 CA_EXPORT void *pvalloc(size_t size) { return ca_switch_pvalloc(size); }
 
 CA_EXPORT size_t malloc_usable_size(void *p) { return ca_switch_usable_size(p); }
+
+CA_EXPORT int malloc_trim(size_t pad) { return ca_switch_trim(pad); }

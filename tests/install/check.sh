@@ -44,7 +44,7 @@ for lib in "$libdir"/libctxalloc-*.a; do
   allowed='^ca_'
   # The override library exists to define the malloc family, and only that.
   [ "$name" = libctxalloc-switch-override ] &&
-    allowed='^(ca_|(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size)$)'
+    allowed='^(ca_|(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|malloc_trim)$)'
   bad=$(nm -g --defined-only "$lib" 2>/dev/null | awk 'NF==3 {print $3}' | grep -Ev "$allowed" || true)
   if [ -z "$bad" ]; then
     pass "install/nm/$name"
@@ -58,7 +58,7 @@ done
 for so in "$libdir"/libctxalloc*.so; do
   [ -f "$so" ] || continue
   bad=$(nm -D --defined-only "$so" 2>/dev/null | awk 'NF==3 {print $3}' | sed 's/@.*//' |
-        grep -Ev '^(ca_|(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|cfree)$)' || true)
+        grep -Ev '^(ca_|(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|malloc_trim|cfree)$)' || true)
   if [ -z "$bad" ]; then pass "install/nm/$(basename "$so")"; else
     echo "$bad" >"$work/nm-so.txt"; fail "install/nm/$(basename "$so")" "$work/nm-so.txt"; fi
 done

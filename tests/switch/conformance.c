@@ -43,6 +43,7 @@
 #define valloc ca_switch_valloc
 #define pvalloc ca_switch_pvalloc
 #define malloc_usable_size ca_switch_usable_size
+#define malloc_trim ca_switch_trim
 #endif
 
 /* Sizes the compiler must not see (alloc_size warnings, folding). */
@@ -285,6 +286,22 @@ CONF_TEST(many_blocks_survive)
     }
     for (int i = 0; i < N; i++)
         free(v[i]);
+}
+
+/* malloc_trim gives freed memory back: after freeing 32 MiB of small blocks
+ * it reports that memory was released. */
+CONF_TEST(malloc_trim_releases_freed_memory)
+{
+    enum { N = 8192 };
+    static void *v[N];
+    for (int i = 0; i < N; i++) {
+        v[i] = malloc(4000);
+        CHECK(v[i] != NULL, "malloc");
+        memset(v[i], 1, 4000);
+    }
+    for (int i = 0; i < N; i++)
+        free(v[i]);
+    CHECK(malloc_trim(0) == 1, "malloc_trim released nothing");
 }
 
 #if defined(CONF_CRITERION)

@@ -466,6 +466,18 @@ ca_attr_malloc void *ca_switch_pvalloc(size_t size);
 size_t ca_switch_usable_size(const void *p);
 
 /**
+ * ca_switch_trim() - malloc_trim(3): give memory back to the system now.
+ * @pad: ignored (glibc keeps @pad bytes at the top of its heap; the base
+ *       allocator here has no single top).
+ *
+ * libbinned base: ca_binned_trim on the default instance (every thread
+ * returns its cache at its next slow path; recycler bundles and empty blocks
+ * go back; the large tier's dirty memory is purged). Other bases: nothing.
+ * Return: 1 when committed memory went down, else 0.
+ */
+int ca_switch_trim(size_t pad);
+
+/**
  * ca_switch_owner() - the allocator that free(@p) would use: the ownership
  * map's owner, else the base allocator. NULL for NULL.
  */
