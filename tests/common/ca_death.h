@@ -16,6 +16,7 @@
 
 typedef struct ca_death_result {
     bool aborted;    /* child ended by SIGABRT */
+    bool exited0;    /* child returned from fn (exit status 0) */
     char out[1024];  /* what the child wrote to stderr (NUL-terminated) */
 } ca_death_result;
 
@@ -46,6 +47,7 @@ static inline ca_death_result ca_death_run(void (*fn)(void *), void *arg)
     int st = 0;
     waitpid(pid, &st, 0);
     r.aborted = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+    r.exited0 = WIFEXITED(st) && WEXITSTATUS(st) == 0;
     return r;
 }
 

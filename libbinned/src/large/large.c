@@ -34,8 +34,12 @@
 
 void ca_binned__large_lock_slow(int *l)
 {
+    int self = ca_binned__large_tag();
     for (unsigned spins = 0;; spins++) {
-        if (__atomic_load_n(l, __ATOMIC_RELAXED) == 0 && __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0)
+        int seen = __atomic_load_n(l, __ATOMIC_RELAXED);
+        if (ca_unlikely(seen == self))
+            ca_binned__lock_reentered(l, CA_BL_COMPONENT);
+        if (seen == 0 && __atomic_compare_exchange_n(l, &seen, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             return;
         if (spins < 64)
             __builtin_ia32_pause();

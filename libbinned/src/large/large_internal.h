@@ -48,19 +48,34 @@
 
 /* ------------------------------------------------------------------------
  * Spin lock: test-and-test-and-set with pause, sched_yield after a while.
- * A plain int so that a forked child can reset it with a store.
+ * A plain int so that a forked child can reset it with a store. It holds
+ * the holder's thread tag (the small tier's, central.c), so that a thread
+ * re-entering the tier while it holds the lock (malloc from a signal
+ * handler) aborts with a message instead of spinning for ever.
  * ------------------------------------------------------------------------ */
+extern __thread int ca_binned__tl_lock_tag __attribute__((tls_model("initial-exec")));
+int ca_binned__lock_tag_slow(void);
+ca_attr_noreturn ca_attr_cold void ca_binned__lock_reentered(const int *l, const char *component);
 void ca_binned__large_lock_slow(int *l);
+ca_force_inline int ca_binned__large_tag(void)
+{
+    int t = ca_binned__tl_lock_tag;
+    return ca_likely(t != 0) ? t : ca_binned__lock_tag_slow();
+}
 ca_force_inline void ca_binned__large_lock(int *l)
 {
-    if (ca_unlikely(__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) != 0))
+    int seen = 0;
+    if (ca_unlikely(!__atomic_compare_exchange_n(l, &seen, ca_binned__large_tag(), false, __ATOMIC_ACQUIRE,
+                                                 __ATOMIC_RELAXED)))
         ca_binned__large_lock_slow(l);
 }
 ca_force_inline void ca_binned__large_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
 ca_force_inline bool ca_binned__large_trylock(int *l)
 {
+    int seen = 0;
     return __atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
-           __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0;
+           __atomic_compare_exchange_n(l, &seen, ca_binned__large_tag(), false, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
 }
 
 /* Relaxed counters readable while the tier runs. */
