@@ -326,11 +326,12 @@ ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
         ca_binned_options_default(&o);
         /* CA_BINNED_CLASS_RANGE_LOG2 chooses the address space per class;
          * without it, smaller ranges are tried when the default does not
-         * fit (ulimit -v, sanitizers, emulators). getenv does not allocate. */
-        const char *env = getenv("CA_BINNED_CLASS_RANGE_LOG2");
-        unsigned want = env && *env ? (unsigned)strtoul(env, NULL, 10) : DEFAULT_RANGE_LOG2;
+         * fit (ulimit -v, sanitizers, emulators). An invalid value warns
+         * and gives the default (ca_env_uint; getenv does not allocate). */
+        uint64_t want;
+        (void)ca_env_uint("CA_BINNED_CLASS_RANGE_LOG2", 24, 38, DEFAULT_RANGE_LOG2, &want);
         int err = EINVAL;
-        for (unsigned log2 = want; log2 >= 24 && err; log2 -= 2) {
+        for (unsigned log2 = (unsigned)want; log2 >= 24 && err; log2 -= 2) {
             o.class_range_log2 = log2;
             memset(&ca_binned__default_instance, 0, sizeof ca_binned__default_instance);
             err = instance_init(&ca_binned__default_instance, &o, true);

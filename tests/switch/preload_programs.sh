@@ -102,5 +102,16 @@ if (cd "$work/run" && CA_STATS=1 LD_PRELOAD=$so ls >/dev/null 2>"$work/stats.txt
    grep -q '^== total$' "$work/stats.txt" && grep -q '^bytes_in_use: ' "$work/stats.txt"; then ok ca-stats-text
 else bad ca-stats-text "$work/stats.txt"; fi
 
+# Invalid environment values: one warning line each, the default, the
+# program runs (no hang: timeout; no abort: exit status 0).
+for kv in CA_BINNED_CLASS_RANGE_LOG2=-1 CA_BINNED_CLASS_RANGE_LOG2=4294967295 CA_BINNED_CLASS_RANGE_LOG2=20 \
+          CA_BINNED_CLASS_RANGE_LOG2=abc CA_BINNED_CLASS_RANGE_LOG2=40 CA_STATS=yes "CA_STATS=1 CA_STATS_FD=x"; do
+  name=env-${kv%%=*}-${kv#*=}; name=${name// /_}
+  if (cd "$work/run" && timeout 30 env $kv LD_PRELOAD=$so echo hi >"$work/env.out" 2>"$work/env.err") &&
+     [ "$(cat "$work/env.out")" = hi ] && grep -q '^ctxalloc: warning: .* is invalid (expected .*): using ' "$work/env.err" &&
+     [ "$(grep -c '^ctxalloc: warning' "$work/env.err")" = 1 ]; then ok "$name"
+  else bad "$name" "$work/env.err"; fi
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
