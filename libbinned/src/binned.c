@@ -329,7 +329,7 @@ ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
          * fit (ulimit -v, sanitizers, emulators). An invalid value warns
          * and gives the default (ca_env_uint; getenv does not allocate). */
         uint64_t want;
-        (void)ca_env_uint("CA_BINNED_CLASS_RANGE_LOG2", 24, 38, DEFAULT_RANGE_LOG2, &want);
+        (void)ca_env_uint("CA_BINNED_CLASS_RANGE_LOG2", 24, 36, DEFAULT_RANGE_LOG2, &want);
         int err = EINVAL;
         for (unsigned log2 = (unsigned)want; log2 >= 24 && err; log2 -= 2) {
             o.class_range_log2 = log2;
