@@ -42,7 +42,7 @@ static void interrupted_malloc(void *arg)
     struct itimerval it = {{0, 50}, {0, 50}};
     setitimer(ITIMER_PROF, &it, NULL);
     static void *keep[4096];
-    long target = 20000 * (long)ca_test_scale();
+    long target = 2000 * (long)ca_test_scale(); /* the timer ticks at most every 1 to 4 ms */
     for (long i = 0; handled < target; i++) {
         int k = (int)(i * 7919 % 4096);
         free(keep[k]);
