@@ -41,12 +41,19 @@
  * size overflow; EINVAL: alignment not a power of two); free never changes
  * errno. Size 0 returns a unique 16-byte block.
  *
- * Checks: with checks=on, free of a pointer that is not a slot start of the
- * allocator (interior or foreign pointer) and double free of a block still
- * in the freeing thread's cache abort with one line naming the address and
- * the class; double frees that reach the central store abort there in every
- * build. With checks=off the fast path does not look: an interior pointer or
- * a double free corrupts the thread cache (the block is handed out twice).
+ * Misuse (every build): a double free, a free of an interior pointer and a
+ * free of a pointer into the class ranges that was never handed out abort
+ * on the free path with one line naming the misuse, the class and the
+ * address (an out-of-band shadow byte per 16 bytes records the slot handed
+ * out there). No free-list link inside a block can be turned into a
+ * pointer: thread caches and recycler bundles keep slot pointers outside the
+ * blocks, and the blocks' own free lists carry tags keyed by a per-process
+ * secret, checked before use ("corrupt free-list link"). With checks=on (and
+ * full), 8 guard bytes follow every small request (the class is chosen for
+ * size + 8; the usable size is then the request): an overflow past the end
+ * of a block is reported when the block is freed or resized ("heap overflow
+ * past the end of a block"). libbinned/README.md, "Hardening", has the
+ * details and glibc's behaviour for the same misuse.
  */
 #ifndef CTXALLOC_BINNED_H
 #define CTXALLOC_BINNED_H
@@ -185,7 +192,8 @@ void ca_binned_dealloc(ca_binned *b, void *p);
  * ca_binned_usable() - usable bytes of a block of b.
  * @b: instance
  * @p: live block of b, or NULL (0)
- * Return: the class size (>= the request), or the large tier's size.
+ * Return: the class size (>= the request), or the large tier's size. With
+ * checks=on the request itself for a small block (its guard follows it).
  */
 size_t ca_binned_usable(const ca_binned *b, const void *p);
 
@@ -254,7 +262,8 @@ void ca_binned_fork_child(void);
 /* Size of class i (i < CA_BINNED_NCLASSES), 0 otherwise. */
 size_t ca_binned_class_size(unsigned i);
 /* Class serving a request of size bytes with 16-byte alignment, or
- * CA_BINNED_NCLASSES when the large tier serves it. */
+ * CA_BINNED_NCLASSES when the large tier serves it (checks=on: the class
+ * of size + 8, the guard included). */
 unsigned ca_binned_size_class(size_t size);
 
 /**
