@@ -8,6 +8,27 @@
 #include "binned_internal.h"
 #include "ca_test.h"
 
+/* Under AddressSanitizer the process's RSS holds the sanitizer's own state
+ * too: about 11 MiB stays resident after every block of these tests is
+ * freed and trimmed (measured on this suite's 2-core machines, also before
+ * the small tier's hardening), so the RSS bounds are checked in every other
+ * build only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_MEANINGFUL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_MEANINGFUL 0
+#endif
+#endif
+#ifndef RSS_MEANINGFUL
+#define RSS_MEANINGFUL 1
+#endif
+#define NEED_RSS()                                                                                 \
+    do {                                                                                           \
+        if (!RSS_MEANINGFUL)                                                                       \
+            cr_skip_test("RSS bounds are not meaningful under AddressSanitizer");                  \
+    } while (0)
+
 enum { N = 1 << 20 }; /* 1 Mi blocks of 64 B: 64 MiB */
 static void *ptrs[N];
 
@@ -47,6 +68,7 @@ static ca_binned *inst(uint32_t decay_ms, size_t keep)
 
 Test(binned_memory, trim_returns_memory)
 {
+    NEED_RSS();
     ca_binned *b = inst(CA_BINNED_DECAY_NEVER, (size_t)1 << 30);
     long rss0 = ca_test_rss_kib();
     fill(b, N, 64);
@@ -74,6 +96,7 @@ Test(binned_memory, trim_returns_memory)
 
 Test(binned_memory, keep_budget_returns_at_once)
 {
+    NEED_RSS();
     ca_binned *b = inst(CA_BINNED_DECAY_NEVER, 0);
     long rss0 = ca_test_rss_kib();
     fill(b, N, 64);
@@ -87,6 +110,7 @@ Test(binned_memory, keep_budget_returns_at_once)
 
 Test(binned_memory, decay_returns_memory)
 {
+    NEED_RSS();
     /* Passes run every decay_ms / 2; 1 s outlasts fill + drop even under ASan
      * on a loaded machine, so the measurement below still sees the burst. */
     ca_binned *b = inst(1000, (size_t)1 << 30);
