@@ -56,7 +56,7 @@ int main(void)
     ca_bump_init_local(&loc, &sh, NULL);
     bad += use("local bump", &loc.base);
 
-    ca_bitset *bs;
+    ca_bitset *bs = NULL;
     ca_bitset_options bo;
     ca_bitset_options_init(&bo);
     bo.block_size = 64;
@@ -64,6 +64,8 @@ int main(void)
     bo.source = mm;
     if (ca_bitset_create(&bs, &bo) == 0)
         bad += use("bitset", ca_bitset_allocator(bs));
+    else
+        bad += printf("bitset: not created\n") > 0;
 
     ca_rbtree t;
     ca_rbtree_options ro;
@@ -72,19 +74,28 @@ int main(void)
     ca_rbtree_init(&t, &ro);
     bad += use("rbtree", &t.base);
 
-    ca_arena *ar; /* its allocator view; heap, anonymous or file backing */
+    ca_arena *ar = NULL; /* its allocator view; heap, anonymous or file backing */
     ca_arena_options ao;
     ca_arena_options_init(&ao);
     if (ca_arena_create(&ar, &ao) == 0)
         bad += use("arena", ca_arena_allocator(ar));
+    else
+        bad += printf("arena: not created\n") > 0;
 
-    ca_binned *bi; /* registers itself: the adoption only forwards */
-    if (ca_binned_create(&bi, NULL) == 0)
+    ca_binned *bi = NULL; /* registers itself: the adoption only forwards */
+    ca_binned_options bio;
+    ca_binned_options_default(&bio);
+    bio.class_range_log2 = 24; /* 16 MiB of address space per size class */
+    if (ca_binned_create(&bi, &bio) == 0)
         bad += use("binned", ca_binned_allocator(bi));
+    else
+        bad += printf("binned: not created\n") > 0;
 
-    ca_binned_large *lg;
+    ca_binned_large *lg = NULL;
     if (ca_binned_large_create(&lg, NULL) == 0)
         bad += use("large tier", ca_binned_large_allocator(lg));
+    else
+        bad += printf("large tier: not created\n") > 0;
 
     ca_rbtree t2; /* a core adaptor over any of them: thread-safe with a lock */
     ca_rbtree_init(&t2, &ro);

@@ -299,7 +299,7 @@ int ca_switch_adopt(ca_switch_adopted *ad, ca_allocator *a)
 {
     if (!ad)
         return EINVAL;
-    if (ca_switch__is_adopted(&ad->base) && __atomic_load_n(&ad->state, __ATOMIC_ACQUIRE) == STATE_ACTIVE)
+    if (ca_switch__adopted_registered(ad))
         return fail(ad, EBUSY, "this ca_switch_adopted is in use: undo it first");
     memset(ad, 0, sizeof *ad);
     ad->inner = a;

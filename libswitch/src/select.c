@@ -216,6 +216,16 @@ void ca_switch__register_adopted(ca_switch_adopted *ad)
     unlock();
 }
 
+bool ca_switch__adopted_registered(const ca_switch_adopted *ad)
+{
+    bool found = false;
+    lock();
+    for (const ca_switch_adopted *it = ca_switch__g.adopted; it && !found; it = it->next)
+        found = it == ad;
+    unlock();
+    return found;
+}
+
 void ca_switch__unregister_adopted(ca_switch_adopted *ad)
 {
     lock();

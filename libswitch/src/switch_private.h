@@ -150,6 +150,9 @@ void ca_switch__adopt_check(const ca_switch_adopted *ad);
 /* Registry of adoptions (select.c), under the registry lock. */
 void ca_switch__register_adopted(ca_switch_adopted *ad);
 void ca_switch__unregister_adopted(ca_switch_adopted *ad);
+/* Whether ad is in the registry, i.e. adopted and neither undone nor destroyed.
+ * Walks the list instead of reading ad, which may be uninitialised memory. */
+bool ca_switch__adopted_registered(const ca_switch_adopted *ad);
 
 /* The owner free() finds for pages of a destroyed allocator (family.c). */
 extern ca_allocator ca_switch__retired_allocator;

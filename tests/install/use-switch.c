@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Uses libswitch through its installed header only; valid C11 and C++17.
  * The program's malloc stays glibc's (the override library is not linked):
- * it drives the switch through the ca_switch_* API. */
+ * it drives the switch through the ca_switch_* API. ctxalloc-switch requires
+ * ctxalloc-binned, whose header is installed with it. */
+#include <ctxalloc/binned.h>
 #include <ctxalloc/switch.h>
 #include <stdint.h>
 
@@ -23,14 +25,30 @@ int main(void)
         return 3;
     ca_switch_free(p);
 
-    /* A context allocator for one call, restored afterwards. */
+    /* An allocator free() cannot route (libc's, behind a header) is refused... */
     ca_header_allocator h;
     if (ca_header_init(&h, ca_libc_allocator()) != 0)
         return 4;
-    void *q = ca_switch_with(&h.base, in_context, (void *)(uintptr_t)64);
-    if (!q || ca_switch_context() != NULL)
+    ca_allocator *prev = NULL;
+    if (ca_switch_context_try_set(&h.base, &prev) != EINVAL || ca_switch_context() != NULL)
         return 5;
-    ca_free_unsized(&h.base, q);
+
+    /* ...an adopted one is routable: a context allocator for one call. */
+    ca_binned_options o;
+    ca_binned_options_default(&o);
+    o.class_range_log2 = 24;
+    ca_binned *b = NULL;
+    ca_switch_adopted ad;
+    if (ca_binned_create(&b, &o) != 0 || ca_switch_adopt(&ad, ca_binned_allocator(b)) != 0)
+        return 10;
+    void *q = ca_switch_with(&ad.base, in_context, (void *)(uintptr_t)64);
+    /* A binned instance registers its own ranges: free() finds the instance. */
+    if (!q || ca_switch_context() != NULL || ca_switch_owner(q) != ca_binned_allocator(b))
+        return 11;
+    ca_switch_free(q);
+    if (ca_switch_unadopt(&ad) != 0)
+        return 12;
+    ca_binned_destroy(b);
 
     void *r = NULL;
     if (ca_switch_posix_memalign(&r, 3, 8) != EINVAL || r != NULL)
