@@ -115,6 +115,100 @@ static void instances_remove(ca_binned *b)
     ca_binned__spin_unlock(&g_instances_lock);
 }
 
+/* Bytes of one class's metadata: the free and empty chains' trees, then one
+ * block word per block, page-aligned so that each class maps its own. */
+static size_t class_meta_bytes(size_t nblocks, size_t page)
+{
+    size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
+    return ca_align_up(2 * ntrees * sizeof(ca_binned__tree) + nblocks * sizeof(uint64_t), page);
+}
+
+/* ------------------------------------------------------------------------
+ * Windows of address space for on-demand instances
+ *
+ * An instance with its own source does not reserve its class ranges: it
+ * picks a window of address space (span + shadow + metadata, 1.7 TiB at the
+ * default 16 GiB per class) and maps pieces of it with MAP_FIXED_NOREPLACE
+ * as each class grows (central.c), so that the process's address space,
+ * commit charge and core file hold what is used plus bounded headroom, and
+ * RLIMIT_AS / RLIMIT_DATA / strict overcommit are met with ENOMEM at the
+ * limit, never at start.
+ *
+ * Windows lie between 32 and 78 TiB: far below where Linux places mappings
+ * (top-down from below the stack, near 128 TiB) and where PIE executables
+ * and their brk heaps go (85 to 87 TiB), and above AddressSanitizer's
+ * shadow (below 16 TiB). The start is random (1 GiB steps, from the
+ * per-process secret). A window is probed once (a PROT_NONE mapping that
+ * must land exactly there, undone at once); when a limit refuses the probe,
+ * the window is taken as is, and a class that later finds its next pages
+ * taken by someone else's fixed mapping fails with ENOMEM. Windows of the
+ * instances of a process never overlap (this table). ThreadSanitizer's
+ * application ranges exclude the area: those builds reserve as before.
+ * ------------------------------------------------------------------------ */
+
+#if defined(__SANITIZE_THREAD__)
+#define ON_DEMAND_OK 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ON_DEMAND_OK 0
+#endif
+#endif
+#ifndef ON_DEMAND_OK
+#define ON_DEMAND_OK 1
+#endif
+
+#define WINDOW_LO    ((uintptr_t)32 << 40)
+#define WINDOW_HI    ((uintptr_t)78 << 40)
+#define WINDOW_STEP  ((uintptr_t)1 << 30)
+#define WINDOWS_MAX  64
+#define WINDOW_TRIES 16
+
+static struct {
+    uintptr_t lo, hi; /* [lo, hi); lo == 0: free entry */
+} g_windows[WINDOWS_MAX];
+static uint64_t g_window_draws;
+
+/* A window of `size` bytes for a new instance, or 0 (none found: the
+ * instance reserves its span instead). Under g_instances_lock. */
+static uintptr_t window_claim(size_t size)
+{
+    size_t total = ca_align_up(size, WINDOW_STEP);
+    if (total > WINDOW_HI - WINDOW_LO)
+        return 0;
+    uint64_t slots = (WINDOW_HI - WINDOW_LO - total) / WINDOW_STEP + 1;
+    uintptr_t got = 0;
+    ca_binned__spin_lock(&g_instances_lock);
+    int free_i = -1;
+    for (int i = 0; i < WINDOWS_MAX; i++)
+        if (!g_windows[i].lo) {
+            free_i = i;
+            break;
+        }
+    for (int t = 0; free_i >= 0 && t < WINDOW_TRIES && !got; t++) {
+        uint64_t r = ca_binned__mix64(ca_binned__secret[0] ^ ++g_window_draws * 0x9e3779b97f4a7c15ull);
+        uintptr_t lo = WINDOW_LO + (uintptr_t)(r % slots) * WINDOW_STEP, hi = lo + total;
+        bool clash = false;
+        for (int i = 0; i < WINDOWS_MAX && !clash; i++)
+            clash = g_windows[i].lo && lo < g_windows[i].hi && g_windows[i].lo < hi;
+        if (clash || ca_source_mmap_probe((void *)lo, total) == EEXIST)
+            continue;
+        g_windows[free_i].lo = lo;
+        g_windows[free_i].hi = hi;
+        got = lo;
+    }
+    ca_binned__spin_unlock(&g_instances_lock);
+    return got;
+}
+
+static void window_release(uintptr_t lo)
+{
+    ca_binned__spin_lock(&g_instances_lock);
+    for (int i = 0; i < WINDOWS_MAX; i++)
+        if (g_windows[i].lo == lo)
+            g_windows[i].lo = g_windows[i].hi = 0;
+    ca_binned__spin_unlock(&g_instances_lock);
+}
+
 /* Everything but the ca_binned storage itself; on failure nothing is left. */
 static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_default)
 {
@@ -150,16 +244,12 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
 
     size_t range = (size_t)1 << b->class_shift;
     size_t span = range * CA_BINNED__NCLASSES;
-    size_t align = (size_t)2 << 20;
-    void *base = NULL;
-    if (b->own_src_used)
-        err = ca_source_mmap_obtain_ex(&b->own_src, span, align, &base, &b->page_kind);
-    else
-        err = ca_source_obtain(b->src, span, align, &base);
-    if (err)
-        goto fail_src;
-    b->span_base = (uintptr_t)base;
-    b->span = span;
+    size_t page = ca_page_size();
+    size_t meta = 0;
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+        meta += class_meta_bytes(range >> ca_binned__classes[i].block_shift, page);
+    b->shadow_size = span >> 4;
+    b->meta_size = meta;
 
     /* The shadow: a private no-reserve mapping (1/16 of the span), whatever
      * the source, so that it is zero-filled, never huge pages, and keeps
@@ -171,35 +261,49 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     so.name = "ctxalloc-binned-shadow";
     err = ca_source_mmap_init(&b->shadow_src, &so);
     if (err)
-        goto fail_span;
-    void *sh = NULL;
-    b->shadow_size = span >> 4;
-    err = ca_source_obtain(&b->shadow_src.base, b->shadow_size, ca_source_granule(&b->shadow_src.base), &sh);
-    if (err) {
-        ca_source_mmap_destroy(&b->shadow_src);
-        goto fail_span;
-    }
-    b->shadow = (uint8_t *)sh;
-    b->shadow_bias = (uintptr_t)sh - (b->span_base >> 4);
+        goto fail_src;
 
-    /* Metadata: per class the block words, then two chains of trees. */
-    size_t meta = 0;
-    size_t gran = ca_source_granule(b->src);
-    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
-        size_t nblocks = range >> ca_binned__classes[i].block_shift;
-        size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
-        meta += ca_align_up(nblocks * sizeof(uint64_t), 64) + 2 * ntrees * sizeof(ca_binned__tree);
+    /* On demand (own source, base pages): one window for span, shadow and
+     * metadata, nothing mapped yet (central.c maps as classes grow). */
+    uintptr_t win = 0;
+    if (b->own_src_used && o->huge == CA_SOURCE_HUGE_OFF && ON_DEMAND_OK)
+        win = window_claim(span + b->shadow_size + ca_align_up(meta, (size_t)2 << 20));
+    if (win) {
+        b->on_demand = true;
+        b->page_kind = CA_SOURCE_PAGE_BASE;
+        b->span_base = win;
+        b->shadow = (uint8_t *)(win + span);
+        b->meta_map = (void *)(win + span + b->shadow_size);
+    } else {
+        void *base = NULL;
+        size_t align = (size_t)2 << 20;
+        if (b->own_src_used)
+            err = ca_source_mmap_obtain_ex(&b->own_src, span, align, &base, &b->page_kind);
+        else
+            err = ca_source_obtain(b->src, span, align, &base);
+        if (err)
+            goto fail_shadow_src;
+        b->span_base = (uintptr_t)base;
+        void *sh = NULL;
+        err = ca_source_obtain(&b->shadow_src.base, b->shadow_size, ca_source_granule(&b->shadow_src.base), &sh);
+        if (err)
+            goto fail_span;
+        b->shadow = (uint8_t *)sh;
+        size_t gran = ca_source_granule(b->src);
+        b->meta_size = meta = ca_align_up(meta, gran > page ? gran : page);
+        void *mm = NULL;
+        err = ca_source_obtain(b->src, meta, gran, &mm);
+        if (err)
+            goto fail_shadow;
+        b->meta_map = mm;
+        if (!(ca_source_granule(b->src) && (b->src->ops->caps & CA_SOURCE_ZEROED)))
+            memset(mm, 0, meta);
     }
-    meta = ca_align_up(meta, gran);
-    void *mm = NULL;
-    err = ca_source_obtain(b->src, meta, gran, &mm);
-    if (err)
-        goto fail_shadow;
-    b->meta_map = mm;
-    b->meta_size = meta;
-    if (!(ca_source_granule(b->src) && (b->src->ops->caps & CA_SOURCE_ZEROED)))
-        memset(mm, 0, meta);
-    char *cur = (char *)mm;
+    b->span = span;
+    b->shadow_bias = (uintptr_t)b->shadow - (b->span_base >> 4);
+
+    /* Metadata: per class two chains of trees, then the block words. */
+    char *cur = (char *)b->meta_map;
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__class *c = &b->classes[i];
         const ca_binned__class_info *ci = &ca_binned__classes[i];
@@ -207,16 +311,17 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
         size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
         memset(c, 0, sizeof *c);
         ca_binned__recycler_init(&c->rec);
-        c->base = (char *)base + range * i;
+        c->base = (char *)b->span_base + range * i;
         c->max_blocks = nblocks;
-        c->meta = (uint64_t *)(void *)cur;
-        cur += ca_align_up(nblocks * sizeof(uint64_t), 64);
+        c->mapped = b->on_demand ? 0 : nblocks;
+        c->meta_start = cur;
+        c->trees_bytes = 2 * ntrees * sizeof(ca_binned__tree);
         c->free_tree.trees = (ca_binned__tree *)(void *)cur;
         c->free_tree.ntrees = (uint32_t)ntrees;
-        cur += ntrees * sizeof(ca_binned__tree);
-        c->empty_tree.trees = (ca_binned__tree *)(void *)cur;
+        c->empty_tree.trees = c->free_tree.trees + ntrees;
         c->empty_tree.ntrees = (uint32_t)ntrees;
-        cur += ntrees * sizeof(ca_binned__tree);
+        c->meta = (uint64_t *)(void *)(cur + c->trees_bytes);
+        cur += class_meta_bytes(nblocks, page);
         size_t bundle = (size_t)ci->batch * ci->size;
         c->rec_max = o->recycler_bytes / bundle;
         if (c->rec_max < 2)
@@ -238,12 +343,18 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
 fail_key:
     pthread_key_delete(b->key);
 fail_meta:
-    ca_source_release(b->src, b->meta_map, b->meta_size);
+    if (!b->on_demand)
+        ca_source_release(b->src, b->meta_map, b->meta_size);
 fail_shadow:
-    ca_source_release(&b->shadow_src.base, b->shadow, b->shadow_size);
-    ca_source_mmap_destroy(&b->shadow_src);
+    if (!b->on_demand)
+        ca_source_release(&b->shadow_src.base, b->shadow, b->shadow_size);
 fail_span:
-    ca_source_release(b->src, base, span);
+    if (b->on_demand)
+        window_release(b->span_base);
+    else
+        ca_source_release(b->src, (void *)b->span_base, span);
+fail_shadow_src:
+    ca_source_mmap_destroy(&b->shadow_src);
 fail_src:
     if (b->own_src_used)
         ca_source_mmap_destroy(&b->own_src);
@@ -308,10 +419,23 @@ void ca_binned_destroy(ca_binned *b)
                 ca_owner_unregister(b->classes[i].base,
                                     b->classes[i].registered << ca_binned__classes[i].block_shift, &b->base);
     ca_source *s = b->own_src_used ? NULL : b->src;
-    ca_source_release(b->src, b->meta_map, b->meta_size);
-    ca_source_release(&b->shadow_src.base, b->shadow, b->shadow_size);
+    if (b->on_demand) {
+        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+            ca_binned__class *c = &b->classes[i];
+            if (c->span_mapped)
+                ca_source_release(b->src, c->base, c->span_mapped);
+            if (c->shadow_mapped)
+                ca_source_release(&b->shadow_src.base, ca_binned__shadow(b, c->base), c->shadow_mapped);
+            if (c->meta_mapped)
+                ca_source_release(b->src, c->meta_start, c->meta_mapped);
+        }
+        window_release(b->span_base);
+    } else {
+        ca_source_release(b->src, b->meta_map, b->meta_size);
+        ca_source_release(&b->shadow_src.base, b->shadow, b->shadow_size);
+        ca_source_release(b->src, (void *)b->span_base, b->span);
+    }
     ca_source_mmap_destroy(&b->shadow_src);
-    ca_source_release(b->src, (void *)b->span_base, b->span);
     if (b->own_src_used)
         ca_source_mmap_destroy(&b->own_src);
     ca_source *hs = s ? s : ca_source_mmap_global();
@@ -520,6 +644,21 @@ ca_attr_noinline static void *default_alloc_slow(size_t size)
     return p;
 }
 
+/* The large tier; when it finds memory or address space short, what the
+ * instance holds goes back (ca_binned__reclaim) and it is asked once more. */
+static void *large_alloc(ca_binned *b, size_t size, size_t align, size_t *usable)
+{
+    void *p = ca_binned__large_alloc(b, size, align, usable);
+    if (ca_unlikely(!p) && errno == ENOMEM && size < ((size_t)1 << 46)) {
+        ca_binned__reclaim(b);
+        errno = 0;
+        p = ca_binned__large_alloc(b, size, align, usable);
+        if (!p)
+            errno = ENOMEM;
+    }
+    return p;
+}
+
 ca_attr_noinline static void *default_alloc_big(size_t size)
 {
     ca_binned *b = ca_binned_default();
@@ -530,7 +669,7 @@ ca_attr_noinline static void *default_alloc_big(size_t size)
             handed_out(b, p, cls, size);
         return p;
     }
-    return ca_binned__large_alloc(b, size, 16, NULL);
+    return large_alloc(b, size, 16, NULL);
 }
 
 void *ca_binned_malloc(size_t size)
@@ -623,7 +762,7 @@ static void *alloc_usable(ca_binned *b, size_t size, size_t align, size_t *usabl
     }
     unsigned cls = pick_class_guarded(size, align);
     if (cls >= CA_BINNED__NCLASSES)
-        return ca_binned__large_alloc(b, size, align, usable);
+        return large_alloc(b, size, align, usable);
     ca_binned__tcache *tc = b->is_default ? &ca_binned__tls : ca_binned__tcache_get(b);
     void *p = alloc_cls(b, tc, cls);
     if (p) {
@@ -839,6 +978,8 @@ void ca_binned_trim(ca_binned *b)
     CA_CHECK_FULL(ca_binned_check(b) == NULL, CA_BINNED__COMP, b, "invariant broken after trim");
 }
 
+void ca_binned__reclaim(ca_binned *b) { ca_binned_trim(b); }
+
 void ca_binned_thread_flush(ca_binned *b)
 {
     if (!b)
@@ -1010,7 +1151,13 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
         if (ca_stats_get_counter(&s, "empty_blocks", &v))
             empty += v;
     }
-    out->bytes_reserved = b->span;
+    size_t reserved = b->span;
+    if (b->on_demand) {
+        reserved = 0;
+        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+            reserved += __atomic_load_n(&b->classes[i].span_mapped, __ATOMIC_RELAXED);
+    }
+    out->bytes_reserved = reserved;
     ca_stats l;
     ca_binned__large_stats(b, &l);
     out->bytes_in_use += l.bytes_in_use;

@@ -295,6 +295,14 @@ typedef struct ca_binned__class {
     size_t max_blocks;        /* blocks that fit the class range (read-only) */
     size_t frontier;          /* blocks [0, frontier) have been started */
     size_t registered;        /* blocks [0, registered) are in the owner map */
+    size_t mapped;            /* blocks [0, mapped) have their memory, shadow and
+                                 block words mapped (every block when the
+                                 instance is not on demand); frontier <= mapped */
+    size_t span_mapped;       /* on demand: bytes mapped from base, */
+    size_t shadow_mapped;     /* from base's shadow byte, */
+    size_t meta_mapped;       /* and from meta_start (trees, then block words) */
+    char *meta_start;         /* this class's metadata: two chains, then the block words */
+    size_t trees_bytes;       /* bytes of the two chains' trees */
     size_t committed;         /* blocks ACTIVE or EMPTY */
     size_t nempty;            /* EMPTY blocks */
     uint64_t slots_out;       /* slots taken from blocks, not yet returned */
@@ -312,6 +320,11 @@ void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size
  * pass; then trim the frontier over trailing unused blocks. Returns the
  * class's committed bytes afterwards. */
 size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force);
+/* Memory or address space ran short (a mapping or commit failed): return
+ * the calling thread's cache, every recycler and every EMPTY block, unmap
+ * what the classes do not use and trim the large tier (ca_binned_trim), so
+ * that the caller can try once more. No lock may be held. */
+void ca_binned__reclaim(ca_binned *b);
 /* Move every bundle of the recycler back to the blocks. */
 void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls);
 void ca_binned__class_lock(ca_binned__class *c);
@@ -429,13 +442,17 @@ struct ca_binned {
     ca_source *src;           /* memory for ranges and metadata */
     ca_source_mmap own_src;   /* the source when none was given */
     bool own_src_used;
-    void *meta_map;           /* block words and trees of every class */
+    void *meta_map;           /* every class's metadata (meta_start), page-aligned each */
     size_t meta_size;
     uint8_t *shadow;          /* one byte per 16 bytes of the span */
     size_t shadow_size;
     ca_source_mmap shadow_src; /* private no-reserve mapping of the shadow */
     uintptr_t shadow_bias;    /* shadow - span_base / 16: the byte of p is at shadow_bias + p / 16 */
     unsigned page_kind;       /* CA_SOURCE_PAGE_* of the class span */
+    bool on_demand;           /* span, shadow and metadata are a window of address
+                                 space mapped class by class as the classes grow
+                                 (instances with their own source); else all three
+                                 are obtained at create */
     pthread_key_t key;        /* thread caches of non-default instances; exit hook */
     bool key_made;
     /* --- any thread (atomic) --- */

@@ -21,6 +21,7 @@
  */
 #include "binned_internal.h"
 
+#include <errno.h>
 #include <sched.h>
 
 /* Lock words hold the holder's tag, a number unique to each thread (taken
@@ -78,14 +79,118 @@ static inline char *block_addr(const ca_binned__class *c, unsigned cls, size_t b
     return c->base + (bi << ca_binned__classes[cls].block_shift);
 }
 
-/* Start the next block at the frontier (registering its range in the
- * ownership map when needed). Returns false when the class range is full or
- * the registration failed. */
+/* ------------------------------------------------------------------------
+ * On-demand mapping (instances whose window is not reserved, binned.c)
+ *
+ * A class maps its range, the range's shadow and its metadata (the trees at
+ * once, then block words) from the start of each, growing all three to cover
+ * blocks [0, mapped). Each step adds an eighth of what the class has, at
+ * least MAP_STEP and one block: headroom stays within 1/8 + 256 KiB per
+ * class, and a class of n bytes costs O(log n) mappings. At a limit (ENOMEM)
+ * the step falls back to exactly the block needed. A piece mapped before a
+ * later piece failed stays mapped and is reused by the next attempt.
+ * ------------------------------------------------------------------------ */
+
+#define MAP_STEP ((size_t)256 << 10)
+
+/* Make [start, start + want) mapped where [start, start + *have) is. */
+static int map_prefix(ca_source_mmap *src, char *start, size_t *have, size_t want)
+{
+    if (want <= *have)
+        return 0;
+    int err = *have ? ca_source_mmap_extend(src, start, *have, want) : ca_source_mmap_obtain_at(src, start, want);
+    if (!err)
+        *have = want;
+    return err;
+}
+
+static int map_blocks(ca_binned *b, ca_binned__class *c, unsigned cls, size_t n)
+{
+    size_t bytes = n << ca_binned__classes[cls].block_shift;
+    size_t words = ca_align_up(c->trees_bytes + n * sizeof(uint64_t), ca_page_size());
+    int err = map_prefix(&b->own_src, c->meta_start, &c->meta_mapped, words);
+    if (!err)
+        err = map_prefix(&b->shadow_src, (char *)ca_binned__shadow(b, c->base), &c->shadow_mapped, bytes >> 4);
+    if (!err)
+        err = map_prefix(&b->own_src, c->base, &c->span_mapped, bytes);
+    if (!err)
+        c->mapped = n;
+    return err;
+}
+
+/* Blocks per mapping step of a class that has span_mapped bytes mapped. */
+static size_t step_blocks(const ca_binned__class *c, unsigned cls)
+{
+    size_t bsz = block_bytes(cls);
+    size_t step = c->span_mapped / 8 > MAP_STEP ? c->span_mapped / 8 : MAP_STEP;
+    return (step + bsz - 1) / bsz;
+}
+
+/* Blocks [0, need) mapped, plus headroom when the limits allow it. */
+static bool map_more(ca_binned *b, ca_binned__class *c, unsigned cls, size_t need)
+{
+    size_t want = c->mapped + step_blocks(c, cls);
+    if (want < need)
+        want = need;
+    if (want > c->max_blocks)
+        want = c->max_blocks;
+    int saved = errno; /* a successful malloc leaves errno alone */
+    int err = map_blocks(b, c, cls, want);
+    if (err == ENOMEM && want > need)
+        err = map_blocks(b, c, cls, need);
+    errno = saved;
+    if (err) {
+        c->commit_fail++;
+        return false;
+    }
+    return true;
+}
+
+/* Unmap what lies beyond blocks [0, keep) (keep >= frontier: those blocks
+ * are FRESH, DECOMMITTED or never started, in no tree, with a shadow of
+ * zeros; their words read 0 = never started once mapped again). */
+static void unmap_from(ca_binned *b, ca_binned__class *c, unsigned cls, size_t keep)
+{
+    size_t bytes = keep << ca_binned__classes[cls].block_shift;
+    size_t words = keep ? ca_align_up(c->trees_bytes + keep * sizeof(uint64_t), ca_page_size()) : 0;
+    int err = 0;
+    if (c->span_mapped > bytes && !(err = ca_source_mmap_shrink(&b->own_src, c->base, c->span_mapped, bytes)))
+        c->span_mapped = bytes;
+    if (!err && c->shadow_mapped > bytes >> 4 &&
+        !(err = ca_source_mmap_shrink(&b->shadow_src, (char *)ca_binned__shadow(b, c->base), c->shadow_mapped,
+                                      bytes >> 4)))
+        c->shadow_mapped = bytes >> 4;
+    if (!err && c->meta_mapped > words &&
+        !(err = ca_source_mmap_shrink(&b->own_src, c->meta_start, c->meta_mapped, words)))
+        c->meta_mapped = words;
+    if (!err)
+        c->mapped = keep;
+}
+
+/* After the frontier went down: the mapping follows it, by a step of
+ * hysteresis (only beyond two steps of headroom, down to one), or all the
+ * way (force: trim, or memory found short). */
+static void unmap_tail(ca_binned *b, ca_binned__class *c, unsigned cls, bool force)
+{
+    if (!b->on_demand)
+        return;
+    size_t step = step_blocks(c, cls);
+    if (force)
+        unmap_from(b, c, cls, c->frontier);
+    else if (c->mapped > c->frontier + 2 * step)
+        unmap_from(b, c, cls, c->frontier + step);
+}
+
+/* Start the next block at the frontier (mapping it on demand and registering
+ * its range in the ownership map when needed). Returns false when the class
+ * range is full or the mapping or registration failed. */
 static bool grow(ca_binned *b, ca_binned__class *c, unsigned cls)
 {
     if (c->frontier >= c->max_blocks)
         return false;
     size_t bi = c->frontier;
+    if (bi >= c->mapped && !map_more(b, c, cls, bi + 1))
+        return false;
     if (b->use_owner_map && bi >= c->registered) {
         /* Register 2 MiB (or one block, when larger) at a time. */
         size_t bsz = block_bytes(cls);
@@ -146,7 +251,22 @@ ca_attr_noreturn ca_attr_cold ca_attr_noinline static void corrupt_link(unsigned
     ca_binned__fail_class("corrupt free-list link", cls, p, __FILE__, __LINE__);
 }
 
+static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out);
+
 unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **out)
+{
+    uint64_t fails = __atomic_load_n(&b->classes[cls].commit_fail, __ATOMIC_RELAXED);
+    unsigned got = take(b, cls, n, out);
+    /* Out of memory or address space (not a full class range): give back
+     * what every cache and class holds, then try once more. */
+    if (!got && __atomic_load_n(&b->classes[cls].commit_fail, __ATOMIC_RELAXED) != fails) {
+        ca_binned__reclaim(b);
+        got = take(b, cls, n, out);
+    }
+    return got;
+}
+
+static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
 {
     ca_binned__class *c = &b->classes[cls];
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
@@ -296,6 +416,7 @@ size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force)
     if (run_len)
         make_empty_decommitted(b, c, cls, run_first, run_len);
     trim_frontier(c, cls);
+    unmap_tail(b, c, cls, force);
     size_t committed = c->committed << ca_binned__classes[cls].block_shift;
     ca_binned__class_unlock(c);
     return committed;

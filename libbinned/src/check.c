@@ -134,8 +134,18 @@ static const char *check_class(ca_binned *b, unsigned cls)
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
     if (c->frontier > c->max_blocks)
         return "binned: frontier beyond the class range";
+    if (c->frontier > c->mapped || c->mapped > c->max_blocks)
+        return "binned: started blocks beyond the mapped part of the class range";
+    if (b->on_demand && c->mapped && (c->span_mapped < (c->mapped << ci->block_shift) ||
+                         c->shadow_mapped < (c->mapped << ci->block_shift) >> 4 ||
+                         c->meta_mapped < c->trees_bytes + c->mapped * sizeof(uint64_t)))
+        return "binned: a mapped block lacks its memory, shadow or block word";
     if (b->use_owner_map && c->registered < c->frontier)
         return "binned: started blocks missing from the ownership map";
+    if (c->mapped == 0) /* on demand: nothing mapped, not even the trees */
+        return c->frontier || c->free_tree.summary || c->empty_tree.summary
+                   ? "binned: a class with nothing mapped has blocks or tree bits"
+                   : NULL;
     if (!chain_consistent(&c->free_tree) || !chain_consistent(&c->empty_tree))
         return "binned: bit-tree summary levels disagree with the leaf words";
     if (ca_binned__chain_next(&c->free_tree, c->frontier) >= 0 ||

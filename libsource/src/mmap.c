@@ -280,6 +280,99 @@ static int range_arg(const ca_source *src, const void *p, size_t size)
     return p && size && ca_is_aligned((uintptr_t)p, src->granule) && size % src->granule == 0 ? 0 : EINVAL;
 }
 
+/* ---- placement at a given address ---------------------------------------- */
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+/* Map [addr, addr + size) read/write at exactly addr with base pages, set up
+ * as obtain does. EEXIST when any page of it is mapped already (kernels
+ * before 4.17 read MAP_FIXED_NOREPLACE as a hint and may map elsewhere: that
+ * mapping is undone and also reported as EEXIST). */
+static int map_fixed(ca_source_mmap *s, void *addr, size_t size)
+{
+    int err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size);
+    if (err)
+        return err;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+    if (s->flags & CA_SOURCE_MMAP_NORESERVE)
+        flags |= MAP_NORESERVE;
+    void *p = mmap(addr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+    if (p == MAP_FAILED)
+        return errno ? errno : ENOMEM;
+    if (p != addr) {
+        munmap(p, size);
+        return EEXIST;
+    }
+    err = setup_range(s, p, size);
+    if (!err)
+        err = make_usable(s, p, size, CA_SOURCE_PAGE_BASE);
+    if (err)
+        munmap(p, size);
+    return err;
+}
+
+int ca_source_mmap_probe(void *addr, size_t size)
+{
+    if (!addr || !size || !ca_is_aligned((uintptr_t)addr, ca_page_size()) || size % ca_page_size())
+        return EINVAL;
+    void *p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        return errno == EEXIST ? EEXIST : ENOMEM;
+    munmap(p, size);
+    return p == addr ? 0 : EEXIST;
+}
+
+static void count_placed(ca_source_mmap *s, size_t size, bool new_range)
+{
+    if (new_range) {
+        count_kind(s, CA_SOURCE_PAGE_BASE);
+        ca_source__add(&s->c.obtains, 1, true);
+    }
+    ca_source__add(&s->c.reserved, size, true);
+    ca_source__add(&s->c.committed, size, true);
+    ca_source__in_use_add(&s->c, size, true);
+}
+
+int ca_source_mmap_obtain_at(ca_source_mmap *s, void *addr, size_t size)
+{
+    int err = range_arg(&s->base, addr, size);
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_OBTAIN, size);
+    if (!err)
+        err = map_fixed(s, addr, size);
+    if (!err && (err = ca_source__track_add(&s->track, addr, size, size, 0)) != 0)
+        munmap(addr, size);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    count_placed(s, size, true);
+    CA_SOURCE__FULL(&s->base);
+    return 0;
+}
+
+int ca_source_mmap_extend(ca_source_mmap *s, void *p, size_t size, size_t new_size)
+{
+    int err = range_arg(&s->base, p, size);
+    if (!err && (new_size <= size || new_size % s->base.granule != 0 ||
+                 (uintptr_t)p + new_size < (uintptr_t)p))
+        err = EINVAL;
+    if (!err && ca_source__track_within(&s->track, p, size) != 0)
+        err = ca_source__bad_range(p, "extend of a range this mmap source did not give out");
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_OBTAIN, new_size - size);
+    if (!err)
+        err = map_fixed(s, (char *)p + size, new_size - size);
+    if (!err && (err = ca_source__track_extend(&s->track, p, size, new_size)) != 0)
+        munmap((char *)p + size, new_size - size);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    count_placed(s, new_size - size, false);
+    CA_SOURCE__FULL(&s->base);
+    return 0;
+}
+
 static int mmap_release(ca_source *src, void *p, size_t size)
 {
     ca_source_mmap *s = from(src);
@@ -454,4 +547,33 @@ const char *ca_source__mmap_check(const ca_source *src, bool totals)
     if (s->base.granule != ca_page_size())
         return "mmap source: granule is not the page size";
     return NULL;
+}
+
+int ca_source_mmap_shrink(ca_source_mmap *s, void *p, size_t size, size_t new_size)
+{
+    if (new_size == 0)
+        return ca_source_release(&s->base, p, size);
+    int err = range_arg(&s->base, p, size);
+    if (!err && (new_size >= size || new_size % s->base.granule != 0))
+        err = EINVAL;
+    if (!err)
+        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_RELEASE, size - new_size);
+    if (err)
+        return ca_source__fail(&s->c, err, true);
+    size_t dropped = 0;
+    if (ca_source__track_shrink(&s->track, p, size, new_size, &dropped) != 0)
+        return ca_source__fail(&s->c, ca_source__bad_range(p, "shrink of a range this mmap source did not give out"),
+                               true);
+    if (munmap((char *)p + new_size, size - new_size) != 0) {
+        /* Only EINVAL can come here (the arguments were checked): keep the
+         * record as it was. */
+        err = errno;
+        (void)ca_source__track_extend(&s->track, p, new_size, size);
+        return ca_source__fail(&s->c, err, true);
+    }
+    ca_source__sub(&s->c.reserved, size - new_size, true);
+    ca_source__sub(&s->c.committed, dropped, true);
+    ca_source__sub(&s->c.in_use, size - new_size, true);
+    CA_SOURCE__FULL(&s->base);
+    return 0;
 }

@@ -95,6 +95,13 @@ int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool
                             int64_t *applied);
 /* 0 when [p, p + size) lies inside one recorded range, else EINVAL. */
 int ca_source__track_within(ca_source_track *t, const void *p, size_t size);
+/* The live range recorded at exactly (p, size) grows to new_size, the new
+ * bytes committed; EINVAL when there is no such range or it would overlap
+ * the next recorded one. */
+int ca_source__track_extend(ca_source_track *t, const void *p, size_t size, size_t new_size);
+/* The live range recorded at exactly (p, size) shrinks to new_size (> 0);
+ * *dropped receives the committed bytes that went with the tail. */
+int ca_source__track_shrink(ca_source_track *t, const void *p, size_t size, size_t new_size, size_t *dropped);
 /* Sorted and disjoint; NULL or a message. Sums into *bytes, *committed. */
 const char *ca_source__track_check(ca_source_track *t, uint64_t *bytes, uint64_t *committed);
 /* Call fn on every range (under the lock; fn must not call back). */

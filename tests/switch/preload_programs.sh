@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: MIT
 # Real programs under LD_PRELOAD=libctxalloc.so, output compared with
 # the same run without it. Usage:
-#   preload_programs.sh PRELOAD_SO CONFORMANCE_PLAIN THREADED_PROGRAM
+#   preload_programs.sh PRELOAD_SO CONFORMANCE_PLAIN THREADED_PROGRAM LIMITS_PROGRAM
 # Prints one "ok"/"FAIL" line per program and ends with "N passed, N failed";
 # exits non-zero on any failure. Programs that are not installed are skipped.
 set -uo pipefail
-so=$(realpath "$1") conf=$(realpath "$2") threaded=$(realpath "$3")
+so=$(realpath "$1") conf=$(realpath "$2") threaded=$(realpath "$3") limits=$(realpath "$4")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
@@ -112,6 +112,28 @@ for kv in CA_BINNED_CLASS_RANGE_LOG2=-1 CA_BINNED_CLASS_RANGE_LOG2=4294967295 CA
      [ "$(grep -c '^ctxalloc: warning' "$work/env.err")" = 1 ]; then ok "$name"
   else bad "$name" "$work/env.err"; fi
 done
+
+# Resource limits (ulimit -v is RLIMIT_AS, -d RLIMIT_DATA, in KiB). Start-up
+# under a small limit: programs run. Malloc up to the limit: NULL with
+# ENOMEM, at least 60% of the limit reached for every size (glibc reaches
+# 79 to 99%), and malloc works again once everything was freed.
+for lim in "v 65536" "d 65536" "v 262144"; do
+  set -- $lim
+  if (ulimit -"$1" "$2" && cd "$work/run" && LD_PRELOAD=$so ls -la /usr/bin >/dev/null 2>"$work/lim.err" &&
+      LD_PRELOAD=$so /bin/true 2>>"$work/lim.err"); then ok "start-under-ulimit-$1-$2"
+  else bad "start-under-ulimit-$1-$2" "$work/lim.err"; fi
+done
+limit_fill() { # flag KiB args...: every size reaches 60% of the limit
+  local flag=$1 kib=$2; shift 2
+  if (ulimit -"$flag" "$kib" && LD_PRELOAD=$so "$limits" "$@") >"$work/fill.out" 2>&1 &&
+     awk -v lim=$((kib / 1024)) '/ MiB$/ { n++; if ($2 < 0.6 * lim) low++ } END { exit !(n > 0 && !low) }' \
+       "$work/fill.out"; then ok "malloc-to-ulimit-$flag-$kib ($(tr '\n' ' ' <"$work/fill.out"))"
+  else bad "malloc-to-ulimit-$flag-$kib" "$work/fill.out"; fi
+}
+limit_fill v 262144 64 4096 100000 1048576 16777216
+limit_fill d 262144 64 4096 1048576
+limit_fill v 1048576 64 1048576
+limit_fill v 4194304 -n 1048576 16777216
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -344,6 +344,62 @@ ca_source *ca_source_mmap_global(void);
 int ca_source_mmap_obtain_ex(ca_source_mmap *s, size_t size, size_t align, void **out,
                              unsigned *kind);
 
+/**
+ * ca_source_mmap_probe() - whether a range of address space is free now.
+ * @addr: page-aligned start; @size: bytes, a multiple of the page
+ *
+ * Maps the range PROT_NONE where it is and unmaps it at once; nothing is
+ * left and nothing is counted. Another thread may map into the range
+ * afterwards: callers that need it map it with ca_source_mmap_obtain_at,
+ * which never replaces a mapping.
+ * Return: 0 (free); EEXIST (some page is mapped); ENOMEM (a limit refused
+ * the probe: unknown); EINVAL (unaligned or empty).
+ */
+int ca_source_mmap_probe(void *addr, size_t size);
+
+/**
+ * ca_source_mmap_obtain_at() - obtain a range at a chosen address.
+ * @s:    source
+ * @addr: page-aligned start
+ * @size: bytes, a multiple of the page
+ *
+ * Maps [addr, addr + size) read/write with base pages (the huge option is
+ * not applied), never over an existing mapping, then sets it up as obtain
+ * does (name, no-dump, NUMA policy, populate, lock). The range is released
+ * like any other (ca_source_release with its current size). For callers
+ * that lay out address space themselves and map it as it is used.
+ * Return: 0; EINVAL (unaligned or empty); EEXIST (some page of the range is
+ * mapped already); ENOMEM (address-space or memory limit: RLIMIT_AS,
+ * RLIMIT_DATA, strict overcommit); or the errno of a setup step.
+ */
+int ca_source_mmap_obtain_at(ca_source_mmap *s, void *addr, size_t size);
+
+/**
+ * ca_source_mmap_extend() - grow an obtained range in place.
+ * @s:        source
+ * @p, @size: a range obtained from @s, exactly as it is now
+ * @new_size: its new size, larger, a multiple of the page
+ *
+ * Maps [p + size, p + new_size) as ca_source_mmap_obtain_at does; afterwards
+ * the range is (p, new_size) for commit, decommit and release. Nothing
+ * changes on failure.
+ * Return: 0; EINVAL (not a range of @s, or new_size not larger); EEXIST (the
+ * pages after the range are mapped); ENOMEM (address-space or memory limit).
+ */
+int ca_source_mmap_extend(ca_source_mmap *s, void *p, size_t size, size_t new_size);
+
+/**
+ * ca_source_mmap_shrink() - give back the tail of an obtained range.
+ * @s:        source
+ * @p, @size: a range obtained from @s, exactly as it is now
+ * @new_size: its new size, smaller, a multiple of the page; 0 releases it
+ *
+ * Unmaps [p + new_size, p + size): its memory and address space go back to
+ * the system. Afterwards the range is (p, new_size).
+ * Return: 0; EINVAL (not a range of @s, or new_size not smaller).
+ */
+int ca_source_mmap_shrink(ca_source_mmap *s, void *p, size_t size, size_t new_size);
+
 /* --- Introspection ---------------------------------------------------- */
 
 /* CA_SOURCE_PAGE_* of the latest obtain or reserve of s (BASE before any). */
