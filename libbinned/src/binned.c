@@ -646,13 +646,13 @@ ca_attr_noinline static void *default_alloc_slow(size_t size)
 
 /* The large tier; when it finds memory or address space short, what the
  * instance holds goes back (ca_binned__reclaim) and it is asked once more. */
-static void *large_alloc(ca_binned *b, size_t size, size_t align, size_t *usable)
+static void *large_alloc(ca_binned *b, size_t size, size_t align, bool zero, size_t *usable)
 {
-    void *p = ca_binned__large_alloc(b, size, align, usable);
+    void *p = ca_binned__large_alloc(b, size, align, zero, usable);
     if (ca_unlikely(!p) && errno == ENOMEM && size < ((size_t)1 << 46)) {
         ca_binned__reclaim(b);
         errno = 0;
-        p = ca_binned__large_alloc(b, size, align, usable);
+        p = ca_binned__large_alloc(b, size, align, zero, usable);
         if (!p)
             errno = ENOMEM;
     }
@@ -669,7 +669,7 @@ ca_attr_noinline static void *default_alloc_big(size_t size)
             handed_out(b, p, cls, size);
         return p;
     }
-    return large_alloc(b, size, 16, NULL);
+    return large_alloc(b, size, 16, false, NULL);
 }
 
 void *ca_binned_malloc(size_t size)
@@ -762,7 +762,7 @@ static void *alloc_usable(ca_binned *b, size_t size, size_t align, size_t *usabl
     }
     unsigned cls = pick_class_guarded(size, align);
     if (cls >= CA_BINNED__NCLASSES)
-        return large_alloc(b, size, align, usable);
+        return large_alloc(b, size, align, false, usable);
     ca_binned__tcache *tc = b->is_default ? &ca_binned__tls : ca_binned__tcache_get(b);
     void *p = alloc_cls(b, tc, cls);
     if (p) {
@@ -844,6 +844,10 @@ void *ca_binned_calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    /* The large tier knows which of its memory reads as zero (fresh or
+     * purged) and clears only the rest. */
+    if (total > CA_BINNED_SMALL_MAX - CA_BINNED__GUARD)
+        return large_alloc(ca_binned_default(), total, 16, true, NULL);
     void *p = ca_binned_malloc(total);
     if (p)
         memset(p, 0, total);

@@ -410,7 +410,9 @@ extern __thread ca_binned__tcache ca_binned__tls __attribute__((tls_model("initi
 
 int ca_binned__large_init(ca_binned *b);
 void ca_binned__large_destroy(ca_binned *b);
-void *ca_binned__large_alloc(ca_binned *b, size_t size, size_t align, size_t *usable);
+/* zero: the block must read as zero (memory known to be zero, fresh or
+ * purged, is not written again). */
+void *ca_binned__large_alloc(ca_binned *b, size_t size, size_t align, bool zero, size_t *usable);
 /* True when p belongs to the large tier of b (then it is freed). */
 bool ca_binned__large_free(ca_binned *b, void *p);
 /* Usable size, 0 when p is not a large-tier pointer of b. */

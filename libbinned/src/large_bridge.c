@@ -55,9 +55,9 @@ void ca_binned__large_destroy(ca_binned *b)
     b->large = NULL;
 }
 
-void *ca_binned__large_alloc(ca_binned *b, size_t size, size_t align, size_t *usable)
+void *ca_binned__large_alloc(ca_binned *b, size_t size, size_t align, bool zero, size_t *usable)
 {
-    return ca_binned_large_alloc(tier(b), size, align, usable);
+    return ca_binned_large_alloc_flags(tier(b), size, align, zero ? CA_BINNED_LARGE_ZERO : 0, usable);
 }
 
 bool ca_binned__large_free(ca_binned *b, void *p)
@@ -119,8 +119,9 @@ void ca_binned__large_destroy(ca_binned *b) { b->large = NULL; }
 
 static large_hdr *hdr_of(const void *p) { return (large_hdr *)(void *)((char *)(uintptr_t)p - HDR); }
 
-void *ca_binned__large_alloc(ca_binned *b, size_t size, size_t align, size_t *usable)
+void *ca_binned__large_alloc(ca_binned *b, size_t size, size_t align, bool zero, size_t *usable)
 {
+    (void)zero; /* every block is a fresh mapping: zero */
     large_state *st = (large_state *)b->large;
     size_t a = align < HDR ? HDR : align, len;
     if (size == 0)

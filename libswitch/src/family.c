@@ -211,7 +211,12 @@ void *ca_switch_calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = alloc_from(ca_switch__current(), total, CA_ALIGN_DEFAULT);
+    ca_allocator *a = ca_switch__current();
+#if BASE_IS_BINNED
+    if (a == ca_switch__g.base && a) /* it knows which memory reads as zero */
+        return ca_binned_calloc(n, size);
+#endif
+    void *p = alloc_from(a, total, CA_ALIGN_DEFAULT);
     if (p)
         memset(p, 0, total);
     return p;
