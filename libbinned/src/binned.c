@@ -875,8 +875,24 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
         return q;
     }
     uintptr_t off = (uintptr_t)p - b->span_base;
-    if (off >= b->span)
+    if (off >= b->span) {
+        /* A shrink into the size classes moves the block there when that
+         * saves at least a page and half the block (a large block keeps
+         * whole pages resident); without small memory it shrinks in place. */
+        size_t cur = (flags & CA_RESIZE_IN_PLACE) ? 0 : ca_binned__large_usable(b, p);
+        if (cur && new_size <= CA_BINNED_SMALL_MAX - CA_BINNED__GUARD && new_size <= cur / 2 &&
+            cur - new_size >= ca_page_size()) {
+            void *q = ca_binned_alloc(b, new_size, align);
+            if (q) {
+                memcpy(q, p, new_size);
+                ca_binned__large_free(b, p);
+                if (usable)
+                    *usable = ca_binned_usable(b, q);
+                return q;
+            }
+        }
         return ca_binned__large_resize(b, p, new_size, align, flags, usable);
+    }
     unsigned cls = (unsigned)(off >> b->class_shift);
     size_t have = ca_binned__classes[cls].size;
     if (CA_CHECKS >= CA_CHECKS_ON) {

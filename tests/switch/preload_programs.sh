@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: MIT
 # Real programs under LD_PRELOAD=libctxalloc.so, output compared with
 # the same run without it. Usage:
-#   preload_programs.sh PRELOAD_SO CONFORMANCE_PLAIN THREADED_PROGRAM LIMITS_PROGRAM CALLOC_PROGRAM
+#   preload_programs.sh PRELOAD_SO CONFORMANCE_PLAIN THREADED_PROGRAM LIMITS_PROGRAM MEMORY_PROGRAM
 # Prints one "ok"/"FAIL" line per program and ends with "N passed, N failed";
 # exits non-zero on any failure. Programs that are not installed are skipped.
 set -uo pipefail
-so=$(realpath "$1") conf=$(realpath "$2") threaded=$(realpath "$3") limits=$(realpath "$4") calloc_prog=$(realpath "$5")
+so=$(realpath "$1") conf=$(realpath "$2") threaded=$(realpath "$3") limits=$(realpath "$4") memory=$(realpath "$5")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
@@ -137,8 +137,11 @@ limit_fill v 4194304 -n 1048576 16777216
 
 # calloc: fresh memory is not written again (resident growth of calloc(512
 # MiB) below 16 MiB), memory freed dirty reads as zero when calloc'ed again.
-if LD_PRELOAD=$so "$calloc_prog" >"$work/calloc.out" 2>&1; then ok "calloc-known-zero ($(head -n 1 "$work/calloc.out"))"
+if LD_PRELOAD=$so "$memory" calloc >"$work/calloc.out" 2>&1; then ok "calloc-known-zero ($(head -n 1 "$work/calloc.out"))"
 else bad calloc-known-zero "$work/calloc.out"; fi
+# realloc down from the large tier into the size classes: pages go back.
+if LD_PRELOAD=$so "$memory" shrink >"$work/shrink.out" 2>&1; then ok "realloc-shrink-across-tiers ($(cat "$work/shrink.out"))"
+else bad realloc-shrink-across-tiers "$work/shrink.out"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
