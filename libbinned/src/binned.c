@@ -213,11 +213,12 @@ static void window_release(uintptr_t lo)
 static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_default)
 {
     if (o->class_range_log2 < 24 || o->class_range_log2 > 36 || o->huge > CA_SOURCE_HUGE_1G ||
-        (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE)))
+        (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE | CA_BINNED_BACKGROUND)))
         return EINVAL;
     b->base.ops = (o->flags & CA_BINNED_NO_OWNER_MAP) ? &binned_ops_unmapped : &binned_ops;
     b->class_shift = o->class_range_log2;
     b->is_default = is_default;
+    b->background = (o->flags & CA_BINNED_BACKGROUND) != 0;
     b->flags = o->flags;
     b->use_owner_map = !(o->flags & CA_BINNED_NO_OWNER_MAP);
     b->decay_ns = o->decay_ms == CA_BINNED_DECAY_NEVER ? 0 : (uint64_t)(o->decay_ms ? o->decay_ms : 1) * 1000000u;
@@ -452,8 +453,11 @@ ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
          * without it, smaller ranges are tried when the default does not
          * fit (ulimit -v, sanitizers, emulators). An invalid value warns
          * and gives the default (ca_env_uint; getenv does not allocate). */
-        uint64_t want;
+        uint64_t want, bg;
         (void)ca_env_uint("CA_BINNED_CLASS_RANGE_LOG2", 24, 36, DEFAULT_RANGE_LOG2, &want);
+        (void)ca_env_uint("CA_BINNED_BACKGROUND", 0, 1, 1, &bg);
+        if (bg)
+            o.flags |= CA_BINNED_BACKGROUND;
         int err = EINVAL;
         for (unsigned log2 = (unsigned)want; log2 >= 24 && err; log2 -= 2) {
             o.class_range_log2 = log2;

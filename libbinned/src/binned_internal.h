@@ -420,6 +420,9 @@ size_t ca_binned__large_usable(const ca_binned *b, const void *p);
 void *ca_binned__large_resize(ca_binned *b, void *p, size_t new_size, size_t align, unsigned flags,
                               size_t *usable);
 void ca_binned__large_trim(ca_binned *b);
+/* Start the tier's background thread (it also runs the size classes' decay
+ * pass) when the instance wants one and it is not running. */
+void ca_binned__large_background(ca_binned *b);
 /* Return the calling thread's large-tier cache. */
 void ca_binned__large_flush(ca_binned *b);
 void ca_binned__large_stats(const ca_binned *b, ca_stats *out);
@@ -451,6 +454,8 @@ struct ca_binned {
     ca_source_mmap shadow_src; /* private no-reserve mapping of the shadow */
     uintptr_t shadow_bias;    /* shadow - span_base / 16: the byte of p is at shadow_bias + p / 16 */
     unsigned page_kind;       /* CA_SOURCE_PAGE_* of the class span */
+    bool background;          /* a background thread returns idle memory of both
+                                 tiers (default instance; CA_BINNED_BACKGROUND) */
     bool on_demand;           /* span, shadow and metadata are a window of address
                                  space mapped class by class as the classes grow
                                  (instances with their own source); else all three

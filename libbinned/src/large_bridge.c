@@ -24,12 +24,21 @@
 
 static ca_binned_large *tier(const ca_binned *b) { return (ca_binned_large *)b->large; }
 
+/* Every maintenance pass of the tier also runs the size classes' decay pass
+ * when it is due: with the background thread, idle memory of both tiers
+ * goes back without the program calling the allocator. */
+static void maintain_classes(void *arg) { ca_binned__maybe_purge((ca_binned *)arg); }
+
 int ca_binned__large_init(ca_binned *b)
 {
     ca_binned_large_options o;
     memset(&o, 0, sizeof o);
     o.min_size = CA_BINNED_SMALL_MAX;
     o.owner = b->use_owner_map ? &b->base : NULL;
+    o.maintain = maintain_classes;
+    o.maintain_arg = b;
+    if (b->background)
+        o.flags |= CA_BINNED_LARGE_BACKGROUND;
     ca_binned_large *l = NULL;
     int err = 0;
     if (b->is_default) {
@@ -83,6 +92,12 @@ void *ca_binned__large_resize(ca_binned *b, void *p, size_t new_size, size_t ali
 
 void ca_binned__large_trim(ca_binned *b) { ca_binned_large_trim(tier(b)); }
 
+void ca_binned__large_background(ca_binned *b)
+{
+    if (b->background && b->large && !ca_binned_large_background_running(tier(b)))
+        (void)ca_binned_large_background_start(tier(b));
+}
+
 void ca_binned__large_flush(ca_binned *b) { ca_binned_large_flush_cache(tier(b)); }
 
 void ca_binned__large_stats(const ca_binned *b, ca_stats *out) { ca_binned_large_stats(tier(b), out); }
@@ -116,6 +131,8 @@ int ca_binned__large_init(ca_binned *b)
 }
 
 void ca_binned__large_destroy(ca_binned *b) { b->large = NULL; }
+
+void ca_binned__large_background(ca_binned *b) { (void)b; /* no thread without the tier */ }
 
 static large_hdr *hdr_of(const void *p) { return (large_hdr *)(void *)((char *)(uintptr_t)p - HDR); }
 

@@ -265,9 +265,15 @@ void ca_binned__maybe_purge(ca_binned *b)
     /* Two passes per decay interval: a block EMPTY at one pass and still
      * EMPTY at the next is decommitted. */
     __atomic_store_n(&b->next_purge_ns, now + b->decay_ns / 2, __ATOMIC_RELAXED);
-    size_t committed = 0;
-    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+    size_t committed = 0, pending = 0;
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         committed += ca_binned__central_purge(b, i, false);
+        pending += __atomic_load_n(&b->classes[i].nempty, __ATOMIC_RELAXED);
+    }
+    /* EMPTY blocks wait for a later pass: a background thread runs it
+     * should the program stop calling the allocator. */
+    if (pending)
+        ca_binned__large_background(b);
     /* Memory-pressure policy: above the bound, every thread returns its
      * cache on its next slow path (the trim epoch moves) and the recyclers
      * go back to the blocks, where the next passes decommit what empties. */

@@ -104,7 +104,7 @@ else bad ca-stats-text "$work/stats.txt"; fi
 
 # Invalid environment values: one warning line each, the default, the
 # program runs (no hang: timeout; no abort: exit status 0).
-for kv in CA_BINNED_CLASS_RANGE_LOG2=-1 CA_BINNED_CLASS_RANGE_LOG2=4294967295 CA_BINNED_CLASS_RANGE_LOG2=20 \
+for kv in CA_BINNED_BACKGROUND=2 CA_BINNED_CLASS_RANGE_LOG2=-1 CA_BINNED_CLASS_RANGE_LOG2=4294967295 CA_BINNED_CLASS_RANGE_LOG2=20 \
           CA_BINNED_CLASS_RANGE_LOG2=abc CA_BINNED_CLASS_RANGE_LOG2=40 CA_STATS=yes "CA_STATS=1 CA_STATS_FD=x"; do
   name=env-${kv%%=*}-${kv#*=}; name=${name// /_}
   if (cd "$work/run" && timeout 30 env $kv LD_PRELOAD=$so echo hi >"$work/env.out" 2>"$work/env.err") &&
@@ -142,6 +142,12 @@ else bad calloc-known-zero "$work/calloc.out"; fi
 # realloc down from the large tier into the size classes: pages go back.
 if LD_PRELOAD=$so "$memory" shrink >"$work/shrink.out" 2>&1; then ok "realloc-shrink-across-tiers ($(cat "$work/shrink.out"))"
 else bad realloc-shrink-across-tiers "$work/shrink.out"; fi
+# Idle memory goes back without calls (background thread), and not with
+# CA_BINNED_BACKGROUND=0 (the test sees the difference).
+if LD_PRELOAD=$so "$memory" idle >"$work/idle.out" 2>&1; then ok "idle-memory-returned ($(cat "$work/idle.out"))"
+else bad idle-memory-returned "$work/idle.out"; fi
+if ! CA_BINNED_BACKGROUND=0 LD_PRELOAD=$so "$memory" idle >"$work/idle0.out" 2>&1; then ok "idle-memory-kept-without-background"
+else bad idle-memory-kept-without-background "$work/idle0.out"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -73,6 +73,10 @@ extern "C" {
 /* Flags of ca_binned_options.flags. */
 #define CA_BINNED_NO_OWNER_MAP 0x1u /* do not register ranges in core's ownership map */
 #define CA_BINNED_NO_TCACHE    0x2u /* no thread caches: every call takes the shared path */
+#define CA_BINNED_BACKGROUND   0x4u /* a background thread (started once there is memory
+                                       to return) runs both tiers' decay, so idle memory goes
+                                       back without calls; the default instance has it unless
+                                       CA_BINNED_BACKGROUND=0 */
 
 /* decay_ms value: never decommit EMPTY blocks by age (trim still does). */
 #define CA_BINNED_DECAY_NEVER UINT32_MAX

@@ -203,6 +203,8 @@ void ca_binned__large_maintain(ca_binned_large *l, uint64_t now)
     __atomic_store_n(&l->last_maint, now, __ATOMIC_RELAXED);
     purge_all(l, now, l->dirty_decay_ns);
     unmap_idle(l, now, l->unmap_decay_ns);
+    if (l->opt.maintain)
+        l->opt.maintain(l->opt.maintain_arg);
     __atomic_store_n(&l->maint_running, 0, __ATOMIC_RELEASE);
 }
 

@@ -111,6 +111,10 @@ typedef struct ca_binned_large_options {
     ca_source *source;       /* regions from this source instead (not owned; must be
                                 thread-safe and outlive the tier); FILE is then ignored */
     ca_allocator *owner;     /* register ranges in the ownership map with this owner */
+    void (*maintain)(void *arg); /* optional: also called by every maintenance pass (the
+                                    background thread's, or one a freeing thread runs when
+                                    due), with no lock of the tier held */
+    void *maintain_arg;
 } ca_binned_large_options;
 
 /* ========================================================================
