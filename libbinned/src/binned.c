@@ -243,6 +243,8 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
         b->src = &b->own_src.base;
     }
 
+    b->fresh_zero = b->own_src_used || (b->src->ops->caps & CA_SOURCE_ZEROED);
+    b->decommit_zero = b->own_src_used;
     size_t range = (size_t)1 << b->class_shift;
     size_t span = range * CA_BINNED__NCLASSES;
     size_t page = ca_page_size();

@@ -169,6 +169,11 @@ ca_force_inline unsigned ca_binned__class_of(size_t n)
  *                DECOMMITTED (every slot free, memory given back: committed
  *                again before use)
  *   bit  50      seen: EMPTY block already seen by one decay pass
+ *   bit  51      dirty: slots [bump, nslots) may hold old data (the block was
+ *                restarted from EMPTY, or its memory is not known to be zero):
+ *                their first word is cleared as they are carved. Clean blocks
+ *                are carved without a write, so that memory is touched only
+ *                by the program.
  *
  * Invariants (under the class lock):
  *   nfree == |free list| + (nslots - bump)
@@ -191,6 +196,7 @@ ca_force_inline unsigned ca_binned__bw_head(uint64_t w) { return (unsigned)((w >
 ca_force_inline unsigned ca_binned__bw_bump(uint64_t w) { return (unsigned)((w >> 32) & 0xffff); }
 ca_force_inline unsigned ca_binned__bw_state(uint64_t w) { return (unsigned)((w >> 48) & 3); }
 ca_force_inline bool ca_binned__bw_seen(uint64_t w) { return (w >> 50) & 1; }
+#define CA_BINNED__BW_DIRTY ((uint64_t)1 << 51)
 ca_force_inline uint64_t ca_binned__bw_make(unsigned nfree, unsigned head, unsigned bump, unsigned state,
                                             bool seen)
 {
@@ -456,6 +462,10 @@ struct ca_binned {
     unsigned page_kind;       /* CA_SOURCE_PAGE_* of the class span */
     bool background;          /* a background thread returns idle memory of both
                                  tiers (default instance; CA_BINNED_BACKGROUND) */
+    bool fresh_zero;          /* memory never used reads as zero (own source, or a
+                                 CA_SOURCE_ZEROED one) */
+    bool decommit_zero;       /* decommitted memory reads as zero (own source:
+                                 MADV_DONTNEED) */
     bool on_demand;           /* span, shadow and metadata are a window of address
                                  space mapped class by class as the classes grow
                                  (instances with their own source); else all three

@@ -296,6 +296,9 @@ static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
         } else if (st == CA_BINNED__ST_FRESH) {
             c->committed++;
         }
+        bool dirty = st == CA_BINNED__ST_EMPTY || (st == CA_BINNED__ST_ACTIVE && (w & CA_BINNED__BW_DIRTY)) ||
+                     (st == CA_BINNED__ST_FRESH && !b->fresh_zero) ||
+                     (st == CA_BINNED__ST_DECOMMITTED && !b->decommit_zero);
         unsigned nfree = ca_binned__bw_nfree(w), h = ca_binned__bw_head(w), bump = ca_binned__bw_bump(w);
         CA_ASSERT(nfree > 0, CA_BINNED__COMP, blk, "block in the free tree has no free slot");
         /* The block's list: every link is checked before it is followed; a
@@ -313,11 +316,12 @@ static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
             h = next1;
         }
         while (got < n && bump < ci->nslots) {
-            /* A block that was EMPTY before may still hold an old link
-             * word here: clear it, so that a later put does not take the
-             * slot for one already listed. */
+            /* A dirty block (EMPTY before) may still hold an old link word
+             * here: clear it, so that a later put does not take the slot for
+             * one already listed. A clean one reads zero: not touched. */
             char *p = blk + (size_t)bump * ci->size;
-            *(uint64_t *)(void *)p = 0;
+            if (dirty)
+                *(uint64_t *)(void *)p = 0;
             out[got++] = p;
             bump++;
             nfree--;
@@ -326,7 +330,7 @@ static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
         CA_ASSERT(nfree != 0 || h == 0, CA_BINNED__COMP, blk, "block free list longer than its free count");
         if (nfree == 0)
             ca_binned__chain_clear(&c->free_tree, bi);
-        c->meta[bi] = ca_binned__bw_make(nfree, h, bump, CA_BINNED__ST_ACTIVE, false);
+        c->meta[bi] = ca_binned__bw_make(nfree, h, bump, CA_BINNED__ST_ACTIVE, false) | (dirty ? CA_BINNED__BW_DIRTY : 0);
     }
     c->slots_out += got;
     ca_binned__class_unlock(c);
@@ -368,7 +372,8 @@ void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size
             if (c->nempty > keep_blocks)
                 make_empty_decommitted(b, c, cls, bi, 1);
         } else {
-            c->meta[bi] = ca_binned__bw_make(nfree, idx + 1, ca_binned__bw_bump(w), CA_BINNED__ST_ACTIVE, false);
+            c->meta[bi] = ca_binned__bw_make(nfree, idx + 1, ca_binned__bw_bump(w), CA_BINNED__ST_ACTIVE, false) |
+                          (w & CA_BINNED__BW_DIRTY);
         }
     }
     c->slots_out -= n;

@@ -194,8 +194,13 @@ static int make_usable(ca_source_mmap *s, void *p, size_t size, unsigned kind)
 static int setup_range(ca_source_mmap *s, void *p, size_t size)
 {
     int err;
-    if (s->name[0])
-        (void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, size, (unsigned long)s->name);
+    /* Kernels without CONFIG_ANON_VMA_NAME refuse the name with EINVAL:
+     * asked once per process, not once per mapping. */
+    static int names_refused;
+    if (s->name[0] && !__atomic_load_n(&names_refused, __ATOMIC_RELAXED) &&
+        prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, size, (unsigned long)s->name) != 0 &&
+        errno == EINVAL)
+        __atomic_store_n(&names_refused, 1, __ATOMIC_RELAXED);
     if (s->flags & CA_SOURCE_MMAP_NODUMP) {
         if ((err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MADVISE, size)))
             return err;

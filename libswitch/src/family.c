@@ -213,7 +213,7 @@ void *ca_switch_calloc(size_t n, size_t size)
     }
     ca_allocator *a = ca_switch__current();
 #if BASE_IS_BINNED
-    if (a == ca_switch__g.base && a) /* it knows which memory reads as zero */
+    if (a == ca_switch__g.base) /* it knows which memory reads as zero */
         return ca_binned_calloc(n, size);
 #endif
     void *p = alloc_from(a, total, CA_ALIGN_DEFAULT);
