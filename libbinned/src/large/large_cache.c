@@ -22,6 +22,10 @@ typedef ca_binned__large_tls_entry tls_entry;
 
 __thread ca_binned__large_tls_entry ca_binned__large_tls[CA_BL_TLS_ENTRIES] __attribute__((tls_model("initial-exec")));
 static __thread bool ca_bl_tls_keyed __attribute__((tls_model("initial-exec")));
+/* Set by flush_on_exit: the thread is ending, its caches are gone and no new
+ * one is made (a later destructor's free goes to the pools: a cache made
+ * then might never be flushed, and its areas and memory would be lost). */
+static __thread bool ca_bl_tls_exited __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t ca_bl_key;
 static bool ca_bl_key_ok;
@@ -57,6 +61,7 @@ static void flush_on_exit(void *arg)
         if (e->tier && ca_binned__large_registry_lock_live(e->tier, e->id)) {
             ca_binned__large_cache_flush(e->tier, e->cache);
             cache_free(e->tier, e->cache);
+            ca_binned__large_after_dirty(e->tier); /* the dirty cap holds for exited threads too */
             ca_binned__large_registry_unlock();
         }
         e->tier = NULL;
@@ -64,6 +69,7 @@ static void flush_on_exit(void *arg)
         e->id = 0;
     }
     ca_bl_tls_keyed = false;
+    ca_bl_tls_exited = true;
 }
 
 static void key_create(void) { ca_bl_key_ok = pthread_key_create(&ca_bl_key, flush_on_exit) == 0; }
@@ -77,7 +83,7 @@ ca_binned__large_cache *ca_binned__large_my_cache_slow(ca_binned_large *l, bool 
     for (int i = 0; i < TLS_ENTRIES; i++)
         if (ca_bl_tls[i].tier == l && ca_bl_tls[i].id == l->id)
             return ca_bl_tls[i].cache;
-    if (!create || (l->opt.flags & CA_BINNED_LARGE_NO_CACHE) || !ca_bl_key_ok)
+    if (!create || (l->opt.flags & CA_BINNED_LARGE_NO_CACHE) || !ca_bl_key_ok || ca_bl_tls_exited)
         return NULL;
     int slot = -1;
     for (int i = 0; i < TLS_ENTRIES && slot < 0; i++)

@@ -26,7 +26,10 @@
  *   class.lock -> tier.meta_lock
  * and tier.bg_lock on its own. No lock is held while calling the source,
  * pthread_create or any code outside the tier, except listen_lock, which
- * is held across the listener's callbacks (large_listen.c).
+ * is held across the listener's callbacks (large_listen.c), and the
+ * registry, which a thread's exit flush holds across the dirty-cap purge and
+ * a background-thread start of the tier it flushed into (the tier must stay
+ * alive meanwhile; nothing under the registry takes it again).
  *
  * The range set: the regions on the classes' region lists and the direct
  * mappings on the direct list. A region enters the set (rgn_link) and
