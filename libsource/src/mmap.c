@@ -363,7 +363,7 @@ int ca_source_mmap_extend(ca_source_mmap *s, void *p, size_t size, size_t new_si
     if (!err && (new_size <= size || new_size % s->base.granule != 0 ||
                  (uintptr_t)p + new_size < (uintptr_t)p))
         err = EINVAL;
-    if (!err && ca_source__track_within(&s->track, p, size) != 0)
+    if (!err && ca_source__track_exact(&s->track, p, size) != 0)
         err = ca_source__bad_range(p, "extend of a range this mmap source did not give out");
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_OBTAIN, new_size - size);
@@ -563,6 +563,8 @@ int ca_source_mmap_shrink(ca_source_mmap *s, void *p, size_t size, size_t new_si
         err = EINVAL;
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_RELEASE, size - new_size);
+    if (!err && ca_source__track_exact(&s->track, p, size) != 0)
+        err = ca_source__bad_range(p, "shrink of a range this mmap source did not give out");
     if (err)
         return ca_source__fail(&s->c, err, true);
     size_t dropped = 0;

@@ -95,11 +95,14 @@ int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool
                             int64_t *applied);
 /* 0 when [p, p + size) lies inside one recorded range, else EINVAL. */
 int ca_source__track_within(ca_source_track *t, const void *p, size_t size);
-/* The live range recorded at exactly (p, size) grows to new_size, the new
+/* 0 when (p, size) is exactly a live range that was obtained (not
+ * reserved); else EINVAL. */
+int ca_source__track_exact(ca_source_track *t, const void *p, size_t size);
+/* The live obtained range recorded at exactly (p, size) grows to new_size, the new
  * bytes committed; EINVAL when there is no such range or it would overlap
  * the next recorded one. */
 int ca_source__track_extend(ca_source_track *t, const void *p, size_t size, size_t new_size);
-/* The live range recorded at exactly (p, size) shrinks to new_size (> 0);
+/* The live obtained range recorded at exactly (p, size) shrinks to new_size (> 0);
  * *dropped receives the committed bytes that went with the tail. */
 int ca_source__track_shrink(ca_source_track *t, const void *p, size_t size, size_t new_size, size_t *dropped);
 /* Sorted and disjoint; NULL or a message. Sums into *bytes, *committed. */

@@ -162,8 +162,8 @@ int ca_source__track_extend(ca_source_track *t, const void *p, size_t size, size
     ca_source__spin_lock(&t->lock);
     size_t i = first_le(t, (uintptr_t)p);
     ca_source__range *r = i < t->len ? &arr(t)[i] : NULL;
-    bool ok = r && !dead(r) && r->start == (uintptr_t)p && r->size == size && new_size > size &&
-              (i == 0 || r->start + new_size <= arr(t)[i - 1].start || dead(&arr(t)[i - 1]));
+    bool ok = r && !dead(r) && !(r->flags & CA_SOURCE__R_RESERVED) && r->start == (uintptr_t)p && r->size == size &&
+              new_size > size && (i == 0 || r->start + new_size <= arr(t)[i - 1].start || dead(&arr(t)[i - 1]));
     if (ok) {
         r->committed += new_size - size;
         r->size = new_size;
@@ -177,13 +177,24 @@ int ca_source__track_shrink(ca_source_track *t, const void *p, size_t size, size
     ca_source__spin_lock(&t->lock);
     size_t i = first_le(t, (uintptr_t)p);
     ca_source__range *r = i < t->len ? &arr(t)[i] : NULL;
-    bool ok = r && !dead(r) && r->start == (uintptr_t)p && r->size == size && new_size && new_size < size;
+    bool ok = r && !dead(r) && !(r->flags & CA_SOURCE__R_RESERVED) && r->start == (uintptr_t)p && r->size == size &&
+              new_size && new_size < size;
     if (ok) {
         size_t c = r->committed < new_size ? r->committed : new_size;
         *dropped = r->committed - c;
         r->committed = c;
         r->size = new_size;
     }
+    ca_source__spin_unlock(&t->lock);
+    return ok ? 0 : EINVAL;
+}
+
+int ca_source__track_exact(ca_source_track *t, const void *p, size_t size)
+{
+    ca_source__spin_lock(&t->lock);
+    size_t i = first_le(t, (uintptr_t)p);
+    const ca_source__range *r = i < t->len ? &arr(t)[i] : NULL;
+    bool ok = r && !dead(r) && !(r->flags & CA_SOURCE__R_RESERVED) && r->start == (uintptr_t)p && r->size == size;
     ca_source__spin_unlock(&t->lock);
     return ok ? 0 : EINVAL;
 }
