@@ -92,9 +92,12 @@ typedef struct ca_binned_options {
                                   anonymous mmap source (no-reserve). A given
                                   source must be thread-safe and support
                                   decommit for memory to go back. */
-    unsigned class_range_log2; /* log2 of the address space per class, 24..38
-                                  (default 34: 16 GiB per class, 1.6 TiB in all,
-                                  reserved, not committed) */
+    unsigned class_range_log2; /* log2 of the address space per class, 24..36
+                                  (default 34: 16 GiB per class). With the own
+                                  source and base pages: how far each class may
+                                  grow in its window, mapped as it grows; with a
+                                  given source or huge pages: obtained at create
+                                  (100 ranges, 1.6 TiB at 34) */
     unsigned huge;             /* CA_SOURCE_HUGE_* rung to start the class span
                                   with (own source only; default OFF) */
     unsigned flags;            /* CA_BINNED_* */
@@ -127,9 +130,13 @@ void ca_binned_options_default(ca_binned_options *o);
  * @out: receives the instance (not NULL)
  * @o:   options, or NULL for the defaults
  *
- * Reserves 100 * 2^class_range_log2 bytes of address space and the metadata
- * (block words and trees, touched on demand). The instance itself lives in
- * memory from the source. O(1) plus a few system calls.
+ * With its own source and base pages, maps nothing for the classes: it
+ * picks a window of address space for 100 class ranges of
+ * 2^class_range_log2 bytes, their shadow and block words, mapped class by
+ * class as they grow (the README's "Address space"); else it obtains the
+ * ranges and the metadata from the source now (touched on demand). The
+ * instance itself lives in memory from the source. O(1) plus a few system
+ * calls.
  * Return: 0; EINVAL (bad option); ENOMEM (no address space); or the error
  * of the source.
  */
