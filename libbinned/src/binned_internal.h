@@ -290,6 +290,9 @@ typedef struct ca_binned__class {
     ca_binned__recycler rec; /* bundles of `batch` slots each */
     uint64_t rec_bundles;    /* bundles on rec (atomic, approximate while racing) */
     uint64_t rec_max;        /* bound on rec_bundles; more goes to the blocks */
+    int rec_used;            /* set by every pop; the decay pass clears it and
+                                drains a recycler nobody popped from since the
+                                pass before (its slots would pin their blocks) */
     uint64_t exited_allocs;  /* counters folded in from exited threads (atomic) */
     uint64_t exited_frees;
     /* --- under lock --- */
@@ -333,6 +336,9 @@ size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force);
 void ca_binned__reclaim(ca_binned *b);
 /* Move every bundle of the recycler back to the blocks. */
 void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls);
+/* The decay pass's part for a recycler: drain it when nobody popped from
+ * it since the previous pass (the decay pass only). */
+void ca_binned__central_drain_idle(ca_binned *b, unsigned cls);
 void ca_binned__class_lock(ca_binned__class *c);
 void ca_binned__class_unlock(ca_binned__class *c);
 
@@ -376,6 +382,8 @@ typedef struct ca_binned__tcache {
     ca_binned *owner;                      /* instance */
     struct ca_binned__tcache *next, *prev; /* registry (under registry lock) */
     uint64_t epoch;                        /* instance trim epoch last seen */
+    uint32_t gc_allocs[CA_BINNED__NCLASSES]; /* bins[i].allocs (low 32 bits) at the last GC */
+    uint32_t gc_tick;                      /* slow paths since the last GC */
     unsigned state;                        /* CA_BINNED__TC_* */
     bool in_tls;                           /* the default instance's static TLS cache */
 } ca_binned__tcache;

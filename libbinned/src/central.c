@@ -427,6 +427,13 @@ size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force)
     return committed;
 }
 
+void ca_binned__central_drain_idle(ca_binned *b, unsigned cls)
+{
+    ca_binned__class *c = &b->classes[cls];
+    if (!__atomic_exchange_n(&c->rec_used, 0, __ATOMIC_RELAXED) && __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED))
+        ca_binned__central_drain_recycler(b, cls);
+}
+
 void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls)
 {
     ca_binned__class *c = &b->classes[cls];

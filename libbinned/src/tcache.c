@@ -267,6 +267,7 @@ void ca_binned__maybe_purge(ca_binned *b)
     __atomic_store_n(&b->next_purge_ns, now + b->decay_ns / 2, __ATOMIC_RELAXED);
     size_t committed = 0, pending = 0;
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+        ca_binned__central_drain_idle(b, i);
         committed += ca_binned__central_purge(b, i, false);
         pending += __atomic_load_n(&b->classes[i].nempty, __ATOMIC_RELAXED);
     }
@@ -293,6 +294,7 @@ static void *alloc_uncached(ca_binned *b, unsigned cls)
     ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_pop(&c->rec);
     if (d) {
         __atomic_fetch_sub(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->rec_used, 1, __ATOMIC_RELAXED);
         p = d->slots[d->n - 1];
         if (d->n > 1)
             ca_binned__central_put(b, cls, d->slots, d->n - 1);
@@ -303,6 +305,31 @@ static void *alloc_uncached(ca_binned *b, unsigned cls)
     }
     __atomic_fetch_add(&c->exited_allocs, 1, __ATOMIC_RELAXED);
     return p;
+}
+
+/* Cache GC, every GC_PERIOD slow paths of a thread: a bin that served no
+ * malloc since the previous GC gives every slot back to the blocks. Cached
+ * slots keep their blocks committed: a program that moved on to other sizes
+ * (strings grown by realloc pass through every class) would otherwise pin
+ * a block per cached slot for the thread's life. Bins in use are left
+ * alone, so steady workloads never see it. */
+#define GC_PERIOD 64u
+
+static void cache_gc(ca_binned *b, ca_binned__tcache *tc)
+{
+    if (++tc->gc_tick < GC_PERIOD)
+        return;
+    tc->gc_tick = 0;
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+        ca_binned__bin *bin = &tc->bins[i];
+        uint32_t n = ca_binned__bin_count(bin);
+        if (n && (uint32_t)bin->allocs == tc->gc_allocs[i]) {
+            bin->top = bin->base;
+            tc->moved[i] += n;
+            ca_binned__give_back(b, i, bin->base, n, true);
+        }
+        tc->gc_allocs[i] = (uint32_t)bin->allocs;
+    }
 }
 
 void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
@@ -321,6 +348,7 @@ void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
         uint32_t n;
         if (d) {
             __atomic_fetch_sub(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+            __atomic_store_n(&c->rec_used, 1, __ATOMIC_RELAXED);
             n = d->n;
             memcpy(bin->base, d->slots, n * sizeof(void *));
             ca_binned__bundle_put(b, d);
@@ -342,7 +370,9 @@ void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
     }
     bin->top--;
     bin->allocs++;
-    return *bin->top;
+    void *p = *bin->top;
+    cache_gc(b, tc);
+    return p;
 }
 
 void ca_binned__free_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls, void *p)
@@ -378,6 +408,7 @@ void ca_binned__free_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls, voi
     out[batch - 1] = p;
     tc->moved[cls] += batch;
     ca_binned__give_back(b, cls, out, batch, false);
+    cache_gc(b, tc);
     ca_binned__maybe_purge(b);
 }
 
