@@ -99,8 +99,22 @@ static size_t live_caches(ca_binned_large *l)
     return n;
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
 CA_TT(late_destructor_leaves_no_cache)
 {
+#ifdef UNDER_TSAN
+    /* ThreadSanitizer finishes a thread in an early destructor round: code in
+     * the last round crashes its runtime. The other cells run this test. */
+    puts("  skipped under ThreadSanitizer (destructors in the last round)");
+    return;
+#endif
     g_tier = make_tier((size_t)64 << 20);
     CA_TT_ASSERT(g_tier != NULL, "tier");
     /* The tier's key exists now (created with the first tier), so this key
