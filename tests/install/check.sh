@@ -8,7 +8,9 @@
 #     (plus ca_ names);
 #  3. for every installed ctxalloc-<comp>.pc with tests/install/use-<comp>.c:
 #     that program built as C11 and as C++17 against the installed headers
-#     with `pkg-config --cflags --libs --static`, and run;
+#     with `pkg-config --cflags --libs --static`, and as C11 with plain
+#     `pkg-config --cflags --libs` (every library is static: the plain line
+#     must link too), and run;
 #  3b. every installed header compiled alone (gcc and clang -std=c11, g++ -std=c++11;
 #     -Wall -Wextra -Werror -pedantic);
 #  4. examples/consumer-pkgconfig and examples/consumer-subproject built and run.
@@ -80,6 +82,13 @@ for pc in "$pcdir"/ctxalloc-*.pc; do
     pass "install/use-$comp/c++17"
   else
     fail "install/use-$comp/c++17" "$work/use-$comp-cxx.log"
+  fi
+  plain=$(pkg-config --cflags --libs "ctxalloc-$comp")
+  if cc -std=c11 -Wall -Wextra -Werror -pedantic-errors -D_GNU_SOURCE -o "$work/use-$comp-plain" "$src" $plain \
+       >"$work/use-$comp-plain.log" 2>&1 && "$work/use-$comp-plain" >>"$work/use-$comp-plain.log" 2>&1; then
+    pass "install/use-$comp/c11-plain-pkg-config"
+  else
+    fail "install/use-$comp/c11-plain-pkg-config" "$work/use-$comp-plain.log"
   fi
 done
 
