@@ -3,7 +3,7 @@
  * Burst and memory return: allocate 1 GiB in small objects (16..256 B), free
  * all of it, stay idle for 2 seconds, then report the resident set. An
  * allocator that returns memory shows a small rss_after_idle; the peers keep
- * ~90% of the peak (ANCHORS.md). The RSS line is read by the runner and is
+ * ~90% of the peak (bench/results/workloads.md). The RSS line is read by the runner and is
  * not part of the compared output. Usage: burst [scale]
  */
 #include <unistd.h>
