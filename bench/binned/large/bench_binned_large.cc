@@ -112,7 +112,7 @@ void malloc_large_ctx_lowrss(benchmark::State &st)
     ca_binned_large_destroy(l);
 }
 
-// The sizes of the published malloc-large benchmark (ANCHORS.md): 5-25 MiB.
+// The sizes of the common malloc-large benchmark: 5-25 MiB.
 constexpr size_t kAnchorMin = (size_t)5 << 20, kAnchorMax = (size_t)25 << 20;
 
 void anchor_malloc(benchmark::State &st)
