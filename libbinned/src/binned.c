@@ -998,7 +998,7 @@ void ca_binned_trim(ca_binned *b)
     }
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__central_drain_recycler(b, i);
-        ca_binned__central_purge(b, i, true);
+        ca_binned__central_purge(b, i, true, NULL);
     }
     ca_binned__large_trim(b);
     CA_CHECK_FULL(ca_binned_check(b) == NULL, CA_BINNED__COMP, b, "invariant broken after trim");

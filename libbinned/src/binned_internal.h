@@ -327,8 +327,9 @@ unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **
 void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size_t n);
 /* Decommit EMPTY blocks: all of them (force) or those seen by an earlier
  * pass; then trim the frontier over trailing unused blocks. Returns the
- * class's committed bytes afterwards. */
-size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force);
+ * class's committed bytes afterwards; *nempty (may be NULL) receives the
+ * EMPTY blocks left for a later pass. */
+size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force, size_t *nempty);
 /* Memory or address space ran short (a mapping or commit failed): return
  * the calling thread's cache, every recycler and every EMPTY block, unmap
  * what the classes do not use and trim the large tier (ca_binned_trim), so

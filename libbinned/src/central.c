@@ -394,7 +394,7 @@ static void trim_frontier(ca_binned__class *c, unsigned cls)
     }
 }
 
-size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force)
+size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force, size_t *nempty)
 {
     ca_binned__class *c = &b->classes[cls];
     size_t run_first = 0, run_len = 0;
@@ -422,6 +422,8 @@ size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force)
         make_empty_decommitted(b, c, cls, run_first, run_len);
     trim_frontier(c, cls);
     unmap_tail(b, c, cls, force);
+    if (nempty)
+        *nempty = c->nempty;
     size_t committed = c->committed << ca_binned__classes[cls].block_shift;
     ca_binned__class_unlock(c);
     return committed;

@@ -128,7 +128,7 @@ static const char *mark(walk *w, const void *p)
     return NULL;
 }
 
-static const char *check_class(ca_binned *b, unsigned cls)
+static const char *check_class_locked(ca_binned *b, unsigned cls)
 {
     ca_binned__class *c = &b->classes[cls];
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
@@ -294,6 +294,17 @@ static const char *check_class(ca_binned *b, unsigned cls)
             err = "binned: the shadow marks a granule that holds no slot start";
     }
     ca_source_release(b->src, mem, bytes);
+    return err;
+}
+
+/* Under the class lock: the decay pass (the background thread's too) may
+ * run meanwhile. */
+static const char *check_class(ca_binned *b, unsigned cls)
+{
+    ca_binned__class *c = &b->classes[cls];
+    ca_binned__class_lock(c);
+    const char *err = check_class_locked(b, cls);
+    ca_binned__class_unlock(c);
     return err;
 }
 

@@ -268,8 +268,9 @@ void ca_binned__maybe_purge(ca_binned *b)
     size_t committed = 0, pending = 0;
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__central_drain_idle(b, i);
-        committed += ca_binned__central_purge(b, i, false);
-        pending += __atomic_load_n(&b->classes[i].nempty, __ATOMIC_RELAXED);
+        size_t left = 0;
+        committed += ca_binned__central_purge(b, i, false, &left);
+        pending += left;
     }
     /* EMPTY blocks wait for a later pass: a background thread runs it
      * should the program stop calling the allocator. */
