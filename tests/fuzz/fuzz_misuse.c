@@ -42,8 +42,8 @@
  *   10   usable size / owns probe;
  *   11   double free of the slot's last freed block (when it is not live);
  *   12   interior free: the slot's block + 1 + a % (usable - 1);
- *   13   free of a pointer never handed out (a global, or the end of the
- *        slot's class range);
+ *   13   free of a pointer never handed out (a global, or a mapped block
+ *        of the slot's class that was never started);
  *   14   write b bytes of value a into the slot's last freed block at a % 64;
  *   15   overflow: (b % 64) + 1 bytes of value a past the end of the slot's
  *        live block (a = 0, b = 0: the off-by-one NUL); with b & 64 the
@@ -347,9 +347,14 @@ static void misuse(unsigned op, unsigned k, unsigned a, unsigned b)
     case 13: { /* a pointer never handed out */
         void *q = g_foreign + 16 * (a % 8);
         if ((b & 1) && s->p && is_small(s->size)) {
+            /* The last mapped block of the class when it was never started
+             * (the mapping runs ahead of the frontier); the class range
+             * beyond the mapping is unmapped memory, where a free faults
+             * as it does on any unmapped pointer. */
             ca_binned *d = ca_binned_default();
-            unsigned cls = ca_binned_size_class(s->size);
-            q = d->classes[cls].base + ((size_t)1 << d->class_shift) - ((size_t)1 << 21);
+            ca_binned__class *c = &d->classes[ca_binned_size_class(s->size)];
+            if (c->mapped > c->frontier)
+                q = c->base + ((c->mapped - 1) << ca_binned__classes[ca_binned_size_class(s->size)].block_shift);
         }
         run_misuse(MUST_ABORT, "free of a pointer never handed out", do_free, q, 64);
         break;
