@@ -271,20 +271,23 @@ def main():
                        "allocated_kib": median([c[2] for c in v])} for a, v in crashes.items()}
     os.makedirs(args.out, exist_ok=True)
     meta = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "host": platform.node(),
-            "cpus": os.cpu_count(), "repetitions": reps, "command": "./run.sh bench workloads",
+            "cpus": os.cpu_count(), "repetitions": reps,
+            "command": "./run.sh bench workloads" if not args.only and args.out == ap.get_default("out")
+            else "python3 bench/workloads/run.py " + " ".join(sys.argv[1:]),
             "allocators": {a: (lib or "glibc malloc (no preload)") for a, lib in allocators}}
     with open(os.path.join(args.out, "workloads.json"), "w") as f:
         json.dump({"meta": meta, "medians": table, "crash": crash_table}, f, indent=1)
 
     L = ["# Whole-program workloads\n",
-         "Made by `./run.sh bench workloads` on %s (%s CPUs), %s; median of %d interleaved runs. "
+         "Made by `%s` on %s (%s CPUs), %s; median of %d interleaved runs. "
          "Allocators bound by LD_PRELOAD (glibc: none). Time is wall-clock seconds; RSS is the peak "
          "resident set from wait4 (MiB). \"vs best\" is ctxalloc divided by the best peer on that line "
          "(below 1: ctxalloc is ahead). Real programs: python3 (PYTHONMALLOC=malloc), sqlite3 (1M rows in "
          ":memory:), lua5.4 (binary trees), redis-server with redis-benchmark on loopback (time is the "
          "benchmark client's, RSS the server's). Debian's redis-server links jemalloc, so its \"glibc\" "
          "column is really jemalloc; preloading another allocator replaces its malloc family (redis still "
-         "calls jemalloc's mallctl/nallocx for statistics only).\n" % (meta["host"], meta["cpus"], meta["date"], reps)]
+         "calls jemalloc's mallctl/nallocx for statistics only).\n" % (meta["command"], meta["host"], meta["cpus"],
+                                                                 meta["date"], reps)]
     L.append("## Time (s)\n")
     L.append("| workload | " + " | ".join(names) + " | ctxalloc vs best |")
     L.append("|---|" + "---|" * (len(names) + 1))
