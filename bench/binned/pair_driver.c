@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Fast-path driver for instruction counts (/work tools: instr-per-op):
+/* Fast-path driver for instruction counts (bench/instr_per_op.sh):
  *   pair_driver N binned|malloc   N malloc+free pairs, sizes cycling 16..512 B
  *   randfree_driver N ...         (argv[0] ending in "randfree"): N rounds of
  *                                 1,000 allocations freed in random order */

@@ -3,7 +3,7 @@
  * Fast-path driver for /work-style instruction counting:
  *   pair_driver N MODE   (MODE: switch | binned | malloc)
  * runs N malloc+free pairs with sizes cycling 16..512 through the chosen
- * entry points; used with instr-per-op to count instructions per pair.
+ * entry points; used with bench/instr_per_op.sh to count instructions per pair.
  */
 #include <ctxalloc/switch.h>
 #include <stdio.h>
