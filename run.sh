@@ -46,7 +46,7 @@ need_pkgs() {
 
 BASE_PKGS=(meson ninja-build pkg-config gcc g++ clang python3 libcriterion-dev libnuma-dev
            libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev libclang-rt-14-dev binutils valgrind
-           spin)
+           spin strace)
 BENCH_PKGS=(libbenchmark-dev gnuplot-nox sqlite3 lua5.4 redis-server redis-tools)
 
 setup() { # dir, meson args...

@@ -329,6 +329,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
         c->rec_max = o->recycler_bytes / bundle;
         if (c->rec_max < 2)
             c->rec_max = 2;
+        c->keep = o->empty_keep >> ci->block_shift;
     }
 
     if (pthread_key_create(&b->key, ca_binned__tcache_thread_exit) != 0) {
@@ -998,7 +999,7 @@ void ca_binned_trim(ca_binned *b)
     }
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__central_drain_recycler(b, i);
-        ca_binned__central_purge(b, i, true, NULL);
+        ca_binned__central_purge(b, i, CA_BINNED__PURGE_FORCE, NULL);
     }
     ca_binned__large_trim(b);
     CA_CHECK_FULL(ca_binned_check(b) == NULL, CA_BINNED__COMP, b, "invariant broken after trim");
@@ -1132,7 +1133,7 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     ca_binned__class_lock(mc);
     uint64_t out_slots = c->slots_out;
     uint64_t committed = c->committed, frontier = c->frontier, nempty = c->nempty, decommits = c->decommits,
-             fails = c->commit_fail;
+             fails = c->commit_fail, recommits = c->recommits, keep = c->keep;
     ca_binned__class_unlock(mc);
     uint64_t rec = __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED);
     uint64_t held = cached + rec * ci->batch;
@@ -1148,6 +1149,8 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     ca_stats_set_counter(out, "blocks", frontier);
     ca_stats_set_counter(out, "empty_blocks", nempty);
     ca_stats_set_counter(out, "decommits", decommits);
+    ca_stats_set_counter(out, "recommits", recommits);
+    ca_stats_set_counter(out, "keep_blocks", keep);
     ca_stats_set_counter(out, "cached_slots", cached);
     ca_stats_set_counter(out, "recycled_bundles", rec);
     return 0;
@@ -1156,7 +1159,7 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
 int ca_binned_stats(const ca_binned *b, ca_stats *out)
 {
     ca_stats_init(out, "binned");
-    uint64_t cached = 0, rec = 0, blocks = 0, decommits = 0, empty = 0;
+    uint64_t cached = 0, rec = 0, blocks = 0, decommits = 0, recommits = 0, empty = 0;
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_stats s;
         ca_binned_class_stats(b, i, &s);
@@ -1174,6 +1177,8 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
             blocks += v;
         if (ca_stats_get_counter(&s, "decommits", &v))
             decommits += v;
+        if (ca_stats_get_counter(&s, "recommits", &v))
+            recommits += v;
         if (ca_stats_get_counter(&s, "empty_blocks", &v))
             empty += v;
     }
@@ -1198,6 +1203,7 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
     ca_stats_set_counter(out, "blocks", blocks);
     ca_stats_set_counter(out, "empty_blocks", empty);
     ca_stats_set_counter(out, "decommits", decommits);
+    ca_stats_set_counter(out, "recommits", recommits);
     ca_stats_set_counter(out, "large_in_use", l.bytes_in_use);
     ca_stats_set_counter(out, "threads_seen", __atomic_load_n(&b->nthreads_seen, __ATOMIC_RELAXED));
     ca_stats_set_counter(out, "page_kind", b->page_kind);

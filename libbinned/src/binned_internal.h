@@ -317,6 +317,19 @@ typedef struct ca_binned__class {
     uint64_t slots_out;       /* slots taken from blocks, not yet returned */
     uint64_t decommits;       /* blocks decommitted (counter) */
     uint64_t commit_fail;     /* commit or register failures (counter) */
+    /* Purge policy (see central.c): EMPTY blocks beyond `keep` go back at the
+     * next purge (off the free path); the blocks that stay EMPTY from one
+     * decay pass to the next go back then. keep adapts: it doubles when a
+     * block decommitted less than a decay interval ago is needed again
+     * (the class would thrash), halves at each pass that saw no such block,
+     * and never drops below the option's empty_keep. */
+    size_t keep;              /* EMPTY blocks kept before the excess goes back */
+    size_t inflight;          /* blocks being decommitted with the lock dropped:
+                                 state DECOMMITTED with nfree 0, in no tree */
+    uint64_t decommit_ns;     /* when blocks of the class last went back */
+    bool recommitted;         /* a recently decommitted block was taken again
+                                 since the last decay pass */
+    uint64_t recommits;       /* such blocks (counter) */
 } __attribute__((aligned(64))) ca_binned__class;
 
 /* Central operations; `cls` is the class index. */
@@ -325,11 +338,15 @@ typedef struct ca_binned__class {
 unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **out);
 /* Return n slots of class cls (not handed out: shadow 0) to their blocks. */
 void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size_t n);
-/* Decommit EMPTY blocks: all of them (force) or those seen by an earlier
- * pass; then trim the frontier over trailing unused blocks. Returns the
- * class's committed bytes afterwards; *nempty (may be NULL) receives the
- * EMPTY blocks left for a later pass. */
-size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force, size_t *nempty);
+/* What a purge decommits: every EMPTY block (FORCE: trim), the EMPTY blocks
+ * beyond the class's keep budget (EXCESS), or those and the ones an earlier
+ * decay pass saw EMPTY already (DUE: the decay pass). */
+enum { CA_BINNED__PURGE_EXCESS, CA_BINNED__PURGE_DUE, CA_BINNED__PURGE_FORCE };
+/* Decommit EMPTY blocks as `mode` says, the system calls made with the class
+ * lock dropped; then trim the frontier over trailing unused blocks. Returns
+ * the class's committed bytes afterwards; *nempty (may be NULL) receives the
+ * EMPTY blocks left for a later pass. No lock may be held. */
+size_t ca_binned__central_purge(ca_binned *b, unsigned cls, int mode, size_t *nempty);
 /* Memory or address space ran short (a mapping or commit failed): return
  * the calling thread's cache, every recycler and every EMPTY block, unmap
  * what the classes do not use and trim the large tier (ca_binned_trim), so
@@ -485,6 +502,8 @@ struct ca_binned {
     uint64_t epoch;           /* trim epoch: threads flush when it moved */
     uint64_t next_purge_ns;   /* next decay pass (CLOCK_MONOTONIC_COARSE) */
     int purging;              /* 1 while a thread runs the decay pass */
+    uint64_t over_keep[2];    /* bit per class that went over its keep budget:
+                                 the next slow path purges the excess */
     /* --- registry lock --- */
     int reg_lock;
     ca_binned__tcache *threads; /* live thread caches */

@@ -12,10 +12,22 @@
  * Policy: take() always carves from the lowest block with free slots (first
  * set bit of the free tree), so live data packs at the bottom of the range
  * and upper blocks empty out. A block whose last slot comes back becomes
- * EMPTY; EMPTY blocks beyond the class's keep budget are decommitted at
- * once, the others after the decay interval (two passes of the decay clock,
- * see purge), or at once by ca_binned_trim. Trailing blocks that hold
- * nothing are cut off the frontier.
+ * EMPTY. Purge policy, one for memory return and for speed:
+ *   - no system call on the free path and none under a class lock: put()
+ *     only notes that the class went over its keep budget; the thread's next
+ *     slow path (or the background thread) runs the purge, which takes the
+ *     blocks out under the lock (in flight: DECOMMITTED, nfree 0, in no
+ *     tree), decommits them with the lock dropped and lists them again;
+ *   - EMPTY blocks beyond the keep budget go back at that purge (highest
+ *     first: take() carves from the bottom);
+ *   - the others go back when they stayed EMPTY from one decay pass to the
+ *     next (two passes per decay interval), or at once by ca_binned_trim;
+ *   - hysteresis: a block decommitted less than a decay interval ago and
+ *     needed again doubles the class's keep budget, which halves again at
+ *     each decay pass without such a block. A class that frees and takes
+ *     back the same memory in a loop stops returning it after a few rounds;
+ *     an idle one returns everything after one decay interval.
+ * Trailing blocks that hold nothing are cut off the frontier.
  *
  * Read ca_binned__central_take first.
  */
@@ -223,26 +235,57 @@ static void shadow_decommit(ca_binned *b, ca_binned__class *c, unsigned cls, siz
         (void)ca_source_decommit(&b->shadow_src.base, sh, len);
 }
 
-static void make_empty_decommitted(ca_binned *b, ca_binned__class *c, unsigned cls, size_t first, size_t n)
+/* A block on its way back to the system: DECOMMITTED with no free slot, so
+ * that it is in no tree and take() cannot find it while the lock is dropped. */
+ca_force_inline bool in_flight(uint64_t w)
+{
+    return ca_binned__bw_state(w) == CA_BINNED__ST_DECOMMITTED && ca_binned__bw_nfree(w) == 0;
+}
+
+/* Under the lock: EMPTY blocks [first, first + n) leave both trees, in flight. */
+static void flight_start(ca_binned__class *c, size_t first, size_t n)
+{
+    for (size_t i = first; i < first + n; i++) {
+        ca_binned__chain_clear(&c->empty_tree, i);
+        ca_binned__chain_clear(&c->free_tree, i);
+        c->meta[i] = ca_binned__bw_make(0, 0, 0, CA_BINNED__ST_DECOMMITTED, false);
+    }
+    c->nempty -= n;
+    c->committed -= n;
+    c->inflight += n;
+}
+
+/* Under the lock, after the decommit (err its result): the blocks are listed
+ * again, DECOMMITTED, or EMPTY when it failed (memory still valid; counted,
+ * not fatal, and marked seen so that every pass does not retry them). */
+static void flight_end(ca_binned__class *c, unsigned cls, size_t first, size_t n, int err, uint64_t now)
+{
+    unsigned nslots = ca_binned__classes[cls].nslots;
+    for (size_t i = first; i < first + n; i++) {
+        ca_binned__chain_set(&c->free_tree, i);
+        if (err)
+            ca_binned__chain_set(&c->empty_tree, i);
+        c->meta[i] = ca_binned__bw_make(nslots, 0, 0, err ? CA_BINNED__ST_EMPTY : CA_BINNED__ST_DECOMMITTED,
+                                        err != 0);
+    }
+    c->inflight -= n;
+    if (err) {
+        c->nempty += n;
+        c->committed += n;
+        c->commit_fail++;
+    } else {
+        c->decommits += n;
+        c->decommit_ns = now;
+    }
+}
+
+/* No lock held: the memory of blocks [first, first + n) and their shadow. */
+static int decommit_blocks(ca_binned *b, ca_binned__class *c, unsigned cls, size_t first, size_t n)
 {
     int err = ca_source_decommit(b->src, block_addr(c, cls, first), n * block_bytes(cls));
     if (!err)
         shadow_decommit(b, c, cls, first, n);
-    if (err) {
-        /* Keep them EMPTY (memory still valid); counted, not fatal. */
-        c->commit_fail++;
-        for (size_t i = first; i < first + n; i++)
-            c->meta[i] |= (uint64_t)1 << 50; /* seen: do not retry every pass */
-        return;
-    }
-    unsigned nslots = ca_binned__classes[cls].nslots;
-    for (size_t i = first; i < first + n; i++) {
-        ca_binned__chain_clear(&c->empty_tree, i);
-        c->meta[i] = ca_binned__bw_make(nslots, 0, 0, CA_BINNED__ST_DECOMMITTED, false);
-    }
-    c->nempty -= n;
-    c->committed -= n;
-    c->decommits += n;
+    return err;
 }
 
 /* Abort on a block-list link that does not carry its tag. */
@@ -252,6 +295,19 @@ ca_attr_noreturn ca_attr_cold ca_attr_noinline static void corrupt_link(unsigned
 }
 
 static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out);
+
+/* Under the lock: a DECOMMITTED block is taken again. Within a decay
+ * interval of the class's last decommit that is thrash: keep more. */
+static void note_recommit(ca_binned *b, ca_binned__class *c)
+{
+    uint64_t window = b->decay_ns ? b->decay_ns : 1000000000u;
+    if (c->decommits == 0 || ca_binned__now_ns() - c->decommit_ns >= window)
+        return;
+    c->recommits++;
+    c->recommitted = true;
+    size_t cap = c->frontier;
+    c->keep = c->keep * 2 + 1 < cap ? c->keep * 2 + 1 : cap;
+}
 
 unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **out)
 {
@@ -290,6 +346,7 @@ static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
                 break;
             }
             c->committed++;
+            note_recommit(b, c);
         } else if (st == CA_BINNED__ST_EMPTY) {
             ca_binned__chain_clear(&c->empty_tree, bi);
             c->nempty--;
@@ -342,7 +399,7 @@ void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size
     ca_binned__class *c = &b->classes[cls];
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
     size_t bmask = block_bytes(cls) - 1;
-    size_t keep_blocks = b->empty_keep >> ci->block_shift;
+    bool over = false;
 
     ca_binned__class_lock(c);
     for (size_t i = 0; i < n; i++) {
@@ -369,8 +426,7 @@ void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size
             c->meta[bi] = ca_binned__bw_make(nfree, 0, 0, CA_BINNED__ST_EMPTY, false);
             ca_binned__chain_set(&c->empty_tree, bi);
             c->nempty++;
-            if (c->nempty > keep_blocks)
-                make_empty_decommitted(b, c, cls, bi, 1);
+            over |= c->nempty > c->keep;
         } else {
             c->meta[bi] = ca_binned__bw_make(nfree, idx + 1, ca_binned__bw_bump(w), CA_BINNED__ST_ACTIVE, false) |
                           (w & CA_BINNED__BW_DIRTY);
@@ -378,15 +434,20 @@ void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size
     }
     c->slots_out -= n;
     ca_binned__class_unlock(c);
+    /* The excess goes back at the next slow path, off this one. */
+    uint64_t bit = (uint64_t)1 << (cls & 63);
+    if (over && !(__atomic_load_n(&b->over_keep[cls >> 6], __ATOMIC_RELAXED) & bit))
+        __atomic_fetch_or(&b->over_keep[cls >> 6], bit, __ATOMIC_RELAXED);
 }
 
-/* Lower the frontier over trailing blocks that hold nothing. */
+/* Lower the frontier over trailing blocks that hold nothing (not over a
+ * block in flight). */
 static void trim_frontier(ca_binned__class *c, unsigned cls)
 {
     while (c->frontier > 0) {
         uint64_t w = c->meta[c->frontier - 1];
         unsigned st = ca_binned__bw_state(w);
-        if (st != CA_BINNED__ST_FRESH && st != CA_BINNED__ST_DECOMMITTED)
+        if ((st != CA_BINNED__ST_FRESH && st != CA_BINNED__ST_DECOMMITTED) || in_flight(w))
             break;
         (void)cls;
         ca_binned__chain_clear(&c->free_tree, c->frontier - 1);
@@ -394,34 +455,89 @@ static void trim_frontier(ca_binned__class *c, unsigned cls)
     }
 }
 
-size_t ca_binned__central_purge(ca_binned *b, unsigned cls, bool force, size_t *nempty)
+/* Under the lock: pick the runs of consecutive EMPTY blocks `mode` makes
+ * due (at most nmax runs), put them in flight; returns the count of runs.
+ * Blocks picked: all (FORCE); the highest nempty - keep (EXCESS and DUE);
+ * and (DUE) those an earlier pass saw EMPTY. The seen bits are not set here
+ * (see mark_seen), so that picking again after the lock was dropped sees the
+ * same blocks due. */
+typedef struct run {
+    size_t first, n;
+} run;
+
+static unsigned pick_runs(ca_binned__class *c, int mode, run *runs, unsigned nmax)
+{
+    size_t excess = c->nempty > c->keep ? c->nempty - c->keep : 0;
+    if (mode == CA_BINNED__PURGE_EXCESS && excess == 0)
+        return 0;
+    size_t skip = mode == CA_BINNED__PURGE_FORCE ? 0 : c->nempty - excess, k = 0;
+    unsigned nr = 0;
+    for (long bl = ca_binned__chain_first(&c->empty_tree); bl >= 0;
+         bl = ca_binned__chain_next(&c->empty_tree, (size_t)bl + 1), k++) {
+        size_t bi = (size_t)bl;
+        bool due = k >= skip || (mode == CA_BINNED__PURGE_DUE && ca_binned__bw_seen(c->meta[bi]));
+        if (!due)
+            continue;
+        if (nr && runs[nr - 1].first + runs[nr - 1].n == bi) {
+            runs[nr - 1].n++;
+            continue;
+        }
+        if (nr == nmax)
+            break;
+        runs[nr++] = (run){bi, 1};
+    }
+    /* Blocks are taken out only now: the walk above reads the tree. */
+    for (unsigned r = 0; r < nr; r++)
+        flight_start(c, runs[r].first, runs[r].n);
+    return nr;
+}
+
+/* Under the lock, at the end of a decay pass: every block still EMPTY has
+ * been seen by this pass (due at the next one). */
+static void mark_seen(ca_binned__class *c)
+{
+    for (long bl = ca_binned__chain_first(&c->empty_tree); bl >= 0;
+         bl = ca_binned__chain_next(&c->empty_tree, (size_t)bl + 1))
+        c->meta[bl] |= (uint64_t)1 << 50;
+}
+
+size_t ca_binned__central_purge(ca_binned *b, unsigned cls, int mode, size_t *nempty)
 {
     ca_binned__class *c = &b->classes[cls];
-    size_t run_first = 0, run_len = 0;
+    enum { NRUNS = 16 };
+    run runs[NRUNS];
     ca_binned__class_lock(c);
-    /* Runs of consecutive EMPTY blocks that are due go back in one call each.
-     * Without force a block is due when an earlier pass saw it EMPTY. */
-    for (long bl = ca_binned__chain_first(&c->empty_tree); bl >= 0;
-         bl = ca_binned__chain_next(&c->empty_tree, (size_t)bl + 1)) {
-        size_t bi = (size_t)bl;
-        uint64_t w = c->meta[bi];
-        if (!force && !ca_binned__bw_seen(w)) {
-            c->meta[bi] = w | (uint64_t)1 << 50;
-            continue;
-        }
-        if (run_len && run_first + run_len == bi) {
-            run_len++;
-            continue;
-        }
-        if (run_len)
-            make_empty_decommitted(b, c, cls, run_first, run_len);
-        run_first = bi;
-        run_len = 1;
+    if (mode == CA_BINNED__PURGE_DUE) {
+        /* The keep budget's decay: halve it after a pass without thrash. */
+        size_t floor = b->empty_keep >> ca_binned__classes[cls].block_shift;
+        if (!c->recommitted && c->keep > floor)
+            c->keep = c->keep / 2 > floor ? c->keep / 2 : floor;
+        c->recommitted = false;
     }
-    if (run_len)
-        make_empty_decommitted(b, c, cls, run_first, run_len);
-    trim_frontier(c, cls);
-    unmap_tail(b, c, cls, force);
+    for (;;) {
+        unsigned nr = c->nempty ? pick_runs(c, mode, runs, NRUNS) : 0;
+        if (nr == 0)
+            break;
+        ca_binned__class_unlock(c);
+        int errs[NRUNS];
+        for (unsigned r = 0; r < nr; r++)
+            errs[r] = decommit_blocks(b, c, cls, runs[r].first, runs[r].n);
+        uint64_t now = ca_binned__now_ns();
+        bool failed = false;
+        ca_binned__class_lock(c);
+        for (unsigned r = 0; r < nr; r++) {
+            flight_end(c, cls, runs[r].first, runs[r].n, errs[r], now);
+            failed |= errs[r] != 0;
+        }
+        if (nr < NRUNS || failed) /* a failed block would be picked again */
+            break;
+    }
+    if (mode == CA_BINNED__PURGE_DUE)
+        mark_seen(c);
+    if (c->inflight == 0) { /* another purge may have blocks in flight */
+        trim_frontier(c, cls);
+        unmap_tail(b, c, cls, mode == CA_BINNED__PURGE_FORCE);
+    }
     if (nempty)
         *nempty = c->nempty;
     size_t committed = c->committed << ca_binned__classes[cls].block_shift;

@@ -162,7 +162,7 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
     memset(mem, 0, bytes);
     walk w = {b, cls, ci, c, (uint64_t *)mem};
     const char *err = NULL;
-    size_t committed = 0, nempty = 0;
+    size_t committed = 0, nempty = 0, inflight = 0;
     uint64_t out = 0;
 
     for (size_t bi = 0; bi < c->frontier && !err; bi++) {
@@ -180,6 +180,10 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
         if (ca_binned__chain_test(&c->empty_tree, bi) != (st == CA_BINNED__ST_EMPTY)) {
             err = "binned: empty-tree bit disagrees with the block state";
             break;
+        }
+        if (st == CA_BINNED__ST_DECOMMITTED && nfree == 0 && !head && !bump) {
+            inflight++; /* being decommitted by a purge with the lock dropped */
+            continue;
         }
         if (st != CA_BINNED__ST_ACTIVE) {
             if (nfree != ci->nslots || head || bump)
@@ -223,6 +227,8 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
         err = "binned: committed block count is off";
     if (!err && nempty != c->nempty)
         err = "binned: empty block count is off";
+    if (!err && inflight != c->inflight)
+        err = "binned: in-flight block count is off";
     if (!err && out != c->slots_out)
         err = "binned: slots-out count differs from the block words";
 

@@ -254,14 +254,26 @@ static inline void notice_epoch(ca_binned *b, ca_binned__tcache *tc)
 
 void ca_binned__maybe_purge(ca_binned *b)
 {
-    if (b->decay_ns == 0)
-        return;
+    bool asap = (__atomic_load_n(&b->over_keep[0], __ATOMIC_RELAXED) |
+                 __atomic_load_n(&b->over_keep[1], __ATOMIC_RELAXED)) != 0;
     uint64_t now = ca_binned__now_ns();
-    if (now < __atomic_load_n(&b->next_purge_ns, __ATOMIC_RELAXED))
+    bool due = b->decay_ns != 0 && now >= __atomic_load_n(&b->next_purge_ns, __ATOMIC_RELAXED);
+    if (!due && !asap)
         return;
     int zero = 0;
     if (!__atomic_compare_exchange_n(&b->purging, &zero, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
         return;
+    if (!due) {
+        /* Classes went over their keep budget: only their excess goes back. */
+        for (unsigned w = 0; w < 2; w++)
+            for (uint64_t m = __atomic_exchange_n(&b->over_keep[w], 0, __ATOMIC_RELAXED); m; m &= m - 1)
+                (void)ca_binned__central_purge(b, w * 64 + (unsigned)__builtin_ctzll(m), CA_BINNED__PURGE_EXCESS,
+                                               NULL);
+        __atomic_store_n(&b->purging, 0, __ATOMIC_RELEASE);
+        return;
+    }
+    __atomic_store_n(&b->over_keep[0], 0, __ATOMIC_RELAXED); /* the pass below covers every class */
+    __atomic_store_n(&b->over_keep[1], 0, __ATOMIC_RELAXED);
     /* Two passes per decay interval: a block EMPTY at one pass and still
      * EMPTY at the next is decommitted. */
     __atomic_store_n(&b->next_purge_ns, now + b->decay_ns / 2, __ATOMIC_RELAXED);
@@ -269,7 +281,7 @@ void ca_binned__maybe_purge(ca_binned *b)
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__central_drain_idle(b, i);
         size_t left = 0;
-        committed += ca_binned__central_purge(b, i, false, &left);
+        committed += ca_binned__central_purge(b, i, CA_BINNED__PURGE_DUE, &left);
         pending += left;
     }
     /* EMPTY blocks wait for a later pass: a background thread runs it

@@ -305,7 +305,7 @@ static int file_commit(ca_source *src, void *p, size_t size)
 {
     ca_source_file *s = from(src);
     int err = range_arg(s, p, size);
-    if (!err && ca_source__track_within(&s->track, p, size) != 0)
+    if (!err && ca_source__track_within(&s->track, p, size, NULL) != 0)
         err = ca_source__bad_range(p, "commit outside the ranges of this file source");
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_COMMIT, size);
@@ -325,7 +325,7 @@ static int file_decommit(ca_source *src, void *p, size_t size)
 {
     ca_source_file *s = from(src);
     int err = range_arg(s, p, size);
-    if (!err && ca_source__track_within(&s->track, p, size) != 0)
+    if (!err && ca_source__track_within(&s->track, p, size, NULL) != 0)
         err = ca_source__bad_range(p, "decommit outside the ranges of this file source");
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_DECOMMIT, size);
@@ -358,7 +358,7 @@ static int file_stats(const ca_source *src, ca_stats *out)
 
 int ca_source_file_sync(ca_source_file *s, void *p, size_t size)
 {
-    if (!s || range_arg(s, p, size) || ca_source__track_within(&s->track, p, size))
+    if (!s || range_arg(s, p, size) || ca_source__track_within(&s->track, p, size, NULL))
         return EINVAL;
     return msync(p, size, MS_SYNC) == 0 ? 0 : note(s, "msync", errno);
 }

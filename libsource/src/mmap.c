@@ -405,13 +405,19 @@ static int mmap_commit(ca_source *src, void *p, size_t size)
 {
     ca_source_mmap *s = from(src);
     int err = range_arg(src, p, size);
-    if (!err && ca_source__track_within(&s->track, p, size) != 0)
+    unsigned flags = 0;
+    if (!err && ca_source__track_within(&s->track, p, size, &flags) != 0)
         err = ca_source__bad_range(p, "commit outside the ranges of this mmap source");
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_COMMIT, size);
-    if (!err)
+    /* Only a reserved range (mapped PROT_NONE) needs its protection changed:
+     * an obtained one is readable and writable from its mapping on, and a
+     * decommit (madvise) keeps that, so committing it again is no system
+     * call (the decommit/commit cycle of an allocator's blocks costs one
+     * madvise, not two calls). */
+    if (!err && (flags & CA_SOURCE__R_RESERVED))
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size);
-    if (!err && mprotect(p, size, PROT_READ | PROT_WRITE) != 0)
+    if (!err && (flags & CA_SOURCE__R_RESERVED) && mprotect(p, size, PROT_READ | PROT_WRITE) != 0)
         err = errno;
     if (!err)
         err = make_usable(s, p, size, CA_SOURCE_PAGE_BASE);
@@ -429,7 +435,7 @@ static int mmap_decommit(ca_source *src, void *p, size_t size)
 {
     ca_source_mmap *s = from(src);
     int err = range_arg(src, p, size);
-    if (!err && ca_source__track_within(&s->track, p, size) != 0)
+    if (!err && ca_source__track_within(&s->track, p, size, NULL) != 0)
         err = ca_source__bad_range(p, "decommit outside the ranges of this mmap source");
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_DECOMMIT, size);

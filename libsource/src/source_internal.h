@@ -93,8 +93,9 @@ int ca_source__track_take(ca_source_track *t, void *p, size_t size, ca_source__r
  * 0 or EINVAL when no recorded range holds it. */
 int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool commit,
                             int64_t *applied);
-/* 0 when [p, p + size) lies inside one recorded range, else EINVAL. */
-int ca_source__track_within(ca_source_track *t, const void *p, size_t size);
+/* 0 when [p, p + size) lies inside one recorded range, else EINVAL; *flags
+ * (may be NULL) receives that range's CA_SOURCE__R_* flags. */
+int ca_source__track_within(ca_source_track *t, const void *p, size_t size, unsigned *flags);
 /* 0 when (p, size) is exactly a live range that was obtained (not
  * reserved); else EINVAL. */
 int ca_source__track_exact(ca_source_track *t, const void *p, size_t size);

@@ -199,12 +199,14 @@ int ca_source__track_exact(ca_source_track *t, const void *p, size_t size)
     return ok ? 0 : EINVAL;
 }
 
-int ca_source__track_within(ca_source_track *t, const void *p, size_t size)
+int ca_source__track_within(ca_source_track *t, const void *p, size_t size, unsigned *flags)
 {
     ca_source__spin_lock(&t->lock);
-    bool ok = holder(t, (uintptr_t)p, size) != NULL;
+    const ca_source__range *r = holder(t, (uintptr_t)p, size);
+    if (r && flags)
+        *flags = (unsigned)r->flags;
     ca_source__spin_unlock(&t->lock);
-    return ok ? 0 : EINVAL;
+    return r ? 0 : EINVAL;
 }
 
 const char *ca_source__track_check(ca_source_track *t, uint64_t *bytes, uint64_t *committed)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* libbinned memory return: trim gives back the memory of freed blocks (RSS
  * drops), decay does it by age, empty blocks beyond the keep budget go back
- * at once, and trailing blocks are cut off the frontier. */
+ * at the next slow path, a class that takes back what it gave keeps more
+ * (no decommit thrash), and trailing blocks are cut off the frontier. */
 #include <criterion/criterion.h>
 #include <time.h>
 
@@ -94,7 +95,7 @@ Test(binned_memory, trim_returns_memory)
     ca_binned_destroy(b);
 }
 
-Test(binned_memory, keep_budget_returns_at_once)
+Test(binned_memory, keep_budget_returns_at_next_slow_path)
 {
     NEED_RSS();
     ca_binned *b = inst(CA_BINNED_DECAY_NEVER, 0);
@@ -249,6 +250,72 @@ Test(binned_memory, growth_through_classes_does_not_pin_blocks)
                  live);
     for (int i = 0; i < NSTR; i++)
         ca_binned_dealloc(b, s[i]);
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}
+
+Test(binned_memory, grow_shrink_loop_does_not_thrash)
+{
+    /* A recursion's depth rising and falling: 96 KiB blocks (about 10 per
+     * 1 MiB block) taken and all freed again, 100 rounds, with the smallest
+     * keep budget (0) and the decay long enough that nothing is idle. Each
+     * round's blocks went back and were taken again every round when the
+     * excess was decommitted at once: 40 blocks x 100 rounds = 4,000
+     * decommits. A block decommitted and needed again within the decay
+     * interval now doubles the class's keep budget, so the loop stops
+     * returning memory after a few rounds. */
+    ca_binned *b = inst(60000, 0);
+    unsigned cls = ca_binned_size_class((size_t)96 << 10);
+    enum { ROUNDS = 100, OBJS = 400 };
+    for (int round = 0; round < ROUNDS; round++) {
+        fill(b, OBJS, (size_t)96 << 10);
+        drop(b, OBJS);
+        ca_binned_thread_flush(b); /* a slow path: runs the purge of the excess */
+    }
+    ca_stats s;
+    ca_binned_class_stats(b, cls, &s);
+    uint64_t dec = 0, rec = 0, blocks = 0, keep = 0;
+    cr_assert(ca_stats_get_counter(&s, "decommits", &dec));
+    cr_assert(ca_stats_get_counter(&s, "recommits", &rec));
+    cr_assert(ca_stats_get_counter(&s, "blocks", &blocks));
+    cr_assert(ca_stats_get_counter(&s, "keep_blocks", &keep));
+    cr_assert_gt(dec, 0, "the first round's excess went back (keep budget 0)");
+    cr_assert_lt(dec, 4 * blocks, "%llu decommits of %llu blocks in %d rounds: the class thrashes",
+                 (unsigned long long)dec, (unsigned long long)blocks, ROUNDS);
+    cr_assert_geq(keep, blocks / 2, "keep budget %llu after the loop", (unsigned long long)keep);
+    cr_assert_gt(rec, 0);
+    cr_assert_null(ca_binned_check(b));
+    /* Idle, the budget decays back and trim returns everything. */
+    ca_binned_trim(b);
+    ca_binned_class_stats(b, cls, &s);
+    cr_assert_eq(s.bytes_committed, 0);
+    ca_binned_destroy(b);
+}
+
+Test(binned_memory, idle_class_returns_blocks_by_decay)
+{
+    /* The keep budget grown by a loop does not hold memory once the class is
+     * idle: a block EMPTY from one decay pass to the next goes back, and the
+     * budget halves at each pass without thrash. */
+    ca_binned *b = inst(40, 0);
+    unsigned cls = ca_binned_size_class((size_t)96 << 10);
+    for (int round = 0; round < 20; round++) {
+        fill(b, 200, (size_t)96 << 10);
+        drop(b, 200);
+        ca_binned_thread_flush(b);
+    }
+    ca_binned_thread_flush(b);
+    for (int pass = 0; pass < 12; pass++) {
+        nap_ms(25);
+        ca_binned__maybe_purge(b);
+    }
+    ca_stats s;
+    ca_binned_class_stats(b, cls, &s);
+    uint64_t keep = 99;
+    cr_assert(ca_stats_get_counter(&s, "keep_blocks", &keep));
+    cr_assert_eq(s.bytes_committed, 0, "%llu bytes still committed after idle passes",
+                 (unsigned long long)s.bytes_committed);
+    cr_assert_eq(keep, 0, "keep budget back to the option's 0");
     cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Memory the allocator should not keep, run by preload_programs.sh with the
- * preload object. Usage: preload_memory calloc | shrink | idle
+ * preload object. Usage: preload_memory calloc | shrink | idle | growshrink [rounds]
  *   calloc: calloc of fresh memory is not written again (the resident growth
  *           of calloc(512 MiB) is below 16 MiB) and a block freed dirty and
  *           calloc'ed again reads as zero, for small and large sizes.
@@ -12,6 +12,11 @@
  *           program sleeps 2 s without calling the allocator: resident
  *           memory must come back within a quarter of the burst (the
  *           background thread runs both tiers' decay; glibc keeps ~70%).
+ *   growshrink: a recursion's depth rising and falling (2,000 to 20,000
+ *           frames of 32 B to 128 KiB, freed in reverse), 300 rounds. The
+ *           script runs it under strace, with and without the preload: the
+ *           memory-management system calls must not outnumber glibc's (memory
+ *           a class frees and needs again soon is not given back).
  * Prints what it measured; exits 0 when the bound holds.
  */
 #include <malloc.h>
@@ -121,14 +126,38 @@ static int calloc_known_zero(void)
     return 0;
 }
 
+static int growshrink(int rounds)
+{
+    static void *stk[20000];
+    unsigned long r = 7, sum = 0;
+    for (int k = 0; k < rounds; k++) {
+        r = r * 6364136223846793005ul + 1442695040888963407ul;
+        int depth = 2000 + (int)((r >> 33) % 18000);
+        for (int i = 0; i < depth; i++) {
+            size_t s = i % 7 == 0 ? 65536 + (size_t)(i % 5) * 16384 : 32 + (size_t)(i % 13) * 48;
+            if (!(stk[i] = malloc(s)))
+                return 1;
+            memset(stk[i], 1, s < 64 ? s : 64);
+        }
+        for (int i = depth - 1; i >= 0; i--) {
+            sum += ((unsigned char *)stk[i])[0];
+            free(stk[i]);
+        }
+    }
+    printf("growshrink: %d rounds, %lu frames\n", rounds, sum);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "growshrink") == 0)
+        return growshrink(argc > 2 ? atoi(argv[2]) : 300);
     if (argc == 2 && strcmp(argv[1], "calloc") == 0)
         return calloc_known_zero();
     if (argc == 2 && strcmp(argv[1], "shrink") == 0)
         return shrink();
     if (argc == 2 && strcmp(argv[1], "idle") == 0)
         return idle();
-    fprintf(stderr, "usage: preload_memory calloc | shrink | idle\n");
+    fprintf(stderr, "usage: preload_memory calloc | shrink | idle | growshrink [rounds]\n");
     return 2;
 }

@@ -149,5 +149,24 @@ else bad idle-memory-returned "$work/idle.out"; fi
 if ! CA_BINNED_BACKGROUND=0 LD_PRELOAD=$so "$memory" idle >"$work/idle0.out" 2>&1; then ok "idle-memory-kept-without-background"
 else bad idle-memory-kept-without-background "$work/idle0.out"; fi
 
+# Decommit thrash: a grow/shrink loop makes no more memory-management system
+# calls than glibc (counted by strace; skipped without it).
+mm_calls() { # FILE: sum of the calls counted in an strace -c summary
+  awk '$NF ~ /^(mmap|munmap|madvise|mprotect|brk|mremap)$/ { n += $4 } END { print n + 0 }' "$1"
+}
+if have strace; then
+  strace -f -c -o "$work/gs.plain" "$memory" growshrink >/dev/null 2>&1
+  LD_PRELOAD=$so strace -f -c -o "$work/gs.pre" "$memory" growshrink >"$work/gs.out" 2>&1; gs=$?
+  plain_calls=$(mm_calls "$work/gs.plain") pre_calls=$(mm_calls "$work/gs.pre")
+  if [ $gs -eq 0 ] && [ "$plain_calls" -gt 0 ] && [ "$pre_calls" -le "$plain_calls" ]; then
+    ok "grow-shrink-system-calls ($pre_calls against glibc's $plain_calls)"
+  else
+    cat "$work/gs.pre" >>"$work/gs.out"
+    bad "grow-shrink-system-calls ($pre_calls against glibc's $plain_calls)" "$work/gs.out"
+  fi
+else
+  echo "skip grow-shrink-system-calls (strace is not installed)"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
