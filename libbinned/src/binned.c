@@ -330,6 +330,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
         if (c->rec_max < 2)
             c->rec_max = 2;
         c->keep = o->empty_keep >> ci->block_shift;
+        b->class_end[i] = (uintptr_t)c->base + (b->on_demand ? 0 : (size_t)1 << b->class_shift);
     }
 
     if (pthread_key_create(&b->key, ca_binned__tcache_thread_exit) != 0) {
@@ -737,28 +738,54 @@ ca_attr_noinline ca_attr_cold static void default_bad_free(void *p)
     } while (0)
 #endif
 
-void ca_binned_free(void *p)
+/* p is in the mapped part of b's class ranges (then its shadow byte is
+ * mapped and *cls is its class); false for anything else, NULL included. */
+ca_force_inline bool in_classes(const ca_binned *b, const void *p, size_t *cls)
+{
+    uintptr_t off = (uintptr_t)p - b->span_base;
+    if (!(off < b->span))
+        return false;
+    *cls = off >> b->class_shift;
+    return (uintptr_t)p < __atomic_load_n(&b->class_end[*cls], __ATOMIC_RELAXED);
+}
+
+/* The default instance's free of a small block (in_classes was true). */
+ca_force_inline void free_default_small(void *p, size_t cls)
 {
     ca_binned *b = &ca_binned__default_instance;
-    uintptr_t off = (uintptr_t)p - b->span_base;
-    if (ca_likely(off < b->span)) {
-        size_t cls = off >> b->class_shift;
-        if (ca_unlikely(!ca_binned__release(b, p))) {
-            BAD_FREE_TAIL(p);
-        }
-        guard_check(p, (unsigned)cls);
-        ca_binned__bin *bin = &ca_binned__tls.bins[cls];
-        void **t = bin->top;
-        if (ca_likely(t != bin->limit)) {
-            *t = p;
-            bin->top = t + 1;
-            return;
-        }
-        default_free_slow(p);
+    if (ca_unlikely(!ca_binned__release(b, p))) {
+        BAD_FREE_TAIL(p);
+    }
+    guard_check(p, (unsigned)cls);
+    ca_binned__bin *bin = &ca_binned__tls.bins[cls];
+    void **t = bin->top;
+    if (ca_likely(t != bin->limit)) {
+        *t = p;
+        bin->top = t + 1;
+        return;
+    }
+    default_free_slow(p);
+}
+
+void ca_binned_free(void *p)
+{
+    size_t cls;
+    if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls))) {
+        free_default_small(p, cls);
         return;
     }
     if (p)
         default_free_other(p);
+}
+
+void ca_binned_free_else(void *p, void (*other)(void *p))
+{
+    size_t cls;
+    if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls))) {
+        free_default_small(p, cls);
+        return;
+    }
+    other(p);
 }
 
 static void *alloc_usable(ca_binned *b, size_t size, size_t align, size_t *usable)
@@ -784,12 +811,11 @@ void *ca_binned_alloc(ca_binned *b, size_t size, size_t align) { return alloc_us
 
 void ca_binned_dealloc(ca_binned *b, void *p)
 {
-    uintptr_t off = (uintptr_t)p - b->span_base;
-    if (ca_likely(off < b->span)) {
-        unsigned cls = (unsigned)(off >> b->class_shift);
+    size_t cls;
+    if (ca_likely(in_classes(b, p, &cls))) {
         ca_binned__tcache *tc = b->is_default ? &ca_binned__tls : ca_binned__tcache_get(b);
         int saved = errno;
-        free_cls(b, tc, p, cls);
+        free_cls(b, tc, p, (unsigned)cls);
         errno = saved;
         return;
     }
@@ -805,12 +831,11 @@ size_t ca_binned_usable(const ca_binned *b, const void *p)
 {
     if (!p)
         return 0;
-    uintptr_t off = (uintptr_t)p - b->span_base;
-    if (off < b->span) {
-        unsigned cls = (unsigned)(off >> b->class_shift);
+    size_t cls;
+    if (in_classes(b, p, &cls)) {
         if (CA_CHECKS >= CA_CHECKS_ON) {
-            require_live(b, p, cls);
-            return guard_check(p, cls);
+            require_live(b, p, (unsigned)cls);
+            return guard_check(p, (unsigned)cls);
         }
         return ca_binned__classes[cls].size;
     }

@@ -469,6 +469,13 @@ struct ca_binned {
     uintptr_t span_base;      /* first class range */
     size_t span;              /* bytes of all class ranges */
     unsigned class_shift;     /* log2 bytes per class range */
+    /* --- any thread (atomic): written under the class lock --- */
+    uintptr_t class_end[CA_BINNED__NCLASSES]; /* end of the mapped part of each
+                                 class range: an address below it has its memory
+                                 and shadow byte mapped (a free tests it before
+                                 reading the shadow: a wild pointer into the
+                                 unmapped rest is refused, not a fault). Raised
+                                 after a mapping grows, lowered before it shrinks */
     bool is_default;          /* the process-wide instance */
     bool use_owner_map;       /* ranges registered in core's ownership map */
     unsigned flags;           /* CA_BINNED_* option flags */

@@ -127,6 +127,7 @@ static int map_blocks(ca_binned *b, ca_binned__class *c, unsigned cls, size_t n)
         err = map_prefix(&b->own_src, c->base, &c->span_mapped, bytes);
     if (!err)
         c->mapped = n;
+    __atomic_store_n(&b->class_end[cls], (uintptr_t)c->base + c->span_mapped, __ATOMIC_RELEASE);
     return err;
 }
 
@@ -166,6 +167,8 @@ static void unmap_from(ca_binned *b, ca_binned__class *c, unsigned cls, size_t k
     size_t bytes = keep << ca_binned__classes[cls].block_shift;
     size_t words = keep ? ca_align_up(c->trees_bytes + keep * sizeof(uint64_t), ca_page_size()) : 0;
     int err = 0;
+    if (c->span_mapped > bytes)
+        __atomic_store_n(&b->class_end[cls], (uintptr_t)c->base + bytes, __ATOMIC_RELEASE);
     if (c->span_mapped > bytes && !(err = ca_source_mmap_shrink(&b->own_src, c->base, c->span_mapped, bytes)))
         c->span_mapped = bytes;
     if (!err && c->shadow_mapped > bytes >> 4 &&
@@ -177,6 +180,7 @@ static void unmap_from(ca_binned *b, ca_binned__class *c, unsigned cls, size_t k
         c->meta_mapped = words;
     if (!err)
         c->mapped = keep;
+    /* A failed shrink left more mapped than `bytes`: nothing beyond it is in use. */
 }
 
 /* After the frontier went down: the mapping follows it, by a step of

@@ -140,6 +140,12 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
                          c->shadow_mapped < (c->mapped << ci->block_shift) >> 4 ||
                          c->meta_mapped < c->trees_bytes + c->mapped * sizeof(uint64_t)))
         return "binned: a mapped block lacks its memory, shadow or block word";
+    uintptr_t end = b->class_end[cls];
+    if (end < (uintptr_t)c->base + (c->frontier << ci->block_shift) ||
+        (b->on_demand ? end > (uintptr_t)c->base + c->span_mapped ||
+                            c->shadow_mapped < ((end - (uintptr_t)c->base) >> 4)
+                      : end != (uintptr_t)c->base + ((size_t)1 << b->class_shift)))
+        return "binned: the class's mapped end (tested by free) disagrees with its mappings";
     if (b->use_owner_map && c->registered < c->frontier)
         return "binned: started blocks missing from the ownership map";
     if (c->mapped == 0) /* on demand: nothing mapped, not even the trees */

@@ -38,6 +38,7 @@
 CA_STATIC_ASSERT(LEVEL_SHIFT_ROOT + CA_OWNER__ROOT_BITS == 48, "levels must cover 48 bits");
 
 void ***ca_core__owner_root[(size_t)1 << CA_OWNER__ROOT_BITS];
+uint64_t ca_core__owner_overlaid; /* pages whose under[] is set; __atomic */
 
 static void *map_node(size_t bytes)
 {
@@ -153,10 +154,14 @@ static int claim_page(ca_owner__split *n, size_t i, void *owner, op o)
         }
         if (o != OP_OVERLAY || v == owner || __atomic_load_n(&n->under[i], __ATOMIC_RELAXED))
             return EEXIST;
+        /* Counted before the overlay can be seen (routers stop trusting
+         * their own ranges first). */
+        __atomic_fetch_add(&ca_core__owner_overlaid, 1, __ATOMIC_SEQ_CST);
         __atomic_store_n(&n->under[i], v, __ATOMIC_RELAXED);
         if (__atomic_compare_exchange_n(&n->page[i], &v, owner, false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
             return 0;
         __atomic_store_n(&n->under[i], NULL, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&ca_core__owner_overlaid, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -166,8 +171,10 @@ static void release_page(ca_owner__split *n, size_t i, void *owner, op o)
     void *expected = owner;
     void *under = __atomic_load_n(&n->under[i], __ATOMIC_RELAXED);
     void *to = under ? under : (o == OP_RETIRE ? CA_OWNER_RETIRED : NULL);
-    if (__atomic_compare_exchange_n(&n->page[i], &expected, to, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED) && under)
+    if (__atomic_compare_exchange_n(&n->page[i], &expected, to, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED) && under) {
         __atomic_store_n(&n->under[i], NULL, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&ca_core__owner_overlaid, 1, __ATOMIC_RELEASE);
+    }
 }
 
 /* Apply o to the pages [lo, hi) (indices within the granule at *e). */

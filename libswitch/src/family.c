@@ -155,21 +155,25 @@ ca_attr_noinline static void *malloc_slow(ca_allocator *a, size_t size)
     return alloc_from(a, size, CA_ALIGN_DEFAULT);
 }
 
+bool ca_switch__base_is_binned(void)
+{
+#if BASE_IS_BINNED
+    return ca_switch__g.base != NULL && ca_switch__g.base == ca_binned_allocator(ca_binned_default());
+#else
+    return false;
+#endif
+}
+
 void *ca_switch_malloc(size_t size)
 {
-    /* The selection with no prologue: context, thread, then global. */
-    ca_allocator *a = ca_switch__tl_context;
-    if (ca_likely(!a)) {
-        a = ca_switch__tl_thread;
-        if (ca_likely(!a)) {
-            a = __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
 #if BASE_IS_BINNED
-            if (ca_likely(a == ca_switch__g.base && a))
-                return ca_binned_malloc(size);
+    /* Neither a context nor a thread selection (both words tested at once),
+     * and the global one is libbinned's default instance: straight there. */
+    if (ca_likely(((uintptr_t)ca_switch__tl.context | (uintptr_t)ca_switch__tl.thread) == 0 &&
+                  __atomic_load_n(&ca_switch__g.global_binned, __ATOMIC_RELAXED)))
+        return ca_binned_malloc(size);
 #endif
-        }
-    }
-    return malloc_slow(a, size);
+    return malloc_slow(NULL, size);
 }
 
 /* p's owner-map entry is `entry` (looked up by the caller). */
@@ -188,11 +192,11 @@ ca_attr_noinline static void free_slow(void *p, ca_allocator *entry)
     errno = saved;
 }
 
-void ca_switch_free(void *p)
+/* Every free that is not a small block of libbinned's default instance:
+ * the ownership map names the owner. */
+static void free_routed(void *p)
 {
 #if BASE_IS_BINNED
-    /* The base owns most blocks: one owner lookup, then libbinned's own
-     * free (which keeps errno). NULL has no owner. */
     ca_allocator *o = (ca_allocator *)ca_owner_lookup(p);
     if (ca_likely(o == ca_switch__g.base && o)) {
         ca_binned_free(p);
@@ -202,6 +206,21 @@ void ca_switch_free(void *p)
     ca_allocator *o = p ? (ca_allocator *)ca_owner_lookup(p) : NULL;
 #endif
     free_slow(p, o);
+}
+
+void ca_switch_free(void *p)
+{
+#if BASE_IS_BINNED
+    /* Routing in one step: a pointer in the mapped part of the default
+     * instance's size classes is libbinned's (a range compare inside
+     * ca_binned_free_else, no map walk), unless some adoption overlays
+     * memory of another owner (then the map is the authority). */
+    if (ca_likely(!ca_owner_overlaid())) {
+        ca_binned_free_else(p, free_routed);
+        return;
+    }
+#endif
+    free_routed(p);
 }
 
 void *ca_switch_calloc(size_t n, size_t size)

@@ -28,8 +28,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-CA_SWITCH_TLS ca_allocator *ca_switch__tl_context;
-CA_SWITCH_TLS ca_allocator *ca_switch__tl_thread;
+CA_SWITCH_TLS ca_switch__sel ca_switch__tl;
 CA_SWITCH_TLS char ca_switch__tl_anchor;
 CA_SWITCH_TLS bool ca_switch__tl_busy;
 /* Set while this thread runs the initialisation. */
@@ -309,6 +308,13 @@ static void stats_at_exit(void)
  * Initialisation
  * ------------------------------------------------------------------------ */
 
+/* After global changed to a: whether malloc may go straight to libbinned. */
+static void note_global(ca_allocator *a)
+{
+    bool binned = a != NULL && a == ca_switch__g.base && ca_switch__base_is_binned();
+    __atomic_store_n(&ca_switch__g.global_binned, binned, __ATOMIC_RELEASE);
+}
+
 ca_allocator *ca_switch__init_slow(void)
 {
     int st = __atomic_load_n(&ca_switch__g.init, __ATOMIC_ACQUIRE);
@@ -335,6 +341,7 @@ ca_allocator *ca_switch__init_slow(void)
         /* A global set by ca_switch_global_set during initialisation wins. */
         __atomic_compare_exchange_n(&ca_switch__g.global, &none, base, false, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED);
+        note_global(__atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE));
         __atomic_store_n(&ca_switch__g.init, 2, __ATOMIC_RELEASE);
         tl_initialising = false;
         return __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
@@ -408,9 +415,9 @@ static void sel_change(ca_allocator *from, ca_allocator *to);
 static void on_thread_exit(void *arg)
 {
     (void)arg;
-    ca_allocator *c = ca_switch__tl_context, *t = ca_switch__tl_thread;
-    ca_switch__tl_context = NULL;
-    ca_switch__tl_thread = NULL;
+    ca_allocator *c = ca_switch__tl.context, *t = ca_switch__tl.thread;
+    ca_switch__tl.context = NULL;
+    ca_switch__tl.thread = NULL;
     sel_change(c, NULL);
     sel_change(t, NULL);
 }
@@ -474,46 +481,48 @@ ca_allocator *ca_switch_global_set(ca_allocator *a)
         errno = EINVAL;
         return NULL;
     }
-    return __atomic_exchange_n(&ca_switch__g.global, a, __ATOMIC_ACQ_REL);
+    ca_allocator *prev = __atomic_exchange_n(&ca_switch__g.global, a, __ATOMIC_ACQ_REL);
+    note_global(a);
+    return prev;
 }
 
-ca_allocator *ca_switch_thread(void) { return ca_switch__tl_thread; }
+ca_allocator *ca_switch_thread(void) { return ca_switch__tl.thread; }
 
 ca_allocator *ca_switch_thread_set(ca_allocator *a)
 {
     ca_allocator *prev;
-    (void)select_into(&ca_switch__tl_thread, a, &prev, true);
+    (void)select_into(&ca_switch__tl.thread, a, &prev, true);
     return prev;
 }
 
 int ca_switch_thread_try_set(ca_allocator *a, ca_allocator **prev)
 {
-    return select_into(&ca_switch__tl_thread, a, prev, false);
+    return select_into(&ca_switch__tl.thread, a, prev, false);
 }
 
-ca_allocator *ca_switch_context(void) { return ca_switch__tl_context; }
+ca_allocator *ca_switch_context(void) { return ca_switch__tl.context; }
 
 ca_allocator *ca_switch_context_set(ca_allocator *a)
 {
     ca_allocator *prev;
-    (void)select_into(&ca_switch__tl_context, a, &prev, true);
+    (void)select_into(&ca_switch__tl.context, a, &prev, true);
     return prev;
 }
 
 int ca_switch_context_try_set(ca_allocator *a, ca_allocator **prev)
 {
-    return select_into(&ca_switch__tl_context, a, prev, false);
+    return select_into(&ca_switch__tl.context, a, prev, false);
 }
 
 void ca_switch_context_swap(ca_allocator **slot)
 {
-    ca_allocator *cur = ca_switch__tl_context, *next = *slot;
+    ca_allocator *cur = ca_switch__tl.context, *next = *slot;
     const char *why = unroutable(next);
     if (ca_unlikely(why != NULL)) {
         refused(next, why);
         return;
     }
-    ca_switch__tl_context = next;
+    ca_switch__tl.context = next;
     *slot = cur;
     sel_change(cur, next);
 }
@@ -522,12 +531,12 @@ ca_allocator *ca_switch_current(void) { return ca_switch__current(); }
 
 void *ca_switch_with(ca_allocator *a, void *(*fn)(void *), void *arg)
 {
-    ca_allocator *prev = ca_switch__tl_context;
-    if (select_into(&ca_switch__tl_context, a, NULL, true) != 0)
+    ca_allocator *prev = ca_switch__tl.context;
+    if (select_into(&ca_switch__tl.context, a, NULL, true) != 0)
         return fn(arg); /* refused at checks=off: runs in the current selection */
     void *r = fn(arg);
-    ca_allocator *now = ca_switch__tl_context;
-    ca_switch__tl_context = prev;
+    ca_allocator *now = ca_switch__tl.context;
+    ca_switch__tl.context = prev;
     sel_change(now, prev);
     return r;
 }
@@ -697,7 +706,7 @@ void ca_switch_check(void)
               "base allocator is not thread-safe with unsized free");
     size_t used = __atomic_load_n(&g->boot_used, __ATOMIC_RELAXED);
     CA_ASSERT(used <= CA_SWITCH__BOOT_SIZE, "switch", ca_switch__boot_area, "bootstrap cursor beyond the area");
-    ca_allocator *ctx = ca_switch__tl_context, *thr = ca_switch__tl_thread;
+    ca_allocator *ctx = ca_switch__tl.context, *thr = ca_switch__tl.thread;
     CA_ASSERT(!ctx || ctx->ops, "switch", ctx, "context allocator without ops");
     CA_ASSERT(!thr || thr->ops, "switch", thr, "thread allocator without ops");
     CA_ASSERT(!ca_switch__is_adopted(ctx) || ((const ca_switch_adopted *)ctx)->selected > 0, "switch", ctx,

@@ -24,9 +24,13 @@
  * may allocate) and works from the first malloc of the process. */
 #define CA_SWITCH_TLS __thread __attribute__((tls_model("initial-exec")))
 
-/* Selection of the calling thread. Written and read by that thread only. */
-extern CA_SWITCH_TLS ca_allocator *ca_switch__tl_context;
-extern CA_SWITCH_TLS ca_allocator *ca_switch__tl_thread;
+/* Selection of the calling thread. Written and read by that thread only.
+ * One object, so that malloc's fast path tests both with one address. */
+typedef struct ca_switch__sel {
+    ca_allocator *context;
+    ca_allocator *thread;
+} ca_switch__sel;
+extern CA_SWITCH_TLS ca_switch__sel ca_switch__tl;
 /* Set while a selected allocator other than the base runs an allocation on
  * this thread: a malloc it makes itself (an allocator built on the libc
  * adaptor, say) is served by the base instead of recursing. */
@@ -51,6 +55,10 @@ ca_force_inline uintptr_t ca_switch__self(void) { return (uintptr_t)&ca_switch__
  *            global is published (readers that saw global see base).
  *   base_registers: the base allocator registers all its memory in the
  *            ownership map, so an unowned pointer is certainly foreign.
+ *   global_binned: global == base and the base is libbinned's default
+ *            instance (malloc's fast path); __atomic, written after global
+ *            (a malloc racing with ca_switch_global_set may still see the
+ *            old value: either selection is a valid answer for it).
  *   lock:    spin lock over `locals` (0 free, 1 held); taken across fork.
  *   locals:  live ca_switch_local objects, linked through ->next; lock.
  *   adopted: active adoptions, linked through ->next; lock.
@@ -62,6 +70,7 @@ typedef struct ca_switch__state {
     ca_allocator *global;
     ca_allocator *base;
     bool base_registers;
+    bool global_binned;
     int lock;
     ca_switch_local *locals;
     ca_switch_adopted *adopted;
@@ -83,16 +92,18 @@ ca_attr_cold ca_allocator *ca_switch__init_slow(void);
  * *registers is set to whether it registers its ranges as owner. Returns
  * NULL when it cannot be created (then glibc's is used). */
 ca_allocator *ca_switch__base_create(bool *registers);
+/* Whether the base allocator is libbinned's default instance (family.c). */
+bool ca_switch__base_is_binned(void);
 /* glibc's allocator as a ca_allocator (used as fallback base). */
 ca_allocator *ca_switch__libc_base(void);
 
 /* The selection: context, else thread, else global. */
 ca_force_inline ca_allocator *ca_switch__current(void)
 {
-    ca_allocator *a = ca_switch__tl_context;
+    ca_allocator *a = ca_switch__tl.context;
     if (a)
         return a;
-    a = ca_switch__tl_thread;
+    a = ca_switch__tl.thread;
     if (a)
         return a;
     a = __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);

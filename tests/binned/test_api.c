@@ -185,3 +185,45 @@ Test(binned_api, owner_map)
     ca_free_unsized((ca_allocator *)ca_owner_lookup(p), p);
     ca_free_unsized((ca_allocator *)ca_owner_lookup(q), q);
 }
+
+static void *else_seen[4];
+static int else_calls;
+static void else_other(void *p)
+{
+    if (else_calls < 4)
+        else_seen[else_calls] = p;
+    else_calls++;
+}
+
+Test(binned_api, free_else_routes_what_is_not_a_small_block)
+{
+    /* Small blocks of the default instance are freed without the callback;
+     * NULL, a large block, a created instance's block and memory of nobody
+     * go to it untouched. */
+    void *small = ca_binned_malloc(200);
+    cr_assert_not_null(small);
+    ca_stats s0, s1;
+    ca_binned_stats(ca_binned_default(), &s0);
+    ca_binned_free_else(small, else_other);
+    ca_binned_stats(ca_binned_default(), &s1);
+    cr_assert_eq(else_calls, 0, "a small block of the default instance was routed away");
+    cr_assert_eq(s1.frees, s0.frees + 1, "the small block was freed");
+
+    void *large = ca_binned_malloc((size_t)1 << 20);
+    ca_binned *b = small_instance();
+    void *other = ca_binned_alloc(b, 64, 16);
+    static char stack_like[64];
+    ca_binned_free_else(NULL, else_other);
+    ca_binned_free_else(large, else_other);
+    ca_binned_free_else(other, else_other);
+    ca_binned_free_else(stack_like + 16, else_other);
+    cr_assert_eq(else_calls, 4);
+    cr_assert_eq(else_seen[0], NULL);
+    cr_assert_eq(else_seen[1], large);
+    cr_assert_eq(else_seen[2], other);
+    cr_assert_eq(else_seen[3], stack_like + 16);
+    ca_binned_free(large);
+    ca_binned_dealloc(b, other);
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}

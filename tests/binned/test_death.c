@@ -30,6 +30,17 @@ static void foreign(void *arg)
     ca_binned_free(buf + 16);
 }
 
+static void wild_in_window(void *arg)
+{
+    (void)arg;
+    /* Inside the default instance's class range, far beyond what the class
+     * mapped (the range is 2^24 B or more; the class mapped a few hundred
+     * KiB): refused with a message by the range check, where reading the
+     * unmapped shadow byte would fault. */
+    char *p = ca_binned_malloc(64);
+    ca_binned_free(p + ((size_t)12 << 20));
+}
+
 static void foreign_instance(void *arg)
 {
     (void)arg;
@@ -97,6 +108,9 @@ Test(binned_death, foreign_pointer)
 {
     ca_death_result r = ca_death_run(foreign, NULL);
     cr_assert(r.aborted, "%s", r.out);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: binned"), "%s", r.out);
+    r = ca_death_run(wild_in_window, NULL);
+    cr_assert(r.aborted, "a wild pointer into the unmapped class range: %s", r.out);
     cr_assert(ca_death_has_line(&r, "ctxalloc: binned"), "%s", r.out);
     r = ca_death_run(foreign_instance, NULL);
     cr_assert(r.aborted, "%s", r.out);

@@ -142,8 +142,11 @@ Test(owner, overlay_restores_the_owner_below)
     char *r = reserve(4 * g);
     cr_assert_eq(ca_owner_register(r, 4 * g, &parent), 0);
     /* A child's chunk inside the parent's memory: refused by register, taken by overlay. */
+    uint64_t overlaid0 = ca_owner_overlaid();
     cr_assert_eq(ca_owner_register(r + g - 2 * pg, g, &child), EEXIST);
+    cr_assert_eq(ca_owner_overlaid(), overlaid0, "a refused registration overlays nothing");
     cr_assert_eq(ca_owner_overlay(r + g - 2 * pg, g, &child), 0);
+    cr_assert_eq(ca_owner_overlaid(), overlaid0 + g / pg, "every page hiding the parent is counted");
     cr_assert_eq(ca_owner_lookup(r + g - 3 * pg), &parent);
     cr_assert_eq(ca_owner_lookup(r + g - 2 * pg), &child);
     cr_assert_eq(ca_owner_lookup(r + 2 * g - 2 * pg - 1), &child);
@@ -158,6 +161,7 @@ Test(owner, overlay_restores_the_owner_below)
     cr_assert_eq(ca_owner_lookup(r + 3 * g + 7 * pg), &parent);
     /* unregistering (or retiring) an overlay gives the pages back to the parent */
     cr_assert_eq(ca_owner_retire(r + g - 2 * pg, g, &child), 0);
+    cr_assert_eq(ca_owner_overlaid(), overlaid0, "routers trust their ranges again once the overlays are gone");
     for (size_t off = 0; off < 4 * g; off += pg)
         cr_assert_eq(ca_owner_lookup(r + off), &parent);
     /* and the same range can be overlaid again */

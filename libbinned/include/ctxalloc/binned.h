@@ -218,6 +218,11 @@ size_t ca_binned_usable(const ca_binned *b, const void *p);
 ca_attr_malloc void *ca_binned_malloc(size_t size);
 /* free: p NULL is a no-op; errno is preserved. */
 void ca_binned_free(void *p);
+/* For routers that put libbinned behind their own free (libswitch's
+ * malloc): p in the default instance's size classes (a range compare, no
+ * lookup) is freed as ca_binned_free frees it; anything else, NULL and the
+ * large tier's blocks included, is passed to other(p). */
+void ca_binned_free_else(void *p, void (*other)(void *p));
 /* calloc: n * size zero-filled; overflow gives NULL + ENOMEM. */
 ca_attr_malloc void *ca_binned_calloc(size_t n, size_t size);
 /* realloc: p NULL acts as malloc; size 0 frees p and returns NULL (glibc's

@@ -621,6 +621,17 @@ int ca_owner_unregister(void *base, size_t size, void *owner);
  * CA_OWNER_RETIRED instead of unowned. */
 int ca_owner_retire(void *base, size_t size, void *owner);
 
+/* Pages that currently hide another owner (overlays in place). While it is
+ * 0, an address inside memory an allocator mapped and registered itself is
+ * that allocator's without a lookup: routers test their own ranges first
+ * and walk the map only otherwise. Raised before an overlay is visible,
+ * lowered after the hidden owner is back. */
+extern uint64_t ca_core__owner_overlaid;
+ca_force_inline uint64_t ca_owner_overlaid(void)
+{
+    return __atomic_load_n(&ca_core__owner_overlaid, __ATOMIC_RELAXED);
+}
+
 /* Radix levels; the root is internal to libcore (read only through
  * ca_owner_lookup). */
 #define CA_OWNER__ROOT_BITS 12
