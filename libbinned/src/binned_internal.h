@@ -586,18 +586,9 @@ uint64_t ca_binned__now_ns(void);
 /* Run the decay pass when it is due (any thread, slow paths). */
 void ca_binned__maybe_purge(ca_binned *b);
 
-/* Spin lock helpers (never sleep in the kernel; yield after a while). */
-/* Spin locks hold their holder's thread tag (central.c): re-entering the
- * allocator while holding one (a signal handler) aborts instead of spinning. */
-extern __thread int ca_binned__tl_lock_tag __attribute__((tls_model("initial-exec")));
-int ca_binned__lock_tag_slow(void);
-ca_force_inline int ca_binned__lock_tag(void)
-{
-    int t = ca_binned__tl_lock_tag;
-    return ca_likely(t != 0) ? t : ca_binned__lock_tag_slow();
-}
-ca_attr_noreturn ca_attr_cold void ca_binned__lock_reentered(const int *l, const char *component);
-void ca_binned__spin_lock(int *l);
-ca_force_inline void ca_binned__spin_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+/* The small tier's locks: core's lock word (spins briefly, then sleeps on
+ * a futex; re-entry from a signal handler aborts naming the component). */
+ca_force_inline void ca_binned__spin_lock(int *l) { ca_lock_acquire(l, CA_BINNED__COMP); }
+ca_force_inline void ca_binned__spin_unlock(int *l) { ca_lock_release(l); }
 
 #endif /* CA_BINNED_INTERNAL_H */

@@ -34,52 +34,6 @@
 #include "binned_internal.h"
 
 #include <errno.h>
-#include <sched.h>
-
-/* Lock words hold the holder's tag, a number unique to each thread (taken
- * from a counter at its first lock, kept in static TLS; a forked child
- * keeps its parent's tags, still unique). A thread that finds its own tag
- * in a lock it wants was interrupted inside the allocator and re-entered it
- * (malloc from a signal handler): spinning would never end, so it aborts. */
-__thread int ca_binned__tl_lock_tag __attribute__((tls_model("initial-exec")));
-static int next_lock_tag;
-
-int ca_binned__lock_tag_slow(void)
-{
-    int t;
-    do
-        t = __atomic_add_fetch(&next_lock_tag, 1, __ATOMIC_RELAXED) & 0x7fffffff;
-    while (t == 0);
-    ca_binned__tl_lock_tag = t;
-    return t;
-}
-
-ca_attr_noreturn ca_attr_cold void ca_binned__lock_reentered(const int *l, const char *component)
-{
-    ca_check_fail(component, l,
-                  "malloc re-entered while this thread holds an allocator lock (malloc from a signal handler?)",
-                  __FILE__, __LINE__);
-}
-
-void ca_binned__spin_lock(int *l)
-{
-    int self = ca_binned__lock_tag();
-    unsigned spins = 0;
-    for (;;) {
-        int seen = 0;
-        if (__atomic_compare_exchange_n(l, &seen, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-            return;
-        while (seen) {
-            if (ca_unlikely(seen == self))
-                ca_binned__lock_reentered(l, CA_BINNED__COMP);
-            if (++spins < 128)
-                __builtin_ia32_pause();
-            else
-                sched_yield();
-            seen = __atomic_load_n(l, __ATOMIC_RELAXED);
-        }
-    }
-}
 
 void ca_binned__class_lock(ca_binned__class *c) { ca_binned__spin_lock(&c->lock); }
 void ca_binned__class_unlock(ca_binned__class *c) { ca_binned__spin_unlock(&c->lock); }

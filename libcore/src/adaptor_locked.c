@@ -5,32 +5,16 @@
  * the optional operations the inner allocator offers.
  *
  * Concurrency: every entry point takes the lock, calls the inner allocator,
- * releases the lock. The spin lock is test-and-test-and-set with a pause
- * instruction and yields the CPU after a bounded number of spins, which keeps
- * it sane when threads outnumber cores (2 here).
+ * releases the lock. CA_LOCK_SPIN is core's lock word (a short spin, then a
+ * futex sleep), which keeps it sane when threads outnumber cores.
  */
 #include <ctxalloc/core.h>
 
-#include <sched.h>
-
-static void spin_lock(int *l)
-{
-    for (;;) {
-        if (!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
-            return;
-        for (unsigned n = 0; __atomic_load_n(l, __ATOMIC_RELAXED); n++) {
-            if (n < 64)
-                __builtin_ia32_pause();
-            else
-                sched_yield();
-        }
-    }
-}
 
 static void lock(ca_locked_allocator *l)
 {
     if (l->kind == CA_LOCK_SPIN)
-        spin_lock(&l->spin);
+        ca_lock_acquire(&l->spin, "locked");
     else
         pthread_mutex_lock(&l->mutex);
 }
@@ -38,7 +22,7 @@ static void lock(ca_locked_allocator *l)
 static void unlock(ca_locked_allocator *l)
 {
     if (l->kind == CA_LOCK_SPIN)
-        __atomic_store_n(&l->spin, 0, __ATOMIC_RELEASE);
+        ca_lock_release(&l->spin);
     else
         pthread_mutex_unlock(&l->mutex);
 }

@@ -8,7 +8,6 @@
  */
 #include "source_internal.h"
 
-#include <sched.h>
 
 void ca_source_fault_init(ca_source_fault *f, unsigned points, uint64_t nth, uint64_t times,
                           int error)
@@ -119,16 +118,4 @@ void ca_source__full_check(const ca_source *s)
     const char *msg = check(s, false);
     if (msg)
         ca_check_fail(CA_SOURCE__NAME, s, msg, __FILE__, __LINE__);
-}
-
-void ca_source__spin_lock(int *l)
-{
-    for (unsigned spins = 0;; spins++) {
-        if (!__atomic_load_n(l, __ATOMIC_RELAXED) && !__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
-            return;
-        if (spins < 64)
-            __builtin_ia32_pause();
-        else
-            sched_yield();
-    }
 }

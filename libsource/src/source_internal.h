@@ -145,8 +145,8 @@ bool ca_source__is_faulty(const ca_source *s);
 int ca_source__numa_apply_raw(void *p, size_t size, unsigned mode, const unsigned long *nodes,
                               size_t maxnode);
 
-/* ---- spin lock for small critical sections ---------------------------- */
-void ca_source__spin_lock(int *l);
-static inline void ca_source__spin_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+/* ---- lock for small critical sections (core's lock word) -------------- */
+static inline void ca_source__spin_lock(int *l) { ca_lock_acquire(l, "source"); }
+static inline void ca_source__spin_unlock(int *l) { ca_lock_release(l); }
 
 #endif

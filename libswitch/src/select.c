@@ -143,15 +143,8 @@ ca_allocator ca_switch__boot_allocator = {&boot_ops};
  * Registry lock, fork, exit
  * ------------------------------------------------------------------------ */
 
-static void lock(void)
-{
-    while (__atomic_exchange_n(&ca_switch__g.lock, 1, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(&ca_switch__g.lock, __ATOMIC_RELAXED))
-            sched_yield();
-    }
-}
-
-static void unlock(void) { __atomic_store_n(&ca_switch__g.lock, 0, __ATOMIC_RELEASE); }
+static void lock(void) { ca_lock_acquire(&ca_switch__g.lock, "switch"); }
+static void unlock(void) { ca_lock_release(&ca_switch__g.lock); }
 
 void ca_switch__registry_lock(void) { lock(); }
 void ca_switch__registry_unlock(void) { unlock(); }

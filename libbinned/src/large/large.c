@@ -18,7 +18,6 @@
  */
 #include "large_internal.h"
 
-#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -31,22 +30,6 @@
 /* ------------------------------------------------------------------------
  * Small utilities
  * ------------------------------------------------------------------------ */
-
-void ca_binned__large_lock_slow(int *l)
-{
-    int self = ca_binned__large_tag();
-    for (unsigned spins = 0;; spins++) {
-        int seen = __atomic_load_n(l, __ATOMIC_RELAXED);
-        if (ca_unlikely(seen == self))
-            ca_binned__lock_reentered(l, CA_BL_COMPONENT);
-        if (seen == 0 && __atomic_compare_exchange_n(l, &seen, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-            return;
-        if (spins < 64)
-            __builtin_ia32_pause();
-        else
-            sched_yield();
-    }
-}
 
 uint64_t ca_binned__large_now(void)
 {

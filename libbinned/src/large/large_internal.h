@@ -49,37 +49,12 @@
 
 #define CA_BL_COMPONENT "binned-large"
 
-/* ------------------------------------------------------------------------
- * Spin lock: test-and-test-and-set with pause, sched_yield after a while.
- * A plain int so that a forked child can reset it with a store. It holds
- * the holder's thread tag (the small tier's, central.c), so that a thread
- * re-entering the tier while it holds the lock (malloc from a signal
- * handler) aborts with a message instead of spinning for ever.
- * ------------------------------------------------------------------------ */
-extern __thread int ca_binned__tl_lock_tag __attribute__((tls_model("initial-exec")));
-int ca_binned__lock_tag_slow(void);
-ca_attr_noreturn ca_attr_cold void ca_binned__lock_reentered(const int *l, const char *component);
-void ca_binned__large_lock_slow(int *l);
-ca_force_inline int ca_binned__large_tag(void)
-{
-    int t = ca_binned__tl_lock_tag;
-    return ca_likely(t != 0) ? t : ca_binned__lock_tag_slow();
-}
-ca_force_inline void ca_binned__large_lock(int *l)
-{
-    int seen = 0;
-    if (ca_unlikely(!__atomic_compare_exchange_n(l, &seen, ca_binned__large_tag(), false, __ATOMIC_ACQUIRE,
-                                                 __ATOMIC_RELAXED)))
-        ca_binned__large_lock_slow(l);
-}
-ca_force_inline void ca_binned__large_unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
-ca_force_inline bool ca_binned__large_trylock(int *l)
-{
-    int seen = 0;
-    return __atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
-           __atomic_compare_exchange_n(l, &seen, ca_binned__large_tag(), false, __ATOMIC_ACQUIRE,
-                                       __ATOMIC_RELAXED);
-}
+/* The tier's locks: core's lock word (spins briefly, then sleeps on a
+ * futex; a plain int a forked child resets with a store; re-entry from a
+ * signal handler while holding one aborts naming the tier). */
+ca_force_inline void ca_binned__large_lock(int *l) { ca_lock_acquire(l, CA_BL_COMPONENT); }
+ca_force_inline void ca_binned__large_unlock(int *l) { ca_lock_release(l); }
+ca_force_inline bool ca_binned__large_trylock(int *l) { return ca_lock_try(l); }
 
 /* Relaxed counters readable while the tier runs. */
 #define CA_BL_ADD(field, v) ((void)__atomic_fetch_add(&(field), (uint64_t)(v), __ATOMIC_RELAXED))

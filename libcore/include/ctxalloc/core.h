@@ -196,6 +196,57 @@ ca_attr_cold void ca_check_report(const char *component, const void *addr, const
     } while (0)
 
 /* ========================================================================
+ * Lock word (ca_lock_acquire / ca_lock_release)
+ *
+ * The one lock of the suite's short critical sections: an int, 0 when free,
+ * so that a forked child resets it with a store. It holds the holder's tag
+ * (a number unique to each thread, bits 0..29) and CA_LOCK__SLEEPERS when a
+ * thread may sleep on it. Acquire tries once inline; the slow path spins
+ * with pause for about a microsecond, then sleeps in the kernel (futex)
+ * until a release wakes it: no sched_yield, no time slices burnt while the
+ * holder is descheduled, one system call pair only when a sleeper exists.
+ * A thread that finds its own tag re-entered while holding the lock (malloc
+ * from a signal handler): it aborts naming `component` instead of waiting
+ * for ever.
+ * ======================================================================== */
+
+#define CA_LOCK__SLEEPERS 0x40000000
+#define CA_LOCK__TAG_MASK 0x3fffffff
+
+extern __thread int ca_core__lock_tag __attribute__((tls_model("initial-exec")));
+int ca_core__lock_tag_slow(void);
+void ca_core__lock_slow(int *l, int self, const char *component);
+void ca_core__lock_wake(int *l);
+
+/* The calling thread's tag (non-zero, at most CA_LOCK__TAG_MASK). */
+ca_force_inline int ca_lock_tag(void)
+{
+    int t = ca_core__lock_tag;
+    return ca_likely(t != 0) ? t : ca_core__lock_tag_slow();
+}
+
+ca_force_inline void ca_lock_acquire(int *l, const char *component)
+{
+    int seen = 0, self = ca_lock_tag();
+    if (ca_unlikely(!__atomic_compare_exchange_n(l, &seen, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
+        ca_core__lock_slow(l, self, component);
+}
+
+/* Take the lock if it is free now; never waits. */
+ca_force_inline bool ca_lock_try(int *l)
+{
+    int seen = 0;
+    return __atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
+           __atomic_compare_exchange_n(l, &seen, ca_lock_tag(), false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+ca_force_inline void ca_lock_release(int *l)
+{
+    if (ca_unlikely(__atomic_exchange_n(l, 0, __ATOMIC_RELEASE) & CA_LOCK__SLEEPERS))
+        ca_core__lock_wake(l);
+}
+
+/* ========================================================================
  * Environment variables
  *
  * Every variable ctxalloc reads goes through these: a value that does not
