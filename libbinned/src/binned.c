@@ -1222,7 +1222,16 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
     out->allocs += l.allocs;
     out->frees += l.frees;
     out->failures += l.failures;
-    out->peak_in_use = l.peak_in_use;
+    /* The peak: sampled (here and at every decay pass), or the large tier's
+     * exact one when higher. */
+    uint64_t peak = __atomic_load_n(&b->peak_sampled, __ATOMIC_RELAXED);
+    while (out->bytes_in_use > peak &&
+           !__atomic_compare_exchange_n(&((ca_binned *)(uintptr_t)b)->peak_sampled, &peak, out->bytes_in_use, false,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+    if (out->bytes_in_use > peak)
+        peak = out->bytes_in_use;
+    out->peak_in_use = peak > l.peak_in_use ? peak : l.peak_in_use;
     ca_stats_set_counter(out, "cached_bytes", cached);
     ca_stats_set_counter(out, "recycled_bytes", rec);
     ca_stats_set_counter(out, "blocks", blocks);

@@ -284,6 +284,9 @@ void ca_binned__maybe_purge(ca_binned *b)
         committed += ca_binned__central_purge(b, i, CA_BINNED__PURGE_DUE, &left);
         pending += left;
     }
+    /* The peak in use is sampled at every pass (ca_binned_stats records it). */
+    ca_stats st;
+    (void)ca_binned_stats(b, &st);
     /* EMPTY blocks wait for a later pass: a background thread runs it
      * should the program stop calling the allocator. */
     if (pending)
@@ -321,11 +324,14 @@ static void *alloc_uncached(ca_binned *b, unsigned cls)
 }
 
 /* Cache GC, every GC_PERIOD slow paths of a thread: a bin that served no
- * malloc since the previous GC gives every slot back to the blocks. Cached
- * slots keep their blocks committed: a program that moved on to other sizes
- * (strings grown by realloc pass through every class) would otherwise pin
- * a block per cached slot for the thread's life. Bins in use are left
- * alone, so steady workloads never see it. */
+ * malloc since the previous GC gives every slot back. Cached slots keep
+ * their blocks committed: a program that moved on to other sizes (strings
+ * grown by realloc pass through every class) would otherwise pin a block
+ * per cached slot for the thread's life. Bins in use are left alone, so
+ * steady workloads never see it. Whole bundles go to the recycler, not to
+ * the blocks: a thread that only frees (the consumer of a producer/consumer
+ * pair) hands its slots to the allocating thread without the class lock;
+ * a recycler nobody pops from is drained to the blocks by the decay pass. */
 #define GC_PERIOD 64u
 
 static void cache_gc(ca_binned *b, ca_binned__tcache *tc)
@@ -339,7 +345,7 @@ static void cache_gc(ca_binned *b, ca_binned__tcache *tc)
         if (n && (uint32_t)bin->allocs == tc->gc_allocs[i]) {
             bin->top = bin->base;
             tc->moved[i] += n;
-            ca_binned__give_back(b, i, bin->base, n, true);
+            ca_binned__give_back(b, i, bin->base, n, false);
         }
         tc->gc_allocs[i] = (uint32_t)bin->allocs;
     }

@@ -263,10 +263,68 @@ static int env_stats_fd(void)
     return (int)fd;
 }
 
+/* CA_STATS_INHERIT: "1" (default) every process that inherits CA_STATS
+ * reports; "0" only the first: it turns CA_STATS off in its own environment
+ * at start (the value's first byte becomes '0' in place: no setenv, which
+ * some programs replace with their own, e.g. bash), so that exec'ed
+ * children inherit CA_STATS=0, and forked ones see another pid than the
+ * one recorded and stay silent. */
+static bool env_stats_inherit(void)
+{
+    static const char *const words[] = {"0", "1", NULL};
+    int w;
+    (void)ca_env_word("CA_STATS_INHERIT", words, 1, &w);
+    return w == 1;
+}
+
 /* Where and how CA_STATS prints, fixed by the constructor below: -1 = not
- * decided yet (then the environment is read at exit). */
+ * decided yet (then the environment is read at exit). stats_root: the pid
+ * that reports when CA_STATS_INHERIT=0 (0: any). stats_file: CA_STATS_FILE,
+ * a path in which %p becomes the pid of the reporting process (%% is %),
+ * opened for appending at exit instead of writing to CA_STATS_FD. */
 static int stats_fmt = -1, stats_fd = -1;
 static bool stats_decided;
+static pid_t stats_root;
+static const char *stats_file;
+
+/* Decimal digits of v into buf (at least 21 bytes); returns the length. */
+static size_t put_dec(char *buf, uint64_t v)
+{
+    char d[21];
+    size_t k = 0, n = 0;
+    do
+        d[k++] = (char)('0' + v % 10);
+    while ((v /= 10) && k < sizeof d);
+    while (k)
+        buf[n++] = d[--k];
+    return n;
+}
+
+/* CA_STATS_FILE with %p expanded, opened for appending; -1 when it does not
+ * fit PATH_MAX or cannot be opened (a warning line, then no report). */
+static int open_stats_file(const char *pattern)
+{
+    char path[4096];
+    size_t n = 0;
+    for (const char *c = pattern; *c && n + 22 < sizeof path; c++) {
+        if (c[0] == '%' && c[1] == 'p') {
+            n += put_dec(path + n, (uint64_t)getpid());
+            c++;
+        } else if (c[0] == '%' && c[1] == '%') {
+            path[n++] = '%';
+            c++;
+        } else {
+            path[n++] = *c;
+        }
+    }
+    path[n] = '\0';
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        static const char msg[] = "ctxalloc: warning: CA_STATS_FILE cannot be opened: no statistics written\n";
+        (void)!write(2, msg, sizeof msg - 1);
+    }
+    return fd;
+}
 
 /* Runs once libc is initialised (environ is set). When CA_STATS asks for a
  * report, the output fd is duplicated now (close-on-exec, fd >= 100) because
@@ -277,7 +335,20 @@ __attribute__((constructor)) static void stats_setup(void)
     ensure_init_for_ctor();
     stats_decided = true;
     stats_fmt = env_stats_format();
-    if (stats_fmt >= 0) {
+    if (stats_fmt < 0)
+        return;
+    stats_file = getenv("CA_STATS_FILE");
+    if (!env_stats_inherit()) {
+        stats_root = getpid();
+        for (char **e = environ; e && *e; e++)
+            if (strncmp(*e, "CA_STATS=", 9) == 0 && (*e)[9]) {
+                (*e)[9] = '0';
+                (*e)[10] = '\0';
+            }
+    }
+    if (stats_file && !*stats_file)
+        stats_file = NULL;
+    if (!stats_file) {
         int want = env_stats_fd();
         int fd = fcntl(want, F_DUPFD_CLOEXEC, 100);
         stats_fd = fd >= 0 ? fd : want;
@@ -293,8 +364,13 @@ static void stats_at_exit(void)
         fmt = env_stats_format();
         fd = env_stats_fd();
     }
-    if (fmt >= 0)
-        (void)ca_switch_stats_write(fd, (ca_stats_format)fmt);
+    if (fmt < 0 || (stats_root && getpid() != stats_root)) /* a forked child under CA_STATS_INHERIT=0 */
+        return;
+    if (stats_file && (fd = open_stats_file(stats_file)) < 0)
+        return;
+    (void)ca_switch_stats_write(fd, (ca_stats_format)fmt);
+    if (stats_file)
+        close(fd);
 }
 
 /* ------------------------------------------------------------------------
@@ -602,6 +678,7 @@ static void switch_counter_stats(ca_stats *s)
     ca_stats_set_counter(s, "refused_selections", c.refused_selections);
     ca_stats_set_counter(s, "lifetime_errors", c.lifetime_errors);
     ca_stats_set_counter(s, "retired_frees", c.retired_frees);
+    ca_stats_set_counter(s, "pid", (uint64_t)getpid());
 }
 
 /* Titles of the form "<prefix><n>" (prefix of 8 characters at most)
@@ -622,60 +699,82 @@ static void local_title(char *buf, const char *prefix, unsigned n)
     buf[i] = '\0';
 }
 
-int ca_switch_stats_write(int fd, ca_stats_format fmt)
+/* Pass 0 sums into *total, pass 1 writes (fd >= 0); the caller holds the
+ * registry lock so that the lists cannot change in between. The global
+ * allocator always has its section; it counts in the total only when it is
+ * not the base. Stats callbacks must not allocate. */
+static int stats_pass(int pass, int fd, ca_stats_format fmt, ca_stats *total, bool *first)
 {
-    ensure_init();
-    ca_stats total, s;
-    ca_stats_init(&total, "total");
+    ca_stats s;
+    int e = 0;
     ca_allocator *base = ca_switch__g.base;
     ca_allocator *global = __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
-    bool first = true;
-    int e = 0;
-
-    /* Pass 1 sums, pass 2 writes; the registry lock is held for both so the
-     * list cannot change in between. Stats callbacks must not allocate. */
-    lock();
-    for (int pass = 0; pass < 2 && !e; pass++) {
-        if (pass == 1) {
-            if (fmt == CA_STATS_JSON && (e = write_str(fd, "{")))
-                break;
-            if ((e = write_entry(fd, fmt, "total", &total, &first)))
-                break;
-        }
-        ca_allocator *list[3] = {base, global != base ? global : NULL, &ca_switch__boot_allocator};
+    {
+        ca_allocator *list[3] = {base, global, &ca_switch__boot_allocator};
         const char *titles[3] = {"base", "global", "bootstrap"};
         for (int i = 0; i < 3 && !e; i++) {
             if (!list[i])
                 continue;
             (void)ca_stats_get(list[i], &s);
-            if (pass == 0)
-                ca_stats_merge(&total, &s);
-            else
-                e = write_entry(fd, fmt, titles[i], &s, &first);
+            if (pass == 0) {
+                if (i != 1 || global != base)
+                    ca_stats_merge(total, &s);
+            } else {
+                e = write_entry(fd, fmt, titles[i], &s, first);
+            }
         }
         unsigned n = 0;
         for (ca_switch_local *l = ca_switch__g.locals; l && !e; l = l->next, n++) {
             (void)ca_stats_get(&l->base, &s);
             if (pass == 0) {
-                ca_stats_merge(&total, &s);
+                ca_stats_merge(total, &s);
             } else {
                 char title[24];
                 local_title(title, "local.", n);
-                e = write_entry(fd, fmt, title, &s, &first);
+                e = write_entry(fd, fmt, title, &s, first);
             }
         }
         n = 0;
         for (ca_switch_adopted *ad = ca_switch__g.adopted; ad && !e; ad = ad->next, n++) {
             (void)ca_stats_get(&ad->base, &s);
             if (pass == 0) {
-                ca_stats_merge(&total, &s);
+                ca_stats_merge(total, &s);
             } else {
                 char title[24];
                 local_title(title, "adopted.", n);
-                e = write_entry(fd, fmt, title, &s, &first);
+                e = write_entry(fd, fmt, title, &s, first);
             }
         }
     }
+    return e;
+}
+
+int ca_switch_stats_total(ca_stats *out)
+{
+    ensure_init();
+    bool first = true;
+    ca_stats_init(out, "total");
+    lock();
+    (void)stats_pass(0, -1, CA_STATS_TEXT, out, &first);
+    unlock();
+    return 0;
+}
+
+int ca_switch_stats_write(int fd, ca_stats_format fmt)
+{
+    ensure_init();
+    ca_stats total, s;
+    ca_stats_init(&total, "total");
+    bool first = true;
+    int e = 0;
+    lock();
+    (void)stats_pass(0, fd, fmt, &total, &first);
+    if (fmt == CA_STATS_JSON)
+        e = write_str(fd, "{");
+    if (!e)
+        e = write_entry(fd, fmt, "total", &total, &first);
+    if (!e)
+        e = stats_pass(1, fd, fmt, &total, &first);
     unlock();
     if (!e) {
         switch_counter_stats(&s);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Memory the allocator should not keep, run by preload_programs.sh with the
- * preload object. Usage: preload_memory calloc | shrink | idle | growshrink [rounds]
+ * preload object. Usage: preload_memory calloc | shrink | idle | growshrink [rounds] | introspect
  *   calloc: calloc of fresh memory is not written again (the resident growth
  *           of calloc(512 MiB) is below 16 MiB) and a block freed dirty and
  *           calloc'ed again reads as zero, for small and large sizes.
@@ -17,8 +17,17 @@
  *           script runs it under strace, with and without the preload: the
  *           memory-management system calls must not outnumber glibc's (memory
  *           a class frees and needs again soon is not given back).
+ *   introspect: glibc's introspection calls report the allocator in use:
+ *           mallinfo2 / mallinfo see 10 MB of small blocks come and go,
+ *           malloc_info writes an XML document (and refuses options != 0
+ *           with EINVAL), malloc_stats writes its report to stderr, mallopt
+ *           returns 0 (nothing applies), free_sized and free_aligned_sized
+ *           free. Under the preload without these exports glibc answers
+ *           for its own empty arena and fails the first check.
  * Prints what it measured; exits 0 when the bound holds.
  */
+#include <dlfcn.h>
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,8 +157,93 @@ static int growshrink(int rounds)
     return 0;
 }
 
+/* C23's free_sized and free_aligned_sized: the preload exports them; this
+ * glibc does not, so they are looked up at run time. */
+typedef void (*free_sized_fn)(void *, size_t);
+typedef void (*free_aligned_sized_fn)(void *, size_t, size_t);
+
+#define EXPECT(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            printf("introspect: " __VA_ARGS__);                                                    \
+            printf("\n");                                                                          \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static int introspect(void)
+{
+    enum { N = 10000, SZ = 1000 };
+    static void *v[N];
+    struct mallinfo2 m0 = mallinfo2();
+    for (int i = 0; i < N; i++) {
+        if (!(v[i] = malloc(SZ)))
+            return 1;
+        memset(v[i], 1, SZ);
+    }
+    struct mallinfo2 m1 = mallinfo2();
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    struct mallinfo mi = mallinfo();
+#pragma GCC diagnostic pop
+    EXPECT(m1.uordblks >= m0.uordblks + (size_t)N * SZ, "mallinfo2 in use %zu -> %zu after 10 MB", m0.uordblks,
+           m1.uordblks);
+    EXPECT(m1.arena >= m1.uordblks, "committed %zu below in use %zu", m1.arena, m1.uordblks);
+    EXPECT((size_t)mi.uordblks + 4096 * 64 >= m1.uordblks && (size_t)mi.uordblks <= m1.uordblks + 4096 * 64,
+           "mallinfo %d against mallinfo2 %zu", mi.uordblks, m1.uordblks);
+    for (int i = 0; i < N; i++)
+        free(v[i]);
+    struct mallinfo2 m2 = mallinfo2();
+    EXPECT(m2.uordblks + (size_t)N * SZ / 2 <= m1.uordblks, "in use %zu -> %zu after freeing 10 MB", m1.uordblks,
+           m2.uordblks);
+    EXPECT(m2.usmblks >= m1.uordblks, "peak %zu below the 10 MB seen", m2.usmblks);
+
+    char *xml = NULL;
+    size_t xlen = 0;
+    FILE *f = open_memstream(&xml, &xlen);
+    EXPECT(f && malloc_info(0, f) == 0, "malloc_info(0) failed");
+    fclose(f);
+    EXPECT(xml && strstr(xml, "<malloc version=") && strstr(xml, "</malloc>") && strstr(xml, "<system type=\"current\""),
+           "malloc_info wrote: %s", xml ? xml : "(nothing)");
+    free(xml);
+    errno = 0;
+    EXPECT(malloc_info(1, stdout) == -1 && errno == EINVAL, "malloc_info(1) accepted");
+    EXPECT(mallopt(M_TRIM_THRESHOLD, 1 << 20) == 0 && mallopt(M_ARENA_MAX, 1) == 0,
+           "mallopt reports a parameter as applied");
+
+    int err = dup(2), pfd[2];
+    EXPECT(err >= 0 && pipe(pfd) == 0, "pipe");
+    dup2(pfd[1], 2);
+    malloc_stats();
+    dup2(err, 2);
+    close(pfd[1]);
+    char rep[1024] = {0};
+    ssize_t got = read(pfd[0], rep, sizeof rep - 1);
+    close(pfd[0]);
+    EXPECT(got > 0 && strstr(rep, "system bytes") && strstr(rep, "in use bytes"), "malloc_stats wrote: %s", rep);
+
+    free_sized_fn fs = (free_sized_fn)dlsym(RTLD_DEFAULT, "free_sized");
+    free_aligned_sized_fn fas = (free_aligned_sized_fn)dlsym(RTLD_DEFAULT, "free_aligned_sized");
+    EXPECT(fs && fas, "free_sized / free_aligned_sized not exported");
+    struct mallinfo2 f0 = mallinfo2();
+    for (int i = 0; i < 1000; i++) {
+        void *p = malloc(SZ), *q = aligned_alloc(64, SZ);
+        if (!p || !q)
+            return 1;
+        fs(p, SZ);
+        fas(q, 64, SZ);
+    }
+    struct mallinfo2 f1 = mallinfo2();
+    EXPECT(f1.uordblks <= f0.uordblks + 64 * SZ, "free_sized kept %zu bytes in use", f1.uordblks - f0.uordblks);
+    printf("introspect: in use %zu -> %zu -> %zu, peak %zu, committed %zu\n", m0.uordblks, m1.uordblks, m2.uordblks,
+           m2.usmblks, m2.arena);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "introspect") == 0)
+        return introspect();
     if (argc >= 2 && strcmp(argv[1], "growshrink") == 0)
         return growshrink(argc > 2 ? atoi(argv[2]) : 300);
     if (argc == 2 && strcmp(argv[1], "calloc") == 0)
@@ -158,6 +252,6 @@ int main(int argc, char **argv)
         return shrink();
     if (argc == 2 && strcmp(argv[1], "idle") == 0)
         return idle();
-    fprintf(stderr, "usage: preload_memory calloc | shrink | idle | growshrink [rounds]\n");
+    fprintf(stderr, "usage: preload_memory calloc | shrink | idle | growshrink [rounds] | introspect\n");
     return 2;
 }

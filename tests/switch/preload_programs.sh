@@ -149,6 +149,30 @@ else bad idle-memory-returned "$work/idle.out"; fi
 if ! CA_BINNED_BACKGROUND=0 LD_PRELOAD=$so "$memory" idle >"$work/idle0.out" 2>&1; then ok "idle-memory-kept-without-background"
 else bad idle-memory-kept-without-background "$work/idle0.out"; fi
 
+# glibc's introspection calls answer for the allocator in use.
+if LD_PRELOAD=$so "$memory" introspect >"$work/intro.out" 2>&1; then ok "mallinfo-malloc_info-mallopt ($(cat "$work/intro.out"))"
+else bad mallinfo-malloc_info-mallopt "$work/intro.out"; fi
+
+# CA_STATS: the pid in every report; CA_STATS_INHERIT=0 reports for the
+# first process only (bash and its children: one object; bash, unlike dash,
+# runs exit handlers); CA_STATS_FILE
+# with %p names one file per process; the global section is always there.
+rm -f "$work"/inh.*
+if (cd "$work/run" && CA_STATS=json CA_STATS_INHERIT=0 CA_STATS_FILE="$work/inh.%p" LD_PRELOAD=$so \
+      bash -c 'ls >/dev/null; ls >/dev/null; true' 2>"$work/inh.err") &&
+   [ "$(ls "$work"/inh.[0-9]* | wc -l)" -eq 1 ] &&
+   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["switch"]["counters"]["pid"] > 0 and "global" in d, d' \
+     "$work"/inh.[0-9]* 2>>"$work/inh.err"; then ok ca-stats-first-process-only
+else ls "$work" >>"$work/inh.err"; bad ca-stats-first-process-only "$work/inh.err"; fi
+rm -f "$work"/st.*
+if (cd "$work/run" && CA_STATS=json CA_STATS_FILE="$work/st.%p" LD_PRELOAD=$so bash -c 'ls >/dev/null; ls >/dev/null; true' 2>"$work/file.err") &&
+   [ "$(ls "$work"/st.* | wc -l)" -ge 3 ] &&
+   python3 -c 'import json,sys,os
+for f in sys.argv[1:]:
+    d = json.load(open(f)); assert f.endswith(".%d" % d["switch"]["counters"]["pid"]), f' "$work"/st.* 2>>"$work/file.err"; then
+  ok "ca-stats-file-per-process ($(ls "$work"/st.* | wc -l) files)"
+else ls "$work" >>"$work/file.err"; bad ca-stats-file-per-process "$work/file.err"; fi
+
 # Decommit thrash: a grow/shrink loop makes no more memory-management system
 # calls than glibc (counted by strace; skipped without it).
 mm_calls() { # FILE: sum of the calls counted in an strace -c summary

@@ -104,8 +104,11 @@ typedef struct ca_binned_options {
     uint32_t decay_ms;         /* EMPTY blocks are decommitted after 1-2x this
                                   (default 1000) */
     size_t empty_keep;         /* per class, bytes of EMPTY blocks kept until
-                                  decay; more are decommitted at once
-                                  (default 1 MiB; 0: decommit at once) */
+                                  decay; more go back at the next slow path
+                                  (default 1 MiB). The budget grows while the
+                                  class takes back blocks within a decay
+                                  interval of returning them, and falls back
+                                  to this value when it stops */
     size_t recycler_bytes;     /* per class, bytes of bundles the recycler holds
                                   before flushes go to the blocks (default 256 KiB) */
     size_t pressure_bytes;     /* memory-pressure policy: when a decay pass finds
@@ -289,7 +292,8 @@ unsigned ca_binned_size_class(size_t size);
  * @out: filled: bytes_in_use (slots out of the caches and recycler, times
  *       the class size), bytes_reserved (the class range), bytes_committed
  *       (blocks ACTIVE or EMPTY), allocs / frees (thread caches, live and
- *       exited), counters blocks, empty_blocks, decommits, cached_slots,
+ *       exited), counters blocks, empty_blocks, decommits, recommits,
+ *       keep_blocks (the class's current keep budget), cached_slots,
  *       recycled_bundles, failures
  *
  * Readable while other threads allocate (the figures are then approximate).
@@ -300,11 +304,14 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out);
 /**
  * ca_binned_stats() - totals over every class plus the large tier.
  * @b: instance; @out: filled (name "binned"); counters cached_bytes,
- *     recycled_bytes, blocks, empty_blocks, decommits, large_in_use,
- *     threads_seen, page_kind (CA_SOURCE_PAGE_* of the class span),
- *     pressure_trims (epochs moved by the memory-pressure policy).
- *     peak_in_use is not tracked by the classes (it would need a shared
- *     counter on the fast path): it carries the large tier's peak only.
+ *     recycled_bytes, blocks, empty_blocks, decommits, recommits (blocks
+ *     taken again within a decay interval of going back: the keep budget
+ *     grows), large_in_use, threads_seen, page_kind (CA_SOURCE_PAGE_* of
+ *     the class span), pressure_trims (epochs moved by the memory-pressure
+ *     policy). peak_in_use covers both tiers but is sampled: the highest
+ *     bytes in use seen by a stats call or a decay pass (every decay_ms / 2),
+ *     or the large tier's exact peak when higher; the size classes keep no
+ *     shared in-use count on their fast paths.
  * Return: 0.
  */
 int ca_binned_stats(const ca_binned *b, ca_stats *out);

@@ -515,6 +515,15 @@ void ca_switch_counters_get(ca_switch_counters *out);
 int ca_switch_stats_write(int fd, ca_stats_format fmt);
 
 /**
+ * ca_switch_stats_total() - the "total" row of ca_switch_stats_write: the
+ * base, the global allocator when it is not the base, the bootstrap area,
+ * every ca_switch_local and every adoption, merged (ca_stats_merge). This is
+ * what mallinfo2, malloc_stats and malloc_info report under the override.
+ * Return: 0.
+ */
+int ca_switch_stats_total(ca_stats *out);
+
+/**
  * ca_switch_check() - walk the switch's invariants (the registry of locals,
  * their queues, the bootstrap area, selection state). Aborts through
  * ca_check_fail on a violation. Takes the registry lock; any thread.
