@@ -749,13 +749,11 @@ ca_force_inline bool in_classes(const ca_binned *b, const void *p, size_t *cls)
     return (uintptr_t)p < __atomic_load_n(&b->class_end[*cls], __ATOMIC_RELAXED);
 }
 
-/* The default instance's free of a small block (in_classes was true). */
+/* The default instance's free of a small block (in_classes was true) after
+ * its shadow check passed (the caller aborts through default_bad_free when
+ * ca_binned__release refused p). */
 ca_force_inline void free_default_small(void *p, size_t cls)
 {
-    ca_binned *b = &ca_binned__default_instance;
-    if (ca_unlikely(!ca_binned__release(b, p))) {
-        BAD_FREE_TAIL(p);
-    }
     guard_check(p, (unsigned)cls);
     ca_binned__bin *bin = &ca_binned__tls.bins[cls];
     void **t = bin->top;
@@ -771,6 +769,9 @@ void ca_binned_free(void *p)
 {
     size_t cls;
     if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls))) {
+        if (ca_unlikely(!ca_binned__release(&ca_binned__default_instance, p))) {
+            BAD_FREE_TAIL(p);
+        }
         free_default_small(p, cls);
         return;
     }
@@ -782,6 +783,10 @@ void ca_binned_free_else(void *p, void (*other)(void *p))
 {
     size_t cls;
     if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls))) {
+        if (ca_unlikely(!ca_binned__release(&ca_binned__default_instance, p))) {
+            default_bad_free(p); /* does not return; no musttail: other signature */
+            return;
+        }
         free_default_small(p, cls);
         return;
     }
