@@ -43,7 +43,7 @@ void ca_binned__tcache_registry_add(ca_binned *b, ca_binned__tcache *tc)
     if (b->threads)
         b->threads->prev = tc;
     b->threads = tc;
-    b->nthreads_seen++;
+    __atomic_fetch_add(&b->nthreads_seen, 1, __ATOMIC_RELAXED); /* read by stats without the lock */
     ca_binned__spin_unlock(&b->reg_lock);
 }
 
