@@ -55,6 +55,9 @@ def workloads(build, smoke):
     for w in ["larson", "xmalloc", "mixed", "realloc", "large", "churn", "burst", "frag", "startup"]:
         exe = os.path.join(build, "bench", "workloads", "wl_" + w)
         out.append((w, [exe, s], {}, None, exe))
+    exe = os.path.join(build, "bench", "workloads", "wl_latency")
+    for t in (1, 2):
+        out.append(("latency-%dt" % t, [exe, s, str(t)], {}, None, exe))
     py = shutil.which("python3")
     if py:
         out.append(("python-dicts", [py, os.path.join(HERE, "real", "dicts.py"), "0.05" if smoke else "1"],
@@ -220,6 +223,10 @@ def main():
                 m = re.search(r"vsz_kib=(\d+) rss_kib=(\d+)", err)
                 if m:
                     run["vsz"], run["start_rss"] = int(m.group(1)), int(m.group(2))
+                m = re.search(r"latency: malloc p50=(\d+) p99=(\d+) p999=(\d+) max=(\d+) "
+                              r"free p50=(\d+) p99=(\d+) p999=(\d+) max=(\d+)", err)
+                if m:
+                    run["lat"] = [int(x) for x in m.groups()]
                 tag = "%s under %s" % (name, aname)
                 if rc != 0:
                     failures.append("%s: exit %d: %s" % (tag, rc, err.strip()[-300:]))
@@ -267,6 +274,8 @@ def main():
         if "vsz" in runs[0]:
             table[w][a]["vsz"] = median([r["vsz"] for r in runs])
             table[w][a]["start_rss"] = median([r["start_rss"] for r in runs])
+        if "lat" in runs[0]:
+            table[w][a]["lat"] = [median([r["lat"][k] for r in runs]) for k in range(8)]
     crash_table = {a: {"seconds": median([c[0] for c in v]), "apparent_kib": median([c[1] for c in v]),
                        "allocated_kib": median([c[2] for c in v])} for a, v in crashes.items()}
     os.makedirs(args.out, exist_ok=True)
@@ -298,7 +307,8 @@ def main():
         cells = ["%.3f" % row[a]["wall"] if a in row else "–" for a in names]
         best = min((row[a]["wall"] for a in peers if a in row), default=None)
         vs = "–"
-        if "ctxalloc" in row and best and w != "startup":  # startup measures memory, not time
+        # startup measures memory and the latency rows percentiles, not time
+        if "ctxalloc" in row and best and w != "startup" and not w.startswith("latency"):
             r = row["ctxalloc"]["wall"] / best
             ratios.append(r)
             vs = "%.2f" % r
@@ -326,6 +336,21 @@ def main():
         for key, label in (("vsz", "address space (VSZ)"), ("start_rss", "resident (RSS)")):
             L.append("| %s | %s |" % (label, " | ".join("%.1f" % (row[a][key] / 1024) if a in row and key in row[a]
                                                       else "–" for a in names)))
+    lat_rows = [w for w in sorted(table) if w.startswith("latency")]
+    lat_goal = []
+    for w in lat_rows:
+        row = table[w]
+        L.append("\n## Latency, %s: malloc and free in a steady mixed workload (ns)\n" % w)
+        L.append("| | " + " | ".join(names) + " |")
+        L.append("|---|" + "---|" * len(names))
+        for k, label in enumerate(("malloc p50", "malloc p99", "malloc p99.9", "malloc max",
+                                   "free p50", "free p99", "free p99.9", "free max")):
+            L.append("| %s | %s |" % (label, " | ".join("%d" % row[a]["lat"][k] if a in row and "lat" in row[a]
+                                                      else "–" for a in names)))
+        for k, op in ((2, "malloc"), (6, "free")):
+            best = min((row[a]["lat"][k] for a in peers if a in row and "lat" in row[a]), default=None)
+            if "ctxalloc" in row and "lat" in row["ctxalloc"] and best is not None:
+                lat_goal.append((w, op, row["ctxalloc"]["lat"][k], best))
     if crash_table:
         L.append("\n## A crashing program's core file (8 MiB allocated, then abort)\n")
         L.append("| | " + " | ".join(names) + " |")
@@ -352,6 +377,9 @@ def main():
         L.append("- peak RSS within 1.10× the lowest peer on %d of %d workloads%s" %
                  (len(rss_ok) - len(over), len(rss_ok),
                   "" if not over else " (goal: all): not met: " + ", ".join(over)))
+        for w, op, mine, best in lat_goal:
+            L.append("- %s %s p99.9: %d ns against the best peer's %d (goal: at or below): %s" %
+                     (w, op, mine, best, "met" if mine <= best else "not met"))
     elif "ctxalloc" in names:
         L.append("- no timed workload in this run; no time ratios.")
     else:

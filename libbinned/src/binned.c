@@ -1227,8 +1227,7 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
     out->allocs += l.allocs;
     out->frees += l.frees;
     out->failures += l.failures;
-    /* The peak: sampled (here and at every decay pass), or the large tier's
-     * exact one when higher. */
+    /* The peak: sampled here, or the large tier's exact one when higher. */
     uint64_t peak = __atomic_load_n(&b->peak_sampled, __ATOMIC_RELAXED);
     while (out->bytes_in_use > peak &&
            !__atomic_compare_exchange_n(&((ca_binned *)(uintptr_t)b)->peak_sampled, &peak, out->bytes_in_use, false,

@@ -484,8 +484,8 @@ struct ca_binned {
     size_t pressure_bytes;    /* committed bytes above which a decay pass bumps the epoch (0: off) */
     uint64_t pressure_trims;  /* epochs bumped by the pressure policy (atomic) */
     uint64_t peak_sampled;    /* highest bytes in use (both tiers) seen by a stats
-                                 call or a decay pass (atomic): the small tier
-                                 keeps no in-use count on its fast paths */
+                                 call (atomic): the small tier keeps no in-use
+                                 count on its fast paths */
     ca_source *src;           /* memory for ranges and metadata */
     ca_source_mmap own_src;   /* the source when none was given */
     bool own_src_used;

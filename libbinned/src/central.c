@@ -352,14 +352,13 @@ static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
     return got;
 }
 
-void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size_t n)
+/* Under the lock: the slots go back to their blocks; true when the class
+ * went over its keep budget. */
+static bool put_locked(ca_binned__class *c, unsigned cls, void *const *slots, size_t n)
 {
-    ca_binned__class *c = &b->classes[cls];
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
     size_t bmask = block_bytes(cls) - 1;
     bool over = false;
-
-    ca_binned__class_lock(c);
     for (size_t i = 0; i < n; i++) {
         char *p = (char *)slots[i];
         size_t off = (size_t)(p - c->base);
@@ -391,11 +390,26 @@ void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size
         }
     }
     c->slots_out -= n;
-    ca_binned__class_unlock(c);
-    /* The excess goes back at the next slow path, off this one. */
+    return over;
+}
+
+/* The class went over its keep budget: the excess goes back at the next
+ * slow path, off this one. */
+static void note_over(ca_binned *b, unsigned cls)
+{
     uint64_t bit = (uint64_t)1 << (cls & 63);
-    if (over && !(__atomic_load_n(&b->over_keep[cls >> 6], __ATOMIC_RELAXED) & bit))
+    if (!(__atomic_load_n(&b->over_keep[cls >> 6], __ATOMIC_RELAXED) & bit))
         __atomic_fetch_or(&b->over_keep[cls >> 6], bit, __ATOMIC_RELAXED);
+}
+
+void ca_binned__central_put(ca_binned *b, unsigned cls, void *const *slots, size_t n)
+{
+    ca_binned__class *c = &b->classes[cls];
+    ca_binned__class_lock(c);
+    bool over = put_locked(c, cls, slots, n);
+    ca_binned__class_unlock(c);
+    if (over)
+        note_over(b, cls);
 }
 
 /* Lower the frontier over trailing blocks that hold nothing (not over a
@@ -513,15 +527,24 @@ void ca_binned__central_drain_idle(ca_binned *b, unsigned cls)
 void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls)
 {
     ca_binned__class *c = &b->classes[cls];
-    ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_take_all(&c->rec);
+    /* Taken under the class lock: ca_binned_check walks the recycler under
+     * it, and a drain by the background thread must not move bundles under
+     * that walk (pushes and pops by threads are lock-free; the check asks
+     * for them to be quiescent). */
+    ca_binned__class_lock(c);
+    ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_take_all(&c->rec), *all = d;
     uint64_t n = 0;
-    while (d) {
-        ca_binned__bundle *next = d->next;
-        ca_binned__central_put(b, cls, d->slots, d->n);
-        ca_binned__bundle_put(b, d);
-        d = next;
-        n++;
-    }
+    bool over = false;
+    for (; d; d = d->next, n++)
+        over |= put_locked(c, cls, d->slots, d->n);
     if (n)
         __atomic_fetch_sub(&c->rec_bundles, n, __ATOMIC_RELAXED);
+    ca_binned__class_unlock(c);
+    while (all) {
+        ca_binned__bundle *next = all->next;
+        ca_binned__bundle_put(b, all);
+        all = next;
+    }
+    if (over)
+        note_over(b, cls);
 }

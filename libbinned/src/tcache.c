@@ -284,9 +284,6 @@ void ca_binned__maybe_purge(ca_binned *b)
         committed += ca_binned__central_purge(b, i, CA_BINNED__PURGE_DUE, &left);
         pending += left;
     }
-    /* The peak in use is sampled at every pass (ca_binned_stats records it). */
-    ca_stats st;
-    (void)ca_binned_stats(b, &st);
     /* EMPTY blocks wait for a later pass: a background thread runs it
      * should the program stop calling the allocator. */
     if (pending)

@@ -309,9 +309,10 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out);
  *     grows), large_in_use, threads_seen, page_kind (CA_SOURCE_PAGE_* of
  *     the class span), pressure_trims (epochs moved by the memory-pressure
  *     policy). peak_in_use covers both tiers but is sampled: the highest
- *     bytes in use seen by a stats call or a decay pass (every decay_ms / 2),
- *     or the large tier's exact peak when higher; the size classes keep no
- *     shared in-use count on their fast paths.
+ *     bytes in use seen by any stats call, or the large tier's exact peak
+ *     when higher; the size classes keep no shared in-use count on their
+ *     fast paths (reading the thread caches races with their owners, so
+ *     only an explicit stats call does it).
  * Return: 0.
  */
 int ca_binned_stats(const ca_binned *b, ca_stats *out);
