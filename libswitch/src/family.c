@@ -294,8 +294,9 @@ void *ca_switch_realloc(void *p, size_t size)
     } else if (o == &ca_switch__boot_allocator) {
         return realloc_move(o, p, old, size);
     }
-    /* The owner resizes: shrinking stays in place, growing may move within
-     * the owner. On failure p is intact and errno is set by the owner. A
+    /* The owner resizes (libbinned: in place while the new size fills more
+     * than half the class, else moved; growth may move within the owner).
+     * On failure p is intact and errno is set by the owner. A
      * malloc the owner makes meanwhile is served by the base. */
     if (o == ca_switch__g.base || ca_switch__tl_busy)
         return ca_resize(o, p, old, size, CA_ALIGN_DEFAULT, 0);
