@@ -26,3 +26,29 @@ Test(tiers, level_on)
     cr_assert(r.aborted);
     cr_assert(ca_death_has_line(&r, "ctxalloc: core: fires at level on (address 0x0) at "), "got: %s", r.out);
 }
+
+/* The level is read where each macro expands: from here on the file is
+ * compiled as a checks=off translation unit would be. */
+#undef CA_CHECKS
+#define CA_CHECKS CA_CHECKS_OFF
+
+static void off_is_silent(void *arg)
+{
+    CA_CHECK(false, "core", arg, "must not fire at level off");
+    CA_CHECK_FULL(false, "core", arg, "must not fire at level off");
+}
+
+static void assert_fires_when_off(void *arg)
+{
+    CA_ASSERT(false, "core", arg, "CA_ASSERT fires at every level");
+}
+
+Test(tiers, level_off)
+{
+    ca_death_result r = ca_death_run(off_is_silent, NULL);
+    cr_assert_not(r.aborted, "got: %s", r.out);
+    r = ca_death_run(assert_fires_when_off, NULL);
+    cr_assert(r.aborted);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: core: CA_ASSERT fires at every level (address 0x0) at "), "got: %s",
+              r.out);
+}
