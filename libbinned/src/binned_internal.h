@@ -238,12 +238,18 @@ bool ca_binned__tree_test(const ca_binned__tree *t, unsigned i);
 long ca_binned__tree_first(const ca_binned__tree *t);
 /* First set bit >= from, or -1. O(words skipped). */
 long ca_binned__tree_next(const ca_binned__tree *t, unsigned from);
+/* Last set bit <= from, or -1. O(words skipped). */
+long ca_binned__tree_prev(const ca_binned__tree *t, unsigned from);
 
 void ca_binned__chain_set(ca_binned__chain *c, size_t i);
 void ca_binned__chain_clear(ca_binned__chain *c, size_t i);
 bool ca_binned__chain_test(const ca_binned__chain *c, size_t i);
 long ca_binned__chain_first(const ca_binned__chain *c);
 long ca_binned__chain_next(const ca_binned__chain *c, size_t from);
+/* Highest set bit, or -1; highest set bit <= from, or -1 (the purge walks
+ * the empty tree from the top: take() carves from the bottom). */
+long ca_binned__chain_last(const ca_binned__chain *c);
+long ca_binned__chain_prev(const ca_binned__chain *c, size_t from);
 
 /* ------------------------------------------------------------------------
  * Recycler (recycler.c): a Treiber stack of bundles with a 128-bit CAS on

@@ -66,6 +66,29 @@ long ca_binned__tree_next(const ca_binned__tree *t, unsigned from)
     return -1;
 }
 
+long ca_binned__tree_prev(const ca_binned__tree *t, unsigned from)
+{
+    if (from >= CA_BINNED__TREE_BITS)
+        from = CA_BINNED__TREE_BITS - 1;
+    unsigned w = from >> 6;
+    uint64_t m = t->l2[w] & (~(uint64_t)0 >> (63 - (from & 63)));
+    if (m)
+        return (long)(w * 64 + 63 - (unsigned)__builtin_clzll(m));
+    /* Previous non-empty leaf word through the level-1 words. */
+    for (int a = (int)(w >> 6); a >= 0; a--) {
+        uint64_t l1 = t->l1[a];
+        if (a == (int)(w >> 6)) {
+            unsigned bit = w & 63; /* words below w only */
+            l1 = bit == 0 ? 0 : l1 & (~(uint64_t)0 >> (64 - bit));
+        }
+        if (l1) {
+            unsigned ww = (unsigned)a * 64 + 63 - (unsigned)__builtin_clzll(l1);
+            return (long)(ww * 64 + 63 - (unsigned)__builtin_clzll(t->l2[ww]));
+        }
+    }
+    return -1;
+}
+
 void ca_binned__chain_set(ca_binned__chain *c, size_t i)
 {
     size_t t = i / CA_BINNED__TREE_BITS;
@@ -107,4 +130,31 @@ long ca_binned__chain_next(const ca_binned__chain *c, size_t from)
         return -1;
     unsigned n = (unsigned)__builtin_ctzll(rest);
     return (long)n * CA_BINNED__TREE_BITS + ca_binned__tree_first(&c->trees[n]);
+}
+
+long ca_binned__chain_prev(const ca_binned__chain *c, size_t from)
+{
+    size_t t = from / CA_BINNED__TREE_BITS;
+    if (t >= c->ntrees) {
+        if (!c->ntrees)
+            return -1;
+        t = c->ntrees - 1;
+        from = (t + 1) * CA_BINNED__TREE_BITS - 1;
+    }
+    long r = ca_binned__tree_prev(&c->trees[t], (unsigned)(from % CA_BINNED__TREE_BITS));
+    if (r >= 0)
+        return (long)t * CA_BINNED__TREE_BITS + r;
+    uint64_t rest = c->summary & (((uint64_t)1 << t) - 1);
+    if (!rest)
+        return -1;
+    unsigned n = 63 - (unsigned)__builtin_clzll(rest);
+    return (long)n * CA_BINNED__TREE_BITS + ca_binned__tree_prev(&c->trees[n], CA_BINNED__TREE_BITS - 1);
+}
+
+long ca_binned__chain_last(const ca_binned__chain *c)
+{
+    if (!c->summary)
+        return -1;
+    unsigned n = 63 - (unsigned)__builtin_clzll(c->summary);
+    return (long)n * CA_BINNED__TREE_BITS + ca_binned__tree_prev(&c->trees[n], CA_BINNED__TREE_BITS - 1);
 }

@@ -427,38 +427,50 @@ static void trim_frontier(ca_binned__class *c, unsigned cls)
     }
 }
 
-/* Under the lock: pick the runs of consecutive EMPTY blocks `mode` makes
- * due (at most nmax runs), put them in flight; returns the count of runs.
- * Blocks picked: all (FORCE); the highest nempty - keep (EXCESS and DUE);
- * and (DUE) those an earlier pass saw EMPTY. The seen bits are not set here
- * (see mark_seen), so that picking again after the lock was dropped sees the
- * same blocks due. */
+/* Under the lock: pick runs of consecutive EMPTY blocks (at most nmax runs)
+ * and put them in flight; returns the count of runs. FORCE: every EMPTY
+ * block, from the bottom. EXCESS: the highest nempty - keep, walking down
+ * from the top (take() carves from the bottom), so the cost is the excess,
+ * not the EMPTY count. DUE: those an earlier decay pass saw EMPTY. The seen
+ * bits are not set here (see mark_seen), so that picking again after the
+ * lock was dropped sees the same blocks due. */
 typedef struct run {
     size_t first, n;
 } run;
 
 static unsigned pick_runs(ca_binned__class *c, int mode, run *runs, unsigned nmax)
 {
-    size_t excess = c->nempty > c->keep ? c->nempty - c->keep : 0;
-    if (mode == CA_BINNED__PURGE_EXCESS && excess == 0)
-        return 0;
-    size_t skip = mode == CA_BINNED__PURGE_FORCE ? 0 : c->nempty - excess, k = 0;
     unsigned nr = 0;
-    for (long bl = ca_binned__chain_first(&c->empty_tree); bl >= 0;
-         bl = ca_binned__chain_next(&c->empty_tree, (size_t)bl + 1), k++) {
-        size_t bi = (size_t)bl;
-        bool due = k >= skip || (mode == CA_BINNED__PURGE_DUE && ca_binned__bw_seen(c->meta[bi]));
-        if (!due)
-            continue;
-        if (nr && runs[nr - 1].first + runs[nr - 1].n == bi) {
-            runs[nr - 1].n++;
-            continue;
+    if (mode == CA_BINNED__PURGE_EXCESS) {
+        size_t excess = c->nempty > c->keep ? c->nempty - c->keep : 0;
+        for (long bl = excess ? ca_binned__chain_last(&c->empty_tree) : -1; bl >= 0 && excess;
+             bl = bl ? ca_binned__chain_prev(&c->empty_tree, (size_t)bl - 1) : -1, excess--) {
+            size_t bi = (size_t)bl;
+            if (nr && runs[nr - 1].first == bi + 1) {
+                runs[nr - 1].first = bi;
+                runs[nr - 1].n++;
+                continue;
+            }
+            if (nr == nmax)
+                break;
+            runs[nr++] = (run){bi, 1};
         }
-        if (nr == nmax)
-            break;
-        runs[nr++] = (run){bi, 1};
+    } else {
+        for (long bl = ca_binned__chain_first(&c->empty_tree); bl >= 0;
+             bl = ca_binned__chain_next(&c->empty_tree, (size_t)bl + 1)) {
+            size_t bi = (size_t)bl;
+            if (mode == CA_BINNED__PURGE_DUE && !ca_binned__bw_seen(c->meta[bi]))
+                continue;
+            if (nr && runs[nr - 1].first + runs[nr - 1].n == bi) {
+                runs[nr - 1].n++;
+                continue;
+            }
+            if (nr == nmax)
+                break;
+            runs[nr++] = (run){bi, 1};
+        }
     }
-    /* Blocks are taken out only now: the walk above reads the tree. */
+    /* Blocks are taken out only now: the walks above read the tree. */
     for (unsigned r = 0; r < nr; r++)
         flight_start(c, runs[r].first, runs[r].n);
     return nr;
@@ -486,8 +498,15 @@ size_t ca_binned__central_purge(ca_binned *b, unsigned cls, int mode, size_t *ne
             c->keep = c->keep / 2 > floor ? c->keep / 2 : floor;
         c->recommitted = false;
     }
+    /* The decay pass returns the excess over the budget first, then the
+     * blocks that stayed EMPTY since the pass before. */
+    int step = mode == CA_BINNED__PURGE_DUE ? CA_BINNED__PURGE_EXCESS : mode;
     for (;;) {
-        unsigned nr = c->nempty ? pick_runs(c, mode, runs, NRUNS) : 0;
+        unsigned nr = c->nempty ? pick_runs(c, step, runs, NRUNS) : 0;
+        if (nr == 0 && step == CA_BINNED__PURGE_EXCESS && mode == CA_BINNED__PURGE_DUE) {
+            step = CA_BINNED__PURGE_DUE;
+            continue;
+        }
         if (nr == 0)
             break;
         ca_binned__class_unlock(c);
@@ -501,8 +520,12 @@ size_t ca_binned__central_purge(ca_binned *b, unsigned cls, int mode, size_t *ne
             flight_end(c, cls, runs[r].first, runs[r].n, errs[r], now);
             failed |= errs[r] != 0;
         }
-        if (nr < NRUNS || failed) /* a failed block would be picked again */
+        if (failed) /* a failed block would be picked again */
             break;
+        if (nr < NRUNS && step == mode)
+            break;
+        if (nr < NRUNS)
+            step = CA_BINNED__PURGE_DUE;
     }
     if (mode == CA_BINNED__PURGE_DUE)
         mark_seen(c);

@@ -49,6 +49,13 @@ Test(binned_invariants, bit_tree_against_shadow)
                     break;
                 }
             cr_assert_eq(ca_binned__tree_next(&t, from), nx, "next from %u", from);
+            long pv = -1;
+            for (long k = from; k >= 0; k--)
+                if (shadow[k]) {
+                    pv = k;
+                    break;
+                }
+            cr_assert_eq(ca_binned__tree_prev(&t, from), pv, "prev from %u", from);
             cr_assert_eq(ca_binned__tree_test(&t, i), shadow[i]);
         }
     }
@@ -67,6 +74,15 @@ Test(binned_invariants, chain_beyond_one_tree)
     cr_assert_eq(ca_binned__chain_next(&c, 16384), 16384);
     cr_assert_eq(ca_binned__chain_next(&c, 16385), 40000);
     cr_assert_eq(ca_binned__chain_next(&c, 70001), 81919);
+    /* and downwards, as the purge of the excess walks */
+    cr_assert_eq(ca_binned__chain_last(&c), 81919);
+    cr_assert_eq(ca_binned__chain_prev(&c, 81918), 70000);
+    cr_assert_eq(ca_binned__chain_prev(&c, 69999), 40000);
+    cr_assert_eq(ca_binned__chain_prev(&c, 16384), 16384);
+    cr_assert_eq(ca_binned__chain_prev(&c, 16383), 16383);
+    cr_assert_eq(ca_binned__chain_prev(&c, 16382), 3);
+    cr_assert_eq(ca_binned__chain_prev(&c, 2), -1);
+    cr_assert_eq(ca_binned__chain_prev(&c, (size_t)NT * CA_BINNED__TREE_BITS + 5), 81919);
     ca_binned__chain_clear(&c, 3);
     ca_binned__chain_clear(&c, 16383);
     cr_assert_eq(ca_binned__chain_first(&c), 16384);
