@@ -243,11 +243,46 @@ cmd_preload() {
   LD_PRELOAD="$ROOT/build/release/libswitch/libctxalloc.so${LD_PRELOAD:+:$LD_PRELOAD}" exec "$@"
 }
 
+usage() {
+  cat <<'USAGE'
+usage: ./run.sh MODE [ARGS]
+modes:
+  test [--quick]        the test matrix (gcc debug with checks, ASan+UBSan, TSan on the
+                        thread tests, clang debug, gcc and clang release, valgrind
+                        memcheck, fuzzers 30 s each, spin models, workloads smoke run,
+                        install checks); last line "N passed, N failed". --quick: gcc
+                        debug, ASan, TSan, smoke and install only
+  bench [micro|workloads]
+                        release build, every benchmark beside glibc, jemalloc, mimalloc
+                        and tcmalloc; writes bench/results/ (micro: latest.*,
+                        workloads: workloads.*)
+  fuzz [COMPONENT] [S]  one harness (core bump bitset rbtree arena arena_image binned
+                        misuse) or all, S seconds each (default 60)
+  stress [MINUTES]      the thread tests at CA_TEST_SCALE=10 with new seeds, for MINUTES
+                        (default 10)
+  preload -- CMD ARGS   run CMD with the release libctxalloc.so preloaded
+  help                  this text
+variables:
+  JOBS                  parallel jobs for builds and tests (default 2)
+  CA_TEST_SEED          seed of the randomised tests (default: fixed per test)
+  CA_TEST_SCALE         length multiplier of the stress and thread tests (default 1)
+  CA_FUZZ_SECONDS       seconds per fuzz harness in ./run.sh test (default 30)
+  CA_BENCH_REPS         repetitions of each micro benchmark (default 5)
+  CA_BENCH_MIN_TIME     minimum seconds per micro benchmark (default 0.2)
+  CA_BENCH_FILTER       regex selecting micro benchmarks
+  CA_BENCH_WL_REPS      interleaved repetitions of the workloads (default 3)
+  CA_STRESS_SCALE       CA_TEST_SCALE of ./run.sh stress (default 10)
+The libraries' own variables (CA_STATS, CA_BINNED_*) are in README.md.
+Missing Debian packages are installed with apt-get when run as root.
+USAGE
+}
+
 case "${1:-}" in
+  -h|--help|help) usage ;;
   test) cmd_test "${2:-}" ;;
   fuzz) cmd_fuzz "${2:-all}" "${3:-60}" ;;
   stress) cmd_stress "${2:-10}" ;;
   preload) shift; cmd_preload "$@" ;;
   bench) cmd_bench "${2:-all}" ;;
-  *) echo "usage: ./run.sh test [--quick] | bench [micro|workloads] | fuzz [comp] [s] | stress [min] | preload -- CMD" >&2; exit 2 ;;
+  *) usage >&2; exit 2 ;;
 esac
