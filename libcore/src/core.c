@@ -261,3 +261,5 @@ int ca_source_check_request(const ca_source *s, size_t size, size_t align)
         return EINVAL;
     return 0;
 }
+
+const char *ca_version(void) { return CA_VERSION_STRING; }

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <ctxalloc/core.h>
 #include <stdint.h>
+#include <stdio.h>
 
 Test(layout, is_pow2)
 {
@@ -100,4 +101,16 @@ Test(layout, padded_and_pages)
     cr_assert_not(ca_page_round_overflows(1, &r));
     cr_assert_eq(r, pg);
     cr_assert(ca_page_round_overflows(SIZE_MAX - 1, &r));
+}
+
+Test(layout, version_matches_the_build)
+{
+    /* One version: the header's macros, the library's ca_version() and the
+     * project version in meson.build (the .pc files carry it). */
+    cr_assert_str_eq(ca_version(), CA_VERSION_STRING);
+    cr_assert_str_eq(CA_VERSION_STRING, CA_TEST_PROJECT_VERSION);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d.%d.%d", CA_VERSION_MAJOR, CA_VERSION_MINOR, CA_VERSION_PATCH);
+    cr_assert_str_eq(buf, CA_VERSION_STRING);
+    cr_assert_eq(CA_VERSION_NUMBER, CA_VERSION_MAJOR * 10000 + CA_VERSION_MINOR * 100 + CA_VERSION_PATCH);
 }

@@ -27,6 +27,25 @@ extern "C" {
 #endif
 
 /* ========================================================================
+ * Version
+ *
+ * Semantic versioning of the whole suite (one version for every component):
+ * the major number changes when a public interface changes incompatibly.
+ * CHANGELOG.md lists each release; the release step is written there.
+ * ======================================================================== */
+
+#define CA_VERSION_MAJOR 0
+#define CA_VERSION_MINOR 2
+#define CA_VERSION_PATCH 0
+#define CA_VERSION_STRING "0.2.0"
+/* MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
+#define CA_VERSION_NUMBER (CA_VERSION_MAJOR * 10000 + CA_VERSION_MINOR * 100 + CA_VERSION_PATCH)
+
+/* The version of the library linked in ("0.2.0"), which may differ from the
+ * header's CA_VERSION_STRING when a program was built against another one. */
+const char *ca_version(void);
+
+/* ========================================================================
  * Attributes and small portability macros
  * ======================================================================== */
 
