@@ -3,7 +3,9 @@
 # ctxalloc's two commands:
 #   ./run.sh test   the matrix: gcc debug (checks on) + ASan/UBSan running every
 #                   suite, TSan running the thread tests, clang debug, gcc and
-#                   clang release (-O2, checks off); valgrind memcheck over the
+#                   clang release (-O2, checks off); -Dglobal=jemalloc and
+#                   -Dglobal=libc (switch tests), -Dnuma=disabled (source
+#                   tests); valgrind memcheck over the
 #                   single-thread tests; every fuzz harness for 30 s; the spin
 #                   models; the workloads smoke run; the install checks
 #                   (pkg-config consumers in C11 and C++, nm over every installed
@@ -115,6 +117,21 @@ cmd_test() {
       local name=$1 ccname=$2; shift 2
       if build_cell "$name" "$ccname" "$@" -Dwerror=true; then
         run_suite "build/$name"; logs+=("build/$name/meson-logs/testlog.json")
+      fi
+    done
+
+    # Configurations users choose: another base allocator behind malloc, no
+    # libnuma. Release builds; the suites those options change.
+    for cell in "global-jemalloc gcc --buildtype=release -Dglobal=jemalloc -- switch" \
+                "global-libc gcc --buildtype=release -Dglobal=libc -- switch" \
+                "numa-disabled gcc --buildtype=release -Dnuma=disabled -- source"; do
+      local cargs=() suite
+      set -- $cell
+      local name=$1 ccname=$2; shift 2
+      while [ "$1" != -- ]; do cargs+=("$1"); shift; done
+      suite=$2
+      if build_cell "$name" "$ccname" "${cargs[@]}" -Dwerror=true; then
+        run_suite "build/$name" --suite "$suite" --no-suite threads; logs+=("build/$name/meson-logs/testlog.json")
       fi
     done
 
@@ -248,7 +265,8 @@ usage() {
 usage: ./run.sh MODE [ARGS]
 modes:
   test [--quick]        the test matrix (gcc debug with checks, ASan+UBSan, TSan on the
-                        thread tests, clang debug, gcc and clang release, valgrind
+                        thread tests, clang debug, gcc and clang release, the
+                        global=jemalloc, global=libc and numa=disabled builds, valgrind
                         memcheck, fuzzers 30 s each, spin models, workloads smoke run,
                         install checks); last line "N passed, N failed". --quick: gcc
                         debug, ASan, TSan, smoke and install only
