@@ -400,20 +400,21 @@ def main():
                         + "\n")
         n = len(names)
         script = """
-set terminal pngcairo size 1200,900 noenhanced font ",9"
+set terminal pngcairo size 1000,1100 noenhanced font ",9"
 set output '%s'
-set multiplot layout 2,1 title "Whole-program workloads (%s, median of %d)"
+set multiplot layout 2,1 title "Whole-program workloads (%s, median of %d): each allocator relative to the best on its row"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set grid ytics
 set key top left
-set xtics rotate by -25 scale 0
+set xtics rotate by -30 scale 0
 set logscale y 2
-set yrange [0.8:*]
-set title "wall time relative to the fastest (lower is better)"
+set yrange [0.5:*]
+set ytics ("0.5" 0.5, "1 (best)" 1, "2" 2, "4" 4, "8" 8, "16" 16, "32" 32)
+set title "wall time / the fastest on the row (log scale from 0.5: the best bar reaches 1; lower is better)"
 plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
-set title "peak RSS relative to the smallest (lower is better)"
+set title "peak RSS / the smallest on the row (log scale; lower is better)"
 plot for [i=%d:%d] '%s' using i:xtic(1) title columnheader(i)
 unset multiplot
 """ % (os.path.join(args.out, "workloads.png"), meta["date"], reps, n + 1, dat, n + 2, 2 * n + 1, dat)
