@@ -232,6 +232,9 @@ ca_attr_cold void ca_check_report(const char *component, const void *addr, const
 #define CA_LOCK__SLEEPERS 0x40000000
 #define CA_LOCK__TAG_MASK 0x3fffffff
 
+/* Internal to the inline functions below (lock.c): the thread's tag, its
+ * first assignment, the contended acquire (spin, then futex wait) and the
+ * wake of one sleeper. */
 extern __thread int ca_core__lock_tag __attribute__((tls_model("initial-exec")));
 int ca_core__lock_tag_slow(void);
 void ca_core__lock_slow(int *l, int self, const char *component);
@@ -609,12 +612,19 @@ typedef struct ca_header_allocator {
 /* Returns 0, or EINVAL when inner is NULL. */
 int ca_header_init(ca_header_allocator *h, ca_allocator *inner);
 
-/* malloc-family entry points over the header adaptor (NULL + errno on error;
- * realloc(p, 0) frees p and returns NULL; calloc checks n * size). */
+/* malloc-family entry points over the header adaptor. Each returns NULL
+ * with errno set on failure (ENOMEM; EINVAL for an alignment that is not a
+ * power of two) and leaves its argument block intact then. */
+/* malloc(3): size 0 gives a unique block. */
 void *ca_header_malloc(ca_header_allocator *h, size_t size);
+/* calloc(3): zeroed; n * size overflowing fails with ENOMEM. */
 void *ca_header_calloc(ca_header_allocator *h, size_t n, size_t size);
+/* aligned_alloc(3): any power-of-two align. */
 void *ca_header_aligned_alloc(ca_header_allocator *h, size_t align, size_t size);
+/* realloc(3): NULL p allocates; size 0 frees p and returns NULL; a failed
+ * realloc leaves p valid with its contents. */
 void *ca_header_realloc(ca_header_allocator *h, void *p, size_t size);
+/* free(3): NULL is a no-op; the size is read from the block's header. */
 void ca_header_free(ca_header_allocator *h, void *p);
 
 /* --- locked: any allocator made thread-safe with one lock. ---
@@ -622,7 +632,7 @@ void ca_header_free(ca_header_allocator *h, void *p);
  * inner's capabilities plus CA_CAP_THREAD_SAFE. */
 typedef enum ca_lock_kind {
     CA_LOCK_MUTEX = 0, /* pthread mutex: sleeps under contention */
-    CA_LOCK_SPIN = 1   /* test-and-test-and-set with pause, then sched_yield */
+    CA_LOCK_SPIN = 1   /* core's lock word: a short spin, then a futex sleep */
 } ca_lock_kind;
 
 typedef struct ca_locked_allocator {
@@ -630,12 +640,14 @@ typedef struct ca_locked_allocator {
     ca_allocator_ops ops; /* inner's optional entries mirrored, caps | THREAD_SAFE */
     ca_allocator *inner; /* not owned; touched only with the lock held */
     ca_lock_kind kind;
-    int spin;            /* CA_LOCK_SPIN: 0 free, 1 held; __atomic builtins */
+    int spin;            /* CA_LOCK_SPIN: the lock word (ca_lock_acquire) */
     pthread_mutex_t mutex;
 } ca_locked_allocator;
 
 /* Returns 0, EINVAL (inner NULL, unknown kind) or the mutex init error. */
 int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kind);
+/* Destroys the mutex (not the inner allocator, which the caller owns); the
+ * lock must not be held. */
 void ca_locked_destroy(ca_locked_allocator *l);
 
 /* ========================================================================
