@@ -41,12 +41,15 @@ export PKG_CONFIG_PATH=$pcdir
 libdir=$(pkg-config --variable=libdir ctxalloc-core)
 
 # 2. nm: defined global symbols must start with ca_
+family='malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc'
+family+='|malloc_usable_size|malloc_trim|free_sized|free_aligned_sized'
+family+='|mallinfo|mallinfo2|malloc_stats|malloc_info|mallopt'
 for lib in "$libdir"/libctxalloc-*.a; do
   name=$(basename "$lib" .a)
   allowed='^ca_'
-  # The override library exists to define the malloc family, and only that.
-  [ "$name" = libctxalloc-switch-override ] &&
-    allowed='^(ca_|(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|malloc_trim)$)'
+  # The override library exists to define the malloc family (with C23's
+  # sized frees and glibc's introspection calls), and only that.
+  [ "$name" = libctxalloc-switch-override ] && allowed="^(ca_|($family)\$)"
   bad=$(nm -g --defined-only "$lib" 2>/dev/null | awk 'NF==3 {print $3}' | grep -Ev "$allowed" || true)
   if [ -z "$bad" ]; then
     pass "install/nm/$name"
@@ -60,7 +63,7 @@ done
 for so in "$libdir"/libctxalloc*.so; do
   [ -f "$so" ] || continue
   bad=$(nm -D --defined-only "$so" 2>/dev/null | awk 'NF==3 {print $3}' | sed 's/@.*//' |
-        grep -Ev '^(ca_|(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|malloc_trim|cfree)$)' || true)
+        grep -Ev "^(ca_|($family|cfree)\$)" || true)
   if [ -z "$bad" ]; then pass "install/nm/$(basename "$so")"; else
     echo "$bad" >"$work/nm-so.txt"; fail "install/nm/$(basename "$so")" "$work/nm-so.txt"; fi
 done
