@@ -3,7 +3,8 @@
 # ctxalloc's two commands:
 #   ./run.sh test   the matrix: gcc debug (checks on) + ASan/UBSan running every
 #                   suite, TSan running the thread tests, clang debug, gcc and
-#                   clang release (-O2, checks off); -Dnuma=disabled (source
+#                   clang release (-O2, checks off); -Dglobal=jemalloc and
+#                   -Dglobal=libc (switch unit tests), -Dnuma=disabled (source
 #                   tests); valgrind memcheck over the
 #                   single-thread tests; every fuzz harness for 30 s; the spin
 #                   models; the workloads smoke run; the install checks
@@ -119,18 +120,21 @@ cmd_test() {
       fi
     done
 
-    # Configurations users choose: no libnuma (release build; the suite that
-    # option changes). The -Dglobal=jemalloc and -Dglobal=libc builds compile,
-    # but six switch test programs still expect the libbinned base (what
-    # malloc_trim returns, retired pages, limits): not in the matrix yet.
-    for cell in "numa-disabled gcc --buildtype=release -Dnuma=disabled -- source"; do
+    # Configurations users choose: another base allocator behind malloc, no
+    # libnuma (release builds; the suites those options change). The preload
+    # programs' checks (limits, memory return, statistics) are libbinned's
+    # and run in the cells above only.
+    for cell in "global-jemalloc gcc --buildtype=release -Dglobal=jemalloc -- switch" \
+                "global-libc gcc --buildtype=release -Dglobal=libc -- switch" \
+                "numa-disabled gcc --buildtype=release -Dnuma=disabled -- source"; do
       local cargs=() suite
       set -- $cell
       local name=$1 ccname=$2; shift 2
       while [ "$1" != -- ]; do cargs+=("$1"); shift; done
       suite=$2
       if build_cell "$name" "$ccname" "${cargs[@]}" -Dwerror=true; then
-        run_suite "build/$name" --suite "$suite" --no-suite threads; logs+=("build/$name/meson-logs/testlog.json")
+        run_suite "build/$name" --suite "$suite" --no-suite threads --no-suite preload
+        logs+=("build/$name/meson-logs/testlog.json")
       fi
     done
 
@@ -265,7 +269,7 @@ usage: ./run.sh MODE [ARGS]
 modes:
   test [--quick]        the test matrix (gcc debug with checks, ASan+UBSan, TSan on the
                         thread tests, clang debug, gcc and clang release, the
-                        numa=disabled build, valgrind
+                        global=jemalloc, global=libc and numa=disabled builds, valgrind
                         memcheck, fuzzers 30 s each, spin models, workloads smoke run,
                         install checks); last line "N passed, N failed". --quick: gcc
                         debug, ASan, TSan, smoke and install only

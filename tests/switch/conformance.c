@@ -301,7 +301,13 @@ CONF_TEST(malloc_trim_releases_freed_memory)
     }
     for (int i = 0; i < N; i++)
         free(v[i]);
+#if defined(SW_BASE_BINNED) && !SW_BASE_BINNED
+    /* The glibc and jemalloc bases: ca_switch_trim does nothing, returns 0
+     * (glibc's own malloc_trim is the name the override replaces). */
+    CHECK(malloc_trim(0) == 0, "malloc_trim claims memory went back over a base it cannot trim");
+#else
     CHECK(malloc_trim(0) == 1, "malloc_trim released nothing");
+#endif
 }
 
 #if defined(CONF_CRITERION)

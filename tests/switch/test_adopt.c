@@ -691,10 +691,17 @@ Test(adopt, release_counts_refusals_and_lifetime_errors)
     ca_switch_counters_get(&c1);
     cr_assert_eq(c1.refused_selections, c0.refused_selections + 1);
     cr_assert_eq(c1.lifetime_errors, c0.lifetime_errors + 1);
+#if !defined(SW_BASE_BINNED) || SW_BASE_BINNED
     cr_assert_str_eq(ca_allocator_name(ca_switch_owner(p)), "switch-retired", "its pages are retired");
     X_FREE(p); /* the block's allocator is gone: reported as exactly that, nothing touched */
     ca_switch_counters_get(&c1);
     cr_assert_eq(c1.retired_frees, c0.retired_frees + 1);
+#else
+    /* A base that does not register its memory (glibc, jemalloc) may own
+     * those pages by now: they are unowned, not retired, and the block is
+     * not freed (it would go to the base). */
+    cr_assert_neq(ca_switch_owner(p), &ad.base);
+#endif
     errno = 0;
     cr_assert_eq(ca_switch_context_try_set(&ad.base, NULL), EINVAL, "a destroyed allocator is not routable");
     cr_assert_eq(ca_switch_unadopt(&ad), 0);
