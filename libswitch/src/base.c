@@ -135,17 +135,24 @@ static void *libc_resize(ca_allocator *a, void *p, size_t old_size, size_t new_s
     return q;
 }
 
+/* glibc's own mallinfo under its internal name: the override exports
+ * mallinfo and mallinfo2 itself (answering with ca_switch_stats_total), so
+ * calling them here would come back into the switch. The fields are int,
+ * read as unsigned (exact below 4 GiB). */
+extern struct mallinfo __libc_mallinfo(void);
+
 static int libc_stats(const ca_allocator *a, ca_stats *out)
 {
     (void)a;
     ca_stats_init(out, "glibc");
-    struct mallinfo2 mi = mallinfo2();
-    out->bytes_in_use = mi.uordblks + mi.hblkhd;
-    out->bytes_reserved = mi.arena + mi.hblkhd;
+    struct mallinfo mi = __libc_mallinfo();
+    size_t uord = (unsigned)mi.uordblks, hblkhd = (unsigned)mi.hblkhd, arena = (unsigned)mi.arena;
+    out->bytes_in_use = uord + hblkhd;
+    out->bytes_reserved = arena + hblkhd;
     out->bytes_committed = out->bytes_reserved;
     out->peak_in_use = out->bytes_in_use;
-    ca_stats_set_counter(out, "free_bytes_cached", mi.fordblks);
-    ca_stats_set_counter(out, "mmapped_blocks", mi.hblks);
+    ca_stats_set_counter(out, "free_bytes_cached", (unsigned)mi.fordblks);
+    ca_stats_set_counter(out, "mmapped_blocks", (unsigned)mi.hblks);
     return 0;
 }
 
