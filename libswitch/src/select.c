@@ -685,18 +685,9 @@ static void switch_counter_stats(ca_stats *s)
  * without snprintf (which may allocate). */
 static void local_title(char *buf, const char *prefix, unsigned n)
 {
-    char digits[12];
-    int k = 0;
-    do {
-        digits[k++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n && k < 11);
     size_t plen = strlen(prefix);
     memcpy(buf, prefix, plen);
-    int i = (int)plen;
-    while (k)
-        buf[i++] = digits[--k];
-    buf[i] = '\0';
+    buf[plen + put_dec(buf + plen, n)] = '\0';
 }
 
 /* Pass 0 sums into *total, pass 1 writes (fd >= 0); the caller holds the
