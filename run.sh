@@ -13,7 +13,7 @@
 #                   The last line is "N passed, N failed" over everything run.
 #                   --quick: gcc debug, ASan, TSan, smoke and install only.
 #   ./run.sh bench  release build, every benchmark beside glibc, jemalloc,
-#                   mimalloc and tcmalloc; writes bench/results/latest.{json,md,png};
+#                   mimalloc and tcmalloc; writes bench/results/latest.{json,md} and chart-<suite>.png;
 #                   then the whole-program workloads (bench/results/workloads.*).
 #   ./run.sh bench micro | workloads   only one of the two parts.
 # Missing Debian packages are installed with apt-get when run as root.

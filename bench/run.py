@@ -9,9 +9,10 @@ Rows "ctxalloc-*" come from the run without preload. Every value is the median
 of --benchmark_repetitions runs. Outputs, in bench/results/:
   latest.json  every median (ns per iteration) and the user counters
   latest.md    table: workload, baselines, ctxalloc variant, ratio to jemalloc
-  latest.png   bar chart of time relative to jemalloc (gnuplot)
+  chart-<suite>.png  per component: time relative to the best peer (bench/charts.py)
 
 Usage: bench/run.py BUILD_DIR [--repetitions N] [--min-time S] [--filter REGEX]
+       bench/run.py - --charts-only   (redraw the charts from latest.json)
 """
 import argparse
 import datetime
@@ -87,14 +88,53 @@ def fmt_ns(v):
     return "%.2f ns" % v
 
 
+def short_label(workload):
+    """A row label for the charts: the workload without Google Benchmark's suffixes."""
+    w = re.sub(r"/(real_time|iterations:\d+|manual_time)", "", workload)
+    return w.replace("/threads:", " t")
+
+
+def write_charts(out, results, meta):
+    """One chart per suite: bench/results/<suite>.png (see bench/charts.py).
+
+    ctxalloc's bar is its fastest variant on the row (latest.md lists each).
+    """
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import charts
+    suites = {}
+    for r in results:
+        row = suites.setdefault(r["suite"], {}).setdefault(r["workload"], {})
+        name = r["allocator"] if r["impl"] == "malloc" else "ctxalloc"
+        if name not in row or r["ns"] < row[name]:
+            row[name] = r["ns"]
+    written = []
+    for suite, rows in sorted(suites.items()):
+        png = os.path.join(out, "chart-%s.png" % suite)
+        series = [n for n in charts.PEERS if any(n in d for d in rows.values())] + ["ctxalloc"]
+        if charts.ratio_chart(png, "%s: time per operation relative to the best peer" % suite,
+                              [(short_label(w), d) for w, d in sorted(rows.items())], series,
+                              "%s, median of %s; ctxalloc = its fastest variant on the row"
+                              % (meta["date"], meta["repetitions"])):
+            written.append(png)
+    return written
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
     ap.add_argument("--repetitions", type=int, default=5)
     ap.add_argument("--min-time", default="0.2")
     ap.add_argument("--filter", default="")
+    ap.add_argument("--charts-only", action="store_true",
+                    help="redraw the charts from OUT/latest.json without running anything")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = ap.parse_args()
+    if args.charts_only:
+        with open(os.path.join(args.out, "latest.json")) as f:
+            saved = json.load(f)
+        for png in write_charts(args.out, saved["results"], saved["meta"]):
+            print("bench: wrote %s" % png)
+        return
 
     exes = sorted(glob.glob(os.path.join(args.build, "bench", "**", "bench_*"), recursive=True))
     # Instruction-count drivers (bench_*_driver, instr_*) are not Google Benchmark suites.
@@ -182,36 +222,7 @@ def main():
     with open(os.path.join(args.out, "latest.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
-    # Chart: time relative to jemalloc, clustered bars per workload.
-    png = os.path.join(args.out, "latest.png")
-    if shutil.which("gnuplot") and chart:
-        dat = os.path.join(args.out, "latest.dat.tmp")
-        with open(dat, "w") as f:
-            f.write("workload " + " ".join(names) + " ctxalloc(best)\n")
-            for row in chart:
-                f.write('"%s" ' % row[0] + " ".join("%.4f" % v for v in row[1:]) + "\n")
-        ncols = len(names) + 1
-        script = """
-set terminal pngcairo size %d,700 noenhanced font ",9"
-set output '%s'
-set title "Time relative to jemalloc (median of %d; lower is better)"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set logscale y 2
-set yrange [0.05:*]
-set ylabel "time / jemalloc time"
-set xtics rotate by -35 scale 0
-set key top left
-set grid ytics
-plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
-""" % (max(900, 90 * len(chart)), png, args.repetitions, ncols + 1, dat)
-        p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
-        os.unlink(dat)
-        if p.returncode != 0:
-            sys.stderr.write("bench: gnuplot failed: %s\n" % p.stderr)
-    elif not shutil.which("gnuplot"):
-        sys.stderr.write("bench: gnuplot not installed, no chart\n")
+    write_charts(args.out, results, meta)
     print("bench: wrote %s/latest.{json,md,png}" % args.out)
 
 

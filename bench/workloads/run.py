@@ -189,6 +189,20 @@ def median(v):
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
+def write_charts(out, table, meta):
+    """workloads.png (wall time) and workloads-rss.png (peak RSS): each
+    allocator relative to the best peer on the row (bench/charts.py)."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import charts
+    names = list(meta["allocators"])
+    timed = [w for w in sorted(table) if any(table[w][a]["wall"] for a in table[w]) and w != "startup"]
+    sub = "%s, median of %d interleaved runs" % (meta["date"], meta["repetitions"])
+    charts.ratio_chart(os.path.join(out, "workloads.png"), "Whole programs: wall time relative to the best peer",
+                       [(w, {a: table[w][a]["wall"] for a in table[w]}) for w in timed], names, sub)
+    charts.ratio_chart(os.path.join(out, "workloads-rss.png"), "Whole programs: peak RSS relative to the lowest peer",
+                       [(w, {a: table[w][a]["rss"] for a in table[w]}) for w in sorted(table)], names, sub)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -196,8 +210,16 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", default="")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--charts-only", action="store_true",
+                    help="redraw the charts from OUT/workloads.json without running anything")
     ap.add_argument("--results-file", default="", help="append PASS/FAIL lines (smoke mode)")
     args = ap.parse_args()
+    if args.charts_only:
+        with open(os.path.join(args.out, "workloads.json")) as f:
+            saved = json.load(f)
+        write_charts(args.out, saved["medians"], saved["meta"])
+        print("workloads: wrote %s/workloads.png, workloads-rss.png" % args.out)
+        return
     reps = 1 if args.smoke else args.reps
 
     allocators = [(n, lib) for n, lib in PEERS if lib is None or os.path.exists(lib)]
@@ -387,41 +409,7 @@ def main():
     with open(os.path.join(args.out, "workloads.md"), "w") as f:
         f.write("\n".join(L) + "\n")
 
-    if shutil.which("gnuplot"):
-        dat = os.path.join(args.out, "workloads.dat.tmp")
-        with open(dat, "w") as f:
-            f.write("workload " + " ".join(names) + " " + " ".join(n + "_rss" for n in names) + "\n")
-            for w in sorted(table):
-                row = table[w]
-                best = min((row[a]["wall"] for a in names if a in row), default=1)
-                bestr = min((row[a]["rss"] for a in names if a in row), default=1)
-                f.write('"%s" ' % w + " ".join("%.4f" % (row[a]["wall"] / best) if a in row else "0" for a in names)
-                        + " " + " ".join("%.4f" % (row[a]["rss"] / bestr) if a in row else "0" for a in names)
-                        + "\n")
-        n = len(names)
-        script = """
-set terminal pngcairo size 1000,1100 noenhanced font ",9"
-set output '%s'
-set multiplot layout 2,1 title "Whole-program workloads (%s, median of %d): each allocator relative to the best on its row"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set grid ytics
-set key top left
-set xtics rotate by -30 scale 0
-set logscale y 2
-set yrange [0.5:*]
-set ytics ("0.5" 0.5, "1 (best)" 1, "2" 2, "4" 4, "8" 8, "16" 16, "32" 32)
-set title "wall time / the fastest on the row (log scale from 0.5: the best bar reaches 1; lower is better)"
-plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
-set title "peak RSS / the smallest on the row (log scale; lower is better)"
-plot for [i=%d:%d] '%s' using i:xtic(1) title columnheader(i)
-unset multiplot
-""" % (os.path.join(args.out, "workloads.png"), meta["date"], reps, n + 1, dat, n + 2, 2 * n + 1, dat)
-        p = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
-        os.unlink(dat)
-        if p.returncode:
-            sys.stderr.write(p.stderr)
+    write_charts(args.out, table, meta)
     print("workloads: wrote %s/workloads.{json,md,png}" % args.out)
 
 
