@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libbinned large-object tier: every size above the small tier's largest
- * class. Part of ctxalloc-binned (pkg-config), usable on its own.
+ * class. Part of ctxalloc-binned (pkg-config), usable on its own. Its
+ * README (usage, design, benchmarks) is README.md beside this header in the
+ * source tree (libbinned/include/ctxalloc/binned/README.md).
  *
  *   - Power-of-two size classes from min_size to max_size; a request takes
  *     the smallest class >= max(size, align). Above max_size: one direct
