@@ -164,6 +164,15 @@ cmd_test() {
     logs+=("$OUT/model.txt")
   fi
 
+  echo "== NUMA placement in a two-node qemu guest (gcc debug build)"
+  : >"$OUT/numa.txt"
+  if (need_pkgs "${NUMA_PKGS[@]}"); then
+    tests/numa/guest.sh --build build/debug "$OUT/numa.txt" 2>&1 | tail -n 40 || true
+  else
+    echo "FAIL numa/guest: packages missing (${NUMA_PKGS[*]})" >>"$OUT/numa.txt"
+  fi
+  logs+=("$OUT/numa.txt")
+
   echo "== workloads smoke (every workload, tiny scale, every allocator, outputs compared)"
   : >"$OUT/workloads.txt"
   python3 bench/workloads/run.py build/debug --smoke --results-file "$OUT/workloads.txt" 2>&1 | tail -n 5 || true
@@ -263,6 +272,15 @@ cmd_preload() {
   LD_PRELOAD="$ROOT/build/release/libswitch/libctxalloc.so${LD_PRELOAD:+:$LD_PRELOAD}" exec "$@"
 }
 
+# ./run.sh numa: the NUMA tests in a two-node qemu guest (TCG, 2 x 256 MiB,
+# Debian cloud kernel, busybox initramfs); see tests/numa/guest.sh. Prints
+# PASS / FAIL lines; CA_NUMA_TIMEOUT (s, default 600) bounds the guest.
+NUMA_PKGS=(qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio)
+cmd_numa() {
+  need_pkgs "${BASE_PKGS[@]}" "${NUMA_PKGS[@]}"
+  tests/numa/guest.sh "$@"
+}
+
 usage() {
   cat <<'USAGE'
 usage: ./run.sh MODE [ARGS]
@@ -282,6 +300,7 @@ modes:
   stress [MINUTES]      the thread tests at CA_TEST_SCALE=10 with new seeds, for MINUTES
                         (default 10)
   preload -- CMD ARGS   run CMD with the release libctxalloc.so preloaded
+  numa                  the NUMA tests in a two-node qemu guest (TCG; about 30 s)
   help                  this text
 variables:
   JOBS                  parallel jobs for builds and tests (default 2)
@@ -304,6 +323,7 @@ case "${1:-}" in
   fuzz) cmd_fuzz "${2:-all}" "${3:-60}" ;;
   stress) cmd_stress "${2:-10}" ;;
   preload) shift; cmd_preload "$@" ;;
+  numa) shift; cmd_numa "$@" ;;
   bench) cmd_bench "${2:-all}" ;;
   *) usage >&2; exit 2 ;;
 esac

@@ -530,6 +530,40 @@ int ca_switch_stats_total(ca_stats *out);
  */
 void ca_switch_check(void);
 
+/* ========================================================================
+ * NUMA: an allocator bound to a node in one call
+ * ======================================================================== */
+
+/* Where ca_switch_bind_node installs the node's allocator. */
+#define CA_SWITCH_BIND_THREAD  1u /* the calling thread's allocator */
+#define CA_SWITCH_BIND_CONTEXT 2u /* the current context's allocator */
+
+/**
+ * ca_switch_bind_node() - malloc on this thread (or in this context) takes
+ * memory from NUMA node @node.
+ * @where: CA_SWITCH_BIND_THREAD or CA_SWITCH_BIND_CONTEXT
+ * @node:  a node of this machine, or -1 to clear the selection (NULL)
+ * @prev:  receives the previous selection of @where (may be NULL): pass it
+ *         to ca_switch_thread_set / ca_switch_context_set to restore
+ *
+ * The node's allocator is a libbinned instance over an anonymous mmap
+ * source with policy BIND(@node), one per node, created on the first bind
+ * to that node and kept for the life of the process (blocks may be freed
+ * from any thread at any time, so it is never destroyed). free() and
+ * realloc() from any thread route to it; freed blocks stay on their node.
+ * Blocks above CA_BINNED_SMALL_MAX come from the instance's large-object
+ * tier, which does not take the node's source: their pages follow the
+ * thread's own memory policy. Thread-safe; the first bind to a node costs a
+ * few system calls and ~100 GiB of address space (no memory).
+ *
+ * Return: 0; EINVAL (@where unknown, @node < -1, @node is not a node of this
+ * machine or not allowed to this process; the selection is unchanged);
+ * ENOTSUP (no libnuma in the build, a kernel without NUMA, or a base other
+ * than libbinned: -Dglobal=jemalloc / libc); ENOMEM or the source's error
+ * when the node's instance cannot be created (nothing is left behind).
+ */
+int ca_switch_bind_node(unsigned where, int node, ca_allocator **prev);
+
 #ifdef __cplusplus
 }
 #endif
