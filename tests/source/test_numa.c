@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * NUMA policies on this machine (one node expected): bind to node 0 works
- * and the pages land there; node 1 fails cleanly with EINVAL; masks wider
- * than 64 bits (maxnode in bits) work; wrong mask shapes are refused.
- * Without libnuma every non-default policy must fail with ENOTSUP.
+ * NUMA policies on this machine: bind to node 0 works and the pages land
+ * there; node 1 fails cleanly with EINVAL on a one-node machine (skipped
+ * where node 1 exists); masks wider than 64 bits (maxnode in bits) work;
+ * wrong mask shapes are refused; node_of tells an untouched page (ENOENT)
+ * from an unmapped address (EFAULT). Without libnuma every non-default
+ * policy must fail with ENOTSUP. ./run.sh numa also runs this program in its
+ * two-node guest; the two-node placement tests are in tests/numa/.
  */
 #include <ctxalloc/source.h>
 
@@ -127,5 +130,21 @@ Test(source_numa, node_of_untouched_page)
     int node = -1;
     cr_assert_eq(ca_source_numa_node_of(p, &node), ENOENT);
     cr_assert_eq(ca_source_release(&m.base, p, ca_page_size()), 0);
+    ca_source_mmap_destroy(&m);
+}
+
+Test(source_numa, node_of_unmapped_address)
+{
+    if (!ca_source_numa_available())
+        cr_skip_test("no libnuma");
+    ca_source_mmap m;
+    cr_assert_eq(ca_source_mmap_init(&m, NULL), 0);
+    void *p;
+    cr_assert_eq(ca_source_obtain(&m.base, ca_page_size(), ca_page_size(), &p), 0);
+    cr_assert_eq(ca_source_release(&m.base, p, ca_page_size()), 0);
+    /* unmapped now: EFAULT, not the ENOENT of an untouched mapped page */
+    int node = -1;
+    cr_assert_eq(ca_source_numa_node_of(p, &node), EFAULT);
+    cr_assert_eq(node, -1);
     ca_source_mmap_destroy(&m);
 }
