@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -202,6 +203,37 @@ static long nt_count_maps(void)
         n += c == '\n';
     fclose(f);
     return n;
+}
+
+/* Move the calling process into a new cpuset cgroup (v2) whose memory
+ * nodes are @mems ("0"): nodes outside it exist but are not allowed. For
+ * the forked child of one test (it stays there until it exits). Return: 0,
+ * or 1 with the reason in nt_why. */
+__attribute__((unused)) static int nt_restrict_mems(const char *mems)
+{
+    static const char *root = "/sys/fs/cgroup";
+    char path[256], buf[64];
+    snprintf(path, sizeof path, "%s/cgroup.controllers", root);
+    if (access(path, F_OK) != 0 && system("mount -t cgroup2 none /sys/fs/cgroup") != 0)
+        return nt_fail("cannot mount cgroup2 on %s", root);
+    struct {
+        const char *file, *value;
+    } steps[] = {{"cgroup.subtree_control", "+cpuset"}, {NULL, NULL}, {"cpuset.mems", mems}, {"cgroup.procs", buf}};
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/ca_numa_%d", root, (int)getpid());
+    snprintf(buf, sizeof buf, "%d", (int)getpid());
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        if (!steps[i].file) {
+            if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+                return nt_fail("mkdir %s: %s", dir, strerror(errno));
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/%s", i == 0 ? root : dir, steps[i].file);
+        FILE *f = fopen(path, "w");
+        if (!f || fputs(steps[i].value, f) < 0 || fclose(f) != 0)
+            return nt_fail("write %s to %s: %s", steps[i].value, path, strerror(errno));
+    }
+    return 0;
 }
 
 /* Why this machine cannot run the tests, or NULL. */
