@@ -1,20 +1,31 @@
 // SPDX-License-Identifier: MIT
-// libarena benchmarks beside the process malloc. Workloads:
-//   pair   one allocation and its free per iteration, sizes cycling over a
-//          fixed pseudo-random sequence of 16 B - 4 KiB;
-//   batch  256 allocations of 16 B - 4 KiB, then their frees in a shuffled
-//          order (frees away from the tail exercise the free list);
-// each single-threaded and with 2 threads sharing one arena. Variants
-// ctxalloc-<kind>-<backing>: kind none / optimistic / pessimistic, backing
-// heap (libsource heap source) or file (an unlinked file, shared mapping).
-// none discards every free away from the tail, so it runs only where frees
-// are LIFO (pair, one thread). Every allocation has its first byte written,
-// for malloc too.
+// libarena benchmarks beside the process malloc, with 1, 2 and 4 threads.
+// Workloads (sizes from one fixed pseudo-random sequence of 16 B - 4 KiB;
+// every block has its first byte written, for malloc too):
+//   alloc  allocation only: each iteration allocates one block; every 1024
+//          blocks the thread frees them with the timers paused;
+//   pair   one allocation and its free per iteration;
+//   mixed  256 allocations, then their frees in a shuffled order (frees away
+//          from the tail: the free lists and caches), per block.
+// Implementations:
+//   malloc                       the process malloc (glibc; jemalloc and the
+//                                other baselines by LD_PRELOAD);
+//   ctxalloc-shared              one arena shared by all threads (defaults:
+//                                OPTIMISTIC, heap, thread caches, reuse first);
+//   ctxalloc-shared-fresh        the same, FRESH_FIRST;
+//   ctxalloc-shared-pessimistic  the same, PESSIMISTIC;
+//   ctxalloc-shared-file         the same over an unlinked file (shared mapping);
+//   ctxalloc-shared-nocache      local_cache = 0: every call on the shared
+//                                cursor and list (the lock-free list alone);
+//   ctxalloc-per-thread          one arena per thread (nothing shared).
+// Arenas are made on first use and kept for the process; every run frees
+// what it allocated.
 #include <benchmark/benchmark.h>
 #include <ctxalloc/arena.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <mutex>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -23,7 +34,9 @@
 
 namespace {
 
-constexpr size_t kBatch = 256;
+constexpr size_t kBatch = 256;  // mixed
+constexpr size_t kAllocs = 1024; // alloc: blocks held before the untimed free
+constexpr int kMaxThreads = 4;
 
 const std::vector<size_t> &sizes()
 {
@@ -51,17 +64,21 @@ const std::vector<unsigned> &shuffle()
     return v;
 }
 
-// One arena per workload, variant and thread count, made on first use and
-// kept for the process (repetitions reuse it; every run frees what it
-// allocated, and no run inherits another workload's fragmentation).
-ca_arena *make_arena(ca_arena_freelist kind, bool file)
+enum Variant { SHARED, FRESH, PESSIMISTIC, FILEB, NOCACHE, PER_THREAD };
+
+ca_arena *make_arena(Variant v)
 {
     ca_arena_options o;
     ca_arena_options_init(&o);
-    o.freelist = kind;
     o.capacity = (uint64_t)256 << 20;
+    if (v == FRESH)
+        o.order = CA_ARENA_FRESH_FIRST;
+    if (v == PESSIMISTIC)
+        o.freelist = CA_ARENA_FREELIST_PESSIMISTIC;
+    if (v == NOCACHE)
+        o.local_cache = 0;
     ca_arena *a = nullptr;
-    if (file) {
+    if (v == FILEB) {
         char path[] = "/tmp/ctxalloc-bench-arena-XXXXXX";
         int fd = mkstemp(path);
         if (fd < 0)
@@ -77,120 +94,143 @@ ca_arena *make_arena(ca_arena_freelist kind, bool file)
     return a;
 }
 
-template <ca_arena_freelist Kind, bool File, int Workload, int Threads> ca_arena *arena_once()
+// One arena per variant, workload and thread count (and per thread for
+// PER_THREAD), made on first use: no run inherits another's fragmentation.
+template <Variant V, int W> ca_arena *arena_for(benchmark::State &st)
 {
-    static ca_arena *a = make_arena(Kind, File); // thread-safe initialisation
-    return a;
+    static ca_arena *shared[kMaxThreads + 1][kMaxThreads];
+    static std::once_flag once[kMaxThreads + 1][kMaxThreads];
+    int t = st.threads() > kMaxThreads ? kMaxThreads : st.threads();
+    int i = V == PER_THREAD ? st.thread_index() : 0;
+    std::call_once(once[t][i], [&] { shared[t][i] = make_arena(V); });
+    return shared[t][i];
 }
 
-template <ca_arena_freelist Kind, bool File, int Workload> ca_arena *arena(int threads)
-{
-    return threads == 1 ? arena_once<Kind, File, Workload, 1>() : arena_once<Kind, File, Workload, 2>();
-}
-
-void pair_malloc(benchmark::State &st)
-{
-    const auto &sz = sizes();
-    size_t i = (size_t)st.thread_index() * 97;
-    for (auto _ : st) {
-        char *p = (char *)std::malloc(sz[i & 1023]);
+// The operations each implementation offers, as handles.
+struct Malloc {
+    explicit Malloc(benchmark::State &) {}
+    bool ok() const { return true; }
+    uintptr_t alloc(size_t s)
+    {
+        char *p = (char *)std::malloc(s);
         p[0] = 1;
-        benchmark::DoNotOptimize(p);
-        std::free(p);
-        i++;
+        return (uintptr_t)p;
     }
-    st.SetItemsProcessed(st.iterations());
-}
+    void free(uintptr_t h, size_t) { std::free((void *)h); }
+};
 
-void batch_malloc(benchmark::State &st)
-{
-    const auto &sz = sizes();
-    const auto &sh = shuffle();
-    std::vector<char *> p(kBatch);
-    size_t base = (size_t)st.thread_index() * 97;
-    for (auto _ : st) {
-        for (size_t k = 0; k < kBatch; k++) {
-            p[k] = (char *)std::malloc(sz[(base + k) & 1023]);
-            p[k][0] = 1;
-        }
-        benchmark::ClobberMemory();
-        for (size_t k = 0; k < kBatch; k++)
-            std::free(p[sh[k]]);
-        base += kBatch;
+template <Variant V, int W> struct Arena {
+    ca_arena *a;
+    explicit Arena(benchmark::State &st) : a(arena_for<V, W>(st)) {}
+    bool ok() const { return a != nullptr; }
+    uintptr_t alloc(size_t s)
+    {
+        uint64_t off;
+        if (ca_arena_alloc(a, s, 16, &off))
+            return 0;
+        ((char *)ca_arena_ptr(a, off))[0] = 1;
+        return (uintptr_t)off;
     }
-    st.SetItemsProcessed(st.iterations() * (int64_t)kBatch);
-}
+    void free(uintptr_t h, size_t s) { ca_arena_free(a, (uint64_t)h, s); }
+};
 
-template <ca_arena_freelist Kind, bool File> void pair_arena(benchmark::State &st)
+template <class I> void alloc_only(benchmark::State &st)
 {
-    ca_arena *a = arena<Kind, File, 0>(st.threads());
-    if (!a) {
+    I impl(st);
+    if (!impl.ok()) {
         st.SkipWithError("arena create failed");
         return;
     }
     const auto &sz = sizes();
-    size_t i = (size_t)st.thread_index() * 97;
+    std::vector<uintptr_t> h(kAllocs);
+    size_t i = (size_t)st.thread_index() * 97, k = 0;
     for (auto _ : st) {
-        uint64_t off;
-        size_t s = sz[i & 1023];
-        if (ca_arena_alloc(a, s, 16, &off)) {
+        size_t s = sz[(i + k) & 1023];
+        h[k] = impl.alloc(s);
+        if (!h[k]) {
             st.SkipWithError("arena exhausted");
             break;
         }
-        char *p = (char *)ca_arena_ptr(a, off);
-        p[0] = 1;
-        benchmark::DoNotOptimize(p);
-        ca_arena_free(a, off, s);
+        if (++k == kAllocs) {
+            st.PauseTiming();
+            while (k--)
+                impl.free(h[k], sz[(i + k) & 1023]);
+            k = 0;
+            i += kAllocs;
+            st.ResumeTiming();
+        }
+    }
+    while (k--)
+        impl.free(h[k], sz[(i + k) & 1023]);
+    st.SetItemsProcessed(st.iterations());
+}
+
+template <class I> void pair(benchmark::State &st)
+{
+    I impl(st);
+    if (!impl.ok()) {
+        st.SkipWithError("arena create failed");
+        return;
+    }
+    const auto &sz = sizes();
+    size_t i = (size_t)st.thread_index() * 97;
+    for (auto _ : st) {
+        size_t s = sz[i & 1023];
+        uintptr_t h = impl.alloc(s);
+        if (!h) {
+            st.SkipWithError("arena exhausted");
+            break;
+        }
+        benchmark::DoNotOptimize(h);
+        impl.free(h, s);
         i++;
     }
     st.SetItemsProcessed(st.iterations());
 }
 
-template <ca_arena_freelist Kind, bool File> void batch_arena(benchmark::State &st)
+template <class I> void mixed(benchmark::State &st)
 {
-    ca_arena *a = arena<Kind, File, 1>(st.threads());
-    if (!a) {
+    I impl(st);
+    if (!impl.ok()) {
         st.SkipWithError("arena create failed");
         return;
     }
     const auto &sz = sizes();
     const auto &sh = shuffle();
-    std::vector<uint64_t> off(kBatch);
+    std::vector<uintptr_t> h(kBatch);
     size_t base = (size_t)st.thread_index() * 97;
     for (auto _ : st) {
         for (size_t k = 0; k < kBatch; k++) {
-            if (ca_arena_alloc(a, sz[(base + k) & 1023], 16, &off[k])) {
+            h[k] = impl.alloc(sz[(base + k) & 1023]);
+            if (!h[k]) {
                 st.SkipWithError("arena exhausted");
                 return;
             }
-            ((char *)ca_arena_ptr(a, off[k]))[0] = 1;
         }
         benchmark::ClobberMemory();
         for (size_t k = 0; k < kBatch; k++)
-            ca_arena_free(a, off[sh[k]], sz[(base + sh[k]) & 1023]);
+            impl.free(h[sh[k]], sz[(base + sh[k]) & 1023]);
         base += kBatch;
     }
     st.SetItemsProcessed(st.iterations() * (int64_t)kBatch);
 }
 
-constexpr auto NONE = CA_ARENA_FREELIST_NONE;
-constexpr auto OPT = CA_ARENA_FREELIST_OPTIMISTIC;
-constexpr auto PES = CA_ARENA_FREELIST_PESSIMISTIC;
+void threads_1_2_4(benchmark::internal::Benchmark *b) { b->Threads(1)->Threads(2)->Threads(4)->UseRealTime(); }
 
 } // namespace
 
-BENCHMARK(pair_malloc)->Name("pair/malloc")->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(pair_arena<NONE, false>)->Name("pair/ctxalloc-none-heap")->Threads(1)->UseRealTime();
-BENCHMARK(pair_arena<NONE, true>)->Name("pair/ctxalloc-none-file")->Threads(1)->UseRealTime();
-BENCHMARK(pair_arena<OPT, false>)->Name("pair/ctxalloc-optimistic-heap")->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(pair_arena<OPT, true>)->Name("pair/ctxalloc-optimistic-file")->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(pair_arena<PES, false>)->Name("pair/ctxalloc-pessimistic-heap")->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(pair_arena<PES, true>)->Name("pair/ctxalloc-pessimistic-file")->Threads(1)->Threads(2)->UseRealTime();
+#define CA_ARENA_BENCH(W, N, fn)                                                                                  \
+    BENCHMARK(fn<Malloc>)->Name(N "/malloc")->Apply(threads_1_2_4);                                           \
+    BENCHMARK(fn<Arena<SHARED, W>>)->Name(N "/ctxalloc-shared")->Apply(threads_1_2_4);                        \
+    BENCHMARK(fn<Arena<FRESH, W>>)->Name(N "/ctxalloc-shared-fresh")->Apply(threads_1_2_4);                   \
+    BENCHMARK(fn<Arena<PESSIMISTIC, W>>)->Name(N "/ctxalloc-shared-pessimistic")->Apply(threads_1_2_4);       \
+    BENCHMARK(fn<Arena<FILEB, W>>)->Name(N "/ctxalloc-shared-file")->Apply(threads_1_2_4);                    \
+    BENCHMARK(fn<Arena<NOCACHE, W>>)->Name(N "/ctxalloc-shared-nocache")->Apply(threads_1_2_4);               \
+    BENCHMARK(fn<Arena<PER_THREAD, W>>)->Name(N "/ctxalloc-per-thread")->Apply(threads_1_2_4)
 
-BENCHMARK(batch_malloc)->Name("batch/malloc")->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(batch_arena<OPT, false>)->Name("batch/ctxalloc-optimistic-heap")->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(batch_arena<OPT, true>)->Name("batch/ctxalloc-optimistic-file")->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(batch_arena<PES, false>)->Name("batch/ctxalloc-pessimistic-heap")->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(batch_arena<PES, true>)->Name("batch/ctxalloc-pessimistic-file")->Threads(1)->Threads(2)->UseRealTime();
+enum { ALLOC, PAIR, MIXED };
+CA_ARENA_BENCH(ALLOC, "alloc", alloc_only);
+CA_ARENA_BENCH(PAIR, "pair", pair);
+CA_ARENA_BENCH(MIXED, "mixed", mixed);
 
 BENCHMARK_MAIN();

@@ -1,17 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libarena allocation: the CAS bump of the cursor, tail rewinds, the three
- * free-list kinds, the pending stack, compaction and the ca_allocator ops.
+ * free-list kinds, the pending stack, compaction, the paths through the
+ * thread caches (cache.c) and the ca_allocator ops.
  *
  * Concurrency model (read ca_arena_alloc and ca_arena_free first):
+ *   - thread caches: a thread's own chunk of the cursor and bins of freed
+ *     blocks, used without atomics (cache.c). With caches on, a pair of
+ *     alloc and free, and most reuse, never touch a shared word; what a
+ *     cache gives back reaches the shared list by a lock-free chain push.
  *   - cursor: one atomic word; allocation CASes it up, freeing the block
  *     that ends at it CASes it down. No tag needed: equal cursor values mean
  *     equal states.
  *   - free list: a singly linked list through the free memory, sorted per
  *     kind, whose head is a tagged word {offset, generation}. An odd
- *     generation means one thread holds the list token and may rewrite any
- *     node; nobody waits for it: allocation falls back to the cursor and
- *     frees go to the pending stack. The OPTIMISTIC pop takes the head with
+ *     generation means one thread holds the list token (and list_lock) and
+ *     may rewrite any node; allocation and free never wait for it:
+ *     allocation falls back to the cursor and frees go to the pending
+ *     stack. Only compact, flush, reset and an allocation that finds the
+ *     cursor exhausted sleep on list_lock (a mutex: nobody spins or yields). The OPTIMISTIC pop takes the head with
  *     one tagged CAS without the token (generation + 2), so a head that was
  *     popped and pushed back meanwhile (ABA) fails the CAS.
  *   - pending stack: frees that find the token held push here (tagged CAS,
@@ -23,7 +30,6 @@
  * object, never in the mapping: a 16-byte atomic load is a locked
  * cmpxchg16b, which faults on a read-only page.
  */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,25 +197,28 @@ static inline void cpu_relax(void) { __builtin_ia32_pause(); }
  * The list token and the sorted list (token holder only)
  * ------------------------------------------------------------------------ */
 
+/* list_lock makes the holders take turns (a waiter sleeps in the mutex);
+ * the odd generation then tells the lock-free poppers to keep off. Setting
+ * it is a CAS loop that only a successful pop can make fail, so it ends. */
 bool ca_arena__token_take(ca_arena *a, unsigned tries, ca_arena__tw *held)
 {
-    for (unsigned i = 0;; i++) {
+    if (tries) {
+        if (pthread_mutex_trylock(&a->list_lock)) {
+            cnt_add(&SH(a)->retries, 1);
+            return false;
+        }
+    } else {
+        pthread_mutex_lock(&a->list_lock);
+    }
+    for (;;) {
         ca_arena__tw w = ca_arena__tw_load(a, 0);
-        if (!(w.gen & 1)) {
-            ca_arena__tw d = {w.off, CA_ARENA__DROP_TAG ? 1 : gen_next(w.gen, 1)};
-            if (ca_arena__tw_cas(a, 0, w, d)) {
-                ca_arena__mark_dirty(a);
-                *held = d;
-                return true;
-            }
+        ca_arena__tw d = {w.off, CA_ARENA__DROP_TAG ? 1 : gen_next(w.gen, 1)};
+        if (ca_arena__tw_cas(a, 0, w, d)) {
+            ca_arena__mark_dirty(a);
+            *held = d;
+            return true;
         }
         cnt_add(&SH(a)->retries, 1);
-        if (tries && i + 1 >= tries)
-            return false;
-        if (i % 64 == 63)
-            sched_yield(); /* the holder may have been preempted (2 cores, many threads) */
-        else
-            cpu_relax();
     }
 }
 
@@ -217,6 +226,7 @@ void ca_arena__token_release(ca_arena *a, ca_arena__tw held, uint64_t new_head)
 {
     ca_arena__tw d = {new_head, CA_ARENA__DROP_TAG ? 0 : gen_next(held.gen, 1)};
     ca_arena__tw_store(a, 0, d);
+    pthread_mutex_unlock(&a->list_lock);
 }
 
 /* True when a new segment of size s1 goes before a listed one of size s2:
@@ -406,6 +416,35 @@ static void push_pending(ca_arena *a, uint64_t off, uint64_t size)
     }
 }
 
+/* Enough pushed frees have gathered: merge them into the list if the token
+ * is free now (never waits: otherwise a later holder merges them). */
+static void merge_if_gathered(ca_arena *a)
+{
+    if (__atomic_load_n(&a->pending_count, __ATOMIC_RELAXED) < CA_ARENA__BATCH_PENDING)
+        return;
+    ca_arena__tw held;
+    if (!ca_arena__token_take(a, 1, &held))
+        return;
+    uint64_t head = ca_arena__drain_pending(a, held.off);
+    if (a->auto_compact && __atomic_load_n(&a->free_count, __ATOMIC_RELAXED) > a->compact_at)
+        head = compact_locked(a, head);
+    ca_arena__token_release(a, held, head);
+}
+
+void ca_arena__push_chain(ca_arena *a, uint64_t first, uint64_t last, uint64_t count, uint64_t bytes)
+{
+    cnt_add(&a->pending_bytes, bytes);
+    cnt_add(&a->pending_count, count);
+    for (;;) {
+        ca_arena__tw p = ca_arena__tw_load(a, 1);
+        node_set_next(a, last, p.off);
+        if (ca_arena__tw_cas(a, 1, p, (ca_arena__tw){first, gen_next(p.gen, 1)}))
+            break;
+        cnt_add(&SH(a)->retries, 1);
+    }
+    merge_if_gathered(a);
+}
+
 /* [off, off + size) below the cursor is free: keep it or count it lost. */
 static void give_back(ca_arena *a, uint64_t off, uint64_t size)
 {
@@ -442,6 +481,8 @@ static void give_back(ca_arena *a, uint64_t off, uint64_t size)
     ca_arena__token_release(a, held, head);
     full_check(a);
 }
+
+void ca_arena__give_back(ca_arena *a, uint64_t off, uint64_t size) { give_back(a, off, size); }
 
 /* ------------------------------------------------------------------------
  * Allocation
@@ -480,13 +521,9 @@ static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
         ca_arena__tw w = ca_arena__tw_load(a, 0);
         if (!w.off)
             return ENOENT;
-        if (w.gen & 1) { /* token held: the list is being rewritten */
+        if (w.gen & 1) { /* token held: the list is being rewritten; use the cursor */
             cnt_add(&SH(a)->retries, 1);
-            if (i % 64 == 63)
-                sched_yield();
-            else
-                cpu_relax();
-            continue;
+            return EAGAIN;
         }
         uint64_t sz, next;
         node_read_racy(a, w.off, &sz, &next);
@@ -499,7 +536,8 @@ static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
             return ENOENT; /* the head is the largest segment */
         ca_arena__mark_dirty(a);
 #if CA_ARENA__DROP_TAG
-        sched_yield(); /* widen the window the generation would close */
+        for (int k = 0; k < 2000; k++) /* widen the window the generation would close */
+            cpu_relax();
         ca_arena__tw d = {next, w.gen};
 #else
         ca_arena__tw d = {next, gen_next(w.gen, 2)};
@@ -601,6 +639,177 @@ static int bump(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
     return ENOMEM;
 }
 
+/* ------------------------------------------------------------------------
+ * The thread-cache paths (the cache is the caller's own: no atomics on it)
+ * ------------------------------------------------------------------------ */
+
+static inline uint64_t rl(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void rs(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+static inline ca_arena__cache *my_cache(ca_arena *a)
+{
+    if (ca_likely(ca_arena__tl[0].id == a->id))
+        return ca_arena__tl[0].c; /* NULL when a keeps no caches (id 0, empty slot) */
+    return ca_arena__cache_slow(a);
+}
+
+static inline bool binned(const ca_arena *a, uint64_t bsize)
+{
+    return a->kind != CA_ARENA_FREELIST_NONE && bsize <= CA_ARENA__BINS * CA_ARENA_GRAIN;
+}
+
+/* A freed block of bsize into its bin; an overlong bin or an overfull cache
+ * goes to the shared pending stack. */
+static void bin_put(ca_arena *a, ca_arena__cache *c, uint64_t off, uint64_t bsize)
+{
+    unsigned i = (unsigned)(bsize / CA_ARENA_GRAIN - 1);
+    if (CA_CHECKS >= CA_CHECKS_ON) {
+        uint64_t n = c->bin[i];
+        for (unsigned k = 0; n && k < c->bin_n[i]; k++) {
+            CA_CHECK(n != off, COMP, a->mem + off, "double free (block already in the thread's cache)");
+            n = *(const uint64_t *)(const void *)(a->mem + n);
+        }
+    }
+    *(uint64_t *)(void *)(a->mem + off) = c->bin[i];
+    c->bin[i] = off;
+    rs(&c->cached, c->cached + bsize);
+    if (++c->bin_n[i] > CA_ARENA__BIN_MAX) {
+        ca_arena__bin_flush(a, c, i);
+    } else if (c->cached > a->local_cache) {
+        for (unsigned k = 0; k < CA_ARENA__BINS; k++)
+            if (c->bin[k])
+                ca_arena__bin_flush(a, c, k);
+    }
+}
+
+/* The head of bin i when it suits the alignment. The link read from the
+ * block is checked before it is followed (a write after free shows here). */
+static inline bool bin_take(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t align, uint64_t *out)
+{
+    uint64_t n = c->bin[i];
+    if (!n || (n & (align - 1)))
+        return false;
+    uint64_t next = *(const uint64_t *)(const void *)(a->mem + n);
+    CA_ASSERT(next == 0 || (node_in_range(a, next) && c->bin_n[i] > 1), COMP, a->mem + n,
+              "thread cache corrupt: a freed block was written after its free");
+    c->bin[i] = next;
+    c->bin_n[i]--;
+    rs(&c->cached, c->cached - (uint64_t)(i + 1) * CA_ARENA_GRAIN);
+    *out = n;
+    return true;
+}
+
+/* A piece of the cache's own memory it does not hand out (alignment padding,
+ * a chunk's remainder): a bin, else the shared list. */
+static void put_piece(ca_arena *a, ca_arena__cache *c, uint64_t off, uint64_t size)
+{
+    if (binned(a, size))
+        bin_put(a, c, off, size);
+    else
+        give_back(a, off, size);
+}
+
+static inline bool chunk_take(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    uint64_t cur = c->chunk_cur, start = ca_align_up(cur, align);
+    if (start > c->chunk_end || c->chunk_end - start < bsize)
+        return false;
+    rs(&c->chunk_cur, start + bsize);
+    if (start != cur)
+        put_piece(a, c, cur, start - cur);
+    *out = start;
+    return true;
+}
+
+static int bump(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out);
+
+/* A new chunk from the shared cursor (one CAS), the block at its start.
+ * The old remainder goes back to the cursor when it ends there, else to a
+ * bin or the list. Blocks above a quarter of a chunk take the cursor
+ * directly. */
+static int chunk_refill(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    if (!a->chunk || bsize > a->chunk / 4)
+        return bump(a, bsize, align, out);
+    uint64_t rc = c->chunk_cur, re = c->chunk_end;
+    uint64_t cur = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);
+    if (re > rc) {
+        rs(&c->chunk_cur, 0);
+        rs(&c->chunk_end, 0);
+        if (re == cur && __atomic_compare_exchange_n(&a->cursor, &cur, rc, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            cur = rc;
+            rs(&c->rewinds, c->rewinds + 1);
+        } else {
+            put_piece(a, c, rc, re - rc);
+        }
+    }
+    for (unsigned i = 0; i < a->max_retries; i++) {
+        uint64_t start = ca_align_up(cur, align), end;
+        if (ca_add_overflows(start, bsize, &end) || end > a->capacity)
+            return ENOMEM;
+        uint64_t cend = a->capacity - cur > a->chunk ? cur + a->chunk : a->capacity;
+        if (cend < end)
+            cend = end;
+        if (__atomic_compare_exchange_n(&a->cursor, &cur, cend, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            note_high(a, cend);
+            rs(&c->chunk_cur, end);
+            rs(&c->chunk_end, cend);
+            if (start != cur)
+                put_piece(a, c, cur, start - cur);
+            *out = start;
+            return 0;
+        }
+        cnt_add(&SH(a)->retries, 1);
+    }
+    return ENOMEM;
+}
+
+/* The shared free list, without waiting: 0, ENOENT or EAGAIN. */
+static int shared_reuse(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    if (a->kind == CA_ARENA_FREELIST_NONE)
+        return ENOENT;
+    if (a->kind == CA_ARENA_FREELIST_PESSIMISTIC)
+        return best_fit(a, bsize, align, out);
+    if (!list_maybe_nonempty(a) && pending_maybe_nonempty(a)) {
+        ca_arena__tw held; /* pushed frees only: sort them in if the token is free */
+        if (ca_arena__token_take(a, 1, &held))
+            ca_arena__token_release(a, held, ca_arena__drain_pending(a, held.off));
+    }
+    return pop_head(a, bsize, align, out);
+}
+
+static int last_resort(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out);
+
+static int alloc_cached(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    unsigned i = (unsigned)(bsize / CA_ARENA_GRAIN - 1);
+    bool b = binned(a, bsize);
+    int err;
+    if (a->order == CA_ARENA_REUSE_FIRST) {
+        if (b && bin_take(a, c, i, align, out))
+            return 0;
+        if (shared_reuse(a, bsize, align, out) == 0)
+            return 0;
+        if (chunk_take(a, c, bsize, align, out))
+            return 0;
+        err = chunk_refill(a, c, bsize, align, out);
+    } else {
+        if (chunk_take(a, c, bsize, align, out))
+            return 0;
+        err = chunk_refill(a, c, bsize, align, out);
+        if (err && b && bin_take(a, c, i, align, out))
+            return 0;
+        if (err)
+            err = shared_reuse(a, bsize, align, out);
+    }
+    if (!err)
+        return 0;
+    /* No fresh memory: what this thread holds goes back, then the list. */
+    ca_arena__cache_drain(a, c);
+    return last_resort(a, bsize, align, out);
+}
+
 int ca_arena_alloc(ca_arena *a, size_t size, size_t align, uint64_t *off)
 {
     uint64_t bsize;
@@ -619,14 +828,26 @@ int ca_arena_alloc(ca_arena *a, size_t size, size_t align, uint64_t *off)
         err = ENOMEM;
         goto fail;
     }
+    ca_arena__cache *c = my_cache(a);
+    if (ca_likely(c != NULL)) {
+        err = alloc_cached(a, c, bsize, align, off);
+        if (ca_likely(!err)) {
+            rs(&c->allocs, c->allocs + 1);
+            rs(&c->in_use, c->in_use + bsize);
+            return 0;
+        }
+        goto fail;
+    }
     err = ENOENT;
-    if (a->kind == CA_ARENA_FREELIST_OPTIMISTIC)
-        err = pop_head(a, bsize, align, off);
-    else if (a->kind == CA_ARENA_FREELIST_PESSIMISTIC)
-        err = best_fit(a, bsize, align, off);
-    if (err)
+    if (a->order == CA_ARENA_FRESH_FIRST)
         err = bump(a, bsize, align, off);
-    if (ca_unlikely(err == ENOMEM))
+    if (err && a->kind == CA_ARENA_FREELIST_OPTIMISTIC)
+        err = pop_head(a, bsize, align, off);
+    else if (err && a->kind == CA_ARENA_FREELIST_PESSIMISTIC)
+        err = best_fit(a, bsize, align, off);
+    if (err && a->order == CA_ARENA_REUSE_FIRST)
+        err = bump(a, bsize, align, off);
+    if (ca_unlikely(err && err != EINVAL))
         err = last_resort(a, bsize, align, off);
     if (ca_likely(!err)) {
         note_alloc(a, bsize);
@@ -652,15 +873,33 @@ int ca_arena_free(ca_arena *a, uint64_t off, size_t size)
     if (ca_unlikely(!block_size(size, &bsize) || off < a->data_off || off % CA_ARENA_GRAIN ||
                     ca_add_overflows(off, bsize, &end) || end > cur))
         return EINVAL;
-    ca_arena__shard *sh = SH(a);
-    cnt_sub(&sh->in_use, bsize);
-    cnt_add(&sh->frees, 1);
+    ca_arena__cache *c = my_cache(a);
+    if (ca_likely(c != NULL)) {
+        /* the part of the caller's chunk not handed out is beyond its cursor */
+        if (ca_unlikely(end > c->chunk_cur && off < c->chunk_end))
+            return EINVAL;
+        rs(&c->frees, c->frees + 1);
+        rs(&c->in_use, c->in_use - bsize);
+        if (end == c->chunk_cur) { /* the chunk's tail: a local rewind */
+            rs(&c->chunk_cur, off);
+            rs(&c->rewinds, c->rewinds + 1);
+            return 0;
+        }
+        if (end != cur && binned(a, bsize)) {
+            bin_put(a, c, off, bsize);
+            return 0;
+        }
+    } else {
+        ca_arena__shard *sh = SH(a);
+        cnt_sub(&sh->in_use, bsize);
+        cnt_add(&sh->frees, 1);
+    }
     for (unsigned i = 0; i < a->max_retries && cur == end; i++) {
         if (__atomic_compare_exchange_n(&a->cursor, &cur, off, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
             cnt_add(&SH(a)->rewinds, 1);
             if (a->kind != CA_ARENA_FREELIST_NONE && (list_maybe_nonempty(a) || pending_maybe_nonempty(a))) {
                 ca_arena__tw held;
-                if (ca_arena__token_take(a, 4, &held)) {
+                if (ca_arena__token_take(a, 1, &held)) {
                     uint64_t head = ca_arena__drain_pending(a, held.off);
                     ca_arena__token_release(a, held, rewind_through(a, head));
                 }
@@ -830,12 +1069,25 @@ void ca_arena__init_live(ca_arena *a, uint64_t cursor, uint64_t free_head, uint6
     a->compact_at = a->auto_compact;
     a->shard[0].in_use = cursor - a->data_off - free_bytes - discarded;
     a->peak = cursor - a->data_off;
+    /* Thread caches: a chunk is at most a 64th of the data (so that many
+     * threads leave most of a small arena to the shared cursor), 64 KiB and
+     * half the cache; below 1 KiB there is no chunk, only the bins. */
+    static uint64_t next_id;
+    uint64_t ch = (a->capacity - a->data_off) / 64;
+    if (ch > CA_ARENA__CHUNK_MAX)
+        ch = CA_ARENA__CHUNK_MAX;
+    if (ch > a->local_cache / 2)
+        ch = a->local_cache / 2;
+    ch = ca_align_down((size_t)ch, CA_ARENA_GRAIN);
+    a->chunk = ch < 1024 ? 0 : ch;
+    a->id = a->local_cache && a->mode != CA_ARENA_READ_ONLY ? __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED) : 0;
 }
 
 int ca_arena_reset(ca_arena *a)
 {
     if (a->mode == CA_ARENA_READ_ONLY)
         return EROFS;
+    ca_arena__caches_reset(a);
     ca_arena__tw held;
     ca_arena__token_take(a, 0, &held);
     __atomic_store_n(&a->cursor, a->data_off, __ATOMIC_RELEASE);
@@ -911,6 +1163,15 @@ static void *op_resize(ca_allocator *base, void *p, size_t old_size, size_t new_
     }
     uint64_t off = (uint64_t)((unsigned char *)p - a->mem);
     CA_CHECK(in_region(a, p), COMP, p, "resize of a pointer outside the arena");
+    ca_arena__cache *c = my_cache(a);
+    if (c && off + ob == c->chunk_cur && nb - ob <= c->chunk_end - c->chunk_cur) {
+        /* the caller's chunk tail: grow or shrink it in place */
+        rs(&c->chunk_cur, off + nb);
+        rs(&c->in_use, c->in_use + nb - ob);
+        if (usable)
+            *usable = nb;
+        return p;
+    }
     if (nb <= ob) {
         if (nb < ob) {
             uint64_t cur = off + ob;

@@ -34,6 +34,8 @@ void ca_arena_options_init(ca_arena_options *o)
     o->min_segment = 32;
     o->max_retries = 256;
     o->auto_compact = 1024;
+    o->local_cache = (size_t)256 << 10;
+    o->order = CA_ARENA_REUSE_FIRST;
     o->backing = CA_ARENA_BACKING_HEAP;
 }
 
@@ -47,6 +49,8 @@ ca_arena_error ca_arena__check_options(const ca_arena_options *o, uint64_t *capa
     if (o->min_segment < CA_ARENA_GRAIN || o->min_segment % CA_ARENA_GRAIN || o->max_retries == 0)
         return CA_ARENA_E_OPTIONS;
     if (o->flags & ~CA_ARENA_REPLACE)
+        return CA_ARENA_E_OPTIONS;
+    if ((unsigned)o->order > CA_ARENA_FRESH_FIRST)
         return CA_ARENA_E_OPTIONS;
     if (ca_add_overflows(CA_ARENA_HEADER_SIZE, o->user_size, &doff) ||
         ca_align_up_overflows(doff, CA_ARENA__DATA_ALIGN, &doff))
@@ -79,15 +83,19 @@ ca_arena *ca_arena__new(const ca_arena_options *o)
     a->min_segment = o->min_segment;
     a->max_retries = o->max_retries;
     a->auto_compact = o->auto_compact;
+    a->local_cache = o->local_cache;
+    a->order = o->order == CA_ARENA_FRESH_FIRST ? CA_ARENA_FRESH_FIRST : CA_ARENA_REUSE_FIRST;
     a->fault = o->fault;
     a->mode = CA_ARENA_READ_WRITE;
     pthread_mutex_init(&a->file_lock, NULL);
     pthread_mutex_init(&a->listen_lock, NULL);
+    pthread_mutex_init(&a->list_lock, NULL);
     return a;
 }
 
 void ca_arena__delete(ca_arena *a)
 {
+    pthread_mutex_destroy(&a->list_lock);
     pthread_mutex_destroy(&a->listen_lock);
     pthread_mutex_destroy(&a->file_lock);
     free(a);
@@ -177,6 +185,7 @@ int ca_arena_close(ca_arena *a)
         return 0;
     int err = 0;
     ca_arena__listen_close(a);
+    ca_arena__caches_close(a); /* every thread's cache back to the arena (and the file's header) */
     if (a->backing == CA_ARENA__BACK_FILE) {
         if (a->mode == CA_ARENA_READ_WRITE)
             err = ca_arena_flush(a);
@@ -230,12 +239,14 @@ int ca_arena_stats(const ca_arena *a, ca_stats *out)
 {
     ca_arena *m = (ca_arena *)(uintptr_t)a;
     ca_stats_init(out, "arena");
-    out->bytes_in_use = CA_ARENA__SUM(a, in_use);
+    ca_arena__cache_sums cs;
+    ca_arena__caches_sum(a, &cs);
+    out->bytes_in_use = CA_ARENA__SUM(a, in_use) + cs.in_use;
     out->bytes_reserved = a->capacity;
     out->bytes_committed = a->capacity;
     out->peak_in_use = ld(&a->peak);
-    out->allocs = CA_ARENA__SUM(a, allocs);
-    out->frees = CA_ARENA__SUM(a, frees);
+    out->allocs = CA_ARENA__SUM(a, allocs) + cs.allocs;
+    out->frees = CA_ARENA__SUM(a, frees) + cs.frees;
     out->failures = CA_ARENA__SUM(a, failures);
     ca_stats_set_counter(out, "cursor", ca_arena_cursor(a));
     ca_stats_set_counter(out, "discarded", ld(&a->discarded));
@@ -243,7 +254,10 @@ int ca_arena_stats(const ca_arena *a, ca_stats *out)
     ca_stats_set_counter(out, "free_segments", ld(&a->free_count));
     ca_stats_set_counter(out, "pending_segments", ld(&a->pending_count));
     ca_stats_set_counter(out, "cas_retries", CA_ARENA__SUM(a, retries));
-    ca_stats_set_counter(out, "rewinds", CA_ARENA__SUM(a, rewinds));
+    ca_stats_set_counter(out, "rewinds", CA_ARENA__SUM(a, rewinds) + cs.rewinds);
+    ca_stats_set_counter(out, "cached_bytes", cs.cached);
+    ca_stats_set_counter(out, "chunk_bytes", cs.chunk);
+    ca_stats_set_counter(out, "caches", cs.caches);
     ca_stats_set_counter(out, "flushes", ld(&a->flushes));
     (void)m;
     return 0;
@@ -289,6 +303,31 @@ static const char *walk(const ca_arena *a, uint64_t first, uint64_t cur, bool so
     return NULL;
 }
 
+/* Counting (v NULL) or collecting the spans the thread caches hold. */
+typedef struct cache_count {
+    uint64_t n, bytes, unused;
+    span *v;
+    uint64_t room;
+    bool bad;
+} cache_count;
+
+static void count_span(void *ctx, uint64_t off, uint64_t size)
+{
+    cache_count *c = ctx;
+    if (!size) {
+        c->bad = true;
+        return;
+    }
+    if (c->v) {
+        if (c->n >= c->room)
+            return;
+        c->v[c->n].off = off;
+        c->v[c->n].size = size;
+    }
+    c->n++;
+    c->bytes += size;
+}
+
 const char *ca_arena_check(const ca_arena *ca)
 {
     ca_arena *a = (ca_arena *)(uintptr_t)ca;
@@ -301,7 +340,11 @@ const char *ca_arena_check(const ca_arena *ca)
     if (a->kind == CA_ARENA_FREELIST_NONE && (h.off || p.off))
         return "free list not empty with kind none";
     uint64_t fc = ld(&a->free_count), pc = ld(&a->pending_count);
-    uint64_t cap = fc + pc + 1;
+    ca_arena__cache_sums cs;
+    ca_arena__caches_sum(a, &cs);
+    cache_count cc = {0, 0, 0, NULL, 0, false};
+    ca_arena__caches_walk(a, count_span, &cc);
+    uint64_t cap = fc + pc + cc.n + 1;
     span *v = (span *)malloc(cap * sizeof *v);
     if (!v)
         return "out of memory for the check";
@@ -316,14 +359,27 @@ const char *ca_arena_check(const ca_arena *ca)
         why = walk(a, p.off, cur, false, v, cap, &n, &pb);
     if (!why && (n - n0 != pc || pb != ld(&a->pending_bytes)))
         why = "pending counters differ from the stack";
+    if (!why && cc.bad)
+        why = "thread cache damaged (bin link out of range or count wrong)";
+    if (!why && (cc.bytes != cs.cached + cs.chunk))
+        why = "thread cache bytes differ from its bins and chunk";
+    if (!why) { /* the caches' blocks and chunks join the overlap test */
+        cache_count fill = {0, 0, 0, v + n, cap - n, false};
+        ca_arena__caches_walk(a, count_span, &fill);
+        for (uint64_t i = 0; i < fill.n && !why; i++)
+            if (v[n + i].off < a->data_off || v[n + i].size > cur - v[n + i].off)
+                why = "thread cache memory beyond the cursor";
+        n += fill.n;
+    }
     if (!why) {
         qsort(v, n, sizeof *v, span_cmp);
         for (uint64_t i = 1; i < n && !why; i++)
             if (v[i - 1].off + v[i - 1].size > v[i].off)
                 why = "free segments overlap";
     }
-    if (!why && CA_ARENA__SUM(a, in_use) + fb + pb + ld(&a->discarded) != cur - a->data_off)
-        why = "in use + free + pending + discarded != cursor - data start";
+    if (!why && CA_ARENA__SUM(a, in_use) + cs.in_use + fb + pb + ld(&a->discarded) + cs.cached + cs.chunk !=
+                    cur - a->data_off)
+        why = "in use + free + pending + discarded + cached != cursor - data start";
     free(v);
     return why;
 }

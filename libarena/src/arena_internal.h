@@ -113,6 +113,79 @@ typedef struct ca_arena__shard {
     uint64_t frees, in_use, rewinds, retries, failures;
 } ca_arena__shard;
 
+/* ------------------------------------------------------------------------
+ * Thread caches (cache.c): the per-thread shards that merge.
+ *
+ * Each thread that allocates from an arena gets a cache of its own, made on
+ * its first call and returned to the arena when the thread exits or the
+ * arena closes. It holds
+ *   - a chunk [chunk_cur, chunk_end) reserved from the shared cursor with one
+ *     CAS: allocation bumps chunk_cur, a free of the block that ends at
+ *     chunk_cur moves it back (a local tail rewind);
+ *   - bins: LIFO lists of freed blocks of one size each (16 B .. 4 KiB),
+ *     linked through the blocks' first 8 bytes (an offset, 0 ends a bin).
+ * Neither is shared: the owner thread touches them without atomics. A bin
+ * longer than CA_ARENA__BIN_MAX, or a cache holding more than local_cache
+ * bytes, is flushed to the shared pending stack as one chain with one CAS
+ * (push only), where the next token holder sorts it into the free list.
+ *
+ * Invariants (when no call is in flight), for every cache c of arena a:
+ *   data_off <= chunk_cur <= chunk_end <= cursor, or chunk_cur == chunk_end;
+ *   cached == sum of the sizes of the bin blocks; bin_n[i] == length of bin i;
+ *   every bin block lies in [data_off, cursor), on the grain, outside every
+ *   chunk, free segment and other block;
+ *   sum(in_use) + free + pending + discarded + sum(cached)
+ *     + sum(chunk_end - chunk_cur) == cursor - data_off.
+ * ------------------------------------------------------------------------ */
+#define CA_ARENA__BINS 256       /* bin i: blocks of (i + 1) * 16 bytes */
+#define CA_ARENA__BIN_MAX 64     /* blocks in one bin before it is flushed */
+#define CA_ARENA__CHUNK_MAX ((uint64_t)64 << 10) /* bytes reserved at once, at most */
+#define CA_ARENA__TL_SLOTS 8     /* caches one thread keeps (arenas it uses at once) */
+
+typedef struct ca_arena__cache ca_arena__cache;
+struct ca_arena__cache {
+    /* --- owner thread only; read by stats / check with relaxed loads ---- */
+    uint64_t chunk_cur, chunk_end; /* the reserved range not yet handed out */
+    uint64_t cached;         /* bytes in the bins */
+    uint64_t allocs, frees, in_use, rewinds; /* counters (in_use: wrapping delta) */
+    uint64_t bin[CA_ARENA__BINS];     /* head offset of each bin, 0 = empty */
+    uint16_t bin_n[CA_ARENA__BINS];   /* blocks in each bin */
+    /* --- under the registry lock (cache.c) ---------------------------- */
+    ca_arena *arena;         /* NULL once the arena closed (orphan: the owner unmaps it) */
+    ca_arena__cache *next;   /* the arena's list of caches */
+};
+CA_STATIC_ASSERT(sizeof(ca_arena__cache) <= 4096, "a cache is one page");
+
+/* The calling thread's table of caches: slot 0 is the most recently used. */
+typedef struct ca_arena__tl_slot {
+    uint64_t id;             /* ca_arena.id of the arena, 0 = empty */
+    ca_arena__cache *c;
+} ca_arena__tl_slot;
+extern _Thread_local ca_arena__tl_slot ca_arena__tl[CA_ARENA__TL_SLOTS];
+
+/* The calling thread's cache for a, made on first use; NULL when a keeps no
+ * caches (local_cache 0, read-only) or the thread's table is full. */
+ca_arena__cache *ca_arena__cache_slow(ca_arena *a);
+/* Give a cache's bins and chunk back to the arena (owner, or anyone while
+ * the owner is outside every call). */
+void ca_arena__cache_drain(ca_arena *a, ca_arena__cache *c);
+/* Flush bin i of c to the shared pending stack (owner). */
+void ca_arena__bin_flush(ca_arena *a, ca_arena__cache *c, unsigned i);
+/* Arena-wide cache walks under the registry lock (single caller for close,
+ * reset and check; stats any time). */
+void ca_arena__caches_close(ca_arena *a);
+void ca_arena__caches_reset(ca_arena *a);
+typedef struct ca_arena__cache_sums {
+    uint64_t allocs, frees, in_use, rewinds, cached, chunk, caches, blocks;
+} ca_arena__cache_sums;
+void ca_arena__caches_sum(const ca_arena *a, ca_arena__cache_sums *s);
+/* Call fn on every bin block and every chunk remainder (check). */
+void ca_arena__caches_walk(const ca_arena *a, void (*fn)(void *ctx, uint64_t off, uint64_t size), void *ctx);
+/* Push a chain first..last (nodes already written) onto the pending stack. */
+void ca_arena__push_chain(ca_arena *a, uint64_t first, uint64_t last, uint64_t count, uint64_t bytes);
+/* Give [off, off + size) back to the shared list (or count it discarded). */
+void ca_arena__give_back(ca_arena *a, uint64_t off, uint64_t size);
+
 /* Per-thread shard and the sum of one field over the shards (alloc.c). */
 ca_arena__shard *ca_arena__my_shard(ca_arena *a);
 #define CA_ARENA__SUM(a, field)                                                                    \
@@ -157,6 +230,13 @@ struct ca_arena {
     uint64_t obtained;       /* bytes obtained from src */
     struct ca_source_fault *fault;
 
+    uint64_t id;             /* unique per process, never reused; 0: no thread caches */
+    uint64_t local_cache;    /* options.local_cache: bytes a thread cache may hold */
+    uint64_t chunk;          /* bytes a cache reserves from the cursor at once (0: none) */
+    ca_arena_order order;    /* options.order */
+    ca_arena__cache *caches; /* every live cache (registry lock, cache.c) */
+    pthread_mutex_t list_lock; /* held by the token holder: waiters sleep, never spin */
+
     /* --- hot words, each on its own line ------------------------------- */
     __attribute__((aligned(64))) uint64_t cursor;  /* atomic, any thread */
     __attribute__((aligned(64))) unsigned __int128 head128; /* tagged head (wide), atomic */
@@ -196,8 +276,10 @@ void ca_arena__tw_store(ca_arena *a, int which, ca_arena__tw v);
 void ca_arena__node_get(const ca_arena *a, uint64_t off, uint64_t *size, uint64_t *next);
 void ca_arena__node_set(ca_arena *a, uint64_t off, uint64_t size, uint64_t next);
 
-/* The list token: take within `tries` attempts (0: until taken, yielding now
- * and then); release with a new head. */
+/* The list token: list_lock plus the odd generation in the head word (the
+ * mark lock-free poppers see). tries != 0: only if list_lock is free now
+ * (never waits); 0: sleep on list_lock until it is free. Release with a new
+ * head. */
 bool ca_arena__token_take(ca_arena *a, unsigned tries, ca_arena__tw *held);
 void ca_arena__token_release(ca_arena *a, ca_arena__tw held, uint64_t new_head);
 /* Under the token: move the pending stack into the sorted list. */

@@ -104,6 +104,7 @@ Test(arena_api, offsets_and_pointers)
     ca_arena_options_init(&o);
     o.user_size = 100;
     ca_arena *a = NULL;
+    o.local_cache = 0; /* so that the free below rewinds the shared cursor itself */
     cr_assert_eq(ca_arena_create(&a, &o), 0);
     size_t us = 0;
     unsigned char *u = (unsigned char *)ca_arena_user_area(a, &us);

@@ -17,6 +17,7 @@ static ca_arena *make(ca_arena_freelist kind, unsigned bits, size_t min_segment)
     o.offset_bits = bits;
     o.min_segment = min_segment;
     o.capacity = 4u << 20;
+    o.local_cache = 0; /* the shared cursor and list alone: their exact rules (test_cache: the caches) */
     ca_arena *a = NULL;
     cr_assert_eq(ca_arena_create(&a, &o), 0);
     return a;
@@ -239,6 +240,7 @@ Test(arena_basic, beyond_4gib_with_64bit_offsets)
     o.capacity = (uint64_t)6 << 30;
     o.source = &ms.base;
     o.freelist = CA_ARENA_FREELIST_PESSIMISTIC;
+    o.local_cache = 0;
     ca_arena *a = NULL;
     cr_assert_eq(ca_arena_create(&a, &o), 0);
     uint64_t big, x, y;
@@ -278,6 +280,7 @@ Test(arena_basic, exhausted_cursor_compacts_before_enomem)
         ca_arena_options_init(&opt);
         opt.freelist = (ca_arena_freelist)k;
         opt.capacity = 256u << 10;
+        opt.local_cache = 0;
         ca_arena *a = NULL;
         cr_assert_eq(ca_arena_create(&a, &opt), 0);
         static uint64_t o[8192];

@@ -5,6 +5,8 @@
 #   recycler.pml            safe: no errors over every interleaving (2 and 3 threads)
 #   recycler.pml -DNOGEN    unsafe on purpose: spin must find the ABA counterexample
 #   remote_free.pml         safe: no errors (2 and 3 producers)
+#   arena_list.pml          safe: no errors (2 threads, 1 and 2 rounds)
+#   arena_list.pml -DNOGEN  unsafe on purpose: spin must find the ABA counterexample
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 results=$1
@@ -44,3 +46,6 @@ verify recycler-3-threads recycler.pml 0 -DTHREADS=3 -DROUNDS=1
 verify recycler-without-generation-finds-aba recycler.pml ">0" -DTHREADS=2 -DNOGEN
 verify remote-free-2-producers remote_free.pml 0 -DPRODUCERS=2
 verify remote-free-3-producers remote_free.pml 0 -DPRODUCERS=3
+verify arena-list-2-threads arena_list.pml 0 -DTHREADS=2 -DROUNDS=1
+verify arena-list-2-threads-2-rounds arena_list.pml 0 -DTHREADS=2 -DROUNDS=2
+verify arena-list-without-tag-finds-aba arena_list.pml ">0" -DTHREADS=2 -DNOGEN

@@ -76,6 +76,26 @@ typedef enum ca_arena_mode {
     CA_ARENA_COPY_ON_WRITE = 2 /* private mapping: changes never reach the file */
 } ca_arena_mode;
 
+/*
+ * Which memory an allocation tries first (a runtime option, not stored in
+ * files). Either way the arena fails only when no free memory holds the block.
+ *   REUSE_FIRST  freed memory first (the thread's cache, then the shared free
+ *                list), fresh memory from the cursor after. The cursor grows
+ *                only past the live peak: the smallest footprint (pages
+ *                touched, file blocks written), at the price of a look at the
+ *                free list when it is not empty.
+ *   FRESH_FIRST  the cursor first (rarena-allocator's order); freed memory is
+ *                used once the cursor reaches the capacity. The fastest
+ *                allocation until then (no list is looked at), but the whole
+ *                capacity is touched before any reuse, and the free memory
+ *                that gathers meanwhile is reused in whatever pieces it was
+ *                freed (more fragmentation when sizes vary).
+ */
+typedef enum ca_arena_order {
+    CA_ARENA_REUSE_FIRST = 0, /* default */
+    CA_ARENA_FRESH_FIRST = 1
+} ca_arena_order;
+
 /* What was wrong with a file (or OK). */
 typedef enum ca_arena_error {
     CA_ARENA_OK = 0,
@@ -123,6 +143,12 @@ typedef struct ca_arena_options {
     size_t auto_compact;        /* free segments that trigger a compaction inside a free;
                                    the next trigger is at twice the segments left (amortised
                                    O(log n) per free); 0: only ca_arena_compact (default 1024) */
+    size_t local_cache;         /* bytes of freed blocks one thread may keep for itself
+                                   (a thread cache: a chunk of the cursor and bins of
+                                   freed blocks up to 4 KiB, served without atomics);
+                                   0: no thread caches, every call works on the shared
+                                   cursor and list (default 256 KiB) */
+    ca_arena_order order;       /* REUSE_FIRST (default) or FRESH_FIRST */
     ca_arena_backing backing;   /* ca_arena_create only (default HEAP) */
     ca_source *source;          /* ca_arena_create: memory from here (not owned) instead
                                    of a source of `backing`; NULL: default */

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libarena thread caches: the per-thread shards in front of the shared
+ * cursor and free list (struct ca_arena__cache in arena_internal.h says
+ * what a cache holds and its invariants; alloc.c has the paths that use it).
+ *
+ * Concurrency model:
+ *   - A cache belongs to one thread (its owner). The owner reads and writes
+ *     its chunk, bins and counters without atomics on its own data (the
+ *     fields others read are stored with relaxed atomic stores, which are
+ *     plain moves on x86-64). No other thread touches a cache while its
+ *     owner may be inside a call.
+ *   - What leaves a cache for the arena goes through the arena's lock-free
+ *     paths: a rewind of the shared cursor (CAS) or a chain pushed onto the
+ *     pending stack (one tagged CAS). A cache never waits for anything.
+ *   - The registry (each arena's list of caches, and a cache's `arena`
+ *     pointer) is guarded by one process-wide mutex, reg_lock, taken only
+ *     when a cache is made, when a thread exits, and by close, reset, stats
+ *     and check. A thread's caches are found through a small thread-local
+ *     table keyed by the arena's id (never reused, so a closed arena's stale
+ *     entry can never match a new arena at the same address).
+ *   - Lifetime: the owner's thread-exit destructor drains each cache into
+ *     its arena, unlinks it and unmaps it. ca_arena_close drains every cache
+ *     of the arena and marks it orphaned (arena NULL); the owner unmaps an
+ *     orphan when it needs the slot or at exit.
+ *   - Caches are mapped pages, not malloc'd: the arena may itself be the
+ *     allocator behind malloc (libswitch), and must not call into it.
+ *
+ * Read first: ca_arena__cache_slow, then ca_arena__cache_drain.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "arena_internal.h"
+
+#define COMP "arena"
+#define CACHE_BYTES 4096u
+
+_Thread_local ca_arena__tl_slot ca_arena__tl[CA_ARENA__TL_SLOTS];
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+static bool exit_key_ok;
+static _Thread_local bool making; /* a cache is being made: nested calls go uncached */
+
+static inline uint64_t rl(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void rs(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+/* Counters of a cache that stops serving go to the arena's first shard. */
+static void fold_counters(ca_arena *a, ca_arena__cache *c)
+{
+    __atomic_fetch_add(&a->shard[0].allocs, rl(&c->allocs), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->shard[0].frees, rl(&c->frees), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->shard[0].in_use, rl(&c->in_use), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->shard[0].rewinds, rl(&c->rewinds), __ATOMIC_RELAXED);
+    rs(&c->allocs, 0);
+    rs(&c->frees, 0);
+    rs(&c->in_use, 0);
+    rs(&c->rewinds, 0);
+}
+
+static void unlink_cache(ca_arena *a, ca_arena__cache *c)
+{
+    for (ca_arena__cache **p = &a->caches; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            return;
+        }
+}
+
+/* Thread exit: every cache of the thread goes back to its arena. */
+static void on_thread_exit(void *unused)
+{
+    (void)unused;
+    for (unsigned i = 0; i < CA_ARENA__TL_SLOTS; i++) {
+        ca_arena__cache *c = ca_arena__tl[i].c;
+        ca_arena__tl[i].id = 0;
+        ca_arena__tl[i].c = NULL;
+        if (!c)
+            continue;
+        pthread_mutex_lock(&reg_lock);
+        ca_arena *a = c->arena;
+        if (a) {
+            ca_arena__cache_drain(a, c);
+            fold_counters(a, c);
+            unlink_cache(a, c);
+        }
+        pthread_mutex_unlock(&reg_lock);
+        munmap(c, CACHE_BYTES);
+    }
+}
+
+static void key_init(void) { exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0; }
+
+ca_arena__cache *ca_arena__cache_slow(ca_arena *a)
+{
+    if (!a->id || making)
+        return NULL;
+    for (unsigned i = 0; i < CA_ARENA__TL_SLOTS; i++)
+        if (ca_arena__tl[i].id == a->id) { /* move to the front: the next lookup is one compare */
+            ca_arena__tl_slot s = ca_arena__tl[i];
+            ca_arena__tl[i] = ca_arena__tl[0];
+            ca_arena__tl[0] = s;
+            return s.c;
+        }
+    making = true;
+    pthread_once(&key_once, key_init);
+    ca_arena__cache *c = NULL;
+    int slot = -1;
+    pthread_mutex_lock(&reg_lock);
+    for (unsigned i = 0; i < CA_ARENA__TL_SLOTS && slot < 0; i++)
+        if (!ca_arena__tl[i].c)
+            slot = (int)i;
+    for (unsigned i = 0; i < CA_ARENA__TL_SLOTS && slot < 0; i++)
+        if (!ca_arena__tl[i].c->arena) { /* an orphan of a closed arena */
+            munmap(ca_arena__tl[i].c, CACHE_BYTES);
+            ca_arena__tl[i].c = NULL;
+            ca_arena__tl[i].id = 0;
+            slot = (int)i;
+        }
+    if (slot >= 0 && exit_key_ok) {
+        void *m = mmap(NULL, CACHE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            c = (ca_arena__cache *)m; /* zero-filled: empty chunk, empty bins */
+            c->arena = a;
+            c->next = a->caches;
+            a->caches = c;
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+    if (c) {
+        ca_arena__tl[slot] = ca_arena__tl[0];
+        ca_arena__tl[0].id = a->id;
+        ca_arena__tl[0].c = c;
+        pthread_setspecific(exit_key, (void *)1); /* non-NULL: the destructor runs at exit */
+    }
+    making = false;
+    return c;
+}
+
+void ca_arena__bin_flush(ca_arena *a, ca_arena__cache *c, unsigned i)
+{
+    uint64_t size = (uint64_t)(i + 1) * CA_ARENA_GRAIN, n = c->bin[i];
+    uint64_t first = 0, prev = 0, cnt = 0, lost = 0, total = 0;
+    bool keep = a->kind != CA_ARENA_FREELIST_NONE && size >= a->min_segment;
+    c->bin[i] = 0;
+    c->bin_n[i] = 0;
+    while (n) {
+        uint64_t next = *(const uint64_t *)(const void *)(a->mem + n);
+        total += size;
+        if (!keep) {
+            lost += size;
+        } else {
+            ca_arena__node_set(a, n, size, 0);
+            if (prev)
+                ca_arena__node_set(a, prev, size, n);
+            else
+                first = n;
+            prev = n;
+            cnt++;
+        }
+        n = next;
+    }
+    rs(&c->cached, rl(&c->cached) - total);
+    if (lost)
+        __atomic_fetch_add(&a->discarded, lost, __ATOMIC_RELAXED);
+    if (cnt)
+        ca_arena__push_chain(a, first, prev, cnt, cnt * size);
+}
+
+void ca_arena__cache_drain(ca_arena *a, ca_arena__cache *c)
+{
+    uint64_t cur = rl(&c->chunk_cur), end = rl(&c->chunk_end);
+    rs(&c->chunk_cur, 0);
+    rs(&c->chunk_end, 0);
+    if (end > cur) {
+        uint64_t e = end;
+        if (__atomic_compare_exchange_n(&a->cursor, &e, cur, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            __atomic_fetch_add(&a->shard[0].rewinds, 1, __ATOMIC_RELAXED);
+        else
+            ca_arena__give_back(a, cur, end - cur);
+    }
+    for (unsigned i = 0; i < CA_ARENA__BINS; i++)
+        if (c->bin[i])
+            ca_arena__bin_flush(a, c, i);
+}
+
+void ca_arena__caches_close(ca_arena *a)
+{
+    pthread_mutex_lock(&reg_lock);
+    for (ca_arena__cache *c = a->caches; c; c = c->next) {
+        ca_arena__cache_drain(a, c);
+        fold_counters(a, c);
+        c->arena = NULL;
+    }
+    a->caches = NULL;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void ca_arena__caches_reset(ca_arena *a)
+{
+    pthread_mutex_lock(&reg_lock);
+    for (ca_arena__cache *c = a->caches; c; c = c->next) {
+        rs(&c->chunk_cur, 0);
+        rs(&c->chunk_end, 0);
+        rs(&c->cached, 0);
+        rs(&c->in_use, 0);
+        memset(c->bin, 0, sizeof c->bin);
+        memset(c->bin_n, 0, sizeof c->bin_n);
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void ca_arena__caches_sum(const ca_arena *a, ca_arena__cache_sums *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_lock(&reg_lock);
+    for (ca_arena__cache *c = a->caches; c; c = c->next) {
+        s->allocs += rl(&c->allocs);
+        s->frees += rl(&c->frees);
+        s->in_use += rl(&c->in_use);
+        s->rewinds += rl(&c->rewinds);
+        s->cached += rl(&c->cached);
+        uint64_t cur = rl(&c->chunk_cur), end = rl(&c->chunk_end);
+        s->chunk += end > cur ? end - cur : 0;
+        s->caches++;
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void ca_arena__caches_walk(const ca_arena *a, void (*fn)(void *ctx, uint64_t off, uint64_t size), void *ctx)
+{
+    pthread_mutex_lock(&reg_lock);
+    for (ca_arena__cache *c = a->caches; c; c = c->next) {
+        if (c->chunk_end > c->chunk_cur)
+            fn(ctx, c->chunk_cur, c->chunk_end - c->chunk_cur);
+        for (unsigned i = 0; i < CA_ARENA__BINS; i++) {
+            uint64_t n = c->bin[i];
+            unsigned k = 0;
+            bool bad = false;
+            while (n && k <= c->bin_n[i]) {
+                if (n < a->data_off || n > a->capacity - CA_ARENA_GRAIN || n % CA_ARENA_GRAIN) {
+                    bad = true;
+                    break;
+                }
+                fn(ctx, n, (uint64_t)(i + 1) * CA_ARENA_GRAIN);
+                k++;
+                n = *(const uint64_t *)(const void *)(a->mem + n);
+            }
+            if (bad || n || k != c->bin_n[i])
+                fn(ctx, 0, 0); /* the caller reports a damaged bin */
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
