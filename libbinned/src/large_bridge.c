@@ -69,13 +69,10 @@ void *ca_binned__large_alloc(ca_binned *b, size_t size, size_t align, bool zero,
     return ca_binned_large_alloc_flags(tier(b), size, align, zero ? CA_BINNED_LARGE_ZERO : 0, usable);
 }
 
-bool ca_binned__large_free(ca_binned *b, void *p)
-{
-    if (!ca_binned_large_owns(tier(b), p))
-        return false;
-    ca_binned_large_free(tier(b), p);
-    return true;
-}
+/* large.c: frees p when it is l's block (one lookup). */
+bool ca_binned__large_free_owned(ca_binned_large *l, void *p);
+
+bool ca_binned__large_free(ca_binned *b, void *p) { return ca_binned__large_free_owned(tier(b), p); }
 
 size_t ca_binned__large_usable(const ca_binned *b, const void *p)
 {

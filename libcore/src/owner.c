@@ -7,7 +7,8 @@
  * retirement is one walk over granules), then set_pages for split granules.
  *
  * Leaf entry values: NULL (no owner), CA_OWNER_RETIRED, an owner pointer
- * (low two bits clear), or a split node | CA_OWNER__SPLIT. A split node holds
+ * (low two bits clear), a record | CA_OWNER__RECORD, or a split node |
+ * CA_OWNER__SPLIT (page entries: the same but split). A split node holds
  * one owner per 4 KiB page and, per page, the owner an overlay hides.
  * Invariant: under[i] != NULL only while page[i] holds an overlaying owner.
  *
@@ -260,6 +261,44 @@ static int apply(void *base, size_t size, void *owner, op o)
     if (!owner || ((uintptr_t)owner & 3) || check_range(base, size))
         return EINVAL;
     return set_range((uintptr_t)base, (uintptr_t)base + size, owner, o);
+}
+
+static int apply_record(void *base, size_t size, ca_owner_record *rec, op o)
+{
+    if (!rec || ((uintptr_t)rec & 7) || check_range(base, size))
+        return EINVAL;
+    return set_range((uintptr_t)base, (uintptr_t)base + size, (void *)((uintptr_t)rec | CA_OWNER__RECORD), o);
+}
+
+int ca_owner_register_record(void *base, size_t size, ca_owner_record *rec)
+{
+    return apply_record(base, size, rec, OP_REGISTER);
+}
+int ca_owner_overlay_record(void *base, size_t size, ca_owner_record *rec)
+{
+    return apply_record(base, size, rec, OP_OVERLAY);
+}
+int ca_owner_unregister_record(void *base, size_t size, ca_owner_record *rec)
+{
+    return apply_record(base, size, rec, OP_UNREGISTER);
+}
+
+ca_owner_record *ca_owner__record_hidden(const void *p, const void *kind)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (a >> 48)
+        return NULL;
+    void **e = entry(a, false);
+    void *v = e ? __atomic_load_n(e, __ATOMIC_ACQUIRE) : NULL;
+    if (!((uintptr_t)v & CA_OWNER__SPLIT))
+        return NULL;
+    ca_owner__split *n = (ca_owner__split *)((uintptr_t)v - CA_OWNER__SPLIT);
+    size_t i = (a >> CA_OWNER_PAGE_SHIFT) & (CA_OWNER__PAGES - 1);
+    ca_owner_record *r = ca_owner_entry_record(__atomic_load_n(&n->page[i], __ATOMIC_ACQUIRE));
+    if (r && r->kind == kind)
+        return r;
+    r = ca_owner_entry_record(__atomic_load_n(&n->under[i], __ATOMIC_RELAXED));
+    return r && r->kind == kind ? r : NULL;
 }
 
 int ca_owner_register(void *base, size_t size, void *owner) { return apply(base, size, owner, OP_REGISTER); }

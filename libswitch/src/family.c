@@ -6,7 +6,9 @@
  * Read first: ca_switch_malloc and ca_switch_free, then ca_switch_realloc.
  *
  * Routing: owner = ca_owner_lookup(p) (three dependent loads). An owner is a
- * ca_allocator (the ownership-map convention); a ca_switch_local owner
+ * ca_allocator (the ownership-map convention); a large block of libbinned's
+ * default instance maps to its region's record, whose free takes the region
+ * from that one walk; a ca_switch_local owner
  * decides itself whether the free is local or goes to its remote queue.
  * Without an owner the pointer belongs to the bootstrap area or to the base
  * allocator; when the base registers all its memory (libbinned) such a
@@ -197,7 +199,20 @@ ca_attr_noinline static void free_slow(void *p, ca_allocator *entry)
 static void free_routed(void *p)
 {
 #if BASE_IS_BINNED
-    ca_allocator *o = (ca_allocator *)ca_owner_lookup(p);
+    void *e = ca_owner_entry(p);
+    ca_owner_record *r = ca_owner_entry_record(e);
+    if (r) {
+        /* A record (a region of libbinned's large tier): the same walk gave
+         * the region, which the record's free takes directly. */
+        if (ca_likely(r->owner == ca_switch__g.base && r->owner && r->free)) {
+            int saved = errno;
+            r->free(r, p);
+            errno = saved;
+            return;
+        }
+        e = r->owner;
+    }
+    ca_allocator *o = (ca_allocator *)e;
     if (ca_likely(o == ca_switch__g.base && o)) {
         ca_binned_free(p);
         return;

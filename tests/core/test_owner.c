@@ -187,3 +187,54 @@ Test(owner, retired_pages_are_reported_and_reusable)
     cr_assert_eq(ca_owner_unregister(r, 2 * g, &next), 0);
     cr_assert_null(ca_owner_lookup(r));
 }
+
+/* Records: the entry points to the record, lookup reports its owner, the
+ * record is found by kind, also under an overlay, and unregistering gives
+ * the pages back (to the owner an overlay hid). */
+static const char kind_a = 'a', kind_b = 'b';
+static void rec_free(ca_owner_record *rec, void *p) { (void)rec, (void)p; }
+
+Test(owner, records_report_their_owner_and_are_found_by_kind)
+{
+    int owner, other;
+    size_t g = CA_OWNER_GRANULE;
+    char *r = reserve(8 * g);
+    ca_owner_record rec = {.owner = &owner, .kind = &kind_a, .free = rec_free};
+    cr_assert_eq(ca_owner_register_record(r, 2 * g + CA_OWNER_PAGE, &rec), 0);
+    cr_assert_eq(ca_owner_lookup(r), &owner);
+    cr_assert_eq(ca_owner_lookup(r + 2 * g), &owner); /* a split granule's page */
+    cr_assert_null(ca_owner_lookup(r + 2 * g + CA_OWNER_PAGE));
+    cr_assert_eq(ca_owner_entry_record(ca_owner_entry(r + g)), &rec);
+    cr_assert_eq(ca_owner_record_of(r + g + 5, &kind_a), &rec);
+    cr_assert_null(ca_owner_record_of(r + g, &kind_b), "another kind is not this record");
+    cr_assert_null(ca_owner_record_of(r + 3 * g, &kind_a));
+    /* a plain owner is not a record; neither is a retired page */
+    cr_assert_eq(ca_owner_register(r + 4 * g, g, &other), 0);
+    cr_assert_null(ca_owner_entry_record(ca_owner_entry(r + 4 * g)));
+    cr_assert_null(ca_owner_entry_record(CA_OWNER_RETIRED));
+    /* overlapping registration is refused; bad records are EINVAL */
+    cr_assert_eq(ca_owner_register_record(r + g, g, &rec), EEXIST);
+    cr_assert_eq(ca_owner_register_record(r + 6 * g, g, NULL), EINVAL);
+    cr_assert_eq(ca_owner_register_record(r + 6 * g, g, (ca_owner_record *)(void *)((char *)&rec + 4)), EINVAL);
+    /* an overlay hides the record; record_of still finds it underneath */
+    cr_assert_eq(ca_owner_overlay(r + g, CA_OWNER_PAGE, &other), 0);
+    cr_assert_eq(ca_owner_lookup(r + g), &other);
+    cr_assert_eq(ca_owner_record_of(r + g, &kind_a), &rec);
+    cr_assert_eq(ca_owner_unregister(r + g, CA_OWNER_PAGE, &other), 0);
+    cr_assert_eq(ca_owner_lookup(r + g), &owner);
+    /* a record over another owner's pages (overlay), then back */
+    ca_owner_record top = {.owner = &owner, .kind = &kind_b, .free = NULL};
+    cr_assert_eq(ca_owner_register_record(r + 4 * g, g, &top), EEXIST);
+    cr_assert_eq(ca_owner_overlay_record(r + 4 * g, g, &top), 0);
+    cr_assert_eq(ca_owner_record_of(r + 4 * g, &kind_b), &top);
+    cr_assert_eq(ca_owner_unregister_record(r + 4 * g, g, &top), 0);
+    cr_assert_eq(ca_owner_lookup(r + 4 * g), &other);
+    cr_assert_eq(ca_owner_unregister(r + 4 * g, g, &other), 0);
+    /* unregistering with another record changes nothing; with this one, all */
+    cr_assert_eq(ca_owner_unregister_record(r, 2 * g + CA_OWNER_PAGE, &top), 0);
+    cr_assert_eq(ca_owner_lookup(r), &owner);
+    cr_assert_eq(ca_owner_unregister_record(r, 2 * g + CA_OWNER_PAGE, &rec), 0);
+    cr_assert_null(ca_owner_lookup(r));
+    cr_assert_null(ca_owner_lookup(r + 2 * g));
+    cr_assert_null(ca_owner_record_of(r + g, &kind_a));
+}

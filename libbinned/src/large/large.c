@@ -247,12 +247,10 @@ static ca_binned__large_rgn *rgn_map(ca_binned_large *l, size_t size, size_t ali
         r->areas[i].index = (uint16_t)i;
         r->areas[i].zero = l->fresh_zero;
     }
+    r->rec.owner = l->owner;
+    r->rec.free = ca_binned__large_free_rec;
     if (ca_binned__large_map_set(mem, size, r) != 0)
         goto fail_desc;
-    if (l->owner && ca_owner_register(mem, size, l->owner) != 0) {
-        ca_binned__large_map_clear(mem, size);
-        goto fail_desc;
-    }
     return r;
 fail_desc:
     rgn_desc_free(l, r);
@@ -266,9 +264,7 @@ fail_release:
  * uncounted) back. */
 void ca_binned__large_release_region(ca_binned_large *l, ca_binned__large_rgn *r)
 {
-    if (l->owner)
-        ca_owner_unregister(r->base, r->size, l->owner);
-    ca_binned__large_map_clear(r->base, r->size);
+    ca_binned__large_map_clear(r->base, r->size, r);
     ca_source_release(r->src, r->base, r->size);
     rgn_desc_free(l, r);
 }
@@ -543,6 +539,18 @@ void *ca_binned_large_alloc(ca_binned_large *l, size_t size, size_t align, size_
     return ca_binned_large_alloc_flags(l, size, align, 0, usable);
 }
 
+/* The area of region r that starts at p; NULL (reported) for an interior
+ * pointer. */
+static ca_binned__large_area *area_at(ca_binned__large_rgn *r, const void *p)
+{
+    size_t off = (size_t)((const char *)p - r->base);
+    size_t mask = r->cls == CA_BL_DIRECT_CLASS ? (size_t)-1 : ((size_t)1 << r->shift) - 1;
+    CA_CHECK((off & mask) == 0, CA_BL_COMPONENT, p, "free of an interior pointer");
+    if (off & mask)
+        return NULL;
+    return &r->areas[r->cls == CA_BL_DIRECT_CLASS ? 0 : off >> r->shift];
+}
+
 /* The region of p, checked to be l's and p to be the start of a block. */
 static ca_binned__large_rgn *rgn_of(const ca_binned_large *l, const void *p, ca_binned__large_area **area)
 {
@@ -550,14 +558,11 @@ static ca_binned__large_rgn *rgn_of(const ca_binned_large *l, const void *p, ca_
     CA_CHECK(r && r->tier == l, CA_BL_COMPONENT, p, "free of a pointer not from this tier");
     if (!r || r->tier != l)
         return NULL;
-    size_t off = (size_t)((const char *)p - r->base);
-    size_t mask = r->cls == CA_BL_DIRECT_CLASS ? (size_t)-1 : ((size_t)1 << r->shift) - 1;
-    CA_CHECK((off & mask) == 0, CA_BL_COMPONENT, p, "free of an interior pointer");
-    if (off & mask)
-        return NULL;
-    *area = &r->areas[r->cls == CA_BL_DIRECT_CLASS ? 0 : off >> r->shift];
-    return r;
+    *area = area_at(r, p);
+    return *area ? r : NULL;
 }
+
+static void free_area(ca_binned_large *l, ca_binned__large_rgn *r, ca_binned__large_area *a, void *p);
 
 void ca_binned_large_free(ca_binned_large *l, void *p)
 {
@@ -565,8 +570,32 @@ void ca_binned_large_free(ca_binned_large *l, void *p)
         return;
     ca_binned__large_area *a = NULL;
     ca_binned__large_rgn *r = rgn_of(l, p, &a);
-    if (!r)
-        return;
+    if (r)
+        free_area(l, r, a, p);
+}
+
+bool ca_binned__large_free_owned(ca_binned_large *l, void *p)
+{
+    ca_binned__large_rgn *r = ca_binned__large_map_get(p);
+    if (!r || r->tier != l)
+        return false;
+    ca_binned__large_area *a = area_at(r, p);
+    if (a)
+        free_area(l, r, a, p);
+    return true;
+}
+
+void ca_binned__large_free_rec(ca_owner_record *rec, void *p)
+{
+    ca_binned__large_rgn *r = ca_binned__large_rgn_of_rec(rec);
+    ca_binned__large_area *a = area_at(r, p);
+    if (a)
+        free_area(r->tier, r, a, p);
+}
+
+/* Free area a (of region r of tier l), which starts at p. */
+static void free_area(ca_binned_large *l, ca_binned__large_rgn *r, ca_binned__large_area *a, void *p)
+{
     uint8_t expect = CA_BL_AREA_IN_USE;
     uint8_t next = r->cls == CA_BL_DIRECT_CLASS ? CA_BL_AREA_FREE_DIRECT : CA_BL_AREA_CACHED;
     bool ok = __atomic_compare_exchange_n(&a->state, &expect, next, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);

@@ -9,7 +9,7 @@
  *   of the class size (1..64), each aligned to min(class, 2 MiB). Requests
  *   above the largest class get a "direct" region of one area.
  *   Every region has an out-of-band descriptor (rgn) with one area record
- *   per area; the region map (large_map.c, process-wide, lock-free reads)
+ *   per area; the region lookup (large_map.c: core's ownership map, lock-free reads)
  *   maps every 64 KiB granule of a region to its descriptor, so a free
  *   finds its class, area and tier from the address alone.
  *
@@ -97,6 +97,7 @@ typedef struct __attribute__((aligned(64))) ca_binned__large_area {
  * CLEAN; nbusy = areas in BUSY; a region is unmapped only when
  * nfree == nareas (so no area is cached, busy or in use). */
 struct ca_binned__large_rgn {
+    ca_owner_record rec;               /* what core's map points to (large_map.c); read-only once mapped */
     ca_binned__large_rgn *prev, *next; /* class's region list (class lock) */
     char *base;                        /* start; read-only */
     ca_source *src;                    /* where it came from; read-only */
@@ -273,9 +274,21 @@ ca_force_inline char *ca_binned__large_area_addr(const ca_binned__large_area *a)
 void ca_binned__large_list_remove(ca_binned__large_area **head, ca_binned__large_area **tail,
                                   ca_binned__large_area *a);
 
-/* large_map.c: address -> region descriptor, lock-free reads. */
+/* large_map.c: address -> region descriptor through core's ownership map,
+ * lock-free reads. */
+extern const char ca_binned__large_kind;
+/* Free p when it is a block of l (true), without another lookup; false when
+ * p is not l's. The record's free entry (libswitch calls it, one walk). */
+bool ca_binned__large_free_owned(ca_binned_large *l, void *p);
+void ca_binned__large_free_rec(ca_owner_record *rec, void *p);
+/* The region whose record is rec (its first member). */
+static inline ca_binned__large_rgn *ca_binned__large_rgn_of_rec(ca_owner_record *rec)
+{
+    _Static_assert(offsetof(ca_binned__large_rgn, rec) == 0, "the record is the region's first member");
+    return (ca_binned__large_rgn *)(void *)rec;
+}
 int ca_binned__large_map_set(void *base, size_t size, ca_binned__large_rgn *r);
-void ca_binned__large_map_clear(void *base, size_t size);
+void ca_binned__large_map_clear(void *base, size_t size, ca_binned__large_rgn *r);
 ca_binned__large_rgn *ca_binned__large_map_get(const void *p);
 
 /* large_cache.c */

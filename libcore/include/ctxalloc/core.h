@@ -654,7 +654,8 @@ void ca_locked_destroy(ca_locked_allocator *l);
  * Ownership map
  *
  * A process-wide map from address to owner (any pointer aligned to at least
- * 4, usually a ca_allocator *). Ranges are registered in whole pages
+ * 4, usually a ca_allocator *), or to a record naming the owner (see
+ * ca_owner_record below). Ranges are registered in whole pages
  * (CA_OWNER_PAGE, 4 KiB): base and size must be multiples of it.
  * It is a three-level radix tree over the 48-bit user address space
  * (12 + 10 + 10 bits of the index of a 64 KiB granule). A leaf entry holds
@@ -729,10 +730,36 @@ typedef struct ca_owner__split {
     void *under[CA_OWNER__PAGES];
 } ca_owner__split;
 
-/* The owner of p, CA_OWNER_RETIRED, or NULL. Safe from any thread at any
- * time, including concurrently with (un)registration of other ranges;
- * inline, three loads (four in a split granule). */
-ca_force_inline void *ca_owner_lookup(const void *p)
+/*
+ * Records. A registrant that needs its own descriptor of a range back from
+ * the map (the large tier: its region) registers a ca_owner_record instead
+ * of a bare owner; the entry then points to the record, whose first member
+ * is the owner ca_owner_lookup reports. One walk of the map gives both the
+ * owner and the registrant's descriptor (container_of the record), so the
+ * switch and the large tier share this one map.
+ */
+typedef struct ca_owner_record ca_owner_record;
+struct ca_owner_record {
+    void *owner;      /* what ca_owner_lookup reports (NULL: no owner); set before registration */
+    const void *kind; /* the registrant's tag: the address of one of its objects */
+    /* Optional: frees p (the start of a block in this record's range) without
+     * another lookup; NULL when the owner's own free must be used. */
+    void (*free)(ca_owner_record *rec, void *p);
+};
+#define CA_OWNER__RECORD ((uintptr_t)2)
+
+/* Register / unregister [base, base + size) as rec's (as ca_owner_register
+ * and ca_owner_unregister; rec 8-aligned). ca_owner_overlay_record registers
+ * over pages another owner holds, as ca_owner_overlay. */
+int ca_owner_register_record(void *base, size_t size, ca_owner_record *rec);
+int ca_owner_overlay_record(void *base, size_t size, ca_owner_record *rec);
+int ca_owner_unregister_record(void *base, size_t size, ca_owner_record *rec);
+
+/* The raw entry of p: an owner, a tagged record (ca_owner_entry_record), 
+ * CA_OWNER_RETIRED or NULL. Safe from any thread at any time, including
+ * concurrently with (un)registration of other ranges; inline, three loads
+ * (four in a split granule). */
+ca_force_inline void *ca_owner_entry(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     if (ca_unlikely(a >> 48))
@@ -755,6 +782,34 @@ ca_force_inline void *ca_owner_lookup(const void *p)
         o = __atomic_load_n(&n->page[(a >> CA_OWNER_PAGE_SHIFT) & (CA_OWNER__PAGES - 1)], __ATOMIC_ACQUIRE);
     }
     return o;
+}
+
+/* The record an entry points to, or NULL when the entry is not a record. */
+ca_force_inline ca_owner_record *ca_owner_entry_record(const void *e)
+{
+    return ((uintptr_t)e & CA_OWNER__RECORD) && e != CA_OWNER_RETIRED
+               ? (ca_owner_record *)((uintptr_t)e - CA_OWNER__RECORD)
+               : NULL;
+}
+
+/* The owner of p, CA_OWNER_RETIRED, or NULL (a record's owner for a page
+ * registered with a record). Same safety as ca_owner_entry. */
+ca_force_inline void *ca_owner_lookup(const void *p)
+{
+    void *o = ca_owner_entry(p);
+    ca_owner_record *r = ca_owner_entry_record(o);
+    return ca_unlikely(r != NULL) ? r->owner : o;
+}
+
+/* The record of `kind` that covers p, also when an overlay hides it (then
+ * out of line: the page's hidden entry); NULL when there is none. */
+ca_owner_record *ca_owner__record_hidden(const void *p, const void *kind);
+ca_force_inline ca_owner_record *ca_owner_record_of(const void *p, const void *kind)
+{
+    ca_owner_record *r = ca_owner_entry_record(ca_owner_entry(p));
+    if (ca_likely(r != NULL && r->kind == kind))
+        return r;
+    return ca_owner_overlaid() ? ca_owner__record_hidden(p, kind) : NULL;
 }
 
 #ifdef __cplusplus

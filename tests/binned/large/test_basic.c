@@ -348,6 +348,43 @@ Test(binned_large_basic, owner_map)
     cr_assert_null(ca_owner_lookup(p));
 }
 
+/* One map: the tier finds its regions through core's ownership map, where
+ * each region is a record (reporting the owner, or none) with a free entry
+ * that needs no second lookup. */
+Test(binned_large_basic, regions_are_records_in_the_one_map)
+{
+    static ca_allocator fake;
+    ca_binned_large_options o;
+    memset(&o, 0, sizeof o);
+    o.owner = &fake;
+    ca_binned_large *l = make_opts(&o);
+    void *p = ca_binned_large_alloc(l, 300000, 16, NULL);
+    ca_owner_record *rec = ca_owner_entry_record(ca_owner_entry(p));
+    cr_assert_not_null(rec, "the map entry of a large block is its region's record");
+    cr_assert_eq(rec->owner, &fake);
+    cr_assert_not_null(rec->free);
+    cr_assert_eq(ca_binned_large_usable_size(l, p), (size_t)512 << 10);
+    rec->free(rec, p); /* as libswitch frees: one walk */
+    ca_stats st;
+    cr_assert_eq(ca_binned_large_stats(l, &st), 0);
+    cr_assert_eq(st.bytes_in_use, 0, "the record's free freed the block");
+    ca_binned_large_destroy(l);
+
+    /* without an owner: no owner reported, the tier still finds its blocks */
+    memset(&o, 0, sizeof o);
+    l = make_opts(&o);
+    p = ca_binned_large_alloc(l, 300000, 16, NULL);
+    cr_assert_null(ca_owner_lookup(p));
+    cr_assert_not_null(ca_owner_entry_record(ca_owner_entry(p)));
+    cr_assert_eq(ca_binned_large_of(p), l);
+    cr_assert(ca_binned_large_owns(l, p));
+    ca_binned_large_free(l, p);
+    ca_binned_large_trim(l);
+    cr_assert_null(ca_owner_entry(p), "an unmapped region leaves the map");
+    cr_assert_null(ca_binned_large_of(p));
+    ca_binned_large_destroy(l);
+}
+
 Test(binned_large_basic, many_tiers_one_thread)
 {
     /* more tiers than TLS entries: the later ones work (with or without a cache) */

@@ -37,11 +37,12 @@
  * ca_binned_large_of() + ca_binned_large_free(). It must not hold any of its
  * own locks while calling into the tier (the tier's pthread_atfork handlers,
  * registered at the first create, take every lock of every tier in prepare).
- * Ownership-map registration
- * (ca_owner_register) of every region and direct mapping is done when
- * options.owner is set: the owner value is options.owner (the ca_allocator
- * that serves free(p) for these pointers), or the tier itself with
- * CA_BINNED_LARGE_OWNER_SELF. Only a tier registered under itself carries
+ * Every region and direct mapping is in core's ownership map as a record
+ * of the tier (ca_owner_register_record; one map serves the tier's own
+ * lookups and libswitch's routing): the owner it reports is options.owner
+ * (the ca_allocator that serves free(p) for these pointers), the tier
+ * itself with CA_BINNED_LARGE_OWNER_SELF, or none (ca_owner_lookup: NULL);
+ * the record's free entry frees a block without a second lookup. Only a tier registered under itself carries
  * CA_CAP_OWNER_MAP in its allocator view (ca_binned_large_allocator).
  */
 #ifndef CTXALLOC_BINNED_LARGE_H
