@@ -6,9 +6,10 @@
 # Prints one "ok"/"FAIL" line per program and ends with "N passed, N failed";
 # exits non-zero on any failure. Programs that are not installed are skipped.
 # BASE is the build's `global` option (default binned): the cases that check
-# libbinned's own behaviour (its environment variables, calloc of known-zero
-# memory, the background purge, peak statistics, decay without thrash) print
-# "skip" over another base, since glibc or jemalloc answers them there.
+# libbinned's own behaviour (its environment variables, malloc up to a
+# limit, calloc of known-zero memory, realloc across tiers, the background
+# purge, peak statistics, decay without thrash) print "skip" over another
+# base, since glibc or jemalloc answers them there.
 set -uo pipefail
 so=$(realpath "$1") conf=$(realpath "$2") threaded=$(realpath "$3") limits=$(realpath "$4") memory=$(realpath "$5")
 base=${6:-binned}
@@ -138,6 +139,7 @@ for lim in "v 65536" "d 65536" "v 262144"; do
 done
 limit_fill() { # flag KiB args...: every size reaches 60% of the limit
   local flag=$1 kib=$2; shift 2
+  binned_only "malloc-to-ulimit-$flag-$kib" || return 0
   if (ulimit -"$flag" "$kib" && LD_PRELOAD=$so "$limits" "$@") >"$work/fill.out" 2>&1 &&
      awk -v lim=$((kib / 1024)) '/ MiB$/ { n++; if ($2 < 0.6 * lim) low++ } END { exit !(n > 0 && !low) }' \
        "$work/fill.out"; then ok "malloc-to-ulimit-$flag-$kib ($(tr '\n' ' ' <"$work/fill.out"))"
@@ -154,7 +156,8 @@ if ! binned_only calloc-known-zero; then :
 elif LD_PRELOAD=$so "$memory" calloc >"$work/calloc.out" 2>&1; then ok "calloc-known-zero ($(head -n 1 "$work/calloc.out"))"
 else bad calloc-known-zero "$work/calloc.out"; fi
 # realloc down from the large tier into the size classes: pages go back.
-if LD_PRELOAD=$so "$memory" shrink >"$work/shrink.out" 2>&1; then ok "realloc-shrink-across-tiers ($(cat "$work/shrink.out"))"
+if ! binned_only realloc-shrink-across-tiers; then :
+elif LD_PRELOAD=$so "$memory" shrink >"$work/shrink.out" 2>&1; then ok "realloc-shrink-across-tiers ($(cat "$work/shrink.out"))"
 else bad realloc-shrink-across-tiers "$work/shrink.out"; fi
 # Idle memory goes back without calls (background thread), and not with
 # CA_BINNED_BACKGROUND=0 (the test sees the difference).
