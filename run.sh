@@ -4,14 +4,15 @@
 #   ./run.sh test   the matrix: gcc debug (checks on) + ASan/UBSan running every
 #                   suite, TSan running the thread tests, clang debug, gcc and
 #                   clang release (-O2, checks off); -Dglobal=jemalloc and
-#                   -Dglobal=libc (switch unit tests), -Dnuma=disabled (source
-#                   tests); valgrind memcheck over the
+#                   -Dglobal=libc (switch unit tests and preload programs),
+#                   -Dnuma=disabled (source tests); the NUMA tests in a
+#                   two-node qemu guest; valgrind memcheck over the
 #                   single-thread tests; every fuzz harness for 30 s; the spin
 #                   models; the workloads smoke run; the install checks
 #                   (pkg-config consumers in C11 and C++, nm over every installed
 #                   library, headers alone, the subproject consumer).
 #                   The last line is "N passed, N failed" over everything run.
-#                   --quick: gcc debug, ASan, TSan, smoke and install only.
+#                   --quick: gcc debug, ASan, TSan, NUMA guest, smoke and install only.
 #   ./run.sh bench  release build, every benchmark beside glibc, jemalloc,
 #                   mimalloc and tcmalloc; writes bench/results/latest.{json,md} and chart-<suite>.png;
 #                   then the whole-program workloads (bench/results/workloads.*).
