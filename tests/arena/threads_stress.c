@@ -10,7 +10,9 @@
 #include "ca_tt.h"
 #include "stress.h"
 
-static void run(int *ca_tt_failed, int kind, unsigned bits, ca_arena_backing backing, unsigned threads)
+/* mode: 0 defaults (thread caches, reuse first), 1 no caches (the shared
+ * cursor and list alone), 2 fresh first */
+static void run_mode(int *ca_tt_failed, int kind, unsigned bits, ca_arena_backing backing, unsigned threads, int mode)
 {
     ca_arena_options o;
     ca_arena_options_init(&o);
@@ -19,6 +21,10 @@ static void run(int *ca_tt_failed, int kind, unsigned bits, ca_arena_backing bac
     o.backing = backing;
     o.capacity = 16u << 20;
     o.max_retries = 64;
+    if (mode == 1)
+        o.local_cache = 0;
+    if (mode == 2)
+        o.order = CA_ARENA_FRESH_FIRST;
     ca_arena *a = NULL;
     CA_TT_ASSERT(ca_arena_create(&a, &o) == 0, "create");
     stress_cfg c = {a, threads, 6000 * ca_test_scale() / threads + 500, 0, kind != 0, ca_test_seed()};
@@ -44,6 +50,11 @@ static void run(int *ca_tt_failed, int kind, unsigned bits, ca_arena_backing bac
     ca_arena_close(a);
 }
 
+static void run(int *ca_tt_failed, int kind, unsigned bits, ca_arena_backing backing, unsigned threads)
+{
+    run_mode(ca_tt_failed, kind, bits, backing, threads, 0);
+}
+
 static unsigned cap_threads(unsigned t)
 {
     unsigned m = ca_test_threads(8);
@@ -65,6 +76,102 @@ static unsigned cap_threads(unsigned t)
 KIND_TESTS(none, 0)
 KIND_TESTS(optimistic, 1)
 KIND_TESTS(pessimistic, 2)
+
+/* Without thread caches (every call on the shared cursor and list: the
+ * lock-free pop, the pending stack, the token) and with fresh memory first. */
+#define MODE_TESTS(name, kind)                                                                     \
+    CA_TT(name##_nocache)                                                                          \
+    {                                                                                              \
+        for (unsigned t = 2; t <= 4; t *= 2)                                                       \
+            run_mode(ca_tt_failed, kind, t == 2 ? 64 : 32, CA_ARENA_BACKING_HEAP, cap_threads(t), 1); \
+    }                                                                                              \
+    CA_TT(name##_fresh_first)                                                                      \
+    {                                                                                              \
+        for (unsigned t = 2; t <= 4; t *= 2)                                                       \
+            run_mode(ca_tt_failed, kind, 64, CA_ARENA_BACKING_ANON, cap_threads(t), 2);            \
+    }
+
+MODE_TESTS(optimistic, 1)
+MODE_TESTS(pessimistic, 2)
+
+/* ------------------------------------------------------------------------
+ * Blocks freed by another thread than the one that allocated them: a
+ * producer fills blocks and hands their offsets over a ring; a consumer
+ * verifies and frees them (into its own cache, which flushes to the list
+ * the producer reuses).
+ * ------------------------------------------------------------------------ */
+
+enum { RING = 256 };
+typedef struct handoff {
+    ca_arena *a;
+    uint64_t off[RING];
+    uint32_t size[RING];
+    uint64_t head, tail; /* atomic: producer writes head, consumer tail */
+    uint64_t total;
+    uint64_t bad;        /* atomic */
+} handoff;
+
+static void *producer(void *p)
+{
+    handoff *h = (handoff *)p;
+    ca_rng r = {ca_test_seed()};
+    for (uint64_t i = 0; i < h->total; i++) {
+        while (__atomic_load_n(&h->head, __ATOMIC_RELAXED) - __atomic_load_n(&h->tail, __ATOMIC_ACQUIRE) == RING)
+            ;
+        size_t size = 16 + (size_t)ca_rng_below(&r, 1024);
+        uint64_t off;
+        while (ca_arena_alloc(h->a, size, 16, &off))
+            ; /* the consumer frees */
+        ca_test_fill(ca_arena_ptr(h->a, off), size, off);
+        h->off[i % RING] = off;
+        h->size[i % RING] = (uint32_t)size;
+        __atomic_store_n(&h->head, i + 1, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+static void *consumer(void *p)
+{
+    handoff *h = (handoff *)p;
+    for (uint64_t i = 0; i < h->total; i++) {
+        while (__atomic_load_n(&h->head, __ATOMIC_ACQUIRE) == i)
+            ;
+        uint64_t off = h->off[i % RING];
+        size_t size = h->size[i % RING];
+        if (!ca_test_verify(ca_arena_ptr(h->a, off), size, off) || ca_arena_free(h->a, off, size))
+            __atomic_fetch_add(&h->bad, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&h->tail, i + 1, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+CA_TT(frees_from_another_thread)
+{
+    for (int kind = 1; kind < 3; kind++) {
+        ca_arena_options o;
+        ca_arena_options_init(&o);
+        o.freelist = (ca_arena_freelist)kind;
+        o.capacity = 4u << 20;
+        ca_arena *a = NULL;
+        CA_TT_ASSERT(ca_arena_create(&a, &o) == 0, "create");
+        static handoff h;
+        memset(&h, 0, sizeof h);
+        h.a = a;
+        h.total = 20000 * ca_test_scale();
+        pthread_t t[2];
+        pthread_create(&t[0], NULL, producer, &h);
+        pthread_create(&t[1], NULL, consumer, &h);
+        pthread_join(t[0], NULL);
+        pthread_join(t[1], NULL);
+        CA_TT_ASSERT(h.bad == 0, "kind %d: %llu blocks damaged", kind, (unsigned long long)h.bad);
+        CA_TT_ASSERT(ca_arena_check(a) == NULL, "kind %d: %s", kind, ca_arena_check(a));
+        ca_stats st;
+        ca_arena_stats(a, &st);
+        CA_TT_ASSERT(st.bytes_in_use == 0 && st.allocs == st.frees, "kind %d: in use %llu", kind,
+                     (unsigned long long)st.bytes_in_use);
+        ca_arena_close(a);
+    }
+}
 
 /* ------------------------------------------------------------------------
  * Attach and detach a listener while the stress threads run

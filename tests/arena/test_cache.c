@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/* Thread caches (cache.c) and the allocation order: a pair stays in the
+ * thread's chunk, a freed block comes back from its bin (reuse first) or not
+ * (fresh first), overlong bins reach the shared list, a thread's exit and
+ * the arena's close give everything back, reset forgets it, an exhausted
+ * arena drains the caller's cache before ENOMEM, more arenas than table
+ * slots still work, and a file closed with caches records all of it.
+ * ca_arena_check() after every step (private header: the cache counters). */
+#include <criterion/criterion.h>
+#include <ctxalloc/arena.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "arena_internal.h"
+#include "ca_test.h"
+
+static ca_arena *make(ca_arena_freelist kind, ca_arena_order order, uint64_t capacity)
+{
+    ca_arena_options o;
+    ca_arena_options_init(&o);
+    o.freelist = kind;
+    o.order = order;
+    o.capacity = capacity;
+    ca_arena *a = NULL;
+    cr_assert_eq(ca_arena_create(&a, &o), 0);
+    return a;
+}
+
+static uint64_t counter(ca_arena *a, const char *name)
+{
+    ca_stats s;
+    ca_arena_stats(a, &s);
+    uint64_t v = 0;
+    cr_assert(ca_stats_get_counter(&s, name, &v), "%s", name);
+    return v;
+}
+
+static void ok(ca_arena *a)
+{
+    const char *why = ca_arena_check(a);
+    cr_assert_null(why, "%s", why);
+}
+
+static uint64_t al(ca_arena *a, size_t size)
+{
+    uint64_t off = 0;
+    cr_assert_eq(ca_arena_alloc(a, size, 16, &off), 0, "alloc %zu", size);
+    return off;
+}
+
+Test(arena_cache, options)
+{
+    ca_arena_options o;
+    ca_arena_options_init(&o);
+    cr_assert_eq(o.order, CA_ARENA_REUSE_FIRST);
+    cr_assert_gt(o.local_cache, 0);
+    o.order = (ca_arena_order)7;
+    ca_arena *a = NULL;
+    cr_assert_eq(ca_arena_create(&a, &o), EINVAL);
+}
+
+Test(arena_cache, pair_stays_in_the_chunk)
+{
+    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 4u << 20);
+    uint64_t x = al(a, 100);
+    ca_arena_free(a, x, 100);
+    uint64_t cur = ca_arena_cursor(a);
+    cr_assert_gt(cur, ca_arena_data_start(a) + 112, "a chunk was reserved");
+    ca_rng r = {ca_test_seed()};
+    for (int i = 0; i < 10000; i++) {
+        size_t s = 1 + (size_t)ca_rng_below(&r, 4096);
+        uint64_t y = al(a, s);
+        cr_assert_eq(y, x, "the chunk's tail is reused");
+        ca_test_fill(ca_arena_ptr(a, y), s, y);
+        ca_arena_free(a, y, s);
+    }
+    cr_assert_eq(ca_arena_cursor(a), cur, "the shared cursor was not touched");
+    cr_assert_eq(counter(a, "caches"), 1);
+    cr_assert_eq(counter(a, "cached_bytes"), 0);
+    ok(a);
+    ca_stats s;
+    ca_arena_stats(a, &s);
+    cr_assert_eq(s.bytes_in_use, 0);
+    cr_assert_eq(s.allocs, s.frees);
+    ca_arena_close(a);
+}
+
+/* A block freed away from the tail comes back at once with REUSE_FIRST, and
+ * only once the fresh memory is gone with FRESH_FIRST. */
+Test(arena_cache, order_reuse_first_and_fresh_first)
+{
+    for (int k = 1; k < 3; k++) {
+        ca_arena *a = make((ca_arena_freelist)k, CA_ARENA_REUSE_FIRST, 4u << 20);
+        uint64_t x = al(a, 64), y = al(a, 64);
+        (void)y;
+        ca_arena_free(a, x, 64);
+        cr_assert_eq(counter(a, "cached_bytes"), 64);
+        ok(a);
+        cr_assert_eq(al(a, 64), x, "kind %d: reuse first takes the freed block", k);
+        ok(a);
+        ca_arena_close(a);
+
+        a = make((ca_arena_freelist)k, CA_ARENA_FRESH_FIRST, 256u << 10);
+        x = al(a, 64);
+        y = al(a, 64);
+        ca_arena_free(a, x, 64);
+        uint64_t z = al(a, 64);
+        cr_assert_neq(z, x, "kind %d: fresh first takes new memory", k);
+        cr_assert_gt(z, y);
+        int n = 0;
+        uint64_t got = 0;
+        while (ca_arena_alloc(a, 64, 16, &got) == 0 && got != x)
+            n++;
+        cr_assert_eq(got, x, "kind %d: the freed block comes back once the cursor is exhausted (%d allocs)", k, n);
+        ok(a);
+        ca_arena_close(a);
+    }
+}
+
+/* More than CA_ARENA__BIN_MAX frees of one size: the bin goes to the shared
+ * pending stack in one chain, and the shared list serves it afterwards. */
+Test(arena_cache, long_bin_reaches_the_shared_list)
+{
+    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 4u << 20);
+    enum { N = 3 * CA_ARENA__BIN_MAX };
+    static uint64_t b[N];
+    for (int i = 0; i < N; i++)
+        b[i] = al(a, 48);
+    uint64_t keep = al(a, 48); /* no free below is at a tail */
+    for (int i = 0; i < N; i++) {
+        ca_arena_free(a, b[i], 48);
+        ok(a);
+    }
+    cr_assert_leq(counter(a, "cached_bytes"), 48 * CA_ARENA__BIN_MAX);
+    cr_assert_gt(counter(a, "free_segments") + counter(a, "pending_segments"), 0, "the overflow went to the list");
+    ca_arena_compact(a);
+    ok(a);
+    cr_assert_gt(counter(a, "free_bytes"), 0);
+    ca_arena_free(a, keep, 48);
+    ok(a);
+    ca_arena_close(a);
+}
+
+typedef struct worker {
+    ca_arena *a;
+    uint64_t seed;
+    int alive_wait; /* 1: park until go is set (atomic) */
+    int go;
+    int parked;
+} worker;
+
+static void *work(void *p)
+{
+    worker *w = p;
+    ca_rng r = {w->seed};
+    uint64_t o[64];
+    size_t s[64];
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < 64; i++) {
+            s[i] = 1 + (size_t)ca_rng_below(&r, 2048);
+            if (ca_arena_alloc(w->a, s[i], 16, &o[i]))
+                abort();
+            ca_test_fill(ca_arena_ptr(w->a, o[i]), s[i], o[i]);
+        }
+        for (int i = 0; i < 64; i += 2) /* every other block: frees away from the tail */
+            if (!ca_test_verify(ca_arena_ptr(w->a, o[i]), s[i], o[i]) || ca_arena_free(w->a, o[i], s[i]))
+                abort();
+        for (int i = 1; i < 64; i += 2)
+            if (!ca_test_verify(ca_arena_ptr(w->a, o[i]), s[i], o[i]) || ca_arena_free(w->a, o[i], s[i]))
+                abort();
+    }
+    if (w->alive_wait) {
+        __atomic_store_n(&w->parked, 1, __ATOMIC_RELEASE);
+        while (!__atomic_load_n(&w->go, __ATOMIC_ACQUIRE))
+            usleep(1000);
+        /* the first arena is closed now: a new one must still work, and
+         * the orphaned cache's slot is reused */
+        for (int i = 0; i < CA_ARENA__TL_SLOTS + 2; i++) {
+            ca_arena_options op;
+            ca_arena_options_init(&op);
+            ca_arena *b = NULL;
+            if (ca_arena_create(&b, &op))
+                abort();
+            uint64_t x;
+            if (ca_arena_alloc(b, 32, 16, &x) || ca_arena_free(b, x, 32) || ca_arena_check(b))
+                abort();
+            ca_arena_close(b);
+        }
+    }
+    return NULL;
+}
+
+Test(arena_cache, thread_exit_gives_everything_back)
+{
+    for (int k = 0; k < 3; k++) {
+        /* NONE discards every free away from a tail: room for all of it */
+        ca_arena *a = make((ca_arena_freelist)k, CA_ARENA_REUSE_FIRST, k ? 8u << 20 : 64u << 20);
+        pthread_t t[3];
+        worker w[3];
+        for (int i = 0; i < 3; i++) {
+            w[i] = (worker){a, ca_test_seed() + (uint64_t)i, 0, 0, 0};
+            pthread_create(&t[i], NULL, work, &w[i]);
+        }
+        for (int i = 0; i < 3; i++)
+            pthread_join(t[i], NULL);
+        cr_assert_eq(counter(a, "caches"), 0, "kind %d", k);
+        cr_assert_eq(counter(a, "cached_bytes"), 0);
+        cr_assert_eq(counter(a, "chunk_bytes"), 0);
+        ok(a);
+        ca_stats s;
+        ca_arena_stats(a, &s);
+        cr_assert_eq(s.bytes_in_use, 0);
+        cr_assert_eq(s.allocs, s.frees);
+        cr_assert_eq(s.allocs, 3 * 50 * 64);
+        if (k) {
+            ca_arena_compact(a);
+            ok(a);
+            /* all of it is free or discarded (pieces below min_segment) */
+            cr_assert_eq(counter(a, "free_bytes") + counter(a, "discarded"),
+                         ca_arena_cursor(a) - ca_arena_data_start(a), "kind %d", k);
+        }
+        ca_arena_close(a);
+    }
+}
+
+Test(arena_cache, close_while_a_thread_keeps_its_cache)
+{
+    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 8u << 20);
+    worker w = {a, ca_test_seed(), 1, 0, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, work, &w);
+    while (!__atomic_load_n(&w.parked, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    cr_assert_eq(counter(a, "caches"), 1);
+    ok(a);
+    ca_arena_close(a); /* the parked thread's cache is drained and orphaned */
+    __atomic_store_n(&w.go, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+}
+
+Test(arena_cache, reset_forgets_the_caches)
+{
+    ca_arena *a = make(CA_ARENA_FREELIST_PESSIMISTIC, CA_ARENA_REUSE_FIRST, 4u << 20);
+    uint64_t x = al(a, 200), y = al(a, 300);
+    (void)y;
+    ca_arena_free(a, x, 200);
+    cr_assert_gt(counter(a, "cached_bytes"), 0);
+    cr_assert_eq(ca_arena_reset(a), 0);
+    cr_assert_eq(counter(a, "cached_bytes"), 0);
+    cr_assert_eq(counter(a, "chunk_bytes"), 0);
+    cr_assert_eq(ca_arena_cursor(a), ca_arena_data_start(a));
+    ok(a);
+    uint64_t z = al(a, 16);
+    cr_assert_eq(z, ca_arena_data_start(a));
+    ok(a);
+    ca_arena_close(a);
+}
+
+/* The cursor runs out while the caller's cache holds free memory: the cache
+ * goes back to the shared list, which is compacted, before ENOMEM. */
+Test(arena_cache, exhausted_arena_drains_the_callers_cache)
+{
+    for (int k = 1; k < 3; k++)
+        for (int ord = 0; ord < 2; ord++) {
+            ca_arena *a = make((ca_arena_freelist)k, (ca_arena_order)ord, 256u << 10);
+            static uint64_t o[8192];
+            int n = 0;
+            while (n < 8192 && ca_arena_alloc(a, 64, 16, &o[n]) == 0)
+                n++;
+            cr_assert_gt(n, 1000);
+            ok(a);
+            for (int i = 0; i < n; i += 2)
+                ca_arena_free(a, o[i], 64);
+            for (int i = 1; i < n / 2; i += 2)
+                ca_arena_free(a, o[i], 64); /* the lower half is free: 64 KiB runs */
+            ok(a);
+            uint64_t big;
+            cr_assert_eq(ca_arena_alloc(a, 16u << 10, 16, &big), 0, "kind %d order %d: merged free memory", k, ord);
+            ok(a);
+            cr_assert_eq(ca_arena_alloc(a, 200u << 10, 16, &big), ENOMEM);
+            ok(a);
+            ca_arena_close(a);
+        }
+}
+
+Test(arena_cache, more_arenas_than_table_slots)
+{
+    enum { N = CA_ARENA__TL_SLOTS + 4 };
+    ca_arena *a[N];
+    uint64_t x[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 1u << 20);
+        x[i] = al(a[i], 32 + 16 * (size_t)i);
+        ca_test_fill(ca_arena_ptr(a[i], x[i]), 32 + 16 * (size_t)i, (uint64_t)i);
+    }
+    for (int i = 0; i < N; i++) {
+        cr_assert(ca_test_verify(ca_arena_ptr(a[i], x[i]), 32 + 16 * (size_t)i, (uint64_t)i));
+        cr_assert_eq(counter(a[i], "caches"), i < CA_ARENA__TL_SLOTS ? 1u : 0u, "arena %d", i);
+        ca_arena_free(a[i], x[i], 32 + 16 * (size_t)i);
+        ok(a[i]);
+        ca_stats s;
+        ca_arena_stats(a[i], &s);
+        cr_assert_eq(s.bytes_in_use, 0);
+    }
+    for (int i = 0; i < N; i++)
+        ca_arena_close(a[i]);
+}
+
+Test(arena_cache, resize_at_the_chunk_tail)
+{
+    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 4u << 20);
+    ca_allocator *al_ = ca_arena_allocator(a);
+    char *p = ca_alloc(al_, 100, 16);
+    cr_assert_not_null(p);
+    memset(p, 7, 100);
+    char *q = ca_resize(al_, p, 100, 1000, 16, CA_RESIZE_IN_PLACE);
+    cr_assert_eq(q, p, "grows in place at the chunk's tail");
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(q[i], 7);
+    q = ca_resize(al_, q, 1000, 50, 16, 0);
+    cr_assert_eq(q, p);
+    ok(a);
+    ca_free(al_, q, 50, 16);
+    ok(a);
+    ca_stats s;
+    ca_arena_stats(a, &s);
+    cr_assert_eq(s.bytes_in_use, 0);
+    ca_arena_close(a);
+}
+
+/* A file closed while its thread caches hold memory: close gives it back
+ * first, so the reopened file accounts for every byte and loses none. */
+Test(arena_cache, file_close_records_the_caches)
+{
+    char path[] = "/tmp/ca-arena-cache-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    ca_arena_options o;
+    ca_arena_options_init(&o);
+    o.flags = CA_ARENA_REPLACE;
+    ca_arena *a = NULL;
+    cr_assert_eq(ca_arena_create_file(&a, path, &o, NULL), 0);
+    uint64_t all[64], keep[32];
+    size_t live = 0;
+    for (int i = 0; i < 64; i++) {
+        all[i] = al(a, 48 + 16 * (size_t)(i % 5));
+        ca_test_fill(ca_arena_ptr(a, all[i]), 48 + 16 * (size_t)(i % 5), all[i]);
+    }
+    for (int i = 0; i < 64; i++) {
+        if (i % 2) {
+            ca_arena_free(a, all[i], 48 + 16 * (size_t)(i % 5)); /* away from the tail: into the bins */
+        } else {
+            keep[i / 2] = all[i];
+            live += 48 + 16 * (size_t)(i % 5);
+        }
+    }
+    cr_assert_gt(counter(a, "cached_bytes") + counter(a, "chunk_bytes"), 0);
+    ok(a);
+    cr_assert_eq(ca_arena_close(a), 0);
+    ca_arena_error why;
+    cr_assert_eq(ca_arena_open_file(&a, path, CA_ARENA_READ_ONLY, NULL, &why), 0, "%s", ca_arena_strerror(why));
+    ok(a);
+    ca_stats s;
+    ca_arena_stats(a, &s);
+    cr_assert_eq(s.bytes_in_use, live, "in use %llu, live %zu", (unsigned long long)s.bytes_in_use, live);
+    for (int i = 0; i < 32; i++)
+        cr_assert(ca_test_verify(ca_arena_ptr(a, keep[i]), 48 + 16 * (size_t)((2 * i) % 5), keep[i]));
+    ca_arena_close(a);
+    unlink(path);
+}
