@@ -417,10 +417,13 @@ static void push_pending(ca_arena *a, uint64_t off, uint64_t size)
 }
 
 /* Enough pushed frees have gathered: merge them into the list if the token
- * is free now (never waits: otherwise a later holder merges them). */
+ * is free now (never waits: otherwise a later holder merges them). Enough
+ * is BATCH_PENDING and a quarter of the list, since a merge walks the whole
+ * list: O(1) amortised per pushed segment, plus its share of the sort. */
 static void merge_if_gathered(ca_arena *a)
 {
-    if (__atomic_load_n(&a->pending_count, __ATOMIC_RELAXED) < CA_ARENA__BATCH_PENDING)
+    uint64_t p = __atomic_load_n(&a->pending_count, __ATOMIC_RELAXED);
+    if (p < CA_ARENA__BATCH_PENDING || p < __atomic_load_n(&a->free_count, __ATOMIC_RELAXED) / 4)
         return;
     ca_arena__tw held;
     if (!ca_arena__token_take(a, 1, &held))
@@ -512,8 +515,9 @@ static inline bool fits(uint64_t s, uint64_t sz, uint64_t bsize, uint64_t align)
     return start - s <= sz && sz - (start - s) >= bsize;
 }
 
-/* OPTIMISTIC: pop the head when it fits. 0, ENOENT (nothing fits), EAGAIN. */
-static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
+/* OPTIMISTIC: pop the head segment when it fits; *seg and *segsz receive
+ * it whole (the caller carves it). 0, ENOENT (nothing fits), EAGAIN. */
+static int pop_segment(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *seg, uint64_t *segsz)
 {
     if (!list_maybe_nonempty(a))
         return ENOENT;
@@ -545,12 +549,23 @@ static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
         if (ca_arena__tw_cas(a, 0, w, d)) {
             cnt_sub(&a->free_bytes, sz);
             cnt_sub(&a->free_count, 1);
-            *out = carve(a, w.off, sz, bsize, align);
+            *seg = w.off;
+            *segsz = sz;
             return 0;
         }
         cnt_add(&SH(a)->retries, 1);
     }
     return EAGAIN;
+}
+
+/* OPTIMISTIC: pop the head when it fits and carve the block from it. */
+static int pop_head(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    uint64_t seg, sz;
+    int err = pop_segment(a, bsize, align, &seg, &sz);
+    if (!err)
+        *out = carve(a, seg, sz, bsize, align);
+    return err;
 }
 
 /* With the token held: unlink the first segment in list order that fits
@@ -723,6 +738,22 @@ static inline bool chunk_take(ca_arena *a, ca_arena__cache *c, uint64_t bsize, u
 
 static int bump(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out);
 
+/* The chunk's remainder goes back to the cursor when it ends there, else to
+ * a bin or the list; the cache is left without a chunk. */
+static void retire_chunk(ca_arena *a, ca_arena__cache *c)
+{
+    uint64_t rc = c->chunk_cur, re = c->chunk_end;
+    rs(&c->chunk_cur, 0);
+    rs(&c->chunk_end, 0);
+    if (re <= rc)
+        return;
+    uint64_t e = re;
+    if (__atomic_compare_exchange_n(&a->cursor, &e, rc, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        rs(&c->rewinds, c->rewinds + 1);
+    else
+        put_piece(a, c, rc, re - rc);
+}
+
 /* A new chunk from the shared cursor (one CAS), the block at its start.
  * The old remainder goes back to the cursor when it ends there, else to a
  * bin or the list. Blocks above a quarter of a chunk take the cursor
@@ -731,18 +762,8 @@ static int chunk_refill(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_
 {
     if (!a->chunk || bsize > a->chunk / 4)
         return bump(a, bsize, align, out);
-    uint64_t rc = c->chunk_cur, re = c->chunk_end;
+    retire_chunk(a, c);
     uint64_t cur = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);
-    if (re > rc) {
-        rs(&c->chunk_cur, 0);
-        rs(&c->chunk_end, 0);
-        if (re == cur && __atomic_compare_exchange_n(&a->cursor, &cur, rc, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-            cur = rc;
-            rs(&c->rewinds, c->rewinds + 1);
-        } else {
-            put_piece(a, c, rc, re - rc);
-        }
-    }
     for (unsigned i = 0; i < a->max_retries; i++) {
         uint64_t start = ca_align_up(cur, align), end;
         if (ca_add_overflows(start, bsize, &end) || end > a->capacity)
@@ -764,8 +785,13 @@ static int chunk_refill(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_
     return ENOMEM;
 }
 
-/* The shared free list, without waiting: 0, ENOENT or EAGAIN. */
-static int shared_reuse(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
+static void retire_chunk(ca_arena *a, ca_arena__cache *c);
+
+/* The shared free list, without waiting: 0, ENOENT or EAGAIN. OPTIMISTIC
+ * pops the head (the largest segment); one with room for more than the
+ * block becomes the caller's chunk, so that the next allocations bump it
+ * locally instead of each popping (and each carving under the token). */
+static int shared_reuse(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_t align, uint64_t *out)
 {
     if (a->kind == CA_ARENA_FREELIST_NONE)
         return ENOENT;
@@ -776,7 +802,22 @@ static int shared_reuse(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *o
         if (ca_arena__token_take(a, 1, &held))
             ca_arena__token_release(a, held, ca_arena__drain_pending(a, held.off));
     }
-    return pop_head(a, bsize, align, out);
+    uint64_t seg, sz;
+    int err = pop_segment(a, bsize, align, &seg, &sz);
+    if (err)
+        return err;
+    uint64_t start = ca_align_up(seg, align);
+    if (sz - (start - seg) - bsize < 1024 || !a->chunk) {
+        *out = carve(a, seg, sz, bsize, align);
+        return 0;
+    }
+    retire_chunk(a, c);
+    rs(&c->chunk_cur, start + bsize);
+    rs(&c->chunk_end, seg + sz);
+    if (start != seg)
+        put_piece(a, c, seg, start - seg);
+    *out = start;
+    return 0;
 }
 
 static int last_resort(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out);
@@ -787,11 +828,13 @@ static int alloc_cached(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_
     bool b = binned(a, bsize);
     int err;
     if (a->order == CA_ARENA_REUSE_FIRST) {
+        /* the chunk is memory the thread already holds: using it does not
+         * move the cursor, so it comes before the shared list */
         if (b && bin_take(a, c, i, align, out))
             return 0;
-        if (shared_reuse(a, bsize, align, out) == 0)
-            return 0;
         if (chunk_take(a, c, bsize, align, out))
+            return 0;
+        if (shared_reuse(a, c, bsize, align, out) == 0)
             return 0;
         err = chunk_refill(a, c, bsize, align, out);
     } else {
@@ -801,7 +844,7 @@ static int alloc_cached(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_
         if (err && b && bin_take(a, c, i, align, out))
             return 0;
         if (err)
-            err = shared_reuse(a, bsize, align, out);
+            err = shared_reuse(a, c, bsize, align, out);
     }
     if (!err)
         return 0;

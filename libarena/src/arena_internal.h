@@ -163,8 +163,9 @@ typedef struct ca_arena__tl_slot {
 } ca_arena__tl_slot;
 extern _Thread_local ca_arena__tl_slot ca_arena__tl[CA_ARENA__TL_SLOTS];
 
-/* The calling thread's cache for a, made on first use; NULL when a keeps no
- * caches (local_cache 0, read-only) or the thread's table is full. */
+/* The calling thread's cache for a, made on first use (a full table gives
+ * its least recently used cache back first); NULL when a keeps no caches
+ * (local_cache 0, read-only) or no page could be mapped for one. */
 ca_arena__cache *ca_arena__cache_slow(ca_arena *a);
 /* Give a cache's bins and chunk back to the arena (owner, or anyone while
  * the owner is outside every call). */

@@ -19,6 +19,8 @@
  *     and check. A thread's caches are found through a small thread-local
  *     table keyed by the arena's id (never reused, so a closed arena's stale
  *     entry can never match a new arena at the same address).
+ *   - A thread keeps CA_ARENA__TL_SLOTS caches; using one more arena gives
+ *     the least recently used one back (drained, unlinked, unmapped).
  *   - Lifetime: the owner's thread-exit destructor drains each cache into
  *     its arena, unlinks it and unmaps it. ca_arena_close drains every cache
  *     of the arena and marks it orphaned (arena NULL); the owner unmaps an
@@ -99,9 +101,9 @@ ca_arena__cache *ca_arena__cache_slow(ca_arena *a)
     if (!a->id || making)
         return NULL;
     for (unsigned i = 0; i < CA_ARENA__TL_SLOTS; i++)
-        if (ca_arena__tl[i].id == a->id) { /* move to the front: the next lookup is one compare */
+        if (ca_arena__tl[i].id == a->id) { /* to the front: the table stays in order of use */
             ca_arena__tl_slot s = ca_arena__tl[i];
-            ca_arena__tl[i] = ca_arena__tl[0];
+            memmove(&ca_arena__tl[1], &ca_arena__tl[0], i * sizeof s);
             ca_arena__tl[0] = s;
             return s.c;
         }
@@ -120,7 +122,20 @@ ca_arena__cache *ca_arena__cache_slow(ca_arena *a)
             ca_arena__tl[i].id = 0;
             slot = (int)i;
         }
-    if (slot >= 0 && exit_key_ok) {
+    if (slot < 0) { /* a full table: the least recently used cache goes back to its arena */
+        slot = CA_ARENA__TL_SLOTS - 1;
+        ca_arena__cache *old = ca_arena__tl[slot].c;
+        ca_arena *oa = old->arena;
+        if (oa) {
+            ca_arena__cache_drain(oa, old);
+            fold_counters(oa, old);
+            unlink_cache(oa, old);
+        }
+        munmap(old, CACHE_BYTES);
+        ca_arena__tl[slot].c = NULL;
+        ca_arena__tl[slot].id = 0;
+    }
+    if (exit_key_ok) {
         void *m = mmap(NULL, CACHE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m != MAP_FAILED) {
             c = (ca_arena__cache *)m; /* zero-filled: empty chunk, empty bins */
@@ -131,7 +146,7 @@ ca_arena__cache *ca_arena__cache_slow(ca_arena *a)
     }
     pthread_mutex_unlock(&reg_lock);
     if (c) {
-        ca_arena__tl[slot] = ca_arena__tl[0];
+        memmove(&ca_arena__tl[1], &ca_arena__tl[0], (size_t)slot * sizeof ca_arena__tl[0]);
         ca_arena__tl[0].id = a->id;
         ca_arena__tl[0].c = c;
         pthread_setspecific(exit_key, (void *)1); /* non-NULL: the destructor runs at exit */

@@ -297,7 +297,11 @@ Test(arena_cache, more_arenas_than_table_slots)
     }
     for (int i = 0; i < N; i++) {
         cr_assert(ca_test_verify(ca_arena_ptr(a[i], x[i]), 32 + 16 * (size_t)i, (uint64_t)i));
-        cr_assert_eq(counter(a[i], "caches"), i < CA_ARENA__TL_SLOTS ? 1u : 0u, "arena %d", i);
+        /* a full table gives its least recently used cache back */
+        cr_assert_leq(counter(a[i], "caches"), 1, "arena %d", i);
+        if (i == 0)
+            cr_assert_eq(counter(a[0], "caches"), 0, "the first arena's cache was given back");
+        ok(a[i]);
         ca_arena_free(a[i], x[i], 32 + 16 * (size_t)i);
         ok(a[i]);
         ca_stats s;

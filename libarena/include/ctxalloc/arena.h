@@ -280,10 +280,15 @@ const char *ca_arena_strerror(ca_arena_error e);
  * @align: power of two <= CA_ARENA_MAX_ALIGN (smaller ones give 16)
  * @off:   receives the offset (never 0 on success)
  *
- * Free list first (OPTIMISTIC: pop the head if it fits; PESSIMISTIC: best
- * fit), then the cursor; when the cursor is exhausted, the list is compacted
- * and searched (waiting for it) before giving up. Lock-free on the cursor
- * path; O(1) for NONE and OPTIMISTIC, O(free segments) for PESSIMISTIC.
+ * With thread caches (options.local_cache) and REUSE_FIRST: the thread's bin
+ * of this size, its chunk, the free list (OPTIMISTIC: pop the head if it
+ * fits; PESSIMISTIC: best fit), then a new chunk from the cursor; FRESH_FIRST
+ * takes chunk and cursor first. Without caches the same minus bin and chunk.
+ * When the cursor is exhausted the caller's cache goes back to the list, which
+ * is compacted and searched (sleeping on its lock) before giving up; memory
+ * in other threads' caches is not seen. Never waits for another thread's
+ * free. O(1) from the cache; lock-free on the cursor path; O(free segments)
+ * for PESSIMISTIC's best fit.
  * Return: 0; EINVAL (alignment); ENOMEM (no free memory holds the block,
  * size overflow, cursor CAS retries exhausted); EROFS (read-only arena).
  */
@@ -295,9 +300,11 @@ int ca_arena_alloc(ca_arena *a, size_t size, size_t align, uint64_t *off);
  * @off:  offset from ca_arena_alloc; 0 is a no-op
  * @size: the size given to ca_arena_alloc
  *
- * The block at the cursor rewinds it; otherwise the block goes to the free
- * list (or is discarded with NONE or when smaller than min_segment).
- * Lock-free; O(1) for a rewind, O(free segments) for an insertion.
+ * The block at the calling thread's chunk tail or at the cursor rewinds it;
+ * otherwise the block goes to the thread's bin (up to 4 KiB), the free list,
+ * or is discarded (NONE, or smaller than min_segment). A free from any thread
+ * is valid. Lock-free, never waits; O(1) into a cache, O(free segments) for
+ * an insertion into the sorted list.
  * Return: 0; EINVAL (offset out of range or misaligned); EROFS.
  */
 int ca_arena_free(ca_arena *a, uint64_t off, size_t size);
@@ -373,7 +380,8 @@ ca_allocator *ca_arena_allocator(ca_arena *a);
  * Fields: bytes_in_use (block bytes), bytes_reserved = bytes_committed =
  * capacity, peak_in_use, allocs, frees, failures; counters "cursor",
  * "discarded", "free_bytes", "free_segments", "pending_segments",
- * "cas_retries", "rewinds", "flushes".
+ * "cas_retries", "rewinds", "flushes", "cached_bytes", "chunk_bytes",
+ * "caches". Takes the process-wide cache registry lock.
  * Return: 0.
  */
 int ca_arena_stats(const ca_arena *a, ca_stats *out);
