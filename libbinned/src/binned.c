@@ -342,6 +342,11 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     err = ca_binned__large_init(b);
     if (err)
         goto fail_key;
+    /* The span as one window of the ownership map: no radix nodes per class
+     * (8 KiB of RSS per class touched); when no window slot is left the
+     * classes register their blocks as they start them (central.c). */
+    if (b->use_owner_map && b->on_demand)
+        b->owner_window = ca_owner_claim_window((void *)b->span_base, span, &b->base) == 0;
     instances_add(b);
     return 0;
 
@@ -418,6 +423,8 @@ void ca_binned_destroy(ca_binned *b)
         next = *(void **)ch;
         ca_source_release(b->src, ch, ca_align_up((size_t)64 << 10, gran));
     }
+    if (b->owner_window)
+        (void)ca_owner_release_window((void *)b->span_base, b->span, &b->base);
     if (b->use_owner_map)
         for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
             if (b->classes[i].registered)

@@ -508,6 +508,9 @@ struct ca_binned {
                                  CA_SOURCE_ZEROED one) */
     bool decommit_zero;       /* decommitted memory reads as zero (own source:
                                  MADV_DONTNEED) */
+    bool owner_window;        /* the span is claimed as one window of core's
+                                 ownership map (no pages registered; classes
+                                 skip `registered`); on demand instances only */
     bool on_demand;           /* span, shadow and metadata are a window of address
                                  space mapped class by class as the classes grow
                                  (instances with their own source); else all three

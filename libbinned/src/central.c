@@ -161,7 +161,7 @@ static bool grow(ca_binned *b, ca_binned__class *c, unsigned cls)
     size_t bi = c->frontier;
     if (bi >= c->mapped && !map_more(b, c, cls, bi + 1))
         return false;
-    if (b->use_owner_map && bi >= c->registered) {
+    if (b->use_owner_map && !b->owner_window && bi >= c->registered) {
         /* Register 2 MiB (or one block, when larger) at a time. */
         size_t bsz = block_bytes(cls);
         size_t chunk = bsz >= ((size_t)2 << 20) ? 1 : ((size_t)2 << 20) / bsz;

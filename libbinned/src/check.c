@@ -146,7 +146,7 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
                             c->shadow_mapped < ((end - (uintptr_t)c->base) >> 4)
                       : end != (uintptr_t)c->base + ((size_t)1 << b->class_shift)))
         return "binned: the class's mapped end (tested by free) disagrees with its mappings";
-    if (b->use_owner_map && c->registered < c->frontier)
+    if (b->use_owner_map && !b->owner_window && c->registered < c->frontier)
         return "binned: started blocks missing from the ownership map";
     if (c->mapped == 0) /* on demand: nothing mapped, not even the trees */
         return c->frontier || c->free_tree.summary || c->empty_tree.summary

@@ -41,6 +41,29 @@ CA_STATIC_ASSERT(LEVEL_SHIFT_ROOT + CA_OWNER__ROOT_BITS == 48, "levels must cove
 void ***ca_core__owner_root[(size_t)1 << CA_OWNER__ROOT_BITS];
 uint64_t ca_core__owner_overlaid; /* pages whose under[] is set; __atomic */
 
+/* Windows (see core.h). A slot is published by its owner word (release,
+ * after lo and hi); readers load the owner first (acquire). Claims and
+ * releases are serialised by win_lock; a released slot keeps lo and hi
+ * until a claim reuses it, so a reader that saw the owner sees its bounds. */
+static struct {
+    uintptr_t lo, hi; /* __atomic (relaxed; published by owner) */
+    void *owner;      /* NULL: free slot; __atomic */
+} windows[CA_OWNER_WINDOWS];
+static unsigned nwindows; /* slots ever used; __atomic */
+static int win_lock;
+
+void *ca_owner__window_of(uintptr_t a)
+{
+    unsigned n = __atomic_load_n(&nwindows, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++) {
+        void *o = __atomic_load_n(&windows[i].owner, __ATOMIC_ACQUIRE);
+        if (o && a >= __atomic_load_n(&windows[i].lo, __ATOMIC_RELAXED) &&
+            a < __atomic_load_n(&windows[i].hi, __ATOMIC_RELAXED))
+            return o;
+    }
+    return NULL;
+}
+
 static void *map_node(size_t bytes)
 {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -143,22 +166,25 @@ typedef enum op { OP_REGISTER, OP_OVERLAY, OP_UNREGISTER, OP_RETIRE } op;
 
 static bool is_free(const void *v) { return v == NULL || v == CA_OWNER_RETIRED; }
 
-/* Claim one page entry for owner. */
-static int claim_page(ca_owner__split *n, size_t i, void *owner, op o)
+/* Claim one page entry (the page at address pa) for owner. A free page
+ * inside a window is the window owner's: only an overlay takes it. */
+static int claim_page(ca_owner__split *n, size_t i, uintptr_t pa, void *owner, op o)
 {
     void *v = __atomic_load_n(&n->page[i], __ATOMIC_ACQUIRE);
+    void *win = ca_owner__window_of(pa);
     for (;;) {
-        if (is_free(v)) {
+        if (is_free(v) && !win) {
             if (__atomic_compare_exchange_n(&n->page[i], &v, owner, false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
                 return 0;
             continue;
         }
-        if (o != OP_OVERLAY || v == owner || __atomic_load_n(&n->under[i], __ATOMIC_RELAXED))
+        void *hidden = is_free(v) ? win : v;
+        if (o != OP_OVERLAY || hidden == owner || __atomic_load_n(&n->under[i], __ATOMIC_RELAXED))
             return EEXIST;
         /* Counted before the overlay can be seen (routers stop trusting
          * their own ranges first). */
         __atomic_fetch_add(&ca_core__owner_overlaid, 1, __ATOMIC_SEQ_CST);
-        __atomic_store_n(&n->under[i], v, __ATOMIC_RELAXED);
+        __atomic_store_n(&n->under[i], hidden, __ATOMIC_RELAXED);
         if (__atomic_compare_exchange_n(&n->page[i], &v, owner, false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
             return 0;
         __atomic_store_n(&n->under[i], NULL, __ATOMIC_RELAXED);
@@ -166,51 +192,59 @@ static int claim_page(ca_owner__split *n, size_t i, void *owner, op o)
     }
 }
 
-/* Give one page entry up: back to the overlaid owner, else NULL / retired. */
-static void release_page(ca_owner__split *n, size_t i, void *owner, op o)
+/* Give one page entry (the page at pa) up: back to the overlaid owner
+ * (NULL when that is the window's owner: the window answers for it), else
+ * NULL / retired. */
+static void release_page(ca_owner__split *n, size_t i, uintptr_t pa, void *owner, op o)
 {
     void *expected = owner;
     void *under = __atomic_load_n(&n->under[i], __ATOMIC_RELAXED);
     void *to = under ? under : (o == OP_RETIRE ? CA_OWNER_RETIRED : NULL);
+    if (under && under == ca_owner__window_of(pa))
+        to = NULL;
     if (__atomic_compare_exchange_n(&n->page[i], &expected, to, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED) && under) {
         __atomic_store_n(&n->under[i], NULL, __ATOMIC_RELAXED);
         __atomic_fetch_sub(&ca_core__owner_overlaid, 1, __ATOMIC_RELEASE);
     }
 }
 
-/* Apply o to the pages [lo, hi) (indices within the granule at *e). */
-static int set_pages(void **e, size_t lo, size_t hi, void *owner, op o)
+/* Apply o to the pages [lo, hi) (indices within the granule g at *e). */
+static int set_pages(void **e, uintptr_t g, size_t lo, size_t hi, void *owner, op o)
 {
     ca_owner__split *n = split_of(e);
     if (!n)
         return ENOMEM;
     for (size_t i = lo; i < hi; i++) {
+        uintptr_t pa = g + (i << CA_OWNER_PAGE_SHIFT);
         if (o == OP_REGISTER || o == OP_OVERLAY) {
-            int err = claim_page(n, i, owner, o);
+            int err = claim_page(n, i, pa, owner, o);
             if (err) {
                 while (i-- > lo)
-                    release_page(n, i, owner, OP_UNREGISTER);
+                    release_page(n, i, g + (i << CA_OWNER_PAGE_SHIFT), owner, OP_UNREGISTER);
                 return err;
             }
         } else {
-            release_page(n, i, owner, o);
+            release_page(n, i, pa, owner, o);
         }
     }
     return 0;
 }
 
-/* Apply o to a whole granule. Plain entries change in one CAS; a split
- * granule (or an overlay over another owner) goes page by page. */
-static int set_granule(void **e, void *owner, op o)
+/* Apply o to the whole granule g at *e. Plain entries change in one CAS; a
+ * split granule (or an overlay over another owner or a window) goes page by
+ * page. */
+static int set_granule(void **e, uintptr_t g, void *owner, op o)
 {
     void *v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
     for (;;) {
         if ((uintptr_t)v & CA_OWNER__SPLIT)
-            return set_pages(e, 0, CA_OWNER__PAGES, owner, o);
+            return set_pages(e, g, 0, CA_OWNER__PAGES, owner, o);
         void *to;
         if (o == OP_REGISTER || o == OP_OVERLAY) {
+            if (is_free(v) && ca_owner__window_of(g))
+                return o == OP_OVERLAY ? set_pages(e, g, 0, CA_OWNER__PAGES, owner, o) : EEXIST;
             if (!is_free(v))
-                return o == OP_OVERLAY && v != owner ? set_pages(e, 0, CA_OWNER__PAGES, owner, o) : EEXIST;
+                return o == OP_OVERLAY && v != owner ? set_pages(e, g, 0, CA_OWNER__PAGES, owner, o) : EEXIST;
             to = owner;
         } else {
             if (v != owner)
@@ -243,9 +277,9 @@ static int set_range(uintptr_t b, uintptr_t end, void *owner, op o)
         if (!e)
             err = claim ? ENOMEM : 0;
         else if (a == g && stop == gend)
-            err = set_granule(e, owner, o);
+            err = set_granule(e, g, owner, o);
         else
-            err = set_pages(e, (a - g) >> CA_OWNER_PAGE_SHIFT, (stop - g) >> CA_OWNER_PAGE_SHIFT, owner, o);
+            err = set_pages(e, g, (a - g) >> CA_OWNER_PAGE_SHIFT, (stop - g) >> CA_OWNER_PAGE_SHIFT, owner, o);
         if (err) {
             if (a > b)
                 (void)set_range(b, a, owner, OP_UNREGISTER);
@@ -305,3 +339,51 @@ int ca_owner_register(void *base, size_t size, void *owner) { return apply(base,
 int ca_owner_overlay(void *base, size_t size, void *owner) { return apply(base, size, owner, OP_OVERLAY); }
 int ca_owner_unregister(void *base, size_t size, void *owner) { return apply(base, size, owner, OP_UNREGISTER); }
 int ca_owner_retire(void *base, size_t size, void *owner) { return apply(base, size, owner, OP_RETIRE); }
+
+int ca_owner_claim_window(void *base, size_t size, void *owner)
+{
+    if (!owner || ((uintptr_t)owner & 3) || owner == CA_OWNER_RETIRED || check_range(base, size))
+        return EINVAL;
+    uintptr_t lo = (uintptr_t)base, hi = lo + size;
+    int err = ENOSPC;
+    ca_lock_acquire(&win_lock, "core");
+    unsigned n = __atomic_load_n(&nwindows, __ATOMIC_RELAXED), slot = CA_OWNER_WINDOWS;
+    for (unsigned i = 0; i < n; i++) {
+        if (!__atomic_load_n(&windows[i].owner, __ATOMIC_RELAXED)) {
+            if (slot == CA_OWNER_WINDOWS)
+                slot = i;
+        } else if (lo < windows[i].hi && windows[i].lo < hi) {
+            err = EEXIST;
+            slot = CA_OWNER_WINDOWS + 1;
+            break;
+        }
+    }
+    if (slot == CA_OWNER_WINDOWS && n < CA_OWNER_WINDOWS)
+        slot = n;
+    if (slot < CA_OWNER_WINDOWS) {
+        __atomic_store_n(&windows[slot].lo, lo, __ATOMIC_RELAXED);
+        __atomic_store_n(&windows[slot].hi, hi, __ATOMIC_RELAXED);
+        __atomic_store_n(&windows[slot].owner, owner, __ATOMIC_RELEASE);
+        if (slot == n)
+            __atomic_store_n(&nwindows, n + 1, __ATOMIC_RELEASE);
+        err = 0;
+    }
+    ca_lock_release(&win_lock);
+    return err;
+}
+
+int ca_owner_release_window(void *base, size_t size, void *owner)
+{
+    int err = EINVAL;
+    ca_lock_acquire(&win_lock, "core");
+    unsigned n = __atomic_load_n(&nwindows, __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < n; i++)
+        if (__atomic_load_n(&windows[i].owner, __ATOMIC_RELAXED) == owner && windows[i].lo == (uintptr_t)base &&
+            windows[i].hi == (uintptr_t)base + size) {
+            __atomic_store_n(&windows[i].owner, NULL, __ATOMIC_RELEASE);
+            err = 0;
+            break;
+        }
+    ca_lock_release(&win_lock);
+    return err;
+}

@@ -238,3 +238,51 @@ Test(owner, records_report_their_owner_and_are_found_by_kind)
     cr_assert_null(ca_owner_lookup(r + 2 * g));
     cr_assert_null(ca_owner_record_of(r + g, &kind_a));
 }
+
+/* Windows: a lookup that finds nothing in the tree answers with the window's
+ * owner; others' pages inside a window need an overlay (counted), and give
+ * the window back when unregistered; windows do not overlap; released
+ * windows answer nothing. */
+Test(owner, windows_answer_for_unregistered_pages)
+{
+    int owner, other, third;
+    size_t g = CA_OWNER_GRANULE;
+    char *r = reserve(64 * g);
+    cr_assert_eq(ca_owner_claim_window(r, 32 * g, &owner), 0);
+    cr_assert_eq(ca_owner_lookup(r), &owner);
+    cr_assert_eq(ca_owner_lookup(r + 32 * g - 1), &owner);
+    cr_assert_null(ca_owner_lookup(r + 32 * g));
+    cr_assert_eq(ca_owner_claim_window(r + 16 * g, 32 * g, &other), EEXIST, "windows do not overlap");
+    cr_assert_eq(ca_owner_claim_window(r + 3, g, &other), EINVAL);
+    /* registration inside: EEXIST; an overlay takes pages over and counts */
+    uint64_t before = ca_owner_overlaid();
+    cr_assert_eq(ca_owner_register(r + 4 * g, g, &other), EEXIST);
+    cr_assert_eq(ca_owner_overlay(r + 4 * g, g + CA_OWNER_PAGE, &other), 0);
+    cr_assert_eq(ca_owner_overlaid(), before + CA_OWNER__PAGES + 1, "pages over a window hide its owner");
+    cr_assert_eq(ca_owner_lookup(r + 4 * g), &other);
+    cr_assert_eq(ca_owner_lookup(r + 5 * g), &other);
+    cr_assert_eq(ca_owner_lookup(r + 5 * g + CA_OWNER_PAGE), &owner);
+    cr_assert_eq(ca_owner_overlay(r + 4 * g, CA_OWNER_PAGE, &third), EEXIST, "one level of overlay");
+    cr_assert_eq(ca_owner_unregister(r + 4 * g, g + CA_OWNER_PAGE, &other), 0);
+    cr_assert_eq(ca_owner_overlaid(), before);
+    cr_assert_eq(ca_owner_lookup(r + 4 * g), &owner);
+    cr_assert_null(ca_owner__walk((uintptr_t)(r + 4 * g)), "given back to the window, not to the tree");
+    /* outside the window registration is as usual */
+    cr_assert_eq(ca_owner_register(r + 40 * g, g, &other), 0);
+    cr_assert_eq(ca_owner_lookup(r + 40 * g), &other);
+    cr_assert_eq(ca_owner_unregister(r + 40 * g, g, &other), 0);
+    /* release: only by its owner with its bounds */
+    cr_assert_eq(ca_owner_release_window(r, 32 * g, &other), EINVAL);
+    cr_assert_eq(ca_owner_release_window(r, 16 * g, &owner), EINVAL);
+    cr_assert_eq(ca_owner_release_window(r, 32 * g, &owner), 0);
+    cr_assert_null(ca_owner_lookup(r));
+    cr_assert_eq(ca_owner_register(r, g, &other), 0, "a released window's pages are free");
+    cr_assert_eq(ca_owner_unregister(r, g, &other), 0);
+    /* slots are reused and run out with ENOSPC */
+    int e = 0, k;
+    for (k = 0; k < CA_OWNER_WINDOWS + 1 && !e; k++)
+        e = ca_owner_claim_window(r + (size_t)k * g, g, &third);
+    cr_assert_eq(e, ENOSPC);
+    for (int j = 0; j < k - 1; j++)
+        cr_assert_eq(ca_owner_release_window(r + (size_t)j * g, g, &third), 0);
+}

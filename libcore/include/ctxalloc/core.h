@@ -704,6 +704,26 @@ int ca_owner_unregister(void *base, size_t size, void *owner);
  * CA_OWNER_RETIRED instead of unowned. */
 int ca_owner_retire(void *base, size_t size, void *owner);
 
+/*
+ * Windows: an owner that keeps a large address window to itself (libbinned's
+ * size classes) claims it once instead of registering pages as it maps
+ * them, which costs no radix nodes: a lookup that finds no entry in the tree
+ * falls back to the windows (at most CA_OWNER_WINDOWS, out of line). Pages
+ * that someone else registers inside a window hide the window's owner: plain
+ * registration there is EEXIST, ca_owner_overlay takes them over and counts
+ * them in ca_owner_overlaid(), and unregistering gives them back.
+ * ca_owner_claim_window: 0; EINVAL (bad range or owner, as for
+ * registration); EEXIST (overlaps another window); ENOSPC (no free slot: the
+ * owner registers its pages instead). ca_owner_release_window: 0 or EINVAL
+ * (no such window of this owner). Lookups of the window's addresses must be
+ * over before it is released (as for unregistration).
+ */
+#define CA_OWNER_WINDOWS 16
+int ca_owner_claim_window(void *base, size_t size, void *owner);
+int ca_owner_release_window(void *base, size_t size, void *owner);
+/* The owner of the window holding address a, or NULL. */
+void *ca_owner__window_of(uintptr_t a);
+
 /* Pages that currently hide another owner (overlays in place). While it is
  * 0, an address inside memory an allocator mapped and registered itself is
  * that allocator's without a lookup: routers test their own ranges first
@@ -755,15 +775,9 @@ int ca_owner_register_record(void *base, size_t size, ca_owner_record *rec);
 int ca_owner_overlay_record(void *base, size_t size, ca_owner_record *rec);
 int ca_owner_unregister_record(void *base, size_t size, ca_owner_record *rec);
 
-/* The raw entry of p: an owner, a tagged record (ca_owner_entry_record), 
- * CA_OWNER_RETIRED or NULL. Safe from any thread at any time, including
- * concurrently with (un)registration of other ranges; inline, three loads
- * (four in a split granule). */
-ca_force_inline void *ca_owner_entry(const void *p)
+/* The tree's entry for address a (below 2^48), NULL when it has none. */
+ca_force_inline void *ca_owner__walk(uintptr_t a)
 {
-    uintptr_t a = (uintptr_t)p;
-    if (ca_unlikely(a >> 48))
-        return NULL;
     void ***mid = __atomic_load_n(
         &ca_core__owner_root[(a >> (CA_OWNER_GRANULE_SHIFT + CA_OWNER__LEAF_BITS + CA_OWNER__MID_BITS)) &
                              (((size_t)1 << CA_OWNER__ROOT_BITS) - 1)],
@@ -782,6 +796,20 @@ ca_force_inline void *ca_owner_entry(const void *p)
         o = __atomic_load_n(&n->page[(a >> CA_OWNER_PAGE_SHIFT) & (CA_OWNER__PAGES - 1)], __ATOMIC_ACQUIRE);
     }
     return o;
+}
+
+/* The raw entry of p: an owner, a tagged record (ca_owner_entry_record),
+ * CA_OWNER_RETIRED or NULL; where the tree has nothing, the owner of the
+ * window holding p. Safe from any thread at any time, including
+ * concurrently with (un)registration of other ranges; inline, three loads
+ * (four in a split granule; a call when the tree has nothing). */
+ca_force_inline void *ca_owner_entry(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (ca_unlikely(a >> 48))
+        return NULL;
+    void *o = ca_owner__walk(a);
+    return ca_likely(o != NULL) ? o : ca_owner__window_of(a);
 }
 
 /* The record an entry points to, or NULL when the entry is not a record. */
