@@ -184,7 +184,9 @@ static inline void note_high(ca_arena *a, uint64_t end)
         ;
 }
 
+#if CA_ARENA__DROP_TAG
 static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+#endif
 
 /* Frees into a list longer than BATCH_LIST segments go to the pending stack
  * and are merged in bulk once BATCH_PENDING have gathered (auto_compact 0
@@ -658,7 +660,6 @@ static int bump(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
  * The thread-cache paths (the cache is the caller's own: no atomics on it)
  * ------------------------------------------------------------------------ */
 
-static inline uint64_t rl(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void rs(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
 static inline ca_arena__cache *my_cache(ca_arena *a)
