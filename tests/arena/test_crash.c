@@ -26,44 +26,14 @@
 #include "ca_test.h"
 
 #define MAXR 128
-
-typedef struct rec {
-    uint64_t off;
-    uint32_t size;
-    uint32_t freed;
-} rec;
-
-typedef struct table {
-    uint64_t seq; /* tag */
-    uint64_t n;
-    rec r[MAXR];
-} table;
+#define CRASH_MAXR MAXR
+#include "crash_record.h"
 
 static const ca_arena_options *opts(void)
 {
     static ca_arena_options o;
-    ca_arena_options_init(&o);
-    o.freelist = CA_ARENA_FREELIST_OPTIMISTIC;
-    o.capacity = 512u << 10;
-    o.user_size = 3 * sizeof(table); /* [2] stays empty: the 'no table' marker */
-    o.user_version = 42;
+    crash_options(&o, 512u << 10, 42);
     return &o;
-}
-
-static table *tables(ca_arena *a) { return (table *)ca_arena_user_area(a, NULL); }
-
-/* The table that describes the file (NULL for a fresh file: no table yet). */
-static table *current(ca_arena *a)
-{
-    table *t = tables(a);
-    uint64_t tag = ca_arena_commit_tag(a);
-    if (tag == 0)
-        return NULL;
-    if (__atomic_load_n(&t[0].seq, __ATOMIC_ACQUIRE) == tag)
-        return &t[0];
-    if (__atomic_load_n(&t[1].seq, __ATOMIC_ACQUIRE) == tag)
-        return &t[1];
-    return &t[2]; /* no table: reported by the caller */
 }
 
 static void child(const char *path, uint64_t seed)

@@ -30,43 +30,14 @@
 
 #define PER 64          /* live blocks per thread at most */
 #define MAXR (2 * PER)
-
-typedef struct rec {
-    uint64_t off;
-    uint32_t size;
-    uint32_t freed;
-} rec;
-
-typedef struct table {
-    uint64_t seq; /* tag */
-    uint64_t n;
-    rec r[MAXR];
-} table;
+#define CRASH_MAXR MAXR
+#include "crash_record.h"
 
 static const ca_arena_options *opts(void)
 {
     static ca_arena_options o;
-    ca_arena_options_init(&o);
-    o.freelist = CA_ARENA_FREELIST_OPTIMISTIC;
-    o.capacity = 1u << 20;
-    o.user_size = 3 * sizeof(table); /* [2] stays empty: the 'no table' marker */
-    o.user_version = 43;
+    crash_options(&o, 1u << 20, 43);
     return &o;
-}
-
-static table *tables(ca_arena *a) { return (table *)ca_arena_user_area(a, NULL); }
-
-static table *current(ca_arena *a)
-{
-    table *t = tables(a);
-    uint64_t tag = ca_arena_commit_tag(a);
-    if (tag == 0)
-        return NULL;
-    if (__atomic_load_n(&t[0].seq, __ATOMIC_ACQUIRE) == tag)
-        return &t[0];
-    if (__atomic_load_n(&t[1].seq, __ATOMIC_ACQUIRE) == tag)
-        return &t[1];
-    return &t[2];
 }
 
 /* ---- the child ---------------------------------------------------------- */

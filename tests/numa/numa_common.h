@@ -37,6 +37,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ca_test.h" /* ca_test_count_maps */
+
 #define NT_SKIP 77
 
 /* The failure message of the running test (child process). */
@@ -192,18 +194,6 @@ typedef struct nt_test {
     int (*fn)(void);
 } nt_test;
 
-static long nt_count_maps(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    long n = 0;
-    int c;
-    if (!f)
-        return -1;
-    while ((c = fgetc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
-}
 
 /* Move the calling process into a new cpuset cgroup (v2) whose memory
  * nodes are @mems ("0"): nodes outside it exist but are not allowed. For

@@ -439,14 +439,14 @@ static int t_rbtree_bitset_over_bind1_from_node0(void)
 /* init must fail with want and leave nothing mapped. */
 static int refuse(unsigned mode, const nt_mask *m, size_t maxnode, int want, const char *what)
 {
-    long maps = nt_count_maps();
+    long maps = ca_test_count_maps();
     ca_source_mmap s;
     int e = nt_mmap_init(&s, mode, m, maxnode);
     CHECK(e == want, "%s: init gave %d (%s), expected %d", what, e, strerror(e), want);
     ca_source_numa pol = {mode, m ? m->w : NULL, m ? maxnode : 0};
     e = ca_source_numa_validate(&pol);
     CHECK(e == want, "%s: validate gave %d, expected %d", what, e, want);
-    CHECK(nt_count_maps() == maps, "%s: a mapping was left behind", what);
+    CHECK(ca_test_count_maps() == maps, "%s: a mapping was left behind", what);
     return 0;
 }
 
@@ -527,11 +527,11 @@ static int t_bad_mbind_failure_leaves_nothing(void)
     o.fault = &f;
     ca_source_mmap s;
     CHECK(ca_source_mmap_init(&s, &o) == 0, "init");
-    long maps = nt_count_maps();
+    long maps = ca_test_count_maps();
     void *p = NULL;
     int e = ca_source_obtain(&s.base, 16 * PAGE, PAGE, &p);
     CHECK(e == EIO, "obtain with a failing mbind gave %d", e);
-    CHECK(nt_count_maps() == maps, "a mapping was left behind");
+    CHECK(ca_test_count_maps() == maps, "a mapping was left behind");
     ca_stats st;
     CHECK(ca_source_stats(&s.base, &st) == 0 && st.bytes_in_use == 0, "stats count %llu bytes in use",
           (unsigned long long)st.bytes_in_use);

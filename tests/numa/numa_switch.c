@@ -127,7 +127,7 @@ static int bad_run(void *arg)
     (void)arg;
     CHECK(ca_switch_bind_node(CA_SWITCH_BIND_THREAD, 0, NULL) == 0, "bind 0");
     ca_allocator *node0 = ca_switch_thread();
-    long maps = nt_count_maps();
+    long maps = ca_test_count_maps();
     static const int bad[] = {2, 3, 63, 64, 1023, 1024, -2, 1 << 30};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ca_allocator *prev = (ca_allocator *)1;
@@ -139,7 +139,7 @@ static int bad_run(void *arg)
         CHECK(e == EINVAL, "context, node %d gave %d", bad[i], e);
         CHECK(ca_switch_context() == NULL, "context changed");
     }
-    CHECK(nt_count_maps() == maps, "a bad node left a mapping behind");
+    CHECK(ca_test_count_maps() == maps, "a bad node left a mapping behind");
     CHECK(ca_switch_bind_node(7, 1, NULL) == EINVAL, "unknown scope");
     CHECK(ca_switch_thread() == node0, "selection changed");
     ca_switch_check();
@@ -163,7 +163,7 @@ static int t_node_not_allowed(void)
     memset(allowed, 0, sizeof allowed);
     CHECK(get_mempolicy(NULL, allowed, 4096, NULL, MPOL_F_MEMS_ALLOWED) == 0 && allowed[0] == 1,
           "mems allowed %#lx after the cpuset", allowed[0]);
-    long maps = nt_count_maps();
+    long maps = ca_test_count_maps();
     /* the node's state comes from the global source: a leak shows there
      * (a leaked page may merge with a neighbouring mapping, unseen in maps) */
     ca_stats g0, g1;
@@ -172,7 +172,7 @@ static int t_node_not_allowed(void)
     int e = ca_switch_bind_node(CA_SWITCH_BIND_THREAD, 1, &prev);
     CHECK(e == EINVAL, "bind to a node not allowed gave %d", e);
     CHECK(prev == (ca_allocator *)1 && ca_switch_thread() == NULL, "selection changed");
-    CHECK(nt_count_maps() == maps, "a mapping was left behind (%ld -> %ld)", maps, nt_count_maps());
+    CHECK(ca_test_count_maps() == maps, "a mapping was left behind (%ld -> %ld)", maps, ca_test_count_maps());
     CHECK(ca_source_stats(ca_source_mmap_global(), &g1) == 0 && g1.bytes_in_use == g0.bytes_in_use,
           "the global source holds %llu more bytes", (unsigned long long)(g1.bytes_in_use - g0.bytes_in_use));
     nt_mask m1 = nt_nodes(1, -1), m01 = nt_nodes(0, 1);
@@ -180,7 +180,7 @@ static int t_node_not_allowed(void)
     CHECK(nt_mmap_init(&s, CA_SOURCE_NUMA_BIND, &m1, 64) == EINVAL, "source BIND {1}");
     CHECK(nt_mmap_init(&s, CA_SOURCE_NUMA_PREFERRED, &m1, 64) == EINVAL, "source PREFERRED {1}");
     CHECK(nt_mmap_init(&s, CA_SOURCE_NUMA_INTERLEAVE, &m01, 64) == EINVAL, "source INTERLEAVE {0,1}");
-    CHECK(nt_count_maps() == maps, "a mapping was left behind");
+    CHECK(ca_test_count_maps() == maps, "a mapping was left behind");
     CHECK(ca_switch_bind_node(CA_SWITCH_BIND_THREAD, 0, &prev) == 0 && prev == NULL, "bind 0");
     CHECK(ca_switch_thread() == node0, "node 0's instance");
     char *p = (char *)malloc(10000);
