@@ -125,10 +125,10 @@ int ca_switch_bind_node(unsigned where, int node, ca_allocator **prev)
             return ENOTSUP;
         if (node >= n || node >= CA_SOURCE_NUMA_MAX_NODES)
             return EINVAL;
-        node_state *st;
+        node_state *st = NULL;
         int err = node_get(node, &st);
-        if (err)
-            return err;
+        if (err || !st) /* node_get gives a state exactly when it returns 0 */
+            return err ? err : ENOMEM;
         next = ca_binned_allocator(st->b);
     }
     int err = where == CA_SWITCH_BIND_THREAD ? ca_switch_thread_try_set(next, NULL)
