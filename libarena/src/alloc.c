@@ -366,13 +366,7 @@ uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head)
     return head;
 }
 
-static void full_check(ca_arena *a)
-{
-    if (CA_CHECKS >= CA_CHECKS_FULL) {
-        const char *why = ca_arena_check(a);
-        CA_CHECK_FULL(why == NULL, COMP, a, why ? why : "");
-    }
-}
+#define full_check(a) CA_CHECK_WALK(COMP, (a), ca_arena_check)
 
 static uint64_t compact_locked(ca_arena *a, uint64_t head);
 
@@ -1317,6 +1311,8 @@ void ca_arena__listen_close(ca_arena *a)
         l->removed(l, a->mem, (size_t)ca_arena__held(a));
 }
 
+static const char *op_check(ca_allocator *a) { return ca_arena_check((const ca_arena *)(const void *)a); }
+
 const ca_allocator_ops ca_arena__ops = {
     .name = "arena",
     .caps = CA_CAP_THREAD_SAFE,
@@ -1329,4 +1325,5 @@ const ca_allocator_ops ca_arena__ops = {
     .reset = op_reset,
     .stats = op_stats,
     .listen = op_listen,
+    .check = op_check,
 };

@@ -1008,6 +1008,8 @@ static bool op_owns(const ca_allocator *a, const void *p) { return owns((const c
 
 static int op_stats(const ca_allocator *a, ca_stats *out) { return ca_binned_stats((const ca_binned *)(const void *)a, out); }
 
+static const char *op_check(ca_allocator *a) { return ca_binned_check((const ca_binned *)(const void *)a); }
+
 /* Two tables: instances that register their ranges in core's ownership map
  * carry CA_CAP_OWNER_MAP (libswitch can select them as they are), those made
  * with CA_BINNED_NO_OWNER_MAP do not. */
@@ -1015,7 +1017,7 @@ static int op_stats(const ca_allocator *a, ca_stats *out) { return ca_binned_sta
     {                                                                                              \
         .name = "binned", .caps = (caps_), .alloc = op_alloc, .free = op_free,                     \
         .free_unsized = op_free_unsized, .usable_size = op_usable, .resize = op_resize,            \
-        .owns = op_owns, .reset = NULL, .stats = op_stats, .listen = NULL,                         \
+        .owns = op_owns, .reset = NULL, .stats = op_stats, .listen = NULL, .check = op_check,     \
     }
 static const ca_allocator_ops binned_ops = BINNED_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED | CA_CAP_OWNER_MAP);
 static const ca_allocator_ops binned_ops_unmapped = BINNED_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED);

@@ -46,14 +46,7 @@ ca_attr_noreturn ca_attr_cold static void fail_block(const void *p, const char *
 
 #define FAIL_BLOCK(p, what, i) fail_block((p), (what), (i), __FILE__, __LINE__)
 
-static void full_check(const ca_bitset *b)
-{
-    if (CA_CHECKS >= CA_CHECKS_FULL) {
-        const char *what = NULL;
-        int rc = ca_bitset_check(b, &what);
-        CA_CHECK_FULL(rc == 0, COMPONENT, b, what ? what : "invariant broken");
-    }
-}
+#define full_check(b) CA_CHECK_WALK(COMPONENT, (b), ca_bitset_check)
 
 /* --- sizes -------------------------------------------------------------- */
 
@@ -144,6 +137,8 @@ static void clear_maps(ca_bitset *b)
     b->runs_in_use = 0;
     b->peak_blocks = 0;
 }
+
+static const char *op_check(ca_allocator *a) { return ca_bitset_check((const ca_bitset *)a); }
 
 static const ca_allocator_ops bitset_ops;
 
@@ -555,4 +550,5 @@ static const ca_allocator_ops bitset_ops = {
     .reset = op_reset,
     .stats = op_stats,
     .listen = op_listen,
+    .check = op_check,
 };

@@ -11,29 +11,20 @@
  */
 #include "bitset_internal.h"
 
-static int broken(const char **what, const char *msg)
+const char *ca_bitset_check(const ca_bitset *b)
 {
-    if (what)
-        *what = msg;
-    return EUCLEAN;
-}
-
-int ca_bitset_check(const ca_bitset *b, const char **what)
-{
-    if (what)
-        *what = NULL;
     if (b->nlevels < 1 || b->nlevels > CA_BITSET__MAX_LEVELS || b->nwords[b->nlevels - 1] != 1)
-        return broken(what, "summary levels do not end in one word");
+        return "summary levels do not end in one word";
     if (b->nwords[0] != (b->nblocks + 63) / 64)
-        return broken(what, "level 0 word count does not match the block count");
+        return "level 0 word count does not match the block count";
 
     const uint64_t *l0 = b->level[0];
     size_t last = b->nwords[0] - 1;
     uint64_t tail = b->nblocks % 64 ? ~(uint64_t)0 << (b->nblocks % 64) : 0;
     if (l0[last] & tail)
-        return broken(what, "a block past the region's end is marked free");
+        return "a block past the region's end is marked free";
     if (l0[b->nwords[0]] != 0)
-        return broken(what, "the sentinel word after level 0 is not zero");
+        return "the sentinel word after level 0 is not zero";
 
     for (unsigned l = 1; l < b->nlevels; l++) {
         const uint64_t *below = b->level[l - 1], *lv = b->level[l];
@@ -43,7 +34,7 @@ int ca_bitset_check(const ca_bitset *b, const char **what)
             for (size_t j = 0; j < 64 && w * 64 + j < nb; j++)
                 want |= (uint64_t)(below[w * 64 + j] != 0) << j;
             if (lv[w] != want)
-                return broken(what, "a summary bit disagrees with the word below it");
+                return "a summary bit disagrees with the word below it";
         }
     }
 
@@ -53,33 +44,33 @@ int ca_bitset_check(const ca_bitset *b, const char **what)
         uint64_t valid = (w == last && b->nblocks % 64) ? ~tail : ~(uint64_t)0;
         uint64_t used = ~l0[w] & valid, st = b->starts[w];
         if (st & ~valid)
-            return broken(what, "a run-start bit past the region's end");
+            return "a run-start bit past the region's end";
         if (st & ~used)
-            return broken(what, "a run-start bit on a free block");
+            return "a run-start bit on a free block";
         uint64_t after_free = (l0[w] << 1) | prev_free;
         if (used & after_free & ~st)
-            return broken(what, "an allocated block after a free block is not a run start");
+            return "an allocated block after a free block is not a run start";
         prev_free = l0[w] >> 63;
         used_blocks += (size_t)__builtin_popcountll(used);
         starts += (size_t)__builtin_popcountll(st);
     }
     if (b->low > b->nblocks)
-        return broken(what, "the search start is past the region");
+        return "the search start is past the region";
     {
         size_t lowest = ca_bitset__next_free(b, 0);
         if (lowest != CA_BITSET__NONE && lowest < b->low)
-            return broken(what, "a free block below the search start");
+            return "a free block below the search start";
     }
     if (b->run_k) {
         size_t first = ca_bitset__find_run(b, 0, b->run_k, 1, 0);
         if (first != CA_BITSET__NONE && first < b->run_hint)
-            return broken(what, "a free run of the hinted length below the run hint");
+            return "a free run of the hinted length below the run hint";
     }
     if (used_blocks != b->blocks_in_use)
-        return broken(what, "blocks_in_use does not match the free map");
+        return "blocks_in_use does not match the free map";
     if (starts != b->runs_in_use)
-        return broken(what, "runs_in_use does not match the run-start map");
-    return 0;
+        return "runs_in_use does not match the run-start map";
+    return NULL;
 }
 
 int ca_bitset_stats(const ca_bitset *b, ca_stats *out)

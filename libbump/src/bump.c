@@ -359,7 +359,7 @@ static void reset_impl(ca_bump *b, bool keep_one, bool notify)
         b->cur = b->end = NULL;
         b->chunk_bytes = 0;
     }
-    CA_CHECK_FULL(ca_bump_check(b) == 0, "bump", b, "invariants broken after reset");
+    CA_CHECK_WALK("bump", b, ca_bump_check);
 }
 
 void ca_bump_reset(ca_bump *b) { reset_impl(b, true, true); }
@@ -493,7 +493,7 @@ void *ca_bump__alloc_slow(ca_bump *b, size_t size, size_t align)
     p = try_place(b, size, align);
     CA_ASSERT(p != NULL, "bump", c, "a fresh chunk cannot hold the request it was sized for");
     sample_peak(b);
-    CA_CHECK_FULL(ca_bump_check(b) == 0, "bump", b, "invariants broken after a new chunk");
+    CA_CHECK_WALK("bump", b, ca_bump_check);
     return p;
 }
 
@@ -646,7 +646,7 @@ int ca_bump_rewind(ca_bump *b, const ca_bump_mark *m)
     b->end = b->chunk ? b->chunk->end : NULL;
     b->marks = saved.prev;
     b->rewinds++;
-    CA_CHECK_FULL(ca_bump_check(b) == 0, "bump", b, "invariants broken after rewind");
+    CA_CHECK_WALK("bump", b, ca_bump_check);
     return 0;
 }
 
@@ -711,109 +711,77 @@ int ca_bump_stats(const ca_bump *b, ca_stats *out)
     return 0;
 }
 
-int ca_bump__check_report(const char *what, const void *addr)
-{
-    char line[256];
-    size_t n = 0;
-    const char *parts[] = {"ctxalloc: bump: check: ", what, " (address 0x"};
-    for (size_t i = 0; i < 3; i++)
-        for (const char *s = parts[i]; *s && n < sizeof line - 24; s++)
-            line[n++] = *s;
-    uintptr_t a = (uintptr_t)addr;
-    char hex[16];
-    int k = 0;
-    do {
-        hex[k++] = "0123456789abcdef"[a & 15];
-        a >>= 4;
-    } while (a);
-    while (k)
-        line[n++] = hex[--k];
-    line[n++] = ')';
-    line[n++] = '\n';
-    ssize_t w = write(2, line, n);
-    (void)w;
-    return EFAULT;
-}
-
-#define CHECK(cond, what, addr)                                                                    \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            return ca_bump__check_report((what), (addr));                                          \
-    } while (0)
-
 /* Bound on list walks, so a cycle is reported instead of hanging. */
 #define WALK_MAX ((size_t)1 << 24)
 
-static int check_chunk(const ca_bump_chunk *c, uintptr_t cur)
+static const char *check_chunk(const ca_bump_chunk *c, uintptr_t cur)
 {
-    CHECK(c->begin <= c->end, "chunk begin after end", c);
-    CHECK(ca_is_aligned((uintptr_t)c->end, CA_BUMP_FAST_ALIGN), "chunk end not 16-aligned", c);
-    CHECK(cur >= (uintptr_t)c->begin && cur <= (uintptr_t)c->end, "cursor outside its chunk", c);
+    CA_CHECK_EXPECT(c->begin <= c->end, "chunk begin after end");
+    CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c->end, CA_BUMP_FAST_ALIGN), "chunk end not 16-aligned");
+    CA_CHECK_EXPECT(cur >= (uintptr_t)c->begin && cur <= (uintptr_t)c->end, "cursor outside its chunk");
     if (c->size)
-        CHECK((const char *)c + c->size >= c->end && (const char *)(c + 1) <= c->begin,
-              "chunk header does not describe its block", c);
+        CA_CHECK_EXPECT((const char *)c + c->size >= c->end && (const char *)(c + 1) <= c->begin, "chunk header does not describe its block");
     if (c->size >= CA_OWNER_PAGE)
-        CHECK(ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0,
-              "chunk of a page or more is not whole pages", c);
-    return 0;
+        CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0, "chunk of a page or more is not whole pages");
+    return NULL;
 }
 
-int ca_bump_check(const ca_bump *b)
+const char *ca_bump_check(const ca_bump *b)
 {
-    CHECK(b && b->base.ops == &bump_ops, "not an initialised bump", b);
+    CA_CHECK_EXPECT(b && b->base.ops == &bump_ops, "not an initialised bump");
     if (!b->chunk) {
-        CHECK(!b->cur && !b->end, "cursor without chunk", b);
+        CA_CHECK_EXPECT(!b->cur && !b->end, "cursor without chunk");
     } else {
-        CHECK(b->end == b->chunk->end, "cached end differs from the chunk's", b->chunk);
-        int e = check_chunk(b->chunk, (uintptr_t)b->cur);
+        CA_CHECK_EXPECT(b->end == b->chunk->end, "cached end differs from the chunk's");
+        const char *e = check_chunk(b->chunk, (uintptr_t)b->cur);
         if (e)
             return e;
     }
     uint64_t bytes = 0, used = 0;
     size_t n = 0;
     for (const ca_bump_chunk *c = b->chunk; c; c = c->prev, n++) {
-        CHECK(n < WALK_MAX, "cycle in the chunk list", c);
-        CHECK(c->size || c == &b->fixed, "caller memory in a growing bump", c);
+        CA_CHECK_EXPECT(n < WALK_MAX, "cycle in the chunk list");
+        CA_CHECK_EXPECT(c->size || c == &b->fixed, "caller memory in a growing bump");
         bytes += c->size ? c->size : (uint64_t)(c->end - c->begin);
         if (c != b->chunk) {
-            int e = check_chunk(c, c->cur);
+            const char *e = check_chunk(c, c->cur);
             if (e)
                 return e;
             used += c->cur - (uintptr_t)c->begin;
         }
     }
-    CHECK(b->mode != CA_BUMP__MODE_FIXED || n == 1, "fixed region with several chunks", b);
-    CHECK(bytes == b->chunk_bytes, "chunk byte count differs from the chunks", b);
-    CHECK(used == b->retired_used, "retired byte count differs from the chunks", b);
+    CA_CHECK_EXPECT(b->mode != CA_BUMP__MODE_FIXED || n == 1, "fixed region with several chunks");
+    CA_CHECK_EXPECT(bytes == b->chunk_bytes, "chunk byte count differs from the chunks");
+    CA_CHECK_EXPECT(used == b->retired_used, "retired byte count differs from the chunks");
     bytes = 0;
     n = 0;
     for (const ca_bump_chunk *c = b->big; c; c = c->prev, n++) {
-        CHECK(n < WALK_MAX, "cycle in the oversized list", c);
-        int e = check_chunk(c, c->cur);
+        CA_CHECK_EXPECT(n < WALK_MAX, "cycle in the oversized list");
+        const char *e = check_chunk(c, c->cur);
         if (e)
             return e;
         bytes += c->size;
     }
-    CHECK(bytes == b->big_bytes, "oversized byte count differs from the chunks", b);
+    CA_CHECK_EXPECT(bytes == b->big_bytes, "oversized byte count differs from the chunks");
     uint64_t serial = UINT64_MAX;
     n = 0;
     for (const ca_bump__mark_rec *r = b->marks; r; r = r->prev, n++) {
-        CHECK(n < WALK_MAX, "cycle in the mark list", r);
-        CHECK(ca_bump_owns(b, r), "mark record outside the bump", r);
-        CHECK(r->serial < serial && r->serial <= b->serial, "mark serials out of order", r);
+        CA_CHECK_EXPECT(n < WALK_MAX, "cycle in the mark list");
+        CA_CHECK_EXPECT(ca_bump_owns(b, r), "mark record outside the bump");
+        CA_CHECK_EXPECT(r->serial < serial && r->serial <= b->serial, "mark serials out of order");
         serial = r->serial;
         bool found = r->chunk == NULL;
         for (const ca_bump_chunk *c = b->chunk; c && !found; c = c->prev)
             found = c == r->chunk;
-        CHECK(found, "mark refers to a chunk not held", r);
+        CA_CHECK_EXPECT(found, "mark refers to a chunk not held");
     }
     n = 0;
     for (const ca_bump__dtor *d = b->dtors; d; d = d->next, n++) {
-        CHECK(n < WALK_MAX, "cycle in the destructor list", d);
-        CHECK(ca_bump_owns(b, d) && ca_bump_owns(b, d->obj), "destructor record or object outside the bump", d);
-        CHECK(d->fn != NULL, "destructor record without a function", d);
+        CA_CHECK_EXPECT(n < WALK_MAX, "cycle in the destructor list");
+        CA_CHECK_EXPECT(ca_bump_owns(b, d) && ca_bump_owns(b, d->obj), "destructor record or object outside the bump");
+        CA_CHECK_EXPECT(d->fn != NULL, "destructor record without a function");
     }
-    return 0;
+    return NULL;
 }
 
 /* ---- ops table ------------------------------------------------------------------ */
@@ -845,6 +813,7 @@ static bool op_owns(const ca_allocator *a, const void *p) { return ca_bump_owns(
 static void op_reset(ca_allocator *a) { ca_bump_reset((ca_bump *)a); }
 static int op_stats(const ca_allocator *a, ca_stats *out) { return ca_bump_stats((const ca_bump *)a, out); }
 static int op_listen(ca_allocator *a, ca_listener *l) { return ca_bump_listen((ca_bump *)a, l); }
+static const char *op_check(ca_allocator *a) { return ca_bump_check((const ca_bump *)a); }
 
 static const ca_allocator_ops bump_ops = {
     .name = "bump",
@@ -856,4 +825,5 @@ static const ca_allocator_ops bump_ops = {
     .reset = op_reset,
     .stats = op_stats,
     .listen = op_listen,
+    .check = op_check,
 };

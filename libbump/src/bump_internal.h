@@ -103,10 +103,6 @@ void ca_bump__chunk_range(const ca_bump_chunk *c, void **base, size_t *size);
  * dropped; destructors run and every other chunk is given back. */
 void ca_bump__reset_for_put(ca_bump *b);
 
-/* Writes "ctxalloc: bump: check: <what> (address 0x...)" to stderr without
- * allocating; returns EFAULT. */
-int ca_bump__check_report(const char *what, const void *addr);
-
 /* Whether p lies in [c->begin, c->end) of a chunk of the list. */
 static inline bool ca_bump__in_list(const ca_bump_chunk *c, const void *p)
 {

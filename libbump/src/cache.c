@@ -147,22 +147,21 @@ int ca_bump_cache_stats(const ca_bump_cache *c, ca_stats *out)
     return 0;
 }
 
-int ca_bump_cache_check(const ca_bump_cache *c)
+const char *ca_bump_cache_check(ca_bump_cache *c)
 {
     if (!c)
-        return ca_bump__check_report("NULL cache", c);
-    ca_bump_cache *m = (ca_bump_cache *)c;
-    int e = 0;
-    pthread_mutex_lock(&m->lock);
+        return "NULL cache";
+    const char *m = NULL;
+    pthread_mutex_lock(&c->lock);
     size_t n = 0;
-    for (const ca_bump_chunk *w = c->warm; w && !e; w = w->prev, n++) {
+    for (const ca_bump_chunk *w = c->warm; w && !m; w = w->prev, n++) {
         if (n > c->max_warm)
-            e = ca_bump__check_report("more warm chunks than the bound (or a cycle)", w);
+            m = "more warm chunks than the bound (or a cycle)";
         else if (!w->size || w->begin != (const char *)w + CA_BUMP_CHUNK_HEADER || w->end < w->begin)
-            e = ca_bump__check_report("warm chunk header broken", w);
+            m = "warm chunk header broken";
     }
-    if (!e && n != c->nwarm)
-        e = ca_bump__check_report("warm chunk count differs from the list", c);
-    pthread_mutex_unlock(&m->lock);
-    return e;
+    if (!m && n != c->nwarm)
+        m = "warm chunk count differs from the list";
+    pthread_mutex_unlock(&c->lock);
+    return m;
 }

@@ -23,6 +23,8 @@
 
 #include "bump_internal.h"
 
+static const char *op_check(ca_allocator *a) { return ca_bump_shared_check((const ca_bump_shared *)a); }
+
 static const ca_allocator_ops shared_ops;
 
 static int shared_init(ca_bump_shared *s, ca_source *src, ca_allocator *parent, const ca_bump_options *opt)
@@ -428,37 +430,29 @@ int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out)
     return 0;
 }
 
-#define CHECK(cond, what, addr)                                                                    \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            return ca_bump__check_report((what), (addr));                                          \
-    } while (0)
-
-int ca_bump_shared_check(const ca_bump_shared *s)
+const char *ca_bump_shared_check(const ca_bump_shared *s)
 {
-    CHECK(s && s->base.ops == &shared_ops, "not an initialised shared bump", s);
+    CA_CHECK_EXPECT(s && s->base.ops == &shared_ops, "not an initialised shared bump");
     uint64_t bytes = 0;
     size_t n = 0;
     for (const ca_bump_chunk *c = s->current; c; c = c->prev, n++) {
-        CHECK(n < ((size_t)1 << 24), "cycle in the shared chunk list", c);
-        CHECK(c->size && c->begin <= c->end && (const char *)c + c->size >= c->end, "shared chunk header broken", c);
-        CHECK(ca_is_aligned((uintptr_t)c->end, CA_BUMP_FAST_ALIGN), "shared chunk end not 16-aligned", c);
-        CHECK(c->cur >= (uintptr_t)c->begin, "shared cursor below its chunk", c);
-        CHECK(c->size < CA_OWNER_PAGE || (ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0),
-              "shared chunk of a page or more is not whole pages", c);
+        CA_CHECK_EXPECT(n < ((size_t)1 << 24), "cycle in the shared chunk list");
+        CA_CHECK_EXPECT(c->size && c->begin <= c->end && (const char *)c + c->size >= c->end, "shared chunk header broken");
+        CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c->end, CA_BUMP_FAST_ALIGN), "shared chunk end not 16-aligned");
+        CA_CHECK_EXPECT(c->cur >= (uintptr_t)c->begin, "shared cursor below its chunk");
+        CA_CHECK_EXPECT(c->size < CA_OWNER_PAGE || (ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0), "shared chunk of a page or more is not whole pages");
         bytes += c->size;
     }
-    CHECK(bytes == s->chunk_bytes, "shared chunk byte count differs from the chunks", s);
+    CA_CHECK_EXPECT(bytes == s->chunk_bytes, "shared chunk byte count differs from the chunks");
     bytes = 0;
     for (const ca_bump_chunk *c = s->big; c; c = c->prev) {
-        CHECK(c->cur >= (uintptr_t)c->begin && c->cur <= (uintptr_t)c->end, "oversized cursor outside its chunk", c);
+        CA_CHECK_EXPECT(c->cur >= (uintptr_t)c->begin && c->cur <= (uintptr_t)c->end, "oversized cursor outside its chunk");
         bytes += c->size;
     }
-    CHECK(bytes == s->big_bytes, "shared oversized byte count differs from the chunks", s);
+    CA_CHECK_EXPECT(bytes == s->big_bytes, "shared oversized byte count differs from the chunks");
     for (const ca_bump_chunk *c = s->spare; c; c = c->prev)
-        CHECK(ca_bump_shared_owns(s, c) && ca_bump_shared_owns(s, (const char *)c + c->size - 1),
-              "spare chunk outside the shared bump", c);
-    return 0;
+        CA_CHECK_EXPECT(ca_bump_shared_owns(s, c) && ca_bump_shared_owns(s, (const char *)c + c->size - 1), "spare chunk outside the shared bump");
+    return NULL;
 }
 
 /* ---- ops table -------------------------------------------------------------------- */
@@ -503,4 +497,5 @@ static const ca_allocator_ops shared_ops = {
     .reset = op_reset,
     .stats = op_stats,
     .listen = op_listen,
+    .check = op_check,
 };

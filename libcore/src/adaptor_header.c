@@ -13,7 +13,8 @@
  * hdr.align holds A; a canary bit pattern in its upper bits catches frees of
  * pointers that did not come from this adaptor (checks=on).
  *
- * The ops table is built per instance: owns, reset and stats exist exactly
+ * The ops table is built per instance: owns, reset, stats, listen and check
+ * exist exactly
  * when the inner allocator has them.
  *
  * Concurrency: no state of its own; the inner allocator's rules apply.
@@ -152,6 +153,12 @@ static int header_listen(ca_allocator *a, ca_listener *l)
     return h->inner->ops->listen(h->inner, l);
 }
 
+static const char *header_check(ca_allocator *a)
+{
+    ca_header_allocator *h = (ca_header_allocator *)a;
+    return h->inner->ops->check(h->inner);
+}
+
 int ca_header_init(ca_header_allocator *h, ca_allocator *inner)
 {
     if (!h || !inner)
@@ -169,6 +176,7 @@ int ca_header_init(ca_header_allocator *h, ca_allocator *inner)
     h->ops.reset = in->reset ? header_reset : NULL;
     h->ops.stats = in->stats ? header_stats : NULL;
     h->ops.listen = in->listen ? header_listen : NULL;
+    h->ops.check = in->check ? header_check : NULL;
     h->base.ops = &h->ops;
     h->inner = inner;
     return 0;

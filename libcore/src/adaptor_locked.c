@@ -119,6 +119,16 @@ static int locked_listen(ca_allocator *a, ca_listener *lis)
     return r;
 }
 
+/* The inner walk under the lock: the check runs beside the adaptor's users. */
+static const char *locked_check(ca_allocator *a)
+{
+    ca_locked_allocator *l = (ca_locked_allocator *)a;
+    lock(l);
+    const char *m = l->inner->ops->check(l->inner);
+    unlock(l);
+    return m;
+}
+
 int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kind)
 {
     if (!l || !inner || (kind != CA_LOCK_MUTEX && kind != CA_LOCK_SPIN))
@@ -145,6 +155,7 @@ int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kin
     l->ops.reset = in->reset ? locked_reset : NULL;
     l->ops.stats = in->stats ? locked_stats : NULL;
     l->ops.listen = in->listen ? locked_listen : NULL;
+    l->ops.check = in->check ? locked_check : NULL;
     l->base.ops = &l->ops;
     return 0;
 }

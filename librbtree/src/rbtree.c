@@ -20,13 +20,7 @@
 
 #define COMP "rbtree"
 
-#define FULL_CHECK(r)                                                                              \
-    do {                                                                                           \
-        if (CA_CHECKS >= CA_CHECKS_FULL) {                                                         \
-            const char *what_ = ca_rbtree_check(r);                                                \
-            CA_CHECK_FULL(what_ == NULL, COMP, (r), what_ ? what_ : "");                           \
-        }                                                                                          \
-    } while (0)
+#define FULL_CHECK(r) CA_CHECK_WALK(COMP, (r), ca_rbtree_check)
 
 /* ---- sizes ---------------------------------------------------------------- */
 
@@ -804,6 +798,7 @@ static bool op_owns(const ca_allocator *a, const void *p) { return ca_rbtree_own
 static void op_reset(ca_allocator *a) { ca_rbtree_reset((ca_rbtree *)a); }
 static int op_stats(const ca_allocator *a, ca_stats *out) { return ca_rbtree_stats((const ca_rbtree *)a, out); }
 static int op_listen(ca_allocator *a, ca_listener *l) { return ca_rbtree_listen((ca_rbtree *)a, l); }
+static const char *op_check(ca_allocator *a) { return ca_rbtree_check((const ca_rbtree *)a); }
 
 static const ca_allocator_ops rbtree_ops = {
     .name = "rbtree",
@@ -817,6 +812,7 @@ static const ca_allocator_ops rbtree_ops = {
     .reset = op_reset,
     .stats = op_stats,
     .listen = op_listen,
+    .check = op_check,
 };
 
 void ca_rbtree_options_init(ca_rbtree_options *opt)

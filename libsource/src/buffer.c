@@ -22,6 +22,8 @@ static int buffer_obtain(ca_source *src, size_t size, size_t align, void **out);
 static int buffer_release(ca_source *src, void *p, size_t size);
 static int buffer_stats(const ca_source *src, ca_stats *out);
 
+CA_SOURCE__WALKS(buffer)
+
 static const ca_source_ops buffer_ops = {
     .name = "source-buffer",
     .caps = CA_SOURCE_THREAD_SAFE,
@@ -31,9 +33,9 @@ static const ca_source_ops buffer_ops = {
     .commit = NULL,
     .decommit = NULL,
     .stats = buffer_stats,
+    .check = buffer_check,
 };
 
-bool ca_source__is_buffer(const ca_source *s) { return s->ops == &buffer_ops; }
 
 static ca_source_buffer *from(ca_source *s) { return (ca_source_buffer *)(void *)s; }
 
@@ -79,7 +81,7 @@ static int buffer_obtain(ca_source *src, size_t size, size_t align, void **out)
     ca_source__add(&s->c.obtains, 1, true);
     ca_source__in_use_add(&s->c, size, true);
     *out = got;
-    CA_SOURCE__FULL(src);
+    CA_SOURCE__FULL(src, buffer);
     return 0;
 }
 
@@ -124,7 +126,7 @@ static int buffer_release(ca_source *src, void *p, size_t size)
         return ca_source__fail(&s->c, ca_source__bad_range(p, "release of free memory (double release) in a buffer source"), true);
     ca_source__add(&s->c.releases, 1, true);
     ca_source__sub(&s->c.in_use, size, true);
-    CA_SOURCE__FULL(src);
+    CA_SOURCE__FULL(src, buffer);
     return 0;
 }
 

@@ -92,30 +92,3 @@ const char *ca_source_page_kind_name(unsigned kind)
     return kind < 4 ? names[kind] : "unknown";
 }
 
-static const char *check(const ca_source *s, bool totals)
-{
-    if (!s || !s->ops)
-        return "not a libsource source";
-    if (ca_source__is_mmap(s))
-        return ca_source__mmap_check(s, totals);
-    if (ca_source__is_file(s))
-        return ca_source__file_check(s, totals);
-    if (ca_source__is_slots(s))
-        return ca_source__slots_check(s, true); /* single owner: always exact */
-    if (ca_source__is_heap(s))
-        return ca_source__heap_check(s, totals);
-    if (ca_source__is_buffer(s))
-        return ca_source__buffer_check(s, totals);
-    if (ca_source__is_faulty(s))
-        return check(((const ca_source_faulty *)(const void *)s)->inner, totals);
-    return "not a libsource source";
-}
-
-const char *ca_source_check(const ca_source *s) { return check(s, true); }
-
-void ca_source__full_check(const ca_source *s)
-{
-    const char *msg = check(s, false);
-    if (msg)
-        ca_check_fail(CA_SOURCE__NAME, s, msg, __FILE__, __LINE__);
-}

@@ -47,10 +47,10 @@ static int f_stats(const ca_source *s, ca_stats *out)
     return err;
 }
 
-/* Marks wrappers for ca_source_check (ops tables are per wrapper). */
-static const char faulty_name[] = "source-faulty";
-
-bool ca_source__is_faulty(const ca_source *s) { return s->ops->name == faulty_name; }
+static const char *f_check(const ca_source *s)
+{
+    return ca_source_check(((const ca_source_faulty *)(const void *)s)->inner);
+}
 
 int ca_source_faulty_init(ca_source_faulty *w, ca_source *inner, ca_source_fault *f)
 {
@@ -58,7 +58,7 @@ int ca_source_faulty_init(ca_source_faulty *w, ca_source *inner, ca_source_fault
         return EINVAL;
     memset(w, 0, sizeof *w);
     const ca_source_ops *in = inner->ops;
-    w->ops.name = faulty_name;
+    w->ops.name = "source-faulty";
     w->ops.caps = in->caps;
     w->ops.obtain = f_obtain;
     w->ops.release = f_release;
@@ -66,6 +66,7 @@ int ca_source_faulty_init(ca_source_faulty *w, ca_source *inner, ca_source_fault
     w->ops.commit = in->commit ? f_commit : NULL;
     w->ops.decommit = in->decommit ? f_decommit : NULL;
     w->ops.stats = f_stats;
+    w->ops.check = in->check ? f_check : NULL;
     w->base.ops = &w->ops;
     w->base.granule = inner->granule;
     w->inner = inner;

@@ -37,16 +37,17 @@ static int file_commit(ca_source *src, void *p, size_t size);
 static int file_decommit(ca_source *src, void *p, size_t size);
 static int file_stats(const ca_source *src, ca_stats *out);
 
+CA_SOURCE__WALKS(file)
+
 #define FILE_OPS(caps_)                                                                            \
     {                                                                                              \
         .name = "source-file", .caps = caps_, .obtain = file_obtain, .release = file_release,      \
         .reserve = file_reserve, .commit = file_commit, .decommit = file_decommit,                 \
-        .stats = file_stats,                                                                       \
+        .stats = file_stats, .check = file_check,                                                  \
     }
 static const ca_source_ops file_ops = FILE_OPS(CA_SOURCE_THREAD_SAFE);
 static const ca_source_ops file_zero_ops = FILE_OPS(CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED);
 
-bool ca_source__is_file(const ca_source *s) { return s->ops == &file_ops || s->ops == &file_zero_ops; }
 
 static ca_source_file *from(ca_source *s) { return (ca_source_file *)(void *)s; }
 
@@ -253,7 +254,7 @@ static int file_new(ca_source_file *s, size_t size, size_t align, bool usable, v
         ca_source__add(&s->c.reserves, 1, true);
     }
     *out = s->map + off;
-    CA_SOURCE__FULL(&s->base);
+    CA_SOURCE__FULL(&s->base, file);
     return 0;
 }
 
@@ -297,7 +298,7 @@ static int file_release(ca_source *src, void *p, size_t size)
     punch(s, off, size);
     ext_put(s, off, size);
     ca_source__count_release(&s->c, size, r.committed, (r.flags & CA_SOURCE__R_RESERVED) != 0);
-    CA_SOURCE__FULL(src);
+    CA_SOURCE__FULL(src, file);
     return 0;
 }
 
@@ -317,7 +318,7 @@ static int file_commit(ca_source *src, void *p, size_t size)
     (void)ca_source__track_adjust(&s->track, p, size, true, &applied);
     ca_source__add(&s->c.committed, (uint64_t)applied, true);
     ca_source__add(&s->c.commits, 1, true);
-    CA_SOURCE__FULL(src);
+    CA_SOURCE__FULL(src, file);
     return 0;
 }
 
@@ -340,7 +341,7 @@ static int file_decommit(ca_source *src, void *p, size_t size)
     (void)ca_source__track_adjust(&s->track, p, size, false, &applied);
     ca_source__sub(&s->c.committed, (uint64_t)-applied, true);
     ca_source__add(&s->c.decommits, 1, true);
-    CA_SOURCE__FULL(src);
+    CA_SOURCE__FULL(src, file);
     return 0;
 }
 

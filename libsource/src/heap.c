@@ -14,15 +14,16 @@ static int heap_obtain(ca_source *src, size_t size, size_t align, void **out);
 static int heap_release(ca_source *src, void *p, size_t size);
 static int heap_stats(const ca_source *src, ca_stats *out);
 
+CA_SOURCE__WALKS(heap)
+
 #define HEAP_OPS(nm, caps_)                                                                        \
     {                                                                                              \
         .name = nm, .caps = caps_, .obtain = heap_obtain, .release = heap_release, .reserve = NULL, \
-        .commit = NULL, .decommit = NULL, .stats = heap_stats,                                     \
+        .commit = NULL, .decommit = NULL, .stats = heap_stats, .check = heap_check,                \
     }
 static const ca_source_ops heap_ops = HEAP_OPS("source-heap", CA_SOURCE_THREAD_SAFE);
 static const ca_source_ops heap_zero_ops = HEAP_OPS("source-heap", CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED);
 
-bool ca_source__is_heap(const ca_source *s) { return s->ops == &heap_ops || s->ops == &heap_zero_ops; }
 
 static ca_source_heap *from(ca_source *s) { return (ca_source_heap *)(void *)s; }
 
@@ -50,7 +51,7 @@ static int heap_obtain(ca_source *src, size_t size, size_t align, void **out)
     ca_source__add(&s->c.committed, size, true);
     ca_source__in_use_add(&s->c, size, true);
     *out = p;
-    CA_SOURCE__FULL(src);
+    CA_SOURCE__FULL(src, heap);
     return 0;
 }
 
@@ -70,7 +71,7 @@ static int heap_release(ca_source *src, void *p, size_t size)
     ca_source__sub(&s->c.reserved, size, true);
     ca_source__sub(&s->c.committed, size, true);
     ca_source__sub(&s->c.in_use, size, true);
-    CA_SOURCE__FULL(src);
+    CA_SOURCE__FULL(src, heap);
     return 0;
 }
 

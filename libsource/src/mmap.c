@@ -46,6 +46,8 @@ static int mmap_commit(ca_source *src, void *p, size_t size);
 static int mmap_decommit(ca_source *src, void *p, size_t size);
 static int mmap_stats(const ca_source *src, ca_stats *out);
 
+CA_SOURCE__WALKS(mmap)
+
 static const ca_source_ops mmap_ops = {
     .name = "source-mmap",
     .caps = CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED,
@@ -55,9 +57,9 @@ static const ca_source_ops mmap_ops = {
     .commit = mmap_commit,
     .decommit = mmap_decommit,
     .stats = mmap_stats,
+    .check = mmap_check,
 };
 
-bool ca_source__is_mmap(const ca_source *s) { return s->ops == &mmap_ops; }
 
 static ca_source_mmap *from(ca_source *s) { return (ca_source_mmap *)(void *)s; }
 
@@ -260,7 +262,7 @@ static int map_new(ca_source_mmap *s, size_t size, size_t align, bool usable, vo
     *out = p;
     if (kind_out)
         *kind_out = kind;
-    CA_SOURCE__FULL(&s->base);
+    CA_SOURCE__FULL(&s->base, mmap);
     return 0;
 }
 
@@ -353,7 +355,7 @@ int ca_source_mmap_obtain_at(ca_source_mmap *s, void *addr, size_t size)
     if (err)
         return ca_source__fail(&s->c, err, true);
     count_placed(s, size, true);
-    CA_SOURCE__FULL(&s->base);
+    CA_SOURCE__FULL(&s->base, mmap);
     return 0;
 }
 
@@ -374,7 +376,7 @@ int ca_source_mmap_extend(ca_source_mmap *s, void *p, size_t size, size_t new_si
     if (err)
         return ca_source__fail(&s->c, err, true);
     count_placed(s, new_size - size, false);
-    CA_SOURCE__FULL(&s->base);
+    CA_SOURCE__FULL(&s->base, mmap);
     return 0;
 }
 
@@ -397,7 +399,7 @@ static int mmap_release(ca_source *src, void *p, size_t size)
         return ca_source__fail(&s->c, err, true);
     }
     ca_source__count_release(&s->c, size, r.committed, (r.flags & CA_SOURCE__R_RESERVED) != 0);
-    CA_SOURCE__FULL(src);
+    CA_SOURCE__FULL(src, mmap);
     return 0;
 }
 
@@ -427,7 +429,7 @@ static int mmap_commit(ca_source *src, void *p, size_t size)
     (void)ca_source__track_adjust(&s->track, p, size, true, &applied);
     ca_source__add(&s->c.committed, (uint64_t)applied, true);
     ca_source__add(&s->c.commits, 1, true);
-    CA_SOURCE__FULL(src);
+    CA_SOURCE__FULL(src, mmap);
     return 0;
 }
 
@@ -455,7 +457,7 @@ static int mmap_decommit(ca_source *src, void *p, size_t size)
     (void)ca_source__track_adjust(&s->track, p, size, false, &applied);
     ca_source__sub(&s->c.committed, (uint64_t)-applied, true);
     ca_source__add(&s->c.decommits, 1, true);
-    CA_SOURCE__FULL(src);
+    CA_SOURCE__FULL(src, mmap);
     return 0;
 }
 
@@ -587,6 +589,6 @@ int ca_source_mmap_shrink(ca_source_mmap *s, void *p, size_t size, size_t new_si
     ca_source__sub(&s->c.reserved, size - new_size, true);
     ca_source__sub(&s->c.committed, dropped, true);
     ca_source__sub(&s->c.in_use, size - new_size, true);
-    CA_SOURCE__FULL(&s->base);
+    CA_SOURCE__FULL(&s->base, mmap);
     return 0;
 }

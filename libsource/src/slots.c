@@ -22,6 +22,8 @@ static int slots_obtain(ca_source *src, size_t size, size_t align, void **out);
 static int slots_release(ca_source *src, void *p, size_t size);
 static int slots_stats(const ca_source *src, ca_stats *out);
 
+CA_SOURCE__WALKS(slots)
+
 static const ca_source_ops slots_ops = {
     .name = "source-slots",
     .caps = 0,
@@ -31,9 +33,9 @@ static const ca_source_ops slots_ops = {
     .commit = NULL,
     .decommit = NULL,
     .stats = slots_stats,
+    .check = slots_check,
 };
 
-bool ca_source__is_slots(const ca_source *s) { return s->ops == &slots_ops; }
 
 static ca_source_slots *from(ca_source *s) { return (ca_source_slots *)(void *)s; }
 
@@ -80,7 +82,7 @@ static ca_attr_noinline ca_attr_cold void *get_slow(ca_source_slots *s)
     s->c.obtains++;
     if (s->init)
         s->init(s->init_ctx, p, s->slot_size);
-    CA_SOURCE__FULL(&s->base);
+    CA_SOURCE__FULL(&s->base, slots);
     return p;
 }
 
@@ -99,7 +101,7 @@ void *ca_source_slots_get(ca_source_slots *s)
     s->c.obtains++;
     if (s->init)
         s->init(s->init_ctx, p, s->slot_size);
-    CA_SOURCE__FULL(&s->base);
+    CA_SOURCE__FULL(&s->base, slots);
     return p;
 }
 
@@ -150,7 +152,7 @@ void ca_source_slots_put(ca_source_slots *s, void *p)
     s->free = p;
     s->nfree++;
     s->c.releases++;
-    CA_SOURCE__FULL(&s->base);
+    CA_SOURCE__FULL(&s->base, slots);
 }
 
 static int slots_obtain(ca_source *src, size_t size, size_t align, void **out)

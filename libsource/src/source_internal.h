@@ -115,8 +115,8 @@ void ca_source__track_each(ca_source_track *t, void (*fn)(void *ctx, const ca_so
 /* Report a bad range: aborts with checks=on, else returns EINVAL. */
 int ca_source__bad_range(const void *p, const char *what);
 
-/* ---- ops-table identities (ca_source_check dispatch) ------------------ */
-/* Invariant walks; `totals` also compares the counters, which is exact only
+/* ---- invariant walks ------------------------------------------------- */
+/* Each kind's walk; `totals` also compares the counters, which is exact only
  * while no other thread is inside the source. */
 const char *ca_source__mmap_check(const ca_source *s, bool totals);
 const char *ca_source__file_check(const ca_source *s, bool totals);
@@ -124,21 +124,18 @@ const char *ca_source__slots_check(const ca_source *s, bool totals);
 const char *ca_source__heap_check(const ca_source *s, bool totals);
 const char *ca_source__buffer_check(const ca_source *s, bool totals);
 
-/* checks=full: walk after every successful operation and abort on a
- * violation. The thread-safe sources walk their structure only (record,
- * lists), since other threads may be between two counter updates. */
-void ca_source__full_check(const ca_source *s);
-#define CA_SOURCE__FULL(s)                                                                         \
-    do {                                                                                           \
-        if (CA_CHECKS >= CA_CHECKS_FULL)                                                           \
-            ca_source__full_check(s);                                                              \
-    } while (0)
-bool ca_source__is_mmap(const ca_source *s);
-bool ca_source__is_file(const ca_source *s);
-bool ca_source__is_slots(const ca_source *s);
-bool ca_source__is_heap(const ca_source *s);
-bool ca_source__is_buffer(const ca_source *s);
-bool ca_source__is_faulty(const ca_source *s);
+/* The two uses of a kind's walk: kind_check is its ops table's check entry
+ * (exact; core.h's check contract), kind_live the walk checks=full runs
+ * after every successful operation (CA_SOURCE__FULL), which for the
+ * thread-safe kinds covers the structure only (record, lists), since other
+ * threads may be between two counter updates. */
+#define CA_SOURCE__WALKS(kind)                                                                     \
+    static const char *kind##_check(const ca_source *s) { return ca_source__##kind##_check(s, true); } \
+    ca_attr_unused static const char *kind##_live(const ca_source *s)                              \
+    {                                                                                              \
+        return ca_source__##kind##_check(s, false);                                                \
+    }
+#define CA_SOURCE__FULL(s, kind) CA_CHECK_WALK(CA_SOURCE__NAME, (s), kind##_live)
 
 /* ---- NUMA (numa.c) ---------------------------------------------------- */
 /* Apply the policy stored in an mmap source (mode, mask copy). */

@@ -195,6 +195,15 @@ static int adopt_stats(const ca_allocator *a, ca_stats *out)
     return e;
 }
 
+/* The adoption's own invariants, then the allocator it wraps (target: the
+ * local queue when there is one, else the inner allocator). */
+static const char *adopt_walk(ca_allocator *a)
+{
+    ca_switch_adopted *ad = AD(a);
+    const char *m = ca_switch__adopt_check(ad);
+    return m ? m : ca_check(ad->target);
+}
+
 /* One table per combination of the inner's THREAD_SAFE and FREE_NOOP bits,
  * which the adoption keeps; every adoption is UNSIZED and registered in the
  * map under itself. */
@@ -203,7 +212,7 @@ static int adopt_stats(const ca_allocator *a, ca_stats *out)
         .name = "switch-adopted", .caps = (caps_) | CA_CAP_UNSIZED | CA_CAP_OWNER_MAP,             \
         .alloc = adopt_alloc, .free = adopt_free, .free_unsized = adopt_free_unsized,              \
         .usable_size = adopt_usable, .resize = adopt_resize, .owns = adopt_owns,                   \
-        .reset = adopt_reset, .stats = adopt_stats, .listen = NULL,                                \
+        .reset = adopt_reset, .stats = adopt_stats, .listen = NULL, .check = adopt_walk,           \
     }
 const ca_allocator_ops ca_switch__adopt_ops[4] = {
     ADOPT_OPS(0),
@@ -411,14 +420,11 @@ bool ca_switch__adopt_foreign_local(const ca_allocator *a)
            __atomic_load_n(&ad->local.owner, __ATOMIC_RELAXED) != ca_switch__self();
 }
 
-void ca_switch__adopt_check(const ca_switch_adopted *ad)
+const char *ca_switch__adopt_check(const ca_switch_adopted *ad)
 {
-    CA_ASSERT(ca_switch__is_adopted(&ad->base), "switch", ad, "registered adoption with foreign ops");
-    CA_ASSERT(__atomic_load_n(&ad->state, __ATOMIC_ACQUIRE) == STATE_ACTIVE, "switch", ad,
-              "registered adoption is not active");
-    CA_ASSERT(ad->inner && ad->target, "switch", ad, "adoption without an allocator");
-    CA_ASSERT(__atomic_load_n(&ad->frees, __ATOMIC_RELAXED) <= __atomic_load_n(&ad->allocs, __ATOMIC_RELAXED),
-              "switch", ad, "adoption freed more blocks than it handed out");
-    if (ad->flags & CA_SWITCH__ADOPT_LOCAL)
-        ca_switch__local_check(&ad->local);
+    CA_CHECK_EXPECT(ca_switch__is_adopted(&ad->base), "registered adoption with foreign ops");
+    CA_CHECK_EXPECT(__atomic_load_n(&ad->state, __ATOMIC_ACQUIRE) == STATE_ACTIVE, "registered adoption is not active");
+    CA_CHECK_EXPECT(ad->inner && ad->target, "adoption without an allocator");
+    CA_CHECK_EXPECT(__atomic_load_n(&ad->frees, __ATOMIC_RELAXED) <= __atomic_load_n(&ad->allocs, __ATOMIC_RELAXED), "adoption freed more blocks than it handed out");
+    return (ad->flags & CA_SWITCH__ADOPT_LOCAL) ? ca_switch__local_check(&ad->local) : NULL;
 }

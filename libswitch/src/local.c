@@ -141,6 +141,12 @@ static int local_stats(const ca_allocator *a, ca_stats *out)
 
 static int local_listen(ca_allocator *a, ca_listener *lis) { return ca_listen(L(a)->inner, lis); }
 
+static const char *local_walk(ca_allocator *a)
+{
+    const char *m = ca_switch__local_check(L(a));
+    return m ? m : ca_check(L(a)->inner);
+}
+
 const ca_allocator_ops ca_switch__local_ops = {
     .name = "switch-local",
     .caps = CA_CAP_UNSIZED,
@@ -153,6 +159,7 @@ const ca_allocator_ops ca_switch__local_ops = {
     .reset = local_reset,
     .stats = local_stats,
     .listen = local_listen,
+    .check = local_walk,
 };
 
 void ca_switch__local_setup(ca_switch_local *l, ca_allocator *inner)
@@ -196,18 +203,17 @@ size_t ca_switch_local_pending(const ca_switch_local *l)
     return n;
 }
 
-void ca_switch__local_check(const ca_switch_local *l)
+const char *ca_switch__local_check(const ca_switch_local *l)
 {
-    CA_ASSERT(l->base.ops == &ca_switch__local_ops, "switch", l, "registered local with foreign ops");
-    CA_ASSERT(l->inner && (ca_allocator_caps(l->inner) & CA_CAP_UNSIZED), "switch", l,
-              "local without an unsized inner allocator");
-    CA_ASSERT(__atomic_load_n(&l->owner, __ATOMIC_RELAXED) != 0, "switch", l, "local without an owner thread");
+    CA_CHECK_EXPECT(l->base.ops == &ca_switch__local_ops, "registered local with foreign ops");
+    CA_CHECK_EXPECT(l->inner && (ca_allocator_caps(l->inner) & CA_CAP_UNSIZED), "local without an unsized inner allocator");
+    CA_CHECK_EXPECT(__atomic_load_n(&l->owner, __ATOMIC_RELAXED) != 0, "local without an owner thread");
     /* Only the owner drains, so for the owner the queue only grows while it
      * looks: read pending first, then the counter (bumped before a push). */
     if (is_owner(l)) {
         size_t pending = ca_switch_local_pending(l);
         uint64_t pushed = __atomic_load_n(&l->remote_frees, __ATOMIC_ACQUIRE);
-        CA_ASSERT(l->drained + pending <= pushed, "switch", l,
-                  "remote queue holds blocks that were never counted as pushed");
+        CA_CHECK_EXPECT(l->drained + pending <= pushed, "remote queue holds blocks that were never counted as pushed");
     }
+    return NULL;
 }

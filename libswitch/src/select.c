@@ -776,43 +776,65 @@ int ca_switch_stats_write(int fd, ca_stats_format fmt)
     return e;
 }
 
-void ca_switch_check(void)
+/* The part of the walk that reads only this thread's and fixed state. */
+static const char *check_selection(const ca_switch__state *g)
 {
-    ensure_init();
-    ca_switch__state *g = &ca_switch__g;
-    CA_ASSERT(g->base != NULL, "switch", NULL, "initialised without a base allocator");
+    CA_CHECK_EXPECT(g->base != NULL, "initialised without a base allocator");
     ca_allocator *global = __atomic_load_n(&g->global, __ATOMIC_ACQUIRE);
     unsigned need = CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED;
-    CA_ASSERT(global && (ca_allocator_caps(global) & need) == need, "switch", global,
-              "global allocator is not thread-safe with unsized free");
-    CA_ASSERT((ca_allocator_caps(g->base) & need) == need, "switch", g->base,
-              "base allocator is not thread-safe with unsized free");
+    CA_CHECK_EXPECT(global && (ca_allocator_caps(global) & need) == need,
+                    "global allocator is not thread-safe with unsized free");
+    CA_CHECK_EXPECT((ca_allocator_caps(g->base) & need) == need, "base allocator is not thread-safe with unsized free");
     size_t used = __atomic_load_n(&g->boot_used, __ATOMIC_RELAXED);
-    CA_ASSERT(used <= CA_SWITCH__BOOT_SIZE, "switch", ca_switch__boot_area, "bootstrap cursor beyond the area");
+    CA_CHECK_EXPECT(used <= CA_SWITCH__BOOT_SIZE, "bootstrap cursor beyond the area");
     ca_allocator *ctx = ca_switch__tl.context, *thr = ca_switch__tl.thread;
-    CA_ASSERT(!ctx || ctx->ops, "switch", ctx, "context allocator without ops");
-    CA_ASSERT(!thr || thr->ops, "switch", thr, "thread allocator without ops");
-    CA_ASSERT(!ca_switch__is_adopted(ctx) || ((const ca_switch_adopted *)ctx)->selected > 0, "switch", ctx,
-              "selected adoption does not count its selection");
-    CA_ASSERT(!ca_switch__is_adopted(thr) || ((const ca_switch_adopted *)thr)->selected > 0, "switch", thr,
-              "selected adoption does not count its selection");
-    lock();
-    /* Floyd's cycle check, then each local's own invariants. */
+    CA_CHECK_EXPECT(!ctx || ctx->ops, "context allocator without ops");
+    CA_CHECK_EXPECT(!thr || thr->ops, "thread allocator without ops");
+    CA_CHECK_EXPECT(!ca_switch__is_adopted(ctx) || ((const ca_switch_adopted *)ctx)->selected > 0,
+                    "selected adoption does not count its selection");
+    CA_CHECK_EXPECT(!ca_switch__is_adopted(thr) || ((const ca_switch_adopted *)thr)->selected > 0,
+                    "selected adoption does not count its selection");
+    return NULL;
+}
+
+/* The registries (Floyd's cycle check, then each entry's own invariants);
+ * the registry lock is held. */
+static const char *check_registries(const ca_switch__state *g)
+{
     const ca_switch_local *slow = g->locals, *fast = g->locals;
     while (fast && fast->next) {
         slow = slow->next;
         fast = fast->next->next;
-        CA_ASSERT(slow != fast, "switch", slow, "registry of locals has a cycle");
+        CA_CHECK_EXPECT(slow != fast, "registry of locals has a cycle");
     }
-    for (const ca_switch_local *l = g->locals; l; l = l->next)
-        ca_switch__local_check(l);
+    for (const ca_switch_local *l = g->locals; l; l = l->next) {
+        const char *m = ca_switch__local_check(l);
+        if (m)
+            return m;
+    }
     const ca_switch_adopted *as = g->adopted, *af = g->adopted;
     while (af && af->next) {
         as = as->next;
         af = af->next->next;
-        CA_ASSERT(as != af, "switch", as, "registry of adoptions has a cycle");
+        CA_CHECK_EXPECT(as != af, "registry of adoptions has a cycle");
     }
-    for (const ca_switch_adopted *ad = g->adopted; ad; ad = ad->next)
-        ca_switch__adopt_check(ad);
+    for (const ca_switch_adopted *ad = g->adopted; ad; ad = ad->next) {
+        const char *m = ca_switch__adopt_check(ad);
+        if (m)
+            return m;
+    }
+    return NULL;
+}
+
+const char *ca_switch_check(void)
+{
+    ensure_init();
+    ca_switch__state *g = &ca_switch__g;
+    const char *m = check_selection(g);
+    if (m)
+        return m;
+    lock();
+    m = check_registries(g);
     unlock();
+    return m;
 }

@@ -136,7 +136,7 @@ void ca_switch__register_local(ca_switch_local *l);
 void ca_switch__unregister_local(ca_switch_local *l);
 
 /* Check one local's invariants (local.c); called by ca_switch_check. */
-void ca_switch__local_check(const ca_switch_local *l);
+const char *ca_switch__local_check(const ca_switch_local *l);
 
 /* Set up a local owned by the calling thread without entering it in the
  * registry of locals (an adoption reports it through its own entry). */
@@ -156,7 +156,7 @@ ca_force_inline bool ca_switch__is_adopted(const ca_allocator *a)
 bool ca_switch__adopt_active(const ca_allocator *a);
 /* a is an adoption: whether its blocks belong to another thread's local. */
 bool ca_switch__adopt_foreign_local(const ca_allocator *a);
-void ca_switch__adopt_check(const ca_switch_adopted *ad);
+const char *ca_switch__adopt_check(const ca_switch_adopted *ad);
 
 /* Registry of adoptions (select.c), under the registry lock. */
 void ca_switch__register_adopted(ca_switch_adopted *ad);

@@ -58,7 +58,7 @@ static int test_source_release(ca_source *s, void *p, size_t size)
 }
 
 static const ca_source_ops test_source_ops = {
-    "test-mmap", CA_SOURCE_ZEROED, test_source_obtain, test_source_release, NULL, NULL, NULL, NULL,
+    "test-mmap", CA_SOURCE_ZEROED, test_source_obtain, test_source_release, NULL, NULL, NULL, NULL, NULL,
 };
 
 static inline void test_source_init(test_source *t)

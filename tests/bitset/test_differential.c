@@ -76,8 +76,8 @@ static void verify(const live *l, size_t n)
 
 #define CHECK(b)                                                                                   \
     do {                                                                                           \
-        const char *what_ = NULL;                                                                  \
-        cr_assert_eq(ca_bitset_check((b), &what_), 0, "op %lu: %s", op, what_);                   \
+        const char *what_ = ca_bitset_check(b);                                                    \
+        cr_assert_null(what_, "op %lu: %s", op, what_);                                            \
     } while (0)
 
 static void run(size_t bs, uint64_t seed, unsigned long nops)

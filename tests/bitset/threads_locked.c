@@ -98,7 +98,7 @@ static int run(ca_lock_kind kind)
         bad += errors[i];
     ca_stats st;
     ca_stats_get(&l.base, &st);
-    if (st.bytes_in_use != 0 || ca_bitset_check(b, NULL) != 0)
+    if (st.bytes_in_use != 0 || ca_bitset_check(b) != NULL)
         bad++;
     ca_locked_destroy(&l);
     ca_bitset_destroy(b);

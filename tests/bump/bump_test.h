@@ -61,7 +61,7 @@ static int ts_release(ca_source *s, void *p, size_t size)
 }
 
 static const ca_source_ops ts_ops = {"test-mmap", CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED, ts_obtain, ts_release,
-                                     NULL, NULL, NULL, NULL};
+                                     NULL, NULL, NULL, NULL, NULL};
 
 static inline void test_source_init(test_source *t)
 {
@@ -107,7 +107,7 @@ static int tss_release(ca_source *s, void *p, size_t size)
 }
 
 static const ca_source_ops tss_ops = {"test-slots", CA_SOURCE_ZEROED, tss_obtain, tss_release,
-                                      NULL, NULL, NULL, NULL};
+                                      NULL, NULL, NULL, NULL, NULL};
 
 static inline void test_slot_source_init(test_slot_source *t, size_t slot)
 {

@@ -141,7 +141,7 @@ CA_TT(shared_2_to_8_threads_own_their_bytes)
             bytes += all[i].size;
         CA_TT_ASSERT(st.bytes_in_use >= bytes, "in use %llu < live %llu", (unsigned long long)st.bytes_in_use,
                      (unsigned long long)bytes);
-        CA_TT_ASSERT(ca_bump_shared_check(&s) == 0, "check");
+        CA_TT_ASSERT(ca_bump_shared_check(&s) == NULL, "check");
         free(all);
         for (int t = 0; t < nth; t++)
             free(w[t].blocks);
@@ -198,7 +198,7 @@ CA_TT(shared_chunk_installation_race)
     uint64_t obtained = 0;
     ca_stats_get_counter(&st, "chunks_obtained", &obtained);
     CA_TT_ASSERT(obtained <= 20000 / 15 + 20, "chunks obtained: %llu", (unsigned long long)obtained);
-    CA_TT_ASSERT(ca_bump_shared_check(&s) == 0, "check");
+    CA_TT_ASSERT(ca_bump_shared_check(&s) == NULL, "check");
     ca_bump_shared_destroy(&s);
     CA_TT_ASSERT(ts.live == 0, "leak");
 }
@@ -267,7 +267,7 @@ CA_TT(local_bumps_from_shared_threads)
     uint64_t taken = 0;
     ca_stats_get_counter(&st, "spare_taken", &taken);
     CA_TT_ASSERT(taken > 0, "later rounds should reuse returned chunks");
-    CA_TT_ASSERT(ca_bump_shared_check(&s) == 0, "check");
+    CA_TT_ASSERT(ca_bump_shared_check(&s) == NULL, "check");
     ca_bump_shared_destroy(&s);
     CA_TT_ASSERT(ts.live == 0, "leak");
 }
@@ -322,7 +322,7 @@ CA_TT(warm_cache_tasks_threads)
         CA_TT_ASSERT(w[t].bad == 0, "task thread %d failed", t);
     }
     CA_TT_ASSERT(ts.live <= 2, "more than max_warm chunks kept: %ld", ts.live);
-    CA_TT_ASSERT(ca_bump_cache_check(&c) == 0, "check");
+    CA_TT_ASSERT(ca_bump_cache_check(&c) == NULL, "check");
     ca_bump_cache_destroy(&c);
     CA_TT_ASSERT(ts.live == 0, "leak");
 }
@@ -429,7 +429,7 @@ CA_TT(shared_listener_while_threads_grow)
                              (const void *)c);
         CA_TT_ASSERT(listen_rec.nlive == n, "round %d: %zu ranges reported for %zu chunks", round,
                      listen_rec.nlive, n);
-        CA_TT_ASSERT(ca_bump_shared_check(&s) == 0, "check");
+        CA_TT_ASSERT(ca_bump_shared_check(&s) == NULL, "check");
         ca_bump_shared_destroy(&s);
         CA_TT_ASSERT(listen_rec.nlive == 0, "destroy removes every range");
         CA_TT_ASSERT(ts.live == 0, "leak");

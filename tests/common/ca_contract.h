@@ -4,9 +4,12 @@
  * ca_allocator implementation runs ca_contract_check() on an instance.
  * It checks errors (EINVAL, ENOMEM), size 0, alignment, data preservation on
  * resize, that CA_RESIZE_IN_PLACE never moves, and that a failed resize
- * leaves the block valid and intact.
+ * leaves the block valid and intact; the allocator's invariant walk
+ * (ca_check, when it has one) holds with blocks live and after the frees.
  *
- * flags: CA_CONTRACT_SMALL_ONLY limits sizes to 4 KiB (fixed small regions).
+ * flags: CA_CONTRACT_SMALL_ONLY limits sizes to 4 KiB (fixed small regions);
+ * CA_CONTRACT_NO_WALK for an allocator without an invariant walk (every
+ * other one must have the ops table's check entry).
  */
 #ifndef CA_CONTRACT_H
 #define CA_CONTRACT_H
@@ -18,10 +21,13 @@
 #include "ca_test.h"
 
 #define CA_CONTRACT_SMALL_ONLY 0x1u
+#define CA_CONTRACT_NO_WALK    0x2u
 
 static inline void ca_contract_check(ca_allocator *a, unsigned flags)
 {
     size_t max = (flags & CA_CONTRACT_SMALL_ONLY) ? 4096 : 1u << 20;
+    if (!(flags & CA_CONTRACT_NO_WALK))
+        cr_assert_not_null(a->ops->check, "%s: no check entry in its ops table", ca_allocator_name(a));
 
     /* Bad alignments. */
     size_t bad_aligns[] = {0, 3, 24, (size_t)1 << 63 | 1};
@@ -105,9 +111,13 @@ static inline void ca_contract_check(ca_allocator *a, unsigned flags)
         cr_assert_eq(errno, ENOMEM, "%s: errno %d", ca_allocator_name(a), errno);
         cr_assert(ca_test_verify(ptrs[i], sizes[i], (uint64_t)i), "%s: failed grow lost data", ca_allocator_name(a));
     }
+    const char *broken = ca_check(a);
+    cr_assert_null(broken, "%s: invariant broken with blocks live: %s", ca_allocator_name(a), broken);
     for (int i = 63; i >= 0; i--)
         ca_free(a, ptrs[i], sizes[i], aligns[i]);
     ca_free(a, NULL, 0, 16); /* no-op */
+    broken = ca_check(a);
+    cr_assert_null(broken, "%s: invariant broken after the frees: %s", ca_allocator_name(a), broken);
 }
 
 #endif

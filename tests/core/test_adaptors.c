@@ -7,7 +7,7 @@
 
 #include "ca_contract.h"
 
-Test(libc, contract) { ca_contract_check(ca_libc_allocator(), 0); }
+Test(libc, contract) { ca_contract_check(ca_libc_allocator(), CA_CONTRACT_NO_WALK); }
 
 Test(libc, caps_and_usable)
 {
@@ -59,7 +59,7 @@ Test(header, contract)
 {
     ca_header_allocator h;
     cr_assert_eq(ca_header_init(&h, ca_libc_allocator()), 0);
-    ca_contract_check(&h.base, 0);
+    ca_contract_check(&h.base, CA_CONTRACT_NO_WALK); /* libc inside: nothing to walk */
 }
 
 Test(header, init_rejects_null)
@@ -127,7 +127,7 @@ static void run_locked_contract(ca_lock_kind kind)
     cr_assert_eq(ca_locked_init(&l, &h.base, kind), 0);
     cr_assert(ca_allocator_caps(&l.base) & CA_CAP_THREAD_SAFE);
     cr_assert(ca_allocator_caps(&l.base) & CA_CAP_UNSIZED);
-    ca_contract_check(&l.base, 0);
+    ca_contract_check(&l.base, CA_CONTRACT_NO_WALK);
     void *p = ca_alloc(&l.base, 33, 16);
     cr_assert_eq(ca_usable_size(&l.base, p), 33);
     ca_free_unsized(&l.base, p);
@@ -173,4 +173,41 @@ Test(generic_resize, in_place_and_move)
     q = (char *)ca_resize(&a, NULL, 0, 10, 16, 0);
     cr_assert_not_null(q);
     ca_free(&a, q, 10, 16);
+}
+
+/* ca_check and the adaptors' check entries: the inner walk's verdict comes
+ * through the header and locked adaptors, and no entry means nothing to walk. */
+static const char *verdict;
+static const char *fake_check(ca_allocator *a)
+{
+    (void)a;
+    return verdict;
+}
+
+Test(check, dispatch_through_adaptors)
+{
+    ca_allocator_ops ops = *ca_libc_allocator()->ops;
+    cr_assert_null(ops.check, "libc has no invariant walk");
+    cr_assert_null(ca_check(ca_libc_allocator()));
+    ops.check = fake_check;
+    ca_allocator inner = {&ops};
+    ca_header_allocator h;
+    ca_locked_allocator l;
+    cr_assert_eq(ca_header_init(&h, &inner), 0);
+    cr_assert_eq(ca_locked_init(&l, &h.base, CA_LOCK_SPIN), 0);
+    verdict = NULL;
+    cr_assert_null(ca_check(&inner));
+    cr_assert_null(ca_check(&h.base));
+    cr_assert_null(ca_check(&l.base));
+    verdict = "free list has a cycle";
+    cr_assert_str_eq(ca_check(&inner), verdict);
+    cr_assert_str_eq(ca_check(&h.base), verdict);
+    cr_assert_str_eq(ca_check(&l.base), verdict);
+    cr_assert_eq(l.spin, 0, "the locked walk released its lock");
+    ca_locked_destroy(&l);
+    /* an inner without a walk: the adaptors have none either */
+    ca_header_allocator h2;
+    cr_assert_eq(ca_header_init(&h2, ca_libc_allocator()), 0);
+    cr_assert_null(h2.ops.check);
+    cr_assert_null(ca_check(&h2.base));
 }

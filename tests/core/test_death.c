@@ -127,3 +127,30 @@ Test(death, unsized_free_without_capability)
                                     "(address 0x40) at "),
               "got: %s", r.out);
 }
+
+/* CA_CHECK_WALK: the one way a component runs its walk under checks=full. */
+static const char *walk_broken(const int *x) { return *x ? "counter off by one" : NULL; }
+
+static void fail_walk(void *arg)
+{
+    static const int one = 1;
+    (void)arg;
+    CA_CHECK_WALK("arena", &one, walk_broken);
+}
+
+static void pass_walk(void *arg)
+{
+    static const int zero = 0;
+    (void)arg;
+    CA_CHECK_WALK("arena", &zero, walk_broken);
+}
+
+Test(death, walk_reports_what_the_check_names)
+{
+    ca_death_result r = ca_death_run(fail_walk, NULL);
+    cr_assert(r.aborted);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: arena: counter off by one (address 0x"), "got: %s", r.out);
+    r = ca_death_run(pass_walk, NULL);
+    cr_assert_not(r.aborted);
+    cr_assert_str_eq(r.out, "");
+}

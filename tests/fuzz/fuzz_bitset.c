@@ -12,10 +12,10 @@ static ca_bitset *current;
 
 static void check(ca_allocator *a)
 {
-    const char *what = NULL;
     (void)a;
-    if (ca_bitset_check(current, &what) != 0) {
-        fprintf(stderr, "bitset invariant: %s\n", what ? what : "?");
+    const char *what = ca_bitset_check(current);
+    if (what) {
+        fprintf(stderr, "bitset invariant: %s\n", what);
         abort();
     }
 }

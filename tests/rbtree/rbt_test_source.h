@@ -43,7 +43,7 @@ static int rbt_ts_release(ca_source *s, void *p, size_t size)
 }
 
 static const ca_source_ops rbt_ts_ops = {"rbt-test-mmap", CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED,
-                                         rbt_ts_obtain, rbt_ts_release, NULL, NULL, NULL, NULL};
+                                         rbt_ts_obtain, rbt_ts_release, NULL, NULL, NULL, NULL, NULL};
 
 static inline void rbt_test_source_init(rbt_test_source *t)
 {

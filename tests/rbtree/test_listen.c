@@ -169,7 +169,7 @@ static int ls_release(ca_source *s, void *p, size_t size)
 }
 
 static const ca_source_ops ls_ops = {"rbt-listen-mmap", CA_SOURCE_ZEROED, ls_obtain, ls_release,
-                                     NULL, NULL, NULL, NULL};
+                                     NULL, NULL, NULL, NULL, NULL};
 
 static void ls_init(log_source *t)
 {

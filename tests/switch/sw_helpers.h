@@ -80,7 +80,7 @@ static inline int sw_src_decommit(ca_source *s, void *p, size_t size)
 
 static const ca_source_ops sw_mmap_ops = {
     "test-mmap", CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED, sw_src_obtain, sw_src_release, sw_src_reserve,
-    sw_src_commit, sw_src_decommit, NULL,
+    sw_src_commit, sw_src_decommit, NULL, NULL,
 };
 
 static inline void sw_mmap_source_init(sw_mmap_source *s)
@@ -292,7 +292,7 @@ static inline int sw_pool_stats(const ca_allocator *a, ca_stats *out)
 
 static const ca_allocator_ops sw_pool_ops = {
     "test-pool", CA_CAP_UNSIZED, sw_pool_alloc, sw_pool_free, sw_pool_free_unsized, sw_pool_usable,
-    sw_pool_resize, NULL, NULL, sw_pool_stats, sw_pool_listen,
+    sw_pool_resize, NULL, NULL, sw_pool_stats, sw_pool_listen, NULL,
 };
 
 /* Give every range back, reporting destroyed() then removed() to a listener. */

@@ -96,7 +96,7 @@ Test(node, thread_bound_to_node0)
     cr_assert_eq(ca_switch_bind_node(CA_SWITCH_BIND_THREAD, -1, &prev), 0);
     cr_assert_eq(prev, a);
     cr_assert_null(ca_switch_thread());
-    ca_switch_check();
+    cr_assert_null(ca_switch_check());
 }
 
 static void *bind_in_thread(void *arg)
@@ -143,5 +143,5 @@ Test(node, context_bound_to_node0_restores)
     cr_assert_eq(ca_switch_owner(p), a, "realloc stays with the node instance");
     ca_switch_free(p);
     ca_switch_context_set(NULL);
-    ca_switch_check();
+    cr_assert_null(ca_switch_check());
 }

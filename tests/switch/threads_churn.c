@@ -88,5 +88,6 @@ CA_TT(thousand_threads)
     CA_TT_ASSERT(main_ctx.ad.local.remote_frees == (uint64_t)(waves * WAVE * PER), "remote frees %lu",
                  (unsigned long)main_ctx.ad.local.remote_frees);
     sw_ctx_destroy(&main_ctx);
-    ca_switch_check();
+    const char *broken = ca_switch_check();
+    CA_TT_ASSERT(broken == NULL, "ca_switch_check: %s", broken);
 }

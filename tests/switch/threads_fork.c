@@ -98,7 +98,8 @@ static void child_work(void)
         bad = 1;
     ca_switch_free(q);
     ca_switch_context_set(NULL);
-    ca_switch_check(); /* takes the registry lock */
+    if (ca_switch_check()) /* takes the registry lock */
+        bad = 1;
     _exit(bad ? 3 : 0);
 }
 

@@ -790,6 +790,8 @@ static int op_stats(const ca_allocator *a, ca_stats *out)
     return ca_binned_large_stats((const ca_binned_large *)(const void *)a, out);
 }
 
+static const char *op_check(ca_allocator *a) { return ca_binned_large_check((ca_binned_large *)(void *)a); }
+
 /* Two tables: a tier that registers its ranges in core's ownership map
  * under itself (CA_BINNED_LARGE_OWNER_SELF) carries CA_CAP_OWNER_MAP, so
  * libswitch can select it as it is; one that registers under another owner
@@ -799,6 +801,7 @@ static int op_stats(const ca_allocator *a, ca_stats *out)
         .name = "binned-large", .caps = (caps_), .alloc = op_alloc, .free = op_free,               \
         .free_unsized = op_free_unsized, .usable_size = op_usable, .resize = op_resize,            \
         .owns = op_owns, .reset = NULL, .stats = op_stats, .listen = ca_binned__large_listen,      \
+        .check = op_check,                                                                         \
     }
 const ca_allocator_ops ca_binned__large_ops = LARGE_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED);
 const ca_allocator_ops ca_binned__large_ops_self =

@@ -278,18 +278,17 @@ int ca_bitset_stats(const ca_bitset *b, ca_stats *out);
 
 /**
  * ca_bitset_check() - verify every invariant of the maps.
- * @b: allocator (not NULL).
- * @what: NULL, or receives a static string naming the first broken
- *        invariant (NULL when all hold).
+ * @b: allocator (not NULL); no other thread may use it during the walk.
  *
  * Checks: bits past the last block are never free; each summary bit equals
  * "the word below is non-zero"; run-start bits lie only on allocated blocks;
  * every allocated block preceded by a free block (or at index 0) is a run
  * start; the in-use block and run counts match the maps. Complexity: O(words).
  *
- * Return: 0, or EUCLEAN when an invariant is broken.
+ * Return: NULL when every invariant holds, otherwise a static string naming
+ * the first one broken (core.h's check contract). Never prints or aborts.
  */
-int ca_bitset_check(const ca_bitset *b, const char **what);
+const char *ca_bitset_check(const ca_bitset *b);
 
 #ifdef __cplusplus
 }

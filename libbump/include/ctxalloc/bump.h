@@ -596,14 +596,15 @@ int ca_bump_cache_stats(const ca_bump_cache *c, ca_stats *out);
 /**
  * ca_bump_check() / ca_bump_shared_check() / ca_bump_cache_check() - walk
  * every invariant (chunk bounds, chunk lists, mark and destructor records
- * inside the bump's memory, byte accounting). The shared check must not
- * run concurrently with allocation. O(chunks + marks + destructors).
- * Return: 0, or EFAULT after writing the broken invariant to stderr
- * (one line, no allocation).
+ * inside the bump's memory, byte accounting). No other thread may use a
+ * bump or a shared bump during its walk; the cache's walk takes the cache's
+ * lock (so it takes the cache without const). O(chunks + marks + destructors).
+ * Return: NULL when every invariant holds, otherwise a static string naming
+ * the first one broken (core.h's check contract). Never prints or aborts.
  */
-int ca_bump_check(const ca_bump *b);
-int ca_bump_shared_check(const ca_bump_shared *s);
-int ca_bump_cache_check(const ca_bump_cache *c);
+const char *ca_bump_check(const ca_bump *b);
+const char *ca_bump_shared_check(const ca_bump_shared *s);
+const char *ca_bump_cache_check(ca_bump_cache *c);
 
 /**
  * ca_bump_owns() - whether p lies in one of b's chunks. O(chunks).

@@ -198,6 +198,40 @@ ca_attr_noreturn ca_attr_cold void ca_check_fail(const char *component, const vo
 ca_attr_cold void ca_check_report(const char *component, const void *addr, const char *what,
                                   const char *file, int line);
 
+/*
+ * The check contract, the same in every component:
+ *
+ *   const char *ca_X_check(const ca_X *x);
+ *
+ * walks every invariant of x and returns NULL when all hold, otherwise a
+ * static string naming the first one broken. It never prints, never aborts
+ * and never allocates, so tests, fuzzers and programs decide what a verdict
+ * means. The caller keeps other threads out of x during the walk, except
+ * where a component's walk takes its own locks to run beside its users (the
+ * large tier, the locked adaptor, libswitch): their check takes x without
+ * const, since taking a lock writes to it. The ops tables carry the walk as
+ * an optional `check` entry (ca_check, ca_source_check).
+ *
+ * CA_CHECK_WALK is the one way a component runs its walk after a mutation
+ * when built with checks = full: a broken invariant is reported like any
+ * failed check (one line, abort). Compiled out below full.
+ */
+/* Inside a walk: return `what` when cond does not hold. */
+#define CA_CHECK_EXPECT(cond, what)                                                                \
+    do {                                                                                           \
+        if (ca_unlikely(!(cond)))                                                                  \
+            return (what);                                                                         \
+    } while (0)
+
+#define CA_CHECK_WALK(component, obj, walk)                                                        \
+    do {                                                                                           \
+        if (CA_CHECKS >= CA_CHECKS_FULL) {                                                         \
+            const char *ca_walk_what_ = (walk)(obj);                                               \
+            if (ca_unlikely(ca_walk_what_ != NULL))                                                \
+                ca_check_fail((component), (const void *)(obj), ca_walk_what_, __FILE__, __LINE__); \
+        }                                                                                          \
+    } while (0)
+
 #define CA_ASSERT(cond, component, addr, what)                                                     \
     do {                                                                                           \
         if (ca_unlikely(!(cond)))                                                                  \
@@ -359,8 +393,9 @@ int ca_stats_write_fd(const ca_stats *s, ca_stats_format fmt, int fd);
  *     pointer, or NULL + errno with the original allocation still valid and
  *     its contents intact. With CA_RESIZE_IN_PLACE it never moves: the result
  *     is p or NULL + ENOMEM. NULL entry: ca_resize_generic is used.
- *   - owns(p), reset(), stats(out), listen(l): optional (NULL when not
- *     supported). listen is described with ca_listener below.
+ *   - owns(p), reset(), stats(out), listen(l), check(): optional (NULL when
+ *     not supported). listen is described with ca_listener below, check with
+ *     the check contract above.
  * ======================================================================== */
 
 typedef struct ca_allocator ca_allocator;
@@ -419,6 +454,7 @@ typedef struct ca_allocator_ops {
     void (*reset)(ca_allocator *a);
     int (*stats)(const ca_allocator *a, ca_stats *out);
     int (*listen)(ca_allocator *a, struct ca_listener *l);
+    const char *(*check)(ca_allocator *a);
 } ca_allocator_ops;
 
 /* Embedded as the first member of every allocator, so that &x->base and the
@@ -468,6 +504,15 @@ ca_force_inline void *ca_resize(ca_allocator *a, void *p, size_t old_size, size_
     if (a->ops->resize)
         return a->ops->resize(a, p, old_size, new_size, align, flags, NULL);
     return ca_resize_generic(a, p, old_size, new_size, align, flags, NULL);
+}
+
+/* The allocator's invariant walk (the check contract above): NULL when
+ * every invariant holds or the allocator has no walk, otherwise what is
+ * broken. Thread safety: the allocator's check (most want no other thread
+ * inside; the thread-safe ones that lock say so). */
+ca_inline const char *ca_check(ca_allocator *a)
+{
+    return a->ops->check ? a->ops->check(a) : NULL;
 }
 
 /* Whether p lies in memory the allocator manages; false when unsupported. */
@@ -528,6 +573,8 @@ ca_inline unsigned ca_allocator_caps(const ca_allocator *a) { return a->ops->cap
  *   - decommit(p, size): gives the memory back; contents become undefined,
  *     the range stays reserved and must be committed before use. NULL when
  *     unsupported (ca_source_decommit returns ENOTSUP).
+ *   - stats(out), check(): optional (NULL when not supported); check is the
+ *     invariant walk of the check contract.
  *   - Thread safety: with CA_SOURCE_THREAD_SAFE every operation may run from
  *     several threads at once on distinct ranges; without it, callers
  *     serialise all calls on one source.
@@ -547,6 +594,7 @@ typedef struct ca_source_ops {
     int (*commit)(ca_source *s, void *p, size_t size);
     int (*decommit)(ca_source *s, void *p, size_t size);
     int (*stats)(const ca_source *s, ca_stats *out);
+    const char *(*check)(const ca_source *s);
 } ca_source_ops;
 
 /* Embedded as the first member of every source. */
@@ -584,6 +632,14 @@ ca_inline int ca_source_decommit(ca_source *s, void *p, size_t size)
 
 /* Fill *out; 0 or ENOTSUP. */
 int ca_source_stats(const ca_source *s, ca_stats *out);
+
+/* The source's invariant walk (the check contract): NULL when sound or when
+ * the source has no walk, otherwise what is broken. No other thread may be
+ * inside the source during the walk. */
+ca_inline const char *ca_source_check(const ca_source *s)
+{
+    return s->ops->check ? s->ops->check(s) : NULL;
+}
 
 /* Validate a source request against the contract above: 0 or EINVAL.
  * Sources call this first so that every one refuses the same inputs. */

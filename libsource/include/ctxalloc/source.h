@@ -722,15 +722,14 @@ int ca_source_faulty_init(ca_source_faulty *w, ca_source *inner, ca_source_fault
  * latest mapping), "lock_failures", "faults_injected" (by the source's plan).
  */
 
-/**
- * ca_source_check() - walk the invariants of a libsource source.
- * @s: any source created by this library (others: "not a libsource source")
- *
- * Counters consistent, free lists / extents sorted, disjoint and inside the
- * source, the checks=on record consistent. O(size of the lists).
- * Return: NULL when consistent, else a static message naming the violation.
+/*
+ * Invariant walks: every source of this library has the ops table's check
+ * entry, so core's ca_source_check(s) walks it: counters consistent, free
+ * lists / extents sorted, disjoint and inside the source, the checks=on
+ * record consistent; O(size of the lists); no other thread inside the
+ * source meanwhile. NULL when consistent, else a static message naming the
+ * violation. A fault wrapper checks its inner source.
  */
-const char *ca_source_check(const ca_source *s);
 
 #ifdef __cplusplus
 }

@@ -525,10 +525,12 @@ int ca_switch_stats_total(ca_stats *out);
 
 /**
  * ca_switch_check() - walk the switch's invariants (the registry of locals,
- * their queues, the bootstrap area, selection state). Aborts through
- * ca_check_fail on a violation. Takes the registry lock; any thread.
+ * their queues, the bootstrap area, the calling thread's selection).
+ * Takes the registry lock, so it runs beside the switch's users; any thread.
+ * Return: NULL when every invariant holds, otherwise a static string naming
+ * the first one broken (core.h's check contract). Never prints or aborts.
  */
-void ca_switch_check(void);
+const char *ca_switch_check(void);
 
 /* ========================================================================
  * NUMA: an allocator bound to a node in one call
