@@ -3,7 +3,9 @@
 # ctxalloc's two commands:
 #   ./run.sh test   the matrix: gcc debug (checks on) + ASan/UBSan running every
 #                   suite, TSan running the thread tests, clang debug, gcc and
-#                   clang release (-O2, checks off); -Dglobal=jemalloc and
+#                   clang release (-O2, checks off); gcc debug with
+#                   checks=full (the invariant walks, single-thread suites);
+#                   -Dglobal=jemalloc and
 #                   -Dglobal=libc (switch unit tests and preload programs),
 #                   -Dnuma=disabled (source tests); the NUMA tests in a
 #                   two-node qemu guest; valgrind memcheck over the
@@ -120,6 +122,14 @@ cmd_test() {
         run_suite "build/$name"; logs+=("build/$name/meson-logs/testlog.json")
       fi
     done
+
+    # checks=full: every component's invariant walk after each operation
+    # (CA_CHECK_WALK), over the single-thread suites (the walks are exact and
+    # want one thread inside; the thread tests run at checks=on above).
+    if build_cell checks-full gcc --buildtype=debug -Dchecks=full -Dwerror=true; then
+      run_suite build/checks-full --suite unit
+      logs+=(build/checks-full/meson-logs/testlog.json)
+    fi
 
     # Configurations users choose: another base allocator behind malloc, no
     # libnuma (release builds; the suites those options change). The preload

@@ -267,10 +267,31 @@ typedef struct span {
     uint64_t off, size;
 } span;
 
-static int span_cmp(const void *x, const void *y)
+/* Heap sort by offset, in place: qsort may call malloc, and the walk must
+ * not allocate (the arena may be the allocator behind malloc). */
+static void span_sift(span *v, uint64_t i, uint64_t n)
 {
-    const span *p = x, *q = y;
-    return p->off < q->off ? -1 : p->off > q->off;
+    for (uint64_t c; (c = 2 * i + 1) < n; i = c) {
+        if (c + 1 < n && v[c + 1].off > v[c].off)
+            c++;
+        if (v[i].off >= v[c].off)
+            return;
+        span t = v[i];
+        v[i] = v[c];
+        v[c] = t;
+    }
+}
+
+static void span_sort(span *v, uint64_t n)
+{
+    for (uint64_t i = n / 2; i-- > 0;)
+        span_sift(v, i, n);
+    for (uint64_t k = n; k-- > 1;) {
+        span t = v[0];
+        v[0] = v[k];
+        v[k] = t;
+        span_sift(v, 0, k);
+    }
 }
 
 /* Walk one list (head or pending) into v[*n...]; NULL or a message. */
@@ -345,9 +366,13 @@ const char *ca_arena_check(const ca_arena *ca)
     cache_count cc = {0, 0, 0, NULL, 0, false};
     ca_arena__caches_walk(a, count_span, &cc);
     uint64_t cap = fc + pc + cc.n + 1;
-    span *v = (span *)malloc(cap * sizeof *v);
-    if (!v)
-        return "out of memory for the check";
+    /* Scratch from the OS, not malloc: a walk never allocates (the arena
+     * may be the allocator behind malloc). */
+    size_t scratch = ca_align_up((size_t)cap * sizeof(span), ca_page_size());
+    void *mem = mmap(NULL, scratch, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return "no memory for the check's scratch";
+    span *v = (span *)mem;
     uint64_t n = 0, fb = 0, pb = 0;
     const char *why = walk(a, h.off, cur, true, v, cap, &n, &fb);
     if (!why && n != fc)
@@ -372,7 +397,7 @@ const char *ca_arena_check(const ca_arena *ca)
         n += fill.n;
     }
     if (!why) {
-        qsort(v, n, sizeof *v, span_cmp);
+        span_sort(v, n);
         for (uint64_t i = 1; i < n && !why; i++)
             if (v[i - 1].off + v[i - 1].size > v[i].off)
                 why = "free segments overlap";
@@ -380,7 +405,7 @@ const char *ca_arena_check(const ca_arena *ca)
     if (!why && CA_ARENA__SUM(a, in_use) + cs.in_use + fb + pb + ld(&a->discarded) + cs.cached + cs.chunk !=
                     cur - a->data_off)
         why = "in use + free + pending + discarded + cached != cursor - data start";
-    free(v);
+    munmap(mem, scratch);
     return why;
 }
 
