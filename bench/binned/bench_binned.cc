@@ -36,8 +36,8 @@ struct sys_malloc {
 };
 
 struct binned_malloc {
-    static void *alloc(size_t n) { return ca_binned_malloc(n); }
-    static void release(void *p) { ca_binned_free(p); }
+    static void *alloc(size_t n) { return ca_binned_default_malloc(n); }
+    static void release(void *p) { ca_binned_default_free(p); }
     static void trim() { ca_binned_trim(nullptr); }
 };
 

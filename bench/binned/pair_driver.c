@@ -17,11 +17,11 @@ int main(int argc, char **argv)
     if (!randfree) {
         for (long i = 0; i < n; i++) {
             size_t s = 16 + (size_t)(i & 31) * 16;
-            void *p = use_binned ? ca_binned_malloc(s) : malloc(s);
+            void *p = use_binned ? ca_binned_default_malloc(s) : malloc(s);
             acc += (unsigned long)(uintptr_t)p;
             __asm__ volatile("" ::: "memory");
             if (use_binned)
-                ca_binned_free(p);
+                ca_binned_default_free(p);
             else
                 free(p);
         }
@@ -42,11 +42,11 @@ int main(int argc, char **argv)
         }
         for (long k = 0; k < n / 1000; k++) {
             for (int i = 0; i < 1000; i++)
-                p[i] = use_binned ? ca_binned_malloc(sz[i]) : malloc(sz[i]);
+                p[i] = use_binned ? ca_binned_default_malloc(sz[i]) : malloc(sz[i]);
             __asm__ volatile("" ::: "memory");
             for (int i = 0; i < 1000; i++) {
                 if (use_binned)
-                    ca_binned_free(p[order[i]]);
+                    ca_binned_default_free(p[order[i]]);
                 else
                     free(p[order[i]]);
             }

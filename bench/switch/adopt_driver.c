@@ -41,7 +41,7 @@ static ca_allocator *make(const char *kind)
         return ca_bump_init(&bump, ca_source_mmap_global(), NULL) ? NULL : &bump.base;
     if (strcmp(kind, "binned") == 0) {
         ca_binned_options o;
-        ca_binned_options_default(&o);
+        ca_binned_options_init(&o);
         o.class_range_log2 = 26;
         ca_binned *b;
         return ca_binned_create(&b, &o) ? NULL : ca_binned_allocator(b);

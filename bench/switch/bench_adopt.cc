@@ -81,7 +81,7 @@ struct subject {
         }
         case BINNED: {
             ca_binned_options o;
-            ca_binned_options_default(&o);
+            ca_binned_options_init(&o);
             o.class_range_log2 = 26;
             e = ca_binned_create(&binned, &o);
             a = e ? nullptr : ca_binned_allocator(binned);

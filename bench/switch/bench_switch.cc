@@ -7,7 +7,7 @@
 // baseline, and under LD_PRELOAD=libctxalloc.so it is libswitch),
 // ctxalloc-switch (ca_switch_malloc / ca_switch_free, global selection),
 // ctxalloc-switch-thread (a thread allocator selected),
-// ctxalloc-binned (ca_binned_malloc / ca_binned_free directly, no switch).
+// ctxalloc-binned (ca_binned_default_malloc / ca_binned_default_free directly, no switch).
 #include <benchmark/benchmark.h>
 #include <ctxalloc/switch.h>
 #ifdef CA_BENCH_HAVE_BINNED
@@ -89,8 +89,8 @@ BENCHMARK(randfree<sys_malloc, sys_free>)->Name("randfree/malloc");
 BENCHMARK(randfree<ca_switch_malloc, ca_switch_free>)->Name("randfree/ctxalloc-switch");
 BENCHMARK(randfree_thread)->Name("randfree/ctxalloc-switch-thread");
 #ifdef CA_BENCH_HAVE_BINNED
-BENCHMARK(pair<ca_binned_malloc, ca_binned_free>)->Name("pair/ctxalloc-binned");
-BENCHMARK(randfree<ca_binned_malloc, ca_binned_free>)->Name("randfree/ctxalloc-binned");
+BENCHMARK(pair<ca_binned_default_malloc, ca_binned_default_free>)->Name("pair/ctxalloc-binned");
+BENCHMARK(randfree<ca_binned_default_malloc, ca_binned_default_free>)->Name("randfree/ctxalloc-binned");
 #endif
 
 BENCHMARK_MAIN();

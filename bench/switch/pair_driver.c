@@ -31,9 +31,9 @@ int main(int argc, char **argv)
 #ifdef CA_BENCH_HAVE_BINNED
     } else if (strcmp(mode, "binned") == 0) {
         for (long i = 0; i < n; i++) {
-            void *p = ca_binned_malloc(s);
+            void *p = ca_binned_default_malloc(s);
             sink = p;
-            ca_binned_free(p);
+            ca_binned_default_free(p);
             s = s == 512 ? 16 : s + 16;
         }
 #endif

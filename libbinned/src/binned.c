@@ -10,7 +10,7 @@
  * The list of instances (for the fork hooks) is under one spin lock taken
  * only by create, destroy and fork.
  *
- * Read ca_binned_malloc and ca_binned_free first, then instance_init.
+ * Read ca_binned_default_malloc and ca_binned_default_free first, then instance_init.
  */
 #include "binned_internal.h"
 
@@ -86,7 +86,7 @@ void ca_binned__secret_init(void)
  * Instances
  * ------------------------------------------------------------------------ */
 
-void ca_binned_options_default(ca_binned_options *o)
+void ca_binned_options_init(ca_binned_options *o)
 {
     memset(o, 0, sizeof *o);
     o->class_range_log2 = 34;
@@ -377,7 +377,7 @@ int ca_binned_create(ca_binned **out, const ca_binned_options *o)
     if (!out)
         return EINVAL;
     if (!o) {
-        ca_binned_options_default(&d);
+        ca_binned_options_init(&d);
         o = &d;
     }
     /* The instance struct comes from the given source, or a private mapping. */
@@ -459,7 +459,7 @@ ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
     int zero = 0;
     if (__atomic_compare_exchange_n(&g_default_state, &zero, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         ca_binned_options o;
-        ca_binned_options_default(&o);
+        ca_binned_options_init(&o);
         /* CA_BINNED_CLASS_RANGE_LOG2 chooses the address space per class;
          * without it, smaller ranges are tried when the default does not
          * fit (ulimit -v, sanitizers, emulators). An invalid value warns
@@ -687,7 +687,7 @@ ca_attr_noinline static void *default_alloc_big(size_t size)
     return large_alloc(b, size, 16, false, NULL);
 }
 
-void *ca_binned_malloc(size_t size)
+void *ca_binned_default_malloc(size_t size)
 {
     if (ca_likely(size <= CA_BINNED__LUT_MAX - CA_BINNED__GUARD)) {
         size_t cls = ca_binned__lut_malloc[size + CA_BINNED__GUARD];
@@ -772,7 +772,7 @@ ca_force_inline void free_default_small(void *p, size_t cls)
     default_free_slow(p);
 }
 
-void ca_binned_free(void *p)
+void ca_binned_default_free(void *p)
 {
     size_t cls;
     if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls))) {
@@ -786,7 +786,7 @@ void ca_binned_free(void *p)
         default_free_other(p);
 }
 
-void ca_binned_free_else(void *p, void (*other)(void *p))
+void ca_binned_default_free_else(void *p, void (*other)(void *p))
 {
     size_t cls;
     if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls))) {
@@ -821,7 +821,7 @@ static void *alloc_usable(ca_binned *b, size_t size, size_t align, size_t *usabl
 
 void *ca_binned_alloc(ca_binned *b, size_t size, size_t align) { return alloc_usable(b, size, align, NULL); }
 
-void ca_binned_dealloc(ca_binned *b, void *p)
+void ca_binned_free(ca_binned *b, void *p)
 {
     size_t cls;
     if (ca_likely(in_classes(b, p, &cls))) {
@@ -839,7 +839,7 @@ void ca_binned_dealloc(ca_binned *b, void *p)
     errno = saved;
 }
 
-size_t ca_binned_usable(const ca_binned *b, const void *p)
+size_t ca_binned_usable_size(const ca_binned *b, const void *p)
 {
     if (!p)
         return 0;
@@ -867,21 +867,23 @@ static bool owns(const ca_binned *b, const void *p)
     return p && ca_binned__large_usable(b, p) != 0;
 }
 
-size_t ca_binned_usable_size(const void *p)
+size_t ca_binned_default_usable_size(const void *p)
 {
     if (!p)
         return 0;
-    return ca_binned_usable(ca_binned_default(), p);
+    return ca_binned_usable_size(ca_binned_default(), p);
 }
 
-bool ca_binned_owns(const void *p)
+bool ca_binned_owns(const ca_binned *b, const void *p) { return owns(b, p); }
+
+bool ca_binned_default_owns(const void *p)
 {
     if (__atomic_load_n(&g_default_state, __ATOMIC_ACQUIRE) != 2)
         return false;
     return owns(&ca_binned__default_instance, p);
 }
 
-void *ca_binned_calloc(size_t n, size_t size)
+void *ca_binned_default_calloc(size_t n, size_t size)
 {
     size_t total;
     if (ca_mul_overflows(n, size, &total)) {
@@ -892,13 +894,13 @@ void *ca_binned_calloc(size_t n, size_t size)
      * purged) and clears only the rest. */
     if (total > CA_BINNED_SMALL_MAX - CA_BINNED__GUARD)
         return large_alloc(ca_binned_default(), total, 16, true, NULL);
-    void *p = ca_binned_malloc(total);
+    void *p = ca_binned_default_malloc(total);
     if (p)
         memset(p, 0, total);
     return p;
 }
 
-void *ca_binned_aligned_alloc(size_t align, size_t size)
+void *ca_binned_default_aligned_alloc(size_t align, size_t size)
 {
     return ca_binned_alloc(ca_binned_default(), size, align);
 }
@@ -915,7 +917,7 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
     if (!p) {
         void *q = ca_binned_alloc(b, new_size, align);
         if (q && usable)
-            *usable = ca_binned_usable(b, q);
+            *usable = ca_binned_usable_size(b, q);
         return q;
     }
     uintptr_t off = (uintptr_t)p - b->span_base;
@@ -931,7 +933,7 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
                 memcpy(q, p, new_size);
                 ca_binned__large_free(b, p);
                 if (usable)
-                    *usable = ca_binned_usable(b, q);
+                    *usable = ca_binned_usable_size(b, q);
                 return q;
             }
         }
@@ -961,18 +963,18 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
         return NULL;
     size_t keep = old_size && old_size < have ? old_size : have;
     memcpy(q, p, keep < new_size ? keep : new_size);
-    ca_binned_dealloc(b, p);
+    ca_binned_free(b, p);
     if (usable)
-        *usable = ca_binned_usable(b, q);
+        *usable = ca_binned_usable_size(b, q);
     return q;
 }
 
-void *ca_binned_realloc(void *p, size_t size)
+void *ca_binned_default_realloc(void *p, size_t size)
 {
     if (!p)
-        return ca_binned_malloc(size);
+        return ca_binned_default_malloc(size);
     if (size == 0) {
-        ca_binned_free(p);
+        ca_binned_default_free(p);
         return NULL;
     }
     return resize(ca_binned_default(), p, 0, size, 16, 0, NULL);
@@ -991,12 +993,12 @@ static void op_free(ca_allocator *a, void *p, size_t size, size_t align)
 {
     (void)size;
     (void)align;
-    ca_binned_dealloc((ca_binned *)(void *)a, p);
+    ca_binned_free((ca_binned *)(void *)a, p);
 }
 
-static void op_free_unsized(ca_allocator *a, void *p) { ca_binned_dealloc((ca_binned *)(void *)a, p); }
+static void op_free_unsized(ca_allocator *a, void *p) { ca_binned_free((ca_binned *)(void *)a, p); }
 
-static size_t op_usable(const ca_allocator *a, const void *p) { return ca_binned_usable((const ca_binned *)(const void *)a, p); }
+static size_t op_usable(const ca_allocator *a, const void *p) { return ca_binned_usable_size((const ca_binned *)(const void *)a, p); }
 
 static void *op_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
                        size_t *usable)

@@ -232,7 +232,7 @@ void *ca_binned__large_resize(ca_binned *b, void *p, size_t new_size, size_t ali
     memcpy(q, p, new_size < have ? new_size : have);
     ca_binned__large_free(b, p);
     if (usable)
-        *usable = ca_binned_usable(b, q);
+        *usable = ca_binned_usable_size(b, q);
     return q;
 }
 

@@ -84,7 +84,7 @@ int main(void)
 
     ca_binned *bi = NULL; /* registers itself: the adoption only forwards */
     ca_binned_options bio;
-    ca_binned_options_default(&bio);
+    ca_binned_options_init(&bio);
     bio.class_range_log2 = 24; /* 16 MiB of address space per size class */
     if (ca_binned_create(&bi, &bio) == 0)
         bad += use("binned", ca_binned_allocator(bi));

@@ -173,7 +173,7 @@ void *ca_switch_malloc(size_t size)
      * and the global one is libbinned's default instance: straight there. */
     if (ca_likely(((uintptr_t)ca_switch__tl.context | (uintptr_t)ca_switch__tl.thread) == 0 &&
                   __atomic_load_n(&ca_switch__g.global_binned, __ATOMIC_RELAXED)))
-        return ca_binned_malloc(size);
+        return ca_binned_default_malloc(size);
 #endif
     return malloc_slow(NULL, size);
 }
@@ -214,7 +214,7 @@ static void free_routed(void *p)
     }
     ca_allocator *o = (ca_allocator *)e;
     if (ca_likely(o == ca_switch__g.base && o)) {
-        ca_binned_free(p);
+        ca_binned_default_free(p);
         return;
     }
 #else
@@ -228,10 +228,10 @@ void ca_switch_free(void *p)
 #if BASE_IS_BINNED
     /* Routing in one step: a pointer in the mapped part of the default
      * instance's size classes is libbinned's (a range compare inside
-     * ca_binned_free_else, no map walk), unless some adoption overlays
+     * ca_binned_default_free_else, no map walk), unless some adoption overlays
      * memory of another owner (then the map is the authority). */
     if (ca_likely(!ca_owner_overlaid())) {
-        ca_binned_free_else(p, free_routed);
+        ca_binned_default_free_else(p, free_routed);
         return;
     }
 #endif
@@ -248,7 +248,7 @@ void *ca_switch_calloc(size_t n, size_t size)
     ca_allocator *a = ca_switch__current();
 #if BASE_IS_BINNED
     if (a == ca_switch__g.base) /* it knows which memory reads as zero */
-        return ca_binned_calloc(n, size);
+        return ca_binned_default_calloc(n, size);
 #endif
     void *p = alloc_from(a, total, CA_ALIGN_DEFAULT);
     if (p)

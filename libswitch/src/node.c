@@ -89,7 +89,7 @@ static int node_get(int node, node_state **out)
         goto fail_mem;
 
     ca_binned_options bo;
-    ca_binned_options_default(&bo);
+    ca_binned_options_init(&bo);
     bo.source = &st->src.base;
     bo.class_range_log2 = NODE_CLASS_RANGE_LOG2;
     if ((err = ca_binned_create(&st->b, &bo)))

@@ -10,7 +10,7 @@
 static ca_binned *small_instance(void)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 26;
     ca_binned *b = NULL;
     cr_assert_eq(ca_binned_create(&b, &o), 0);
@@ -38,7 +38,7 @@ Test(binned_api, contract_created)
 Test(binned_api, contract_no_tcache)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 26;
     o.flags = CA_BINNED_NO_TCACHE | CA_BINNED_NO_OWNER_MAP;
     ca_binned *b = NULL;
@@ -52,12 +52,12 @@ Test(binned_api, bad_options)
 {
     ca_binned_options o;
     ca_binned *b = NULL;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 20;
     cr_assert_eq(ca_binned_create(&b, &o), EINVAL);
     o.class_range_log2 = 40;
     cr_assert_eq(ca_binned_create(&b, &o), EINVAL);
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.flags = 0x100;
     cr_assert_eq(ca_binned_create(&b, &o), EINVAL);
     cr_assert_null(b);
@@ -68,72 +68,72 @@ Test(binned_api, bad_options)
 Test(binned_api, malloc_family)
 {
     errno = 0;
-    void *z1 = ca_binned_malloc(0), *z2 = ca_binned_malloc(0);
+    void *z1 = ca_binned_default_malloc(0), *z2 = ca_binned_default_malloc(0);
     cr_assert(z1 && z2 && z1 != z2);
     /* checks=on reports the request itself (guard bytes follow it) */
-    cr_assert_geq(ca_binned_usable_size(z1), CA_CHECKS >= CA_CHECKS_ON ? 0 : 1);
-    ca_binned_free(z1);
-    ca_binned_free(z2);
-    cr_assert_eq(ca_binned_usable_size(NULL), 0);
+    cr_assert_geq(ca_binned_default_usable_size(z1), CA_CHECKS >= CA_CHECKS_ON ? 0 : 1);
+    ca_binned_default_free(z1);
+    ca_binned_default_free(z2);
+    cr_assert_eq(ca_binned_default_usable_size(NULL), 0);
 
     errno = 1234;
-    ca_binned_free(NULL);
-    void *p = ca_binned_malloc(100);
-    ca_binned_free(p);
+    ca_binned_default_free(NULL);
+    void *p = ca_binned_default_malloc(100);
+    ca_binned_default_free(p);
     cr_assert_eq(errno, 1234, "free must preserve errno");
 
     errno = 0;
-    cr_assert_null(ca_binned_malloc(SIZE_MAX));
+    cr_assert_null(ca_binned_default_malloc(SIZE_MAX));
     cr_assert_eq(errno, ENOMEM);
     errno = 0;
-    cr_assert_null(ca_binned_calloc(SIZE_MAX / 2, 3));
+    cr_assert_null(ca_binned_default_calloc(SIZE_MAX / 2, 3));
     cr_assert_eq(errno, ENOMEM);
 
-    unsigned char *c = ca_binned_calloc(100, 7);
+    unsigned char *c = ca_binned_default_calloc(100, 7);
     cr_assert_not_null(c);
     for (int i = 0; i < 700; i++)
         cr_assert_eq(c[i], 0);
     memset(c, 0xab, 700);
-    ca_binned_free(c);
-    c = ca_binned_calloc(700, 1); /* likely the same slot again: must be zero */
+    ca_binned_default_free(c);
+    c = ca_binned_default_calloc(700, 1); /* likely the same slot again: must be zero */
     for (int i = 0; i < 700; i++)
         cr_assert_eq(c[i], 0);
-    ca_binned_free(c);
+    ca_binned_default_free(c);
 
     errno = 0;
-    cr_assert_null(ca_binned_aligned_alloc(3, 8));
+    cr_assert_null(ca_binned_default_aligned_alloc(3, 8));
     cr_assert_eq(errno, EINVAL);
     errno = 0;
-    cr_assert_null(ca_binned_aligned_alloc(0, 8));
+    cr_assert_null(ca_binned_default_aligned_alloc(0, 8));
     cr_assert_eq(errno, EINVAL);
     for (size_t al = 1; al <= ((size_t)1 << 22); al <<= 1) {
-        void *q = ca_binned_aligned_alloc(al, 24);
+        void *q = ca_binned_default_aligned_alloc(al, 24);
         cr_assert_not_null(q);
         cr_assert(ca_is_aligned((uintptr_t)q, al), "align %zu", al);
-        cr_assert(ca_binned_owns(q));
-        ca_binned_free(q);
+        cr_assert(ca_binned_default_owns(q));
+        ca_binned_default_free(q);
     }
 }
 
 Test(binned_api, realloc_semantics)
 {
-    char *p = ca_binned_realloc(NULL, 10);
+    char *p = ca_binned_default_realloc(NULL, 10);
     cr_assert_not_null(p);
     memcpy(p, "abcdefghi", 10);
-    char *q = ca_binned_realloc(p, 12); /* same class: in place */
+    char *q = ca_binned_default_realloc(p, 12); /* same class: in place */
     cr_assert_eq(q, p);
-    q = ca_binned_realloc(q, 5000);
+    q = ca_binned_default_realloc(q, 5000);
     cr_assert_not_null(q);
     cr_assert_str_eq(q, "abcdefghi");
-    q = ca_binned_realloc(q, 1 << 20); /* to the large tier */
+    q = ca_binned_default_realloc(q, 1 << 20); /* to the large tier */
     cr_assert_str_eq(q, "abcdefghi");
-    q = ca_binned_realloc(q, 20); /* back to a class */
+    q = ca_binned_default_realloc(q, 20); /* back to a class */
     cr_assert_str_eq(q, "abcdefghi");
     errno = 0;
-    cr_assert_null(ca_binned_realloc(q, SIZE_MAX - 4096));
+    cr_assert_null(ca_binned_default_realloc(q, SIZE_MAX - 4096));
     cr_assert_eq(errno, ENOMEM);
     cr_assert_str_eq(q, "abcdefghi", "failed realloc must leave the block intact");
-    cr_assert_null(ca_binned_realloc(q, 0)); /* frees */
+    cr_assert_null(ca_binned_default_realloc(q, 0)); /* frees */
 }
 
 Test(binned_api, classes_and_stats)
@@ -161,7 +161,7 @@ Test(binned_api, classes_and_stats)
     cr_assert_geq(s.bytes_in_use, 100 * 48);
     cr_assert_eq(ca_binned_class_stats(b, CA_BINNED_NCLASSES, &s), EINVAL);
     for (int i = 0; i < 100; i++)
-        ca_binned_dealloc(b, p[i]);
+        ca_binned_free(b, p[i]);
     cr_assert_eq(ca_binned_class_stats(b, 2, &s), 0);
     cr_assert_eq(s.frees, 100);
     cr_assert_eq(s.bytes_in_use, 0);
@@ -174,13 +174,13 @@ Test(binned_api, classes_and_stats)
 Test(binned_api, owner_map)
 {
     ca_binned *d = ca_binned_default();
-    void *p = ca_binned_malloc(64), *q = ca_binned_malloc(1 << 20);
+    void *p = ca_binned_default_malloc(64), *q = ca_binned_default_malloc(1 << 20);
     cr_assert_eq(ca_owner_lookup(p), (void *)ca_binned_allocator(d));
     cr_assert_eq(ca_owner_lookup(q), (void *)ca_binned_allocator(d));
     cr_assert(ca_owns(ca_binned_allocator(d), p));
     cr_assert(ca_owns(ca_binned_allocator(d), q));
     int local;
-    cr_assert_not(ca_binned_owns(&local));
+    cr_assert_not(ca_binned_default_owns(&local));
     /* libswitch's routing: the owner's unsized free. */
     ca_free_unsized((ca_allocator *)ca_owner_lookup(p), p);
     ca_free_unsized((ca_allocator *)ca_owner_lookup(q), q);
@@ -200,30 +200,30 @@ Test(binned_api, free_else_routes_what_is_not_a_small_block)
     /* Small blocks of the default instance are freed without the callback;
      * NULL, a large block, a created instance's block and memory of nobody
      * go to it untouched. */
-    void *small = ca_binned_malloc(200);
+    void *small = ca_binned_default_malloc(200);
     cr_assert_not_null(small);
     ca_stats s0, s1;
     ca_binned_stats(ca_binned_default(), &s0);
-    ca_binned_free_else(small, else_other);
+    ca_binned_default_free_else(small, else_other);
     ca_binned_stats(ca_binned_default(), &s1);
     cr_assert_eq(else_calls, 0, "a small block of the default instance was routed away");
     cr_assert_eq(s1.frees, s0.frees + 1, "the small block was freed");
 
-    void *large = ca_binned_malloc((size_t)1 << 20);
+    void *large = ca_binned_default_malloc((size_t)1 << 20);
     ca_binned *b = small_instance();
     void *other = ca_binned_alloc(b, 64, 16);
     static char stack_like[64];
-    ca_binned_free_else(NULL, else_other);
-    ca_binned_free_else(large, else_other);
-    ca_binned_free_else(other, else_other);
-    ca_binned_free_else(stack_like + 16, else_other);
+    ca_binned_default_free_else(NULL, else_other);
+    ca_binned_default_free_else(large, else_other);
+    ca_binned_default_free_else(other, else_other);
+    ca_binned_default_free_else(stack_like + 16, else_other);
     cr_assert_eq(else_calls, 4);
     cr_assert_eq(else_seen[0], NULL);
     cr_assert_eq(else_seen[1], large);
     cr_assert_eq(else_seen[2], other);
     cr_assert_eq(else_seen[3], stack_like + 16);
-    ca_binned_free(large);
-    ca_binned_dealloc(b, other);
+    ca_binned_default_free(large);
+    ca_binned_free(b, other);
     cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
 }

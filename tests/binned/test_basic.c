@@ -9,7 +9,7 @@
 static ca_binned *inst(void)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 26;
     ca_binned *b = NULL;
     cr_assert_eq(ca_binned_create(&b, &o), 0);
@@ -67,7 +67,7 @@ Test(binned_basic, every_class_boundary)
             for (size_t al = 8; al <= 16; al <<= 1) {
                 void *p = ca_binned_alloc(b, sizes[k], al);
                 cr_assert_not_null(p, "size %zu", sizes[k]);
-                size_t u = ca_binned_usable(b, p);
+                size_t u = ca_binned_usable_size(b, p);
                 cr_assert_geq(u, sizes[k]);
                 cr_assert(ca_is_aligned((uintptr_t)p, al));
                 /* checks=off: the class size; on: the request (a guard follows it). */
@@ -76,7 +76,7 @@ Test(binned_basic, every_class_boundary)
                 else if (!CA_BINNED__GUARD && sizes[k] <= CA_BINNED_SMALL_MAX && al == 8)
                     cr_assert_eq(u, ca_binned__classes[ca_binned__class_of(sizes[k])].size);
                 memset(p, 0x5a, u);
-                ca_binned_dealloc(b, p);
+                ca_binned_free(b, p);
             }
         }
     }
@@ -87,10 +87,10 @@ Test(binned_basic, every_class_boundary)
 Test(binned_basic, malloc_is_16_aligned)
 {
     for (size_t n = 0; n < 3000; n++) {
-        void *p = ca_binned_malloc(n);
+        void *p = ca_binned_default_malloc(n);
         cr_assert(ca_is_aligned((uintptr_t)p, 16), "malloc(%zu) = %p", n, p);
-        cr_assert_geq(ca_binned_usable_size(p), n);
-        ca_binned_free(p);
+        cr_assert_geq(ca_binned_default_usable_size(p), n);
+        ca_binned_default_free(p);
     }
 }
 
@@ -103,9 +103,9 @@ Test(binned_basic, alignment_sweep)
             void *p = ca_binned_alloc(b, sizes[k], al);
             cr_assert_not_null(p, "size %zu align %zu", sizes[k], al);
             cr_assert(ca_is_aligned((uintptr_t)p, al), "size %zu align %zu: %p", sizes[k], al, p);
-            cr_assert_geq(ca_binned_usable(b, p), sizes[k]);
+            cr_assert_geq(ca_binned_usable_size(b, p), sizes[k]);
             memset(p, 1, sizes[k]);
-            ca_binned_dealloc(b, p);
+            ca_binned_free(b, p);
         }
     }
     errno = 0;
@@ -132,11 +132,11 @@ Test(binned_basic, distinct_and_intact)
         cr_assert(ca_test_verify(p[i], sz[i], (uint64_t)i), "block %d overwritten", i);
     cr_assert_null(ca_binned_check(b));
     for (int i = 0; i < N; i += 2)
-        ca_binned_dealloc(b, p[i]);
+        ca_binned_free(b, p[i]);
     cr_assert_null(ca_binned_check(b));
     for (int i = 1; i < N; i += 2) {
         cr_assert(ca_test_verify(p[i], sz[i], (uint64_t)i));
-        ca_binned_dealloc(b, p[i]);
+        ca_binned_free(b, p[i]);
     }
     cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
@@ -183,6 +183,6 @@ Test(binned_basic, size_zero_unique)
             cr_assert_neq(p[i], p[j]);
     }
     for (int i = 0; i < 64; i++)
-        ca_binned_dealloc(b, p[i]);
+        ca_binned_free(b, p[i]);
     ca_binned_destroy(b);
 }

@@ -10,24 +10,24 @@
 static void interior(void *arg)
 {
     (void)arg;
-    char *p = ca_binned_malloc(40); /* class 48 (with checks=on's 8 guard bytes too) */
-    ca_binned_free(p + 16);
+    char *p = ca_binned_default_malloc(40); /* class 48 (with checks=on's 8 guard bytes too) */
+    ca_binned_default_free(p + 16);
 }
 
 static void double_free(void *arg)
 {
     (void)arg;
-    void *p = ca_binned_malloc(100);
-    ca_binned_free(p);
-    ca_binned_free(p);
+    void *p = ca_binned_default_malloc(100);
+    ca_binned_default_free(p);
+    ca_binned_default_free(p);
 }
 
 static void foreign(void *arg)
 {
     (void)arg;
     static char buf[64];
-    ca_binned_malloc(8); /* set up */
-    ca_binned_free(buf + 16);
+    ca_binned_default_malloc(8); /* set up */
+    ca_binned_default_free(buf + 16);
 }
 
 static void wild_in_window(void *arg)
@@ -37,8 +37,8 @@ static void wild_in_window(void *arg)
      * mapped (the range is 2^24 B or more; the class mapped a few hundred
      * KiB): refused with a message by the range check, where reading the
      * unmapped shadow byte would fault. */
-    char *p = ca_binned_malloc(64);
-    ca_binned_free(p + ((size_t)12 << 20));
+    char *p = ca_binned_default_malloc(64);
+    ca_binned_default_free(p + ((size_t)12 << 20));
 }
 
 static void foreign_instance(void *arg)
@@ -46,17 +46,17 @@ static void foreign_instance(void *arg)
     (void)arg;
     ca_binned *b = NULL;
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 24;
     ca_binned_create(&b, &o);
-    void *p = ca_binned_malloc(64); /* default instance's block */
-    ca_binned_dealloc(b, p);
+    void *p = ca_binned_default_malloc(64); /* default instance's block */
+    ca_binned_free(b, p);
 }
 
 static ca_binned *no_tcache_instance(void)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 24;
     o.flags = CA_BINNED_NO_TCACHE;
     ca_binned *b = NULL;
@@ -71,8 +71,8 @@ static void double_free_no_tcache(void *arg)
     ca_binned *b = no_tcache_instance();
     void *keep = ca_binned_alloc(b, 40, 16);
     void *p = ca_binned_alloc(b, 40, 16);
-    ca_binned_dealloc(b, p);
-    ca_binned_dealloc(b, p);
+    ca_binned_free(b, p);
+    ca_binned_free(b, p);
     (void)keep;
 }
 
@@ -84,7 +84,7 @@ static void double_put_central(void *arg)
     ca_binned *b = no_tcache_instance();
     void *keep = ca_binned_alloc(b, 40, 16);
     void *p = ca_binned_alloc(b, 40, 16);
-    ca_binned_dealloc(b, p);
+    ca_binned_free(b, p);
     ca_binned__central_put(b, 2, &p, 1);
     (void)keep;
 }

@@ -164,7 +164,7 @@ static void live_remove(char *p)
 
 static char *live_malloc(const char *what)
 {
-    char *p = ca_binned_malloc(REQ);
+    char *p = ca_binned_default_malloc(REQ);
     live_add(p, what);
     return p;
 }
@@ -198,10 +198,10 @@ static void adjacent_pair(char **a, char **b)
 static void double_free_at_once(void *arg)
 {
     (void)arg;
-    void *p = ca_binned_malloc(REQ);
-    ca_binned_free(p);
-    ca_binned_free(p);
-    void *x = ca_binned_malloc(REQ), *y = ca_binned_malloc(REQ);
+    void *p = ca_binned_default_malloc(REQ);
+    ca_binned_default_free(p);
+    ca_binned_default_free(p);
+    void *x = ca_binned_default_malloc(REQ), *y = ca_binned_default_malloc(REQ);
     if (x == y)
         finding("double free: the next two mallocs returned the same block %p", x);
 }
@@ -217,17 +217,17 @@ static void double_free_after_others(void *arg)
     (void)arg;
     enum { N = 5000 };
     static void *v[N];
-    void *p = ca_binned_malloc(REQ);
+    void *p = ca_binned_default_malloc(REQ);
     for (int i = 0; i < N; i++)
-        v[i] = ca_binned_malloc(REQ);
-    ca_binned_free(p);
+        v[i] = ca_binned_default_malloc(REQ);
+    ca_binned_default_free(p);
     for (int i = 0; i < N; i++)
-        ca_binned_free(v[i]);
-    ca_binned_free(p);
+        ca_binned_default_free(v[i]);
+    ca_binned_default_free(p);
     /* Not detected: count the blocks handed out twice. */
     static void *w[N + 2];
     for (int i = 0; i < N + 2; i++)
-        w[i] = ca_binned_malloc(REQ);
+        w[i] = ca_binned_default_malloc(REQ);
     for (int i = 0; i < N + 2; i++)
         for (int j = i + 1; j < N + 2; j++)
             if (w[i] == w[j])
@@ -251,7 +251,7 @@ static void *remote_free_all(void *arg)
 {
     (void)arg;
     for (int i = 0; i < REMOTE_N; i++)
-        ca_binned_free(g_remote[i]);
+        ca_binned_default_free(g_remote[i]);
     return NULL;
 }
 
@@ -259,7 +259,7 @@ static void double_free_bundle_head(void *arg)
 {
     (void)arg;
     for (int i = 0; i < REMOTE_N; i++)
-        g_remote[i] = ca_binned_malloc(REQ);
+        g_remote[i] = ca_binned_default_malloc(REQ);
     ca_stats s0, s1;
     ca_binned_class_stats(ca_binned_default(), 2, &s0);
     pthread_t t;
@@ -272,8 +272,8 @@ static void double_free_bundle_head(void *arg)
     if (r1 <= r0)
         finding("no bundle reached the recycler (%llu -> %llu)", (unsigned long long)r0, (unsigned long long)r1);
     unsigned cache_max = ca_binned__classes[2].cache_max;
-    ca_binned_free(g_remote[cache_max]);
-    void *x = ca_binned_malloc(REQ), *y = ca_binned_malloc(REQ);
+    ca_binned_default_free(g_remote[cache_max]);
+    void *x = ca_binned_default_malloc(REQ), *y = ca_binned_default_malloc(REQ);
     (void)x;
     (void)y;
 }
@@ -287,9 +287,9 @@ Test(binned_hardening, double_free_recycler_bundle_head)
 static void interior_free(void *arg)
 {
     (void)arg;
-    char *p = ca_binned_malloc(REQ);
-    ca_binned_free(p + 16);
-    char *q = ca_binned_malloc(REQ);
+    char *p = ca_binned_default_malloc(REQ);
+    ca_binned_default_free(p + 16);
+    char *q = ca_binned_default_malloc(REQ);
     if (q == p + 16)
         finding("interior free: malloc returned p + 16 = %p, inside the live block %p", (void *)q, (void *)p);
 }
@@ -304,7 +304,7 @@ Test(binned_hardening, interior_free)
 static void never_allocated_free(void *arg)
 {
     (void)arg;
-    char *p = ca_binned_malloc(REQ);
+    char *p = ca_binned_default_malloc(REQ);
     ca_binned *d = ca_binned_default();
     /* The last block of the class's mapped part: the first malloc started
      * block 0 only (the mapping runs ahead by at least 256 KiB). A pointer
@@ -315,7 +315,7 @@ static void never_allocated_free(void *arg)
         abort(); /* no block mapped and never started: the test cannot run */
     char *far = c->base + (c->mapped - 1) * ((size_t)1 << 16);
     (void)p;
-    ca_binned_free(far);
+    ca_binned_default_free(far);
 }
 
 Test(binned_hardening, free_of_a_slot_never_handed_out)
@@ -340,11 +340,11 @@ static void uaf_word0(void *arg)
 {
     (void)arg;
     char *keep = live_malloc("keep");
-    char *p = ca_binned_malloc(REQ);
-    ca_binned_free(p);
+    char *p = ca_binned_default_malloc(REQ);
+    ca_binned_default_free(p);
     *(void **)(void *)p = g_target + 64;
     for (int i = 0; i < 300; i++) {
-        char *q = ca_binned_malloc(REQ);
+        char *q = ca_binned_default_malloc(REQ);
         if (in_target(q))
             finding("use-after-free write of word 0: malloc %d returned the chosen address %p", i, (void *)q);
         live_add(q, "after a write of word 0");
@@ -365,16 +365,16 @@ static void uaf_bytes_8_15(void *arg)
     enum { N = 600 };
     static char *v[N];
     for (int i = 0; i < N; i++)
-        v[i] = ca_binned_malloc(REQ);
+        v[i] = ca_binned_default_malloc(REQ);
     for (int i = 0; i < N; i++)
-        ca_binned_free(v[i]);
+        ca_binned_default_free(v[i]);
     /* A fake bundle chain in g_target: each word points into g_target. */
     for (size_t k = 0; k < sizeof g_target / sizeof(void *); k++)
         ((void **)(void *)g_target)[k] = g_target + 64 * (k % 32);
     for (int i = 0; i < N; i++)
         ((void **)(void *)v[i])[1] = g_target + 128;
     for (int i = 0; i < 2 * N; i++) {
-        char *q = ca_binned_malloc(REQ);
+        char *q = ca_binned_default_malloc(REQ);
         if (in_target(q))
             finding("use-after-free write of bytes 8..15: malloc %d returned %p inside the writer's buffer", i,
                     (void *)q);
@@ -396,7 +396,7 @@ static void central_link_write(void *arg)
     char *a = NULL, *b = NULL;
     adjacent_pair(&a, &b);
     live_remove(b);
-    ca_binned_free(b);
+    ca_binned_default_free(b);
     ca_binned_trim(NULL);
     *(uint32_t *)(void *)b = value;
     for (int i = 0; i < 300; i++)
@@ -427,7 +427,7 @@ static void overflow_into_free(void *arg)
     char *a = NULL, *b = NULL;
     adjacent_pair(&a, &b);
     live_remove(b);
-    ca_binned_free(b);
+    ca_binned_default_free(b);
     if (oc->where)
         ca_binned_trim(NULL);
     memset(a + CLS_SZ, oc->byte, oc->k);
@@ -456,10 +456,10 @@ static void off_by_one_nul(void *arg)
     char *a = NULL, *b = NULL;
     adjacent_pair(&a, &b);
     live_remove(b);
-    ca_binned_free(b);
+    ca_binned_default_free(b);
     if (where)
         ca_binned_trim(NULL);
-    size_t u = ca_binned_usable_size(a);
+    size_t u = ca_binned_default_usable_size(a);
     char s[CLS_SZ + 1];
     memset(s, 'x', u);
     s[u] = '\0';
@@ -491,7 +491,7 @@ static void overflow_into_live(void *arg)
     memset(a, 'y', REQ);
     for (size_t i = REQ; i < REQ + k; i++)
         a[i] = (char)~a[i];
-    ca_binned_free(a);
+    ca_binned_default_free(a);
 }
 
 Test(binned_hardening, overflow_into_live_neighbour)
@@ -508,10 +508,10 @@ Test(binned_hardening, overflow_into_live_neighbour)
 static void overflow_then_realloc(void *arg)
 {
     (void)arg;
-    char *a = ca_binned_malloc(REQ);
+    char *a = ca_binned_default_malloc(REQ);
     a[REQ] = (char)~a[REQ]; /* changed, whatever the keyed guard byte was */
-    a = ca_binned_realloc(a, 4000);
-    ca_binned_free(a);
+    a = ca_binned_default_realloc(a, 4000);
+    ca_binned_default_free(a);
 }
 
 Test(binned_hardening, overflow_seen_by_realloc)
@@ -526,12 +526,12 @@ Test(binned_hardening, overflow_seen_by_realloc)
 Test(binned_hardening, usable_size_is_writable)
 {
     for (size_t n = 0; n < 2000; n += 7) {
-        char *p = ca_binned_malloc(n);
-        size_t u = ca_binned_usable_size(p);
+        char *p = ca_binned_default_malloc(n);
+        size_t u = ca_binned_default_usable_size(p);
         cr_assert_geq(u, n);
         memset(p, 0x5a, u);
-        p = ca_binned_realloc(p, n + 3);
-        cr_assert_geq(ca_binned_usable_size(p), n + 3);
-        ca_binned_free(p);
+        p = ca_binned_default_realloc(p, n + 3);
+        cr_assert_geq(ca_binned_default_usable_size(p), n + 3);
+        ca_binned_default_free(p);
     }
 }

@@ -11,7 +11,7 @@
 static ca_binned *inst(void)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 26;
     ca_binned *b = NULL;
     cr_assert_eq(ca_binned_create(&b, &o), 0);
@@ -105,7 +105,7 @@ Test(binned_invariants, check_after_every_op)
         unsigned k = (unsigned)ca_rng_below(&r, N);
         if (live[k]) {
             cr_assert(ca_test_verify(live[k], sz[k], k));
-            ca_binned_dealloc(b, live[k]);
+            ca_binned_free(b, live[k]);
             live[k] = NULL;
         } else {
             unsigned pick = (unsigned)ca_rng_below(&r, 10);
@@ -123,7 +123,7 @@ Test(binned_invariants, check_after_every_op)
         cr_assert_null(err, "op %d: %s", op, err);
     }
     for (unsigned k = 0; k < N; k++)
-        ca_binned_dealloc(b, live[k]);
+        ca_binned_free(b, live[k]);
     ca_binned_trim(b);
     cr_assert_null(ca_binned_check(b));
     ca_stats s;
@@ -162,7 +162,7 @@ Test(binned_invariants, check_finds_corruption)
     cr_assert_null(ca_binned_check(b));
 
     /* The same slot in the cache twice. */
-    ca_binned_dealloc(b, p);
+    ca_binned_free(b, p);
     cr_assert_null(ca_binned_check(b));
     *bin->top++ = p;
     cr_assert_not_null(ca_binned_check(b));
@@ -197,6 +197,6 @@ Test(binned_invariants, check_finds_corruption)
     cr_assert_not_null(ca_binned_check(b));
     *mid = 0;
     cr_assert_null(ca_binned_check(b));
-    ca_binned_dealloc(b, q);
+    ca_binned_free(b, q);
     ca_binned_destroy(b);
 }

@@ -45,7 +45,7 @@ static void fill(ca_binned *b, size_t n, size_t size)
 static void drop(ca_binned *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        ca_binned_dealloc(b, ptrs[i]);
+        ca_binned_free(b, ptrs[i]);
 }
 
 static void nap_ms(long ms)
@@ -58,7 +58,7 @@ static ca_binned *inst(uint32_t decay_ms, size_t keep)
 {
     memset(ptrs, 0, sizeof ptrs); /* resident before the first measurement */
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 30;
     o.decay_ms = decay_ms;
     o.empty_keep = keep;
@@ -142,7 +142,7 @@ Test(binned_memory, first_fit_packs_low)
     ca_binned_trim(b);
     void *p = ca_binned_alloc(b, 64, 16);
     cr_assert_eq((char *)p, b->classes[ca_binned_size_class(64)].base, "first block of the class range reused first");
-    ca_binned_dealloc(b, p);
+    ca_binned_free(b, p);
     ca_binned_destroy(b);
 }
 
@@ -153,7 +153,7 @@ Test(binned_memory, huge_page_ladder)
      * lands on transparent huge pages or base pages; either way it works and
      * the stats say which. */
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 30;
     o.huge = CA_SOURCE_HUGE_THP;
     ca_binned *b = NULL;
@@ -166,7 +166,7 @@ Test(binned_memory, huge_page_ladder)
     cr_assert(ca_is_aligned(b->span_base, (size_t)2 << 20));
     void *p = ca_binned_alloc(b, (size_t)200 << 10, 16);
     memset(p, 1, (size_t)200 << 10);
-    ca_binned_dealloc(b, p);
+    ca_binned_free(b, p);
     ca_binned_trim(b);
     cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
@@ -177,7 +177,7 @@ Test(binned_memory, huge_page_ladder)
 Test(binned_memory, pressure_policy_moves_epoch)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 30;
     /* Passes run every decay_ms / 2. The first one runs at the first slow
      * path (nothing committed yet); the interval must outlast fill + drop
@@ -210,7 +210,7 @@ Test(binned_memory, pressure_policy_moves_epoch)
     cr_assert_neq(tc->epoch, b->epoch);
     void *q = ca_binned_alloc(b, 3000, 16); /* empty bin: slow path */
     cr_assert_eq(tc->epoch, b->epoch);
-    ca_binned_dealloc(b, q);
+    ca_binned_free(b, q);
     cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
 }
@@ -249,7 +249,7 @@ Test(binned_memory, growth_through_classes_does_not_pin_blocks)
     cr_assert_lt(st.bytes_committed, 2 * live, "%llu bytes committed for %zu live", (unsigned long long)st.bytes_committed,
                  live);
     for (int i = 0; i < NSTR; i++)
-        ca_binned_dealloc(b, s[i]);
+        ca_binned_free(b, s[i]);
     cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
 }

@@ -34,7 +34,7 @@ Test(binned_recycler, lifo_and_generation)
 Test(binned_recycler, allocator_bound)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 26;
     o.recycler_bytes = 4 * 64 * 16; /* 4 bundles of class 16 B */
     ca_binned *b = NULL;
@@ -44,7 +44,7 @@ Test(binned_recycler, allocator_bound)
     for (int i = 0; i < N; i++)
         p[i] = ca_binned_alloc(b, 8, 16); /* class 16 B in every build (checks=on: 8 guard bytes) */
     for (int i = 0; i < N; i++)
-        ca_binned_dealloc(b, p[i]);
+        ca_binned_free(b, p[i]);
     cr_assert_eq(b->classes[0].rec_bundles, 4);
     cr_assert_null(ca_binned_check(b));
     ca_binned_thread_flush(b);
@@ -55,6 +55,6 @@ Test(binned_recycler, allocator_bound)
     cr_assert_lt(b->classes[0].rec_bundles, 4);
     cr_assert_null(ca_binned_check(b));
     for (int i = 0; i < 64 * 4; i++)
-        ca_binned_dealloc(b, p[i]);
+        ca_binned_free(b, p[i]);
     ca_binned_destroy(b);
 }

@@ -91,7 +91,7 @@ static void run(ca_binned *b, uint64_t seed, int ops)
 Test(binned_stress, differential_created)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 28;
     o.decay_ms = 1;
     o.empty_keep = 0;
@@ -113,7 +113,7 @@ Test(binned_stress, differential_default)
 Test(binned_stress, differential_no_tcache)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 28;
     o.flags = CA_BINNED_NO_TCACHE;
     ca_binned *b = NULL;

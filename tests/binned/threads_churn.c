@@ -24,22 +24,22 @@ static void *churn(void *arg)
             if (!ca_test_verify(g_handoff[slot][i], 16, slot))
                 __atomic_fetch_add(&g_errors, 1, __ATOMIC_RELAXED);
             if (g_b)
-                ca_binned_dealloc(g_b, g_handoff[slot][i]);
+                ca_binned_free(g_b, g_handoff[slot][i]);
             else
-                ca_binned_free(g_handoff[slot][i]);
+                ca_binned_default_free(g_handoff[slot][i]);
         }
     void *mine[64];
     for (int i = 0; i < 64; i++)
         mine[i] = g_b ? ca_binned_alloc(g_b, (size_t)ca_rng_below(&r, 2000), 16)
-                      : ca_binned_malloc((size_t)ca_rng_below(&r, 2000));
+                      : ca_binned_default_malloc((size_t)ca_rng_below(&r, 2000));
     for (int i = 0; i < 64; i++)
         if (g_b)
-            ca_binned_dealloc(g_b, mine[i]);
+            ca_binned_free(g_b, mine[i]);
         else
-            ca_binned_free(mine[i]);
+            ca_binned_default_free(mine[i]);
     for (int i = 0; i < KEEP; i++) {
         g_handoff[slot][i] = g_b ? ca_binned_alloc(g_b, 16 + (size_t)ca_rng_below(&r, 100), 16)
-                                 : ca_binned_malloc(16 + (size_t)ca_rng_below(&r, 100));
+                                 : ca_binned_default_malloc(16 + (size_t)ca_rng_below(&r, 100));
         ca_test_fill(g_handoff[slot][i], 16, slot);
     }
     return NULL;
@@ -58,9 +58,9 @@ static void run(unsigned total)
     for (unsigned s = 0; s < WAVE; s++)
         for (int i = 0; i < KEEP; i++) {
             if (g_b)
-                ca_binned_dealloc(g_b, g_handoff[s][i]);
+                ca_binned_free(g_b, g_handoff[s][i]);
             else
-                ca_binned_free(g_handoff[s][i]);
+                ca_binned_default_free(g_handoff[s][i]);
         }
 }
 
@@ -75,7 +75,7 @@ static unsigned live_caches(ca_binned *b)
 CA_TT(churn_created_instance)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 26;
     CA_TT_ASSERT(ca_binned_create(&g_b, &o) == 0, "create");
     run(1000);
@@ -96,7 +96,7 @@ CA_TT(churn_default_instance)
 {
     g_b = NULL;
     ca_binned *d = ca_binned_default();
-    ca_binned_free(ca_binned_malloc(1)); /* this thread's cache exists */
+    ca_binned_default_free(ca_binned_default_malloc(1)); /* this thread's cache exists */
     unsigned before = live_caches(d);
     ca_stats s0, s1;
     ca_binned_stats(d, &s0);

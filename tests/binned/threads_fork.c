@@ -20,11 +20,11 @@ static void *busy(void *arg)
     void *p[256] = {0};
     while (!__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
         unsigned k = (unsigned)ca_rng_below(&r, 256);
-        ca_binned_free(p[k]);
-        p[k] = ca_binned_malloc((size_t)ca_rng_below(&r, 5000));
+        ca_binned_default_free(p[k]);
+        p[k] = ca_binned_default_malloc((size_t)ca_rng_below(&r, 5000));
     }
     for (int k = 0; k < 256; k++)
-        ca_binned_free(p[k]);
+        ca_binned_default_free(p[k]);
     return NULL;
 }
 
@@ -37,18 +37,18 @@ static int child_work(void)
             return 2;
     void *p[1000];
     for (int i = 0; i < 1000; i++) {
-        p[i] = ca_binned_malloc((size_t)i * 7);
+        p[i] = ca_binned_default_malloc((size_t)i * 7);
         memset(p[i], 3, (size_t)i * 7);
     }
     for (int i = 0; i < 1000; i++)
-        ca_binned_free(p[i]);
+        ca_binned_default_free(p[i]);
     return ca_binned_check(d) == NULL ? 0 : 3;
 }
 
 CA_TT(fork_while_allocating)
 {
     pthread_atfork(ca_binned_fork_prepare, ca_binned_fork_parent, ca_binned_fork_child);
-    ca_binned_free(ca_binned_malloc(1));
+    ca_binned_default_free(ca_binned_default_malloc(1));
     /* ThreadSanitizer does not follow a fork taken while other threads run
      * (its shadow state of the other threads is inherited and reported as
      * races in the child): under TSan the busy thread stays off. */
@@ -69,7 +69,7 @@ CA_TT(fork_while_allocating)
     int forks = 20 * (int)ca_test_scale();
     int bad = 0;
     for (int i = 0; i < forks; i++) {
-        void *x = ca_binned_malloc(100);
+        void *x = ca_binned_default_malloc(100);
         pid_t pid = fork();
         if (pid == 0)
             _exit(child_work());
@@ -79,7 +79,7 @@ CA_TT(fork_while_allocating)
             fprintf(stderr, "  child %d: status %d\n", i, st);
             bad++;
         }
-        ca_binned_free(x);
+        ca_binned_default_free(x);
     }
     __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
     if (with_thread)

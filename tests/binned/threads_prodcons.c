@@ -33,7 +33,7 @@ static void *producer(void *arg)
     for (unsigned long i = 0; i < g_per_producer; i++) {
         size_t n = (size_t)ca_rng_below(&r, 100) < 95 ? (size_t)ca_rng_below(&r, 1025)
                                                       : (size_t)ca_rng_below(&r, 600000);
-        void *p = g_b ? ca_binned_alloc(g_b, n, 16) : ca_binned_malloc(n);
+        void *p = g_b ? ca_binned_alloc(g_b, n, 16) : ca_binned_default_malloc(n);
         if (!p) {
             __atomic_fetch_add(&g_errors, 1, __ATOMIC_RELAXED);
             continue;
@@ -70,9 +70,9 @@ static void *consumer(void *arg)
         if (!ca_test_verify(p, n, cookie(p, n)))
             __atomic_fetch_add(&g_errors, 1, __ATOMIC_RELAXED);
         if (g_b)
-            ca_binned_dealloc(g_b, p);
+            ca_binned_free(g_b, p);
         else
-            ca_binned_free(p);
+            ca_binned_default_free(p);
     }
     if (g_b)
         ca_binned_thread_flush(g_b);
@@ -106,7 +106,7 @@ static int run(unsigned np, unsigned nc)
 CA_TT(producer_consumer_created)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 28;
     CA_TT_ASSERT(ca_binned_create(&g_b, &o) == 0, "create");
     int errs = run(2, 2);

@@ -73,7 +73,7 @@ static void *alloc_worker(void *arg)
         for (int i = 0; i < 512; i++) {
             if (!ca_test_verify(p[i], 16, (uint64_t)(uintptr_t)p[i]))
                 __atomic_fetch_add(&g_errors, 1, __ATOMIC_RELAXED);
-            ca_binned_dealloc(g_b, p[i]);
+            ca_binned_free(g_b, p[i]);
         }
     }
     ca_binned_thread_flush(g_b);
@@ -83,7 +83,7 @@ static void *alloc_worker(void *arg)
 CA_TT(allocator_bundles_between_threads)
 {
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 26;
     CA_TT_ASSERT(ca_binned_create(&g_b, &o) == 0, "create");
     pthread_t t[4];

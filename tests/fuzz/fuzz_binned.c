@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!instance) {
         ca_binned_options o;
-        ca_binned_options_default(&o);
+        ca_binned_options_init(&o);
         o.class_range_log2 = 24;
         if (ca_binned_create(&instance, &o) != 0)
             abort();

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer harness: misuse of libbinned's small tier through the malloc
- * entry points of the default instance (ca_binned_malloc / free / realloc),
+ * entry points of the default instance (ca_binned_default_malloc / free / realloc),
  * mixed with correct use.
  *
  * Properties (any violation is a finding: the harness aborts with a line
  * starting "fuzz_misuse: FINDING"):
  *   - a block handed out never overlaps a live block (no block twice);
- *   - every block lies in the allocator's ranges (ca_binned_owns), small
+ *   - every block lies in the allocator's ranges (ca_binned_default_owns), small
  *     blocks in the class range of their size, 16-byte aligned, with a
  *     usable size >= the request; live contents survive other operations
  *     (a byte per block and generation, checked at both ends and every
@@ -138,9 +138,9 @@ static void handed_out_ex(unsigned char *p, size_t n, bool by_realloc)
         finding("allocation failed", p, n);
     if ((uintptr_t)p & 15)
         finding("block not 16-byte aligned", p, n);
-    if (!ca_binned_owns(p))
+    if (!ca_binned_default_owns(p))
         finding("block outside the allocator's ranges", p, n);
-    size_t u = ca_binned_usable_size(p);
+    size_t u = ca_binned_default_usable_size(p);
     if (u < n)
         finding("usable size below the request", p, u);
     unsigned cls = ca_binned_size_class(n);
@@ -183,7 +183,7 @@ static void slot_free(unsigned k)
         return;
     verify(s, k, s->size);
     live_remove(s->p);
-    ca_binned_free(s->p);
+    ca_binned_default_free(s->p);
     s->freed = s->p;
     s->freed_usable = s->usable ? s->usable : 1; /* malloc(0) with checks=on: usable 0 */
     s->p = NULL;
@@ -193,11 +193,11 @@ static void slot_malloc(unsigned k, size_t n)
 {
     slot_free(k);
     slot *s = &g_slots[k];
-    unsigned char *p = (unsigned char *)ca_binned_malloc(n);
+    unsigned char *p = (unsigned char *)ca_binned_default_malloc(n);
     handed_out(p, n);
     s->p = p;
     s->size = n;
-    s->usable = ca_binned_usable_size(p);
+    s->usable = ca_binned_default_usable_size(p);
     s->gen++;
     fill(s, k, 0);
 }
@@ -211,14 +211,14 @@ static void slot_realloc(unsigned k, size_t n)
     }
     verify(s, k, s->size);
     live_remove(s->p);
-    unsigned char *q = (unsigned char *)ca_binned_realloc(s->p, n ? n : 1);
+    unsigned char *q = (unsigned char *)ca_binned_default_realloc(s->p, n ? n : 1);
     n = n ? n : 1;
     handed_out_ex(q, n, true);
     s->p = q;
     size_t keep = s->size < n ? s->size : n;
     verify(s, k, keep);
     s->size = n;
-    s->usable = ca_binned_usable_size(q);
+    s->usable = ca_binned_default_usable_size(q);
     fill(s, k, keep);
 }
 
@@ -234,20 +234,20 @@ static void child_follow_up(size_t n)
     static unsigned char *mine[PER];
     for (int r = 0; r < ROUNDS; r++) {
         for (int i = 0; i < PER; i++) {
-            mine[i] = (unsigned char *)ca_binned_malloc(n);
+            mine[i] = (unsigned char *)ca_binned_default_malloc(n);
             handed_out(mine[i], n);
             memset(mine[i], 0x3c, n);
         }
         for (int i = 0; i < PER; i += 1 + r) {
             live_remove(mine[i]);
-            ca_binned_free(mine[i]);
+            ca_binned_default_free(mine[i]);
             mine[i] = NULL;
         }
         ca_binned_trim(NULL);
         for (int i = 0; i < PER; i++)
             if (mine[i]) {
                 live_remove(mine[i]);
-                ca_binned_free(mine[i]);
+                ca_binned_default_free(mine[i]);
             }
     }
 }
@@ -316,7 +316,7 @@ typedef struct write_args {
     unsigned char *free_after; /* the overflowing block, freed after the write (or NULL) */
 } write_args;
 
-static void do_free(const void *arg) { ca_binned_free((void *)(uintptr_t)arg); }
+static void do_free(const void *arg) { ca_binned_default_free((void *)(uintptr_t)arg); }
 
 static void do_write(const void *arg)
 {
@@ -324,7 +324,7 @@ static void do_write(const void *arg)
     memset(w->p, w->byte, w->n);
     if (w->free_after) {
         live_remove(w->free_after);
-        ca_binned_free(w->free_after);
+        ca_binned_default_free(w->free_after);
     }
 }
 
@@ -393,7 +393,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             slot_realloc(k, size_of(op, a, b));
         else if (kind == 10) {
             slot *s = &g_slots[k];
-            if (s->p && (!ca_binned_owns(s->p) || ca_binned_usable_size(s->p) < s->size))
+            if (s->p && (!ca_binned_default_owns(s->p) || ca_binned_default_usable_size(s->p) < s->size))
                 finding("owns / usable size of a live block", s->p, s->size);
         } else
             misuse(kind, k, a, b);

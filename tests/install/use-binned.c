@@ -6,21 +6,21 @@
 
 int main(void)
 {
-    char *p = (char *)ca_binned_malloc(100);
-    if (!p || ca_binned_usable_size(p) < 100)
+    char *p = (char *)ca_binned_default_malloc(100);
+    if (!p || ca_binned_default_usable_size(p) < 100)
         return 1;
     strcpy(p, "binned");
-    p = (char *)ca_binned_realloc(p, 100000);
+    p = (char *)ca_binned_default_realloc(p, 100000);
     if (!p || strcmp(p, "binned") != 0)
         return 2;
-    ca_binned_free(p);
-    void *q = ca_binned_aligned_alloc(4096, 10);
+    ca_binned_default_free(p);
+    void *q = ca_binned_default_aligned_alloc(4096, 10);
     if (!q || !ca_is_aligned((uintptr_t)q, 4096))
         return 3;
-    ca_binned_free(q);
+    ca_binned_default_free(q);
 
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 26;
     ca_binned *b = NULL;
     if (ca_binned_create(&b, &o) != 0)

@@ -35,7 +35,7 @@ int main(void)
 
     /* ...an adopted one is routable: a context allocator for one call. */
     ca_binned_options o;
-    ca_binned_options_default(&o);
+    ca_binned_options_init(&o);
     o.class_range_log2 = 24;
     ca_binned *b = NULL;
     ca_switch_adopted ad;

@@ -257,7 +257,7 @@ static int binned_free_run(void *arg)
 {
     binned_job *j = (binned_job *)arg;
     for (size_t i = 0; i < j->n; i++)
-        ca_binned_dealloc(j->b, j->blocks[i]);
+        ca_binned_free(j->b, j->blocks[i]);
     /* This thread's cache holds the blocks now; let them reach the shared
      * structures so that the next allocation can take them. */
     ca_binned_trim(j->b);
@@ -269,7 +269,7 @@ static int binned_over(unsigned mode, int a, int b, int node, int alloc_node, in
     over o;
     CHECK(over_init(&o, mode, a, b, node) == 0, "source");
     ca_binned_options bo;
-    ca_binned_options_default(&bo);
+    ca_binned_options_init(&bo);
     bo.source = &o.src.base;
     bo.class_range_log2 = 24;
     binned_job j = {&o, NULL, NULL, 3000};
@@ -310,7 +310,7 @@ static int t_binned_over_local_on_node1(void)
     over o;
     CHECK(over_init(&o, CA_SOURCE_NUMA_LOCAL, -1, -1, 1) == 0, "source");
     ca_binned_options bo;
-    ca_binned_options_default(&bo);
+    ca_binned_options_init(&bo);
     bo.source = &o.src.base;
     bo.class_range_log2 = 24;
     static void *blocks[2000];
@@ -338,7 +338,7 @@ static int binned_interleave_run(void *arg)
     }
     CHECK(t0 >= 256 && t1 >= 256, "interleave over binned: node0 %ld pages, node1 %ld", t0, t1);
     for (size_t i = 0; i < 64; i++)
-        ca_binned_dealloc(j->b, j->blocks[i]);
+        ca_binned_free(j->b, j->blocks[i]);
     return 0;
 }
 
@@ -347,7 +347,7 @@ static int t_binned_over_interleave(void)
     over o;
     CHECK(over_init(&o, CA_SOURCE_NUMA_INTERLEAVE, 0, 1, -1) == 0, "source");
     ca_binned_options bo;
-    ca_binned_options_default(&bo);
+    ca_binned_options_init(&bo);
     bo.source = &o.src.base;
     bo.class_range_log2 = 24;
     static void *blocks[64];

@@ -170,7 +170,7 @@ static void make(subject *s, int kind)
     }
     case K_BINNED: {
         ca_binned_options o;
-        ca_binned_options_default(&o);
+        ca_binned_options_init(&o);
         o.class_range_log2 = 24;
         e = ca_binned_create(&s->binned, &o);
         s->a = e ? NULL : ca_binned_allocator(s->binned);

@@ -84,7 +84,7 @@ extern "C" {
 typedef struct ca_binned ca_binned;
 
 /*
- * Options of an instance. Fill with ca_binned_options_default, then change
+ * Options of an instance. Fill with ca_binned_options_init, then change
  * what you need.
  */
 typedef struct ca_binned_options {
@@ -123,10 +123,10 @@ typedef struct ca_binned_options {
  * ======================================================================== */
 
 /**
- * ca_binned_options_default() - the default options.
+ * ca_binned_options_init() - the default options.
  * @o: options to fill (not NULL)
  */
-void ca_binned_options_default(ca_binned_options *o);
+void ca_binned_options_init(ca_binned_options *o);
 
 /**
  * ca_binned_create() - a new instance with its own class ranges.
@@ -194,51 +194,60 @@ ca_allocator *ca_binned_allocator(ca_binned *b);
 ca_attr_malloc void *ca_binned_alloc(ca_binned *b, size_t size, size_t align);
 
 /**
- * ca_binned_dealloc() - free a block of b without its size.
+ * ca_binned_free() - free a block of b without its size.
  * @b: instance that allocated p
  * @p: block or NULL (no-op)
  *
  * O(1): a push on the calling thread's cache (any thread may free).
  */
-void ca_binned_dealloc(ca_binned *b, void *p);
+void ca_binned_free(ca_binned *b, void *p);
 
 /**
- * ca_binned_usable() - usable bytes of a block of b.
+ * ca_binned_usable_size() - usable bytes of a block of b.
  * @b: instance
  * @p: live block of b, or NULL (0)
  * Return: the class size (>= the request), or the large tier's size. With
  * checks=on the request itself for a small block (its guard follows it).
  */
-size_t ca_binned_usable(const ca_binned *b, const void *p);
+size_t ca_binned_usable_size(const ca_binned *b, const void *p);
+
+/**
+ * ca_binned_owns() - whether p is a block address inside b's memory (its
+ * class ranges or its large tier). O(1).
+ */
+bool ca_binned_owns(const ca_binned *b, const void *p);
 
 /* ========================================================================
  * Allocation: the default instance (malloc-style; usable as malloc)
  *
+ * The malloc family of the process-wide instance (ca_binned_default()):
+ * each is ca_binned_default_<malloc function>, so that every other
+ * ca_binned_<verb> takes an instance first, as in every component.
  * All are thread-safe, never call malloc, and set errno only on failure.
  * ======================================================================== */
 
 /* malloc: 16-byte aligned; size 0 gives a unique block. NULL + ENOMEM. */
-ca_attr_malloc void *ca_binned_malloc(size_t size);
+ca_attr_malloc void *ca_binned_default_malloc(size_t size);
 /* free: p NULL is a no-op; errno is preserved. */
-void ca_binned_free(void *p);
+void ca_binned_default_free(void *p);
 /* For routers that put libbinned behind their own free (libswitch's
  * malloc): p in the default instance's size classes (a range compare, no
- * lookup) is freed as ca_binned_free frees it; anything else, NULL and the
+ * lookup) is freed as ca_binned_default_free frees it; anything else, NULL and the
  * large tier's blocks included, is passed to other(p). */
-void ca_binned_free_else(void *p, void (*other)(void *p));
+void ca_binned_default_free_else(void *p, void (*other)(void *p));
 /* calloc: n * size zero-filled; overflow gives NULL + ENOMEM. */
-ca_attr_malloc void *ca_binned_calloc(size_t n, size_t size);
+ca_attr_malloc void *ca_binned_default_calloc(size_t n, size_t size);
 /* realloc: p NULL acts as malloc; size 0 frees p and returns NULL (glibc's
  * choice); in place when the class fits; failure leaves p intact (NULL +
  * ENOMEM). Shrinking below half the class moves to a smaller class. */
-void *ca_binned_realloc(void *p, size_t size);
+void *ca_binned_default_realloc(void *p, size_t size);
 /* Aligned allocation: align a power of two (else NULL + EINVAL), any size. */
-ca_attr_malloc void *ca_binned_aligned_alloc(size_t align, size_t size);
+ca_attr_malloc void *ca_binned_default_aligned_alloc(size_t align, size_t size);
 /* Usable size of a block of the default instance; 0 for NULL. */
-size_t ca_binned_usable_size(const void *p);
+size_t ca_binned_default_usable_size(const void *p);
 /* Whether p is a block address inside the default instance's memory
  * (class ranges or large tier). O(1). */
-bool ca_binned_owns(const void *p);
+bool ca_binned_default_owns(const void *p);
 
 /* ========================================================================
  * Memory return, threads, fork

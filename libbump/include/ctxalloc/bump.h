@@ -62,6 +62,9 @@ typedef struct ca_bump_options {
     size_t max_chunk; /* cap of regular chunk growth (default CA_BUMP_MAX_CHUNK_DEFAULT) */
 } ca_bump_options;
 
+/* The defaults: all-zero (the same as passing NULL options). */
+ca_inline void ca_bump_options_init(ca_bump_options *o) { memset(o, 0, sizeof *o); }
+
 /*
  * Single-thread bump. Owner thread only, every field.
  *

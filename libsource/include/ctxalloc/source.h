@@ -264,6 +264,9 @@ typedef struct ca_source_mmap_options {
     ca_source_fault *fault; /* optional fault plan, not owned */
 } ca_source_mmap_options;
 
+/* The defaults: all-zero (the same as passing NULL options). */
+ca_inline void ca_source_mmap_options_init(ca_source_mmap_options *o) { memset(o, 0, sizeof *o); }
+
 /*
  * The anonymous mmap source. granule = the page size. Thread-safe
  * (CA_SOURCE_THREAD_SAFE), memory zero-filled (CA_SOURCE_ZEROED).
@@ -432,6 +435,9 @@ typedef struct ca_source_file_options {
     ca_source_fault *fault; /* optional fault plan, not owned */
 } ca_source_file_options;
 
+/* The defaults: all-zero (the same as passing NULL options). */
+ca_inline void ca_source_file_options_init(ca_source_file_options *o) { memset(o, 0, sizeof *o); }
+
 typedef struct ca_source_file_extent {
     size_t off, size;
 } ca_source_file_extent;
@@ -541,6 +547,9 @@ typedef struct ca_source_slots_options {
     ca_source_fault *fault;      /* optional fault plan, not owned */
 } ca_source_slots_options;
 
+/* The defaults: all-zero (the same as passing NULL options). */
+ca_inline void ca_source_slots_options_init(ca_source_slots_options *o) { memset(o, 0, sizeof *o); }
+
 /*
  * The slot arena. granule = slot_size; every slot is aligned to slot_size.
  * Chunks come from the parent aligned to max(slot_size, parent granule);
@@ -627,6 +636,9 @@ typedef struct ca_source_heap_options {
     ca_source_fault *fault; /* optional fault plan, not owned */
 } ca_source_heap_options;
 
+/* The defaults: all-zero (the same as passing NULL options). */
+ca_inline void ca_source_heap_options_init(ca_source_heap_options *o) { memset(o, 0, sizeof *o); }
+
 /* malloc-backed source: obtain = posix_memalign(max(align, granule), size).
  * Thread-safe. Memory is always committed (commit: 0; decommit: ENOTSUP;
  * reserve: ENOTSUP). */
@@ -662,6 +674,9 @@ typedef struct ca_source_buffer_options {
     size_t granule;         /* power of two >= 16; 0: the page size */
     ca_source_fault *fault; /* optional fault plan, not owned */
 } ca_source_buffer_options;
+
+/* The defaults: all-zero (the same as passing NULL options). */
+ca_inline void ca_source_buffer_options_init(ca_source_buffer_options *o) { memset(o, 0, sizeof *o); }
 
 typedef struct ca_source_buffer {
     ca_source base;

@@ -197,7 +197,7 @@ Test(binned_large_api, errors)
 Test(binned_large_api, regions)
 {
     ca_binned_large *l = make(0);
-    ca_region r;
+    ca_binned_large_region r;
     cr_assert_eq(ca_binned_large_region_init(&r, l, 100000), 0);
     cr_assert_eq(r.cap, 131072);
     cr_assert_eq(r.len, 0);

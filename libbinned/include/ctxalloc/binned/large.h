@@ -120,6 +120,9 @@ typedef struct ca_binned_large_options {
     void *maintain_arg;
 } ca_binned_large_options;
 
+/* The defaults: all-zero (the same as passing NULL options). */
+ca_inline void ca_binned_large_options_init(ca_binned_large_options *o) { memset(o, 0, sizeof *o); }
+
 /* ========================================================================
  * Create/destroy
  * ======================================================================== */
@@ -253,9 +256,6 @@ typedef struct ca_binned_large_region {
     size_t cap;            /* capacity: a power of two, fixed */
     ca_binned_large *tier; /* where the buffer goes back */
 } ca_binned_large_region;
-
-/* The short name used in the documentation. */
-typedef ca_binned_large_region ca_region;
 
 /**
  * ca_binned_large_region_init() - take a buffer of at least @capacity bytes.
