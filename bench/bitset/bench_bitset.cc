@@ -57,7 +57,7 @@ int mmap_obtain(ca_source *s, size_t size, size_t align, void **out)
 int mmap_release(ca_source *, void *p, size_t size) { return munmap(p, size) ? errno : 0; }
 
 const ca_source_ops kMmapOps = {"bench-mmap", CA_SOURCE_ZEROED, mmap_obtain, mmap_release,
-                                nullptr,      nullptr,          nullptr,     nullptr};
+                                nullptr,      nullptr,          nullptr,     nullptr, nullptr};
 
 // --- the linear-scan reference: one free bit per block, no summaries --------
 struct LinearScan {
