@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libsource: memory sources, the layer of ctxalloc that talks to the OS.
+ * libsource: memory sources, built on core's OS layer (ca_os_* in core.h:
+ * every mmap, munmap, mremap, madvise, mprotect, fallocate and msync of a
+ * source goes through it, and so meets its process-wide fault plan).
  * Every source here is a ca_source (core.h) and follows the source contract
  * written there once: sizes > 0 and multiples of the granule, power-of-two
  * alignments, 0 or a positive errno from every operation, nothing left
