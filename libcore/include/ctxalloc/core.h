@@ -9,8 +9,8 @@
  *   - ca_stats and its allocation-free text / JSON writer;
  *   - adaptors: libc, header (unsized free over any allocator), locked;
  *   - the process-wide ownership map (address -> owner, lock-free lookups);
- *   - fault plans and the OS layer: every memory system call of the suite
- *     (mmap, munmap, mremap, madvise, mprotect, fallocate, msync).
+ *   - fault plans and the OS layer: every mmap, munmap, mremap, madvise,
+ *     mprotect, fallocate and msync of the suite.
  *
  * The header is valid C11 and C++11; it includes only libc and pthread headers.
  */
@@ -689,15 +689,18 @@ int ca_fault_hit(ca_fault *f, unsigned point, size_t size);
 /* ========================================================================
  * OS layer
  *
- * Every memory system call of the suite goes through these functions
+ * Every mmap, munmap, mremap, madvise, mprotect, fallocate /
+ * posix_fallocate and msync of the suite goes through these functions
  * (libsource's sources, the ownership map's nodes, bitset metadata, arena
  * files and thread caches, binned large blocks), so that one process-wide
- * fault plan can make any of them fail. The contract, written once:
+ * fault plan can make any of them fail. (mlock, mbind and mincore stay in
+ * libsource's mmap source and NUMA code, behind its own MLOCK and MBIND
+ * fault points.) The contract, written once:
  *
- *   - addresses are page-aligned; sizes are > 0 and cover whole pages: a
+ *   - addresses are page-aligned; sizes are > 0 and count whole pages: a
  *     size that is not a multiple of ca_page_size() stands for the pages it
- *     touches (the kernel rounds up), and unmap / remap / advise / protect /
- *     sync take the size the range was mapped with;
+ *     touches (the kernel rounds up), so unmap / remap / advise / protect /
+ *     sync of a mapping may take the size it was mapped with;
  *   - prot, flags, advice and mode are the kernel's own values (PROT_*,
  *     MAP_*, MREMAP_*, MADV_*, MS_*, FALLOC_FL_* of <sys/mman.h> and
  *     <fcntl.h>), passed through unchanged: MAP_FIXED_NOREPLACE,
