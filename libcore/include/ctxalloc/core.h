@@ -712,7 +712,10 @@ int ca_fault_hit(ca_fault *f, unsigned point, size_t size);
  *     (a caller that reports through errno sets it itself);
  *   - the process-wide plan (ca_os_set_fault) is asked first with the call's
  *     CA_OS_* kind and size; an injected failure returns its errno without
- *     the system call, exactly as if the kernel had refused.
+ *     the system call, exactly as if the kernel had refused. That includes
+ *     the unmaps of cleanup paths, whose result callers ignore: under a plan
+ *     that fails every CA_OS_UNMAP such memory stays mapped, as it would if
+ *     the kernel refused.
  *
  * Costs: one call and one relaxed load of the plan pointer over the system
  * call. These are slow paths; no allocation fast path calls them.
