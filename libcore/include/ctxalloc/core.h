@@ -717,7 +717,7 @@ int ca_fault_hit(ca_fault *f, unsigned point, size_t size);
  *     that fails every CA_OS_UNMAP such memory stays mapped, as it would if
  *     the kernel refused.
  *
- * Costs: one call and one relaxed load of the plan pointer over the system
+ * Costs: one call and one acquire load of the plan pointer over the system
  * call. These are slow paths; no allocation fast path calls them.
  * Thread safety: all functions may be called from any thread; the plan may
  * be swapped while others call (each call reads it once).
