@@ -189,7 +189,7 @@ int ca_arena_close(ca_arena *a)
     if (a->backing == CA_ARENA__BACK_FILE) {
         if (a->mode == CA_ARENA_READ_WRITE)
             err = ca_arena_flush(a);
-        munmap(a->mem, (size_t)a->capacity);
+        (void)ca_os_unmap(a->mem, (size_t)a->capacity);
         close(a->fd);
     } else {
         ca_source_release(a->src, a->mem, (size_t)a->obtained);

@@ -229,7 +229,7 @@ struct ca_arena {
     void *own_src;           /* default source owned by the arena, or NULL */
     int own_kind;            /* which default source own_src is (arena.c) */
     uint64_t obtained;       /* bytes obtained from src */
-    struct ca_source_fault *fault;
+    ca_fault *fault;
 
     uint64_t id;             /* unique per process, never reused; 0: no thread caches */
     uint64_t local_cache;    /* options.local_cache: bytes a thread cache may hold */

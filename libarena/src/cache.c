@@ -90,7 +90,7 @@ static void on_thread_exit(void *unused)
             unlink_cache(a, c);
         }
         pthread_mutex_unlock(&reg_lock);
-        munmap(c, CACHE_BYTES);
+        (void)ca_os_unmap(c, CACHE_BYTES);
     }
 }
 
@@ -117,7 +117,7 @@ ca_arena__cache *ca_arena__cache_slow(ca_arena *a)
             slot = (int)i;
     for (unsigned i = 0; i < CA_ARENA__TL_SLOTS && slot < 0; i++)
         if (!ca_arena__tl[i].c->arena) { /* an orphan of a closed arena */
-            munmap(ca_arena__tl[i].c, CACHE_BYTES);
+            (void)ca_os_unmap(ca_arena__tl[i].c, CACHE_BYTES);
             ca_arena__tl[i].c = NULL;
             ca_arena__tl[i].id = 0;
             slot = (int)i;
@@ -131,13 +131,13 @@ ca_arena__cache *ca_arena__cache_slow(ca_arena *a)
             fold_counters(oa, old);
             unlink_cache(oa, old);
         }
-        munmap(old, CACHE_BYTES);
+        (void)ca_os_unmap(old, CACHE_BYTES);
         ca_arena__tl[slot].c = NULL;
         ca_arena__tl[slot].id = 0;
     }
     if (exit_key_ok) {
-        void *m = mmap(NULL, CACHE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m != MAP_FAILED) {
+        void *m;
+        if (ca_os_map(NULL, CACHE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, &m) == 0) {
             c = (ca_arena__cache *)m; /* zero-filled: empty chunk, empty bins */
             c->arena = a;
             c->next = a->caches;

@@ -84,7 +84,7 @@ static void state_store(ca_arena *a, uint64_t w)
 
 static int sync_header(ca_arena *a)
 {
-    return msync(a->mem, CA_ARENA_HEADER_SIZE, MS_SYNC) ? errno : 0;
+    return ca_os_sync(a->mem, CA_ARENA_HEADER_SIZE, MS_SYNC);
 }
 
 void ca_arena__mark_dirty(ca_arena *a)
@@ -112,8 +112,7 @@ int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64
         uint64_t e = ca_align_up((size_t)(sync_off + sync_size), pg);
         if (e > a->capacity)
             e = a->capacity;
-        if (msync(a->mem + s, (size_t)(e - s), MS_SYNC))
-            err = errno;
+        err = ca_os_sync(a->mem + s, (size_t)(e - s), MS_SYNC);
     }
     if (!err) {
         /* The list is quiet (token held): count it rather than trusting
@@ -384,19 +383,16 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
         free(tmp);
         return fail(why, CA_ARENA_E_SYSTEM, err);
     }
-    void *mem = MAP_FAILED;
+    void *mem = NULL;
     ca_arena *a = NULL;
     ca_arena_error e = CA_ARENA_E_SYSTEM;
     err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_FALLOCATE, (size_t)cap);
     if (!err)
-        err = posix_fallocate(fd, 0, (off_t)cap);
+        err = ca_os_fallocate(fd, CA_OS_FALLOCATE_POSIX, 0, (int64_t)cap);
     if (!err)
         err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_MMAP, (size_t)cap);
-    if (!err) {
-        mem = mmap(NULL, (size_t)cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (mem == MAP_FAILED)
-            err = errno;
-    }
+    if (!err)
+        err = ca_os_map(NULL, (size_t)cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0, &mem);
     if (!err && !(a = ca_arena__new(o)))
         err = ENOMEM;
     if (!err) {
@@ -416,8 +412,7 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
         }
         a->seq = 1;
         state_store(a, ca_arena__state_word(1, CA_ARENA__CLEAN));
-        if (msync(a->mem, (size_t)doff, MS_SYNC))
-            err = errno;
+        err = ca_os_sync(a->mem, (size_t)doff, MS_SYNC);
     }
     if (!err) {
         if (o->flags & CA_ARENA_REPLACE) {
@@ -432,8 +427,8 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
         }
     }
     if (err) {
-        if (mem != MAP_FAILED)
-            munmap(mem, (size_t)cap);
+        if (mem)
+            (void)ca_os_unmap(mem, (size_t)cap);
         close(fd);
         unlink(tmp);
         free(tmp);
@@ -513,13 +508,11 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
         return fail(why, e, e == CA_ARENA_E_SYSTEM ? err : EBADMSG);
     }
     err = ca_source_fault_hit(expect->fault, CA_SOURCE_FAULT_MMAP, (size_t)d.capacity);
-    void *mem = MAP_FAILED;
+    void *mem = NULL;
     if (!err) {
         int prot = mode == CA_ARENA_READ_ONLY ? PROT_READ : PROT_READ | PROT_WRITE;
         int flags = mode == CA_ARENA_COPY_ON_WRITE ? MAP_PRIVATE : MAP_SHARED;
-        mem = mmap(NULL, (size_t)d.capacity, prot, flags, fd, 0);
-        if (mem == MAP_FAILED)
-            err = errno;
+        err = ca_os_map(NULL, (size_t)d.capacity, prot, flags, fd, 0, &mem);
     }
     ca_arena_options ro = *expect;
     ro.freelist = (ca_arena_freelist)d.freelist;
@@ -529,8 +522,8 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
     if (!err && !(a = ca_arena__new(&ro)))
         err = ENOMEM;
     if (err) {
-        if (mem != MAP_FAILED)
-            munmap(mem, (size_t)d.capacity);
+        if (mem)
+            (void)ca_os_unmap(mem, (size_t)d.capacity);
         close(fd);
         return fail(why, CA_ARENA_E_SYSTEM, err);
     }
@@ -544,7 +537,7 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
     a->seq = d.seq;
     a->commit_tag = d.commit_tag;
     if (trust && (e = validate_list(a, &d)) != CA_ARENA_OK) {
-        munmap(mem, (size_t)d.capacity);
+        (void)ca_os_unmap(mem, (size_t)d.capacity);
         close(fd);
         ca_arena__delete(a);
         return fail(why, e, e == CA_ARENA_E_SYSTEM ? ENOMEM : EBADMSG);
@@ -554,7 +547,7 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
     else
         ca_arena__init_live(a, d.cursor, 0, 0, 0, d.discarded + d.free_bytes);
     if (mode == CA_ARENA_READ_WRITE && !clean && (err = ca_arena_flush(a)) != 0) {
-        munmap(mem, (size_t)d.capacity);
+        (void)ca_os_unmap(mem, (size_t)d.capacity);
         close(fd);
         ca_arena__delete(a);
         return fail(why, CA_ARENA_E_SYSTEM, err);

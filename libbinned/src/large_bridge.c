@@ -146,21 +146,17 @@ void *ca_binned__large_alloc(ca_binned *b, size_t size, size_t align, bool zero,
         errno = ENOMEM;
         return NULL;
     }
-    /* Over-map by a granule to align the mapping for the ownership map. */
-    size_t maplen = len + CA_OWNER_GRANULE;
-    char *m = (char *)mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) {
+    /* Aligned to a granule for the ownership map. */
+    void *m;
+    if (ca_os_map_aligned(len, CA_OWNER_GRANULE, ca_page_size(), PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, &m)) {
         __atomic_fetch_add(&st->failures, 1, __ATOMIC_RELAXED);
         errno = ENOMEM;
         return NULL;
     }
-    char *base = (char *)ca_align_up((uintptr_t)m, CA_OWNER_GRANULE);
-    if (base > m)
-        munmap(m, (size_t)(base - m));
-    if (base + len < m + maplen)
-        munmap(base + len, (size_t)(m + maplen - (base + len)));
+    char *base = (char *)m;
     if (b->use_owner_map && ca_owner_register(base, len, &b->base) != 0) {
-        munmap(base, len);
+        (void)ca_os_unmap(base, len);
         __atomic_fetch_add(&st->failures, 1, __ATOMIC_RELAXED);
         errno = ENOMEM;
         return NULL;
@@ -204,7 +200,7 @@ bool ca_binned__large_free(ca_binned *b, void *p)
     h->magic = 0;
     if (b->use_owner_map)
         ca_owner_unregister(map, len, &b->base);
-    munmap(map, len);
+    (void)ca_os_unmap(map, len);
     return true;
 }
 

@@ -197,8 +197,7 @@ int ca_bitset_create(ca_bitset **out, const ca_bitset_options *o)
         } else {
             if (ca_page_round_overflows(lo.meta, &meta_bytes))
                 return ENOMEM;
-            meta = mmap(NULL, meta_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (meta == MAP_FAILED)
+            if (ca_os_map(NULL, meta_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, &meta))
                 return ENOMEM;
             meta_mapped = 1;
         }
@@ -283,7 +282,7 @@ void ca_bitset_destroy(ca_bitset *b)
         ca_source_release(s, b->region, b->region_obtained);
         ca_source_release(s, meta, mb);
     } else if (b->meta_mapped) {
-        munmap(b->meta, b->meta_bytes);
+        (void)ca_os_unmap(b->meta, b->meta_bytes);
     } else {
         b->base.ops = NULL; /* the caller's meta: leave a dead object */
     }

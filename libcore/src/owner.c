@@ -66,8 +66,8 @@ void *ca_owner__window_of(uintptr_t a)
 
 static void *map_node(size_t bytes)
 {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    void *p;
+    return ca_os_map(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, &p) ? NULL : p;
 }
 
 /* Returns the node at *slot, installing a zeroed one of `bytes` if absent. */
@@ -82,7 +82,7 @@ static void *get_or_install(void **slot, size_t bytes)
     void *expected = NULL;
     if (__atomic_compare_exchange_n(slot, &expected, fresh, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return fresh;
-    munmap(fresh, bytes);
+    (void)ca_os_unmap(fresh, bytes);
     return expected;
 }
 
@@ -132,7 +132,7 @@ static ca_owner__split *new_split(void)
         if (!fresh)
             return NULL;
         if (!__atomic_compare_exchange_n(&cur_slab, &s, fresh, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            munmap(fresh, SLAB_BYTES);
+            (void)ca_os_unmap(fresh, SLAB_BYTES);
     }
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared pieces of libsource: fault plans, counters -> ca_stats, the page
+ * Shared pieces of libsource: fault-plan names, counters -> ca_stats, the page
  * kind names, the invariant-check dispatcher and a small spin lock.
  * Concurrency: fault plans and counters are updated with __atomic builtins;
  * nothing here holds a lock except ca_source__spin_lock's callers.
@@ -9,30 +9,15 @@
 #include "source_internal.h"
 
 
+/* The plan type and its counting are core's (ca_fault); these keep the
+ * libsource names. */
 void ca_source_fault_init(ca_source_fault *f, unsigned points, uint64_t nth, uint64_t times,
                           int error)
 {
-    memset(f, 0, sizeof *f);
-    f->points = points;
-    f->nth = nth;
-    f->times = times;
-    f->error = error;
+    ca_fault_init(f, points, nth, times, error);
 }
 
-int ca_source_fault_hit(ca_source_fault *f, unsigned point, size_t size)
-{
-    if (!f || !(__atomic_load_n(&f->points, __ATOMIC_RELAXED) & point))
-        return 0;
-    uint64_t n = __atomic_add_fetch(&f->calls, 1, __ATOMIC_RELAXED);
-    int err = 0;
-    if (f->nth && n >= f->nth && (f->times == 0 || n - f->nth < f->times))
-        err = f->error > 0 ? f->error : EIO;
-    else if (f->hook)
-        err = f->hook(f->ctx, point, size);
-    if (err)
-        __atomic_add_fetch(&f->injected, 1, __ATOMIC_RELAXED);
-    return err;
-}
+int ca_source_fault_hit(ca_source_fault *f, unsigned point, size_t size) { return ca_fault_hit(f, point, size); }
 
 void ca_source__in_use_add(ca_source_counters *c, uint64_t v, bool atomic)
 {

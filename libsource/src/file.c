@@ -152,8 +152,7 @@ static int ensure_blocks(ca_source_file *s, size_t off, size_t size)
     int err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_FALLOCATE, size);
     if (err)
         return note(s, "fallocate (injected)", err);
-    if (fallocate(s->fd, 0, (off_t)off, (off_t)size) != 0) {
-        err = errno;
+    if ((err = ca_os_fallocate(s->fd, 0, (int64_t)off, (int64_t)size))) {
         if (err != EOPNOTSUPP && err != ENOSYS)
             return note(s, "fallocate", err);
         /* No fallocate here: extend, then write zeros beyond the old end so
@@ -180,14 +179,14 @@ static int ensure_blocks(ca_source_file *s, size_t off, size_t size)
 
 static void punch(ca_source_file *s, size_t off, size_t size)
 {
-    (void)fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)size);
+    (void)ca_os_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (int64_t)off, (int64_t)size);
 }
 
 /* Put the PROT_NONE reservation back over [p, p + size). */
 static int unmap_to_reserved(void *p, size_t size)
 {
-    void *q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    return q == MAP_FAILED ? errno : 0;
+    void *q;
+    return ca_os_map(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0, &q);
 }
 
 /* Blocks, then the shared mapping of [off, off + size). On failure the
@@ -200,8 +199,9 @@ static int back_range(ca_source_file *s, size_t off, size_t size)
         note(s, "mmap (injected)", err);
     if (!err) {
         int flags = MAP_SHARED | MAP_FIXED | ((s->flags & CA_SOURCE_FILE_POPULATE) ? MAP_POPULATE : 0);
-        if (mmap(s->map + off, size, PROT_READ | PROT_WRITE, flags, s->fd, (off_t)off) == MAP_FAILED) {
-            err = note(s, "mmap of the file", errno);
+        void *q;
+        if ((err = ca_os_map(s->map + off, size, PROT_READ | PROT_WRITE, flags, s->fd, (int64_t)off, &q))) {
+            err = note(s, "mmap of the file", err);
             (void)unmap_to_reserved(s->map + off, size);
         }
     }
@@ -332,9 +332,9 @@ static int file_decommit(ca_source *src, void *p, size_t size)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_DECOMMIT, size);
     if (!err && (err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_FALLOCATE, size)))
         note(s, "fallocate (injected)", err);
-    if (!err && fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)((char *)p - s->map),
-                          (off_t)size) != 0)
-        err = note(s, "fallocate punch hole", errno);
+    if (!err && (err = ca_os_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                       (int64_t)((char *)p - s->map), (int64_t)size)))
+        err = note(s, "fallocate punch hole", err);
     if (err)
         return ca_source__fail(&s->c, err, true);
     int64_t applied = 0;
@@ -361,7 +361,8 @@ int ca_source_file_sync(ca_source_file *s, void *p, size_t size)
 {
     if (!s || range_arg(s, p, size) || ca_source__track_within(&s->track, p, size, NULL))
         return EINVAL;
-    return msync(p, size, MS_SYNC) == 0 ? 0 : note(s, "msync", errno);
+    int err = ca_os_sync(p, size, MS_SYNC);
+    return err ? note(s, "msync", err) : 0;
 }
 
 /* ---- create / destroy ------------------------------------------------------ */
@@ -422,23 +423,16 @@ int ca_source_file_init(ca_source_file *s, const ca_source_file_options *o)
         return err;
     /* The reservation, 2 MiB-aligned so that offsets and addresses share
      * alignments up to 2 MiB. */
-    void *m = MAP_FAILED;
-    if ((err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_MMAP, total)) == 0) {
-        m = mmap(NULL, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m == MAP_FAILED)
-            err = errno;
-    }
+    void *a = NULL;
+    if ((err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_MMAP, total)) == 0)
+        err = ca_os_map_aligned(cap, CA_SOURCE__2M, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                                &a);
     if (err) {
         close(s->fd);
         s->fd = -1;
         return note(s, "mmap of the address-space reservation", err);
     }
-    char *a = (char *)ca_ptr_align_up(m, CA_SOURCE__2M);
-    if (a > (char *)m)
-        munmap(m, (size_t)(a - (char *)m));
-    if ((char *)m + total > a + cap)
-        munmap(a + cap, (size_t)((char *)m + total - (a + cap)));
-    s->map = a;
+    s->map = (char *)a;
     s->capacity = cap;
     s->flags = o->flags;
     bool zeroed = !o->path || (o->flags & CA_SOURCE_FILE_TRUNCATE);
@@ -453,7 +447,7 @@ void ca_source_file_destroy(ca_source_file *s)
 {
     if (!s || !s->base.ops)
         return;
-    munmap(s->map, s->capacity);
+    (void)ca_os_unmap(s->map, s->capacity);
     close(s->fd);
     pthread_mutex_destroy(&s->mutex);
     ca_source__track_destroy(&s->track);

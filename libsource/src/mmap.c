@@ -65,41 +65,17 @@ static ca_source_mmap *from(ca_source *s) { return (ca_source_mmap *)(void *)s; 
 
 /* ---- mapping ------------------------------------------------------------ */
 
-/* mmap through the fault plan; NULL + errno-style return in *err. */
-static void *do_mmap(ca_source_mmap *s, size_t len, int prot, int flags, int *err)
-{
-    int e = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, len);
-    if (e) {
-        *err = e;
-        return NULL;
-    }
-    void *p = mmap(NULL, len, prot, flags, -1, 0);
-    if (p == MAP_FAILED) {
-        *err = errno ? errno : ENOMEM;
-        return NULL;
-    }
-    return p;
-}
-
 /* Map size bytes aligned to align with pages of `unit` bytes (the base page
- * or a hugetlb size): over-map by align - unit and trim both ends. */
+ * or a hugetlb size) through the source's plan (its MMAP step is asked with
+ * the over-mapped length) and core's ca_os_map_aligned. */
 static int map_aligned(ca_source_mmap *s, size_t size, size_t align, size_t unit, int prot, int flags,
                        void **out)
 {
     size_t total = size;
     if (align > unit && ca_add_overflows(size, align - unit, &total))
         return ENOMEM;
-    int err = 0;
-    char *p = (char *)do_mmap(s, total, prot, flags, &err);
-    if (!p)
-        return err;
-    char *a = (char *)ca_ptr_align_up(p, align > unit ? align : unit);
-    if (a > p)
-        munmap(p, (size_t)(a - p));
-    if (p + total > a + size)
-        munmap(a + size, (size_t)(p + total - (a + size)));
-    *out = a;
-    return 0;
+    int err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, total);
+    return err ? err : ca_os_map_aligned(size, align, unit, prot, flags, out);
 }
 
 /* One hugetlb rung, unless it was refused within the last
@@ -148,7 +124,7 @@ static int map_ladder(ca_source_mmap *s, size_t size, size_t align, int prot, vo
         if (err)
             return err;
         *kind = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MADVISE, size) == 0 &&
-                        madvise(*out, size, MADV_HUGEPAGE) == 0
+                        ca_os_advise(*out, size, MADV_HUGEPAGE) == 0
                     ? CA_SOURCE_PAGE_THP
                     : CA_SOURCE_PAGE_BASE;
         return 0;
@@ -164,10 +140,8 @@ static int populate(ca_source_mmap *s, void *p, size_t size, size_t page)
     int err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MADVISE, size);
     if (err)
         return err;
-    if (madvise(p, size, MADV_POPULATE_WRITE) == 0)
-        return 0;
-    if (errno != EINVAL)
-        return errno;
+    if ((err = ca_os_advise(p, size, MADV_POPULATE_WRITE)) != EINVAL)
+        return err;
     for (size_t off = 0; off < size; off += page)
         __atomic_fetch_add((char *)p + off, 0, __ATOMIC_RELAXED);
     return 0;
@@ -206,8 +180,8 @@ static int setup_range(ca_source_mmap *s, void *p, size_t size)
     if (s->flags & CA_SOURCE_MMAP_NODUMP) {
         if ((err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MADVISE, size)))
             return err;
-        if (madvise(p, size, MADV_DONTDUMP) != 0)
-            return errno;
+        if ((err = ca_os_advise(p, size, MADV_DONTDUMP)))
+            return err;
     }
     if (s->numa_mode != CA_SOURCE_NUMA_DEFAULT) {
         if ((err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MBIND, size)))
@@ -247,7 +221,7 @@ static int map_new(ca_source_mmap *s, size_t size, size_t align, bool usable, vo
     if (!err)
         err = ca_source__track_add(&s->track, p, size, usable ? size : 0, usable ? 0 : CA_SOURCE__R_RESERVED);
     if (err) {
-        munmap(p, size);
+        (void)ca_os_unmap(p, size);
         return ca_source__fail(&s->c, err, true);
     }
     count_kind(s, kind);
@@ -305,18 +279,18 @@ static int map_fixed(ca_source_mmap *s, void *addr, size_t size)
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
     if (s->flags & CA_SOURCE_MMAP_NORESERVE)
         flags |= MAP_NORESERVE;
-    void *p = mmap(addr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
-    if (p == MAP_FAILED)
-        return errno ? errno : ENOMEM;
+    void *p;
+    if ((err = ca_os_map(addr, size, PROT_READ | PROT_WRITE, flags, -1, 0, &p)))
+        return err;
     if (p != addr) {
-        munmap(p, size);
+        (void)ca_os_unmap(p, size);
         return EEXIST;
     }
     err = setup_range(s, p, size);
     if (!err)
         err = make_usable(s, p, size, CA_SOURCE_PAGE_BASE);
     if (err)
-        munmap(p, size);
+        (void)ca_os_unmap(p, size);
     return err;
 }
 
@@ -324,11 +298,12 @@ int ca_source_mmap_probe(void *addr, size_t size)
 {
     if (!addr || !size || !ca_is_aligned((uintptr_t)addr, ca_page_size()) || size % ca_page_size())
         return EINVAL;
-    void *p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
-                   -1, 0);
-    if (p == MAP_FAILED)
-        return errno == EEXIST ? EEXIST : ENOMEM;
-    munmap(p, size);
+    void *p;
+    int err = ca_os_map(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                        -1, 0, &p);
+    if (err)
+        return err == EEXIST ? EEXIST : ENOMEM;
+    (void)ca_os_unmap(p, size);
     return p == addr ? 0 : EEXIST;
 }
 
@@ -351,7 +326,7 @@ int ca_source_mmap_obtain_at(ca_source_mmap *s, void *addr, size_t size)
     if (!err)
         err = map_fixed(s, addr, size);
     if (!err && (err = ca_source__track_add(&s->track, addr, size, size, 0)) != 0)
-        munmap(addr, size);
+        (void)ca_os_unmap(addr, size);
     if (err)
         return ca_source__fail(&s->c, err, true);
     count_placed(s, size, true);
@@ -372,7 +347,7 @@ int ca_source_mmap_extend(ca_source_mmap *s, void *p, size_t size, size_t new_si
     if (!err)
         err = map_fixed(s, (char *)p + size, new_size - size);
     if (!err && (err = ca_source__track_extend(&s->track, p, size, new_size)) != 0)
-        munmap((char *)p + size, new_size - size);
+        (void)ca_os_unmap((char *)p + size, new_size - size);
     if (err)
         return ca_source__fail(&s->c, err, true);
     count_placed(s, new_size - size, false);
@@ -393,8 +368,7 @@ static int mmap_release(ca_source *src, void *p, size_t size)
     ca_source__range r;
     if (ca_source__track_take(&s->track, p, size, &r) != 0)
         return ca_source__fail(&s->c, ca_source__bad_range(p, "release of a range this mmap source did not give out"), true);
-    if (munmap(p, size) != 0) {
-        err = errno;
+    if ((err = ca_os_unmap(p, size))) {
         (void)ca_source__track_add(&s->track, p, size, r.committed, (unsigned)r.flags);
         return ca_source__fail(&s->c, err, true);
     }
@@ -419,8 +393,8 @@ static int mmap_commit(ca_source *src, void *p, size_t size)
      * madvise, not two calls). */
     if (!err && (flags & CA_SOURCE__R_RESERVED))
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size);
-    if (!err && (flags & CA_SOURCE__R_RESERVED) && mprotect(p, size, PROT_READ | PROT_WRITE) != 0)
-        err = errno;
+    if (!err && (flags & CA_SOURCE__R_RESERVED))
+        err = ca_os_protect(p, size, PROT_READ | PROT_WRITE);
     if (!err)
         err = make_usable(s, p, size, CA_SOURCE_PAGE_BASE);
     if (err)
@@ -450,9 +424,9 @@ static int mmap_decommit(ca_source *src, void *p, size_t size)
         (void)munlock(p, size);
     int rc = -1;
     if (s->decommit == CA_SOURCE_DECOMMIT_FREE)
-        rc = madvise(p, size, MADV_FREE); /* refused on hugetlb and old kernels */
-    if (rc != 0 && madvise(p, size, MADV_DONTNEED) != 0)
-        return ca_source__fail(&s->c, errno, true);
+        rc = ca_os_advise(p, size, MADV_FREE); /* refused on hugetlb and old kernels */
+    if (rc != 0 && (err = ca_os_advise(p, size, MADV_DONTNEED)))
+        return ca_source__fail(&s->c, err, true);
     int64_t applied = 0;
     (void)ca_source__track_adjust(&s->track, p, size, false, &applied);
     ca_source__sub(&s->c.committed, (uint64_t)-applied, true);
@@ -579,10 +553,9 @@ int ca_source_mmap_shrink(ca_source_mmap *s, void *p, size_t size, size_t new_si
     if (ca_source__track_shrink(&s->track, p, size, new_size, &dropped) != 0)
         return ca_source__fail(&s->c, ca_source__bad_range(p, "shrink of a range this mmap source did not give out"),
                                true);
-    if (munmap((char *)p + new_size, size - new_size) != 0) {
-        /* Only EINVAL can come here (the arguments were checked): keep the
-         * record as it was. */
-        err = errno;
+    if ((err = ca_os_unmap((char *)p + new_size, size - new_size))) {
+        /* Only EINVAL (or an injected failure) can come here (the arguments
+         * were checked): keep the record as it was. */
         (void)ca_source__track_extend(&s->track, p, new_size, size);
         return ca_source__fail(&s->c, err, true);
     }

@@ -20,7 +20,7 @@ void ca_source__track_init(ca_source_track *t) { memset(t, 0, sizeof *t); }
 void ca_source__track_destroy(ca_source_track *t)
 {
     if (t->ranges)
-        munmap(t->ranges, t->cap * sizeof(ca_source__range));
+        (void)ca_os_unmap(t->ranges, t->cap * sizeof(ca_source__range));
     memset(t, 0, sizeof *t);
 }
 
@@ -76,11 +76,9 @@ static int grow(ca_source_track *t)
     if (ca_mul_overflows(ncap, sizeof(ca_source__range), &bytes))
         return ENOMEM;
     void *n;
-    if (t->ranges)
-        n = mremap(t->ranges, t->cap * sizeof(ca_source__range), bytes, MREMAP_MAYMOVE);
-    else
-        n = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (n == MAP_FAILED)
+    int err = t->ranges ? ca_os_remap(t->ranges, t->cap * sizeof(ca_source__range), bytes, MREMAP_MAYMOVE, NULL, &n)
+                        : ca_os_map(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, &n);
+    if (err)
         return ENOMEM;
     t->ranges = n;
     t->cap = ncap;

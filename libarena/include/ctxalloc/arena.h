@@ -121,9 +121,6 @@ typedef enum ca_arena_error {
 /* Flags of ca_arena_options.flags. */
 #define CA_ARENA_REPLACE 0x1u /* ca_arena_create_file: replace an existing file */
 
-/* Forward declaration of libsource's fault plan (<ctxalloc/source.h>). */
-struct ca_source_fault;
-
 /*
  * Options of every create / open. ca_arena_options_init fills the defaults.
  * For ca_arena_open_file the layout fields are expectations (the file's own
@@ -153,8 +150,9 @@ typedef struct ca_arena_options {
     ca_source *source;          /* ca_arena_create: memory from here (not owned) instead
                                    of a source of `backing`; NULL: default */
     unsigned flags;             /* CA_ARENA_* */
-    struct ca_source_fault *fault; /* optional libsource fault plan for the file and
-                                      default-source system calls (OPEN, FALLOCATE, MMAP) */
+    ca_fault *fault;            /* optional fault plan (libsource's ca_source_fault, core's
+                                   ca_fault) for the file and default-source system calls
+                                   (CA_SOURCE_FAULT_OPEN, FALLOCATE, MMAP) */
 } ca_arena_options;
 
 typedef struct ca_arena ca_arena;

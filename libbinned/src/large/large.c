@@ -40,14 +40,14 @@ uint64_t ca_binned__large_now(void)
 
 void *ca_binned__large_os_map(size_t size)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    void *p;
+    return ca_os_map(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, &p) ? NULL : p;
 }
 
 void ca_binned__large_os_unmap(void *p, size_t size)
 {
     if (p)
-        munmap(p, size);
+        (void)ca_os_unmap(p, size);
 }
 
 #define SLAB_CHUNK ((size_t)256 << 10)
@@ -726,17 +726,20 @@ void *ca_binned_large_resize(ca_binned_large *l, void *p, size_t new_size, size_
              * is released, so no other mapping can land in it while it is
              * still the tier's (registered, reported to a listener). */
             if (!__atomic_load_n(&ca_bl_no_dontunmap, __ATOMIC_RELAXED)) {
-                if (mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, q) != MAP_FAILED)
+                void *to;
+                int err = ca_os_remap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, q, &to);
+                if (!err)
                     moved = true;
-                else if (errno == EINVAL) /* kernel before 5.7, valgrind */
+                else if (err == EINVAL) /* kernel before 5.7, valgrind */
                     __atomic_store_n(&ca_bl_no_dontunmap, 1, __ATOMIC_RELAXED);
             }
             /* Without DONTUNMAP the old pages leave a hole until the region
              * is released: only while no listener is attached (it would hear
              * removed() after the range was given up); else copy. */
+            void *to;
             if (!moved && __atomic_load_n(&ca_bl_no_dontunmap, __ATOMIC_RELAXED) &&
                 !__atomic_load_n(&l->listener, __ATOMIC_ACQUIRE) &&
-                mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, q) != MAP_FAILED)
+                ca_os_remap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, q, &to) == 0)
                 moved = true;
             if (moved)
                 CA_BL_ADD(class_of_rgn(l, qr)->n.mremaps, 1);

@@ -8,7 +8,9 @@
  *   - layout and overflow helpers, attributes, the three check tiers;
  *   - ca_stats and its allocation-free text / JSON writer;
  *   - adaptors: libc, header (unsized free over any allocator), locked;
- *   - the process-wide ownership map (address -> owner, lock-free lookups).
+ *   - the process-wide ownership map (address -> owner, lock-free lookups);
+ *   - fault plans and the OS layer: every mmap, munmap, mremap, madvise,
+ *     mprotect, fallocate and msync of the suite.
  *
  * The header is valid C11 and C++11; it includes only libc and pthread headers.
  */
@@ -705,6 +707,130 @@ int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kin
 /* Destroys the mutex (not the inner allocator, which the caller owns); the
  * lock must not be held. */
 void ca_locked_destroy(ca_locked_allocator *l);
+
+/* ========================================================================
+ * Fault plans
+ *
+ * A fault plan makes chosen calls fail on purpose, so that tests reach the
+ * error paths. Points are bits whose meaning belongs to whoever asks the
+ * plan: the OS layer below counts CA_OS_* kinds, libsource counts its
+ * CA_SOURCE_FAULT_* operation and step points with the same plan type.
+ * Each call that reaches a point in `points` is counted (1, 2, 3, ...); the
+ * calls numbered nth .. nth + times - 1 fail with `error` (times 0: every
+ * call from nth on). nth 0 disables failures by count. When `hook` is set it
+ * is asked about every counted call that the count did not fail: a nonzero
+ * return is the errno to fail with. `calls` and `injected` are updated with
+ * __atomic builtins, so a plan may be used from several threads.
+ * ======================================================================== */
+
+typedef struct ca_fault {
+    unsigned points; /* bits that are counted */
+    uint64_t nth;    /* first failing counted call, 1-based; 0: none by count */
+    uint64_t times;  /* number of failing calls from nth on; 0: unbounded */
+    int error;       /* errno of injected failures (> 0; 0 means EIO) */
+    int (*hook)(void *ctx, unsigned point, size_t size); /* optional */
+    void *ctx;         /* passed to hook */
+    uint64_t calls;    /* counted calls so far (atomic) */
+    uint64_t injected; /* failures injected so far (atomic) */
+} ca_fault;
+
+/* Fill a plan (caller storage; counters at 0). Example, the 3rd map fails
+ * with ENOMEM once: ca_fault_init(&f, CA_OS_MAP, 3, 1, ENOMEM). */
+void ca_fault_init(ca_fault *f, unsigned points, uint64_t nth, uint64_t times, int error);
+
+/* Count one call at `point` (one bit) and decide its fate: 0 to proceed, or
+ * the errno to fail with. f NULL: always 0. O(1), lock-free. */
+int ca_fault_hit(ca_fault *f, unsigned point, size_t size);
+
+/* ========================================================================
+ * OS layer
+ *
+ * Every mmap, munmap, mremap, madvise, mprotect, fallocate /
+ * posix_fallocate and msync of the suite goes through these functions
+ * (libsource's sources, the ownership map's nodes, bitset metadata, arena
+ * files and thread caches, binned large blocks), so that one process-wide
+ * fault plan can make any of them fail. (mlock, mbind and mincore stay in
+ * libsource's mmap source and NUMA code, behind its own MLOCK and MBIND
+ * fault points.) The contract, written once:
+ *
+ *   - addresses are page-aligned; sizes are > 0 and count whole pages: a
+ *     size that is not a multiple of ca_page_size() stands for the pages it
+ *     touches (the kernel rounds up), so unmap / remap / advise / protect /
+ *     sync of a mapping may take the size it was mapped with;
+ *   - prot, flags, advice and mode are the kernel's own values (PROT_*,
+ *     MAP_*, MREMAP_*, MADV_*, MS_*, FALLOC_FL_* of <sys/mman.h> and
+ *     <fcntl.h>), passed through unchanged: MAP_FIXED_NOREPLACE,
+ *     MAP_HUGETLB | MAP_HUGE_*, MADV_DONTDUMP and the like are the caller's
+ *     to choose and to interpret (a kernel that reads MAP_FIXED_NOREPLACE as
+ *     a hint may return another address: the caller checks *out);
+ *   - every function returns 0 or a positive errno, never -1 or MAP_FAILED;
+ *     on failure nothing was done (*out untouched); errno may have changed
+ *     (a caller that reports through errno sets it itself);
+ *   - the process-wide plan (ca_os_set_fault) is asked first with the call's
+ *     CA_OS_* kind and size; an injected failure returns its errno without
+ *     the system call, exactly as if the kernel had refused. That includes
+ *     the unmaps of cleanup paths, whose result callers ignore: under a plan
+ *     that fails every CA_OS_UNMAP such memory stays mapped, as it would if
+ *     the kernel refused.
+ *
+ * Costs: one call and one acquire load of the plan pointer over the system
+ * call. These are slow paths; no allocation fast path calls them.
+ * Thread safety: all functions may be called from any thread; the plan may
+ * be swapped while others call (each call reads it once).
+ * ======================================================================== */
+
+/* Kinds of OS calls, the points of the process-wide fault plan. */
+#define CA_OS_MAP       0x01u /* ca_os_map, ca_os_map_aligned */
+#define CA_OS_UNMAP     0x02u /* ca_os_unmap */
+#define CA_OS_REMAP     0x04u /* ca_os_remap */
+#define CA_OS_ADVISE    0x08u /* ca_os_advise */
+#define CA_OS_PROTECT   0x10u /* ca_os_protect */
+#define CA_OS_FALLOCATE 0x20u /* ca_os_fallocate */
+#define CA_OS_SYNC      0x40u /* ca_os_sync */
+#define CA_OS_ALL       0x7fu
+
+/* ca_os_fallocate mode: posix_fallocate(3) instead of fallocate(2): the C
+ * library writes the blocks where the filesystem cannot allocate them. */
+#define CA_OS_FALLOCATE_POSIX (-1)
+
+/* mmap(2): map `size` bytes at `addr` (a hint, or exact with MAP_FIXED /
+ * MAP_FIXED_NOREPLACE; NULL: anywhere), of file `fd` at offset `off`
+ * (fd -1 and off 0 with MAP_ANONYMOUS). *out: the mapping. */
+int ca_os_map(void *addr, size_t size, int prot, int flags, int fd, int64_t off, void **out);
+
+/* An anonymous or other fd-less mapping of `size` bytes aligned to `align`
+ * (a power of two): maps size + align - unit bytes anywhere and unmaps the
+ * parts before and after the aligned range. `unit` is the page size of the
+ * mapping (ca_page_size(), or the huge page size with MAP_HUGETLB), a
+ * divisor of size. Counts as one CA_OS_MAP call; the trimming is not
+ * counted (it cannot fail on ranges just mapped). ENOMEM when size + align
+ * overflows. *out: the aligned range of exactly size bytes. */
+int ca_os_map_aligned(size_t size, size_t align, size_t unit, int prot, int flags, void **out);
+
+/* munmap(2) of [p, p + size). */
+int ca_os_unmap(void *p, size_t size);
+
+/* mremap(2): move or resize [p, p + size) to new_size bytes; new_addr is
+ * used with MREMAP_FIXED only (else NULL). *out: the new address. */
+int ca_os_remap(void *p, size_t size, size_t new_size, int flags, void *new_addr, void **out);
+
+/* madvise(2) of [p, p + size) with `advice` (MADV_*). */
+int ca_os_advise(void *p, size_t size, int advice);
+
+/* mprotect(2) of [p, p + size) to `prot`. */
+int ca_os_protect(void *p, size_t size, int prot);
+
+/* fallocate(2) of [off, off + len) of fd with `mode` (0: allocate blocks;
+ * FALLOC_FL_* bits, e.g. a punched hole), or posix_fallocate(3) with
+ * mode CA_OS_FALLOCATE_POSIX. */
+int ca_os_fallocate(int fd, int mode, int64_t off, int64_t len);
+
+/* msync(2) of [p, p + size) with `flags` (MS_SYNC, MS_ASYNC, ...). */
+int ca_os_sync(void *p, size_t size, int flags);
+
+/* Install the process-wide fault plan over the CA_OS_* kinds (NULL: none)
+ * and return the previous one. The plan must outlive its installation. */
+ca_fault *ca_os_set_fault(ca_fault *plan);
 
 /* ========================================================================
  * Ownership map

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libsource: memory sources, the layer of ctxalloc that talks to the OS.
+ * libsource: memory sources, built on core's OS layer (ca_os_* in core.h:
+ * every mmap, munmap, mremap, madvise, mprotect, fallocate and msync of a
+ * source goes through it, and so meets its process-wide fault plan).
  * Every source here is a ca_source (core.h) and follows the source contract
  * written there once: sizes > 0 and multiples of the granule, power-of-two
  * alignments, 0 or a positive errno from every operation, nothing left
@@ -74,24 +76,14 @@ extern "C" {
 #define CA_SOURCE_FAULT_ALL       0x7f3fu
 
 /*
- * A fault plan, owned by the caller and shared by any number of sources.
- * Each call that reaches a point in `points` is counted (1, 2, 3, ...); the
- * calls numbered nth .. nth + times - 1 fail with `error` (times 0: every
- * call from nth on). nth 0 disables counting failures. When `hook` is set it
- * is asked about every counted call that the count did not fail: a nonzero
- * return is the errno to fail with. `calls` and `injected` are updated with
- * __atomic builtins, so a plan may be used from several threads.
+ * A fault plan, owned by the caller and shared by any number of sources: the
+ * core's ca_fault (core.h, "Fault plans"), counting the CA_SOURCE_FAULT_*
+ * points above. The step points ask the source's plan just before the
+ * source calls core's OS layer, which then asks the process-wide plan
+ * (ca_os_set_fault) with its CA_OS_* kind: a per-source plan picks one
+ * source's calls, the process-wide plan every OS call of the process.
  */
-typedef struct ca_source_fault {
-    unsigned points; /* CA_SOURCE_FAULT_* bits that are counted */
-    uint64_t nth;    /* first failing counted call, 1-based; 0: none by count */
-    uint64_t times;  /* number of failing calls from nth on; 0: unbounded */
-    int error;       /* errno of injected failures (> 0; 0 means EIO) */
-    int (*hook)(void *ctx, unsigned point, size_t size); /* optional */
-    void *ctx;         /* passed to hook */
-    uint64_t calls;    /* counted calls so far (atomic) */
-    uint64_t injected; /* failures injected so far (atomic) */
-} ca_source_fault;
+typedef ca_fault ca_source_fault;
 
 /**
  * ca_source_fault_init() - set up a fault plan.
