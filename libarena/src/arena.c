@@ -369,8 +369,8 @@ const char *ca_arena_check(const ca_arena *ca)
     /* Scratch from the OS, not malloc: a walk never allocates (the arena
      * may be the allocator behind malloc). */
     size_t scratch = ca_align_up((size_t)cap * sizeof(span), ca_page_size());
-    void *mem = mmap(NULL, scratch, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED)
+    void *mem = NULL;
+    if (ca_os_map(NULL, scratch, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, &mem))
         return "no memory for the check's scratch";
     span *v = (span *)mem;
     uint64_t n = 0, fb = 0, pb = 0;
@@ -405,7 +405,7 @@ const char *ca_arena_check(const ca_arena *ca)
     if (!why && CA_ARENA__SUM(a, in_use) + cs.in_use + fb + pb + ld(&a->discarded) + cs.cached + cs.chunk !=
                     cur - a->data_off)
         why = "in use + free + pending + discarded + cached != cursor - data start";
-    munmap(mem, scratch);
+    (void)ca_os_unmap(mem, scratch);
     return why;
 }
 
