@@ -1160,6 +1160,7 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
 
 int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_BINNED_CLASS_COUNTERS);
     if (i >= CA_BINNED__NCLASSES)
         return EINVAL;
     const ca_binned__class *c = &b->classes[i];
@@ -1182,19 +1183,20 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     out->allocs = allocs;
     out->frees = frees;
     out->failures = fails;
-    ca_stats_set_counter(out, "class_size", ci->size);
-    ca_stats_set_counter(out, "blocks", frontier);
-    ca_stats_set_counter(out, "empty_blocks", nempty);
-    ca_stats_set_counter(out, "decommits", decommits);
-    ca_stats_set_counter(out, "recommits", recommits);
-    ca_stats_set_counter(out, "keep_blocks", keep);
-    ca_stats_set_counter(out, "cached_slots", cached);
-    ca_stats_set_counter(out, "recycled_bundles", rec);
+    CA_STATS_SET(out, class_size, ci->size);
+    CA_STATS_SET(out, blocks, frontier);
+    CA_STATS_SET(out, empty_blocks, nempty);
+    CA_STATS_SET(out, decommits, decommits);
+    CA_STATS_SET(out, recommits, recommits);
+    CA_STATS_SET(out, keep_blocks, keep);
+    CA_STATS_SET(out, cached_slots, cached);
+    CA_STATS_SET(out, recycled_bundles, rec);
     return 0;
 }
 
 int ca_binned_stats(const ca_binned *b, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_BINNED_COUNTERS);
     ca_stats_init(out, "binned");
     uint64_t cached = 0, rec = 0, blocks = 0, decommits = 0, recommits = 0, empty = 0;
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
@@ -1243,15 +1245,15 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
     if (out->bytes_in_use > peak)
         peak = out->bytes_in_use;
     out->peak_in_use = peak > l.peak_in_use ? peak : l.peak_in_use;
-    ca_stats_set_counter(out, "cached_bytes", cached);
-    ca_stats_set_counter(out, "recycled_bytes", rec);
-    ca_stats_set_counter(out, "blocks", blocks);
-    ca_stats_set_counter(out, "empty_blocks", empty);
-    ca_stats_set_counter(out, "decommits", decommits);
-    ca_stats_set_counter(out, "recommits", recommits);
-    ca_stats_set_counter(out, "large_in_use", l.bytes_in_use);
-    ca_stats_set_counter(out, "threads_seen", __atomic_load_n(&b->nthreads_seen, __ATOMIC_RELAXED));
-    ca_stats_set_counter(out, "page_kind", b->page_kind);
-    ca_stats_set_counter(out, "pressure_trims", __atomic_load_n(&b->pressure_trims, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, cached_bytes, cached);
+    CA_STATS_SET(out, recycled_bytes, rec);
+    CA_STATS_SET(out, blocks, blocks);
+    CA_STATS_SET(out, empty_blocks, empty);
+    CA_STATS_SET(out, decommits, decommits);
+    CA_STATS_SET(out, recommits, recommits);
+    CA_STATS_SET(out, large_in_use, l.bytes_in_use);
+    CA_STATS_SET(out, threads_seen, __atomic_load_n(&b->nthreads_seen, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, page_kind, b->page_kind);
+    CA_STATS_SET(out, pressure_trims, __atomic_load_n(&b->pressure_trims, __ATOMIC_RELAXED));
     return 0;
 }

@@ -346,13 +346,14 @@ static int file_decommit(ca_source *src, void *p, size_t size)
 
 static int file_stats(const ca_source *src, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_SOURCE_FILE_COUNTERS);
     ca_source_file *s = (ca_source_file *)(void *)(uintptr_t)src;
     ca_source__fill_stats(out, file_ops.name, &s->c, s->fault);
     pthread_mutex_lock(&s->mutex);
     uint64_t lost = s->lost, top = s->top;
     pthread_mutex_unlock(&s->mutex);
-    ca_stats_set_counter(out, "lost_bytes", lost);
-    ca_stats_set_counter(out, "file_top", top);
+    CA_STATS_SET(out, lost_bytes, lost);
+    CA_STATS_SET(out, file_top, top);
     return 0;
 }
 

@@ -720,7 +720,20 @@ int ca_source_faulty_init(ca_source_faulty *w, ca_source *inner, ca_source_fault
  * failures; counters "reserves", "commits", "decommits", "huge_1g",
  * "huge_2m", "thp", "base" (mappings by page kind), "page_size" (of the
  * latest mapping), "lock_failures", "faults_injected" (by the source's plan).
+ * The lists below name them (X-macro lists: X(name) per counter; core.h,
+ * Statistics): every source's, then those some kinds add after them. The
+ * fault-injecting wrapper sets faults_injected over its inner source's.
  */
+#define CA_SOURCE_COUNTERS(X) \
+    X(reserves) X(commits) X(decommits) X(huge_1g) X(huge_2m) X(thp) X(base) X(page_size) \
+    X(lock_failures) X(faults_injected)
+#define CA_SOURCE_MMAP_COUNTERS(X) \
+    CA_SOURCE_COUNTERS(X) X(huge_refused)
+#define CA_SOURCE_FILE_COUNTERS(X) \
+    CA_SOURCE_COUNTERS(X) X(lost_bytes) X(file_top)
+#define CA_SOURCE_SLOTS_COUNTERS(X) \
+    CA_SOURCE_COUNTERS(X) X(chunks) X(slot_size)
+#define CA_SOURCE_FAULTY_COUNTERS(X) X(faults_injected)
 
 /**
  * ca_source_check() - walk the invariants of a libsource source.
