@@ -238,7 +238,6 @@ static inline uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMI
 int ca_arena_stats(const ca_arena *a, ca_stats *out)
 {
     CA_STATS_COUNTERS(CA_ARENA_COUNTERS);
-    ca_arena *m = (ca_arena *)(uintptr_t)a;
     ca_stats_init(out, "arena");
     ca_arena__cache_sums cs;
     ca_arena__caches_sum(a, &cs);
@@ -260,7 +259,6 @@ int ca_arena_stats(const ca_arena *a, ca_stats *out)
     CA_STATS_SET(out, chunk_bytes, cs.chunk);
     CA_STATS_SET(out, caches, cs.caches);
     CA_STATS_SET(out, flushes, ld(&a->flushes));
-    (void)m;
     return 0;
 }
 

@@ -217,6 +217,8 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
         return EINVAL;
     b->base.ops = (o->flags & CA_BINNED_NO_OWNER_MAP) ? &binned_ops_unmapped : &binned_ops;
     b->class_shift = o->class_range_log2;
+    b->reg_lk = &b->reg_lock;
+    b->peak_sampled_mut = &b->peak_sampled;
     b->is_default = is_default;
     b->background = (o->flags & CA_BINNED_BACKGROUND) != 0;
     b->flags = o->flags;
@@ -330,6 +332,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
         if (c->rec_max < 2)
             c->rec_max = 2;
         c->keep = o->empty_keep >> ci->block_shift;
+        c->lock_lk = &c->lock;
         b->class_end[i] = (uintptr_t)c->base + (b->on_demand ? 0 : (size_t)1 << b->class_shift);
     }
 
@@ -1136,8 +1139,7 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
     uint64_t a = __atomic_load_n(&c->exited_allocs, __ATOMIC_RELAXED);
     uint64_t f = __atomic_load_n(&c->exited_frees, __ATOMIC_RELAXED);
     uint64_t n = 0;
-    ca_binned *mb = (ca_binned *)(uintptr_t)b;
-    ca_binned__spin_lock(&mb->reg_lock);
+    ca_binned__spin_lock(b->reg_lk);
     for (const ca_binned__tcache *tc = b->threads; tc; tc = tc->next) {
         /* Racy reads of another thread's bin: a count out of range is read
          * mid-update and taken as 0. */
@@ -1152,7 +1154,7 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
         f += (uint64_t)((int64_t)al + (int64_t)cnt + mv);
         n += cnt;
     }
-    ca_binned__spin_unlock(&mb->reg_lock);
+    ca_binned__spin_unlock(b->reg_lk);
     *allocs = a;
     *frees = f;
     *cached = n;
@@ -1167,12 +1169,11 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     const ca_binned__class_info *ci = &ca_binned__classes[i];
     uint64_t allocs, frees, cached;
     class_counts(b, i, &allocs, &frees, &cached);
-    ca_binned__class *mc = (ca_binned__class *)(uintptr_t)c;
-    ca_binned__class_lock(mc);
+    ca_binned__spin_lock(c->lock_lk); /* ca_binned__class_lock, through the const path */
     uint64_t out_slots = c->slots_out;
     uint64_t committed = c->committed, frontier = c->frontier, nempty = c->nempty, decommits = c->decommits,
              fails = c->commit_fail, recommits = c->recommits, keep = c->keep;
-    ca_binned__class_unlock(mc);
+    ca_binned__spin_unlock(c->lock_lk);
     uint64_t rec = __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED);
     uint64_t held = cached + rec * ci->batch;
     ca_stats_init(out, "binned-class");
@@ -1239,7 +1240,7 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
     /* The peak: sampled here, or the large tier's exact one when higher. */
     uint64_t peak = __atomic_load_n(&b->peak_sampled, __ATOMIC_RELAXED);
     while (out->bytes_in_use > peak &&
-           !__atomic_compare_exchange_n(&((ca_binned *)(uintptr_t)b)->peak_sampled, &peak, out->bytes_in_use, false,
+           !__atomic_compare_exchange_n(b->peak_sampled_mut, &peak, out->bytes_in_use, false,
                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
     if (out->bytes_in_use > peak)

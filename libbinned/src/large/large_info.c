@@ -19,10 +19,10 @@ typedef struct cache_sums {
     uint64_t hits[CA_BINNED_LARGE_MAX_CLASSES], cached[CA_BINNED_LARGE_MAX_CLASSES];
 } cache_sums;
 
-static void sum_caches(ca_binned_large *l, cache_sums *s)
+static void sum_caches(const ca_binned_large *l, cache_sums *s)
 {
     memset(s, 0, sizeof *s);
-    ca_binned__large_lock(&l->caches_lock);
+    ca_binned__large_lock(l->caches_lk);
     for (ca_binned__large_cache *c = l->caches; c; c = c->next) {
         ca_binned__large_lock(&c->lock);
         for (unsigned k = 0; k < l->nclasses; k++) {
@@ -33,7 +33,7 @@ static void sum_caches(ca_binned_large *l, cache_sums *s)
         }
         ca_binned__large_unlock(&c->lock);
     }
-    ca_binned__large_unlock(&l->caches_lock);
+    ca_binned__large_unlock(l->caches_lk);
 }
 
 static void add_counter(ca_stats *s, const char *name, uint64_t v)
@@ -67,10 +67,9 @@ static void add_class(ca_stats *out, const ca_binned__large_counters *n, const c
     add_counter(out, CA_STATS_NAME(mremaps), CA_BL_GET(n->mremaps));
 }
 
-int ca_binned_large_stats(const ca_binned_large *cl, ca_stats *out)
+int ca_binned_large_stats(const ca_binned_large *l, ca_stats *out)
 {
     CA_STATS_COUNTERS(CA_BINNED_LARGE_COUNTERS);
-    ca_binned_large *l = (ca_binned_large *)(uintptr_t)cl; /* takes the cache locks */
     cache_sums cs;
     sum_caches(l, &cs);
     ca_stats_init(out, "binned-large");
@@ -88,9 +87,8 @@ int ca_binned_large_stats(const ca_binned_large *cl, ca_stats *out)
     return 0;
 }
 
-int ca_binned_large_class_stats(const ca_binned_large *cl, unsigned i, ca_stats *out)
+int ca_binned_large_class_stats(const ca_binned_large *l, unsigned i, ca_stats *out)
 {
-    ca_binned_large *l = (ca_binned_large *)(uintptr_t)cl;
     ca_stats_init(out, "binned-large");
     if (i > l->nclasses)
         return EINVAL;

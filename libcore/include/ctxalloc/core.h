@@ -314,7 +314,9 @@ int ca_env_word(const char *name, const char *const *words, int def, int *out);
  * const: the statistics functions take const pointers. Those that take a
  * lock reach it through a pointer the object keeps to its own lock word
  * (set when it is initialised, named *_lk): a lock is not part of the value
- * that const protects, and C has no "mutable" member. None casts const away.
+ * that const protects, and C has no "mutable" member. The one other word a
+ * statistics function writes, libbinned's sampled peak, is reached the same
+ * way (peak_sampled_mut). None casts const away.
  * ======================================================================== */
 
 #define CA_STATS_MAX_COUNTERS 24
@@ -693,6 +695,11 @@ typedef struct ca_locked_allocator {
     ca_lock_kind kind;
     int spin;            /* CA_LOCK_SPIN: the lock word (ca_lock_acquire) */
     pthread_mutex_t mutex;
+    /* &spin and &mutex (set by ca_locked_init): every entry point locks
+     * through these, stats too, which gets a const allocator (Statistics
+     * above: a lock is not part of the value const protects). */
+    int *spin_lk;
+    pthread_mutex_t *mutex_lk;
 } ca_locked_allocator;
 
 /* Returns 0, EINVAL (inner NULL, unknown kind) or the mutex init error. */

@@ -456,6 +456,10 @@ typedef struct ca_source_file {
     unsigned nfree;
     ca_source_file_extent free[CA_SOURCE_FILE_EXTENTS];
     pthread_mutex_t mutex; /* guards top, lost, nfree, free */
+    /* &mutex (set by init): the statistics, which get a const source, lock
+     * through it (core.h, Statistics: a lock is not part of the value const
+     * protects). */
+    pthread_mutex_t *mutex_lk;
     ca_source_fault *fault;
     ca_source_counters c;
     ca_source_track track;
