@@ -8,7 +8,7 @@
 
 #include "ca_contract.h"
 #include "ca_test.h"
-#include "rbt_test_source.h"
+#include "rbtree_test.h"
 
 Test(rbtree_api, contract_over_libc_parent)
 {

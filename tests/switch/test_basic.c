@@ -10,7 +10,7 @@
 #include <pthread.h>
 
 #include "ca_contract.h"
-#include "sw_helpers.h"
+#include "switch_test.h"
 
 Test(basic, contract_base)
 {
