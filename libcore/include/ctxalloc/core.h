@@ -295,9 +295,10 @@ int ca_env_word(const char *name, const char *const *words, int def, int *out);
  *
  * Capacity: a ca_stats holds CA_STATS_MAX_COUNTERS named counters. Of
  * those, a component's own statistics use at most
- * CA_STATS_COMPONENT_COUNTERS; the rest is room for one layer that adds its
- * counters over another's statistics (a wrapper such as libswitch's
- * thread-local allocator, or the fault-injecting source). Every component
+ * CA_STATS_COMPONENT_COUNTERS; the rest is room for the layers that add
+ * their counters over another's statistics (wrappers such as libswitch's
+ * thread-local allocator and adoptions, or the fault-injecting source; a
+ * layer that can sit over another declares both lists). Every component
  * of the suite names its counters in one X-macro list declared with
  * CA_STATS_COUNTERS (or CA_STATS_LAYER_COUNTERS), which checks the count
  * against the capacity when it compiles, and sets them only through
@@ -357,6 +358,9 @@ typedef struct ca_stats {
     CA_STATIC_ASSERT(CA_STATS_COMPONENT_COUNTERS + ca_ctr__count <= CA_STATS_MAX_COUNTERS,         \
                      "a layer's counters do not fit beside a component's")
 #define CA_STATS__ENUM(n) ca_ctr_##n,
+/* The names of a list as an array initializer: {"name", ...}. */
+#define CA_STATS_NAMES(LIST) {LIST(CA_STATS__STR)}
+#define CA_STATS__STR(n) #n,
 /* The name of counter n of the list in scope, as a string (a name not in
  * the list does not compile). */
 #define CA_STATS_NAME(n) ((void)ca_ctr_##n, #n)

@@ -504,7 +504,8 @@ void ca_switch_counters_get(ca_switch_counters *out);
 /* Statistics counters (X-macro lists: X(name) per counter; core.h,
  * Statistics): the "switch" row of ca_switch_stats_write (the fields of
  * ca_switch_counters and the process id); those a ca_switch_local adds over
- * its inner allocator's, and an adoption over its target's; those a
+ * its inner allocator's, and an adoption over its target's (which is a
+ * ca_switch_local when the adopted allocator is not thread-safe); those a
  * ca_switch_source adds over its inner source's; those of the base
  * allocator's row with -Dglobal=libc and -Dglobal=jemalloc. */
 #define CA_SWITCH_COUNTERS(X) \
