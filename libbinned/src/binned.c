@@ -1239,9 +1239,8 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
     out->failures += l.failures;
     /* The peak: sampled here, or the large tier's exact one when higher. */
     uint64_t peak = __atomic_load_n(&b->peak_sampled, __ATOMIC_RELAXED);
-    while (out->bytes_in_use > peak &&
-           !__atomic_compare_exchange_n(b->peak_sampled_mut, &peak, out->bytes_in_use, false,
-                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    while (out->bytes_in_use > peak && !__atomic_compare_exchange_n(b->peak_sampled_mut, &peak, out->bytes_in_use,
+                                                                    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
     if (out->bytes_in_use > peak)
         peak = out->bytes_in_use;

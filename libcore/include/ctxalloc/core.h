@@ -320,7 +320,7 @@ int ca_env_word(const char *name, const char *const *words, int def, int *out);
  * way (peak_sampled_mut). None casts const away.
  * ======================================================================== */
 
-#define CA_STATS_MAX_COUNTERS 24
+#define CA_STATS_MAX_COUNTERS       24
 #define CA_STATS_COMPONENT_COUNTERS 16
 
 typedef struct ca_stat_counter {
@@ -329,15 +329,15 @@ typedef struct ca_stat_counter {
 } ca_stat_counter;
 
 typedef struct ca_stats {
-    const char *name;         /* allocator or source kind, static string */
-    uint64_t bytes_in_use;    /* bytes handed out and not yet freed (as requested, or usable) */
-    uint64_t bytes_reserved;  /* address space held from the OS or the parent */
-    uint64_t bytes_committed; /* of bytes_reserved, backed (or backable) by memory */
-    uint64_t peak_in_use;     /* maximum of bytes_in_use since creation or last reset */
-    uint64_t allocs;          /* successful allocations (obtains for a source) */
-    uint64_t frees;           /* frees (releases for a source) */
-    uint64_t failures;        /* failed allocations, any cause */
-    unsigned ncounters;       /* used entries of counters[] */
+    const char *name;          /* allocator or source kind, static string */
+    uint64_t bytes_in_use;     /* bytes handed out and not yet freed (as requested, or usable) */
+    uint64_t bytes_reserved;   /* address space held from the OS or the parent */
+    uint64_t bytes_committed;  /* of bytes_reserved, backed (or backable) by memory */
+    uint64_t peak_in_use;      /* maximum of bytes_in_use since creation or last reset */
+    uint64_t allocs;           /* successful allocations (obtains for a source) */
+    uint64_t frees;            /* frees (releases for a source) */
+    uint64_t failures;         /* failed allocations, any cause */
+    unsigned ncounters;        /* used entries of counters[] */
     unsigned counters_dropped; /* counters that found no room (see above); 0 in the suite's own */
     ca_stat_counter counters[CA_STATS_MAX_COUNTERS];
 } ca_stats;
@@ -347,19 +347,22 @@ typedef struct ca_stats {
  * listed twice does not compile, nor a list longer than
  * CA_STATS_COMPONENT_COUNTERS. Helpers that set part of a function's
  * counters declare their part; the function declares them all. */
-#define CA_STATS_COUNTERS(LIST)                                                                    \
-    enum { LIST(CA_STATS__ENUM) ca_ctr__count };                                                   \
-    CA_STATIC_ASSERT(ca_ctr__count <= CA_STATS_COMPONENT_COUNTERS,                                 \
+#define CA_STATS_COUNTERS(LIST) \
+    enum { LIST(CA_STATS__ENUM) ca_ctr__count }; \
+    CA_STATIC_ASSERT(ca_ctr__count <= CA_STATS_COMPONENT_COUNTERS, \
                      "more counters than CA_STATS_COMPONENT_COUNTERS")
 /* The same for a layer whose counters are added over another component's
  * (which uses up to CA_STATS_COMPONENT_COUNTERS). */
-#define CA_STATS_LAYER_COUNTERS(LIST)                                                              \
-    enum { LIST(CA_STATS__ENUM) ca_ctr__count };                                                   \
-    CA_STATIC_ASSERT(CA_STATS_COMPONENT_COUNTERS + ca_ctr__count <= CA_STATS_MAX_COUNTERS,         \
+#define CA_STATS_LAYER_COUNTERS(LIST) \
+    enum { LIST(CA_STATS__ENUM) ca_ctr__count }; \
+    CA_STATIC_ASSERT(CA_STATS_COMPONENT_COUNTERS + ca_ctr__count <= CA_STATS_MAX_COUNTERS, \
                      "a layer's counters do not fit beside a component's")
 #define CA_STATS__ENUM(n) ca_ctr_##n,
 /* The names of a list as an array initializer: {"name", ...}. */
-#define CA_STATS_NAMES(LIST) {LIST(CA_STATS__STR)}
+#define CA_STATS_NAMES(LIST) \
+    { \
+        LIST(CA_STATS__STR) \
+    }
 #define CA_STATS__STR(n) #n,
 /* The name of counter n of the list in scope, as a string (a name not in
  * the list does not compile). */

@@ -728,6 +728,7 @@ int ca_source_faulty_init(ca_source_faulty *w, ca_source *inner, ca_source_fault
  * Statistics): every source's, then those some kinds add after them. The
  * fault-injecting wrapper sets faults_injected over its inner source's.
  */
+/* clang-format off */
 #define CA_SOURCE_COUNTERS(X) \
     X(reserves) X(commits) X(decommits) X(huge_1g) X(huge_2m) X(thp) X(base) X(page_size) \
     X(lock_failures) X(faults_injected)
@@ -738,6 +739,7 @@ int ca_source_faulty_init(ca_source_faulty *w, ca_source *inner, ca_source_fault
 #define CA_SOURCE_SLOTS_COUNTERS(X) \
     CA_SOURCE_COUNTERS(X) X(chunks) X(slot_size)
 #define CA_SOURCE_FAULTY_COUNTERS(X) X(faults_injected)
+/* clang-format on */
 
 /**
  * ca_source_check() - walk the invariants of a libsource source.

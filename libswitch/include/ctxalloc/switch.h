@@ -508,6 +508,7 @@ void ca_switch_counters_get(ca_switch_counters *out);
  * ca_switch_local when the adopted allocator is not thread-safe); those a
  * ca_switch_source adds over its inner source's; those of the base
  * allocator's row with -Dglobal=libc and -Dglobal=jemalloc. */
+/* clang-format off */
 #define CA_SWITCH_COUNTERS(X) \
     X(bootstrap_allocs) X(bootstrap_bytes) X(remote_frees) X(unowned_frees) \
     X(moved_reallocs) X(refused_selections) X(lifetime_errors) X(retired_frees) X(pid)
@@ -518,6 +519,7 @@ void ca_switch_counters_get(ca_switch_counters *out);
 #define CA_SWITCH_SOURCE_COUNTERS(X) X(owner_ranges)
 #define CA_SWITCH_LIBC_COUNTERS(X) X(free_bytes_cached) X(mmapped_blocks)
 #define CA_SWITCH_JEMALLOC_COUNTERS(X) X(active) X(retained)
+/* clang-format on */
 
 /**
  * ca_switch_stats_write() - write the switch's statistics to @fd: the total
