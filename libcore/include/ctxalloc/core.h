@@ -375,8 +375,10 @@ void ca_stats_init(ca_stats *s, const char *name);
 
 /* Append (or overwrite, when the name exists) a counter. When all
  * CA_STATS_MAX_COUNTERS are taken by other names, the counter is dropped and
- * s->counters_dropped counts it (see the capacity rule above: it cannot
- * happen to counters set with CA_STATS_SET). */
+ * s->counters_dropped counts it. By the capacity rule above that cannot
+ * happen in the suite's own statistics; it can where a layer of the suite
+ * adds its counters over an allocator from outside that set more than
+ * CA_STATS_COMPONENT_COUNTERS of its own. */
 void ca_stats_set_counter(ca_stats *s, const char *name, uint64_t value);
 
 /* Read a counter by name; returns false when absent. */
