@@ -7,7 +7,10 @@ counts its sub-tests: Criterion's "Synthesis: Tested: T | Passing: P |
 Failing: F | Crashing: C" line, or the "N passed, N failed" line of the plain
 thread-test runner; any other test counts as one. A test whose process failed
 (crash, timeout, sanitizer report) without reporting a failed sub-test counts
-one more failure. A plain result file has lines "PASS <name>" / "FAIL <name>".
+one more failure. A plain result file has lines "PASS <name>" / "FAIL <name>",
+and "WARN <name>: <why>" for a check that reports without failing yet (the
+clang-format check, tests/format_check.sh): it counts as passed and is
+listed under the warnings before the last line.
 The last line printed is "N passed, N failed".
 """
 import json
@@ -42,6 +45,7 @@ def count_entry(d):
 
 def main():
     total_p = total_f = 0
+    warnings = []
     for path in sys.argv[1:]:
         p_sum = f_sum = 0
         failed = []
@@ -66,6 +70,9 @@ def main():
             for line in lines:
                 if line.startswith("PASS "):
                     p_sum += 1
+                elif line.startswith("WARN "):
+                    p_sum += 1
+                    warnings.append(line[5:].strip())
                 elif line.startswith("FAIL "):
                     f_sum += 1
                     failed.append(line[5:].strip())
@@ -74,6 +81,8 @@ def main():
             print("  failed: %s" % n)
         total_p += p_sum
         total_f += f_sum
+    for w in warnings:
+        print("warning (counted as passed): %s" % w)
     print("%d passed, %d failed" % (total_p, total_f))
     return 1 if total_f else 0
 

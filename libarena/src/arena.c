@@ -237,7 +237,7 @@ static inline uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMI
 
 int ca_arena_stats(const ca_arena *a, ca_stats *out)
 {
-    ca_arena *m = (ca_arena *)(uintptr_t)a;
+    CA_STATS_COUNTERS(CA_ARENA_COUNTERS);
     ca_stats_init(out, "arena");
     ca_arena__cache_sums cs;
     ca_arena__caches_sum(a, &cs);
@@ -248,18 +248,17 @@ int ca_arena_stats(const ca_arena *a, ca_stats *out)
     out->allocs = CA_ARENA__SUM(a, allocs) + cs.allocs;
     out->frees = CA_ARENA__SUM(a, frees) + cs.frees;
     out->failures = CA_ARENA__SUM(a, failures);
-    ca_stats_set_counter(out, "cursor", ca_arena_cursor(a));
-    ca_stats_set_counter(out, "discarded", ld(&a->discarded));
-    ca_stats_set_counter(out, "free_bytes", ld(&a->free_bytes));
-    ca_stats_set_counter(out, "free_segments", ld(&a->free_count));
-    ca_stats_set_counter(out, "pending_segments", ld(&a->pending_count));
-    ca_stats_set_counter(out, "cas_retries", CA_ARENA__SUM(a, retries));
-    ca_stats_set_counter(out, "rewinds", CA_ARENA__SUM(a, rewinds) + cs.rewinds);
-    ca_stats_set_counter(out, "cached_bytes", cs.cached);
-    ca_stats_set_counter(out, "chunk_bytes", cs.chunk);
-    ca_stats_set_counter(out, "caches", cs.caches);
-    ca_stats_set_counter(out, "flushes", ld(&a->flushes));
-    (void)m;
+    CA_STATS_SET(out, cursor, ca_arena_cursor(a));
+    CA_STATS_SET(out, discarded, ld(&a->discarded));
+    CA_STATS_SET(out, free_bytes, ld(&a->free_bytes));
+    CA_STATS_SET(out, free_segments, ld(&a->free_count));
+    CA_STATS_SET(out, pending_segments, ld(&a->pending_count));
+    CA_STATS_SET(out, cas_retries, CA_ARENA__SUM(a, retries));
+    CA_STATS_SET(out, rewinds, CA_ARENA__SUM(a, rewinds) + cs.rewinds);
+    CA_STATS_SET(out, cached_bytes, cs.cached);
+    CA_STATS_SET(out, chunk_bytes, cs.chunk);
+    CA_STATS_SET(out, caches, cs.caches);
+    CA_STATS_SET(out, flushes, ld(&a->flushes));
     return 0;
 }
 

@@ -217,6 +217,8 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
         return EINVAL;
     b->base.ops = (o->flags & CA_BINNED_NO_OWNER_MAP) ? &binned_ops_unmapped : &binned_ops;
     b->class_shift = o->class_range_log2;
+    b->reg_lk = &b->reg_lock;
+    b->peak_sampled_mut = &b->peak_sampled;
     b->is_default = is_default;
     b->background = (o->flags & CA_BINNED_BACKGROUND) != 0;
     b->flags = o->flags;
@@ -330,6 +332,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
         if (c->rec_max < 2)
             c->rec_max = 2;
         c->keep = o->empty_keep >> ci->block_shift;
+        c->lock_lk = &c->lock;
         b->class_end[i] = (uintptr_t)c->base + (b->on_demand ? 0 : (size_t)1 << b->class_shift);
     }
 
@@ -1140,8 +1143,7 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
     uint64_t a = __atomic_load_n(&c->exited_allocs, __ATOMIC_RELAXED);
     uint64_t f = __atomic_load_n(&c->exited_frees, __ATOMIC_RELAXED);
     uint64_t n = 0;
-    ca_binned *mb = (ca_binned *)(uintptr_t)b;
-    ca_binned__spin_lock(&mb->reg_lock);
+    ca_binned__spin_lock(b->reg_lk);
     for (const ca_binned__tcache *tc = b->threads; tc; tc = tc->next) {
         /* Racy reads of another thread's bin: a count out of range is read
          * mid-update and taken as 0. */
@@ -1156,7 +1158,7 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
         f += (uint64_t)((int64_t)al + (int64_t)cnt + mv);
         n += cnt;
     }
-    ca_binned__spin_unlock(&mb->reg_lock);
+    ca_binned__spin_unlock(b->reg_lk);
     *allocs = a;
     *frees = f;
     *cached = n;
@@ -1164,18 +1166,18 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
 
 int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_BINNED_CLASS_COUNTERS);
     if (i >= CA_BINNED__NCLASSES)
         return EINVAL;
     const ca_binned__class *c = &b->classes[i];
     const ca_binned__class_info *ci = &ca_binned__classes[i];
     uint64_t allocs, frees, cached;
     class_counts(b, i, &allocs, &frees, &cached);
-    ca_binned__class *mc = (ca_binned__class *)(uintptr_t)c;
-    ca_binned__class_lock(mc);
+    ca_binned__spin_lock(c->lock_lk); /* ca_binned__class_lock, through the const path */
     uint64_t out_slots = c->slots_out;
     uint64_t committed = c->committed, frontier = c->frontier, nempty = c->nempty, decommits = c->decommits,
              fails = c->commit_fail, recommits = c->recommits, keep = c->keep;
-    ca_binned__class_unlock(mc);
+    ca_binned__spin_unlock(c->lock_lk);
     uint64_t rec = __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED);
     uint64_t held = cached + rec * ci->batch;
     ca_stats_init(out, "binned-class");
@@ -1186,19 +1188,20 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     out->allocs = allocs;
     out->frees = frees;
     out->failures = fails;
-    ca_stats_set_counter(out, "class_size", ci->size);
-    ca_stats_set_counter(out, "blocks", frontier);
-    ca_stats_set_counter(out, "empty_blocks", nempty);
-    ca_stats_set_counter(out, "decommits", decommits);
-    ca_stats_set_counter(out, "recommits", recommits);
-    ca_stats_set_counter(out, "keep_blocks", keep);
-    ca_stats_set_counter(out, "cached_slots", cached);
-    ca_stats_set_counter(out, "recycled_bundles", rec);
+    CA_STATS_SET(out, class_size, ci->size);
+    CA_STATS_SET(out, blocks, frontier);
+    CA_STATS_SET(out, empty_blocks, nempty);
+    CA_STATS_SET(out, decommits, decommits);
+    CA_STATS_SET(out, recommits, recommits);
+    CA_STATS_SET(out, keep_blocks, keep);
+    CA_STATS_SET(out, cached_slots, cached);
+    CA_STATS_SET(out, recycled_bundles, rec);
     return 0;
 }
 
 int ca_binned_stats(const ca_binned *b, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_BINNED_COUNTERS);
     ca_stats_init(out, "binned");
     uint64_t cached = 0, rec = 0, blocks = 0, decommits = 0, recommits = 0, empty = 0;
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
@@ -1240,22 +1243,21 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
     out->failures += l.failures;
     /* The peak: sampled here, or the large tier's exact one when higher. */
     uint64_t peak = __atomic_load_n(&b->peak_sampled, __ATOMIC_RELAXED);
-    while (out->bytes_in_use > peak &&
-           !__atomic_compare_exchange_n(&((ca_binned *)(uintptr_t)b)->peak_sampled, &peak, out->bytes_in_use, false,
-                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    while (out->bytes_in_use > peak && !__atomic_compare_exchange_n(b->peak_sampled_mut, &peak, out->bytes_in_use,
+                                                                    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
     if (out->bytes_in_use > peak)
         peak = out->bytes_in_use;
     out->peak_in_use = peak > l.peak_in_use ? peak : l.peak_in_use;
-    ca_stats_set_counter(out, "cached_bytes", cached);
-    ca_stats_set_counter(out, "recycled_bytes", rec);
-    ca_stats_set_counter(out, "blocks", blocks);
-    ca_stats_set_counter(out, "empty_blocks", empty);
-    ca_stats_set_counter(out, "decommits", decommits);
-    ca_stats_set_counter(out, "recommits", recommits);
-    ca_stats_set_counter(out, "large_in_use", l.bytes_in_use);
-    ca_stats_set_counter(out, "threads_seen", __atomic_load_n(&b->nthreads_seen, __ATOMIC_RELAXED));
-    ca_stats_set_counter(out, "page_kind", b->page_kind);
-    ca_stats_set_counter(out, "pressure_trims", __atomic_load_n(&b->pressure_trims, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, cached_bytes, cached);
+    CA_STATS_SET(out, recycled_bytes, rec);
+    CA_STATS_SET(out, blocks, blocks);
+    CA_STATS_SET(out, empty_blocks, empty);
+    CA_STATS_SET(out, decommits, decommits);
+    CA_STATS_SET(out, recommits, recommits);
+    CA_STATS_SET(out, large_in_use, l.bytes_in_use);
+    CA_STATS_SET(out, threads_seen, __atomic_load_n(&b->nthreads_seen, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, page_kind, b->page_kind);
+    CA_STATS_SET(out, pressure_trims, __atomic_load_n(&b->pressure_trims, __ATOMIC_RELAXED));
     return 0;
 }

@@ -303,6 +303,8 @@ typedef struct ca_binned__class {
     uint64_t exited_frees;
     /* --- under lock --- */
     int lock;                 /* 0 free, 1 held: spin lock (__atomic) */
+    int *lock_lk;             /* &lock (set at init), for ca_binned_class_stats,
+                                 which gets a const instance (core.h, Statistics) */
     char *base;               /* start of the class range (read-only) */
     uint64_t *meta;           /* block words [max_blocks] (in the meta mapping) */
     ca_binned__chain free_tree;  /* blocks with nfree > 0 */
@@ -492,6 +494,10 @@ struct ca_binned {
     uint64_t peak_sampled;    /* highest bytes in use (both tiers) seen by a stats
                                  call (atomic): the small tier keeps no in-use
                                  count on its fast paths */
+    uint64_t *peak_sampled_mut; /* &peak_sampled (set at init): stats, given a
+                                 const instance, raise it through this pointer
+                                 (state of the statistics themselves, like a
+                                 lock; core.h, Statistics) */
     ca_source *src;           /* memory for ranges and metadata */
     ca_source_mmap own_src;   /* the source when none was given */
     bool own_src_used;
@@ -525,6 +531,7 @@ struct ca_binned {
                                  the next slow path purges the excess */
     /* --- registry lock --- */
     int reg_lock;
+    int *reg_lk;                /* &reg_lock (set at init), for the statistics */
     ca_binned__tcache *threads; /* live thread caches */
     ca_binned__tcache *spare_caches; /* caches of exited threads (non-default), linked by next */
     void *spare_arrays;         /* arrays regions of exited threads, linked through word 0 */

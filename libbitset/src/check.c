@@ -75,6 +75,7 @@ const char *ca_bitset_check(const ca_bitset *b)
 
 int ca_bitset_stats(const ca_bitset *b, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_BITSET_COUNTERS);
     ca_stats_init(out, "bitset");
     size_t meta = b->meta_bytes ? b->meta_bytes : ca_bitset_meta_size(b->region_size, b->block_size);
     out->bytes_in_use = (uint64_t)b->blocks_in_use << b->shift;
@@ -84,12 +85,12 @@ int ca_bitset_stats(const ca_bitset *b, ca_stats *out)
     out->allocs = b->allocs;
     out->frees = b->frees;
     out->failures = b->failures;
-    ca_stats_set_counter(out, "block_size", b->block_size);
-    ca_stats_set_counter(out, "blocks_total", b->nblocks);
-    ca_stats_set_counter(out, "blocks_in_use", b->blocks_in_use);
-    ca_stats_set_counter(out, "largest_free_run", ca_bitset__largest_free_run(b));
-    ca_stats_set_counter(out, "runs_in_use", b->runs_in_use);
-    ca_stats_set_counter(out, "resize_in_place", b->resize_in_place);
-    ca_stats_set_counter(out, "resize_moved", b->resize_moved);
+    CA_STATS_SET(out, block_size, b->block_size);
+    CA_STATS_SET(out, blocks_total, b->nblocks);
+    CA_STATS_SET(out, blocks_in_use, b->blocks_in_use);
+    CA_STATS_SET(out, largest_free_run, ca_bitset__largest_free_run(b));
+    CA_STATS_SET(out, runs_in_use, b->runs_in_use);
+    CA_STATS_SET(out, resize_in_place, b->resize_in_place);
+    CA_STATS_SET(out, resize_moved, b->resize_moved);
     return 0;
 }

@@ -683,6 +683,7 @@ bool ca_bump_owns(const ca_bump *b, const void *p)
 
 int ca_bump_stats(const ca_bump *b, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_BUMP_COUNTERS);
     if (!b || !out)
         return EINVAL;
     ca_stats_init(out, "bump");
@@ -698,16 +699,16 @@ int ca_bump_stats(const ca_bump *b, ca_stats *out)
         held++;
     for (const ca_bump_chunk *c = b->big; c; c = c->prev)
         held++;
-    ca_stats_set_counter(out, "chunk_bytes", b->chunk_bytes);
-    ca_stats_set_counter(out, "big_bytes", b->big_bytes);
-    ca_stats_set_counter(out, "wasted_tail", b->wasted);
-    ca_stats_set_counter(out, "resets", b->resets);
-    ca_stats_set_counter(out, "rewinds", b->rewinds);
-    ca_stats_set_counter(out, "tip_frees", b->tip_frees);
-    ca_stats_set_counter(out, "noop_frees", b->noop_frees);
-    ca_stats_set_counter(out, "chunks_obtained", b->chunks_obtained);
-    ca_stats_set_counter(out, "chunks_held", held);
-    ca_stats_set_counter(out, "dtors_run", b->dtors_run);
+    CA_STATS_SET(out, chunk_bytes, b->chunk_bytes);
+    CA_STATS_SET(out, big_bytes, b->big_bytes);
+    CA_STATS_SET(out, wasted_tail, b->wasted);
+    CA_STATS_SET(out, resets, b->resets);
+    CA_STATS_SET(out, rewinds, b->rewinds);
+    CA_STATS_SET(out, tip_frees, b->tip_frees);
+    CA_STATS_SET(out, noop_frees, b->noop_frees);
+    CA_STATS_SET(out, chunks_obtained, b->chunks_obtained);
+    CA_STATS_SET(out, chunks_held, held);
+    CA_STATS_SET(out, dtors_run, b->dtors_run);
     return 0;
 }
 

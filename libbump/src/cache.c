@@ -129,6 +129,7 @@ void ca_bump_cache_put(ca_bump_cache *c, ca_bump *b)
 
 int ca_bump_cache_stats(const ca_bump_cache *c, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_BUMP_CACHE_COUNTERS);
     if (!c || !out)
         return EINVAL;
     ca_bump_cache *m = (ca_bump_cache *)c; /* the lock only */
@@ -138,11 +139,11 @@ int ca_bump_cache_stats(const ca_bump_cache *c, ca_stats *out)
     for (const ca_bump_chunk *w = c->warm; w; w = w->prev)
         bytes += w->size;
     out->bytes_reserved = out->bytes_committed = bytes;
-    ca_stats_set_counter(out, "warm_chunks", c->nwarm);
-    ca_stats_set_counter(out, "takes", c->takes);
-    ca_stats_set_counter(out, "warm_hits", c->warm_hits);
-    ca_stats_set_counter(out, "puts", c->puts);
-    ca_stats_set_counter(out, "released", c->released);
+    CA_STATS_SET(out, warm_chunks, c->nwarm);
+    CA_STATS_SET(out, takes, c->takes);
+    CA_STATS_SET(out, warm_hits, c->warm_hits);
+    CA_STATS_SET(out, puts, c->puts);
+    CA_STATS_SET(out, released, c->released);
     pthread_mutex_unlock(&m->lock);
     return 0;
 }

@@ -397,6 +397,7 @@ void ca_bump__shared_give(ca_bump_shared *s, ca_bump_chunk *c)
 
 int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_BUMP_SHARED_COUNTERS);
     if (!s || !out)
         return EINVAL;
     ca_bump_shared *m = (ca_bump_shared *)s; /* the lock only */
@@ -416,16 +417,16 @@ int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out)
     out->bytes_reserved = out->bytes_committed = s->chunk_bytes + s->big_bytes;
     out->frees = __atomic_load_n(&s->tip_frees, __ATOMIC_RELAXED) + __atomic_load_n(&s->noop_frees, __ATOMIC_RELAXED);
     out->failures = __atomic_load_n(&s->failures, __ATOMIC_RELAXED);
-    ca_stats_set_counter(out, "chunk_bytes", s->chunk_bytes);
-    ca_stats_set_counter(out, "big_bytes", s->big_bytes);
-    ca_stats_set_counter(out, "wasted_tail", s->wasted);
-    ca_stats_set_counter(out, "resets", s->resets);
-    ca_stats_set_counter(out, "tip_frees", __atomic_load_n(&s->tip_frees, __ATOMIC_RELAXED));
-    ca_stats_set_counter(out, "noop_frees", __atomic_load_n(&s->noop_frees, __ATOMIC_RELAXED));
-    ca_stats_set_counter(out, "chunks_obtained", s->chunks_obtained);
-    ca_stats_set_counter(out, "spare_bytes", spare_bytes);
-    ca_stats_set_counter(out, "spare_taken", s->spare_taken);
-    ca_stats_set_counter(out, "spare_given", s->spare_given);
+    CA_STATS_SET(out, chunk_bytes, s->chunk_bytes);
+    CA_STATS_SET(out, big_bytes, s->big_bytes);
+    CA_STATS_SET(out, wasted_tail, s->wasted);
+    CA_STATS_SET(out, resets, s->resets);
+    CA_STATS_SET(out, tip_frees, __atomic_load_n(&s->tip_frees, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, noop_frees, __atomic_load_n(&s->noop_frees, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, chunks_obtained, s->chunks_obtained);
+    CA_STATS_SET(out, spare_bytes, spare_bytes);
+    CA_STATS_SET(out, spare_taken, s->spare_taken);
+    CA_STATS_SET(out, spare_given, s->spare_given);
     pthread_mutex_unlock(&m->lock);
     return 0;
 }

@@ -11,20 +11,21 @@
 #include <ctxalloc/core.h>
 
 
-static void lock(ca_locked_allocator *l)
+/* Const: the lock words are reached through spin_lk / mutex_lk (core.h). */
+static void lock(const ca_locked_allocator *l)
 {
     if (l->kind == CA_LOCK_SPIN)
-        ca_lock_acquire(&l->spin, "locked");
+        ca_lock_acquire(l->spin_lk, "locked");
     else
-        pthread_mutex_lock(&l->mutex);
+        pthread_mutex_lock(l->mutex_lk);
 }
 
-static void unlock(ca_locked_allocator *l)
+static void unlock(const ca_locked_allocator *l)
 {
     if (l->kind == CA_LOCK_SPIN)
-        ca_lock_release(&l->spin);
+        ca_lock_release(l->spin_lk);
     else
-        pthread_mutex_unlock(&l->mutex);
+        pthread_mutex_unlock(l->mutex_lk);
 }
 
 /* errno is saved across unlock: pthread calls may not preserve it. */
@@ -61,7 +62,7 @@ static void locked_free_unsized(ca_allocator *a, void *p)
 
 static size_t locked_usable_size(const ca_allocator *a, const void *p)
 {
-    ca_locked_allocator *l = (ca_locked_allocator *)(uintptr_t)a;
+    const ca_locked_allocator *l = (const ca_locked_allocator *)a;
     lock(l);
     size_t n = l->inner->ops->usable_size(l->inner, p);
     unlock(l);
@@ -84,7 +85,7 @@ static void *locked_resize(ca_allocator *a, void *p, size_t old_size, size_t new
 
 static bool locked_owns(const ca_allocator *a, const void *p)
 {
-    ca_locked_allocator *l = (ca_locked_allocator *)(uintptr_t)a;
+    const ca_locked_allocator *l = (const ca_locked_allocator *)a;
     lock(l);
     bool r = l->inner->ops->owns(l->inner, p);
     unlock(l);
@@ -101,7 +102,7 @@ static void locked_reset(ca_allocator *a)
 
 static int locked_stats(const ca_allocator *a, ca_stats *out)
 {
-    ca_locked_allocator *l = (ca_locked_allocator *)(uintptr_t)a;
+    const ca_locked_allocator *l = (const ca_locked_allocator *)a;
     lock(l);
     int r = l->inner->ops->stats(l->inner, out);
     unlock(l);
@@ -140,6 +141,8 @@ int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kin
         if (e)
             return e;
     }
+    l->spin_lk = &l->spin;
+    l->mutex_lk = &l->mutex;
     l->kind = kind;
     l->inner = inner;
     l->ops.name = "locked";

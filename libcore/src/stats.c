@@ -16,21 +16,26 @@ void ca_stats_init(ca_stats *s, const char *name)
     s->name = name;
 }
 
-int ca_stats_set_counter(ca_stats *s, const char *name, uint64_t value)
+/* Returns false when the counter found no room (counted in counters_dropped). */
+static bool set_counter(ca_stats *s, const char *name, uint64_t value)
 {
     for (unsigned i = 0; i < s->ncounters; i++) {
         if (strcmp(s->counters[i].name, name) == 0) {
             s->counters[i].value = value;
-            return 0;
+            return true;
         }
     }
-    if (s->ncounters >= CA_STATS_MAX_COUNTERS)
-        return ENOSPC;
+    if (s->ncounters >= CA_STATS_MAX_COUNTERS) {
+        s->counters_dropped++;
+        return false;
+    }
     s->counters[s->ncounters].name = name;
     s->counters[s->ncounters].value = value;
     s->ncounters++;
-    return 0;
+    return true;
 }
+
+void ca_stats_set_counter(ca_stats *s, const char *name, uint64_t value) { (void)set_counter(s, name, value); }
 
 bool ca_stats_get_counter(const ca_stats *s, const char *name, uint64_t *value)
 {
@@ -43,7 +48,7 @@ bool ca_stats_get_counter(const ca_stats *s, const char *name, uint64_t *value)
     return false;
 }
 
-void ca_stats_merge(ca_stats *a, const ca_stats *b)
+unsigned ca_stats_merge(ca_stats *a, const ca_stats *b)
 {
     a->bytes_in_use += b->bytes_in_use;
     a->bytes_reserved += b->bytes_reserved;
@@ -52,11 +57,15 @@ void ca_stats_merge(ca_stats *a, const ca_stats *b)
     a->allocs += b->allocs;
     a->frees += b->frees;
     a->failures += b->failures;
-    for (unsigned i = 0; i < b->ncounters; i++) {
+    a->counters_dropped += b->counters_dropped;
+    unsigned dropped = 0;
+    for (unsigned i = 0; i < b->ncounters && i < CA_STATS_MAX_COUNTERS; i++) {
         uint64_t v = 0;
         ca_stats_get_counter(a, b->counters[i].name, &v);
-        (void)ca_stats_set_counter(a, b->counters[i].name, v + b->counters[i].value);
+        if (!set_counter(a, b->counters[i].name, v + b->counters[i].value))
+            dropped++;
     }
+    return dropped;
 }
 
 /* A bounded output cursor: counts the full length, stores what fits. */
@@ -140,7 +149,12 @@ static void format(const ca_stats *s, ca_stats_format fmt, out *o)
             emit_char(o, ':');
             emit_u64(o, s->counters[i].value);
         }
-        emit(o, "}}");
+        emit_char(o, '}');
+        if (s->counters_dropped) {
+            emit(o, ",\"counters_dropped\":");
+            emit_u64(o, s->counters_dropped);
+        }
+        emit_char(o, '}');
     } else {
         emit(o, "name: ");
         emit(o, name);
@@ -155,6 +169,11 @@ static void format(const ca_stats *s, ca_stats_format fmt, out *o)
             emit(o, s->counters[i].name);
             emit(o, ": ");
             emit_u64(o, s->counters[i].value);
+            emit_char(o, '\n');
+        }
+        if (s->counters_dropped) {
+            emit(o, "counters_dropped: ");
+            emit_u64(o, s->counters_dropped);
             emit_char(o, '\n');
         }
     }

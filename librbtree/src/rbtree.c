@@ -660,6 +660,7 @@ int ca_rbtree_class_info(const ca_rbtree *r, unsigned c, size_t *lo, size_t *hi,
 
 int ca_rbtree_stats(const ca_rbtree *r, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_RBTREE_COUNTERS);
     ca_stats_init(out, "rbtree");
     out->bytes_in_use = r->in_use;
     out->bytes_reserved = r->reserved;
@@ -670,24 +671,24 @@ int ca_rbtree_stats(const ca_rbtree *r, ca_stats *out)
     out->failures = r->failures;
     uint64_t largest = ca_rbtree_largest_free(r);
     uint64_t frag = r->free_bytes ? 1000000u - (uint64_t)((unsigned __int128)largest * 1000000u / r->free_bytes) : 0;
-    ca_stats_set_counter(out, "free_bytes", r->free_bytes);
-    ca_stats_set_counter(out, "free_blocks", r->free_blocks);
-    ca_stats_set_counter(out, "largest_free", largest);
-    ca_stats_set_counter(out, "fragmentation_ppm", frag);
-    ca_stats_set_counter(out, "regions", r->nregions);
-    ca_stats_set_counter(out, "empty_regions", r->nempty);
-    ca_stats_set_counter(out, "peak_reserved", r->peak_reserved);
-    ca_stats_set_counter(out, "regions_obtained", r->regions_obtained);
-    ca_stats_set_counter(out, "regions_released", r->regions_released);
+    CA_STATS_SET(out, free_bytes, r->free_bytes);
+    CA_STATS_SET(out, free_blocks, r->free_blocks);
+    CA_STATS_SET(out, largest_free, largest);
+    CA_STATS_SET(out, fragmentation_ppm, frag);
+    CA_STATS_SET(out, regions, r->nregions);
+    CA_STATS_SET(out, empty_regions, r->nempty);
+    CA_STATS_SET(out, peak_reserved, r->peak_reserved);
+    CA_STATS_SET(out, regions_obtained, r->regions_obtained);
+    CA_STATS_SET(out, regions_released, r->regions_released);
     /* Free bytes per band of classes (the per-class table: ca_rbtree_class_info). */
     uint64_t band[3] = {0, 0, 0};
     for (unsigned c = 0; c < CA_RBTREE_NCLASSES; c++) {
         size_t lo = rbt_class_lo(c);
         band[lo < 1024 ? 0 : lo < 65536 ? 1 : 2] += r->class_bytes[c];
     }
-    ca_stats_set_counter(out, "free_bytes_lt_1k", band[0]);
-    ca_stats_set_counter(out, "free_bytes_lt_64k", band[1]);
-    ca_stats_set_counter(out, "free_bytes_ge_64k", band[2]);
+    CA_STATS_SET(out, free_bytes_lt_1k, band[0]);
+    CA_STATS_SET(out, free_bytes_lt_64k, band[1]);
+    CA_STATS_SET(out, free_bytes_ge_64k, band[2]);
     return 0;
 }
 

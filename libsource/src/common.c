@@ -39,6 +39,7 @@ static uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAX
 void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_counters *c,
                            const ca_source_fault *f)
 {
+    CA_STATS_COUNTERS(CA_SOURCE_COUNTERS);
     ca_stats_init(out, name);
     out->bytes_in_use = ld(&c->in_use);
     out->bytes_reserved = ld(&c->reserved);
@@ -47,16 +48,16 @@ void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_coun
     out->allocs = ld(&c->obtains);
     out->frees = ld(&c->releases);
     out->failures = ld(&c->failures);
-    ca_stats_set_counter(out, "reserves", ld(&c->reserves));
-    ca_stats_set_counter(out, "commits", ld(&c->commits));
-    ca_stats_set_counter(out, "decommits", ld(&c->decommits));
-    ca_stats_set_counter(out, "huge_1g", ld(&c->huge_1g));
-    ca_stats_set_counter(out, "huge_2m", ld(&c->huge_2m));
-    ca_stats_set_counter(out, "thp", ld(&c->thp));
-    ca_stats_set_counter(out, "base", ld(&c->base));
-    ca_stats_set_counter(out, "page_size", ld(&c->last_page_size));
-    ca_stats_set_counter(out, "lock_failures", ld(&c->lock_failures));
-    ca_stats_set_counter(out, "faults_injected", f ? ld(&f->injected) : 0);
+    CA_STATS_SET(out, reserves, ld(&c->reserves));
+    CA_STATS_SET(out, commits, ld(&c->commits));
+    CA_STATS_SET(out, decommits, ld(&c->decommits));
+    CA_STATS_SET(out, huge_1g, ld(&c->huge_1g));
+    CA_STATS_SET(out, huge_2m, ld(&c->huge_2m));
+    CA_STATS_SET(out, thp, ld(&c->thp));
+    CA_STATS_SET(out, base, ld(&c->base));
+    CA_STATS_SET(out, page_size, ld(&c->last_page_size));
+    CA_STATS_SET(out, lock_failures, ld(&c->lock_failures));
+    CA_STATS_SET(out, faults_injected, f ? ld(&f->injected) : 0);
 }
 
 size_t ca_source_page_kind_size(unsigned kind)

@@ -41,9 +41,10 @@ static int f_decommit(ca_source *s, void *p, size_t size)
 
 static int f_stats(const ca_source *s, ca_stats *out)
 {
+    CA_STATS_LAYER_COUNTERS(CA_SOURCE_FAULTY_COUNTERS);
     const ca_source_faulty *w = (const ca_source_faulty *)(const void *)s;
     int err = ca_source_stats(w->inner, out);
-    ca_stats_set_counter(out, "faults_injected", __atomic_load_n(&w->fault->injected, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, faults_injected, __atomic_load_n(&w->fault->injected, __ATOMIC_RELAXED));
     return err;
 }
 

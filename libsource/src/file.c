@@ -347,13 +347,14 @@ static int file_decommit(ca_source *src, void *p, size_t size)
 
 static int file_stats(const ca_source *src, ca_stats *out)
 {
-    ca_source_file *s = (ca_source_file *)(void *)(uintptr_t)src;
+    CA_STATS_COUNTERS(CA_SOURCE_FILE_COUNTERS);
+    const ca_source_file *s = (const ca_source_file *)(const void *)src;
     ca_source__fill_stats(out, file_ops.name, &s->c, s->fault);
-    pthread_mutex_lock(&s->mutex);
+    pthread_mutex_lock(s->mutex_lk);
     uint64_t lost = s->lost, top = s->top;
-    pthread_mutex_unlock(&s->mutex);
-    ca_stats_set_counter(out, "lost_bytes", lost);
-    ca_stats_set_counter(out, "file_top", top);
+    pthread_mutex_unlock(s->mutex_lk);
+    CA_STATS_SET(out, lost_bytes, lost);
+    CA_STATS_SET(out, file_top, top);
     return 0;
 }
 
@@ -439,6 +440,7 @@ int ca_source_file_init(ca_source_file *s, const ca_source_file_options *o)
     s->base.ops = zeroed ? &file_zero_ops : &file_ops;
     s->base.granule = page;
     pthread_mutex_init(&s->mutex, NULL);
+    s->mutex_lk = &s->mutex;
     ca_source__track_init(&s->track);
     return 0;
 }

@@ -437,9 +437,10 @@ static int mmap_decommit(ca_source *src, void *p, size_t size)
 
 static int mmap_stats(const ca_source *src, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_SOURCE_MMAP_COUNTERS);
     const ca_source_mmap *s = (const ca_source_mmap *)(const void *)src;
     ca_source__fill_stats(out, mmap_ops.name, &s->c, s->fault);
-    ca_stats_set_counter(out, "huge_refused", __atomic_load_n(&s->huge_refused, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, huge_refused, __atomic_load_n(&s->huge_refused, __ATOMIC_RELAXED));
     return 0;
 }
 

@@ -188,14 +188,15 @@ static int slots_release(ca_source *src, void *p, size_t size)
 
 static int slots_stats(const ca_source *src, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_SOURCE_SLOTS_COUNTERS);
     const ca_source_slots *s = (const ca_source_slots *)(const void *)src;
     ca_source_counters c = s->c;
     size_t n = carved(s);
     c.in_use = (uint64_t)(n - s->nfree) * s->slot_size;
     c.peak = (uint64_t)n * s->slot_size;
     ca_source__fill_stats(out, slots_ops.name, &c, s->fault);
-    ca_stats_set_counter(out, "chunks", s->nchunks);
-    ca_stats_set_counter(out, "slot_size", s->slot_size);
+    CA_STATS_SET(out, chunks, s->nchunks);
+    CA_STATS_SET(out, slot_size, s->slot_size);
     return 0;
 }
 

@@ -183,15 +183,20 @@ static bool adopt_owns(const ca_allocator *a, const void *p) { return ca_owns(CA
 /* The inner's reset() event does the lifetime accounting. */
 static void adopt_reset(ca_allocator *a) { (void)ca_reset(AD(a)->target); }
 
+/* Over a single-thread inner the target is a ca_switch_local, whose counters
+ * come first: both layers together must fit beside the inner's. */
+#define ADOPT_STACK_COUNTERS(X) CA_SWITCH_LOCAL_COUNTERS(X) CA_SWITCH_ADOPTED_COUNTERS(X)
+
 static int adopt_stats(const ca_allocator *a, ca_stats *out)
 {
+    CA_STATS_LAYER_COUNTERS(ADOPT_STACK_COUNTERS);
     const ca_switch_adopted *ad = CAD(a);
     int e = ca_stats_get(ad->target, out);
-    ca_stats_set_counter(out, "adopt_live", live_of(ad));
-    ca_stats_set_counter(out, "adopt_ranges", __atomic_load_n(&ad->ranges, __ATOMIC_RELAXED));
-    ca_stats_set_counter(out, "adopt_bytes", __atomic_load_n(&ad->bytes, __ATOMIC_RELAXED));
-    ca_stats_set_counter(out, "adopt_selected", __atomic_load_n(&ad->selected, __ATOMIC_RELAXED));
-    ca_stats_set_counter(out, "adopt_lifetime_errors", __atomic_load_n(&ad->lifetime_errors, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, adopt_live, live_of(ad));
+    CA_STATS_SET(out, adopt_ranges, __atomic_load_n(&ad->ranges, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, adopt_bytes, __atomic_load_n(&ad->bytes, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, adopt_selected, __atomic_load_n(&ad->selected, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, adopt_lifetime_errors, __atomic_load_n(&ad->lifetime_errors, __ATOMIC_RELAXED));
     return e;
 }
 

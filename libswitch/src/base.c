@@ -143,6 +143,7 @@ extern struct mallinfo __libc_mallinfo(void);
 
 static int libc_stats(const ca_allocator *a, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_SWITCH_LIBC_COUNTERS);
     (void)a;
     ca_stats_init(out, "glibc");
     struct mallinfo mi = __libc_mallinfo();
@@ -151,8 +152,8 @@ static int libc_stats(const ca_allocator *a, ca_stats *out)
     out->bytes_reserved = arena + hblkhd;
     out->bytes_committed = out->bytes_reserved;
     out->peak_in_use = out->bytes_in_use;
-    ca_stats_set_counter(out, "free_bytes_cached", (unsigned)mi.fordblks);
-    ca_stats_set_counter(out, "mmapped_blocks", (unsigned)mi.hblks);
+    CA_STATS_SET(out, free_bytes_cached, (unsigned)mi.fordblks);
+    CA_STATS_SET(out, mmapped_blocks, (unsigned)mi.hblks);
     return 0;
 }
 
@@ -275,6 +276,7 @@ static uint64_t je_stat(const char *name)
 
 static int je_stats(const ca_allocator *a, ca_stats *out)
 {
+    CA_STATS_COUNTERS(CA_SWITCH_JEMALLOC_COUNTERS);
     (void)a;
     ca_stats_init(out, "jemalloc");
     uint64_t epoch = 1;
@@ -284,8 +286,8 @@ static int je_stats(const ca_allocator *a, ca_stats *out)
     out->bytes_reserved = je_stat("stats.mapped");
     out->bytes_committed = je_stat("stats.resident");
     out->peak_in_use = out->bytes_in_use;
-    ca_stats_set_counter(out, "active", je_stat("stats.active"));
-    ca_stats_set_counter(out, "retained", je_stat("stats.retained"));
+    CA_STATS_SET(out, active, je_stat("stats.active"));
+    CA_STATS_SET(out, retained, je_stat("stats.retained"));
     return 0;
 }
 

@@ -132,10 +132,11 @@ static void local_reset(ca_allocator *a)
 
 static int local_stats(const ca_allocator *a, ca_stats *out)
 {
+    CA_STATS_LAYER_COUNTERS(CA_SWITCH_LOCAL_COUNTERS);
     const ca_switch_local *l = CL(a);
     int e = ca_stats_get(l->inner, out);
-    ca_stats_set_counter(out, "switch_remote_frees", __atomic_load_n(&l->remote_frees, __ATOMIC_RELAXED));
-    ca_stats_set_counter(out, "switch_remote_drained", l->drained);
+    CA_STATS_SET(out, switch_remote_frees, __atomic_load_n(&l->remote_frees, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, switch_remote_drained, l->drained);
     return e;
 }
 

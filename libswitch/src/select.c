@@ -667,18 +667,19 @@ static int write_entry(int fd, ca_stats_format fmt, const char *title, const ca_
 
 static void switch_counter_stats(ca_stats *s)
 {
+    CA_STATS_COUNTERS(CA_SWITCH_COUNTERS);
     ca_switch_counters c;
     ca_switch_counters_get(&c);
     ca_stats_init(s, "switch");
-    ca_stats_set_counter(s, "bootstrap_allocs", c.bootstrap_allocs);
-    ca_stats_set_counter(s, "bootstrap_bytes", c.bootstrap_bytes);
-    ca_stats_set_counter(s, "remote_frees", c.remote_frees);
-    ca_stats_set_counter(s, "unowned_frees", c.unowned_frees);
-    ca_stats_set_counter(s, "moved_reallocs", c.moved_reallocs);
-    ca_stats_set_counter(s, "refused_selections", c.refused_selections);
-    ca_stats_set_counter(s, "lifetime_errors", c.lifetime_errors);
-    ca_stats_set_counter(s, "retired_frees", c.retired_frees);
-    ca_stats_set_counter(s, "pid", (uint64_t)getpid());
+    CA_STATS_SET(s, bootstrap_allocs, c.bootstrap_allocs);
+    CA_STATS_SET(s, bootstrap_bytes, c.bootstrap_bytes);
+    CA_STATS_SET(s, remote_frees, c.remote_frees);
+    CA_STATS_SET(s, unowned_frees, c.unowned_frees);
+    CA_STATS_SET(s, moved_reallocs, c.moved_reallocs);
+    CA_STATS_SET(s, refused_selections, c.refused_selections);
+    CA_STATS_SET(s, lifetime_errors, c.lifetime_errors);
+    CA_STATS_SET(s, retired_frees, c.retired_frees);
+    CA_STATS_SET(s, pid, (uint64_t)getpid());
 }
 
 /* Titles of the form "<prefix><n>" (prefix of 8 characters at most)
@@ -693,7 +694,10 @@ static void local_title(char *buf, const char *prefix, unsigned n)
 /* Pass 0 sums into *total, pass 1 writes (fd >= 0); the caller holds the
  * registry lock so that the lists cannot change in between. The global
  * allocator always has its section; it counts in the total only when it is
- * not the base. Stats callbacks must not allocate. */
+ * not the base. Stats callbacks must not allocate. The counters of
+ * the rows are merged by name; those that find no room in the total are
+ * counted in total->counters_dropped (ca_stats_merge), which the total row
+ * prints, so the count ca_stats_merge returns is not needed here. */
 static int stats_pass(int pass, int fd, ca_stats_format fmt, ca_stats *total, bool *first)
 {
     ca_stats s;
@@ -709,7 +713,7 @@ static int stats_pass(int pass, int fd, ca_stats_format fmt, ca_stats *total, bo
             (void)ca_stats_get(list[i], &s);
             if (pass == 0) {
                 if (i != 1 || global != base)
-                    ca_stats_merge(total, &s);
+                    (void)ca_stats_merge(total, &s);
             } else {
                 e = write_entry(fd, fmt, titles[i], &s, first);
             }
@@ -718,7 +722,7 @@ static int stats_pass(int pass, int fd, ca_stats_format fmt, ca_stats *total, bo
         for (ca_switch_local *l = ca_switch__g.locals; l && !e; l = l->next, n++) {
             (void)ca_stats_get(&l->base, &s);
             if (pass == 0) {
-                ca_stats_merge(total, &s);
+                (void)ca_stats_merge(total, &s);
             } else {
                 char title[24];
                 local_title(title, "local.", n);
@@ -729,7 +733,7 @@ static int stats_pass(int pass, int fd, ca_stats_format fmt, ca_stats *total, bo
         for (ca_switch_adopted *ad = ca_switch__g.adopted; ad && !e; ad = ad->next, n++) {
             (void)ca_stats_get(&ad->base, &s);
             if (pass == 0) {
-                ca_stats_merge(total, &s);
+                (void)ca_stats_merge(total, &s);
             } else {
                 char title[24];
                 local_title(title, "adopted.", n);

@@ -77,9 +77,10 @@ static int src_decommit(ca_source *src, void *p, size_t size)
 
 static int src_stats(const ca_source *src, ca_stats *out)
 {
+    CA_STATS_LAYER_COUNTERS(CA_SWITCH_SOURCE_COUNTERS);
     const ca_switch_source *s = (const ca_switch_source *)src;
     int e = ca_source_stats(s->inner, out);
-    ca_stats_set_counter(out, "owner_ranges", __atomic_load_n(&s->ranges, __ATOMIC_RELAXED));
+    CA_STATS_SET(out, owner_ranges, __atomic_load_n(&s->ranges, __ATOMIC_RELAXED));
     return e;
 }
 

@@ -3,15 +3,16 @@
  * libarena with CA_ARENA__DROP_TAG (the free-list head keeps no generation,
  * and a yield widens the pop window). Equal-size blocks make a popped head
  * come back as head while a slower thread still holds its stale successor.
- * The stress workload of stress.h must catch the damage (two owners of one
- * byte, a changed pattern, or the arena's own free-list assertion) in a
- * child process; the test fails if the workload sees nothing. */
+ * The stress workload of arena_test_stress.h must catch the damage (two
+ * owners of one byte, a changed pattern, or the arena's own free-list
+ * assertion) in a child process; the test fails if the workload sees
+ * nothing. */
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "ca_tt.h"
-#include "stress.h"
+#include "arena_test_stress.h"
 
 static int child(uint64_t seed)
 {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ca_contract.h"
+#include "ca_test.h"
 
 static ca_arena *make(ca_arena_freelist kind, unsigned bits, ca_arena_backing backing, uint64_t cap)
 {
@@ -151,4 +152,18 @@ Test(arena_api, own_source_and_strerror)
         cr_assert(m && *m);
     }
     cr_assert_str_eq(ca_arena_strerror(CA_ARENA_E_MAGIC), "wrong magic: not an arena file");
+}
+
+/* The statistics report every counter of CA_ARENA_COUNTERS, and only those. */
+Test(arena_api, stats_counters_listed)
+{
+    static const char *const names[] = CA_STATS_NAMES(CA_ARENA_COUNTERS);
+    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, 64, CA_ARENA_BACKING_HEAP, 1u << 20);
+    uint64_t off;
+    cr_assert_eq(ca_arena_alloc(a, 100, 16, &off), 0);
+    ca_stats st;
+    cr_assert_eq(ca_arena_stats(a, &st), 0);
+    const char *d = ca_test_counters_differ(&st, names, sizeof names / sizeof *names);
+    cr_assert_null(d, "arena stats: %s", d);
+    cr_assert_eq(ca_arena_close(a), 0);
 }

@@ -27,7 +27,7 @@
 
 #define MAXR 128
 #define CRASH_MAXR MAXR
-#include "crash_record.h"
+#include "arena_test_crash.h"
 
 static const ca_arena_options *opts(void)
 {

@@ -31,7 +31,7 @@
 #define PER 64          /* live blocks per thread at most */
 #define MAXR (2 * PER)
 #define CRASH_MAXR MAXR
-#include "crash_record.h"
+#include "arena_test_crash.h"
 
 static const ca_arena_options *opts(void)
 {

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* 2, 4 and 8 threads allocating and freeing concurrently on every free-list
  * kind and offset width, heap and anonymous backing, with every byte owned
- * by exactly one thread (stress.h); afterwards the arena must be consistent
- * and, once everything is freed and compacted, empty. A plain executable so
+ * by exactly one thread (arena_test_stress.h); afterwards the arena must be
+ * consistent and, once everything is freed and compacted, empty. A plain executable so
  * that it runs under ThreadSanitizer. Seed CA_TEST_SEED, operations scaled
  * by CA_TEST_SCALE, thread counts capped by CA_TEST_THREADS when set.
  * listen_during_stress: a listener attached and detached in a loop while
  * the threads allocate; every attach reports the same one range. */
 #include "ca_tt.h"
-#include "stress.h"
+#include "arena_test_stress.h"
 
 /* mode: 0 defaults (thread caches, reuse first), 1 no caches (the shared
  * cursor and list alone), 2 fresh first */

@@ -227,3 +227,23 @@ Test(binned_api, free_else_routes_what_is_not_a_small_block)
     cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
 }
+
+/* The statistics report every counter of their list, and only those:
+ * CA_BINNED_COUNTERS for the instance, CA_BINNED_CLASS_COUNTERS per class. */
+Test(binned_api, stats_counters_listed)
+{
+    static const char *const all[] = CA_STATS_NAMES(CA_BINNED_COUNTERS);
+    static const char *const cls[] = CA_STATS_NAMES(CA_BINNED_CLASS_COUNTERS);
+    ca_binned *b = small_instance();
+    void *p = ca_binned_alloc(b, 40, 16);
+    cr_assert_not_null(p);
+    ca_stats st;
+    cr_assert_eq(ca_binned_stats(b, &st), 0);
+    const char *d = ca_test_counters_differ(&st, all, sizeof all / sizeof *all);
+    cr_assert_null(d, "binned stats: %s", d);
+    cr_assert_eq(ca_binned_class_stats(b, 2, &st), 0);
+    d = ca_test_counters_differ(&st, cls, sizeof cls / sizeof *cls);
+    cr_assert_null(d, "class stats: %s", d);
+    ca_binned_free(b, p);
+    ca_binned_destroy(b);
+}

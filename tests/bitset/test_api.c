@@ -10,6 +10,7 @@
 
 #include "bitset_test.h"
 #include "ca_contract.h"
+#include "ca_test.h"
 
 static int create(ca_bitset **b, size_t bs, size_t region, ca_source *src, void *buf)
 {
@@ -186,5 +187,22 @@ Test(api, locked_adaptor)
     cr_assert(ca_allocator_caps(&l.base) & CA_CAP_THREAD_SAFE);
     ca_contract_check(&l.base, 0);
     ca_locked_destroy(&l);
+    ca_bitset_destroy(b);
+}
+
+/* The statistics report every counter of CA_BITSET_COUNTERS, and only those. */
+Test(api, stats_counters_listed)
+{
+    static const char *const names[] = CA_STATS_NAMES(CA_BITSET_COUNTERS);
+    test_source src;
+    test_source_init(&src);
+    ca_bitset *b = test_bitset_new(&src, (size_t)1 << 20, 128);
+    cr_assert_not_null(b);
+    void *p = ca_bitset_alloc(b, 300, 16, NULL);
+    cr_assert_not_null(p);
+    ca_stats st;
+    cr_assert_eq(ca_bitset_stats(b, &st), 0);
+    const char *d = ca_test_counters_differ(&st, names, sizeof names / sizeof *names);
+    cr_assert_null(d, "bitset stats: %s", d);
     ca_bitset_destroy(b);
 }

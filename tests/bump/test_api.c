@@ -6,6 +6,7 @@
 
 #include "bump_test.h"
 #include "ca_contract.h"
+#include "ca_test.h"
 
 Test(api, contract_source)
 {
@@ -142,4 +143,46 @@ Test(api, placing_values)
     cr_assert_null(CA_BUMP_NEW_ARRAY(&b, long, SIZE_MAX / 4));
     cr_assert_eq(errno, ENOMEM);
     ca_bump_destroy(&b);
+}
+
+/* Each kind's statistics report every counter of its list, and only those:
+ * CA_BUMP_COUNTERS (a bump, also one taken from a cache),
+ * CA_BUMP_SHARED_COUNTERS, CA_BUMP_CACHE_COUNTERS. */
+Test(api, stats_counters_listed)
+{
+    static const char *const local[] = CA_STATS_NAMES(CA_BUMP_COUNTERS);
+    static const char *const shared[] = CA_STATS_NAMES(CA_BUMP_SHARED_COUNTERS);
+    static const char *const cache[] = CA_STATS_NAMES(CA_BUMP_CACHE_COUNTERS);
+    ca_stats st;
+    const char *d;
+
+    ca_bump b;
+    ca_bump_init_allocator(&b, ca_libc_allocator(), NULL);
+    cr_assert_not_null(ca_alloc(&b.base, 100, 8));
+    cr_assert_eq(ca_bump_stats(&b, &st), 0);
+    d = ca_test_counters_differ(&st, local, sizeof local / sizeof *local);
+    cr_assert_null(d, "bump stats: %s", d);
+    ca_bump_destroy(&b);
+
+    ca_bump_shared s;
+    cr_assert_eq(ca_bump_shared_init_allocator(&s, ca_libc_allocator(), NULL), 0);
+    cr_assert_not_null(ca_alloc(&s.base, 100, 8));
+    cr_assert_eq(ca_bump_shared_stats(&s, &st), 0);
+    d = ca_test_counters_differ(&st, shared, sizeof shared / sizeof *shared);
+    cr_assert_null(d, "shared stats: %s", d);
+    ca_bump_shared_destroy(&s);
+
+    test_source ts;
+    test_source_init(&ts);
+    ca_bump_cache c;
+    cr_assert_eq(ca_bump_cache_init(&c, &ts.base, NULL, 2), 0);
+    cr_assert_eq(ca_bump_cache_take(&c, &b), 0);
+    cr_assert_eq(ca_stats_get(&b.base, &st), 0);
+    d = ca_test_counters_differ(&st, local, sizeof local / sizeof *local);
+    cr_assert_null(d, "bump-from-cache stats: %s", d);
+    ca_bump_cache_put(&c, &b);
+    cr_assert_eq(ca_bump_cache_stats(&c, &st), 0);
+    d = ca_test_counters_differ(&st, cache, sizeof cache / sizeof *cache);
+    cr_assert_null(d, "cache stats: %s", d);
+    ca_bump_cache_destroy(&c);
 }

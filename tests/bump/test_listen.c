@@ -12,7 +12,7 @@
 
 #include "bump_internal.h"
 #include "bump_test.h"
-#include "listen_rec.h"
+#include "bump_test_listen.h"
 
 static test_source ts;
 static recorder rec, rec2;

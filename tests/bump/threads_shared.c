@@ -21,7 +21,7 @@
 #include "bump_test.h"
 #include "ca_test.h"
 #include "ca_tt.h"
-#include "listen_rec.h"
+#include "bump_test_listen.h"
 
 typedef struct rec {
     char *p;

@@ -8,10 +8,14 @@
  *   CA_TEST_SEED     PRNG seed (default 0x5eed); printed by failing tests
  *   CA_TEST_THREADS  threads in stress tests (default given by the test)
  *   CA_TEST_SCALE    multiplier of operation counts (default 1; long runs 10+)
+ *
+ * Also: ca_test_counters_differ, the check that a statistics call reports
+ * the counters of a component's list (CA_<COMPONENT>_COUNTERS).
  */
 #ifndef CA_TEST_H
 #define CA_TEST_H
 
+#include <ctxalloc/core.h>
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -126,6 +130,24 @@ static inline int ca_test_verify(const void *p, size_t n, uint64_t tag)
         if (b[i] != (unsigned char)(tag * 131 + i * 7))
             return 0;
     return 1;
+}
+
+/* NULL when st holds exactly the counters named in list[0..n) (in any
+ * order; the values are not looked at) and dropped none; else the first
+ * listed name it lacks, or why it differs otherwise. Use with a component's
+ * list: static const char *const names[] = CA_STATS_NAMES(CA_X_COUNTERS). */
+static inline const char *ca_test_counters_differ(const ca_stats *st, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        if (!ca_stats_get_counter(st, list[i], &v))
+            return list[i];
+    }
+    if (st->ncounters != n)
+        return "(counters that the list does not name)";
+    if (st->counters_dropped)
+        return "(counters dropped)";
+    return NULL;
 }
 
 #endif

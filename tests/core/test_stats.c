@@ -218,17 +218,30 @@ Test(stats, write_fd_json)
     cr_assert_eq(ca_stats_write_fd(&s, CA_STATS_JSON, -1), EBADF);
 }
 
+/* Counter names c0 .. c<n-1> in static storage (ca_stats keeps the pointers). */
+static const char *cname(unsigned i)
+{
+    static char names[2 * CA_STATS_MAX_COUNTERS][8];
+    if (!names[i][0]) {
+        names[i][0] = 'c';
+        if (i >= 10)
+            names[i][1] = (char)('0' + i / 10);
+        names[i][i >= 10 ? 2 : 1] = (char)('0' + i % 10);
+    }
+    return names[i];
+}
+
 Test(stats, counters_and_merge)
 {
     ca_stats a, b;
     ca_stats_init(&a, "a");
     ca_stats_init(&b, "b");
-    for (unsigned i = 0; i < CA_STATS_MAX_COUNTERS; i++) {
-        static const char *names[] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10", "c11"};
-        cr_assert_eq(ca_stats_set_counter(&a, names[i], i), 0);
-    }
-    cr_assert_eq(ca_stats_set_counter(&a, "overflow", 1), ENOSPC);
-    cr_assert_eq(ca_stats_set_counter(&a, "c3", 30), 0);
+    for (unsigned i = 0; i < CA_STATS_MAX_COUNTERS; i++)
+        ca_stats_set_counter(&a, cname(i), i);
+    cr_assert_eq(a.ncounters, CA_STATS_MAX_COUNTERS);
+    cr_assert_eq(a.counters_dropped, 0);
+    ca_stats_set_counter(&a, "c3", 30);
+    cr_assert_eq(a.counters_dropped, 0, "overwriting takes no room");
     uint64_t v;
     cr_assert(ca_stats_get_counter(&a, "c3", &v) && v == 30);
     cr_assert_not(ca_stats_get_counter(&a, "nope", &v));
@@ -236,8 +249,99 @@ Test(stats, counters_and_merge)
     b.peak_in_use = 10;
     ca_stats_set_counter(&b, "c3", 12);
     a.allocs = 1;
-    ca_stats_merge(&a, &b);
+    cr_assert_eq(ca_stats_merge(&a, &b), 0);
     cr_assert_eq(a.allocs, 6);
     cr_assert_eq(a.peak_in_use, 10);
     cr_assert(ca_stats_get_counter(&a, "c3", &v) && v == 42);
+    cr_assert_eq(a.counters_dropped, 0);
+}
+
+/* The capacity: the room for one component and one layer over it. */
+Test(stats, capacity)
+{
+    cr_assert_geq(CA_STATS_MAX_COUNTERS, 24);
+    cr_assert_leq(CA_STATS_COMPONENT_COUNTERS, CA_STATS_MAX_COUNTERS);
+    ca_stats s;
+    cr_assert_eq(sizeof s.counters / sizeof s.counters[0], CA_STATS_MAX_COUNTERS);
+    ca_stats_init(&s, "full");
+    for (unsigned i = 0; i < CA_STATS_MAX_COUNTERS; i++)
+        ca_stats_set_counter(&s, cname(i), 1);
+    /* One past the capacity is dropped and counted, not lost silently. */
+    ca_stats_set_counter(&s, "overflow", 1);
+    ca_stats_set_counter(&s, "overflow2", 1);
+    cr_assert_eq(s.ncounters, CA_STATS_MAX_COUNTERS);
+    cr_assert_eq(s.counters_dropped, 2);
+    uint64_t v;
+    cr_assert_not(ca_stats_get_counter(&s, "overflow", &v));
+}
+
+/* A list of exactly CA_STATS_COMPONENT_COUNTERS compiles (one more does
+ * not: tests/core/stats_too_many.c, a compile-fail test), and
+ * CA_STATS_SET sets the listed names. */
+#define SIXTEEN(X)                                                                                 \
+    X(k0) X(k1) X(k2) X(k3) X(k4) X(k5) X(k6) X(k7) X(k8) X(k9) X(k10) X(k11) X(k12) X(k13) X(k14) X(k15)
+#define LAYER(X) X(l0) X(l1) X(l2) X(l3) X(l4) X(l5) X(l6) X(l7)
+
+static void fill_component(ca_stats *s)
+{
+    CA_STATS_COUNTERS(SIXTEEN);
+    cr_assert_eq(ca_ctr__count, CA_STATS_COMPONENT_COUNTERS);
+#define SET(n) CA_STATS_SET(s, n, 1);
+    SIXTEEN(SET)
+#undef SET
+}
+
+static void fill_layer(ca_stats *s)
+{
+    CA_STATS_LAYER_COUNTERS(LAYER);
+#define SET(n) CA_STATS_SET(s, n, 2);
+    LAYER(SET)
+#undef SET
+    cr_assert_str_eq(CA_STATS_NAME(l7), "l7");
+}
+
+Test(stats, declared_lists_fit)
+{
+    ca_stats s;
+    ca_stats_init(&s, "declared");
+    fill_component(&s);
+    fill_layer(&s);
+    cr_assert_eq(s.ncounters, CA_STATS_COMPONENT_COUNTERS + 8);
+    cr_assert_eq(s.counters_dropped, 0);
+    uint64_t v;
+    cr_assert(ca_stats_get_counter(&s, "k15", &v) && v == 1);
+    cr_assert(ca_stats_get_counter(&s, "l0", &v) && v == 2);
+}
+
+/* Merging rows whose names do not all fit: the count of those dropped is
+ * returned, kept in counters_dropped (with what b had dropped itself) and
+ * printed by both writers. */
+Test(stats, merge_truncation_reported)
+{
+    ca_stats a, b;
+    ca_stats_init(&a, "a");
+    ca_stats_init(&b, "b");
+    for (unsigned i = 0; i < CA_STATS_MAX_COUNTERS; i++) {
+        ca_stats_set_counter(&a, cname(i), 1);
+        ca_stats_set_counter(&b, cname(i + CA_STATS_MAX_COUNTERS / 2), 1);
+    }
+    b.counters_dropped = 3;
+    unsigned half = CA_STATS_MAX_COUNTERS / 2;
+    cr_assert_eq(ca_stats_merge(&a, &b), half);
+    cr_assert_eq(a.counters_dropped, half + 3);
+    uint64_t v;
+    cr_assert(ca_stats_get_counter(&a, cname(half), &v) && v == 2, "shared names are summed");
+
+    char buf[4096];
+    ca_stats_format_buf(&a, CA_STATS_TEXT, buf, sizeof buf);
+    cr_assert_not_null(strstr(buf, "\ncounters_dropped: 15\n"), "%s", buf);
+    ca_stats_format_buf(&a, CA_STATS_JSON, buf, sizeof buf);
+    cr_assert_not_null(strstr(buf, "},\"counters_dropped\":15}"), "%s", buf);
+
+    /* Nothing dropped: the writers print no such line or key. */
+    ca_stats c = sample();
+    ca_stats_format_buf(&c, CA_STATS_TEXT, buf, sizeof buf);
+    cr_assert_null(strstr(buf, "counters_dropped"));
+    ca_stats_format_buf(&c, CA_STATS_JSON, buf, sizeof buf);
+    cr_assert_null(strstr(buf, "counters_dropped"));
 }

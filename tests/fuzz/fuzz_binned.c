@@ -6,7 +6,7 @@
 #include <ctxalloc/binned.h>
 #include <stdint.h>
 
-#include "ca_fuzz.h"
+#include "fuzz_test.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ca_fuzz.h"
+#include "fuzz_test.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

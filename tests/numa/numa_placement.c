@@ -14,7 +14,7 @@
  *
  * Read first: numa_common.h (runner, pinning, page counting).
  */
-#include "numa_common.h"
+#include "numa_test.h"
 
 #include <ctxalloc/arena.h>
 #include <ctxalloc/binned.h>

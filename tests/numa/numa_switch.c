@@ -18,7 +18,7 @@
  *
  * Read first: numa_common.h.
  */
-#include "numa_common.h"
+#include "numa_test.h"
 
 #include <ctxalloc/switch.h>
 #include <malloc.h>

@@ -8,7 +8,7 @@
 
 #include "ca_contract.h"
 #include "ca_test.h"
-#include "rbt_test_source.h"
+#include "rbtree_test.h"
 
 Test(rbtree_api, contract_over_libc_parent)
 {
@@ -171,5 +171,21 @@ Test(rbtree_api, provider_failure)
     cr_assert(ca_test_verify(p, 100, 7), "failed resize keeps the original");
     cr_assert_null(ca_rbtree_check(&r));
     ca_rbtree_free(&r, p, 100, 16);
+    ca_rbtree_destroy(&r);
+}
+
+/* The statistics report every counter of CA_RBTREE_COUNTERS, and only those. */
+Test(rbtree_api, stats_counters_listed)
+{
+    static const char *const names[] = CA_STATS_NAMES(CA_RBTREE_COUNTERS);
+    ca_rbtree r;
+    cr_assert_eq(ca_rbtree_init(&r, NULL), 0);
+    void *p = ca_rbtree_alloc(&r, 5000, 16, NULL);
+    cr_assert_not_null(p);
+    ca_stats st;
+    cr_assert_eq(ca_rbtree_stats(&r, &st), 0);
+    const char *d = ca_test_counters_differ(&st, names, sizeof names / sizeof *names);
+    cr_assert_null(d, "rbtree stats: %s", d);
+    ca_rbtree_free(&r, p, 5000, 16);
     ca_rbtree_destroy(&r);
 }

@@ -8,7 +8,7 @@
 #include <ctxalloc/rbtree.h>
 
 #include "ca_test.h"
-#include "rbt_test_source.h"
+#include "rbtree_test.h"
 
 #define CHECK(r) cr_assert_null(ca_rbtree_check(r), "check: %s", ca_rbtree_check(r))
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 #include "ca_test.h"
-#include "rbt_test_source.h"
+#include "rbtree_test.h"
 #include "rbtree_internal.h"
 
 #define FRAG_WASTE_BOUND 0.35 /* measured 0.15-0.29 over seeds 1..20 */

@@ -173,3 +173,55 @@ Test(source_api, numa_query)
     cr_assert_eq(ca_source_numa_validate(&pol), EINVAL);
     cr_assert_eq(ca_source_numa_validate(NULL), 0);
 }
+
+/* Each source's statistics report every counter of its list, and only
+ * those: CA_SOURCE_MMAP_COUNTERS, CA_SOURCE_FILE_COUNTERS,
+ * CA_SOURCE_SLOTS_COUNTERS, CA_SOURCE_COUNTERS (heap); the fault wrapper
+ * adds CA_SOURCE_FAULTY_COUNTERS (already among every source's). */
+#define NAMES_DIFFER(st, names) ca_test_counters_differ(st, names, sizeof names / sizeof *names)
+Test(source_api, stats_counters_listed)
+{
+    static const char *const mmap_names[] = CA_STATS_NAMES(CA_SOURCE_MMAP_COUNTERS);
+    static const char *const file_names[] = CA_STATS_NAMES(CA_SOURCE_FILE_COUNTERS);
+    static const char *const slots_names[] = CA_STATS_NAMES(CA_SOURCE_SLOTS_COUNTERS);
+    static const char *const common_names[] = CA_STATS_NAMES(CA_SOURCE_COUNTERS);
+    ca_stats st;
+    const char *d;
+
+    ca_source_mmap m;
+    cr_assert_eq(ca_source_mmap_init(&m, NULL), 0);
+    cr_assert_eq(ca_source_stats(&m.base, &st), 0);
+    d = NAMES_DIFFER(&st, mmap_names);
+    cr_assert_null(d, "mmap: %s", d);
+
+    ca_source_fault f;
+    ca_source_fault_init(&f, CA_SOURCE_FAULT_COMMIT, 1, 0, EAGAIN);
+    ca_source_faulty w;
+    cr_assert_eq(ca_source_faulty_init(&w, &m.base, &f), 0);
+    cr_assert_eq(ca_source_stats(&w.base, &st), 0);
+    d = NAMES_DIFFER(&st, mmap_names);
+    cr_assert_null(d, "faulty over mmap: %s", d);
+
+    ca_source_slots s;
+    ca_source_slots_options so = {.slot_size = 32, .chunk_size = 0, .init = NULL, .init_ctx = NULL, .fault = NULL};
+    cr_assert_eq(ca_source_slots_init(&s, &m.base, &so), 0);
+    cr_assert_eq(ca_source_stats(&s.base, &st), 0);
+    d = NAMES_DIFFER(&st, slots_names);
+    cr_assert_null(d, "slots: %s", d);
+    ca_source_slots_destroy(&s);
+    ca_source_mmap_destroy(&m);
+
+    ca_source_file fs;
+    cr_assert_eq(ca_source_file_init(&fs, NULL), 0, "%s", ca_source_file_error(&fs));
+    cr_assert_eq(ca_source_stats(&fs.base, &st), 0);
+    d = NAMES_DIFFER(&st, file_names);
+    cr_assert_null(d, "file: %s", d);
+    ca_source_file_destroy(&fs);
+
+    ca_source_heap h;
+    cr_assert_eq(ca_source_heap_init(&h, NULL), 0);
+    cr_assert_eq(ca_source_stats(&h.base, &st), 0);
+    d = NAMES_DIFFER(&st, common_names);
+    cr_assert_null(d, "heap: %s", d);
+    ca_source_heap_destroy(&h);
+}

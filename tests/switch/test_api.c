@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "sw_helpers.h"
+#include "switch_test.h"
 
 Test(api, selection_levels)
 {

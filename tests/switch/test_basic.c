@@ -10,7 +10,7 @@
 #include <pthread.h>
 
 #include "ca_contract.h"
-#include "sw_helpers.h"
+#include "switch_test.h"
 
 Test(basic, contract_base)
 {
@@ -181,4 +181,108 @@ Test(basic, source_release_unregisters)
     cr_assert_eq(ca_source_release(&s.base, r, CA_OWNER_GRANULE * 4), 0);
     cr_assert_null(ca_owner_lookup(r));
     cr_assert_eq(ca_source_release(&s.base, (char *)r + 1, CA_OWNER_GRANULE), EINVAL);
+}
+
+/* ------------------------------------------------------------ statistics */
+
+/* st holds exactly the counters of names[0..n) (the fixtures' allocators
+ * and source set none of their own). */
+static void expect_counters(const ca_stats *st, const char *const *names, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        cr_assert(ca_stats_get_counter(st, names[i], &v), "%s: no counter %s", what, names[i]);
+    }
+    cr_assert_eq(st->ncounters, n, "%s: %u counters, %zu listed", what, st->ncounters, n);
+    cr_assert_eq(st->counters_dropped, 0, "%s", what);
+}
+
+/* Each layer of the switch adds the counters of its list over its inner's. */
+Test(basic, stats_counters_listed)
+{
+    /* the test pool is single-thread: the adoption goes through a local */
+#define ADOPTED_OVER_LOCAL(X) CA_SWITCH_LOCAL_COUNTERS(X) CA_SWITCH_ADOPTED_COUNTERS(X)
+    static const char *const adopted[] = CA_STATS_NAMES(ADOPTED_OVER_LOCAL);
+    static const char *const local[] = CA_STATS_NAMES(CA_SWITCH_LOCAL_COUNTERS);
+    static const char *const source[] = CA_STATS_NAMES(CA_SWITCH_SOURCE_COUNTERS);
+    ca_stats st;
+
+    sw_ctx c;
+    cr_assert_eq(sw_ctx_init(&c), 0);
+    cr_assert_eq(ca_stats_get(sw_ctx_alloc(&c), &st), 0);
+    expect_counters(&st, adopted, sizeof adopted / sizeof *adopted, "adoption");
+    cr_assert_eq(sw_ctx_destroy(&c), 0);
+
+    sw_mmap_source mm;
+    sw_mmap_source_init(&mm);
+    sw_pool pool;
+    sw_pool_init(&pool, &mm.base);
+    ca_switch_local l;
+    cr_assert_eq(ca_switch_local_init(&l, &pool.base), 0);
+    cr_assert_eq(ca_stats_get(&l.base, &st), 0);
+    expect_counters(&st, local, sizeof local / sizeof *local, "local");
+    ca_switch_local_destroy(&l);
+    sw_pool_destroy(&pool);
+
+    ca_switch_source s;
+    static int owner;
+    cr_assert_eq(ca_switch_source_init(&s, &mm.base, &owner), 0);
+    (void)ca_source_stats(&s.base, &st); /* the test source keeps no statistics: ENOTSUP */
+    expect_counters(&st, source, sizeof source / sizeof *source, "source");
+}
+
+/* An allocator from outside the suite that sets more counters than a
+ * component may (22 of its own; the adoption and its local add theirs, past
+ * the 24 a ca_stats holds): what does not fit is counted, in its row and in
+ * the total, and the total row of the report prints it. */
+enum { WIDE_COUNTERS = 22 };
+static int wide_stats(const ca_allocator *a, ca_stats *out)
+{
+    static char names[WIDE_COUNTERS][8];
+    int e = sw_pool_stats(a, out);
+    for (unsigned i = 0; i < WIDE_COUNTERS; i++) {
+        snprintf(names[i], sizeof names[i], "wide%u", i);
+        ca_stats_set_counter(out, names[i], i);
+    }
+    return e;
+}
+
+Test(basic, stats_total_reports_dropped_counters)
+{
+    static ca_allocator_ops wide_ops;
+    wide_ops = sw_pool_ops;
+    wide_ops.stats = wide_stats;
+    sw_ctx c;
+    sw_mmap_source_init(&c.mm);
+    sw_pool_init(&c.pool, &c.mm.base);
+    c.pool.base.ops = &wide_ops;
+    cr_assert_eq(ca_switch_adopt(&c.ad, &c.pool.base), 0, "%s", ca_switch_adopt_error(&c.ad));
+
+    ca_stats st;
+    cr_assert_eq(ca_stats_get(sw_ctx_alloc(&c), &st), 0);
+    cr_assert_eq(st.ncounters, CA_STATS_MAX_COUNTERS);
+    static const char *const layers[] = CA_STATS_NAMES(ADOPTED_OVER_LOCAL);
+    cr_assert_eq(st.counters_dropped, WIDE_COUNTERS + sizeof layers / sizeof *layers - CA_STATS_MAX_COUNTERS);
+
+    ca_stats total;
+    cr_assert_eq(ca_switch_stats_total(&total), 0);
+    cr_assert_geq(total.counters_dropped, st.counters_dropped);
+    cr_assert_eq(total.ncounters, CA_STATS_MAX_COUNTERS);
+
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    cr_assert_eq(ca_switch_stats_write(fileno(f), CA_STATS_TEXT), 0);
+    static char text[1 << 16];
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *row = strstr(text, "== total\n");
+    cr_assert_not_null(row, "%s", text);
+    char *next = strstr(row + 1, "== ");
+    char *dropped = strstr(row, "\ncounters_dropped: ");
+    cr_assert(dropped && (!next || dropped < next), "the total row prints counters_dropped:\n%s", text);
+    cr_assert_eq(strtoull(dropped + 19, NULL, 10), total.counters_dropped);
+
+    cr_assert_eq(sw_ctx_destroy(&c), 0);
 }

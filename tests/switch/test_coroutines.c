@@ -9,7 +9,7 @@
 #include <criterion/criterion.h>
 #include <ucontext.h>
 
-#include "sw_helpers.h"
+#include "switch_test.h"
 
 #define NCORO 3
 #define STEPS 50

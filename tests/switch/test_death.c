@@ -9,7 +9,7 @@
 #include <pthread.h>
 
 #include "ca_death.h"
-#include "sw_helpers.h"
+#include "switch_test.h"
 #include "switch_private.h"
 
 #define NEED_CHECKS()                                                                              \

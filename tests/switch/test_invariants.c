@@ -8,7 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "ca_test.h"
-#include "sw_helpers.h"
+#include "switch_test.h"
 #include "switch_private.h"
 
 #define NCTX 4

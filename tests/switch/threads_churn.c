@@ -14,7 +14,7 @@
 
 #include "ca_test.h"
 #include "ca_tt.h"
-#include "sw_helpers.h"
+#include "switch_test.h"
 
 #ifdef SW_OVERRIDE
 #define M(n) malloc(n)

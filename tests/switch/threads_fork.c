@@ -19,7 +19,7 @@
 
 #include "ca_test.h"
 #include "ca_tt.h"
-#include "sw_helpers.h"
+#include "switch_test.h"
 #include "switch_private.h"
 
 #ifdef SW_OVERRIDE

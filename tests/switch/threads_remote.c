@@ -13,7 +13,7 @@
 
 #include "ca_test.h"
 #include "ca_tt.h"
-#include "sw_helpers.h"
+#include "switch_test.h"
 
 #define MAXT 8
 #define NSLOTS 64

@@ -383,6 +383,13 @@ ca_allocator *ca_arena_allocator(ca_arena *a);
  * Return: 0.
  */
 int ca_arena_stats(const ca_arena *a, ca_stats *out);
+/* The counters it sets, in order (an X-macro list: X(name) per counter;
+ * core.h, Statistics). */
+/* clang-format off */
+#define CA_ARENA_COUNTERS(X) \
+    X(cursor) X(discarded) X(free_bytes) X(free_segments) X(pending_segments) X(cas_retries) \
+    X(rewinds) X(cached_bytes) X(chunk_bytes) X(caches) X(flushes)
+/* clang-format on */
 
 /**
  * ca_arena_check() - walk every invariant: cursor inside the data range;

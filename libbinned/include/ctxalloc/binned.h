@@ -309,6 +309,13 @@ unsigned ca_binned_size_class(size_t size);
  * Return: 0 or EINVAL (class out of range).
  */
 int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out);
+/* The counters it sets, in order (an X-macro list: X(name) per counter;
+ * core.h, Statistics). */
+/* clang-format off */
+#define CA_BINNED_CLASS_COUNTERS(X) \
+    X(class_size) X(blocks) X(empty_blocks) X(decommits) X(recommits) X(keep_blocks) \
+    X(cached_slots) X(recycled_bundles)
+/* clang-format on */
 
 /**
  * ca_binned_stats() - totals over every class plus the large tier.
@@ -325,6 +332,13 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out);
  * Return: 0.
  */
 int ca_binned_stats(const ca_binned *b, ca_stats *out);
+/* The counters it sets, in order (an X-macro list: X(name) per counter;
+ * core.h, Statistics). */
+/* clang-format off */
+#define CA_BINNED_COUNTERS(X) \
+    X(cached_bytes) X(recycled_bytes) X(blocks) X(empty_blocks) X(decommits) X(recommits) \
+    X(large_in_use) X(threads_seen) X(page_kind) X(pressure_trims)
+/* clang-format on */
 
 /**
  * ca_binned_check() - walk every invariant of b.

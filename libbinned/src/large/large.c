@@ -944,6 +944,7 @@ int ca_binned_large_create(ca_binned_large **out, const ca_binned_large_options 
     l->min_shift = min_shift;
     l->max_shift = max_shift;
     l->nclasses = max_shift - min_shift + 1;
+    l->caches_lk = &l->caches_lock;
     for (unsigned i = 0; i < l->nclasses; i++) {
         ca_binned__large_class *c = &l->cls[i];
         c->shift = min_shift + i;

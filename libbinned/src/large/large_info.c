@@ -19,10 +19,10 @@ typedef struct cache_sums {
     uint64_t hits[CA_BINNED_LARGE_MAX_CLASSES], cached[CA_BINNED_LARGE_MAX_CLASSES];
 } cache_sums;
 
-static void sum_caches(ca_binned_large *l, cache_sums *s)
+static void sum_caches(const ca_binned_large *l, cache_sums *s)
 {
     memset(s, 0, sizeof *s);
-    ca_binned__large_lock(&l->caches_lock);
+    ca_binned__large_lock(l->caches_lk);
     for (ca_binned__large_cache *c = l->caches; c; c = c->next) {
         ca_binned__large_lock(&c->lock);
         for (unsigned k = 0; k < l->nclasses; k++) {
@@ -33,7 +33,7 @@ static void sum_caches(ca_binned_large *l, cache_sums *s)
         }
         ca_binned__large_unlock(&c->lock);
     }
-    ca_binned__large_unlock(&l->caches_lock);
+    ca_binned__large_unlock(l->caches_lk);
 }
 
 static void add_counter(ca_stats *s, const char *name, uint64_t v)
@@ -47,6 +47,7 @@ static void add_counter(ca_stats *s, const char *name, uint64_t v)
  * k = CA_BL_DIRECT_CLASS) into out. */
 static void add_class(ca_stats *out, const ca_binned__large_counters *n, const cache_sums *cs, unsigned k)
 {
+    CA_STATS_COUNTERS(CA_BINNED_LARGE_CLASS_COUNTERS);
     bool c = k != CA_BL_DIRECT_CLASS;
     out->allocs += CA_BL_GET(n->allocs) + (c ? cs->allocs[k] : 0);
     out->frees += CA_BL_GET(n->frees) + (c ? cs->frees[k] : 0);
@@ -54,21 +55,21 @@ static void add_class(ca_stats *out, const ca_binned__large_counters *n, const c
     uint64_t mapped = CA_BL_GET(n->mapped_bytes), unmapped = CA_BL_GET(n->unmapped_bytes);
     out->bytes_reserved += mapped - unmapped;
     out->bytes_committed += mapped - unmapped - CA_BL_GET(n->clean_bytes);
-    add_counter(out, "cache_hits", CA_BL_GET(n->cache_hits) + (c ? cs->hits[k] : 0));
-    add_counter(out, "steals", CA_BL_GET(n->steals));
-    add_counter(out, "cached_bytes", c ? cs->cached[k] : 0);
-    add_counter(out, "dirty_bytes", CA_BL_GET(n->dirty_bytes));
-    add_counter(out, "clean_bytes", CA_BL_GET(n->clean_bytes));
-    add_counter(out, "purged_bytes", CA_BL_GET(n->purged_bytes));
-    add_counter(out, "mapped_bytes", mapped);
-    add_counter(out, "unmapped_bytes", unmapped);
-    add_counter(out, "regions", CA_BL_GET(n->regions));
-    add_counter(out, "mremaps", CA_BL_GET(n->mremaps));
+    add_counter(out, CA_STATS_NAME(cache_hits), CA_BL_GET(n->cache_hits) + (c ? cs->hits[k] : 0));
+    add_counter(out, CA_STATS_NAME(steals), CA_BL_GET(n->steals));
+    add_counter(out, CA_STATS_NAME(cached_bytes), c ? cs->cached[k] : 0);
+    add_counter(out, CA_STATS_NAME(dirty_bytes), CA_BL_GET(n->dirty_bytes));
+    add_counter(out, CA_STATS_NAME(clean_bytes), CA_BL_GET(n->clean_bytes));
+    add_counter(out, CA_STATS_NAME(purged_bytes), CA_BL_GET(n->purged_bytes));
+    add_counter(out, CA_STATS_NAME(mapped_bytes), mapped);
+    add_counter(out, CA_STATS_NAME(unmapped_bytes), unmapped);
+    add_counter(out, CA_STATS_NAME(regions), CA_BL_GET(n->regions));
+    add_counter(out, CA_STATS_NAME(mremaps), CA_BL_GET(n->mremaps));
 }
 
-int ca_binned_large_stats(const ca_binned_large *cl, ca_stats *out)
+int ca_binned_large_stats(const ca_binned_large *l, ca_stats *out)
 {
-    ca_binned_large *l = (ca_binned_large *)(uintptr_t)cl; /* takes the cache locks */
+    CA_STATS_COUNTERS(CA_BINNED_LARGE_COUNTERS);
     cache_sums cs;
     sum_caches(l, &cs);
     ca_stats_init(out, "binned-large");
@@ -78,17 +79,16 @@ int ca_binned_large_stats(const ca_binned_large *cl, ca_stats *out)
         cached += cs.cached[i];
     }
     add_class(out, &l->direct.n, &cs, CA_BL_DIRECT_CLASS);
-    add_counter(out, "direct_allocs", CA_BL_GET(l->direct.n.allocs));
-    add_counter(out, "background_runs", CA_BL_GET(l->bg_runs));
+    add_counter(out, CA_STATS_NAME(direct_allocs), CA_BL_GET(l->direct.n.allocs));
+    add_counter(out, CA_STATS_NAME(background_runs), CA_BL_GET(l->bg_runs));
     uint64_t outside = CA_BL_GET(l->out_bytes);
     out->bytes_in_use = outside > cached ? outside - cached : 0;
     out->peak_in_use = CA_BL_GET(l->peak);
     return 0;
 }
 
-int ca_binned_large_class_stats(const ca_binned_large *cl, unsigned i, ca_stats *out)
+int ca_binned_large_class_stats(const ca_binned_large *l, unsigned i, ca_stats *out)
 {
-    ca_binned_large *l = (ca_binned_large *)(uintptr_t)cl;
     ca_stats_init(out, "binned-large");
     if (i > l->nclasses)
         return EINVAL;

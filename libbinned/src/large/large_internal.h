@@ -232,6 +232,10 @@ struct ca_binned_large {
     ca_binned__large_slab cache_slab; /* thread caches */
 
     int caches_lock;                 /* guards the cache list and live flags */
+    /* &caches_lock (set at init): the statistics, which get a const tier,
+     * lock through it (core.h, Statistics: a lock is not part of the value
+     * const protects). */
+    int *caches_lk;
     ca_binned__large_cache *caches;  /* live caches */
 
     /* Background thread. bg_lock guards the flags; bg_mutex/bg_cond are

@@ -275,6 +275,13 @@ void *ca_bitset_base(const ca_bitset *b);
  * Return: 0.
  */
 int ca_bitset_stats(const ca_bitset *b, ca_stats *out);
+/* The counters it sets, in order (an X-macro list: X(name) per counter;
+ * core.h, Statistics). */
+/* clang-format off */
+#define CA_BITSET_COUNTERS(X) \
+    X(block_size) X(blocks_total) X(blocks_in_use) X(largest_free_run) X(runs_in_use) \
+    X(resize_in_place) X(resize_moved)
+/* clang-format on */
 
 /**
  * ca_bitset_check() - verify every invariant of the maps.

@@ -595,6 +595,18 @@ int ca_bump_shared_listen(ca_bump_shared *s, ca_listener *l);
 int ca_bump_stats(const ca_bump *b, ca_stats *out);
 int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out);
 int ca_bump_cache_stats(const ca_bump_cache *c, ca_stats *out);
+/* The counters each sets, in order (X-macro lists: X(name) per counter;
+ * core.h, Statistics). */
+/* clang-format off */
+#define CA_BUMP_COUNTERS(X) \
+    X(chunk_bytes) X(big_bytes) X(wasted_tail) X(resets) X(rewinds) X(tip_frees) \
+    X(noop_frees) X(chunks_obtained) X(chunks_held) X(dtors_run)
+#define CA_BUMP_SHARED_COUNTERS(X) \
+    X(chunk_bytes) X(big_bytes) X(wasted_tail) X(resets) X(tip_frees) X(noop_frees) \
+    X(chunks_obtained) X(spare_bytes) X(spare_taken) X(spare_given)
+#define CA_BUMP_CACHE_COUNTERS(X) \
+    X(warm_chunks) X(takes) X(warm_hits) X(puts) X(released)
+/* clang-format on */
 
 /**
  * ca_bump_check() / ca_bump_shared_check() / ca_bump_cache_check() - walk

@@ -328,9 +328,36 @@ int ca_env_word(const char *name, const char *const *words, int def, int *out);
  *
  * One struct for every allocator and source. Fields a component does not
  * track stay 0. Counter names are static strings owned by the component.
+ *
+ * Capacity: a ca_stats holds CA_STATS_MAX_COUNTERS named counters. Of
+ * those, a component's own statistics use at most
+ * CA_STATS_COMPONENT_COUNTERS; the rest is room for the layers that add
+ * their counters over another's statistics (wrappers such as libswitch's
+ * thread-local allocator and adoptions, or the fault-injecting source; a
+ * layer that can sit over another declares both lists). Every component
+ * of the suite names its counters in one X-macro list declared with
+ * CA_STATS_COUNTERS (or CA_STATS_LAYER_COUNTERS), which checks the count
+ * against the capacity when it compiles, and sets them only through
+ * CA_STATS_SET, which names a counter of that list (any other name does not
+ * compile). So ca_stats_set_counter cannot run out of room in the suite's
+ * own statistics and has nothing to report to them.
+ *
+ * Where the room can run out: allocators written outside the suite that set
+ * counters of their own, and ca_stats_merge of statistics with different
+ * counter names (libswitch's "total" row). A counter that finds no room is
+ * dropped and counted in counters_dropped, which the writers print when it
+ * is not 0; ca_stats_merge also returns the number it dropped.
+ *
+ * const: the statistics functions take const pointers. Those that take a
+ * lock reach it through a pointer the object keeps to its own lock word
+ * (set when it is initialised, named *_lk): a lock is not part of the value
+ * that const protects, and C has no "mutable" member. The one other word a
+ * statistics function writes, libbinned's sampled peak, is reached the same
+ * way (peak_sampled_mut). None casts const away.
  * ======================================================================== */
 
-#define CA_STATS_MAX_COUNTERS 12
+#define CA_STATS_MAX_COUNTERS       24
+#define CA_STATS_COMPONENT_COUNTERS 16
 
 typedef struct ca_stat_counter {
     const char *name; /* static string, [A-Za-z0-9_] */
@@ -338,31 +365,66 @@ typedef struct ca_stat_counter {
 } ca_stat_counter;
 
 typedef struct ca_stats {
-    const char *name;         /* allocator or source kind, static string */
-    uint64_t bytes_in_use;    /* bytes handed out and not yet freed (as requested, or usable) */
-    uint64_t bytes_reserved;  /* address space held from the OS or the parent */
-    uint64_t bytes_committed; /* of bytes_reserved, backed (or backable) by memory */
-    uint64_t peak_in_use;     /* maximum of bytes_in_use since creation or last reset */
-    uint64_t allocs;          /* successful allocations (obtains for a source) */
-    uint64_t frees;           /* frees (releases for a source) */
-    uint64_t failures;        /* failed allocations, any cause */
-    unsigned ncounters;       /* used entries of counters[] */
+    const char *name;          /* allocator or source kind, static string */
+    uint64_t bytes_in_use;     /* bytes handed out and not yet freed (as requested, or usable) */
+    uint64_t bytes_reserved;   /* address space held from the OS or the parent */
+    uint64_t bytes_committed;  /* of bytes_reserved, backed (or backable) by memory */
+    uint64_t peak_in_use;      /* maximum of bytes_in_use since creation or last reset */
+    uint64_t allocs;           /* successful allocations (obtains for a source) */
+    uint64_t frees;            /* frees (releases for a source) */
+    uint64_t failures;         /* failed allocations, any cause */
+    unsigned ncounters;        /* used entries of counters[] */
+    unsigned counters_dropped; /* counters that found no room (see above); 0 in the suite's own */
     ca_stat_counter counters[CA_STATS_MAX_COUNTERS];
 } ca_stats;
+
+/* Declares, in the enclosing block, the counters one statistics function
+ * sets: LIST is an X-macro list of bare names, X(name) X(name) ...; a name
+ * listed twice does not compile, nor a list longer than
+ * CA_STATS_COMPONENT_COUNTERS. Helpers that set part of a function's
+ * counters declare their part; the function declares them all. */
+#define CA_STATS_COUNTERS(LIST) \
+    enum { LIST(CA_STATS__ENUM) ca_ctr__count }; \
+    CA_STATIC_ASSERT(ca_ctr__count <= CA_STATS_COMPONENT_COUNTERS, \
+                     "more counters than CA_STATS_COMPONENT_COUNTERS")
+/* The same for a layer whose counters are added over another component's
+ * (which uses up to CA_STATS_COMPONENT_COUNTERS). */
+#define CA_STATS_LAYER_COUNTERS(LIST) \
+    enum { LIST(CA_STATS__ENUM) ca_ctr__count }; \
+    CA_STATIC_ASSERT(CA_STATS_COMPONENT_COUNTERS + ca_ctr__count <= CA_STATS_MAX_COUNTERS, \
+                     "a layer's counters do not fit beside a component's")
+#define CA_STATS__ENUM(n) ca_ctr_##n,
+/* The names of a list as an array initializer: {"name", ...}. */
+#define CA_STATS_NAMES(LIST) \
+    { \
+        LIST(CA_STATS__STR) \
+    }
+#define CA_STATS__STR(n) #n,
+/* The name of counter n of the list in scope, as a string (a name not in
+ * the list does not compile). */
+#define CA_STATS_NAME(n) ((void)ca_ctr_##n, #n)
+/* Set counter n of the list in scope. */
+#define CA_STATS_SET(s, n, v) ca_stats_set_counter((s), CA_STATS_NAME(n), (v))
 
 /* Zero *s and set its name. */
 void ca_stats_init(ca_stats *s, const char *name);
 
-/* Append (or overwrite, when the name exists) a component counter.
- * Returns 0, or ENOSPC when CA_STATS_MAX_COUNTERS are used. */
-int ca_stats_set_counter(ca_stats *s, const char *name, uint64_t value);
+/* Append (or overwrite, when the name exists) a counter. When all
+ * CA_STATS_MAX_COUNTERS are taken by other names, the counter is dropped and
+ * s->counters_dropped counts it. By the capacity rule above that cannot
+ * happen in the suite's own statistics; it can where a layer of the suite
+ * adds its counters over an allocator from outside that set more than
+ * CA_STATS_COMPONENT_COUNTERS of its own. */
+void ca_stats_set_counter(ca_stats *s, const char *name, uint64_t value);
 
 /* Read a counter by name; returns false when absent. */
 bool ca_stats_get_counter(const ca_stats *s, const char *name, uint64_t *value);
 
 /* Add b into a (sums; the peak becomes the sum of peaks, an upper bound;
- * counters with the same name are summed, others appended while room). */
-void ca_stats_merge(ca_stats *a, const ca_stats *b);
+ * counters with the same name are summed, others appended while room).
+ * Returns how many of b's counters found no room in a; a->counters_dropped
+ * grows by that and by b->counters_dropped. */
+unsigned ca_stats_merge(ca_stats *a, const ca_stats *b);
 
 typedef enum ca_stats_format {
     CA_STATS_TEXT = 0, /* one "key: value" line per field */
@@ -700,6 +762,11 @@ typedef struct ca_locked_allocator {
     ca_lock_kind kind;
     int spin;            /* CA_LOCK_SPIN: the lock word (ca_lock_acquire) */
     pthread_mutex_t mutex;
+    /* &spin and &mutex (set by ca_locked_init): every entry point locks
+     * through these, stats too, which gets a const allocator (Statistics
+     * above: a lock is not part of the value const protects). */
+    int *spin_lk;
+    pthread_mutex_t *mutex_lk;
 } ca_locked_allocator;
 
 /* Returns 0, EINVAL (inner NULL, unknown kind) or the mutex init error. */

@@ -238,6 +238,14 @@ bool ca_rbtree_owns(const ca_rbtree *r, const void *p);
  * Return: 0.
  */
 int ca_rbtree_stats(const ca_rbtree *r, ca_stats *out);
+/* The counters it sets, in order (an X-macro list: X(name) per counter;
+ * core.h, Statistics). */
+/* clang-format off */
+#define CA_RBTREE_COUNTERS(X) \
+    X(free_bytes) X(free_blocks) X(largest_free) X(fragmentation_ppm) X(regions) \
+    X(empty_regions) X(peak_reserved) X(regions_obtained) X(regions_released) \
+    X(free_bytes_lt_1k) X(free_bytes_lt_64k) X(free_bytes_ge_64k)
+/* clang-format on */
 
 /**
  * ca_rbtree_largest_free() - size in bytes of the largest free block

@@ -454,6 +454,10 @@ typedef struct ca_source_file {
     unsigned nfree;
     ca_source_file_extent free[CA_SOURCE_FILE_EXTENTS];
     pthread_mutex_t mutex; /* guards top, lost, nfree, free */
+    /* &mutex (set by init): the statistics, which get a const source, lock
+     * through it (core.h, Statistics: a lock is not part of the value const
+     * protects). */
+    pthread_mutex_t *mutex_lk;
     ca_source_fault *fault;
     ca_source_counters c;
     ca_source_track track;
@@ -727,7 +731,22 @@ int ca_source_faulty_init(ca_source_faulty *w, ca_source *inner, ca_source_fault
  * failures; counters "reserves", "commits", "decommits", "huge_1g",
  * "huge_2m", "thp", "base" (mappings by page kind), "page_size" (of the
  * latest mapping), "lock_failures", "faults_injected" (by the source's plan).
+ * The lists below name them (X-macro lists: X(name) per counter; core.h,
+ * Statistics): every source's, then those some kinds add after them. The
+ * fault-injecting wrapper sets faults_injected over its inner source's.
  */
+/* clang-format off */
+#define CA_SOURCE_COUNTERS(X) \
+    X(reserves) X(commits) X(decommits) X(huge_1g) X(huge_2m) X(thp) X(base) X(page_size) \
+    X(lock_failures) X(faults_injected)
+#define CA_SOURCE_MMAP_COUNTERS(X) \
+    CA_SOURCE_COUNTERS(X) X(huge_refused)
+#define CA_SOURCE_FILE_COUNTERS(X) \
+    CA_SOURCE_COUNTERS(X) X(lost_bytes) X(file_top)
+#define CA_SOURCE_SLOTS_COUNTERS(X) \
+    CA_SOURCE_COUNTERS(X) X(chunks) X(slot_size)
+#define CA_SOURCE_FAULTY_COUNTERS(X) X(faults_injected)
+/* clang-format on */
 
 /*
  * Invariant walks: every source of this library has the ops table's check

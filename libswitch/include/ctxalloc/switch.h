@@ -501,6 +501,26 @@ typedef struct ca_switch_counters {
 
 void ca_switch_counters_get(ca_switch_counters *out);
 
+/* Statistics counters (X-macro lists: X(name) per counter; core.h,
+ * Statistics): the "switch" row of ca_switch_stats_write (the fields of
+ * ca_switch_counters and the process id); those a ca_switch_local adds over
+ * its inner allocator's, and an adoption over its target's (which is a
+ * ca_switch_local when the adopted allocator is not thread-safe); those a
+ * ca_switch_source adds over its inner source's; those of the base
+ * allocator's row with -Dglobal=libc and -Dglobal=jemalloc. */
+/* clang-format off */
+#define CA_SWITCH_COUNTERS(X) \
+    X(bootstrap_allocs) X(bootstrap_bytes) X(remote_frees) X(unowned_frees) \
+    X(moved_reallocs) X(refused_selections) X(lifetime_errors) X(retired_frees) X(pid)
+#define CA_SWITCH_LOCAL_COUNTERS(X) \
+    X(switch_remote_frees) X(switch_remote_drained)
+#define CA_SWITCH_ADOPTED_COUNTERS(X) \
+    X(adopt_live) X(adopt_ranges) X(adopt_bytes) X(adopt_selected) X(adopt_lifetime_errors)
+#define CA_SWITCH_SOURCE_COUNTERS(X) X(owner_ranges)
+#define CA_SWITCH_LIBC_COUNTERS(X) X(free_bytes_cached) X(mmapped_blocks)
+#define CA_SWITCH_JEMALLOC_COUNTERS(X) X(active) X(retained)
+/* clang-format on */
+
 /**
  * ca_switch_stats_write() - write the switch's statistics to @fd: the total
  * over all allocators, then the base / global allocator and every live
@@ -519,6 +539,10 @@ int ca_switch_stats_write(int fd, ca_stats_format fmt);
  * base, the global allocator when it is not the base, the bootstrap area,
  * every ca_switch_local and every adoption, merged (ca_stats_merge). This is
  * what mallinfo2, malloc_stats and malloc_info report under the override.
+ * Counters are summed by name; when the rows name more than
+ * CA_STATS_MAX_COUNTERS different ones, those past it are dropped and
+ * counted in out->counters_dropped, which the "total" row prints
+ * (counters_dropped, shown only when not 0).
  * Return: 0.
  */
 int ca_switch_stats_total(ca_stats *out);

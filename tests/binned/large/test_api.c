@@ -287,3 +287,27 @@ Test(binned_large_api, stats)
     cr_assert_eq(st.bytes_in_use, 0);
     ca_binned_large_destroy(l);
 }
+
+/* The statistics report every counter of their list, and only those:
+ * CA_BINNED_LARGE_COUNTERS for the tier, CA_BINNED_LARGE_CLASS_COUNTERS
+ * for a class and for the direct mappings. */
+Test(binned_large_api, stats_counters_listed)
+{
+    static const char *const all[] = CA_STATS_NAMES(CA_BINNED_LARGE_COUNTERS);
+    static const char *const cls[] = CA_STATS_NAMES(CA_BINNED_LARGE_CLASS_COUNTERS);
+    ca_binned_large *l = make(0);
+    void *p = ca_binned_large_alloc(l, 300000, 16, NULL);
+    cr_assert_not_null(p);
+    ca_stats st;
+    cr_assert_eq(ca_binned_large_stats(l, &st), 0);
+    const char *d = ca_test_counters_differ(&st, all, sizeof all / sizeof *all);
+    cr_assert_null(d, "tier stats: %s", d);
+    cr_assert_eq(ca_binned_large_class_stats(l, 0, &st), 0);
+    d = ca_test_counters_differ(&st, cls, sizeof cls / sizeof *cls);
+    cr_assert_null(d, "class stats: %s", d);
+    cr_assert_eq(ca_binned_large_class_stats(l, ca_binned_large_class_count(l), &st), 0);
+    d = ca_test_counters_differ(&st, cls, sizeof cls / sizeof *cls);
+    cr_assert_null(d, "direct stats: %s", d);
+    ca_binned_large_free(l, p);
+    ca_binned_large_destroy(l);
+}

@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "ca_test.h"
-#include "listen_rec.h"
+#include "binned_large_test_listen.h"
 
 #define MIB ((size_t)1 << 20)
 #define KIB ((size_t)1 << 10)

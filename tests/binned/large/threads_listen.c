@@ -16,7 +16,7 @@
 
 #include "ca_test.h"
 #include "ca_tt.h"
-#include "listen_rec.h"
+#include "binned_large_test_listen.h"
 
 #define EXCHANGE 64
 #define MIB ((size_t)1 << 20)

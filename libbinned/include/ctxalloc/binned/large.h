@@ -451,6 +451,15 @@ size_t ca_binned_large_class_size_at(const ca_binned_large *l, unsigned i);
  * Return: 0.
  */
 int ca_binned_large_stats(const ca_binned_large *l, ca_stats *out);
+/* The counters of one class (ca_binned_large_class_stats), then those of
+ * the totals (X-macro lists: X(name) per counter; core.h, Statistics). */
+/* clang-format off */
+#define CA_BINNED_LARGE_CLASS_COUNTERS(X) \
+    X(cache_hits) X(steals) X(cached_bytes) X(dirty_bytes) X(clean_bytes) X(purged_bytes) \
+    X(mapped_bytes) X(unmapped_bytes) X(regions) X(mremaps)
+#define CA_BINNED_LARGE_COUNTERS(X) \
+    CA_BINNED_LARGE_CLASS_COUNTERS(X) X(direct_allocs) X(background_runs)
+/* clang-format on */
 
 /**
  * ca_binned_large_class_stats() - the same for one class.

@@ -7,8 +7,8 @@
  * a claim that finds another owner is a violation), and each block keeps
  * its pattern until freed. Returns the number of violations seen.
  */
-#ifndef ARENA_STRESS_H
-#define ARENA_STRESS_H
+#ifndef ARENA_TEST_STRESS_H
+#define ARENA_TEST_STRESS_H
 
 #include <ctxalloc/arena.h>
 #include <pthread.h>

@@ -8,8 +8,8 @@
  * never calls into the tier. Also: the tier's own range set, read from its
  * private lists (only while no other thread uses the tier).
  */
-#ifndef LISTEN_REC_H
-#define LISTEN_REC_H
+#ifndef BINNED_LARGE_TEST_LISTEN_H
+#define BINNED_LARGE_TEST_LISTEN_H
 
 #include <pthread.h>
 #include <stdint.h>

@@ -19,8 +19,8 @@
  * there. Where a page landed is asked with move_pages
  * (ca_source_numa_node_of); the policy of a range with get_mempolicy.
  */
-#ifndef NUMA_COMMON_H
-#define NUMA_COMMON_H
+#ifndef NUMA_TEST_H
+#define NUMA_TEST_H
 
 #include <ctxalloc/source.h>
 
@@ -296,4 +296,4 @@ static int nt_main(const nt_test *tests, size_t n)
     return failed ? 1 : 0;
 }
 
-#endif /* NUMA_COMMON_H */
+#endif /* NUMA_TEST_H */

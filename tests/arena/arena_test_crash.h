@@ -6,8 +6,8 @@
  * whose tag is the recovered commit tag describes the file. The includer
  * defines CRASH_MAXR (records per table) before including this header.
  */
-#ifndef CA_TEST_ARENA_CRASH_RECORD_H
-#define CA_TEST_ARENA_CRASH_RECORD_H
+#ifndef ARENA_TEST_CRASH_H
+#define ARENA_TEST_CRASH_H
 
 #include <ctxalloc/arena.h>
 #include <stdint.h>

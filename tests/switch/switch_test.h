@@ -11,8 +11,8 @@
  *     the complete "thread or context allocator" of the README.
  * No libc malloc is used by the fixtures.
  */
-#ifndef SW_HELPERS_H
-#define SW_HELPERS_H
+#ifndef SWITCH_TEST_H
+#define SWITCH_TEST_H
 
 #include <ctxalloc/switch.h>
 #include <stdint.h>

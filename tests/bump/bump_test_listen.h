@@ -7,8 +7,8 @@
  * with a chosen errno after a number of accepted calls. Thread-safe (one
  * mutex), so a shared bump may report from any thread.
  */
-#ifndef BUMP_LISTEN_REC_H
-#define BUMP_LISTEN_REC_H
+#ifndef BUMP_TEST_LISTEN_H
+#define BUMP_TEST_LISTEN_H
 
 #include <ctxalloc/core.h>
 #include <pthread.h>

@@ -12,8 +12,8 @@
  *           7 usable_size / owns probe.
  * A harness file defines LLVMFuzzerTestOneInput and calls ca_fuzz_run().
  */
-#ifndef CA_FUZZ_H
-#define CA_FUZZ_H
+#ifndef FUZZ_TEST_H
+#define FUZZ_TEST_H
 
 #include <ctxalloc/core.h>
 #include <stdio.h>

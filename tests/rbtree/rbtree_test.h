@@ -4,8 +4,8 @@
  * depend on libsource): counts live regions and bytes so tests can see
  * regions come and go, and can be told to fail.
  */
-#ifndef RBT_TEST_SOURCE_H
-#define RBT_TEST_SOURCE_H
+#ifndef RBTREE_TEST_H
+#define RBTREE_TEST_H
 
 #include <ctxalloc/core.h>
 #include <sys/mman.h>
