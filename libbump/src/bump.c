@@ -713,25 +713,15 @@ int ca_bump_stats(const ca_bump *b, ca_stats *out)
 
 int ca_bump__check_report(const char *what, const void *addr)
 {
-    char line[256];
-    size_t n = 0;
-    const char *parts[] = {"ctxalloc: bump: check: ", what, " (address 0x"};
-    for (size_t i = 0; i < 3; i++)
-        for (const char *s = parts[i]; *s && n < sizeof line - 24; s++)
-            line[n++] = *s;
-    uintptr_t a = (uintptr_t)addr;
-    char hex[16];
-    int k = 0;
-    do {
-        hex[k++] = "0123456789abcdef"[a & 15];
-        a >>= 4;
-    } while (a);
-    while (k)
-        line[n++] = hex[--k];
-    line[n++] = ')';
-    line[n++] = '\n';
-    ssize_t w = write(2, line, n);
-    (void)w;
+    char buf[256];
+    ca_line l;
+    ca_line_init(&l, buf, sizeof buf);
+    ca_line_str(&l, "ctxalloc: bump: check: ");
+    ca_line_str(&l, what);
+    ca_line_str(&l, " (address ");
+    ca_line_addr(&l, addr);
+    ca_line_char(&l, ')');
+    (void)ca_line_write(&l, 2);
     return EFAULT;
 }
 

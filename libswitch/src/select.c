@@ -287,19 +287,6 @@ static bool stats_decided;
 static pid_t stats_root;
 static const char *stats_file;
 
-/* Decimal digits of v into buf (at least 21 bytes); returns the length. */
-static size_t put_dec(char *buf, uint64_t v)
-{
-    char d[21];
-    size_t k = 0, n = 0;
-    do
-        d[k++] = (char)('0' + v % 10);
-    while ((v /= 10) && k < sizeof d);
-    while (k)
-        buf[n++] = d[--k];
-    return n;
-}
-
 /* CA_STATS_FILE with %p expanded, opened for appending; -1 when it does not
  * fit PATH_MAX or cannot be opened (a warning line, then no report). */
 static int open_stats_file(const char *pattern)
@@ -308,7 +295,7 @@ static int open_stats_file(const char *pattern)
     size_t n = 0;
     for (const char *c = pattern; *c && n + 22 < sizeof path; c++) {
         if (c[0] == '%' && c[1] == 'p') {
-            n += put_dec(path + n, (uint64_t)getpid());
+            n += ca_fmt_u64(path + n, 21, (uint64_t)getpid(), 10);
             c++;
         } else if (c[0] == '%' && c[1] == '%') {
             path[n++] = '%';
@@ -627,21 +614,7 @@ void ca_switch_counters_get(ca_switch_counters *out)
     out->retired_frees = __atomic_load_n(&c->retired_frees, __ATOMIC_RELAXED);
 }
 
-static int write_str(int fd, const char *s)
-{
-    size_t n = strlen(s);
-    while (n) {
-        ssize_t k = write(fd, s, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
+static int write_str(int fd, const char *s) { return ca_write_all(fd, s, strlen(s)); }
 
 /* One entry of the report: a "== title" line and the text lines, or a JSON
  * member `"title": {...}` (comma-separated after the first). */
@@ -687,7 +660,7 @@ static void local_title(char *buf, const char *prefix, unsigned n)
 {
     size_t plen = strlen(prefix);
     memcpy(buf, prefix, plen);
-    buf[plen + put_dec(buf + plen, n)] = '\0';
+    (void)ca_fmt_u64(buf + plen, 16, n, 10); /* titles are 24 bytes */
 }
 
 /* Pass 0 sums into *total, pass 1 writes (fd >= 0); the caller holds the

@@ -215,6 +215,57 @@ ca_attr_cold void ca_check_report(const char *component, const void *addr, const
     } while (0)
 
 /* ========================================================================
+ * Text without allocating
+ *
+ * The suite's one number formatter and line builder, for the messages that
+ * paths which must not allocate write with write(2): check failures and
+ * aborts (possibly in a signal handler), statistics, environment warnings.
+ * Nothing here allocates, locks or uses stdio or the locale.
+ * ======================================================================== */
+
+/* The digits of v in `base` (2..16, lower case, no prefix; any other base is
+ * taken as 10) into buf of capacity cap: the most significant cap - 1 digits
+ * at most, then a NUL (nothing is written when cap is 0). Returns the number
+ * of digits v needs (1 to 64), so the text was truncated when the result is
+ * >= cap, as with snprintf. */
+size_t ca_fmt_u64(char *buf, size_t cap, uint64_t v, unsigned base);
+
+/* A line built in a caller's buffer: buf always holds the first cap - 1
+ * characters appended (NUL-terminated when cap > 0); len counts every
+ * character appended, so len >= cap means the line was cut. */
+typedef struct ca_line {
+    char *buf;
+    size_t cap;
+    size_t len;
+} ca_line;
+
+ca_inline void ca_line_init(ca_line *l, char *buf, size_t cap)
+{
+    l->buf = buf;
+    l->cap = cap;
+    l->len = 0;
+    if (cap)
+        buf[0] = '\0';
+}
+
+/* Append a string (NULL appends nothing), one character, v in `base` as
+ * ca_fmt_u64 writes it, or an address as 0x and lower-case hex digits. */
+void ca_line_str(ca_line *l, const char *s);
+void ca_line_char(ca_line *l, char c);
+void ca_line_u64(ca_line *l, uint64_t v, unsigned base);
+void ca_line_addr(ca_line *l, const void *p);
+
+/* Write what buf holds and a newline to fd (the newline takes the NUL's
+ * place, so a cut line still ends with it) in as few write(2) calls as the
+ * kernel allows. Returns 0 or the errno of the failed write; errno itself is
+ * left unchanged. */
+int ca_line_write(ca_line *l, int fd);
+
+/* Write n bytes to fd, retrying short writes and EINTR. Returns 0 or the
+ * errno of the failed write (EIO when write returned 0); errno is kept. */
+int ca_write_all(int fd, const void *p, size_t n);
+
+/* ========================================================================
  * Lock word (ca_lock_acquire / ca_lock_release)
  *
  * The one lock of the suite's short critical sections: an int, 0 when free,
