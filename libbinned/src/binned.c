@@ -98,21 +98,21 @@ void ca_binned_options_default(ca_binned_options *o)
 
 static void instances_add(ca_binned *b)
 {
-    ca_binned__spin_lock(&g_instances_lock);
+    ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
     b->next_instance = g_instances;
     g_instances = b;
-    ca_binned__spin_unlock(&g_instances_lock);
+    ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 static void instances_remove(ca_binned *b)
 {
-    ca_binned__spin_lock(&g_instances_lock);
+    ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
     for (ca_binned **pp = &g_instances; *pp; pp = &(*pp)->next_instance)
         if (*pp == b) {
             *pp = b->next_instance;
             break;
         }
-    ca_binned__spin_unlock(&g_instances_lock);
+    ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 /* Bytes of one class's metadata: the free and empty chains' trees, then one
@@ -177,7 +177,7 @@ static uintptr_t window_claim(size_t size)
         return 0;
     uint64_t slots = (WINDOW_HI - WINDOW_LO - total) / WINDOW_STEP + 1;
     uintptr_t got = 0;
-    ca_binned__spin_lock(&g_instances_lock);
+    ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
     int free_i = -1;
     for (int i = 0; i < WINDOWS_MAX; i++)
         if (!g_windows[i].lo) {
@@ -196,17 +196,17 @@ static uintptr_t window_claim(size_t size)
         g_windows[free_i].hi = hi;
         got = lo;
     }
-    ca_binned__spin_unlock(&g_instances_lock);
+    ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
     return got;
 }
 
 static void window_release(uintptr_t lo)
 {
-    ca_binned__spin_lock(&g_instances_lock);
+    ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
     for (int i = 0; i < WINDOWS_MAX; i++)
         if (g_windows[i].lo == lo)
             g_windows[i].lo = g_windows[i].hi = 0;
-    ca_binned__spin_unlock(&g_instances_lock);
+    ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 /* Everything but the ca_binned storage itself; on failure nothing is left. */
@@ -1055,14 +1055,16 @@ void ca_binned_thread_flush(ca_binned *b)
     ca_binned__maybe_purge(b);
 }
 
+/* Every registry lock, then every class lock (core.h, "Lock order": one
+ * rank at a time across the instances). */
 void ca_binned_fork_prepare(void)
 {
-    ca_binned__spin_lock(&g_instances_lock);
-    for (ca_binned *b = g_instances; b; b = b->next_instance) {
-        ca_binned__spin_lock(&b->reg_lock);
+    ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
+    for (ca_binned *b = g_instances; b; b = b->next_instance)
+        ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
+    for (ca_binned *b = g_instances; b; b = b->next_instance)
         for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
             ca_binned__class_lock(&b->classes[i]);
-    }
 }
 
 void ca_binned_fork_parent(void)
@@ -1070,17 +1072,24 @@ void ca_binned_fork_parent(void)
     for (ca_binned *b = g_instances; b; b = b->next_instance) {
         for (unsigned i = CA_BINNED__NCLASSES; i-- > 0;)
             ca_binned__class_unlock(&b->classes[i]);
-        ca_binned__spin_unlock(&b->reg_lock);
+        ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     }
-    ca_binned__spin_unlock(&g_instances_lock);
+    ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 void ca_binned_fork_child(void)
 {
+    /* Every lock the prepare handler took is free before any is taken
+     * again (the repairs below take class and registry locks). */
+    for (ca_binned *b = g_instances; b; b = b->next_instance) {
+        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+            ca_lock_reset_ranked(&b->classes[i].lock, CA_LOCK_RANK_BINNED_CLASS);
+        ca_lock_reset_ranked(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
+        b->pool_lock = 0; /* not taken by the prepare handler: no other thread exists */
+    }
     for (ca_binned *b = g_instances; b; b = b->next_instance) {
         for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
             ca_binned__class *c = &b->classes[i];
-            c->lock = 0;
             /* A thread may have been between a recycler pop or push and the
              * count update: recount (a bundle it held is lost to the child). */
             uint64_t n = 0;
@@ -1088,8 +1097,6 @@ void ca_binned_fork_child(void)
                 n++;
             c->rec_bundles = n;
         }
-        b->reg_lock = 0;
-        b->pool_lock = 0;
         b->purging = 0;
         /* Threads other than this one do not exist here: their caches go
          * back to the blocks. */
@@ -1123,7 +1130,7 @@ void ca_binned_fork_child(void)
             tc = next;
         }
     }
-    g_instances_lock = 0;
+    ca_lock_reset_ranked(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 /* ------------------------------------------------------------------------
@@ -1137,7 +1144,7 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
     uint64_t f = __atomic_load_n(&c->exited_frees, __ATOMIC_RELAXED);
     uint64_t n = 0;
     ca_binned *mb = (ca_binned *)(uintptr_t)b;
-    ca_binned__spin_lock(&mb->reg_lock);
+    ca_binned__spin_lock(&mb->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     for (const ca_binned__tcache *tc = b->threads; tc; tc = tc->next) {
         /* Racy reads of another thread's bin: a count out of range is read
          * mid-update and taken as 0. */
@@ -1152,7 +1159,7 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
         f += (uint64_t)((int64_t)al + (int64_t)cnt + mv);
         n += cnt;
     }
-    ca_binned__spin_unlock(&mb->reg_lock);
+    ca_binned__spin_unlock(&mb->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     *allocs = a;
     *frees = f;
     *cached = n;

@@ -13,18 +13,22 @@
 
 static void lock(ca_locked_allocator *l)
 {
-    if (l->kind == CA_LOCK_SPIN)
-        ca_lock_acquire(&l->spin, "locked");
-    else
+    if (l->kind == CA_LOCK_SPIN) {
+        ca_lock_acquire_ranked(&l->spin, CA_LOCK_RANK_CORE_LOCKED, "locked");
+    } else {
+        ca_lock_rank_enter(&l->mutex, CA_LOCK_RANK_CORE_LOCKED, true, "locked");
         pthread_mutex_lock(&l->mutex);
+    }
 }
 
 static void unlock(ca_locked_allocator *l)
 {
-    if (l->kind == CA_LOCK_SPIN)
-        ca_lock_release(&l->spin);
-    else
+    if (l->kind == CA_LOCK_SPIN) {
+        ca_lock_release_ranked(&l->spin, CA_LOCK_RANK_CORE_LOCKED);
+    } else {
         pthread_mutex_unlock(&l->mutex);
+        ca_lock_rank_leave(CA_LOCK_RANK_CORE_LOCKED);
+    }
 }
 
 /* errno is saved across unlock: pthread calls may not preserve it. */

@@ -56,9 +56,9 @@ static int note(ca_source_file *s, const char *what, int err)
 {
     char msg[sizeof s->error];
     snprintf(msg, sizeof msg, "%s: %s", what, strerrordesc_np(err) ? strerrordesc_np(err) : "error");
-    ca_source__spin_lock(&s->error_lock);
+    ca_source__spin_lock(&s->error_lock, CA_LOCK_RANK_SOURCE_FILE_ERROR);
     memcpy(s->error, msg, sizeof msg);
-    ca_source__spin_unlock(&s->error_lock);
+    ca_source__spin_unlock(&s->error_lock, CA_LOCK_RANK_SOURCE_FILE_ERROR);
     return err;
 }
 

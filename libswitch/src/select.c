@@ -17,8 +17,8 @@
  *     are served by the bootstrap area: a static buffer with a CAS bump
  *     cursor. Nothing here calls dlsym, and nothing calls pthread functions
  *     that allocate before the bootstrap area can answer.
- *   - The registry of locals is a list under a spin lock, held across fork
- *     (pthread_atfork) so the child never inherits it locked.
+ *   - The registry of locals is a list under core's lock word, held across
+ *     fork (core's fork hooks) so the child never inherits it locked.
  *   - Statistics are written with write(2) from stack buffers: never malloc.
  */
 #include "switch_private.h"
@@ -143,8 +143,8 @@ ca_allocator ca_switch__boot_allocator = {&boot_ops};
  * Registry lock, fork, exit
  * ------------------------------------------------------------------------ */
 
-static void lock(void) { ca_lock_acquire(&ca_switch__g.lock, "switch"); }
-static void unlock(void) { ca_lock_release(&ca_switch__g.lock); }
+static void lock(void) { ca_lock_acquire_ranked(&ca_switch__g.lock, CA_LOCK_RANK_SWITCH_REGISTRY, "switch"); }
+static void unlock(void) { ca_lock_release_ranked(&ca_switch__g.lock, CA_LOCK_RANK_SWITCH_REGISTRY); }
 
 void ca_switch__registry_lock(void) { lock(); }
 void ca_switch__registry_unlock(void) { unlock(); }
@@ -187,7 +187,7 @@ static void fork_parent(void)
  * ca_switch_local_adopt lets a child thread take them over. */
 static void fork_child(void)
 {
-    __atomic_store_n(&ca_switch__g.lock, 0, __ATOMIC_RELAXED);
+    ca_lock_reset_ranked(&ca_switch__g.lock, CA_LOCK_RANK_SWITCH_REGISTRY);
     if (_IO_list_lock && _IO_list_unlock && _IO_list_resetlock)
         _IO_list_resetlock();
 }
@@ -391,7 +391,7 @@ ca_allocator *ca_switch__init_slow(void)
         ca_switch__g.base = base;
         ca_switch__g.base_registers = registers;
         /* Both may allocate: still served by the bootstrap area. */
-        (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+        (void)ca_fork_hook_register(fork_prepare, fork_parent, fork_child, CA_LOCK_RANK_SWITCH_REGISTRY);
         (void)atexit(stats_at_exit);
         ca_allocator *none = NULL;
         /* A global set by ca_switch_global_set during initialisation wins. */

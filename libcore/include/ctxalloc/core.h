@@ -320,6 +320,208 @@ ca_force_inline void ca_lock_release(int *l)
 }
 
 /* ========================================================================
+ * Lock order
+ *
+ * Every lock of the suite, with its rank. A thread that holds a lock takes
+ * only locks of a higher rank; locks of one rank marked "several" may be
+ * held together, and the paths that take several of them (fork handlers,
+ * walks over a whole tier) take them in one fixed order: list or array
+ * order, each instance's after the previous one's. Kinds: word = core's
+ * lock word below, mutex = pthread_mutex_t (ranked with
+ * ca_lock_rank_enter / ca_lock_rank_leave around it), and unranked =
+ * outside the check (reason given).
+ *
+ *  rank component     lock                                   kind
+ *   1   switch        registry (ca_switch__g.lock)           word
+ *   2   switch        NUMA node table (node.c nodes_lock)    mutex
+ *   3   core          locked adaptor (ca_locked_allocator)   word or mutex, several
+ *                     (adaptors may be stacked: outer first)
+ *   4   binned        instance list (binned.c)               word
+ *   5   binned        thread registry (ca_binned.reg_lock)   word, several
+ *   6   binned        size class (ca_binned__class.lock)     word, several
+ *   7   binned        descriptor pool (ca_binned.pool_lock)  word, several
+ *   8   binned-large  default tier set-up (large.c)          word
+ *   9   binned-large  tier list (large_purge.c)              word
+ *  10   binned-large  background thread state (bg_lock)      word, several
+ *  11   binned-large  background thread sleep (bg_mutex)     mutex, several
+ *  12   binned-large  listener (listen_lock)                 word, several
+ *  13   binned-large  thread cache list (caches_lock)        word, several
+ *  14   binned-large  one thread cache (cache lock)          word, several
+ *  15   binned-large  size class, direct mappings            word, several
+ *  16   binned-large  descriptor slabs (meta_lock)           word, several
+ *  17   bump          shared bump chunk installer            mutex, several
+ *  18   arena         list token (list_lock)                 mutex, several
+ *  19   arena         listener (listen_lock)                 mutex, several
+ *  20   arena         file state and header (file_lock)      mutex, several
+ *  21   arena         thread cache registry (cache.c)        mutex
+ *  22   source        file source offsets (mutex)            mutex, several
+ *  23   source        buffer source (lock)                   word, several
+ *  24   source        range records (ca_source_track.lock)   word, several
+ *  25   source        file source last error (error_lock)    word, several
+ *  26   source        slot source free list (mutex)          mutex, several
+ *  27   core          ownership-map windows (owner.c)        word
+ *  28   core          fork hook table (fork.c)               word
+ *
+ * Fork handlers (see "Fork hooks") run in the same order: prepare handlers
+ * take their locks from rank 1 upwards, parent and child handlers let them
+ * go from the highest rank down. The list grows by giving a new lock a rank
+ * here, in its place.
+ *
+ * Under checks=on (CA_CHECKS >= CA_CHECKS_ON in the file that takes the
+ * lock) every ranked acquire checks the order: taking a lock whose rank is
+ * not above every rank the thread holds (equal is allowed for "several")
+ * aborts with ca_check_fail's one line naming both locks. Try-acquires
+ * never wait, so they are exempt from the order and only recorded. With
+ * checks off the check and the record are compiled out.
+ * ======================================================================== */
+
+enum ca_lock_rank {
+    CA_LOCK_RANK_NONE = 0, /* not ranked: ca_lock_acquire */
+    CA_LOCK_RANK_SWITCH_REGISTRY = 1,
+    CA_LOCK_RANK_SWITCH_NODES = 2,
+    CA_LOCK_RANK_CORE_LOCKED = 3,
+    CA_LOCK_RANK_BINNED_INSTANCES = 4,
+    CA_LOCK_RANK_BINNED_REGISTRY = 5,
+    CA_LOCK_RANK_BINNED_CLASS = 6,
+    CA_LOCK_RANK_BINNED_POOL = 7,
+    CA_LOCK_RANK_LARGE_DEFAULT = 8,
+    CA_LOCK_RANK_LARGE_TIERS = 9,
+    CA_LOCK_RANK_LARGE_BG = 10,
+    CA_LOCK_RANK_LARGE_BG_SLEEP = 11,
+    CA_LOCK_RANK_LARGE_LISTEN = 12,
+    CA_LOCK_RANK_LARGE_CACHES = 13,
+    CA_LOCK_RANK_LARGE_CACHE = 14,
+    CA_LOCK_RANK_LARGE_CLASS = 15,
+    CA_LOCK_RANK_LARGE_META = 16,
+    CA_LOCK_RANK_BUMP_SHARED = 17,
+    CA_LOCK_RANK_ARENA_LIST = 18,
+    CA_LOCK_RANK_ARENA_LISTEN = 19,
+    CA_LOCK_RANK_ARENA_FILE = 20,
+    CA_LOCK_RANK_ARENA_CACHES = 21,
+    CA_LOCK_RANK_SOURCE_FILE = 22,
+    CA_LOCK_RANK_SOURCE_BUFFER = 23,
+    CA_LOCK_RANK_SOURCE_TRACK = 24,
+    CA_LOCK_RANK_SOURCE_FILE_ERROR = 25,
+    CA_LOCK_RANK_SOURCE_SLOTS = 26,
+    CA_LOCK_RANK_CORE_WINDOWS = 27,
+    CA_LOCK_RANK_CORE_FORK = 28,
+    CA_LOCK_RANK_COUNT = 29 /* ranks are below 64 */
+};
+
+/* The "several" ranks of the table, one bit per rank. */
+#define CA_LOCK__SEVERAL                                                                           \
+    ((1ull << CA_LOCK_RANK_CORE_LOCKED) | (1ull << CA_LOCK_RANK_BINNED_REGISTRY) |                 \
+     (1ull << CA_LOCK_RANK_BINNED_CLASS) | (1ull << CA_LOCK_RANK_BINNED_POOL) |                    \
+     (1ull << CA_LOCK_RANK_LARGE_BG) | (1ull << CA_LOCK_RANK_LARGE_BG_SLEEP) |                     \
+     (1ull << CA_LOCK_RANK_LARGE_LISTEN) | (1ull << CA_LOCK_RANK_LARGE_CACHES) |                   \
+     (1ull << CA_LOCK_RANK_LARGE_CACHE) | (1ull << CA_LOCK_RANK_LARGE_CLASS) |                     \
+     (1ull << CA_LOCK_RANK_LARGE_META) | (1ull << CA_LOCK_RANK_BUMP_SHARED) |                      \
+     (1ull << CA_LOCK_RANK_ARENA_LIST) | (1ull << CA_LOCK_RANK_ARENA_LISTEN) |                     \
+     (1ull << CA_LOCK_RANK_ARENA_FILE) | (1ull << CA_LOCK_RANK_SOURCE_FILE) |                      \
+     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK) |                  \
+     (1ull << CA_LOCK_RANK_SOURCE_FILE_ERROR) | (1ull << CA_LOCK_RANK_SOURCE_SLOTS))
+
+/* Internal to the functions below (lock.c): the ranks the calling thread
+ * holds (a bit per rank, and how many locks of each), and the report of a
+ * lock taken out of order. */
+typedef struct ca_core__lock_ranks {
+    uint64_t held;
+    unsigned char count[64];
+} ca_core__lock_ranks;
+extern __thread ca_core__lock_ranks ca_core__lock_held __attribute__((tls_model("initial-exec")));
+ca_attr_noreturn ca_attr_cold void ca_core__lock_order_fail(const void *lock, unsigned rank, const char *component);
+
+/* Record that the thread takes a lock of `rank` (lock: its address, for the
+ * report). ordered: check the order first (false for a try that succeeded).
+ * For a pthread mutex, call it before pthread_mutex_lock; for the lock word
+ * the ranked functions below call it. Nothing at all with checks off. */
+ca_force_inline void ca_lock_rank_enter(const void *lock, unsigned rank, bool ordered, const char *component)
+{
+    if (CA_CHECKS >= CA_CHECKS_ON && rank != CA_LOCK_RANK_NONE) {
+        ca_core__lock_ranks *h = &ca_core__lock_held;
+        unsigned from = rank + (unsigned)((CA_LOCK__SEVERAL >> rank) & 1);
+        if (ordered && ca_unlikely(from < 64 && (h->held >> from) != 0))
+            ca_core__lock_order_fail(lock, rank, component);
+        h->count[rank]++;
+        h->held |= 1ull << rank;
+    }
+}
+
+/* Record that the thread let go of a lock of `rank` (after unlocking). */
+ca_force_inline void ca_lock_rank_leave(unsigned rank)
+{
+    if (CA_CHECKS >= CA_CHECKS_ON && rank != CA_LOCK_RANK_NONE) {
+        ca_core__lock_ranks *h = &ca_core__lock_held;
+        if (h->count[rank] && --h->count[rank] == 0)
+            h->held &= ~(1ull << rank);
+    }
+}
+
+/* The lock word with its rank from the table: what every lock word of the
+ * suite uses. As ca_lock_acquire, ca_lock_try and ca_lock_release, plus the
+ * order check and record under checks=on. A thread re-entering a lock it
+ * holds gets the lock word's own report (malloc from a signal handler). */
+ca_force_inline void ca_lock_acquire_ranked(int *l, unsigned rank, const char *component)
+{
+    int seen = 0, self = ca_lock_tag();
+    if (ca_likely(__atomic_compare_exchange_n(l, &seen, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))) {
+        ca_lock_rank_enter(l, rank, true, component);
+        return;
+    }
+    /* Checked before waiting: a wait out of order aborts, never hangs. */
+    if ((seen & CA_LOCK__TAG_MASK) != self)
+        ca_lock_rank_enter(l, rank, true, component);
+    ca_core__lock_slow(l, self, component);
+}
+
+ca_force_inline bool ca_lock_try_ranked(int *l, unsigned rank, const char *component)
+{
+    if (!ca_lock_try(l))
+        return false;
+    ca_lock_rank_enter(l, rank, false, component);
+    return true;
+}
+
+ca_force_inline void ca_lock_release_ranked(int *l, unsigned rank)
+{
+    ca_lock_release(l);
+    ca_lock_rank_leave(rank);
+}
+
+/* In a forked child, for a lock the forking thread's prepare handler took:
+ * free it with a store (no wake: no other thread exists) and drop it from
+ * the thread's record. */
+ca_force_inline void ca_lock_reset_ranked(int *l, unsigned rank)
+{
+    __atomic_store_n(l, 0, __ATOMIC_RELAXED);
+    ca_lock_rank_leave(rank);
+}
+
+/* ========================================================================
+ * Fork hooks
+ *
+ * The suite's one pthread_atfork registration. A component whose locks must
+ * be held across fork registers its three handlers with a rank: the lowest
+ * lock rank its prepare handler takes (see "Lock order"). At fork, core runs
+ * every prepare handler by rising rank (equal ranks in registration order),
+ * then every parent or child handler in exactly the reverse order, so the
+ * locks are taken in the table's order whatever order the components
+ * started in. Registered today: libswitch (CA_LOCK_RANK_SWITCH_REGISTRY),
+ * libbinned's instances (CA_LOCK_RANK_BINNED_INSTANCES, registered by
+ * whoever puts libbinned under malloc: libswitch, or the application), and
+ * its large tier (CA_LOCK_RANK_LARGE_TIERS, by the tier itself).
+ * ======================================================================== */
+
+#define CA_FORK_HOOKS 8 /* table size: handlers are never removed */
+
+/* Add the handlers (any may be NULL) for every later fork. Registering the
+ * same three again does nothing. A registration made while another thread
+ * forks takes effect from the next fork. Thread-safe; never allocates
+ * except inside the single pthread_atfork call of the first registration.
+ * Returns 0, ENOSPC (CA_FORK_HOOKS registered) or pthread_atfork's error. */
+int ca_fork_hook_register(void (*prepare)(void), void (*parent)(void), void (*child)(void), unsigned rank);
+
+/* ========================================================================
  * Environment variables
  *
  * Every variable ctxalloc reads goes through these: a value that does not
