@@ -99,19 +99,14 @@ void ca_binned_options_default(ca_binned_options *o)
 static void instances_add(ca_binned *b)
 {
     ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
-    b->next_instance = g_instances;
-    g_instances = b;
+    CA_SLIST_PUSH(g_instances, b, next_instance);
     ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 static void instances_remove(ca_binned *b)
 {
     ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
-    for (ca_binned **pp = &g_instances; *pp; pp = &(*pp)->next_instance)
-        if (*pp == b) {
-            *pp = b->next_instance;
-            break;
-        }
+    CA_SLIST_REMOVE(g_instances, b, next_instance);
     ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 

@@ -38,11 +38,7 @@ uint64_t ca_binned__now_ns(void)
 void ca_binned__tcache_registry_add(ca_binned *b, ca_binned__tcache *tc)
 {
     ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
-    tc->prev = NULL;
-    tc->next = b->threads;
-    if (b->threads)
-        b->threads->prev = tc;
-    b->threads = tc;
+    CA_DLIST_PUSH(b->threads, tc, prev, next);
     __atomic_fetch_add(&b->nthreads_seen, 1, __ATOMIC_RELAXED); /* read by stats without the lock */
     ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
 }
@@ -50,13 +46,7 @@ void ca_binned__tcache_registry_add(ca_binned *b, ca_binned__tcache *tc)
 void ca_binned__tcache_registry_remove(ca_binned *b, ca_binned__tcache *tc)
 {
     ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
-    if (tc->prev)
-        tc->prev->next = tc->next;
-    else if (b->threads == tc)
-        b->threads = tc->next;
-    if (tc->next)
-        tc->next->prev = tc->prev;
-    tc->next = tc->prev = NULL;
+    CA_DLIST_UNLINK(b->threads, tc, prev, next);
     ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
 }
 

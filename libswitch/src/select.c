@@ -195,16 +195,14 @@ static void fork_child(void)
 void ca_switch__register_local(ca_switch_local *l)
 {
     lock();
-    l->next = ca_switch__g.locals;
-    ca_switch__g.locals = l;
+    CA_SLIST_PUSH(ca_switch__g.locals, l, next);
     unlock();
 }
 
 void ca_switch__register_adopted(ca_switch_adopted *ad)
 {
     lock();
-    ad->next = ca_switch__g.adopted;
-    ca_switch__g.adopted = ad;
+    CA_SLIST_PUSH(ca_switch__g.adopted, ad, next);
     unlock();
 }
 
@@ -221,12 +219,7 @@ bool ca_switch__adopted_registered(const ca_switch_adopted *ad)
 void ca_switch__unregister_adopted(ca_switch_adopted *ad)
 {
     lock();
-    for (ca_switch_adopted **pp = &ca_switch__g.adopted; *pp; pp = &(*pp)->next) {
-        if (*pp == ad) {
-            *pp = ad->next;
-            break;
-        }
-    }
+    CA_SLIST_REMOVE(ca_switch__g.adopted, ad, next);
     ad->next = NULL;
     unlock();
 }
@@ -234,12 +227,7 @@ void ca_switch__unregister_adopted(ca_switch_adopted *ad)
 void ca_switch__unregister_local(ca_switch_local *l)
 {
     lock();
-    for (ca_switch_local **pp = &ca_switch__g.locals; *pp; pp = &(*pp)->next) {
-        if (*pp == l) {
-            *pp = l->next;
-            break;
-        }
-    }
+    CA_SLIST_REMOVE(ca_switch__g.locals, l, next);
     l->next = NULL;
     unlock();
 }

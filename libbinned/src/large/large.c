@@ -275,24 +275,14 @@ static void rgn_link(ca_binned__large_class *c, ca_binned__large_rgn *r)
 {
     CA_BL_ADD(c->n.mapped_bytes, r->size);
     CA_BL_ADD(c->n.regions, 1);
-    r->prev = NULL;
-    r->next = c->regions;
-    if (c->regions)
-        c->regions->prev = r;
-    c->regions = r;
+    CA_DLIST_PUSH(c->regions, r, prev, next);
 }
 
 void ca_binned__large_rgn_unlink(ca_binned__large_class *c, ca_binned__large_rgn *r)
 {
     CA_BL_ADD(c->n.unmapped_bytes, r->size);
     CA_BL_SUB(c->n.regions, 1);
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        c->regions = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
+    CA_DLIST_UNLINK(c->regions, r, prev, next);
 }
 
 /* Map a new region for class ci: area 0 goes to the caller (IN_USE), the

@@ -45,19 +45,14 @@ void ca_binned__large_registry_add(ca_binned_large *l)
 {
     pthread_once(&ca_bl_atfork_once, atfork_register);
     ca_binned__large_lock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
-    l->reg_next = ca_bl_registry;
-    ca_bl_registry = l;
+    CA_SLIST_PUSH(ca_bl_registry, l, reg_next);
     ca_binned__large_unlock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
 }
 
 void ca_binned__large_registry_remove(ca_binned_large *l)
 {
     ca_binned__large_lock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
-    for (ca_binned_large **pp = &ca_bl_registry; *pp; pp = &(*pp)->reg_next)
-        if (*pp == l) {
-            *pp = l->reg_next;
-            break;
-        }
+    CA_SLIST_REMOVE(ca_bl_registry, l, reg_next);
     ca_binned__large_unlock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
 }
 

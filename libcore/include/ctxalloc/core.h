@@ -215,6 +215,55 @@ ca_attr_cold void ca_check_report(const char *component, const void *addr, const
     } while (0)
 
 /* ========================================================================
+ * Intrusive lists
+ *
+ * The list steps several components repeat, as macros over any node type:
+ * `link`, `prev` and `next` name the node's own pointer members, `head` is
+ * the list's head pointer (an lvalue). Arguments may be evaluated more than
+ * once. Callers hold whatever lock guards the list.
+ * ======================================================================== */
+
+/* Singly linked: push node at the front. */
+#define CA_SLIST_PUSH(head, node, link)                                                            \
+    do {                                                                                           \
+        (node)->link = (head);                                                                     \
+        (head) = (node);                                                                           \
+    } while (0)
+
+/* Singly linked: unlink node (a walk from head; nothing when it is absent). */
+#define CA_SLIST_REMOVE(head, node, link)                                                          \
+    do {                                                                                           \
+        for (__typeof__(head) *ca_pp_ = &(head); *ca_pp_; ca_pp_ = &(*ca_pp_)->link)               \
+            if (*ca_pp_ == (node)) {                                                               \
+                *ca_pp_ = (node)->link;                                                            \
+                break;                                                                             \
+            }                                                                                      \
+    } while (0)
+
+/* Doubly linked, head only: push node at the front. */
+#define CA_DLIST_PUSH(head, node, prev, next)                                                      \
+    do {                                                                                           \
+        (node)->prev = NULL;                                                                       \
+        (node)->next = (head);                                                                     \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node);                                                           \
+        (head) = (node);                                                                           \
+    } while (0)
+
+/* Doubly linked, head only: unlink node in O(1) and clear its links (a node
+ * that is on no list, both links NULL and not the head, is left alone). */
+#define CA_DLIST_UNLINK(head, node, prev, next)                                                    \
+    do {                                                                                           \
+        if ((node)->prev)                                                                          \
+            (node)->prev->next = (node)->next;                                                     \
+        else if ((head) == (node))                                                                 \
+            (head) = (node)->next;                                                                 \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node)->prev;                                                     \
+        (node)->prev = (node)->next = NULL;                                                        \
+    } while (0)
+
+/* ========================================================================
  * Text without allocating
  *
  * The suite's one number formatter and line builder, for the messages that
