@@ -138,9 +138,9 @@ static int ext_alloc(ca_source_file *s, size_t size, size_t align, size_t *out)
 
 static void ext_put(ca_source_file *s, size_t off, size_t size)
 {
-    pthread_mutex_lock(&s->mutex);
+    (void)ca_mutex_lock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE, "source");
     ext_free(s, off, size);
-    pthread_mutex_unlock(&s->mutex);
+    (void)ca_mutex_unlock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE);
 }
 
 /* ---- file blocks and mappings -------------------------------------------- */
@@ -213,9 +213,9 @@ static int back_range(ca_source_file *s, size_t off, size_t size)
 
 static int take_offsets(ca_source_file *s, size_t size, size_t align, size_t *off)
 {
-    pthread_mutex_lock(&s->mutex);
+    (void)ca_mutex_lock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE, "source");
     int err = ext_alloc(s, size, align < s->base.granule ? s->base.granule : align, off);
-    pthread_mutex_unlock(&s->mutex);
+    (void)ca_mutex_unlock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE);
     return err ? note(s, "file source capacity exhausted", err) : 0;
 }
 
@@ -348,9 +348,9 @@ static int file_stats(const ca_source *src, ca_stats *out)
 {
     ca_source_file *s = (ca_source_file *)(void *)(uintptr_t)src;
     ca_source__fill_stats(out, file_ops.name, &s->c, s->fault);
-    pthread_mutex_lock(&s->mutex);
+    (void)ca_mutex_lock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE, "source");
     uint64_t lost = s->lost, top = s->top;
-    pthread_mutex_unlock(&s->mutex);
+    (void)ca_mutex_unlock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE);
     ca_stats_set_counter(out, "lost_bytes", lost);
     ca_stats_set_counter(out, "file_top", top);
     return 0;
@@ -481,7 +481,7 @@ const char *ca_source__file_check(const ca_source *src, bool totals)
         return "file source: reserved bytes differ from the record";
     if (totals && committed != __atomic_load_n(&s->c.committed, __ATOMIC_RELAXED))
         return "file source: committed bytes differ from the record";
-    pthread_mutex_lock(&s->mutex);
+    (void)ca_mutex_lock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE, "source");
     size_t free_bytes = 0, end = 0;
     for (unsigned i = 0; i < s->nfree && !msg; i++) {
         const ca_source_file_extent *e = &s->free[i];
@@ -498,6 +498,6 @@ const char *ca_source__file_check(const ca_source *src, bool totals)
         msg = "file source: top beyond the capacity";
     if (!msg && totals && free_bytes + s->lost + bytes != s->top)
         msg = "file source: free + lost + recorded bytes differ from the top";
-    pthread_mutex_unlock(&s->mutex);
+    (void)ca_mutex_unlock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE);
     return msg;
 }

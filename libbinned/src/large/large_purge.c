@@ -267,12 +267,12 @@ void ca_binned__large_bg_init(ca_binned_large *l)
 static void *bg_main(void *arg)
 {
     ca_binned_large *l = (ca_binned_large *)arg;
-    pthread_mutex_lock(&l->bg_mutex);
+    (void)ca_mutex_lock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP, CA_BL_COMPONENT);
     while (!l->bg_stop) {
-        pthread_mutex_unlock(&l->bg_mutex);
+        (void)ca_mutex_unlock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP);
         ca_binned__large_maintain(l, ca_binned__large_now());
         CA_BL_ADD(l->bg_runs, 1);
-        pthread_mutex_lock(&l->bg_mutex);
+        (void)ca_mutex_lock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP, CA_BL_COMPONENT);
         if (l->bg_stop)
             break;
         struct timespec ts;
@@ -282,7 +282,7 @@ static void *bg_main(void *arg)
         ts.tv_nsec = (long)(ns % 1000000000u);
         pthread_cond_timedwait(&l->bg_cond, &l->bg_mutex, &ts);
     }
-    pthread_mutex_unlock(&l->bg_mutex);
+    (void)ca_mutex_unlock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP);
     return NULL;
 }
 
@@ -298,9 +298,9 @@ int ca_binned_large_background_start(ca_binned_large *l)
     __atomic_store_n(&l->bg_wanted, true, __ATOMIC_RELAXED);
     ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
 
-    pthread_mutex_lock(&l->bg_mutex);
+    (void)ca_mutex_lock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP, CA_BL_COMPONENT);
     l->bg_stop = false;
-    pthread_mutex_unlock(&l->bg_mutex);
+    (void)ca_mutex_unlock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP);
     /* The thread never handles signals meant for the application. */
     sigset_t all, old;
     sigfillset(&all);
@@ -333,10 +333,10 @@ static void bg_stop(ca_binned_large *l, bool keep_wanted)
     __atomic_store_n(&l->bg_starting, true, __ATOMIC_RELAXED);
     ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
 
-    pthread_mutex_lock(&l->bg_mutex);
+    (void)ca_mutex_lock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP, CA_BL_COMPONENT);
     l->bg_stop = true;
     pthread_cond_signal(&l->bg_cond);
-    pthread_mutex_unlock(&l->bg_mutex);
+    (void)ca_mutex_unlock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP);
     pthread_join(l->bg_thread, NULL);
 
     ca_binned__large_lock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);

@@ -376,9 +376,10 @@ ca_force_inline void ca_lock_release(int *l)
  * held together, and the paths that take several of them (fork handlers,
  * walks over a whole tier) take them in one fixed order: list or array
  * order, each instance's after the previous one's. Kinds: word = core's
- * lock word below, mutex = pthread_mutex_t (ranked with
- * ca_lock_rank_enter / ca_lock_rank_leave around it), and unranked =
- * outside the check (reason given).
+ * lock word (ca_lock_acquire_ranked), mutex = pthread_mutex_t
+ * (ca_mutex_lock_ranked, or ca_lock_rank_enter / _leave around it);
+ * "unchecked": the order is this table's, but those call sites (bump,
+ * arena) do not record it yet, so the check below does not see them.
  *
  *  rank component     lock                                   kind
  *   1   switch        registry (ca_switch__g.lock)           word
@@ -398,18 +399,18 @@ ca_force_inline void ca_lock_release(int *l)
  *  14   binned-large  one thread cache (cache lock)          word, several
  *  15   binned-large  size class, direct mappings            word, several
  *  16   binned-large  descriptor slabs (meta_lock)           word, several
- *  17   bump          shared bump chunk installer            mutex, several
- *  18   arena         list token (list_lock)                 mutex, several
- *  19   arena         listener (listen_lock)                 mutex, several
- *  20   arena         file state and header (file_lock)      mutex, several
- *  21   arena         thread cache registry (cache.c)        mutex
+ *  17   bump          shared bump chunk installer, chunk     mutex, several, unchecked
+ *                     cache (shared.c, cache.c)
+ *  18   arena         list token (list_lock)                 mutex, several, unchecked
+ *  19   arena         listener (listen_lock)                 mutex, several, unchecked
+ *  20   arena         file state and header (file_lock)      mutex, several, unchecked
+ *  21   arena         thread cache registry (cache.c)        mutex, unchecked
  *  22   source        file source offsets (mutex)            mutex, several
  *  23   source        buffer source (lock)                   word, several
  *  24   source        range records (ca_source_track.lock)   word, several
  *  25   source        file source last error (error_lock)    word, several
- *  26   source        slot source free list (mutex)          mutex, several
- *  27   core          ownership-map windows (owner.c)        word
- *  28   core          fork hook table (fork.c)               word
+ *  26   core          ownership-map windows (owner.c)        word
+ *  27   core          fork hook table (fork.c)               word
  *
  * Fork handlers (see "Fork hooks") run in the same order: prepare handlers
  * take their locks from rank 1 upwards, parent and child handlers let them
@@ -451,10 +452,9 @@ enum ca_lock_rank {
     CA_LOCK_RANK_SOURCE_BUFFER = 23,
     CA_LOCK_RANK_SOURCE_TRACK = 24,
     CA_LOCK_RANK_SOURCE_FILE_ERROR = 25,
-    CA_LOCK_RANK_SOURCE_SLOTS = 26,
-    CA_LOCK_RANK_CORE_WINDOWS = 27,
-    CA_LOCK_RANK_CORE_FORK = 28,
-    CA_LOCK_RANK_COUNT = 29 /* ranks are below 64 */
+    CA_LOCK_RANK_CORE_WINDOWS = 26,
+    CA_LOCK_RANK_CORE_FORK = 27,
+    CA_LOCK_RANK_COUNT = 28 /* ranks are below 64 */
 };
 
 /* The "several" ranks of the table, one bit per rank. */
@@ -468,7 +468,7 @@ enum ca_lock_rank {
      (1ull << CA_LOCK_RANK_ARENA_LIST) | (1ull << CA_LOCK_RANK_ARENA_LISTEN) |                     \
      (1ull << CA_LOCK_RANK_ARENA_FILE) | (1ull << CA_LOCK_RANK_SOURCE_FILE) |                      \
      (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK) |                  \
-     (1ull << CA_LOCK_RANK_SOURCE_FILE_ERROR) | (1ull << CA_LOCK_RANK_SOURCE_SLOTS))
+     (1ull << CA_LOCK_RANK_SOURCE_FILE_ERROR))
 
 /* Internal to the functions below (lock.c): the ranks the calling thread
  * holds (a bit per rank, and how many locks of each), and the report of a
@@ -535,6 +535,25 @@ ca_force_inline void ca_lock_release_ranked(int *l, unsigned rank)
 {
     ca_lock_release(l);
     ca_lock_rank_leave(rank);
+}
+
+/* A pthread mutex with its rank from the table (kind "mutex"): the same
+ * check and record around pthread_mutex_lock / _unlock. Returns
+ * pthread_mutex_lock's result (on an error the lock is not recorded). */
+ca_force_inline int ca_mutex_lock_ranked(pthread_mutex_t *m, unsigned rank, const char *component)
+{
+    ca_lock_rank_enter(m, rank, true, component);
+    int e = pthread_mutex_lock(m);
+    if (ca_unlikely(e != 0))
+        ca_lock_rank_leave(rank);
+    return e;
+}
+
+ca_force_inline int ca_mutex_unlock_ranked(pthread_mutex_t *m, unsigned rank)
+{
+    int e = pthread_mutex_unlock(m);
+    ca_lock_rank_leave(rank);
+    return e;
 }
 
 /* In a forked child, for a lock the forking thread's prepare handler took:
