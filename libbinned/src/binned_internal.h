@@ -302,7 +302,7 @@ typedef struct ca_binned__class {
     uint64_t exited_allocs;  /* counters folded in from exited threads (atomic) */
     uint64_t exited_frees;
     /* --- under lock --- */
-    int lock;                 /* 0 free, 1 held: spin lock (__atomic) */
+    int lock;                 /* core lock word, rank CA_LOCK_RANK_BINNED_CLASS */
     char *base;               /* start of the class range (read-only) */
     uint64_t *meta;           /* block words [max_blocks] (in the meta mapping) */
     ca_binned__chain free_tree;  /* blocks with nfree > 0 */
