@@ -21,7 +21,7 @@
 #include <time.h>
 
 struct ca_binned ca_binned__default_instance;
-static int g_default_state; /* 0 none, 1 being set up, 2 ready (atomic) */
+static int g_default_state; /* core's once word: CA_ONCE_DONE (2) when ready */
 static int g_instances_lock;
 static ca_binned *g_instances;
 
@@ -46,18 +46,12 @@ static const ca_allocator_ops binned_ops, binned_ops_unmapped;
  * ------------------------------------------------------------------------ */
 
 uint64_t ca_binned__secret[2];
-static int g_secret_state; /* 0 none, 1 being drawn, 2 ready (atomic) */
+static int g_secret_state; /* core's once word */
 
 void ca_binned__secret_init(void)
 {
-    if (__atomic_load_n(&g_secret_state, __ATOMIC_ACQUIRE) == 2)
+    if (ca_once_done(&g_secret_state) || !ca_once_begin(&g_secret_state))
         return;
-    int zero = 0;
-    if (!__atomic_compare_exchange_n(&g_secret_state, &zero, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(&g_secret_state, __ATOMIC_ACQUIRE) != 2)
-            sched_yield();
-        return;
-    }
     /* AT_RANDOM: 16 bytes the kernel gave the process at exec (no system
      * call); getrandom adds fresh bytes when it can without blocking. */
     uint64_t k[2] = {0x6a09e667f3bcc908ull, 0xbb67ae8584caa73bull};
@@ -79,7 +73,7 @@ void ca_binned__secret_init(void)
     k[1] = ca_binned__mix64(k[1] ^ k[0]);
     ca_binned__secret[0] = k[0];
     ca_binned__secret[1] = k[1];
-    __atomic_store_n(&g_secret_state, 2, __ATOMIC_RELEASE);
+    ca_once_finish(&g_secret_state);
 }
 
 /* ------------------------------------------------------------------------
@@ -451,8 +445,7 @@ void ca_binned_destroy(ca_binned *b)
 
 ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
 {
-    int zero = 0;
-    if (__atomic_compare_exchange_n(&g_default_state, &zero, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    if (ca_once_begin(&g_default_state)) {
         ca_binned_options o;
         ca_binned_options_default(&o);
         /* CA_BINNED_CLASS_RANGE_LOG2 chooses the address space per class;
@@ -473,10 +466,7 @@ ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
         if (err)
             ca_check_fail(CA_BINNED__COMP, NULL, "cannot set up the default instance (address space?)", __FILE__,
                           __LINE__);
-        __atomic_store_n(&g_default_state, 2, __ATOMIC_RELEASE);
-    } else {
-        while (__atomic_load_n(&g_default_state, __ATOMIC_ACQUIRE) != 2)
-            sched_yield();
+        ca_once_finish(&g_default_state);
     }
     return &ca_binned__default_instance;
 }

@@ -78,6 +78,36 @@ void ca_core__lock_slow(int *l, int self, const char *component)
     }
 }
 
+/* Once: 1 running, 3 running with sleepers, 2 done. */
+bool ca_once_begin(int *once)
+{
+    int seen = 0;
+    if (__atomic_compare_exchange_n(once, &seen, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return true;
+    for (unsigned spins = 0; seen != CA_ONCE_DONE && spins < SPINS; spins++) {
+        __builtin_ia32_pause();
+        seen = __atomic_load_n(once, __ATOMIC_ACQUIRE);
+    }
+    while (seen != CA_ONCE_DONE) {
+        if (seen == 1 && !__atomic_compare_exchange_n(once, &seen, 3, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+            continue;
+        int saved = errno;
+        (void)syscall(SYS_futex, once, FUTEX_WAIT_PRIVATE, 3, NULL, NULL, 0);
+        errno = saved;
+        seen = __atomic_load_n(once, __ATOMIC_ACQUIRE);
+    }
+    return false;
+}
+
+void ca_once_finish(int *once)
+{
+    if (__atomic_exchange_n(once, CA_ONCE_DONE, __ATOMIC_RELEASE) == 3) {
+        int saved = errno;
+        (void)syscall(SYS_futex, once, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+        errno = saved;
+    }
+}
+
 void ca_core__lock_wake(int *l)
 {
     int saved = errno;

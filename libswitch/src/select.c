@@ -11,8 +11,8 @@
  *     by their own thread only.
  *   - The global allocator is one pointer, NULL until initialisation has
  *     created the base allocator; read with acquire, replaced with release.
- *   - Initialisation runs once (CAS on `init`); other threads wait for it
- *     with sched_yield. Re-entrant calls from the initialising thread (the
+ *   - Initialisation runs once (core's once word `init`); other threads
+ *     wait for it (a short spin, then a futex sleep). Re-entrant calls from the initialising thread (the
  *     base allocator's own set-up calling malloc, pthread_atfork, atexit)
  *     are served by the bootstrap area: a static buffer with a CAS bump
  *     cursor. Nothing here calls dlsym, and nothing calls pthread functions
@@ -366,9 +366,7 @@ ca_allocator *ca_switch__init_slow(void)
         return __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
     if (tl_initialising)
         return &ca_switch__boot_allocator;
-    int expected = 0;
-    if (__atomic_compare_exchange_n(&ca_switch__g.init, &expected, 1, false, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE)) {
+    if (ca_once_begin(&ca_switch__g.init)) {
         tl_initialising = true;
         bool registers = false;
         ca_allocator *base = ca_switch__base_create(&registers);
@@ -386,12 +384,10 @@ ca_allocator *ca_switch__init_slow(void)
         __atomic_compare_exchange_n(&ca_switch__g.global, &none, base, false, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED);
         note_global(__atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE));
-        __atomic_store_n(&ca_switch__g.init, 2, __ATOMIC_RELEASE);
+        ca_once_finish(&ca_switch__g.init);
         tl_initialising = false;
         return __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
     }
-    while (__atomic_load_n(&ca_switch__g.init, __ATOMIC_ACQUIRE) != 2)
-        sched_yield();
     return __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
 }
 

@@ -216,3 +216,34 @@ Test(forkhooks, table_full)
         cr_assert_eq(ca_fork_hook_register(fns[i], nop, NULL, i), 0);
     cr_assert_eq(ca_fork_hook_register(nop, nop, nop, 1), ENOSPC);
 }
+
+/* --- once ------------------------------------------------------------------ */
+
+static int once_word, once_runs, once_value;
+
+static void *once_thread(void *arg)
+{
+    (void)arg;
+    if (ca_once_begin(&once_word)) {
+        __atomic_fetch_add(&once_runs, 1, __ATOMIC_RELAXED);
+        usleep(50 * 1000); /* the others spin, then sleep */
+        once_value = 42;
+        ca_once_finish(&once_word);
+    }
+    /* Either this thread ran the set-up or it waited for it. */
+    return (void *)(uintptr_t)(ca_once_done(&once_word) && once_value == 42);
+}
+
+Test(once, one_thread_runs_the_set_up_and_the_others_wait)
+{
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, once_thread, NULL), 0);
+    for (int i = 0; i < 6; i++) {
+        void *ok = NULL;
+        pthread_join(th[i], &ok);
+        cr_assert(ok != NULL, "thread %d returned before the set-up was visible", i);
+    }
+    cr_assert_eq(once_runs, 1);
+    cr_assert_eq(ca_once_begin(&once_word), false, "done: nothing to run");
+}

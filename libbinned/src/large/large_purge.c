@@ -319,7 +319,11 @@ int ca_binned_large_background_start(ca_binned_large *l)
 static void bg_stop(ca_binned_large *l, bool keep_wanted)
 {
     ca_binned__large_lock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
-    while (l->bg_starting) { /* a start or stop in progress elsewhere */
+    /* A start or stop in progress elsewhere (inside pthread_create or
+     * pthread_join, which this lock must not be held across): not a lock
+     * but a rare control path, so it waits by yielding rather than with a
+     * primitive of its own. */
+    while (l->bg_starting) {
         ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
         sched_yield();
         ca_binned__large_lock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);

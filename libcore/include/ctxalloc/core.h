@@ -369,6 +369,32 @@ ca_force_inline void ca_lock_release(int *l)
 }
 
 /* ========================================================================
+ * Once: a set-up that one thread runs and the others wait for
+ *
+ * The word: 0 not started, CA_ONCE_DONE (2) finished, anything else
+ * running. Not a lock (nothing is held once the set-up is done, and the
+ * word never returns to 0), so it has no rank; waiters wait like the lock
+ * word's (a short spin, then a futex sleep; no sched_yield). A thread that
+ * re-enters a set-up it is running would wait for ever: callers that can
+ * re-enter (malloc from inside its own set-up) detect it before calling.
+ * ======================================================================== */
+
+#define CA_ONCE_DONE 2
+
+/* True once the set-up finished; its writes are then visible (acquire). */
+ca_force_inline bool ca_once_done(const int *once)
+{
+    return __atomic_load_n(once, __ATOMIC_ACQUIRE) == CA_ONCE_DONE;
+}
+
+/* True: the caller runs the set-up now and then calls ca_once_finish.
+ * False: the set-up is done (this call waited while another thread ran it). */
+bool ca_once_begin(int *once);
+
+/* Publish the set-up (release) and wake the threads waiting for it. */
+void ca_once_finish(int *once);
+
+/* ========================================================================
  * Lock order
  *
  * Every lock of the suite, with its rank. A thread that holds a lock takes
