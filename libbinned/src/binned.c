@@ -21,7 +21,7 @@
 #include <time.h>
 
 struct ca_binned ca_binned__default_instance;
-static int g_default_state; /* 0 none, 1 being set up, 2 ready (atomic) */
+static int g_default_state; /* core's once word: CA_ONCE_DONE (2) when ready */
 static int g_instances_lock;
 static ca_binned *g_instances;
 
@@ -46,18 +46,12 @@ static const ca_allocator_ops binned_ops, binned_ops_unmapped;
  * ------------------------------------------------------------------------ */
 
 uint64_t ca_binned__secret[2];
-static int g_secret_state; /* 0 none, 1 being drawn, 2 ready (atomic) */
+static int g_secret_state; /* core's once word */
 
 void ca_binned__secret_init(void)
 {
-    if (__atomic_load_n(&g_secret_state, __ATOMIC_ACQUIRE) == 2)
+    if (ca_once_done(&g_secret_state) || !ca_once_begin(&g_secret_state))
         return;
-    int zero = 0;
-    if (!__atomic_compare_exchange_n(&g_secret_state, &zero, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(&g_secret_state, __ATOMIC_ACQUIRE) != 2)
-            sched_yield();
-        return;
-    }
     /* AT_RANDOM: 16 bytes the kernel gave the process at exec (no system
      * call); getrandom adds fresh bytes when it can without blocking. */
     uint64_t k[2] = {0x6a09e667f3bcc908ull, 0xbb67ae8584caa73bull};
@@ -79,7 +73,7 @@ void ca_binned__secret_init(void)
     k[1] = ca_binned__mix64(k[1] ^ k[0]);
     ca_binned__secret[0] = k[0];
     ca_binned__secret[1] = k[1];
-    __atomic_store_n(&g_secret_state, 2, __ATOMIC_RELEASE);
+    ca_once_finish(&g_secret_state);
 }
 
 /* ------------------------------------------------------------------------
@@ -98,21 +92,16 @@ void ca_binned_options_init(ca_binned_options *o)
 
 static void instances_add(ca_binned *b)
 {
-    ca_binned__spin_lock(&g_instances_lock);
-    b->next_instance = g_instances;
-    g_instances = b;
-    ca_binned__spin_unlock(&g_instances_lock);
+    ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
+    CA_SLIST_PUSH(g_instances, b, next_instance);
+    ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 static void instances_remove(ca_binned *b)
 {
-    ca_binned__spin_lock(&g_instances_lock);
-    for (ca_binned **pp = &g_instances; *pp; pp = &(*pp)->next_instance)
-        if (*pp == b) {
-            *pp = b->next_instance;
-            break;
-        }
-    ca_binned__spin_unlock(&g_instances_lock);
+    ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
+    CA_SLIST_REMOVE(g_instances, b, next_instance);
+    ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 /* Bytes of one class's metadata: the free and empty chains' trees, then one
@@ -177,7 +166,7 @@ static uintptr_t window_claim(size_t size)
         return 0;
     uint64_t slots = (WINDOW_HI - WINDOW_LO - total) / WINDOW_STEP + 1;
     uintptr_t got = 0;
-    ca_binned__spin_lock(&g_instances_lock);
+    ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
     int free_i = -1;
     for (int i = 0; i < WINDOWS_MAX; i++)
         if (!g_windows[i].lo) {
@@ -196,17 +185,17 @@ static uintptr_t window_claim(size_t size)
         g_windows[free_i].hi = hi;
         got = lo;
     }
-    ca_binned__spin_unlock(&g_instances_lock);
+    ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
     return got;
 }
 
 static void window_release(uintptr_t lo)
 {
-    ca_binned__spin_lock(&g_instances_lock);
+    ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
     for (int i = 0; i < WINDOWS_MAX; i++)
         if (g_windows[i].lo == lo)
             g_windows[i].lo = g_windows[i].hi = 0;
-    ca_binned__spin_unlock(&g_instances_lock);
+    ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 /* Everything but the ca_binned storage itself; on failure nothing is left. */
@@ -459,8 +448,7 @@ void ca_binned_destroy(ca_binned *b)
 
 ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
 {
-    int zero = 0;
-    if (__atomic_compare_exchange_n(&g_default_state, &zero, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    if (ca_once_begin(&g_default_state)) {
         ca_binned_options o;
         ca_binned_options_init(&o);
         /* CA_BINNED_CLASS_RANGE_LOG2 chooses the address space per class;
@@ -481,10 +469,7 @@ ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
         if (err)
             ca_check_fail(CA_BINNED__COMP, NULL, "cannot set up the default instance (address space?)", __FILE__,
                           __LINE__);
-        __atomic_store_n(&g_default_state, 2, __ATOMIC_RELEASE);
-    } else {
-        while (__atomic_load_n(&g_default_state, __ATOMIC_ACQUIRE) != 2)
-            sched_yield();
+        ca_once_finish(&g_default_state);
     }
     return &ca_binned__default_instance;
 }
@@ -1062,14 +1047,16 @@ void ca_binned_thread_flush(ca_binned *b)
     ca_binned__maybe_purge(b);
 }
 
+/* Every registry lock, then every class lock (core.h, "Lock order": one
+ * rank at a time across the instances). */
 void ca_binned_fork_prepare(void)
 {
-    ca_binned__spin_lock(&g_instances_lock);
-    for (ca_binned *b = g_instances; b; b = b->next_instance) {
-        ca_binned__spin_lock(&b->reg_lock);
+    ca_binned__spin_lock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
+    for (ca_binned *b = g_instances; b; b = b->next_instance)
+        ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
+    for (ca_binned *b = g_instances; b; b = b->next_instance)
         for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
             ca_binned__class_lock(&b->classes[i]);
-    }
 }
 
 void ca_binned_fork_parent(void)
@@ -1077,17 +1064,24 @@ void ca_binned_fork_parent(void)
     for (ca_binned *b = g_instances; b; b = b->next_instance) {
         for (unsigned i = CA_BINNED__NCLASSES; i-- > 0;)
             ca_binned__class_unlock(&b->classes[i]);
-        ca_binned__spin_unlock(&b->reg_lock);
+        ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     }
-    ca_binned__spin_unlock(&g_instances_lock);
+    ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 void ca_binned_fork_child(void)
 {
+    /* Every lock the prepare handler took is free before any is taken
+     * again (the repairs below take class and registry locks). */
+    for (ca_binned *b = g_instances; b; b = b->next_instance) {
+        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+            ca_lock_reset_ranked(&b->classes[i].lock, CA_LOCK_RANK_BINNED_CLASS);
+        ca_lock_reset_ranked(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
+        b->pool_lock = 0; /* not taken by the prepare handler: no other thread exists */
+    }
     for (ca_binned *b = g_instances; b; b = b->next_instance) {
         for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
             ca_binned__class *c = &b->classes[i];
-            c->lock = 0;
             /* A thread may have been between a recycler pop or push and the
              * count update: recount (a bundle it held is lost to the child). */
             uint64_t n = 0;
@@ -1095,8 +1089,6 @@ void ca_binned_fork_child(void)
                 n++;
             c->rec_bundles = n;
         }
-        b->reg_lock = 0;
-        b->pool_lock = 0;
         b->purging = 0;
         /* Threads other than this one do not exist here: their caches go
          * back to the blocks. */
@@ -1130,7 +1122,7 @@ void ca_binned_fork_child(void)
             tc = next;
         }
     }
-    g_instances_lock = 0;
+    ca_lock_reset_ranked(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
 /* ------------------------------------------------------------------------
@@ -1143,7 +1135,7 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
     uint64_t a = __atomic_load_n(&c->exited_allocs, __ATOMIC_RELAXED);
     uint64_t f = __atomic_load_n(&c->exited_frees, __ATOMIC_RELAXED);
     uint64_t n = 0;
-    ca_binned__spin_lock(b->reg_lk);
+    ca_binned__spin_lock(b->reg_lk, CA_LOCK_RANK_BINNED_REGISTRY);
     for (const ca_binned__tcache *tc = b->threads; tc; tc = tc->next) {
         /* Racy reads of another thread's bin: a count out of range is read
          * mid-update and taken as 0. */
@@ -1158,7 +1150,7 @@ static void class_counts(const ca_binned *b, unsigned i, uint64_t *allocs, uint6
         f += (uint64_t)((int64_t)al + (int64_t)cnt + mv);
         n += cnt;
     }
-    ca_binned__spin_unlock(b->reg_lk);
+    ca_binned__spin_unlock(b->reg_lk, CA_LOCK_RANK_BINNED_REGISTRY);
     *allocs = a;
     *frees = f;
     *cached = n;
@@ -1173,11 +1165,11 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     const ca_binned__class_info *ci = &ca_binned__classes[i];
     uint64_t allocs, frees, cached;
     class_counts(b, i, &allocs, &frees, &cached);
-    ca_binned__spin_lock(c->lock_lk); /* ca_binned__class_lock, through the const path */
+    ca_binned__spin_lock(c->lock_lk, CA_LOCK_RANK_BINNED_CLASS); /* ca_binned__class_lock, through the const path */
     uint64_t out_slots = c->slots_out;
     uint64_t committed = c->committed, frontier = c->frontier, nempty = c->nempty, decommits = c->decommits,
              fails = c->commit_fail, recommits = c->recommits, keep = c->keep;
-    ca_binned__spin_unlock(c->lock_lk);
+    ca_binned__spin_unlock(c->lock_lk, CA_LOCK_RANK_BINNED_CLASS);
     uint64_t rec = __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED);
     uint64_t held = cached + rec * ci->batch;
     ca_stats_init(out, "binned-class");

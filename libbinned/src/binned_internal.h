@@ -302,7 +302,7 @@ typedef struct ca_binned__class {
     uint64_t exited_allocs;  /* counters folded in from exited threads (atomic) */
     uint64_t exited_frees;
     /* --- under lock --- */
-    int lock;                 /* 0 free, 1 held: spin lock (__atomic) */
+    int lock;                 /* core lock word, rank CA_LOCK_RANK_BINNED_CLASS */
     int *lock_lk;             /* &lock (set at init), for ca_binned_class_stats,
                                  which gets a const instance (core.h, Statistics) */
     char *base;               /* start of the class range (read-only) */
@@ -606,8 +606,9 @@ uint64_t ca_binned__now_ns(void);
 void ca_binned__maybe_purge(ca_binned *b);
 
 /* The small tier's locks: core's lock word (spins briefly, then sleeps on
- * a futex; re-entry from a signal handler aborts naming the component). */
-ca_force_inline void ca_binned__spin_lock(int *l) { ca_lock_acquire(l, CA_BINNED__COMP); }
-ca_force_inline void ca_binned__spin_unlock(int *l) { ca_lock_release(l); }
+ * a futex; re-entry from a signal handler aborts naming the component),
+ * each with its rank of core.h's "Lock order". */
+ca_force_inline void ca_binned__spin_lock(int *l, unsigned rank) { ca_lock_acquire_ranked(l, rank, CA_BINNED__COMP); }
+ca_force_inline void ca_binned__spin_unlock(int *l, unsigned rank) { ca_lock_release_ranked(l, rank); }
 
 #endif /* CA_BINNED_INTERNAL_H */

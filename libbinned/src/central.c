@@ -35,8 +35,8 @@
 
 #include <errno.h>
 
-void ca_binned__class_lock(ca_binned__class *c) { ca_binned__spin_lock(&c->lock); }
-void ca_binned__class_unlock(ca_binned__class *c) { ca_binned__spin_unlock(&c->lock); }
+void ca_binned__class_lock(ca_binned__class *c) { ca_binned__spin_lock(&c->lock, CA_LOCK_RANK_BINNED_CLASS); }
+void ca_binned__class_unlock(ca_binned__class *c) { ca_binned__spin_unlock(&c->lock, CA_LOCK_RANK_BINNED_CLASS); }
 
 static inline size_t block_bytes(unsigned cls) { return (size_t)1 << ca_binned__classes[cls].block_shift; }
 

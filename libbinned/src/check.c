@@ -19,18 +19,12 @@
 void ca_binned__fail_class(const char *what, unsigned cls, const void *p, const char *file, int line)
 {
     char buf[160];
-    size_t k = 0;
-    for (const char *w = what; *w && k < 100; w++)
-        buf[k++] = *w;
-    static const char pre[] = " (class ";
-    memcpy(buf + k, pre, sizeof pre - 1);
-    k += sizeof pre - 1;
-    size_t s = cls < CA_BINNED__NCLASSES ? ca_binned__classes[cls].size : 0, d = 1;
-    while (s / d >= 10)
-        d *= 10;
-    for (; d; d /= 10)
-        buf[k++] = (char)('0' + (s / d) % 10);
-    memcpy(buf + k, " B)", 4);
+    ca_line l;
+    ca_line_init(&l, buf, sizeof buf);
+    ca_line_str(&l, what);
+    ca_line_str(&l, " (class ");
+    ca_line_u64(&l, cls < CA_BINNED__NCLASSES ? ca_binned__classes[cls].size : 0, 10);
+    ca_line_str(&l, " B)");
     ca_check_fail(CA_BINNED__COMP, p, buf, file, line);
 }
 

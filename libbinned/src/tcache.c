@@ -37,27 +37,17 @@ uint64_t ca_binned__now_ns(void)
 
 void ca_binned__tcache_registry_add(ca_binned *b, ca_binned__tcache *tc)
 {
-    ca_binned__spin_lock(&b->reg_lock);
-    tc->prev = NULL;
-    tc->next = b->threads;
-    if (b->threads)
-        b->threads->prev = tc;
-    b->threads = tc;
+    ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
+    CA_DLIST_PUSH(b->threads, tc, prev, next);
     __atomic_fetch_add(&b->nthreads_seen, 1, __ATOMIC_RELAXED); /* read by stats without the lock */
-    ca_binned__spin_unlock(&b->reg_lock);
+    ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
 }
 
 void ca_binned__tcache_registry_remove(ca_binned *b, ca_binned__tcache *tc)
 {
-    ca_binned__spin_lock(&b->reg_lock);
-    if (tc->prev)
-        tc->prev->next = tc->next;
-    else if (b->threads == tc)
-        b->threads = tc->next;
-    if (tc->next)
-        tc->next->prev = tc->prev;
-    tc->next = tc->prev = NULL;
-    ca_binned__spin_unlock(&b->reg_lock);
+    ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
+    CA_DLIST_UNLINK(b->threads, tc, prev, next);
+    ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
 }
 
 /* ------------------------------------------------------------------------
@@ -72,7 +62,7 @@ ca_binned__bundle *ca_binned__bundle_get(ca_binned *b)
     ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_pop(&b->bundle_pool);
     if (d)
         return d;
-    ca_binned__spin_lock(&b->pool_lock);
+    ca_binned__spin_lock(&b->pool_lock, CA_LOCK_RANK_BINNED_POOL);
     d = (ca_binned__bundle *)ca_binned__recycler_pop(&b->bundle_pool);
     if (!d) {
         size_t gran = ca_source_granule(b->src);
@@ -88,7 +78,7 @@ ca_binned__bundle *ca_binned__bundle_get(ca_binned *b)
             d = (ca_binned__bundle *)(void *)first;
         }
     }
-    ca_binned__spin_unlock(&b->pool_lock);
+    ca_binned__spin_unlock(&b->pool_lock, CA_LOCK_RANK_BINNED_POOL);
     return d;
 }
 
@@ -108,11 +98,11 @@ size_t ca_binned__arrays_bytes(void)
 
 static void **arrays_get(ca_binned *b)
 {
-    ca_binned__spin_lock(&b->reg_lock);
+    ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     void **r = (void **)b->spare_arrays;
     if (r)
         b->spare_arrays = *r;
-    ca_binned__spin_unlock(&b->reg_lock);
+    ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     if (r)
         return r;
     void *mem = NULL;
@@ -137,10 +127,10 @@ void ca_binned__arrays_release(ca_binned *b, ca_binned__tcache *tc)
     if (!r)
         return;
     tc->arrays = NULL;
-    ca_binned__spin_lock(&b->reg_lock);
+    ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     *r = b->spare_arrays;
     b->spare_arrays = r;
-    ca_binned__spin_unlock(&b->reg_lock);
+    ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
 }
 
 /* Give tc its arrays and make it LIVE; false when no memory (tc stays NONE:
@@ -183,11 +173,11 @@ ca_binned__tcache *ca_binned__tcache_get(ca_binned *b)
     if (tc)
         return tc;
     /* Caches of exited threads are reused; new ones come from the source. */
-    ca_binned__spin_lock(&b->reg_lock);
+    ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     tc = b->spare_caches;
     if (tc)
         b->spare_caches = tc->next;
-    ca_binned__spin_unlock(&b->reg_lock);
+    ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     if (!tc) {
         void *mem = NULL;
         size_t sz = ca_align_up(sizeof(ca_binned__tcache), ca_source_granule(b->src));
@@ -197,10 +187,10 @@ ca_binned__tcache *ca_binned__tcache_get(ca_binned *b)
     }
     memset(tc, 0, sizeof *tc);
     if (!tcache_setup(b, tc)) {
-        ca_binned__spin_lock(&b->reg_lock);
+        ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
         tc->next = b->spare_caches;
         b->spare_caches = tc;
-        ca_binned__spin_unlock(&b->reg_lock);
+        ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
         return NULL;
     }
     return tc;
@@ -447,9 +437,9 @@ void ca_binned__tcache_thread_exit(void *arg)
     ca_binned__arrays_release(b, tc);
     tc->state = CA_BINNED__TC_DEAD;
     if (!tc->in_tls) {
-        ca_binned__spin_lock(&b->reg_lock);
+        ca_binned__spin_lock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
         tc->next = b->spare_caches;
         b->spare_caches = tc;
-        ca_binned__spin_unlock(&b->reg_lock);
+        ca_binned__spin_unlock(&b->reg_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     }
 }

@@ -29,18 +29,12 @@ _Static_assert(_Alignof(struct ca_bitset) <= 64, "metadata header alignment");
 ca_attr_noreturn ca_attr_cold static void fail_block(const void *p, const char *what, size_t index,
                                                      const char *file, int line)
 {
-    char buf[128], digits[24];
-    size_t n = 0, d = 0;
-    for (const char *s = what; *s && n < sizeof buf - sizeof digits - 1; s++)
-        buf[n++] = *s;
-    buf[n++] = ' ';
-    do {
-        digits[d++] = (char)('0' + index % 10);
-        index /= 10;
-    } while (index);
-    while (d)
-        buf[n++] = digits[--d];
-    buf[n] = '\0';
+    char buf[128];
+    ca_line l;
+    ca_line_init(&l, buf, sizeof buf);
+    ca_line_str(&l, what);
+    ca_line_char(&l, ' ');
+    ca_line_u64(&l, index, 10);
     ca_check_fail(COMPONENT, p, buf, file, line);
 }
 

@@ -14,18 +14,22 @@
 /* Const: the lock words are reached through spin_lk / mutex_lk (core.h). */
 static void lock(const ca_locked_allocator *l)
 {
-    if (l->kind == CA_LOCK_SPIN)
-        ca_lock_acquire(l->spin_lk, "locked");
-    else
+    if (l->kind == CA_LOCK_SPIN) {
+        ca_lock_acquire_ranked(l->spin_lk, CA_LOCK_RANK_CORE_LOCKED, "locked");
+    } else {
+        ca_lock_rank_enter(l->mutex_lk, CA_LOCK_RANK_CORE_LOCKED, true, "locked");
         pthread_mutex_lock(l->mutex_lk);
+    }
 }
 
 static void unlock(const ca_locked_allocator *l)
 {
-    if (l->kind == CA_LOCK_SPIN)
-        ca_lock_release(l->spin_lk);
-    else
+    if (l->kind == CA_LOCK_SPIN) {
+        ca_lock_release_ranked(l->spin_lk, CA_LOCK_RANK_CORE_LOCKED);
+    } else {
         pthread_mutex_unlock(l->mutex_lk);
+        ca_lock_rank_leave(CA_LOCK_RANK_CORE_LOCKED);
+    }
 }
 
 /* errno is saved across unlock: pthread calls may not preserve it. */

@@ -25,100 +25,42 @@ size_t ca_page_size(void)
     return v;
 }
 
-/* Appends s to buf at *len without overflowing cap - 1 bytes. */
-static void put_str(char *buf, size_t cap, size_t *len, const char *s)
-{
-    while (*s && *len + 1 < cap)
-        buf[(*len)++] = *s++;
-}
-
-static void put_hex(char *buf, size_t cap, size_t *len, uintptr_t v)
-{
-    char tmp[2 + 2 * sizeof v + 1];
-    size_t n = sizeof tmp - 1;
-    tmp[n] = '\0';
-    do {
-        tmp[--n] = "0123456789abcdef"[v & 15];
-        v >>= 4;
-    } while (v);
-    tmp[--n] = 'x';
-    tmp[--n] = '0';
-    put_str(buf, cap, len, tmp + n);
-}
-
-static void put_dec(char *buf, size_t cap, size_t *len, unsigned long v)
-{
-    char tmp[24];
-    size_t n = sizeof tmp - 1;
-    tmp[n] = '\0';
-    do {
-        tmp[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put_str(buf, cap, len, tmp + n);
-}
-
 void ca_check_report(const char *component, const void *addr, const char *what, const char *file, int line)
 {
     char buf[512];
-    size_t len = 0;
-    put_str(buf, sizeof buf, &len, "ctxalloc: ");
-    put_str(buf, sizeof buf, &len, component ? component : "?");
-    put_str(buf, sizeof buf, &len, ": ");
-    put_str(buf, sizeof buf, &len, what ? what : "check failed");
-    put_str(buf, sizeof buf, &len, " (address ");
-    put_hex(buf, sizeof buf, &len, (uintptr_t)addr);
-    put_str(buf, sizeof buf, &len, ") at ");
-    put_str(buf, sizeof buf, &len, file ? file : "?");
-    put_str(buf, sizeof buf, &len, ":");
-    put_dec(buf, sizeof buf, &len, line > 0 ? (unsigned long)line : 0);
-    if (len + 1 >= sizeof buf)
-        len = sizeof buf - 2;
-    buf[len++] = '\n';
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(2, buf + off, len - off);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
-            break;
-        }
-        off += (size_t)w;
-    }
+    ca_line l;
+    ca_line_init(&l, buf, sizeof buf);
+    ca_line_str(&l, "ctxalloc: ");
+    ca_line_str(&l, component ? component : "?");
+    ca_line_str(&l, ": ");
+    ca_line_str(&l, what ? what : "check failed");
+    ca_line_str(&l, " (address ");
+    ca_line_addr(&l, addr);
+    ca_line_str(&l, ") at ");
+    ca_line_str(&l, file ? file : "?");
+    ca_line_char(&l, ':');
+    ca_line_u64(&l, line > 0 ? (uint64_t)line : 0, 10);
+    (void)ca_line_write(&l, 2);
 }
 
 /* ------------------------------------------------------------------------
  * Environment variables: strict parsing, one warning line, the default
  * ------------------------------------------------------------------------ */
 
-static void write_line(char *buf, size_t cap, size_t len)
-{
-    if (len + 1 >= cap)
-        len = cap - 2;
-    buf[len++] = '\n';
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(2, buf + off, len - off);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
-            break;
-        }
-        off += (size_t)w;
-    }
-}
-
 static void env_warning(const char *name, const char *value, const char *expected, const char *def)
 {
     char buf[384];
-    size_t len = 0;
-    put_str(buf, sizeof buf, &len, "ctxalloc: warning: ");
-    put_str(buf, sizeof buf, &len, name);
-    put_str(buf, sizeof buf, &len, "=");
-    put_str(buf, sizeof buf, &len, value);
-    put_str(buf, sizeof buf, &len, " is invalid (expected ");
-    put_str(buf, sizeof buf, &len, expected);
-    put_str(buf, sizeof buf, &len, "): using ");
-    put_str(buf, sizeof buf, &len, def);
-    write_line(buf, sizeof buf, len);
+    ca_line l;
+    ca_line_init(&l, buf, sizeof buf);
+    ca_line_str(&l, "ctxalloc: warning: ");
+    ca_line_str(&l, name);
+    ca_line_char(&l, '=');
+    ca_line_str(&l, value);
+    ca_line_str(&l, " is invalid (expected ");
+    ca_line_str(&l, expected);
+    ca_line_str(&l, "): using ");
+    ca_line_str(&l, def);
+    (void)ca_line_write(&l, 2);
 }
 
 int ca_env_uint(const char *name, uint64_t lo, uint64_t hi, uint64_t def, uint64_t *out)
@@ -142,14 +84,13 @@ int ca_env_uint(const char *name, uint64_t lo, uint64_t hi, uint64_t def, uint64
         return 0;
     }
     char expected[64], dflt[24];
-    size_t len = 0, dl = 0;
-    put_str(expected, sizeof expected, &len, "a whole number from ");
-    put_dec(expected, sizeof expected, &len, (unsigned long)lo);
-    put_str(expected, sizeof expected, &len, " to ");
-    put_dec(expected, sizeof expected, &len, (unsigned long)hi);
-    expected[len] = '\0';
-    put_dec(dflt, sizeof dflt, &dl, (unsigned long)def);
-    dflt[dl] = '\0';
+    ca_line e;
+    ca_line_init(&e, expected, sizeof expected);
+    ca_line_str(&e, "a whole number from ");
+    ca_line_u64(&e, lo, 10);
+    ca_line_str(&e, " to ");
+    ca_line_u64(&e, hi, 10);
+    (void)ca_fmt_u64(dflt, sizeof dflt, def, 10);
     env_warning(name, v, expected, dflt);
     return EINVAL;
 }
@@ -161,16 +102,16 @@ int ca_env_word(const char *name, const char *const *words, int def, int *out)
     if (!v || !*v)
         return 0;
     char expected[160];
-    size_t len = 0;
+    ca_line e;
+    ca_line_init(&e, expected, sizeof expected);
     for (int i = 0; words[i]; i++) {
         if (strcmp(v, words[i]) == 0) {
             *out = i;
             return 0;
         }
-        put_str(expected, sizeof expected, &len, i ? ", " : "one of ");
-        put_str(expected, sizeof expected, &len, words[i]);
+        ca_line_str(&e, i ? ", " : "one of ");
+        ca_line_str(&e, words[i]);
     }
-    expected[len] = '\0';
     env_warning(name, v, expected, def >= 0 ? words[def] : "unset");
     return EINVAL;
 }

@@ -346,7 +346,7 @@ int ca_owner_claim_window(void *base, size_t size, void *owner)
         return EINVAL;
     uintptr_t lo = (uintptr_t)base, hi = lo + size;
     int err = ENOSPC;
-    ca_lock_acquire(&win_lock, "core");
+    ca_lock_acquire_ranked(&win_lock, CA_LOCK_RANK_CORE_WINDOWS, "core");
     unsigned n = __atomic_load_n(&nwindows, __ATOMIC_RELAXED), slot = CA_OWNER_WINDOWS;
     for (unsigned i = 0; i < n; i++) {
         if (!__atomic_load_n(&windows[i].owner, __ATOMIC_RELAXED)) {
@@ -368,14 +368,14 @@ int ca_owner_claim_window(void *base, size_t size, void *owner)
             __atomic_store_n(&nwindows, n + 1, __ATOMIC_RELEASE);
         err = 0;
     }
-    ca_lock_release(&win_lock);
+    ca_lock_release_ranked(&win_lock, CA_LOCK_RANK_CORE_WINDOWS);
     return err;
 }
 
 int ca_owner_release_window(void *base, size_t size, void *owner)
 {
     int err = EINVAL;
-    ca_lock_acquire(&win_lock, "core");
+    ca_lock_acquire_ranked(&win_lock, CA_LOCK_RANK_CORE_WINDOWS, "core");
     unsigned n = __atomic_load_n(&nwindows, __ATOMIC_RELAXED);
     for (unsigned i = 0; i < n; i++)
         if (__atomic_load_n(&windows[i].owner, __ATOMIC_RELAXED) == owner && windows[i].lo == (uintptr_t)base &&
@@ -384,6 +384,6 @@ int ca_owner_release_window(void *base, size_t size, void *owner)
             err = 0;
             break;
         }
-    ca_lock_release(&win_lock);
+    ca_lock_release_ranked(&win_lock, CA_LOCK_RANK_CORE_WINDOWS);
     return err;
 }

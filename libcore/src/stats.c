@@ -8,7 +8,6 @@
  */
 #include <ctxalloc/core.h>
 
-#include <unistd.h>
 
 void ca_stats_init(ca_stats *s, const char *name)
 {
@@ -91,13 +90,8 @@ static void emit(out *o, const char *s)
 static void emit_u64(out *o, uint64_t v)
 {
     char tmp[21];
-    size_t n = sizeof tmp;
-    do {
-        tmp[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n < sizeof tmp)
-        emit_char(o, tmp[n++]);
+    (void)ca_fmt_u64(tmp, sizeof tmp, v, 10);
+    emit(o, tmp);
 }
 
 /* A JSON string literal: quotes, backslashes and control bytes escaped. */
@@ -188,21 +182,6 @@ size_t ca_stats_format_buf(const ca_stats *s, ca_stats_format fmt, char *buf, si
     return o.len;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int ca_stats_write_fd(const ca_stats *s, ca_stats_format fmt, int fd)
 {
     /* Big enough for every field and counter with names up to ~100 bytes. */
@@ -212,5 +191,5 @@ int ca_stats_write_fd(const ca_stats *s, ca_stats_format fmt, int fd)
         return EOVERFLOW; /* names too long to format without allocating */
     if (fmt == CA_STATS_JSON)
         buf[n++] = '\n';
-    return write_all(fd, buf, n);
+    return ca_write_all(fd, buf, n);
 }

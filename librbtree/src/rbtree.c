@@ -124,12 +124,7 @@ static void region_give_back(ca_rbtree *r, void *mem, size_t size)
 /* Unlink region g, tell the listener (removed), give it back. */
 static void region_release(ca_rbtree *r, rbt_region *g)
 {
-    if (g->prev)
-        g->prev->next = g->next;
-    else
-        r->regions = g->next;
-    if (g->next)
-        g->next->prev = g->prev;
+    CA_DLIST_UNLINK(r->regions, g, prev, next);
     r->nregions--;
     r->reserved -= g->size;
     r->regions_released++;
@@ -178,11 +173,7 @@ static void *region_new(ca_rbtree *r, size_t need)
     rbt_region *g = (rbt_region *)mem;
     g->size = rsize;
     g->pad = 0;
-    g->prev = NULL;
-    g->next = r->regions;
-    if (g->next)
-        g->next->prev = g;
-    r->regions = g;
+    CA_DLIST_PUSH(r->regions, g, prev, next);
     r->nregions++;
     r->regions_obtained++;
     r->reserved += rsize;

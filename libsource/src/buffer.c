@@ -52,7 +52,7 @@ static int buffer_obtain(ca_source *src, size_t size, size_t align, void **out)
     if (align < src->granule)
         align = src->granule;
     char *got = NULL;
-    ca_source__spin_lock(&s->lock);
+    ca_source__spin_lock(&s->lock, CA_LOCK_RANK_SOURCE_BUFFER);
     for (free_range **link = (free_range **)&s->free; *link; link = &(*link)->next) {
         free_range *r = *link;
         uintptr_t a = (uintptr_t)r, end = a + r->size;
@@ -75,7 +75,7 @@ static int buffer_obtain(ca_source *src, size_t size, size_t align, void **out)
         got = (char *)st;
         break;
     }
-    ca_source__spin_unlock(&s->lock);
+    ca_source__spin_unlock(&s->lock, CA_LOCK_RANK_SOURCE_BUFFER);
     if (!got)
         return ca_source__fail(&s->c, ENOMEM, true);
     ca_source__add(&s->c.obtains, 1, true);
@@ -97,7 +97,7 @@ static int buffer_release(ca_source *src, void *p, size_t size)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_RELEASE, size);
     if (err)
         return ca_source__fail(&s->c, err, true);
-    ca_source__spin_lock(&s->lock);
+    ca_source__spin_lock(&s->lock, CA_LOCK_RANK_SOURCE_BUFFER);
     free_range *prev = NULL, *next = node_at(s->free);
     while (next && (uintptr_t)next < a) {
         prev = next;
@@ -121,7 +121,7 @@ static int buffer_release(ca_source *src, void *p, size_t size)
             s->free = n;
         }
     }
-    ca_source__spin_unlock(&s->lock);
+    ca_source__spin_unlock(&s->lock, CA_LOCK_RANK_SOURCE_BUFFER);
     if (overlap)
         return ca_source__fail(&s->c, ca_source__bad_range(p, "release of free memory (double release) in a buffer source"), true);
     ca_source__add(&s->c.releases, 1, true);
@@ -183,7 +183,7 @@ const char *ca_source__buffer_check(const ca_source *src, bool totals)
     const char *msg = NULL;
     uint64_t free_bytes = 0;
     uintptr_t lo = (uintptr_t)s->start, hi = lo + s->size, last_end = 0;
-    ca_source__spin_lock(&s->lock);
+    ca_source__spin_lock(&s->lock, CA_LOCK_RANK_SOURCE_BUFFER);
     for (const free_range *r = node_at(s->free); r && !msg; r = r->next) {
         uintptr_t a = (uintptr_t)r;
         if (a < lo || a >= hi || r->size == 0 || r->size > hi - a)
@@ -195,7 +195,7 @@ const char *ca_source__buffer_check(const ca_source *src, bool totals)
         last_end = a + r->size;
         free_bytes += r->size;
     }
-    ca_source__spin_unlock(&s->lock);
+    ca_source__spin_unlock(&s->lock, CA_LOCK_RANK_SOURCE_BUFFER);
     if (!msg && totals && free_bytes + __atomic_load_n(&s->c.in_use, __ATOMIC_RELAXED) != s->size)
         msg = "buffer source: free + in use bytes differ from the buffer size";
     return msg;

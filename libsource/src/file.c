@@ -57,9 +57,9 @@ static int note(ca_source_file *s, const char *what, int err)
 {
     char msg[sizeof s->error];
     snprintf(msg, sizeof msg, "%s: %s", what, strerrordesc_np(err) ? strerrordesc_np(err) : "error");
-    ca_source__spin_lock(&s->error_lock);
+    ca_source__spin_lock(&s->error_lock, CA_LOCK_RANK_SOURCE_FILE_ERROR);
     memcpy(s->error, msg, sizeof msg);
-    ca_source__spin_unlock(&s->error_lock);
+    ca_source__spin_unlock(&s->error_lock, CA_LOCK_RANK_SOURCE_FILE_ERROR);
     return err;
 }
 
@@ -139,9 +139,9 @@ static int ext_alloc(ca_source_file *s, size_t size, size_t align, size_t *out)
 
 static void ext_put(ca_source_file *s, size_t off, size_t size)
 {
-    pthread_mutex_lock(&s->mutex);
+    (void)ca_mutex_lock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE, "source");
     ext_free(s, off, size);
-    pthread_mutex_unlock(&s->mutex);
+    (void)ca_mutex_unlock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE);
 }
 
 /* ---- file blocks and mappings -------------------------------------------- */
@@ -214,9 +214,9 @@ static int back_range(ca_source_file *s, size_t off, size_t size)
 
 static int take_offsets(ca_source_file *s, size_t size, size_t align, size_t *off)
 {
-    pthread_mutex_lock(&s->mutex);
+    (void)ca_mutex_lock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE, "source");
     int err = ext_alloc(s, size, align < s->base.granule ? s->base.granule : align, off);
-    pthread_mutex_unlock(&s->mutex);
+    (void)ca_mutex_unlock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE);
     return err ? note(s, "file source capacity exhausted", err) : 0;
 }
 
@@ -350,9 +350,9 @@ static int file_stats(const ca_source *src, ca_stats *out)
     CA_STATS_COUNTERS(CA_SOURCE_FILE_COUNTERS);
     const ca_source_file *s = (const ca_source_file *)(const void *)src;
     ca_source__fill_stats(out, file_ops.name, &s->c, s->fault);
-    pthread_mutex_lock(s->mutex_lk);
+    (void)ca_mutex_lock_ranked(s->mutex_lk, CA_LOCK_RANK_SOURCE_FILE, "source");
     uint64_t lost = s->lost, top = s->top;
-    pthread_mutex_unlock(s->mutex_lk);
+    (void)ca_mutex_unlock_ranked(s->mutex_lk, CA_LOCK_RANK_SOURCE_FILE);
     CA_STATS_SET(out, lost_bytes, lost);
     CA_STATS_SET(out, file_top, top);
     return 0;
@@ -478,7 +478,7 @@ const char *ca_source__file_check(const ca_source *src, bool totals)
         return "file source: reserved bytes differ from the record";
     if (totals && committed != __atomic_load_n(&s->c.committed, __ATOMIC_RELAXED))
         return "file source: committed bytes differ from the record";
-    pthread_mutex_lock(&s->mutex);
+    (void)ca_mutex_lock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE, "source");
     size_t free_bytes = 0, end = 0;
     for (unsigned i = 0; i < s->nfree && !msg; i++) {
         const ca_source_file_extent *e = &s->free[i];
@@ -495,6 +495,6 @@ const char *ca_source__file_check(const ca_source *src, bool totals)
         msg = "file source: top beyond the capacity";
     if (!msg && totals && free_bytes + s->lost + bytes != s->top)
         msg = "file source: free + lost + recorded bytes differ from the top";
-    pthread_mutex_unlock(&s->mutex);
+    (void)ca_mutex_unlock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE);
     return msg;
 }

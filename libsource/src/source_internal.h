@@ -143,7 +143,8 @@ int ca_source__numa_apply_raw(void *p, size_t size, unsigned mode, const unsigne
                               size_t maxnode);
 
 /* ---- lock for small critical sections (core's lock word) -------------- */
-static inline void ca_source__spin_lock(int *l) { ca_lock_acquire(l, "source"); }
-static inline void ca_source__spin_unlock(int *l) { ca_lock_release(l); }
+/* The lock words of the sources, with their rank (core.h, "Lock order"). */
+static inline void ca_source__spin_lock(int *l, unsigned rank) { ca_lock_acquire_ranked(l, rank, "source"); }
+static inline void ca_source__spin_unlock(int *l, unsigned rank) { ca_lock_release_ranked(l, rank); }
 
 #endif

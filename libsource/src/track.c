@@ -88,7 +88,7 @@ static int grow(ca_source_track *t)
 int ca_source__track_add(ca_source_track *t, void *p, size_t size, size_t committed, unsigned flags)
 {
     int err = 0;
-    ca_source__spin_lock(&t->lock);
+    ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     size_t i = first_le(t, (uintptr_t)p);
     ca_source__range *r = NULL;
     /* A dead entry at the insertion point (start == p or just above p)
@@ -114,13 +114,13 @@ int ca_source__track_add(ca_source_track *t, void *p, size_t size, size_t commit
         r->committed = committed;
         r->flags = flags;
     }
-    ca_source__spin_unlock(&t->lock);
+    ca_source__spin_unlock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     return err;
 }
 
 int ca_source__track_take(ca_source_track *t, void *p, size_t size, ca_source__range *out)
 {
-    ca_source__spin_lock(&t->lock);
+    ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     size_t i = first_le(t, (uintptr_t)p);
     bool ok = i < t->len && !dead(&arr(t)[i]) && arr(t)[i].start == (uintptr_t)p && arr(t)[i].size == size;
     if (ok) {
@@ -134,14 +134,14 @@ int ca_source__track_take(ca_source_track *t, void *p, size_t size, ca_source__r
         if (t->dead >= 16 && 2 * t->dead >= t->len)
             compact(t);
     }
-    ca_source__spin_unlock(&t->lock);
+    ca_source__spin_unlock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     return ok ? 0 : EINVAL;
 }
 
 int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool commit,
                             int64_t *applied)
 {
-    ca_source__spin_lock(&t->lock);
+    ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     ca_source__range *r = holder(t, (uintptr_t)p, size);
     if (r) {
         size_t before = r->committed;
@@ -151,13 +151,13 @@ int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool
             r->committed = size > r->committed ? 0 : r->committed - size;
         *applied = (int64_t)r->committed - (int64_t)before;
     }
-    ca_source__spin_unlock(&t->lock);
+    ca_source__spin_unlock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     return r ? 0 : EINVAL;
 }
 
 int ca_source__track_extend(ca_source_track *t, const void *p, size_t size, size_t new_size)
 {
-    ca_source__spin_lock(&t->lock);
+    ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     size_t i = first_le(t, (uintptr_t)p);
     ca_source__range *r = i < t->len ? &arr(t)[i] : NULL;
     bool ok = r && !dead(r) && !(r->flags & CA_SOURCE__R_RESERVED) && r->start == (uintptr_t)p && r->size == size &&
@@ -166,13 +166,13 @@ int ca_source__track_extend(ca_source_track *t, const void *p, size_t size, size
         r->committed += new_size - size;
         r->size = new_size;
     }
-    ca_source__spin_unlock(&t->lock);
+    ca_source__spin_unlock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     return ok ? 0 : EINVAL;
 }
 
 int ca_source__track_shrink(ca_source_track *t, const void *p, size_t size, size_t new_size, size_t *dropped)
 {
-    ca_source__spin_lock(&t->lock);
+    ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     size_t i = first_le(t, (uintptr_t)p);
     ca_source__range *r = i < t->len ? &arr(t)[i] : NULL;
     bool ok = r && !dead(r) && !(r->flags & CA_SOURCE__R_RESERVED) && r->start == (uintptr_t)p && r->size == size &&
@@ -183,27 +183,27 @@ int ca_source__track_shrink(ca_source_track *t, const void *p, size_t size, size
         r->committed = c;
         r->size = new_size;
     }
-    ca_source__spin_unlock(&t->lock);
+    ca_source__spin_unlock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     return ok ? 0 : EINVAL;
 }
 
 int ca_source__track_exact(ca_source_track *t, const void *p, size_t size)
 {
-    ca_source__spin_lock(&t->lock);
+    ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     size_t i = first_le(t, (uintptr_t)p);
     const ca_source__range *r = i < t->len ? &arr(t)[i] : NULL;
     bool ok = r && !dead(r) && !(r->flags & CA_SOURCE__R_RESERVED) && r->start == (uintptr_t)p && r->size == size;
-    ca_source__spin_unlock(&t->lock);
+    ca_source__spin_unlock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     return ok ? 0 : EINVAL;
 }
 
 int ca_source__track_within(ca_source_track *t, const void *p, size_t size, unsigned *flags)
 {
-    ca_source__spin_lock(&t->lock);
+    ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     const ca_source__range *r = holder(t, (uintptr_t)p, size);
     if (r && flags)
         *flags = (unsigned)r->flags;
-    ca_source__spin_unlock(&t->lock);
+    ca_source__spin_unlock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     return r ? 0 : EINVAL;
 }
 
@@ -213,7 +213,7 @@ const char *ca_source__track_check(ca_source_track *t, uint64_t *bytes, uint64_t
     uint64_t b = 0, c = 0;
     size_t ndead = 0;
     const ca_source__range *prev_live = NULL;
-    ca_source__spin_lock(&t->lock);
+    ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     if (t->len > t->cap)
         msg = "record length beyond its capacity";
     for (size_t i = 0; !msg && i < t->len; i++) {
@@ -234,7 +234,7 @@ const char *ca_source__track_check(ca_source_track *t, uint64_t *bytes, uint64_t
     }
     if (!msg && ndead != t->dead)
         msg = "record's dead count differs from its entries";
-    ca_source__spin_unlock(&t->lock);
+    ca_source__spin_unlock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     if (bytes)
         *bytes = b;
     if (committed)
@@ -245,11 +245,11 @@ const char *ca_source__track_check(ca_source_track *t, uint64_t *bytes, uint64_t
 void ca_source__track_each(ca_source_track *t, void (*fn)(void *ctx, const ca_source__range *r),
                            void *ctx)
 {
-    ca_source__spin_lock(&t->lock);
+    ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     for (size_t i = 0; i < t->len; i++)
         if (!dead(&arr(t)[i]))
             fn(ctx, &arr(t)[i]);
-    ca_source__spin_unlock(&t->lock);
+    ca_source__spin_unlock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
 }
 
 int ca_source__bad_range(const void *p, const char *what)

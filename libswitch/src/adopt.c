@@ -37,40 +37,18 @@ enum { STATE_NONE = 0, STATE_ACTIVE = 1, STATE_DEAD = 2 };
  * Messages: built without malloc or stdio (callers may be inside malloc)
  * ------------------------------------------------------------------------ */
 
-typedef struct msg {
-    char *buf;
-    size_t cap, len;
-} msg;
-
-static void put(msg *m, const char *s)
+/* The error text of ad, emptied, as a line to build (core's ca_line). */
+static ca_line error_msg(ca_switch_adopted *ad)
 {
-    while (*s && m->len + 1 < m->cap)
-        m->buf[m->len++] = *s++;
-    m->buf[m->len] = '\0';
+    ca_line m;
+    ca_line_init(&m, ad->error, sizeof ad->error);
+    return m;
 }
 
-static void put_u64(msg *m, uint64_t v, unsigned base)
+/* The error text of ad as a line to append to. */
+static ca_line error_more(ca_switch_adopted *ad)
 {
-    char d[24];
-    int k = 0;
-    do {
-        d[k++] = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v && k < 23);
-    if (base == 16)
-        put(m, "0x");
-    char out[26];
-    int i = 0;
-    while (k)
-        out[i++] = d[--k];
-    out[i] = '\0';
-    put(m, out);
-}
-
-static msg error_msg(ca_switch_adopted *ad)
-{
-    msg m = {ad->error, sizeof ad->error, 0};
-    ad->error[0] = '\0';
+    ca_line m = {ad->error, sizeof ad->error, strlen(ad->error)};
     return m;
 }
 
@@ -82,10 +60,10 @@ static const char *inner_name(const ca_switch_adopted *ad)
 /* Set ad->error to "<inner name>: <what>" and return e. */
 static int fail(ca_switch_adopted *ad, int e, const char *what)
 {
-    msg m = error_msg(ad);
-    put(&m, inner_name(ad));
-    put(&m, ": ");
-    put(&m, what);
+    ca_line m = error_msg(ad);
+    ca_line_str(&m, inner_name(ad));
+    ca_line_str(&m, ": ");
+    ca_line_str(&m, what);
     return e;
 }
 
@@ -96,14 +74,15 @@ static void lifetime_error(ca_switch_adopted *ad, const char *what, uint64_t n, 
     __atomic_fetch_add(&ad->lifetime_errors, 1, __ATOMIC_RELAXED);
     ca_switch__count(&ca_switch__g.counters.lifetime_errors, 1);
     char buf[160];
-    msg m = {buf, sizeof buf, 0};
-    put(&m, inner_name(ad));
-    put(&m, " ");
-    put(&m, what);
-    put(&m, " ");
-    put_u64(&m, n, 10);
-    put(&m, " ");
-    put(&m, unit);
+    ca_line m;
+    ca_line_init(&m, buf, sizeof buf);
+    ca_line_str(&m, inner_name(ad));
+    ca_line_str(&m, " ");
+    ca_line_str(&m, what);
+    ca_line_str(&m, " ");
+    ca_line_u64(&m, n, 10);
+    ca_line_str(&m, " ");
+    ca_line_str(&m, unit);
     CA_CHECK(false, "switch", ad->inner, buf);
 }
 
@@ -248,11 +227,11 @@ static int on_added(ca_listener *l, void *base, size_t size)
     ca_switch_adopted *ad = of_listener(l);
     if (!ca_is_aligned((uintptr_t)base, CA_OWNER_PAGE) || !ca_is_aligned(size, CA_OWNER_PAGE)) {
         (void)fail(ad, EINVAL, "range ");
-        msg m = {ad->error, sizeof ad->error, strlen(ad->error)};
-        put_u64(&m, (uintptr_t)base, 16);
-        put(&m, " + ");
-        put_u64(&m, size, 10);
-        put(&m, " is not whole 4 KiB pages: give the allocator page-aligned memory");
+        ca_line m = error_more(ad);
+        ca_line_addr(&m, base);
+        ca_line_str(&m, " + ");
+        ca_line_u64(&m, size, 10);
+        ca_line_str(&m, " is not whole 4 KiB pages: give the allocator page-aligned memory");
         return EINVAL;
     }
     /* Memory of a block of another registered allocator (a parent) is
@@ -377,9 +356,9 @@ int ca_switch_unadopt(ca_switch_adopted *ad)
     uint64_t sel = __atomic_load_n(&ad->selected, __ATOMIC_RELAXED);
     if (sel) {
         (void)fail(ad, EBUSY, "still selected by ");
-        msg m = {ad->error, sizeof ad->error, strlen(ad->error)};
-        put_u64(&m, sel, 10);
-        put(&m, " threads or contexts: restore their previous selection first");
+        ca_line m = error_more(ad);
+        ca_line_u64(&m, sel, 10);
+        ca_line_str(&m, " threads or contexts: restore their previous selection first");
         return EBUSY;
     }
     if (ad->flags & CA_SWITCH__ADOPT_LOCAL) {
@@ -390,9 +369,9 @@ int ca_switch_unadopt(ca_switch_adopted *ad)
     uint64_t live = live_of(ad);
     if (live && !free_noop(ad)) {
         (void)fail(ad, EBUSY, "still has ");
-        msg m = {ad->error, sizeof ad->error, strlen(ad->error)};
-        put_u64(&m, live, 10);
-        put(&m, " live blocks: free them first (free() could not route them afterwards)");
+        ca_line m = error_more(ad);
+        ca_line_u64(&m, live, 10);
+        ca_line_str(&m, " live blocks: free them first (free() could not route them afterwards)");
         return EBUSY;
     }
     if (!(ad->flags & CA_SWITCH__ADOPT_SELF))

@@ -60,7 +60,7 @@ static int node_get(int node, node_state **out)
         *out = st;
         return 0;
     }
-    int err = pthread_mutex_lock(&nodes_lock);
+    int err = ca_mutex_lock_ranked(&nodes_lock, CA_LOCK_RANK_SWITCH_NODES, "switch");
     if (err)
         return err;
     st = __atomic_load_n(&nodes[node], __ATOMIC_RELAXED);
@@ -103,7 +103,7 @@ fail_mem:
     (void)ca_source_release(os, mem, size);
     st = NULL;
 done:
-    (void)pthread_mutex_unlock(&nodes_lock);
+    (void)ca_mutex_unlock_ranked(&nodes_lock, CA_LOCK_RANK_SWITCH_NODES);
     *out = st;
     return st ? 0 : err;
 }

@@ -11,14 +11,14 @@
  *     by their own thread only.
  *   - The global allocator is one pointer, NULL until initialisation has
  *     created the base allocator; read with acquire, replaced with release.
- *   - Initialisation runs once (CAS on `init`); other threads wait for it
- *     with sched_yield. Re-entrant calls from the initialising thread (the
+ *   - Initialisation runs once (core's once word `init`); other threads
+ *     wait for it (a short spin, then a futex sleep). Re-entrant calls from the initialising thread (the
  *     base allocator's own set-up calling malloc, pthread_atfork, atexit)
  *     are served by the bootstrap area: a static buffer with a CAS bump
  *     cursor. Nothing here calls dlsym, and nothing calls pthread functions
  *     that allocate before the bootstrap area can answer.
- *   - The registry of locals is a list under a spin lock, held across fork
- *     (pthread_atfork) so the child never inherits it locked.
+ *   - The registry of locals is a list under core's lock word, held across
+ *     fork (core's fork hooks) so the child never inherits it locked.
  *   - Statistics are written with write(2) from stack buffers: never malloc.
  */
 #include "switch_private.h"
@@ -143,8 +143,8 @@ ca_allocator ca_switch__boot_allocator = {&boot_ops};
  * Registry lock, fork, exit
  * ------------------------------------------------------------------------ */
 
-static void lock(void) { ca_lock_acquire(&ca_switch__g.lock, "switch"); }
-static void unlock(void) { ca_lock_release(&ca_switch__g.lock); }
+static void lock(void) { ca_lock_acquire_ranked(&ca_switch__g.lock, CA_LOCK_RANK_SWITCH_REGISTRY, "switch"); }
+static void unlock(void) { ca_lock_release_ranked(&ca_switch__g.lock, CA_LOCK_RANK_SWITCH_REGISTRY); }
 
 void ca_switch__registry_lock(void) { lock(); }
 void ca_switch__registry_unlock(void) { unlock(); }
@@ -187,7 +187,7 @@ static void fork_parent(void)
  * ca_switch_local_adopt lets a child thread take them over. */
 static void fork_child(void)
 {
-    __atomic_store_n(&ca_switch__g.lock, 0, __ATOMIC_RELAXED);
+    ca_lock_reset_ranked(&ca_switch__g.lock, CA_LOCK_RANK_SWITCH_REGISTRY);
     if (_IO_list_lock && _IO_list_unlock && _IO_list_resetlock)
         _IO_list_resetlock();
 }
@@ -195,16 +195,14 @@ static void fork_child(void)
 void ca_switch__register_local(ca_switch_local *l)
 {
     lock();
-    l->next = ca_switch__g.locals;
-    ca_switch__g.locals = l;
+    CA_SLIST_PUSH(ca_switch__g.locals, l, next);
     unlock();
 }
 
 void ca_switch__register_adopted(ca_switch_adopted *ad)
 {
     lock();
-    ad->next = ca_switch__g.adopted;
-    ca_switch__g.adopted = ad;
+    CA_SLIST_PUSH(ca_switch__g.adopted, ad, next);
     unlock();
 }
 
@@ -221,12 +219,7 @@ bool ca_switch__adopted_registered(const ca_switch_adopted *ad)
 void ca_switch__unregister_adopted(ca_switch_adopted *ad)
 {
     lock();
-    for (ca_switch_adopted **pp = &ca_switch__g.adopted; *pp; pp = &(*pp)->next) {
-        if (*pp == ad) {
-            *pp = ad->next;
-            break;
-        }
-    }
+    CA_SLIST_REMOVE(ca_switch__g.adopted, ad, next);
     ad->next = NULL;
     unlock();
 }
@@ -234,12 +227,7 @@ void ca_switch__unregister_adopted(ca_switch_adopted *ad)
 void ca_switch__unregister_local(ca_switch_local *l)
 {
     lock();
-    for (ca_switch_local **pp = &ca_switch__g.locals; *pp; pp = &(*pp)->next) {
-        if (*pp == l) {
-            *pp = l->next;
-            break;
-        }
-    }
+    CA_SLIST_REMOVE(ca_switch__g.locals, l, next);
     l->next = NULL;
     unlock();
 }
@@ -287,19 +275,6 @@ static bool stats_decided;
 static pid_t stats_root;
 static const char *stats_file;
 
-/* Decimal digits of v into buf (at least 21 bytes); returns the length. */
-static size_t put_dec(char *buf, uint64_t v)
-{
-    char d[21];
-    size_t k = 0, n = 0;
-    do
-        d[k++] = (char)('0' + v % 10);
-    while ((v /= 10) && k < sizeof d);
-    while (k)
-        buf[n++] = d[--k];
-    return n;
-}
-
 /* CA_STATS_FILE with %p expanded, opened for appending; -1 when it does not
  * fit PATH_MAX or cannot be opened (a warning line, then no report). */
 static int open_stats_file(const char *pattern)
@@ -308,7 +283,7 @@ static int open_stats_file(const char *pattern)
     size_t n = 0;
     for (const char *c = pattern; *c && n + 22 < sizeof path; c++) {
         if (c[0] == '%' && c[1] == 'p') {
-            n += put_dec(path + n, (uint64_t)getpid());
+            n += ca_fmt_u64(path + n, 21, (uint64_t)getpid(), 10);
             c++;
         } else if (c[0] == '%' && c[1] == '%') {
             path[n++] = '%';
@@ -391,9 +366,7 @@ ca_allocator *ca_switch__init_slow(void)
         return __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
     if (tl_initialising)
         return &ca_switch__boot_allocator;
-    int expected = 0;
-    if (__atomic_compare_exchange_n(&ca_switch__g.init, &expected, 1, false, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE)) {
+    if (ca_once_begin(&ca_switch__g.init)) {
         tl_initialising = true;
         bool registers = false;
         ca_allocator *base = ca_switch__base_create(&registers);
@@ -404,19 +377,17 @@ ca_allocator *ca_switch__init_slow(void)
         ca_switch__g.base = base;
         ca_switch__g.base_registers = registers;
         /* Both may allocate: still served by the bootstrap area. */
-        (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+        (void)ca_fork_hook_register(fork_prepare, fork_parent, fork_child, CA_LOCK_RANK_SWITCH_REGISTRY);
         (void)atexit(stats_at_exit);
         ca_allocator *none = NULL;
         /* A global set by ca_switch_global_set during initialisation wins. */
         __atomic_compare_exchange_n(&ca_switch__g.global, &none, base, false, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED);
         note_global(__atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE));
-        __atomic_store_n(&ca_switch__g.init, 2, __ATOMIC_RELEASE);
+        ca_once_finish(&ca_switch__g.init);
         tl_initialising = false;
         return __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
     }
-    while (__atomic_load_n(&ca_switch__g.init, __ATOMIC_ACQUIRE) != 2)
-        sched_yield();
     return __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
 }
 
@@ -627,21 +598,7 @@ void ca_switch_counters_get(ca_switch_counters *out)
     out->retired_frees = __atomic_load_n(&c->retired_frees, __ATOMIC_RELAXED);
 }
 
-static int write_str(int fd, const char *s)
-{
-    size_t n = strlen(s);
-    while (n) {
-        ssize_t k = write(fd, s, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
+static int write_str(int fd, const char *s) { return ca_write_all(fd, s, strlen(s)); }
 
 /* One entry of the report: a "== title" line and the text lines, or a JSON
  * member `"title": {...}` (comma-separated after the first). */
@@ -688,7 +645,7 @@ static void local_title(char *buf, const char *prefix, unsigned n)
 {
     size_t plen = strlen(prefix);
     memcpy(buf, prefix, plen);
-    buf[plen + put_dec(buf + plen, n)] = '\0';
+    (void)ca_fmt_u64(buf + plen, 16, n, 10); /* titles are 24 bytes */
 }
 
 /* Pass 0 sums into *total, pass 1 writes (fd >= 0); the caller holds the

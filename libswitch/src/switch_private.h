@@ -59,7 +59,7 @@ ca_force_inline uintptr_t ca_switch__self(void) { return (uintptr_t)&ca_switch__
  *            instance (malloc's fast path); __atomic, written after global
  *            (a malloc racing with ca_switch_global_set may still see the
  *            old value: either selection is a valid answer for it).
- *   lock:    spin lock over `locals` (0 free, 1 held); taken across fork.
+ *   lock:    core lock word over `locals` (rank CA_LOCK_RANK_SWITCH_REGISTRY); taken across fork.
  *   locals:  live ca_switch_local objects, linked through ->next; lock.
  *   adopted: active adoptions, linked through ->next; lock.
  *   boot_used: bytes of the bootstrap area handed out; __atomic, CAS.

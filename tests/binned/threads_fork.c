@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fork while another thread allocates: with the fork hooks registered
- * (pthread_atfork, as libswitch does) the child allocates and frees, finds
+ * (core's fork hooks, as libswitch does) the child allocates and frees, finds
  * every invariant intact and the other thread's cache returned; the parent
  * carries on. */
 #include <pthread.h>
@@ -47,7 +47,8 @@ static int child_work(void)
 
 CA_TT(fork_while_allocating)
 {
-    pthread_atfork(ca_binned_fork_prepare, ca_binned_fork_parent, ca_binned_fork_child);
+    ca_fork_hook_register(ca_binned_fork_prepare, ca_binned_fork_parent, ca_binned_fork_child,
+                          CA_LOCK_RANK_BINNED_INSTANCES);
     ca_binned_default_free(ca_binned_default_malloc(1));
     /* ThreadSanitizer does not follow a fork taken while other threads run
      * (its shadow state of the other threads is inherited and reported as

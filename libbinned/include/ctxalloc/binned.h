@@ -33,8 +33,8 @@
  * thread, never calls malloc (nor anything that does) and returns each
  * thread's cache when the thread exits (pthread key destructor). A process
  * that forks while other threads allocate calls ca_binned_fork_prepare /
- * _parent / _child around fork (libswitch registers them with
- * pthread_atfork). Its class ranges are registered in core's ownership map
+ * _parent / _child around fork (libswitch registers them with core's
+ * ca_fork_hook_register). Its class ranges are registered in core's ownership map
  * with its ca_allocator as the owner value.
  *
  * Errors: pointer calls return NULL and set errno (ENOMEM: out of memory or
@@ -273,11 +273,15 @@ void ca_binned_trim(ca_binned *b);
 void ca_binned_thread_flush(ca_binned *b);
 
 /*
- * Fork hooks for every instance of the process, for pthread_atfork (the
- * library does not register them itself: libswitch, or the application,
- * does). prepare takes every lock (instances, classes, large tier), parent
- * releases them, child re-initialises them and returns the caches of the
- * threads that do not exist in the child to the blocks.
+ * Fork hooks for every instance of the process, for core's fork hooks:
+ *   ca_fork_hook_register(ca_binned_fork_prepare, ca_binned_fork_parent,
+ *                         ca_binned_fork_child, CA_LOCK_RANK_BINNED_INSTANCES);
+ * (the library does not register them itself: libswitch, or the
+ * application, does; the large tier registers its own). prepare takes every
+ * lock of the small tier in rank order (instances, then every registry,
+ * then every class), parent releases them, child re-initialises them and
+ * returns the caches of the threads that do not exist in the child to the
+ * blocks.
  */
 void ca_binned_fork_prepare(void);
 void ca_binned_fork_parent(void);

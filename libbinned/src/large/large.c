@@ -205,17 +205,17 @@ size_t ca_binned_large_class_size_at(const ca_binned_large *l, unsigned i)
 
 static ca_binned__large_rgn *rgn_desc_new(ca_binned_large *l)
 {
-    ca_binned__large_lock(&l->meta_lock);
+    ca_binned__large_lock(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
     ca_binned__large_rgn *r = (ca_binned__large_rgn *)ca_binned__large_slab_get(&l->rgn_slab);
-    ca_binned__large_unlock(&l->meta_lock);
+    ca_binned__large_unlock(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
     return r;
 }
 
 static void rgn_desc_free(ca_binned_large *l, ca_binned__large_rgn *r)
 {
-    ca_binned__large_lock(&l->meta_lock);
+    ca_binned__large_lock(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
     ca_binned__large_slab_put(&l->rgn_slab, r);
-    ca_binned__large_unlock(&l->meta_lock);
+    ca_binned__large_unlock(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
 }
 
 /* Obtain memory for a region and publish it in the maps. Returns the
@@ -275,24 +275,14 @@ static void rgn_link(ca_binned__large_class *c, ca_binned__large_rgn *r)
 {
     CA_BL_ADD(c->n.mapped_bytes, r->size);
     CA_BL_ADD(c->n.regions, 1);
-    r->prev = NULL;
-    r->next = c->regions;
-    if (c->regions)
-        c->regions->prev = r;
-    c->regions = r;
+    CA_DLIST_PUSH(c->regions, r, prev, next);
 }
 
 void ca_binned__large_rgn_unlink(ca_binned__large_class *c, ca_binned__large_rgn *r)
 {
     CA_BL_ADD(c->n.unmapped_bytes, r->size);
     CA_BL_SUB(c->n.regions, 1);
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        c->regions = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
+    CA_DLIST_UNLINK(c->regions, r, prev, next);
 }
 
 /* Map a new region for class ci: area 0 goes to the caller (IN_USE), the
@@ -315,7 +305,7 @@ static ca_binned__large_area *region_new(ca_binned_large *l, unsigned ci, int *e
         *err = rc;
         return NULL;
     }
-    ca_binned__large_lock(&c->lock);
+    ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     rgn_link(c, r);
     for (unsigned i = r->nareas - 1; i >= 1; i--) {
         ca_binned__large_area *a = &r->areas[i];
@@ -326,7 +316,7 @@ static ca_binned__large_area *region_new(ca_binned_large *l, unsigned ci, int *e
     r->nfree = r->nareas - 1;
     r->last_free = now;
     CA_BL_ADD(c->n.clean_bytes, (size_t)(r->nareas - 1) * c->size);
-    ca_binned__large_unlock(&c->lock);
+    ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     ca_binned__large_listen_unlock(l);
     __atomic_store_n(&r->areas[0].state, CA_BL_AREA_IN_USE, __ATOMIC_RELAXED);
     return &r->areas[0];
@@ -340,7 +330,7 @@ void ca_binned__large_pool_push_dirty(ca_binned_large *l, ca_binned__large_area 
 {
     ca_binned__large_rgn *r = a->rgn;
     ca_binned__large_class *c = &l->cls[r->cls];
-    ca_binned__large_lock(&c->lock);
+    ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     __atomic_store_n(&a->state, CA_BL_AREA_DIRTY, __ATOMIC_RELAXED);
     a->stamp = now;
     list_push_head(&c->dirty_head, &c->dirty_tail, a);
@@ -348,7 +338,7 @@ void ca_binned__large_pool_push_dirty(ca_binned_large *l, ca_binned__large_area 
     r->last_free = now;
     CA_BL_ADD(c->n.dirty_bytes, c->size);
     CA_BL_ADD(l->dirty_total, c->size);
-    ca_binned__large_unlock(&c->lock);
+    ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     CA_BL_SUB(l->out_bytes, c->size);
 }
 
@@ -366,7 +356,7 @@ static ca_binned__large_area *pool_pop(ca_binned_large *l, unsigned ci, bool cle
 {
     ca_binned__large_class *c = &l->cls[ci];
     ca_binned__large_area *a = NULL;
-    ca_binned__large_lock(&c->lock);
+    ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     if (!clean && c->dirty_head) {
         a = c->dirty_head;
         ca_binned__large_list_remove(&c->dirty_head, &c->dirty_tail, a);
@@ -381,17 +371,17 @@ static ca_binned__large_area *pool_pop(ca_binned_large *l, unsigned ci, bool cle
         a->rgn->nfree--;
         __atomic_store_n(&a->state, CA_BL_AREA_IN_USE, __ATOMIC_RELAXED);
     }
-    ca_binned__large_unlock(&c->lock);
+    ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     if (!a)
         return NULL;
     if (a->zero == 2) { /* decommitted: commit again where the source needs it */
         if (l->commit_on_reuse && ca_source_commit(a->rgn->src, ca_binned__large_area_addr(a), c->size) != 0) {
-            ca_binned__large_lock(&c->lock);
+            ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
             __atomic_store_n(&a->state, CA_BL_AREA_CLEAN, __ATOMIC_RELAXED);
             list_push_tail(&c->clean_head, &c->clean_tail, a);
             a->rgn->nfree++;
             CA_BL_ADD(c->n.clean_bytes, c->size);
-            ca_binned__large_unlock(&c->lock);
+            ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
             *commit_failed = true;
             return NULL;
         }
@@ -464,9 +454,9 @@ static void *alloc_direct(ca_binned_large *l, size_t dsize, size_t dalign, unsig
         errno = rc;
         return NULL;
     }
-    ca_binned__large_lock(&c->lock);
+    ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     rgn_link(c, r);
-    ca_binned__large_unlock(&c->lock);
+    ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     ca_binned__large_listen_unlock(l);
     CA_BL_ADD(c->n.allocs, 1);
     ca_binned__large_out_add(l, dsize);
@@ -481,9 +471,9 @@ static void free_direct(ca_binned_large *l, ca_binned__large_rgn *r)
 {
     ca_binned__large_class *c = &l->direct;
     ca_binned__large_listen_lock(l);
-    ca_binned__large_lock(&c->lock);
+    ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     ca_binned__large_rgn_unlink(c, r);
-    ca_binned__large_unlock(&c->lock);
+    ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     ca_binned__large_ev_removed(l, r);
     ca_binned__large_listen_unlock(l);
     CA_BL_ADD(c->n.frees, 1);
@@ -660,9 +650,9 @@ static void retire_moved(ca_binned_large *l, ca_binned__large_rgn *r)
     }
     ca_binned__large_class *c = &l->cls[r->cls];
     ca_binned__large_listen_lock(l);
-    ca_binned__large_lock(&c->lock);
+    ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     ca_binned__large_rgn_unlink(c, r);
-    ca_binned__large_unlock(&c->lock);
+    ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     ca_binned__large_ev_removed(l, r);
     ca_binned__large_listen_unlock(l);
     CA_BL_ADD(c->n.frees, 1);
@@ -1034,9 +1024,9 @@ static int ca_bl_default_lock;
 
 int ca_binned_large_default_init(const ca_binned_large_options *o)
 {
-    ca_binned__large_lock(&ca_bl_default_lock);
+    ca_binned__large_lock(&ca_bl_default_lock, CA_LOCK_RANK_LARGE_DEFAULT);
     if (__atomic_load_n(&ca_bl_default, __ATOMIC_ACQUIRE)) {
-        ca_binned__large_unlock(&ca_bl_default_lock);
+        ca_binned__large_unlock(&ca_bl_default_lock, CA_LOCK_RANK_LARGE_DEFAULT);
         set_error("binned-large: the process-wide tier already exists", NULL, NULL);
         return EBUSY;
     }
@@ -1044,7 +1034,7 @@ int ca_binned_large_default_init(const ca_binned_large_options *o)
     int rc = ca_binned_large_create(&l, o);
     if (rc == 0)
         __atomic_store_n(&ca_bl_default, l, __ATOMIC_RELEASE);
-    ca_binned__large_unlock(&ca_bl_default_lock);
+    ca_binned__large_unlock(&ca_bl_default_lock, CA_LOCK_RANK_LARGE_DEFAULT);
     return rc;
 }
 
@@ -1053,7 +1043,7 @@ ca_binned_large *ca_binned_large_default(void)
     ca_binned_large *l = __atomic_load_n(&ca_bl_default, __ATOMIC_ACQUIRE);
     if (ca_likely(l != NULL))
         return l;
-    ca_binned__large_lock(&ca_bl_default_lock);
+    ca_binned__large_lock(&ca_bl_default_lock, CA_LOCK_RANK_LARGE_DEFAULT);
     l = __atomic_load_n(&ca_bl_default, __ATOMIC_ACQUIRE);
     if (!l) {
         ca_binned_large_options o;
@@ -1061,12 +1051,12 @@ ca_binned_large *ca_binned_large_default(void)
         o.flags = CA_BINNED_LARGE_BACKGROUND;
         int rc = ca_binned_large_create(&l, &o);
         if (rc) {
-            ca_binned__large_unlock(&ca_bl_default_lock);
+            ca_binned__large_unlock(&ca_bl_default_lock, CA_LOCK_RANK_LARGE_DEFAULT);
             errno = rc;
             return NULL;
         }
         __atomic_store_n(&ca_bl_default, l, __ATOMIC_RELEASE);
     }
-    ca_binned__large_unlock(&ca_bl_default_lock);
+    ca_binned__large_unlock(&ca_bl_default_lock, CA_LOCK_RANK_LARGE_DEFAULT);
     return l;
 }

@@ -33,7 +33,7 @@ static pthread_once_t ca_bl_key_once = PTHREAD_ONCE_INIT;
 
 static void cache_free(ca_binned_large *l, ca_binned__large_cache *c)
 {
-    ca_binned__large_lock(&l->caches_lock);
+    ca_binned__large_lock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
     for (unsigned k = 0; k < l->nclasses; k++) { /* fold the counters into the classes */
         CA_BL_ADD(l->cls[k].n.allocs, CA_BL_GET(c->allocs[k]));
         CA_BL_ADD(l->cls[k].n.frees, CA_BL_GET(c->frees[k]));
@@ -46,10 +46,10 @@ static void cache_free(ca_binned_large *l, ca_binned__large_cache *c)
     if (c->next)
         c->next->prev = c->prev;
     c->live = false;
-    ca_binned__large_unlock(&l->caches_lock);
-    ca_binned__large_lock(&l->meta_lock);
+    ca_binned__large_unlock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
+    ca_binned__large_lock(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
     ca_binned__large_slab_put(&l->cache_slab, c);
-    ca_binned__large_unlock(&l->meta_lock);
+    ca_binned__large_unlock(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
 }
 
 /* Key destructor: return every cache of the exiting thread to its tier. */
@@ -98,19 +98,19 @@ ca_binned__large_cache *ca_binned__large_my_cache_slow(ca_binned_large *l, bool 
     }
     if (slot < 0)
         return NULL;
-    ca_binned__large_lock(&l->meta_lock);
+    ca_binned__large_lock(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
     ca_binned__large_cache *c = (ca_binned__large_cache *)ca_binned__large_slab_get(&l->cache_slab);
-    ca_binned__large_unlock(&l->meta_lock);
+    ca_binned__large_unlock(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
     if (!c)
         return NULL;
-    ca_binned__large_lock(&l->caches_lock);
+    ca_binned__large_lock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
     c->live = true;
     c->prev = NULL;
     c->next = l->caches;
     if (l->caches)
         l->caches->prev = c;
     __atomic_store_n(&l->caches, c, __ATOMIC_RELAXED);
-    ca_binned__large_unlock(&l->caches_lock);
+    ca_binned__large_unlock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
     ca_bl_tls[slot].tier = l;
     ca_bl_tls[slot].id = l->id;
     ca_bl_tls[slot].cache = c;
@@ -129,20 +129,20 @@ ca_binned__large_area *ca_binned__large_steal(ca_binned_large *l, ca_binned__lar
     size_t size = l->cls[cls].size;
     if (!__atomic_load_n(&l->caches, __ATOMIC_RELAXED))
         return NULL;
-    ca_binned__large_lock(&l->caches_lock);
+    ca_binned__large_lock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
     for (ca_binned__large_cache *c = l->caches; c && !a; c = c->next) {
         if (c == mine)
             continue;
-        ca_binned__large_lock(&c->lock);
+        ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
         if (c->count[cls]) {
             a = c->slot[cls][0];
             c->count[cls]--;
             memmove(&c->slot[cls][0], &c->slot[cls][1], c->count[cls] * sizeof(c->slot[cls][0]));
             c->bytes -= size;
         }
-        ca_binned__large_unlock(&c->lock);
+        ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
     }
-    ca_binned__large_unlock(&l->caches_lock);
+    ca_binned__large_unlock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
     return a;
 }
 
@@ -151,14 +151,14 @@ void ca_binned__large_cache_flush(ca_binned_large *l, ca_binned__large_cache *c)
 {
     ca_binned__large_area *out[CA_BINNED_LARGE_MAX_CLASSES * CA_BINNED_LARGE_CACHE_SLOTS];
     size_t n = 0;
-    ca_binned__large_lock(&c->lock);
+    ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
     for (unsigned k = 0; k < l->nclasses; k++) {
         for (unsigned i = 0; i < c->count[k]; i++)
             out[n++] = c->slot[k][i];
         c->count[k] = 0;
     }
     c->bytes = 0;
-    ca_binned__large_unlock(&c->lock);
+    ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
     uint64_t now = ca_binned__large_now();
     for (size_t i = 0; i < n; i++)
         ca_binned__large_pool_push_dirty(l, out[i], now);

@@ -22,18 +22,18 @@ typedef struct cache_sums {
 static void sum_caches(const ca_binned_large *l, cache_sums *s)
 {
     memset(s, 0, sizeof *s);
-    ca_binned__large_lock(l->caches_lk);
+    ca_binned__large_lock(l->caches_lk, CA_LOCK_RANK_LARGE_CACHES);
     for (ca_binned__large_cache *c = l->caches; c; c = c->next) {
-        ca_binned__large_lock(&c->lock);
+        ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
         for (unsigned k = 0; k < l->nclasses; k++) {
             s->allocs[k] += CA_BL_GET(c->allocs[k]);
             s->frees[k] += CA_BL_GET(c->frees[k]);
             s->hits[k] += CA_BL_GET(c->hits[k]);
             s->cached[k] += (uint64_t)c->count[k] * l->cls[k].size;
         }
-        ca_binned__large_unlock(&c->lock);
+        ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
     }
-    ca_binned__large_unlock(l->caches_lk);
+    ca_binned__large_unlock(l->caches_lk, CA_LOCK_RANK_LARGE_CACHES);
 }
 
 static void add_counter(ca_stats *s, const char *name, uint64_t v)
@@ -186,9 +186,9 @@ const char *ca_binned_large_check(ca_binned_large *l)
     const char *m = NULL;
     uint64_t cached[CA_BINNED_LARGE_MAX_CLASSES];
     memset(cached, 0, sizeof cached);
-    ca_binned__large_lock(&l->caches_lock);
+    ca_binned__large_lock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
     for (ca_binned__large_cache *c = l->caches; c; c = c->next)
-        ca_binned__large_lock(&c->lock);
+        ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
     for (ca_binned__large_cache *c = l->caches; c && !m; c = c->next) {
         size_t bytes = 0;
         if (!c->live)
@@ -209,18 +209,18 @@ const char *ca_binned_large_check(ca_binned_large *l)
             m = "cache above its byte bound";
     }
     for (unsigned i = 0; i < l->nclasses && !m; i++) {
-        ca_binned__large_lock(&l->cls[i].lock);
+        ca_binned__large_lock(&l->cls[i].lock, CA_LOCK_RANK_LARGE_CLASS);
         m = check_class(l, &l->cls[i], i, cached[i]);
-        ca_binned__large_unlock(&l->cls[i].lock);
+        ca_binned__large_unlock(&l->cls[i].lock, CA_LOCK_RANK_LARGE_CLASS);
     }
     if (!m) {
-        ca_binned__large_lock(&l->direct.lock);
+        ca_binned__large_lock(&l->direct.lock, CA_LOCK_RANK_LARGE_CLASS);
         m = check_class(l, &l->direct, CA_BL_DIRECT_CLASS, 0);
-        ca_binned__large_unlock(&l->direct.lock);
+        ca_binned__large_unlock(&l->direct.lock, CA_LOCK_RANK_LARGE_CLASS);
     }
     for (ca_binned__large_cache *c = l->caches; c; c = c->next)
-        ca_binned__large_unlock(&c->lock);
-    ca_binned__large_unlock(&l->caches_lock);
+        ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
+    ca_binned__large_unlock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
     if (!m) {
         uint64_t dirty = 0;
         for (unsigned i = 0; i < l->nclasses; i++)

@@ -21,10 +21,10 @@
  *   BUSY     taken off the dirty list by a purge that runs the decommit
  *            without the class lock; it goes to the clean list afterwards.
  *
- * Lock order (all locks are spin locks of this file, safe across fork):
- *   registry -> tier.listen_lock -> tier.caches_lock -> cache.lock ->
- *   class.lock -> tier.meta_lock
- * and tier.bg_lock on its own. No lock is held while calling the source,
+ * Lock order (all locks are core's lock word, safe across fork; ranks in
+ * core.h, "Lock order"):
+ *   registry -> tier.bg_lock -> tier.listen_lock -> tier.caches_lock ->
+ *   cache.lock -> class.lock -> tier.meta_lock. No lock is held while calling the source,
  * pthread_create or any code outside the tier, except listen_lock, which
  * is held across the listener's callbacks (large_listen.c), and the
  * registry, which a thread's exit flush holds across the dirty-cap purge and
@@ -52,9 +52,8 @@
 /* The tier's locks: core's lock word (spins briefly, then sleeps on a
  * futex; a plain int a forked child resets with a store; re-entry from a
  * signal handler while holding one aborts naming the tier). */
-ca_force_inline void ca_binned__large_lock(int *l) { ca_lock_acquire(l, CA_BL_COMPONENT); }
-ca_force_inline void ca_binned__large_unlock(int *l) { ca_lock_release(l); }
-ca_force_inline bool ca_binned__large_trylock(int *l) { return ca_lock_try(l); }
+ca_force_inline void ca_binned__large_lock(int *l, unsigned rank) { ca_lock_acquire_ranked(l, rank, CA_BL_COMPONENT); }
+ca_force_inline void ca_binned__large_unlock(int *l, unsigned rank) { ca_lock_release_ranked(l, rank); }
 
 /* Relaxed counters readable while the tier runs. */
 #define CA_BL_ADD(field, v) ((void)__atomic_fetch_add(&(field), (uint64_t)(v), __ATOMIC_RELAXED))
@@ -324,12 +323,12 @@ void ca_binned__large_fork_child_caches(ca_binned_large *l);
 ca_force_inline ca_binned__large_area *ca_binned__large_cache_pop(ca_binned_large *l, ca_binned__large_cache *c, unsigned cls)
 {
     ca_binned__large_area *a = NULL;
-    ca_binned__large_lock(&c->lock);
+    ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
     if (c->count[cls]) {
         a = c->slot[cls][--c->count[cls]];
         c->bytes -= l->cls[cls].size;
     }
-    ca_binned__large_unlock(&c->lock);
+    ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
     return a;
 }
 
@@ -338,20 +337,26 @@ ca_force_inline bool ca_binned__large_cache_push(ca_binned_large *l, ca_binned__
 {
     size_t size = l->cls[cls].size;
     bool ok = false;
-    ca_binned__large_lock(&c->lock);
+    ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
     if (c->count[cls] < CA_BINNED_LARGE_CACHE_SLOTS && size <= l->opt.cache_bytes - c->bytes) {
         c->slot[cls][c->count[cls]++] = a;
         c->bytes += size;
         ok = true;
     }
-    ca_binned__large_unlock(&c->lock);
+    ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
     return ok;
 }
 
 /* large_listen.c: listener events. listen_lock is taken by the caller
  * around the change of the range set the event reports. */
-ca_force_inline void ca_binned__large_listen_lock(ca_binned_large *l) { ca_binned__large_lock(&l->listen_lock); }
-ca_force_inline void ca_binned__large_listen_unlock(ca_binned_large *l) { ca_binned__large_unlock(&l->listen_lock); }
+ca_force_inline void ca_binned__large_listen_lock(ca_binned_large *l)
+{
+    ca_binned__large_lock(&l->listen_lock, CA_LOCK_RANK_LARGE_LISTEN);
+}
+ca_force_inline void ca_binned__large_listen_unlock(ca_binned_large *l)
+{
+    ca_binned__large_unlock(&l->listen_lock, CA_LOCK_RANK_LARGE_LISTEN);
+}
 /* r is about to enter the range set: 0, or the listener's refusal (r must
  * then be given back without entering). */
 int ca_binned__large_ev_added(ca_binned_large *l, const ca_binned__large_rgn *r);

@@ -36,41 +36,39 @@ static void fork_prepare(void);
 static void fork_parent(void);
 static void fork_child(void);
 
-static void atfork_register(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+static void atfork_register(void)
+{
+    (void)ca_fork_hook_register(fork_prepare, fork_parent, fork_child, CA_LOCK_RANK_LARGE_TIERS);
+}
 
 void ca_binned__large_registry_add(ca_binned_large *l)
 {
     pthread_once(&ca_bl_atfork_once, atfork_register);
-    ca_binned__large_lock(&ca_bl_registry_lock);
-    l->reg_next = ca_bl_registry;
-    ca_bl_registry = l;
-    ca_binned__large_unlock(&ca_bl_registry_lock);
+    ca_binned__large_lock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
+    CA_SLIST_PUSH(ca_bl_registry, l, reg_next);
+    ca_binned__large_unlock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
 }
 
 void ca_binned__large_registry_remove(ca_binned_large *l)
 {
-    ca_binned__large_lock(&ca_bl_registry_lock);
-    for (ca_binned_large **pp = &ca_bl_registry; *pp; pp = &(*pp)->reg_next)
-        if (*pp == l) {
-            *pp = l->reg_next;
-            break;
-        }
-    ca_binned__large_unlock(&ca_bl_registry_lock);
+    ca_binned__large_lock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
+    CA_SLIST_REMOVE(ca_bl_registry, l, reg_next);
+    ca_binned__large_unlock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
 }
 
 bool ca_binned__large_registry_lock_live(ca_binned_large *l, uint64_t id)
 {
     if (!l)
         return false;
-    ca_binned__large_lock(&ca_bl_registry_lock);
+    ca_binned__large_lock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
     for (ca_binned_large *t = ca_bl_registry; t; t = t->reg_next)
         if (t == l && t->id == id)
             return true;
-    ca_binned__large_unlock(&ca_bl_registry_lock);
+    ca_binned__large_unlock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
     return false;
 }
 
-void ca_binned__large_registry_unlock(void) { ca_binned__large_unlock(&ca_bl_registry_lock); }
+void ca_binned__large_registry_unlock(void) { ca_binned__large_unlock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS); }
 
 /* ------------------------------------------------------------------------
  * Purge and unmap
@@ -85,10 +83,10 @@ size_t ca_binned__large_purge_class(ca_binned_large *l, ca_binned__large_class *
 {
     size_t done = 0;
     while (done < max_bytes && !CA_BL_GET(l->no_decommit)) {
-        ca_binned__large_lock(&c->lock);
+        ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
         ca_binned__large_area *a = c->dirty_tail;
         if (!a || !old_enough(now, a->stamp, min_age_ns)) {
-            ca_binned__large_unlock(&c->lock);
+            ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
             break;
         }
         ca_binned__large_list_remove(&c->dirty_head, &c->dirty_tail, a);
@@ -97,11 +95,11 @@ size_t ca_binned__large_purge_class(ca_binned_large *l, ca_binned__large_class *
         a->rgn->nbusy++;
         CA_BL_SUB(c->n.dirty_bytes, c->size);
         CA_BL_SUB(l->dirty_total, c->size);
-        ca_binned__large_unlock(&c->lock);
+        ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
 
         int rc = ca_source_decommit(a->rgn->src, ca_binned__large_area_addr(a), c->size);
 
-        ca_binned__large_lock(&c->lock);
+        ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
         a->rgn->nbusy--;
         a->rgn->nfree++;
         if (rc == 0) {
@@ -128,7 +126,7 @@ size_t ca_binned__large_purge_class(ca_binned_large *l, ca_binned__large_class *
             CA_BL_ADD(c->n.dirty_bytes, c->size);
             CA_BL_ADD(l->dirty_total, c->size);
         }
-        ca_binned__large_unlock(&c->lock);
+        ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
         if (rc) {
             if (rc == ENOTSUP)
                 __atomic_store_n(&l->no_decommit, 1, __ATOMIC_RELAXED);
@@ -157,7 +155,7 @@ static size_t unmap_idle(ca_binned_large *l, uint64_t now, uint64_t min_age_ns)
         if (!__atomic_load_n(&c->n.regions, __ATOMIC_RELAXED))
             continue;
         ca_binned__large_listen_lock(l);
-        ca_binned__large_lock(&c->lock);
+        ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
         ca_binned__large_rgn *r = c->regions;
         while (r) {
             ca_binned__large_rgn *next = r->next;
@@ -181,7 +179,7 @@ static size_t unmap_idle(ca_binned_large *l, uint64_t now, uint64_t min_age_ns)
             }
             r = next;
         }
-        ca_binned__large_unlock(&c->lock);
+        ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
         for (ca_binned__large_rgn *d = detached; d; d = d->next)
             ca_binned__large_ev_removed(l, d);
         ca_binned__large_listen_unlock(l);
@@ -269,12 +267,12 @@ void ca_binned__large_bg_init(ca_binned_large *l)
 static void *bg_main(void *arg)
 {
     ca_binned_large *l = (ca_binned_large *)arg;
-    pthread_mutex_lock(&l->bg_mutex);
+    (void)ca_mutex_lock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP, CA_BL_COMPONENT);
     while (!l->bg_stop) {
-        pthread_mutex_unlock(&l->bg_mutex);
+        (void)ca_mutex_unlock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP);
         ca_binned__large_maintain(l, ca_binned__large_now());
         CA_BL_ADD(l->bg_runs, 1);
-        pthread_mutex_lock(&l->bg_mutex);
+        (void)ca_mutex_lock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP, CA_BL_COMPONENT);
         if (l->bg_stop)
             break;
         struct timespec ts;
@@ -284,25 +282,25 @@ static void *bg_main(void *arg)
         ts.tv_nsec = (long)(ns % 1000000000u);
         pthread_cond_timedwait(&l->bg_cond, &l->bg_mutex, &ts);
     }
-    pthread_mutex_unlock(&l->bg_mutex);
+    (void)ca_mutex_unlock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP);
     return NULL;
 }
 
 int ca_binned_large_background_start(ca_binned_large *l)
 {
-    ca_binned__large_lock(&l->bg_lock);
+    ca_binned__large_lock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
     if (l->bg_running || l->bg_starting || l->bg_fork) {
         int rc = l->bg_fork ? EAGAIN : 0;
-        ca_binned__large_unlock(&l->bg_lock);
+        ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
         return rc;
     }
     __atomic_store_n(&l->bg_starting, true, __ATOMIC_RELAXED);
     __atomic_store_n(&l->bg_wanted, true, __ATOMIC_RELAXED);
-    ca_binned__large_unlock(&l->bg_lock);
+    ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
 
-    pthread_mutex_lock(&l->bg_mutex);
+    (void)ca_mutex_lock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP, CA_BL_COMPONENT);
     l->bg_stop = false;
-    pthread_mutex_unlock(&l->bg_mutex);
+    (void)ca_mutex_unlock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP);
     /* The thread never handles signals meant for the application. */
     sigset_t all, old;
     sigfillset(&all);
@@ -310,41 +308,45 @@ int ca_binned_large_background_start(ca_binned_large *l)
     int rc = pthread_create(&l->bg_thread, NULL, bg_main, l);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-    ca_binned__large_lock(&l->bg_lock);
+    ca_binned__large_lock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
     __atomic_store_n(&l->bg_starting, false, __ATOMIC_RELAXED);
     __atomic_store_n(&l->bg_running, rc == 0, __ATOMIC_RELAXED);
-    ca_binned__large_unlock(&l->bg_lock);
+    ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
     return rc;
 }
 
 /* Stop the thread; keep_wanted leaves it marked for a lazy restart. */
 static void bg_stop(ca_binned_large *l, bool keep_wanted)
 {
-    ca_binned__large_lock(&l->bg_lock);
-    while (l->bg_starting) { /* a start or stop in progress elsewhere */
-        ca_binned__large_unlock(&l->bg_lock);
+    ca_binned__large_lock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
+    /* A start or stop in progress elsewhere (inside pthread_create or
+     * pthread_join, which this lock must not be held across): not a lock
+     * but a rare control path, so it waits by yielding rather than with a
+     * primitive of its own. */
+    while (l->bg_starting) {
+        ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
         sched_yield();
-        ca_binned__large_lock(&l->bg_lock);
+        ca_binned__large_lock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
     }
     if (!keep_wanted)
         __atomic_store_n(&l->bg_wanted, false, __ATOMIC_RELAXED);
     if (!l->bg_running) {
-        ca_binned__large_unlock(&l->bg_lock);
+        ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
         return;
     }
     __atomic_store_n(&l->bg_starting, true, __ATOMIC_RELAXED);
-    ca_binned__large_unlock(&l->bg_lock);
+    ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
 
-    pthread_mutex_lock(&l->bg_mutex);
+    (void)ca_mutex_lock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP, CA_BL_COMPONENT);
     l->bg_stop = true;
     pthread_cond_signal(&l->bg_cond);
-    pthread_mutex_unlock(&l->bg_mutex);
+    (void)ca_mutex_unlock_ranked(&l->bg_mutex, CA_LOCK_RANK_LARGE_BG_SLEEP);
     pthread_join(l->bg_thread, NULL);
 
-    ca_binned__large_lock(&l->bg_lock);
+    ca_binned__large_lock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
     __atomic_store_n(&l->bg_running, false, __ATOMIC_RELAXED);
     __atomic_store_n(&l->bg_starting, false, __ATOMIC_RELAXED);
-    ca_binned__large_unlock(&l->bg_lock);
+    ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
 }
 
 void ca_binned_large_background_stop(ca_binned_large *l) { bg_stop(l, false); }
@@ -369,35 +371,43 @@ void ca_binned__large_bg_maybe_start(ca_binned_large *l)
  * Fork and exit
  * ------------------------------------------------------------------------ */
 
-static void lock_tier(ca_binned_large *l)
+/* Every tier's locks, one rank at a time across the tiers (core.h, "Lock
+ * order": each tier's listen lock, then each tier's cache list, ...). */
+static void lock_tiers(void)
 {
-    ca_binned__large_lock(&l->listen_lock);
-    ca_binned__large_lock(&l->caches_lock);
-    for (ca_binned__large_cache *c = l->caches; c; c = c->next)
-        ca_binned__large_lock(&c->lock);
-    for (unsigned i = 0; i < l->nclasses; i++)
-        ca_binned__large_lock(&l->cls[i].lock);
-    ca_binned__large_lock(&l->direct.lock);
-    ca_binned__large_lock(&l->meta_lock);
+    for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next)
+        ca_binned__large_lock(&l->listen_lock, CA_LOCK_RANK_LARGE_LISTEN);
+    for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next)
+        ca_binned__large_lock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
+    for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next)
+        for (ca_binned__large_cache *c = l->caches; c; c = c->next)
+            ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
+    for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next) {
+        for (unsigned i = 0; i < l->nclasses; i++)
+            ca_binned__large_lock(&l->cls[i].lock, CA_LOCK_RANK_LARGE_CLASS);
+        ca_binned__large_lock(&l->direct.lock, CA_LOCK_RANK_LARGE_CLASS);
+    }
+    for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next)
+        ca_binned__large_lock(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
 }
 
 static void unlock_tier(ca_binned_large *l)
 {
-    ca_binned__large_unlock(&l->meta_lock);
-    ca_binned__large_unlock(&l->direct.lock);
+    ca_binned__large_unlock(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
+    ca_binned__large_unlock(&l->direct.lock, CA_LOCK_RANK_LARGE_CLASS);
     for (unsigned i = 0; i < l->nclasses; i++)
-        ca_binned__large_unlock(&l->cls[i].lock);
+        ca_binned__large_unlock(&l->cls[i].lock, CA_LOCK_RANK_LARGE_CLASS);
     for (ca_binned__large_cache *c = l->caches; c; c = c->next)
-        ca_binned__large_unlock(&c->lock);
-    ca_binned__large_unlock(&l->caches_lock);
-    ca_binned__large_unlock(&l->listen_lock);
+        ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
+    ca_binned__large_unlock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
+    ca_binned__large_unlock(&l->listen_lock, CA_LOCK_RANK_LARGE_LISTEN);
 }
 
 static void fork_prepare(void)
 {
-    ca_binned__large_lock(&ca_bl_registry_lock);
+    ca_binned__large_lock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
     for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next) {
-        ca_binned__large_lock(&l->bg_lock);
+        ca_binned__large_lock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
         __atomic_store_n(&l->bg_fork, true, __ATOMIC_RELAXED);
         /* A start in progress may be inside pthread_create -> malloc, waiting
          * for a lock another component's prepare handler already holds: do
@@ -405,13 +415,12 @@ static void fork_prepare(void)
          * child resets the flags); it blocks on the tier's locks until the
          * parent handler releases them. */
         bool starting = l->bg_starting;
-        ca_binned__large_unlock(&l->bg_lock);
+        ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
         if (!starting)
             bg_stop(l, true);
-        ca_binned__large_lock(&l->bg_lock);
+        ca_binned__large_lock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
     }
-    for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next)
-        lock_tier(l);
+    lock_tiers();
 }
 
 static void fork_parent(void)
@@ -419,9 +428,9 @@ static void fork_parent(void)
     for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next) {
         unlock_tier(l);
         __atomic_store_n(&l->bg_fork, false, __ATOMIC_RELAXED);
-        ca_binned__large_unlock(&l->bg_lock);
+        ca_binned__large_unlock(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
     }
-    ca_binned__large_unlock(&ca_bl_registry_lock);
+    ca_binned__large_unlock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
 }
 
 /* Forked child: areas a purge had taken (BUSY) when the fork happened go
@@ -455,14 +464,14 @@ static void child_recover_busy(ca_binned_large *l)
 static void fork_child(void)
 {
     for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next) {
-        l->listen_lock = 0;
-        l->caches_lock = 0;
+        ca_lock_reset_ranked(&l->listen_lock, CA_LOCK_RANK_LARGE_LISTEN);
+        ca_lock_reset_ranked(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
         for (ca_binned__large_cache *c = l->caches; c; c = c->next)
-            c->lock = 0;
+            ca_lock_reset_ranked(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
         for (unsigned i = 0; i < l->nclasses; i++)
-            l->cls[i].lock = 0;
-        l->direct.lock = 0;
-        l->meta_lock = 0;
+            ca_lock_reset_ranked(&l->cls[i].lock, CA_LOCK_RANK_LARGE_CLASS);
+        ca_lock_reset_ranked(&l->direct.lock, CA_LOCK_RANK_LARGE_CLASS);
+        ca_lock_reset_ranked(&l->meta_lock, CA_LOCK_RANK_LARGE_META);
         l->maint_running = 0;
         pthread_mutex_init(&l->bg_mutex, NULL);
         pthread_condattr_t ca;
@@ -473,18 +482,18 @@ static void fork_child(void)
         __atomic_store_n(&l->bg_running, false, __ATOMIC_RELAXED);
         __atomic_store_n(&l->bg_starting, false, __ATOMIC_RELAXED);
         __atomic_store_n(&l->bg_fork, false, __ATOMIC_RELAXED);
-        l->bg_lock = 0;
+        ca_lock_reset_ranked(&l->bg_lock, CA_LOCK_RANK_LARGE_BG);
         child_recover_busy(l);
         ca_binned__large_fork_child_caches(l);
     }
-    ca_bl_registry_lock = 0;
+    ca_lock_reset_ranked(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
 }
 
 /* At exit: stop every background thread so none runs during teardown. */
 __attribute__((destructor)) static void ca_bl_at_exit(void)
 {
-    ca_binned__large_lock(&ca_bl_registry_lock);
+    ca_binned__large_lock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
     for (ca_binned_large *l = ca_bl_registry; l; l = l->reg_next)
         bg_stop(l, false);
-    ca_binned__large_unlock(&ca_bl_registry_lock);
+    ca_binned__large_unlock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
 }

@@ -251,6 +251,106 @@ ca_attr_cold void ca_check_report(const char *component, const void *addr, const
     } while (0)
 
 /* ========================================================================
+ * Intrusive lists
+ *
+ * The list steps several components repeat, as macros over any node type:
+ * `link`, `prev` and `next` name the node's own pointer members, `head` is
+ * the list's head pointer (an lvalue). Arguments may be evaluated more than
+ * once. Callers hold whatever lock guards the list.
+ * ======================================================================== */
+
+/* Singly linked: push node at the front. */
+#define CA_SLIST_PUSH(head, node, link)                                                            \
+    do {                                                                                           \
+        (node)->link = (head);                                                                     \
+        (head) = (node);                                                                           \
+    } while (0)
+
+/* Singly linked: unlink node (a walk from head; nothing when it is absent). */
+#define CA_SLIST_REMOVE(head, node, link)                                                          \
+    do {                                                                                           \
+        for (__typeof__(head) *ca_pp_ = &(head); *ca_pp_; ca_pp_ = &(*ca_pp_)->link)               \
+            if (*ca_pp_ == (node)) {                                                               \
+                *ca_pp_ = (node)->link;                                                            \
+                break;                                                                             \
+            }                                                                                      \
+    } while (0)
+
+/* Doubly linked, head only: push node at the front. */
+#define CA_DLIST_PUSH(head, node, prev, next)                                                      \
+    do {                                                                                           \
+        (node)->prev = NULL;                                                                       \
+        (node)->next = (head);                                                                     \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node);                                                           \
+        (head) = (node);                                                                           \
+    } while (0)
+
+/* Doubly linked, head only: unlink node in O(1) and clear its links (a node
+ * that is on no list, both links NULL and not the head, is left alone). */
+#define CA_DLIST_UNLINK(head, node, prev, next)                                                    \
+    do {                                                                                           \
+        if ((node)->prev)                                                                          \
+            (node)->prev->next = (node)->next;                                                     \
+        else if ((head) == (node))                                                                 \
+            (head) = (node)->next;                                                                 \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node)->prev;                                                     \
+        (node)->prev = (node)->next = NULL;                                                        \
+    } while (0)
+
+/* ========================================================================
+ * Text without allocating
+ *
+ * The suite's one number formatter and line builder, for the messages that
+ * paths which must not allocate write with write(2): check failures and
+ * aborts (possibly in a signal handler), statistics, environment warnings.
+ * Nothing here allocates, locks or uses stdio or the locale.
+ * ======================================================================== */
+
+/* The digits of v in `base` (2..16, lower case, no prefix; any other base is
+ * taken as 10) into buf of capacity cap: the most significant cap - 1 digits
+ * at most, then a NUL (nothing is written when cap is 0). Returns the number
+ * of digits v needs (1 to 64), so the text was truncated when the result is
+ * >= cap, as with snprintf. */
+size_t ca_fmt_u64(char *buf, size_t cap, uint64_t v, unsigned base);
+
+/* A line built in a caller's buffer: buf always holds the first cap - 1
+ * characters appended (NUL-terminated when cap > 0); len counts every
+ * character appended, so len >= cap means the line was cut. */
+typedef struct ca_line {
+    char *buf;
+    size_t cap;
+    size_t len;
+} ca_line;
+
+ca_inline void ca_line_init(ca_line *l, char *buf, size_t cap)
+{
+    l->buf = buf;
+    l->cap = cap;
+    l->len = 0;
+    if (cap)
+        buf[0] = '\0';
+}
+
+/* Append a string (NULL appends nothing), one character, v in `base` as
+ * ca_fmt_u64 writes it, or an address as 0x and lower-case hex digits. */
+void ca_line_str(ca_line *l, const char *s);
+void ca_line_char(ca_line *l, char c);
+void ca_line_u64(ca_line *l, uint64_t v, unsigned base);
+void ca_line_addr(ca_line *l, const void *p);
+
+/* Write what buf holds and a newline to fd (the newline takes the NUL's
+ * place, so a cut line still ends with it) in as few write(2) calls as the
+ * kernel allows. Returns 0 or the errno of the failed write; errno itself is
+ * left unchanged. */
+int ca_line_write(ca_line *l, int fd);
+
+/* Write n bytes to fd, retrying short writes and EINTR. Returns 0 or the
+ * errno of the failed write (EIO when write returned 0); errno is kept. */
+int ca_write_all(int fd, const void *p, size_t n);
+
+/* ========================================================================
  * Lock word (ca_lock_acquire / ca_lock_release)
  *
  * The one lock of the suite's short critical sections: an int, 0 when free,
@@ -303,6 +403,253 @@ ca_force_inline void ca_lock_release(int *l)
     if (ca_unlikely(__atomic_exchange_n(l, 0, __ATOMIC_RELEASE) & CA_LOCK__SLEEPERS))
         ca_core__lock_wake(l);
 }
+
+/* ========================================================================
+ * Once: a set-up that one thread runs and the others wait for
+ *
+ * The word: 0 not started, CA_ONCE_DONE (2) finished, anything else
+ * running. Not a lock (nothing is held once the set-up is done, and the
+ * word never returns to 0), so it has no rank; waiters wait like the lock
+ * word's (a short spin, then a futex sleep; no sched_yield). A thread that
+ * re-enters a set-up it is running would wait for ever: callers that can
+ * re-enter (malloc from inside its own set-up) detect it before calling.
+ * ======================================================================== */
+
+#define CA_ONCE_DONE 2
+
+/* True once the set-up finished; its writes are then visible (acquire). */
+ca_force_inline bool ca_once_done(const int *once)
+{
+    return __atomic_load_n(once, __ATOMIC_ACQUIRE) == CA_ONCE_DONE;
+}
+
+/* True: the caller runs the set-up now and then calls ca_once_finish.
+ * False: the set-up is done (this call waited while another thread ran it). */
+bool ca_once_begin(int *once);
+
+/* Publish the set-up (release) and wake the threads waiting for it. */
+void ca_once_finish(int *once);
+
+/* ========================================================================
+ * Lock order
+ *
+ * Every lock of the suite, with its rank. A thread that holds a lock takes
+ * only locks of a higher rank; locks of one rank marked "several" may be
+ * held together, and the paths that take several of them (fork handlers,
+ * walks over a whole tier) take them in one fixed order: list or array
+ * order, each instance's after the previous one's. Kinds: word = core's
+ * lock word (ca_lock_acquire_ranked), mutex = pthread_mutex_t
+ * (ca_mutex_lock_ranked, or ca_lock_rank_enter / _leave around it);
+ * "unchecked": the order is this table's, but those call sites (bump,
+ * arena) do not record it yet, so the check below does not see them.
+ *
+ *  rank component     lock                                   kind
+ *   1   switch        registry (ca_switch__g.lock)           word
+ *   2   switch        NUMA node table (node.c nodes_lock)    mutex
+ *   3   core          locked adaptor (ca_locked_allocator)   word or mutex, several
+ *                     (adaptors may be stacked: outer first)
+ *   4   binned        instance list (binned.c)               word
+ *   5   binned        thread registry (ca_binned.reg_lock)   word, several
+ *   6   binned        size class (ca_binned__class.lock)     word, several
+ *   7   binned        descriptor pool (ca_binned.pool_lock)  word, several
+ *   8   binned-large  default tier set-up (large.c)          word
+ *   9   binned-large  tier list (large_purge.c)              word
+ *  10   binned-large  background thread state (bg_lock)      word, several
+ *  11   binned-large  background thread sleep (bg_mutex)     mutex, several
+ *  12   binned-large  listener (listen_lock)                 word, several
+ *  13   binned-large  thread cache list (caches_lock)        word, several
+ *  14   binned-large  one thread cache (cache lock)          word, several
+ *  15   binned-large  size class, direct mappings            word, several
+ *  16   binned-large  descriptor slabs (meta_lock)           word, several
+ *  17   bump          shared bump chunk installer, chunk     mutex, several, unchecked
+ *                     cache (shared.c, cache.c)
+ *  18   arena         list token (list_lock)                 mutex, several, unchecked
+ *  19   arena         listener (listen_lock)                 mutex, several, unchecked
+ *  20   arena         file state and header (file_lock)      mutex, several, unchecked
+ *  21   arena         thread cache registry (cache.c)        mutex, unchecked
+ *  22   source        file source offsets (mutex)            mutex, several
+ *  23   source        buffer source (lock)                   word, several
+ *  24   source        range records (ca_source_track.lock)   word, several
+ *  25   source        file source last error (error_lock)    word, several
+ *  26   core          ownership-map windows (owner.c)        word
+ *  27   core          fork hook table (fork.c)               word
+ *
+ * Fork handlers (see "Fork hooks") run in the same order: prepare handlers
+ * take their locks from rank 1 upwards, parent and child handlers let them
+ * go from the highest rank down. The list grows by giving a new lock a rank
+ * here, in its place.
+ *
+ * Under checks=on (CA_CHECKS >= CA_CHECKS_ON in the file that takes the
+ * lock) every ranked acquire checks the order: taking a lock whose rank is
+ * not above every rank the thread holds (equal is allowed for "several")
+ * aborts with ca_check_fail's one line naming both locks. Try-acquires
+ * never wait, so they are exempt from the order and only recorded. With
+ * checks off the check and the record are compiled out.
+ * ======================================================================== */
+
+enum ca_lock_rank {
+    CA_LOCK_RANK_NONE = 0, /* not ranked: ca_lock_acquire */
+    CA_LOCK_RANK_SWITCH_REGISTRY = 1,
+    CA_LOCK_RANK_SWITCH_NODES = 2,
+    CA_LOCK_RANK_CORE_LOCKED = 3,
+    CA_LOCK_RANK_BINNED_INSTANCES = 4,
+    CA_LOCK_RANK_BINNED_REGISTRY = 5,
+    CA_LOCK_RANK_BINNED_CLASS = 6,
+    CA_LOCK_RANK_BINNED_POOL = 7,
+    CA_LOCK_RANK_LARGE_DEFAULT = 8,
+    CA_LOCK_RANK_LARGE_TIERS = 9,
+    CA_LOCK_RANK_LARGE_BG = 10,
+    CA_LOCK_RANK_LARGE_BG_SLEEP = 11,
+    CA_LOCK_RANK_LARGE_LISTEN = 12,
+    CA_LOCK_RANK_LARGE_CACHES = 13,
+    CA_LOCK_RANK_LARGE_CACHE = 14,
+    CA_LOCK_RANK_LARGE_CLASS = 15,
+    CA_LOCK_RANK_LARGE_META = 16,
+    CA_LOCK_RANK_BUMP_SHARED = 17,
+    CA_LOCK_RANK_ARENA_LIST = 18,
+    CA_LOCK_RANK_ARENA_LISTEN = 19,
+    CA_LOCK_RANK_ARENA_FILE = 20,
+    CA_LOCK_RANK_ARENA_CACHES = 21,
+    CA_LOCK_RANK_SOURCE_FILE = 22,
+    CA_LOCK_RANK_SOURCE_BUFFER = 23,
+    CA_LOCK_RANK_SOURCE_TRACK = 24,
+    CA_LOCK_RANK_SOURCE_FILE_ERROR = 25,
+    CA_LOCK_RANK_CORE_WINDOWS = 26,
+    CA_LOCK_RANK_CORE_FORK = 27,
+    CA_LOCK_RANK_COUNT = 28 /* ranks are below 64 */
+};
+
+/* The "several" ranks of the table, one bit per rank. */
+#define CA_LOCK__SEVERAL                                                                           \
+    ((1ull << CA_LOCK_RANK_CORE_LOCKED) | (1ull << CA_LOCK_RANK_BINNED_REGISTRY) |                 \
+     (1ull << CA_LOCK_RANK_BINNED_CLASS) | (1ull << CA_LOCK_RANK_BINNED_POOL) |                    \
+     (1ull << CA_LOCK_RANK_LARGE_BG) | (1ull << CA_LOCK_RANK_LARGE_BG_SLEEP) |                     \
+     (1ull << CA_LOCK_RANK_LARGE_LISTEN) | (1ull << CA_LOCK_RANK_LARGE_CACHES) |                   \
+     (1ull << CA_LOCK_RANK_LARGE_CACHE) | (1ull << CA_LOCK_RANK_LARGE_CLASS) |                     \
+     (1ull << CA_LOCK_RANK_LARGE_META) | (1ull << CA_LOCK_RANK_BUMP_SHARED) |                      \
+     (1ull << CA_LOCK_RANK_ARENA_LIST) | (1ull << CA_LOCK_RANK_ARENA_LISTEN) |                     \
+     (1ull << CA_LOCK_RANK_ARENA_FILE) | (1ull << CA_LOCK_RANK_SOURCE_FILE) |                      \
+     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK) |                  \
+     (1ull << CA_LOCK_RANK_SOURCE_FILE_ERROR))
+
+/* Internal to the functions below (lock.c): the ranks the calling thread
+ * holds (a bit per rank, and how many locks of each), and the report of a
+ * lock taken out of order. */
+typedef struct ca_core__lock_ranks {
+    uint64_t held;
+    unsigned char count[64];
+} ca_core__lock_ranks;
+extern __thread ca_core__lock_ranks ca_core__lock_held __attribute__((tls_model("initial-exec")));
+ca_attr_noreturn ca_attr_cold void ca_core__lock_order_fail(const void *lock, unsigned rank, const char *component);
+
+/* Record that the thread takes a lock of `rank` (lock: its address, for the
+ * report). ordered: check the order first (false for a try that succeeded).
+ * For a pthread mutex, call it before pthread_mutex_lock; for the lock word
+ * the ranked functions below call it. Nothing at all with checks off. */
+ca_force_inline void ca_lock_rank_enter(const void *lock, unsigned rank, bool ordered, const char *component)
+{
+    if (CA_CHECKS >= CA_CHECKS_ON && rank != CA_LOCK_RANK_NONE) {
+        ca_core__lock_ranks *h = &ca_core__lock_held;
+        unsigned from = rank + (unsigned)((CA_LOCK__SEVERAL >> rank) & 1);
+        if (ordered && ca_unlikely(from < 64 && (h->held >> from) != 0))
+            ca_core__lock_order_fail(lock, rank, component);
+        h->count[rank]++;
+        h->held |= 1ull << rank;
+    }
+}
+
+/* Record that the thread let go of a lock of `rank` (after unlocking). */
+ca_force_inline void ca_lock_rank_leave(unsigned rank)
+{
+    if (CA_CHECKS >= CA_CHECKS_ON && rank != CA_LOCK_RANK_NONE) {
+        ca_core__lock_ranks *h = &ca_core__lock_held;
+        if (h->count[rank] && --h->count[rank] == 0)
+            h->held &= ~(1ull << rank);
+    }
+}
+
+/* The lock word with its rank from the table: what every lock word of the
+ * suite uses. As ca_lock_acquire, ca_lock_try and ca_lock_release, plus the
+ * order check and record under checks=on. A thread re-entering a lock it
+ * holds gets the lock word's own report (malloc from a signal handler). */
+ca_force_inline void ca_lock_acquire_ranked(int *l, unsigned rank, const char *component)
+{
+    int seen = 0, self = ca_lock_tag();
+    if (ca_likely(__atomic_compare_exchange_n(l, &seen, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))) {
+        ca_lock_rank_enter(l, rank, true, component);
+        return;
+    }
+    /* Checked before waiting: a wait out of order aborts, never hangs. */
+    if ((seen & CA_LOCK__TAG_MASK) != self)
+        ca_lock_rank_enter(l, rank, true, component);
+    ca_core__lock_slow(l, self, component);
+}
+
+ca_force_inline bool ca_lock_try_ranked(int *l, unsigned rank, const char *component)
+{
+    if (!ca_lock_try(l))
+        return false;
+    ca_lock_rank_enter(l, rank, false, component);
+    return true;
+}
+
+ca_force_inline void ca_lock_release_ranked(int *l, unsigned rank)
+{
+    ca_lock_release(l);
+    ca_lock_rank_leave(rank);
+}
+
+/* A pthread mutex with its rank from the table (kind "mutex"): the same
+ * check and record around pthread_mutex_lock / _unlock. Returns
+ * pthread_mutex_lock's result (on an error the lock is not recorded). */
+ca_force_inline int ca_mutex_lock_ranked(pthread_mutex_t *m, unsigned rank, const char *component)
+{
+    ca_lock_rank_enter(m, rank, true, component);
+    int e = pthread_mutex_lock(m);
+    if (ca_unlikely(e != 0))
+        ca_lock_rank_leave(rank);
+    return e;
+}
+
+ca_force_inline int ca_mutex_unlock_ranked(pthread_mutex_t *m, unsigned rank)
+{
+    int e = pthread_mutex_unlock(m);
+    ca_lock_rank_leave(rank);
+    return e;
+}
+
+/* In a forked child, for a lock the forking thread's prepare handler took:
+ * free it with a store (no wake: no other thread exists) and drop it from
+ * the thread's record. */
+ca_force_inline void ca_lock_reset_ranked(int *l, unsigned rank)
+{
+    __atomic_store_n(l, 0, __ATOMIC_RELAXED);
+    ca_lock_rank_leave(rank);
+}
+
+/* ========================================================================
+ * Fork hooks
+ *
+ * The suite's one pthread_atfork registration. A component whose locks must
+ * be held across fork registers its three handlers with a rank: the lowest
+ * lock rank its prepare handler takes (see "Lock order"). At fork, core runs
+ * every prepare handler by rising rank (equal ranks in registration order),
+ * then every parent or child handler in exactly the reverse order, so the
+ * locks are taken in the table's order whatever order the components
+ * started in. Registered today: libswitch (CA_LOCK_RANK_SWITCH_REGISTRY),
+ * libbinned's instances (CA_LOCK_RANK_BINNED_INSTANCES, registered by
+ * whoever puts libbinned under malloc: libswitch, or the application), and
+ * its large tier (CA_LOCK_RANK_LARGE_TIERS, by the tier itself).
+ * ======================================================================== */
+
+#define CA_FORK_HOOKS 8 /* table size: handlers are never removed */
+
+/* Add the handlers (any may be NULL) for every later fork. Registering the
+ * same three again does nothing. A registration made while another thread
+ * forks takes effect from the next fork. Thread-safe; never allocates
+ * except inside the single pthread_atfork call of the first registration.
+ * Returns 0, ENOSPC (CA_FORK_HOOKS registered) or pthread_atfork's error. */
+int ca_fork_hook_register(void (*prepare)(void), void (*parent)(void), void (*child)(void), unsigned rank);
 
 /* ========================================================================
  * Environment variables

@@ -136,7 +136,7 @@ typedef struct ca_source_track {
     void *ranges; /* sorted by decreasing address; private */
     size_t len, cap;
     size_t dead; /* released entries not yet compacted away */
-    int lock;    /* 0 free, 1 held (__atomic) */
+    int lock;    /* core lock word (0 free), rank CA_LOCK_RANK_SOURCE_TRACK */
 } ca_source_track;
 
 /* ========================================================================
@@ -462,7 +462,7 @@ typedef struct ca_source_file {
     ca_source_counters c;
     ca_source_track track;
     char error[160]; /* message of the latest failure ("" when none); under error_lock */
-    int error_lock;  /* 0 free, 1 held (__atomic) */
+    int error_lock;  /* core lock word (0 free), rank CA_LOCK_RANK_SOURCE_FILE_ERROR */
 } ca_source_file;
 
 /* --- Create/destroy --------------------------------------------------- */
@@ -679,7 +679,7 @@ typedef struct ca_source_buffer {
     char *start; /* first granule-aligned byte of the caller's buffer */
     size_t size; /* usable bytes from start, a multiple of the granule */
     void *free;  /* first free range (address order) */
-    int lock;    /* 0 free, 1 held (__atomic) */
+    int lock;    /* core lock word (0 free), rank CA_LOCK_RANK_SOURCE_BUFFER */
     ca_source_fault *fault;
     ca_source_counters c;
 } ca_source_buffer;

@@ -92,10 +92,10 @@ static void *with_late_free(void *arg)
 static size_t live_caches(ca_binned_large *l)
 {
     size_t n = 0;
-    ca_binned__large_lock(&l->caches_lock);
+    ca_binned__large_lock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
     for (ca_binned__large_cache *c = l->caches; c; c = c->next)
         n++;
-    ca_binned__large_unlock(&l->caches_lock);
+    ca_binned__large_unlock(&l->caches_lock, CA_LOCK_RANK_LARGE_CACHES);
     return n;
 }
 
