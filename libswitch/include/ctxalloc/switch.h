@@ -584,7 +584,7 @@ const char *ca_switch_check(void);
  *
  * Return: 0; EINVAL (@where unknown, @node < -1, @node is not a node of this
  * machine or not allowed to this process; the selection is unchanged);
- * ENOTSUP (no libnuma in the build, a kernel without NUMA, or a base other
+ * ENOTSUP (built with -Dnuma=disabled, a kernel without NUMA, or a base other
  * than libbinned: -Dglobal=jemalloc / libc); ENOMEM or the source's error
  * when the node's instance cannot be created (nothing is left behind).
  */
