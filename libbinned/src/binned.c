@@ -106,10 +106,23 @@ static void instances_remove(ca_binned *b)
 
 /* Bytes of one class's metadata: the free and empty chains' trees, then one
  * block word per block, page-aligned so that each class maps its own. */
-static size_t class_meta_bytes(size_t nblocks, size_t page)
+/* A class's metadata: a pad, the empty chain's trees, the free chain's
+ * (each from the top down, so that the free chain's tree 0 is the last),
+ * then the block words. The pad makes the block words begin sizeof(tree)
+ * bytes into a page: the free chain's tree 0 fills the start of that page
+ * and the first block words (251 of them) the rest, so that a class's first
+ * blocks touch one page of metadata (two before: 4 KiB of RSS per class
+ * touched). Returns the bytes before the block words. */
+static size_t class_trees_bytes(size_t nblocks, size_t page)
 {
     size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
-    return ca_align_up(2 * ntrees * sizeof(ca_binned__tree) + nblocks * sizeof(uint64_t), page);
+    size_t trees = 2 * ntrees * sizeof(ca_binned__tree);
+    return (sizeof(ca_binned__tree) + page - trees % page) % page + trees;
+}
+
+static size_t class_meta_bytes(size_t nblocks, size_t page)
+{
+    return ca_align_up(class_trees_bytes(nblocks, page) + nblocks * sizeof(uint64_t), page);
 }
 
 /* ------------------------------------------------------------------------
@@ -296,7 +309,8 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     b->span = span;
     b->shadow_bias = (uintptr_t)b->shadow - (b->span_base >> 4);
 
-    /* Metadata: per class two chains of trees, then the block words. */
+    /* Metadata: per class a pad, two chains of trees, then the block words
+     * (class_trees_bytes). */
     char *cur = (char *)b->meta_map;
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__class *c = &b->classes[i];
@@ -309,10 +323,10 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
         c->max_blocks = nblocks;
         c->mapped = b->on_demand ? 0 : nblocks;
         c->meta_start = cur;
-        c->trees_bytes = 2 * ntrees * sizeof(ca_binned__tree);
-        c->free_tree.trees = (ca_binned__tree *)(void *)cur;
+        c->trees_bytes = class_trees_bytes(nblocks, page);
+        c->free_tree.tree0 = (ca_binned__tree *)(void *)(cur + c->trees_bytes) - 1;
         c->free_tree.ntrees = (uint32_t)ntrees;
-        c->empty_tree.trees = c->free_tree.trees + ntrees;
+        c->empty_tree.tree0 = c->free_tree.tree0 - ntrees;
         c->empty_tree.ntrees = (uint32_t)ntrees;
         c->meta = (uint64_t *)(void *)(cur + c->trees_bytes);
         cur += class_meta_bytes(nblocks, page);

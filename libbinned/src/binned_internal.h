@@ -213,6 +213,10 @@ ca_force_inline uint64_t ca_binned__bw_make(unsigned nfree, unsigned head, unsig
  * Finding the first set bit is three tzcnt. Classes with more blocks chain
  * trees: a chain is an array of up to 64 trees with a summary word whose bit
  * t is set <=> tree t is not empty. All under the class lock.
+ * A chain's trees lie from the top down: tree t is at tree0 - t. The free
+ * chain's tree 0 then ends where the class's block words begin, and the
+ * layout (binned.c) puts the two in one page: the first blocks of a class
+ * touch one page of metadata, not two.
  * ------------------------------------------------------------------------ */
 
 #define CA_BINNED__TREE_BITS 16384u
@@ -226,10 +230,16 @@ typedef struct ca_binned__tree {
 CA_STATIC_ASSERT(sizeof(ca_binned__tree) == 8 + 32 + 2048, "2 KiB tree plus summaries");
 
 typedef struct ca_binned__chain {
-    uint64_t summary;       /* bit t: trees[t] has a set bit */
+    uint64_t summary;       /* bit t: tree t has a set bit */
     uint32_t ntrees;        /* trees covering the class's blocks */
-    ca_binned__tree *trees; /* in the instance's meta mapping */
+    ca_binned__tree *tree0; /* tree 0, the highest: tree t is tree0 - t (in
+                               the instance's meta mapping) */
 } ca_binned__chain;
+
+ca_force_inline ca_binned__tree *ca_binned__chain_tree(const ca_binned__chain *c, size_t t)
+{
+    return c->tree0 - t;
+}
 
 void ca_binned__tree_set(ca_binned__tree *t, unsigned i);
 void ca_binned__tree_clear(ca_binned__tree *t, unsigned i);
@@ -318,8 +328,10 @@ typedef struct ca_binned__class {
     size_t span_mapped;       /* on demand: bytes mapped from base, */
     size_t shadow_mapped;     /* from base's shadow byte, */
     size_t meta_mapped;       /* and from meta_start (trees, then block words) */
-    char *meta_start;         /* this class's metadata: two chains, then the block words */
-    size_t trees_bytes;       /* bytes of the two chains' trees */
+    char *meta_start;         /* this class's metadata: a pad, two chains, then
+                                 the block words */
+    size_t trees_bytes;       /* bytes before the block words (the pad and the
+                                 two chains' trees) */
     size_t committed;         /* blocks ACTIVE or EMPTY */
     size_t nempty;            /* EMPTY blocks */
     uint64_t slots_out;       /* slots taken from blocks, not yet returned */

@@ -89,9 +89,9 @@ static bool chain_consistent(const ca_binned__chain *ch)
 {
     uint64_t sum = 0;
     for (unsigned t = 0; t < ch->ntrees; t++) {
-        if (!tree_consistent(&ch->trees[t]))
+        if (!tree_consistent(ca_binned__chain_tree(ch, t)))
             return false;
-        if (ch->trees[t].l0)
+        if (ca_binned__chain_tree(ch, t)->l0)
             sum |= (uint64_t)1 << t;
     }
     return sum == ch->summary;

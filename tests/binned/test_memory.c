@@ -4,6 +4,7 @@
  * at the next slow path, a class that takes back what it gave keeps more
  * (no decommit thrash), and trailing blocks are cut off the frontier. */
 #include <criterion/criterion.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "binned_internal.h"
@@ -318,4 +319,53 @@ Test(binned_memory, idle_class_returns_blocks_by_decay)
     cr_assert_eq(keep, 0, "keep budget back to the option's 0");
     cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
+}
+
+/* Resident pages of [p, p + n) (mincore; n a multiple of the page). */
+static size_t resident_pages(const void *p, size_t n)
+{
+    static unsigned char vec[1 << 12];
+    size_t pages = n / ca_page_size(), count = 0;
+    cr_assert_leq(pages, sizeof vec);
+    cr_assert_eq(mincore((void *)(uintptr_t)p, n, vec), 0);
+    for (size_t i = 0; i < pages; i++)
+        count += vec[i] & 1;
+    return count;
+}
+
+/* A class's first blocks touch one page of its metadata: the free chain's
+ * tree 0 and the first block words share a page (two pages before, 4 KiB
+ * of RSS more per class a program touches). With 16 GiB classes the
+ * smallest have 16 trees per chain, with 1 GiB classes one. */
+Test(binned_memory, first_blocks_touch_one_metadata_page)
+{
+    static const size_t sizes[] = {16, 48, 520, 4096, 100000, 200000};
+    for (unsigned log2 = 30; log2 <= 34; log2 += 4) {
+        ca_binned_options o;
+        ca_binned_options_init(&o);
+        o.class_range_log2 = log2;
+        o.flags |= CA_BINNED_NO_TCACHE; /* one slot carved per malloc */
+        ca_binned *b = NULL;
+        cr_assert_eq(ca_binned_create(&b, &o), 0);
+        if (!b->on_demand) {
+            ca_binned_destroy(b);
+            cr_skip_test("this build reserves the class span at create (ThreadSanitizer)");
+        }
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            void *p[3];
+            for (int i = 0; i < 3; i++) {
+                p[i] = ca_binned_alloc(b, sizes[k], 16);
+                cr_assert_not_null(p[i]);
+                memset(p[i], 1, sizes[k]);
+            }
+            unsigned cls = (unsigned)(((uintptr_t)p[0] - b->span_base) >> b->class_shift);
+            ca_binned__class *c = &b->classes[cls];
+            cr_assert_eq(resident_pages(c->meta_start, c->meta_mapped), 1,
+                         "class of %zu B, %u trees per chain: %zu metadata pages resident", sizes[k],
+                         c->free_tree.ntrees, resident_pages(c->meta_start, c->meta_mapped));
+            for (int i = 0; i < 3; i++)
+                ca_binned_free(b, p[i]);
+        }
+        ca_binned_destroy(b);
+    }
 }
