@@ -50,9 +50,11 @@ static inline char *block_addr(const ca_binned__class *c, unsigned cls, size_t b
  *
  * A class maps its range, the range's shadow and its metadata (the trees at
  * once, then block words) from the start of each, growing all three to cover
- * blocks [0, mapped). Each step adds an eighth of what the class has, at
- * least MAP_STEP and one block: headroom stays within 1/8 + 256 KiB per
- * class, and a class of n bytes costs O(log n) mappings. At a limit (ENOMEM)
+ * blocks [0, mapped). The first mapping is the one block needed (a program
+ * that touches many classes a little keeps its address space and core file
+ * small); each later step adds an eighth of what the class has, at least
+ * MAP_STEP and one block: headroom stays within 1/8 + 256 KiB per class,
+ * and a class of n bytes costs O(log n) mappings. At a limit (ENOMEM)
  * the step falls back to exactly the block needed. A piece mapped before a
  * later piece failed stays mapped and is reused by the next attempt.
  * ------------------------------------------------------------------------ */
@@ -88,6 +90,8 @@ static int map_blocks(ca_binned *b, ca_binned__class *c, unsigned cls, size_t n)
 /* Blocks per mapping step of a class that has span_mapped bytes mapped. */
 static size_t step_blocks(const ca_binned__class *c, unsigned cls)
 {
+    if (!c->span_mapped)
+        return 1;
     size_t bsz = block_bytes(cls);
     size_t step = c->span_mapped / 8 > MAP_STEP ? c->span_mapped / 8 : MAP_STEP;
     return (step + bsz - 1) / bsz;

@@ -369,3 +369,34 @@ Test(binned_memory, first_blocks_touch_one_metadata_page)
         ca_binned_destroy(b);
     }
 }
+
+/* The first mapping of a class is the block it needs (its shadow and its
+ * block words with it); headroom comes from the second step on. A program
+ * that touches many classes a little keeps its address space small. */
+Test(binned_memory, first_mapping_is_one_block)
+{
+    ca_binned_options o;
+    ca_binned_options_init(&o);
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    if (!b->on_demand) {
+        ca_binned_destroy(b);
+        cr_skip_test("this build reserves the class span at create (ThreadSanitizer)");
+    }
+    void *p = ca_binned_alloc(b, 48, 16);
+    cr_assert_not_null(p);
+    unsigned cls = (unsigned)(((uintptr_t)p - b->span_base) >> b->class_shift);
+    ca_binned__class *c = &b->classes[cls];
+    size_t block = (size_t)1 << ca_binned__classes[cls].block_shift;
+    cr_assert_eq(c->mapped, 1);
+    cr_assert_eq(c->span_mapped, block);
+    cr_assert_eq(c->shadow_mapped, block >> 4);
+    /* the next block maps a step ahead (at least 256 KiB) */
+    size_t n = 0;
+    while (c->frontier < 2) {
+        cr_assert_not_null(ca_binned_alloc(b, 48, 16));
+        cr_assert_lt(++n, (size_t)10000);
+    }
+    cr_assert_geq(c->span_mapped, (size_t)256 << 10);
+    ca_binned_destroy(b);
+}
