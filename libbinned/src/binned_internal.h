@@ -426,7 +426,21 @@ typedef struct ca_binned__tcache {
     bool in_tls;                           /* the default instance's static TLS cache */
 } ca_binned__tcache;
 
-/* Bytes of a cache's arrays region (every class's cache_max pointers). */
+/* A bin starts on a small array of its own (the starters, side by side at
+ * the start of the cache's arrays region, so that a program touching many
+ * classes a little writes one or two pages of arrays, not a page per four
+ * classes) and moves to its full array of cache_max pointers on its second
+ * refill, or when a free finds the small one full. Its capacity is
+ * ca_binned__bin_starter(cls) before, cache_max after. */
+#define CA_BINNED__BIN_STARTER 16u
+ca_force_inline uint32_t ca_binned__bin_starter(unsigned cls)
+{
+    uint32_t m = ca_binned__classes[cls].cache_max;
+    return m < CA_BINNED__BIN_STARTER ? m : CA_BINNED__BIN_STARTER;
+}
+
+/* Bytes of a cache's arrays region (every class's starter array, then the
+ * full arrays of cache_max pointers of the classes whose starter is smaller). */
 size_t ca_binned__arrays_bytes(void);
 
 /* The cache of the calling thread for b (created on demand; NULL when the

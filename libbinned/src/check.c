@@ -241,7 +241,8 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
             continue;
         }
         if (bin->top < bin->base || bin->top > bin->limit ||
-            bin->limit - bin->base != (ptrdiff_t)ci->cache_max) {
+            (bin->limit - bin->base != (ptrdiff_t)ci->cache_max &&
+             bin->limit - bin->base != (ptrdiff_t)ca_binned__bin_starter(cls))) {
             err = "binned: a thread-cache bin's top lies outside its array";
             break;
         }

@@ -400,3 +400,41 @@ Test(binned_memory, first_mapping_is_one_block)
     cr_assert_geq(c->span_mapped, (size_t)256 << 10);
     ca_binned_destroy(b);
 }
+
+/* A thread that touches many classes a little writes one or two pages of
+ * its cache's arrays: every bin starts on a starter array of 16 pointers,
+ * side by side, and moves to its full array on its second refill (before,
+ * each class's first batch went into its full array: a page per four
+ * classes, 8 pages for the 25 classes of 64 blocks of 16 to 520 B). */
+Test(binned_memory, few_blocks_of_many_classes_touch_few_array_pages)
+{
+    ca_binned_options o;
+    ca_binned_options_init(&o);
+    o.class_range_log2 = 30;
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    void *p[64];
+    for (int i = 0; i < 64; i++) {
+        p[i] = ca_binned_alloc(b, 16 + (size_t)i * 8, 16);
+        cr_assert_not_null(p[i]);
+    }
+    ca_binned__tcache *tc = ca_binned__tcache_get(b);
+    cr_assert_not_null(tc);
+    cr_assert_not_null(tc->arrays);
+    size_t bytes = ca_align_up(ca_binned__arrays_bytes(), ca_page_size());
+    size_t touched = resident_pages(tc->arrays, bytes);
+    cr_assert_leq(touched, 2, "%zu pages of the arrays region resident", touched);
+    /* a class used past its starter moves to its full array, keeping what it holds */
+    void *q[200];
+    for (int i = 0; i < 200; i++)
+        cr_assert_not_null(q[i] = ca_binned_alloc(b, 64, 16));
+    unsigned cls = (unsigned)(((uintptr_t)q[0] - b->span_base) >> b->class_shift);
+    ca_binned__bin *bin = &tc->bins[cls];
+    cr_assert_eq(bin->limit - bin->base, (ptrdiff_t)ca_binned__classes[cls].cache_max);
+    for (int i = 0; i < 200; i++)
+        ca_binned_free(b, q[i]);
+    for (int i = 0; i < 64; i++)
+        ca_binned_free(b, p[i]);
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}
