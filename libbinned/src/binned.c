@@ -211,6 +211,46 @@ static void window_release(uintptr_t lo)
     ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
+/* A class's state, on its first use (ca_binned__class_ready): a program
+ * touches the state of the classes it uses only (100 classes of 320 bytes:
+ * 9 pages of the default instance's static state when all were set up at
+ * create). Metadata: per class a pad, two chains of trees, then the block
+ * words (class_trees_bytes), the classes one after the other in meta_map.
+ * Under the class lock, which serialises it with the decay pass, fork and
+ * the statistics; lock_lk, stored last, marks the class set up. */
+void ca_binned__class_setup(ca_binned *b, unsigned cls)
+{
+    ca_binned__class *c = &b->classes[cls];
+    ca_binned__class_lock(c);
+    if (!c->lock_lk) {
+        size_t range = (size_t)1 << b->class_shift, page = ca_page_size();
+        char *cur = (char *)b->meta_map;
+        for (unsigned i = 0; i < cls; i++)
+            cur += class_meta_bytes(range >> ca_binned__classes[i].block_shift, page);
+        const ca_binned__class_info *ci = &ca_binned__classes[cls];
+        size_t nblocks = range >> ci->block_shift;
+        size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
+        ca_binned__recycler_init(&c->rec);
+        c->base = (char *)b->span_base + range * cls;
+        c->max_blocks = nblocks;
+        c->mapped = b->on_demand ? 0 : nblocks;
+        c->meta_start = cur;
+        c->trees_bytes = class_trees_bytes(nblocks, page);
+        c->free_tree.tree0 = (ca_binned__tree *)(void *)(cur + c->trees_bytes) - 1;
+        c->free_tree.ntrees = (uint32_t)ntrees;
+        c->empty_tree.tree0 = c->free_tree.tree0 - ntrees;
+        c->empty_tree.ntrees = (uint32_t)ntrees;
+        c->meta = (uint64_t *)(void *)(cur + c->trees_bytes);
+        size_t bundle = (size_t)ci->batch * ci->size;
+        c->rec_max = b->recycler_bytes / bundle;
+        if (c->rec_max < 2)
+            c->rec_max = 2;
+        c->keep = b->empty_keep >> ci->block_shift;
+        __atomic_store_n(&c->lock_lk, &c->lock, __ATOMIC_RELEASE);
+    }
+    ca_binned__class_unlock(c);
+}
+
 /* Everything but the ca_binned storage itself; on failure nothing is left. */
 static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_default)
 {
@@ -309,35 +349,11 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     b->span = span;
     b->shadow_bias = (uintptr_t)b->shadow - (b->span_base >> 4);
 
-    /* Metadata: per class a pad, two chains of trees, then the block words
-     * (class_trees_bytes). */
-    char *cur = (char *)b->meta_map;
-    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
-        ca_binned__class *c = &b->classes[i];
-        const ca_binned__class_info *ci = &ca_binned__classes[i];
-        size_t nblocks = range >> ci->block_shift;
-        size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
-        memset(c, 0, sizeof *c);
-        ca_binned__recycler_init(&c->rec);
-        c->base = (char *)b->span_base + range * i;
-        c->max_blocks = nblocks;
-        c->mapped = b->on_demand ? 0 : nblocks;
-        c->meta_start = cur;
-        c->trees_bytes = class_trees_bytes(nblocks, page);
-        c->free_tree.tree0 = (ca_binned__tree *)(void *)(cur + c->trees_bytes) - 1;
-        c->free_tree.ntrees = (uint32_t)ntrees;
-        c->empty_tree.tree0 = c->free_tree.tree0 - ntrees;
-        c->empty_tree.ntrees = (uint32_t)ntrees;
-        c->meta = (uint64_t *)(void *)(cur + c->trees_bytes);
-        cur += class_meta_bytes(nblocks, page);
-        size_t bundle = (size_t)ci->batch * ci->size;
-        c->rec_max = o->recycler_bytes / bundle;
-        if (c->rec_max < 2)
-            c->rec_max = 2;
-        c->keep = o->empty_keep >> ci->block_shift;
-        c->lock_lk = &c->lock;
-        b->class_end[i] = (uintptr_t)c->base + (b->on_demand ? 0 : (size_t)1 << b->class_shift);
-    }
+    /* The classes themselves are set up on first use (class_setup): only
+     * their mapped ends here, which free tests. */
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+        b->class_end[i] = b->span_base + range * i + (b->on_demand ? 0 : range);
+    b->recycler_bytes = o->recycler_bytes;
 
     if (pthread_key_create(&b->key, ca_binned__tcache_thread_exit) != 0) {
         err = EAGAIN;
@@ -394,7 +410,8 @@ int ca_binned_create(ca_binned **out, const ca_binned_options *o)
     if (err)
         return err;
     ca_binned *b = (ca_binned *)mem;
-    memset(b, 0, sizeof *b);
+    if (!(s->ops->caps & CA_SOURCE_ZEROED)) /* else untouched: classes never used stay so */
+        memset(b, 0, sizeof *b);
     err = instance_init(b, o, false);
     if (err) {
         ca_source_release(s, mem, sz);
@@ -477,7 +494,10 @@ ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
         int err = EINVAL;
         for (unsigned log2 = (unsigned)want; log2 >= 24 && err; log2 -= 2) {
             o.class_range_log2 = log2;
-            memset(&ca_binned__default_instance, 0, sizeof ca_binned__default_instance);
+            /* Static storage is zero: cleared again only for a retry (so
+             * that start-up touches only the state it uses). */
+            if (log2 != (unsigned)want)
+                memset(&ca_binned__default_instance, 0, sizeof ca_binned__default_instance);
             err = instance_init(&ca_binned__default_instance, &o, true);
         }
         if (err)
@@ -1179,11 +1199,16 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     const ca_binned__class_info *ci = &ca_binned__classes[i];
     uint64_t allocs, frees, cached;
     class_counts(b, i, &allocs, &frees, &cached);
-    ca_binned__spin_lock(c->lock_lk, CA_LOCK_RANK_BINNED_CLASS); /* ca_binned__class_lock, through the const path */
-    uint64_t out_slots = c->slots_out;
-    uint64_t committed = c->committed, frontier = c->frontier, nempty = c->nempty, decommits = c->decommits,
-             fails = c->commit_fail, recommits = c->recommits, keep = c->keep;
-    ca_binned__spin_unlock(c->lock_lk, CA_LOCK_RANK_BINNED_CLASS);
+    uint64_t out_slots = 0, committed = 0, frontier = 0, nempty = 0, decommits = 0, fails = 0, recommits = 0,
+             keep = 0;
+    int *lk = __atomic_load_n(&c->lock_lk, __ATOMIC_ACQUIRE); /* NULL: a class never used */
+    if (lk) {
+        ca_binned__spin_lock(lk, CA_LOCK_RANK_BINNED_CLASS); /* ca_binned__class_lock, through the const path */
+        out_slots = c->slots_out;
+        committed = c->committed, frontier = c->frontier, nempty = c->nempty, decommits = c->decommits,
+        fails = c->commit_fail, recommits = c->recommits, keep = c->keep;
+        ca_binned__spin_unlock(lk, CA_LOCK_RANK_BINNED_CLASS);
+    }
     uint64_t rec = __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED);
     uint64_t held = cached + rec * ci->batch;
     ca_stats_init(out, "binned-class");

@@ -313,8 +313,10 @@ typedef struct ca_binned__class {
     uint64_t exited_frees;
     /* --- under lock --- */
     int lock;                 /* core lock word, rank CA_LOCK_RANK_BINNED_CLASS */
-    int *lock_lk;             /* &lock (set at init), for ca_binned_class_stats,
-                                 which gets a const instance (core.h, Statistics) */
+    int *lock_lk;             /* &lock, for ca_binned_class_stats, which gets a
+                                 const instance (core.h, Statistics); set last
+                                 by the class's set-up on first use (NULL: the
+                                 class was never used, every field below 0) */
     char *base;               /* start of the class range (read-only) */
     uint64_t *meta;           /* block words [max_blocks] (in the meta mapping) */
     ca_binned__chain free_tree;  /* blocks with nfree > 0 */
@@ -351,6 +353,12 @@ typedef struct ca_binned__class {
                                  since the last decay pass */
     uint64_t recommits;       /* such blocks (counter) */
 } __attribute__((aligned(64))) ca_binned__class;
+
+/* Set class cls up (its range, metadata layout, budgets) on its first use;
+ * the classes an instance never uses keep their state untouched (zero).
+ * Callers of the central operations below make their class ready first. */
+void ca_binned__class_setup(ca_binned *b, unsigned cls);
+/* ca_binned__class_ready(b, cls), after struct ca_binned below. */
 
 /* Central operations; `cls` is the class index. */
 /* Carve up to n slots into out[0 .. n); returns the count taken (0: out of
@@ -516,6 +524,7 @@ struct ca_binned {
     uint64_t decay_ns;        /* EMPTY blocks live at least this long */
     size_t empty_keep;        /* per class, EMPTY bytes kept without decay */
     size_t pressure_bytes;    /* committed bytes above which a decay pass bumps the epoch (0: off) */
+    size_t recycler_bytes;    /* per class, slots kept in the recycler (options.recycler_bytes) */
     uint64_t pressure_trims;  /* epochs bumped by the pressure policy (atomic) */
     uint64_t peak_sampled;    /* highest bytes in use (both tiers) seen by a stats
                                  call (atomic): the small tier keeps no in-use
@@ -576,6 +585,14 @@ struct ca_binned {
 /* The process-wide instance (binned.c); its fields are valid once
  * ca_binned_default() returned. */
 extern struct ca_binned ca_binned__default_instance;
+
+/* Class cls set up (ca_binned__class_setup) before its first central
+ * operation: one acquire load when it is. */
+ca_force_inline void ca_binned__class_ready(ca_binned *b, unsigned cls)
+{
+    if (ca_unlikely(!__atomic_load_n(&b->classes[cls].lock_lk, __ATOMIC_ACQUIRE)))
+        ca_binned__class_setup(b, cls);
+}
 
 ca_force_inline ca_binned__class_info const *ca_binned__info(unsigned cls) { return &ca_binned__classes[cls]; }
 

@@ -126,6 +126,17 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
 {
     ca_binned__class *c = &b->classes[cls];
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
+    if (!c->lock_lk) {
+        /* Never used: its state is still all zero, and no cache or
+         * recycler holds a slot of it. */
+        uintptr_t base = b->span_base + ((uintptr_t)cls << b->class_shift);
+        if (c->frontier || c->mapped || c->span_mapped || c->meta_mapped || c->free_tree.summary ||
+            c->rec.top || c->rec_bundles || c->slots_out || c->committed)
+            return "binned: a class never set up has state";
+        if (b->class_end[cls] != base + (b->on_demand ? 0 : ((size_t)1 << b->class_shift)))
+            return "binned: the class's mapped end (tested by free) disagrees with its mappings";
+        return NULL;
+    }
     if (c->frontier > c->max_blocks)
         return "binned: frontier beyond the class range";
     if (c->frontier > c->mapped || c->mapped > c->max_blocks)

@@ -336,7 +336,7 @@ static void *alloc_uncached(ca_binned *b, unsigned cls)
         if (d->n > 1)
             ca_binned__central_put(b, cls, d->slots, d->n - 1);
         ca_binned__bundle_put(b, d);
-    } else if (!ca_binned__central_take(b, cls, 1, &p)) {
+    } else if (ca_binned__class_ready(b, cls), !ca_binned__central_take(b, cls, 1, &p)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -408,6 +408,7 @@ void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
             memcpy(bin->base, d->slots, n * sizeof(void *));
             ca_binned__bundle_put(b, d);
         } else {
+            ca_binned__class_ready(b, cls);
             n = ca_binned__central_take(b, cls, want, bin->base);
             if (!n) {
                 errno = ENOMEM;
@@ -482,6 +483,8 @@ void ca_binned__tcache_thread_exit(void *arg)
     ca_binned__tcache_registry_remove(b, tc);
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__bin *bin = &tc->bins[i];
+        if (!bin->allocs && !tc->moved[i])
+            continue; /* nothing to add: the class's state stays untouched */
         __atomic_fetch_add(&b->classes[i].exited_allocs, bin->allocs, __ATOMIC_RELAXED);
         __atomic_fetch_add(&b->classes[i].exited_frees, (uint64_t)((int64_t)bin->allocs + tc->moved[i]),
                            __ATOMIC_RELAXED);

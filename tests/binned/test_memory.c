@@ -438,3 +438,33 @@ Test(binned_memory, few_blocks_of_many_classes_touch_few_array_pages)
     cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
 }
+
+/* An instance's state is touched for the classes it uses only: each class
+ * is set up on its first use (its 320 bytes in the instance), not all 100
+ * at create (the default instance's static state was 9 pages resident in
+ * every program). */
+Test(binned_memory, unused_classes_leave_instance_state_untouched)
+{
+    ca_binned_options o;
+    ca_binned_options_init(&o);
+    o.class_range_log2 = 30;
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    void *p = ca_binned_alloc(b, 16, 16), *q = ca_binned_alloc(b, 64, 16);
+    cr_assert(p && q);
+    uintptr_t lo = ca_align_down((uintptr_t)b, ca_page_size());
+    size_t bytes = ca_align_up((uintptr_t)b + sizeof *b, ca_page_size()) - lo;
+    size_t touched = resident_pages((void *)lo, bytes);
+    cr_assert_leq(touched, 2, "%zu of %zu pages of the instance resident", touched, bytes / ca_page_size());
+    cr_assert_null(b->classes[50].lock_lk, "a class never used is not set up");
+    cr_assert_null(ca_binned_check(b));
+    ca_stats st;
+    cr_assert_eq(ca_binned_class_stats(b, 50, &st), 0);
+    cr_assert_eq(st.bytes_committed, 0);
+    ca_binned_free(b, p);
+    ca_binned_free(b, q);
+    ca_binned_trim(b);
+    cr_assert_null(ca_binned_check(b));
+    cr_assert_null(b->classes[50].lock_lk, "trim leaves unused classes alone");
+    ca_binned_destroy(b);
+}
