@@ -68,7 +68,7 @@ void ca_binned__secret_init(void)
         k[1] ^= g[1];
     }
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ca_binned__clock(CLOCK_MONOTONIC, &ts);
     k[0] = ca_binned__mix64(k[0] ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts);
     k[1] = ca_binned__mix64(k[1] ^ k[0]);
     ca_binned__secret[0] = k[0];

@@ -35,6 +35,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CA_BINNED__COMP "binned"
 
@@ -76,6 +77,12 @@
 extern uint64_t ca_binned__secret[2];
 /* Draw the secret once (any thread, idempotent, no malloc). */
 void ca_binned__secret_init(void);
+
+/* clock_gettime through the vDSO's own entry, not libc's wrapper (clock.c);
+ * a failed read gives 0. */
+void ca_binned__clock(clockid_t id, struct timespec *ts);
+/* Whether ca_binned__clock calls the vDSO (else libc's clock_gettime). */
+bool ca_binned__clock_is_vdso(void);
 
 /* A 64-bit bijective mix (murmur3's finalizer). */
 ca_force_inline uint64_t ca_binned__mix64(uint64_t x)

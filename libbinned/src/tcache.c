@@ -32,7 +32,7 @@ __thread ca_binned__tcache ca_binned__tls __attribute__((tls_model("initial-exec
 uint64_t ca_binned__now_ns(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    ca_binned__clock(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 

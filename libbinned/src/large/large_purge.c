@@ -276,7 +276,7 @@ static void *bg_main(void *arg)
         if (l->bg_stop)
             break;
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ca_binned__clock(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + l->maint_period_ns;
         ts.tv_sec += (time_t)(ns / 1000000000u);
         ts.tv_nsec = (long)(ns % 1000000000u);
