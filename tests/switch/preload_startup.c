@@ -3,15 +3,23 @@
  * Start-up footprint, run by preload_programs.sh with and without the preload
  * object: a program that allocates a few KB (64 blocks of 16 to 520 B, as
  * bench/workloads/startup.c) and reports, on one line,
- *   rss_kib=N image_kib=N libnuma=0|1 threads=N
+ *   rss_kib=N image_kib=N libnuma=0|1 threads=N atfork=N
  * rss_kib: its resident set (/proc/self/statm) after the allocations;
  * image_kib: the resident pages of the preload object's own file mappings
  * (its code and data: their size depends on the build, -O0 or -O3, so the
  * script subtracts them and bounds the rest); libnuma: whether a libnuma
  * is mapped; threads: the threads of the process (a background thread must
- * not start in a program with nothing to give back).
+ * not start in a program with nothing to give back); atfork: the fork
+ * handlers registered with libc (pthread_atfork ends in __register_atfork,
+ * which this program defines over libc's, exported to the preload object:
+ * a program of one thread needs none, and libc's registration code and data
+ * cost it RSS).
  * Nothing here calls malloc before the measurement besides the 64 blocks.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +27,16 @@
 #include <unistd.h>
 
 static char buf[1 << 20];
+
+static int atfork_calls;
+int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
+int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso)
+{
+    atfork_calls++;
+    int (*real)(void (*)(void), void (*)(void), void (*)(void), void *) =
+        (int (*)(void (*)(void), void (*)(void), void (*)(void), void *))dlsym(RTLD_NEXT, "__register_atfork");
+    return real ? real(prepare, parent, child, dso) : 0;
+}
 
 /* The whole of a /proc file into buf (NUL-terminated); its length. */
 static size_t slurp(const char *path)
@@ -76,7 +94,7 @@ int main(void)
 
     for (int i = 0; i < 64; i++)
         free(p[i]);
-    printf("rss_kib=%ld image_kib=%ld libnuma=%d threads=%ld\n", res * (sysconf(_SC_PAGESIZE) / 1024), image, numa,
-           threads);
+    printf("rss_kib=%ld image_kib=%ld libnuma=%d threads=%ld atfork=%d\n", res * (sysconf(_SC_PAGESIZE) / 1024),
+           image, numa, threads, atfork_calls);
     return 0;
 }

@@ -4,11 +4,13 @@
 #   preload_startup.sh PRELOAD_SO STARTUP_PROGRAM [BASE] [MAX_EXTRA_KIB]
 # STARTUP_PROGRAM (preload_startup.c) allocates 64 blocks (15 KB) and prints
 # its resident set, the preload object's own resident image, whether
-# libnuma is mapped and its thread count. It runs RUNS times without and
+# libnuma is mapped, its thread count and the fork handlers registered with
+# libc. It runs RUNS times without and
 # with the preload, interleaved; the medians are compared:
 #   - no libnuma in the process (NUMA policies are system calls);
 #   - over libbinned: one thread (no background thread in a program with
-#     nothing to give back), and the resident set with the preload, less the
+#     nothing to give back), no pthread_atfork (the suite's fork handlers
+#     wait for a second thread), and the resident set with the preload, less the
 #     object's own image, at most MAX_EXTRA_KIB above the plain run's.
 # The image is left out because its size is the build's (-O0 with checks
 # is about twice -O3) and is the same for any program; what remains is what
@@ -62,11 +64,17 @@ fi
 if [ "$base" != binned ]; then
   echo "skip thread count and resident bound (libbinned's; this build's base allocator is $base)"
 else
-  if grep -qv 'threads=1$' "$work/pre"; then
-    echo "FAIL a thread started in a program with nothing to give back:"; grep -v 'threads=1$' "$work/pre" | head -n 3
+  if grep -qv 'threads=1 ' "$work/pre"; then
+    echo "FAIL a thread started in a program with nothing to give back:"; grep -v 'threads=1 ' "$work/pre" | head -n 3
     failed=1
   else
     echo "ok   one thread"
+  fi
+  if grep -qv 'atfork=0$' "$work/pre"; then
+    echo "FAIL fork handlers registered with libc in a program of one thread:"; grep -v 'atfork=0$' "$work/pre" | head -n 3
+    failed=1
+  else
+    echo "ok   no pthread_atfork in a program of one thread"
   fi
   if [ "$extra" -le "$max_extra" ]; then
     echo "ok   start-up resident set within ${max_extra} KiB of the plain program's"

@@ -38,7 +38,7 @@ static void fork_child(void);
 
 static void atfork_register(void)
 {
-    (void)ca_fork_hook_register(fork_prepare, fork_parent, fork_child, CA_LOCK_RANK_LARGE_TIERS);
+    (void)ca_fork_hook_register_locks(fork_prepare, fork_parent, fork_child, CA_LOCK_RANK_LARGE_TIERS);
 }
 
 void ca_binned__large_registry_add(ca_binned_large *l)

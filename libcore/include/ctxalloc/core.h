@@ -568,12 +568,25 @@ ca_force_inline void ca_lock_rank_leave(unsigned rank)
     }
 }
 
+/* Fork hooks registered for locks wait for a second thread (see "Fork
+ * hooks", ca_fork_hook_register_locks): while some wait, every ranked
+ * acquire first lets fork.c register them if the process has one now; one
+ * load when none wait. */
+extern int ca_core__fork_waiting;
+void ca_core__fork_arm(void);
+ca_force_inline void ca_core__fork_check(void)
+{
+    if (ca_unlikely(__atomic_load_n(&ca_core__fork_waiting, __ATOMIC_RELAXED)))
+        ca_core__fork_arm();
+}
+
 /* The lock word with its rank from the table: what every lock word of the
  * suite uses. As ca_lock_acquire, ca_lock_try and ca_lock_release, plus the
  * order check and record under checks=on. A thread re-entering a lock it
  * holds gets the lock word's own report (malloc from a signal handler). */
 ca_force_inline void ca_lock_acquire_ranked(int *l, unsigned rank, const char *component)
 {
+    ca_core__fork_check();
     int seen = 0, self = ca_lock_tag();
     if (ca_likely(__atomic_compare_exchange_n(l, &seen, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))) {
         ca_lock_rank_enter(l, rank, true, component);
@@ -587,6 +600,7 @@ ca_force_inline void ca_lock_acquire_ranked(int *l, unsigned rank, const char *c
 
 ca_force_inline bool ca_lock_try_ranked(int *l, unsigned rank, const char *component)
 {
+    ca_core__fork_check();
     if (!ca_lock_try(l))
         return false;
     ca_lock_rank_enter(l, rank, false, component);
@@ -604,6 +618,7 @@ ca_force_inline void ca_lock_release_ranked(int *l, unsigned rank)
  * pthread_mutex_lock's result (on an error the lock is not recorded). */
 ca_force_inline int ca_mutex_lock_ranked(pthread_mutex_t *m, unsigned rank, const char *component)
 {
+    ca_core__fork_check();
     ca_lock_rank_enter(m, rank, true, component);
     int e = pthread_mutex_lock(m);
     if (ca_unlikely(e != 0))
@@ -650,6 +665,21 @@ ca_force_inline void ca_lock_reset_ranked(int *l, unsigned rank)
  * except inside the single pthread_atfork call of the first registration.
  * Returns 0, ENOSPC (CA_FORK_HOOKS registered) or pthread_atfork's error. */
 int ca_fork_hook_register(void (*prepare)(void), void (*parent)(void), void (*child)(void), unsigned rank);
+
+/* As ca_fork_hook_register, for handlers that only hold ranked locks across
+ * fork and repair in the child what other threads left (the suite's own:
+ * libswitch, libbinned, its large tier). While the process has one thread
+ * (glibc's __libc_single_threaded), such handlers have nothing to do: no
+ * other thread can hold a lock or leave state behind, and the forking
+ * thread is not inside the allocator. So pthread_atfork is not called yet
+ * (in glibc it runs code and reads data of libc that a small program never
+ * touches: about 100 KiB of RSS); the first ranked lock taken once a second
+ * thread exists calls it first (ca_core__fork_check), and from then on
+ * every fork runs every handler. A thread is created outside any ranked
+ * lock, so a lock held at a fork was taken after that check. Where libc has
+ * no such flag, this is ca_fork_hook_register. Returns as it does; a failed
+ * pthread_atfork is tried again at a later lock. */
+int ca_fork_hook_register_locks(void (*prepare)(void), void (*parent)(void), void (*child)(void), unsigned rank);
 
 /* ========================================================================
  * Environment variables
