@@ -585,13 +585,14 @@ ca_force_inline void handed_out(const ca_binned *b, void *p, unsigned cls, size_
 }
 
 /* p must be a live slot start of class cls (resize, usable size): the same
- * verdict as a free, without freeing. */
-static inline void require_live(const ca_binned *b, const void *p, unsigned cls)
+ * verdict as a free, without freeing; op (CA_BINNED__OP_*) names the
+ * operation in the message. */
+static inline void require_live(const ca_binned *b, const void *p, unsigned cls, unsigned op)
 {
     uint8_t *sh = ca_binned__shadow(b, p);
     if (ca_unlikely(*sh != ca_binned__live_mark(p))) {
         *sh ^= ca_binned__live_mark(p);
-        ca_binned__bad_free(b, p, cls);
+        ca_binned__bad_use(b, p, cls, op);
     }
 }
 
@@ -834,7 +835,7 @@ size_t ca_binned_usable_size(const ca_binned *b, const void *p)
     size_t cls;
     if (in_classes(b, p, &cls)) {
         if (CA_CHECKS >= CA_CHECKS_ON) {
-            require_live(b, p, (unsigned)cls);
+            require_live(b, p, (unsigned)cls, CA_BINNED__OP_USABLE);
             return guard_check(p, (unsigned)cls);
         }
         return ca_binned__classes[cls].size;
@@ -929,8 +930,10 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
     }
     unsigned cls = (unsigned)(off >> b->class_shift);
     size_t have = ca_binned__classes[cls].size;
+    /* Every build: a realloc of a freed, interior or foreign pointer would
+     * copy from (or keep) memory the caller does not own. */
+    require_live(b, p, cls, CA_BINNED__OP_REALLOC);
     if (CA_CHECKS >= CA_CHECKS_ON) {
-        require_live(b, p, cls);
         size_t cur = guard_check(p, cls);
         if (!old_size || old_size > cur)
             old_size = cur;
@@ -957,8 +960,43 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
     return q;
 }
 
+/* realloc of p, a block in the default instance's size classes (class
+ * cls): in place while the class fits and the new size fills more than half
+ * of it, else moved through the malloc and free fast paths. */
+static void *default_realloc_small(void *p, unsigned cls, size_t size)
+{
+    ca_binned *b = &ca_binned__default_instance;
+    require_live(b, p, cls, CA_BINNED__OP_REALLOC);
+    size_t have = ca_binned__classes[cls].size;
+    size_t old = guard_check(p, cls); /* the request (checks=on) or the class size */
+    if (ca_likely(size <= have - CA_BINNED__GUARD) && (size + CA_BINNED__GUARD > have / 2 || have <= 16)) {
+        if (size == 0) {
+            ca_binned_default_free(p);
+            return NULL;
+        }
+        guard_set(p, cls, size);
+        return p;
+    }
+    if (size == 0) {
+        ca_binned_default_free(p);
+        return NULL;
+    }
+    void *q = ca_binned_default_malloc(size);
+    if (ca_unlikely(!q))
+        return NULL;
+    memcpy(q, p, old < size ? old : size);
+    int saved = errno;
+    (void)ca_binned__release(b, p); /* live: checked above */
+    free_default_small(p, cls);
+    errno = saved;
+    return q;
+}
+
 void *ca_binned_default_realloc(void *p, size_t size)
 {
+    size_t cls;
+    if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls)))
+        return default_realloc_small(p, (unsigned)cls, size);
     if (!p)
         return ca_binned_default_malloc(size);
     if (size == 0) {
@@ -966,6 +1004,14 @@ void *ca_binned_default_realloc(void *p, size_t size)
         return NULL;
     }
     return resize(ca_binned_default(), p, 0, size, 16, 0, NULL);
+}
+
+void *ca_binned_default_realloc_else(void *p, size_t size, void *(*other)(void *p, size_t size))
+{
+    size_t cls;
+    if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls)))
+        return default_realloc_small(p, (unsigned)cls, size);
+    return other(p, size);
 }
 
 /* ------------------------------------------------------------------------

@@ -599,6 +599,12 @@ bad:
 /* Why the shadow refused p (after ca_binned__release returned false, which
  * left the byte xor-ed with p's mark): abort with the exact message. */
 ca_attr_noreturn ca_attr_cold void ca_binned__bad_free(const ca_binned *b, const void *p, unsigned cls);
+/* The same verdict for another operation on p (its message names the
+ * operation: "realloc of a freed block", ...). */
+#define CA_BINNED__OP_FREE    0u
+#define CA_BINNED__OP_REALLOC 1u
+#define CA_BINNED__OP_USABLE  2u
+ca_attr_noreturn ca_attr_cold void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls, unsigned op);
 
 /* Monotonic coarse clock in ns. */
 uint64_t ca_binned__now_ns(void);

@@ -4,6 +4,8 @@
  * at the next slow path, a class that takes back what it gave keeps more
  * (no decommit thrash), and trailing blocks are cut off the frontier. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "binned_internal.h"
@@ -316,6 +318,50 @@ Test(binned_memory, idle_class_returns_blocks_by_decay)
     cr_assert_eq(s.bytes_committed, 0, "%llu bytes still committed after idle passes",
                  (unsigned long long)s.bytes_committed);
     cr_assert_eq(keep, 0, "keep budget back to the option's 0");
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}
+
+static bool page_resident(const void *p)
+{
+    unsigned char v = 0;
+    uintptr_t pg = (uintptr_t)p & ~(uintptr_t)(ca_page_size() - 1);
+    cr_assert_eq(mincore((void *)pg, ca_page_size(), &v), 0);
+    return v & 1;
+}
+
+Test(binned_memory, steady_class_populates_ahead_first_block_does_not)
+{
+    /* A class in steady use (a second block started) populates the 64 KiB
+     * chunks a refill carves from untouched memory with one madvise; the
+     * first block of a class is left to fault page by page, so a small
+     * program's footprint is only what it writes. */
+    void *probe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(probe, MAP_FAILED);
+    int ok = madvise(probe, 4096, 23 /* MADV_POPULATE_WRITE */);
+    munmap(probe, 4096);
+    if (ok != 0)
+        cr_skip_test("madvise(MADV_POPULATE_WRITE) is not supported here (errno %d)", errno);
+    ca_binned *b = inst(1000, 8);
+    enum { SZ = 1000, PER_BLOCK = 64 }; /* class 1024 B: 64 KiB blocks of 64 slots */
+    void *first = ca_binned_alloc(b, SZ, 16);
+    cr_assert_not_null(first);
+    char *blk0 = (char *)((uintptr_t)first & ~(uintptr_t)0xffff);
+    cr_assert(!page_resident(blk0 + 60 * 1024), "the first block's untouched pages are not populated");
+    static void *held[3 * PER_BLOCK];
+    char *top = NULL;
+    for (int i = 0; i < PER_BLOCK + 1; i++) {
+        held[i] = ca_binned_alloc(b, SZ, 16);
+        cr_assert_not_null(held[i]);
+        if ((char *)held[i] > top)
+            top = (char *)held[i];
+    }
+    char *blk1 = (char *)((uintptr_t)top & ~(uintptr_t)0xffff);
+    cr_assert_neq(blk1, blk0, "a second block was started");
+    cr_assert(page_resident(blk1 + 60 * 1024), "a steady class's fresh block is populated ahead");
+    for (int i = 0; i < PER_BLOCK + 1; i++)
+        ca_binned_free(b, held[i]);
+    ca_binned_free(b, first);
     cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
 }

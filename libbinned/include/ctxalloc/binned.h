@@ -241,6 +241,13 @@ ca_attr_malloc void *ca_binned_default_calloc(size_t n, size_t size);
  * choice); in place when the class fits; failure leaves p intact (NULL +
  * ENOMEM). Shrinking below half the class moves to a smaller class. */
 void *ca_binned_default_realloc(void *p, size_t size);
+/* For routers (as ca_binned_default_free_else): p in the default instance's
+ * size classes (a range compare, no lookup) is reallocated as
+ * ca_binned_default_realloc does; anything else, NULL and the large tier's
+ * blocks included, is passed to other(p, size) and its result returned. A
+ * realloc of a freed, interior or never handed out pointer of the classes
+ * aborts naming it, in every build. */
+void *ca_binned_default_realloc_else(void *p, size_t size, void *(*other)(void *p, size_t size));
 /* Aligned allocation: align a power of two (else NULL + EINVAL), any size. */
 ca_attr_malloc void *ca_binned_default_aligned_alloc(size_t align, size_t size);
 /* Usable size of a block of the default instance; 0 for NULL. */
