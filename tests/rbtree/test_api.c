@@ -24,18 +24,24 @@ Test(rbtree_api, contract_over_libc_parent)
     ca_rbtree_destroy(&r);
 }
 
+/* The contract on an rbtree with 64 KiB regions from src (left initialised). */
+static void contract_over(ca_rbtree *r, ca_source *src)
+{
+    ca_rbtree_options o;
+    ca_rbtree_options_init(&o);
+    o.source = src;
+    o.region_size = 64 * 1024;
+    cr_assert_eq(ca_rbtree_init(r, &o), 0);
+    ca_contract_check(&r->base, 0);
+    cr_assert_null(ca_rbtree_check(r), "%s", ca_rbtree_check(r));
+}
+
 Test(rbtree_api, contract_over_source)
 {
     rbt_test_source src;
     rbt_test_source_init(&src);
-    ca_rbtree_options o;
-    ca_rbtree_options_init(&o);
-    o.source = &src.base;
-    o.region_size = 64 * 1024;
     ca_rbtree r;
-    cr_assert_eq(ca_rbtree_init(&r, &o), 0);
-    ca_contract_check(&r.base, 0);
-    cr_assert_null(ca_rbtree_check(&r), "%s", ca_rbtree_check(&r));
+    contract_over(&r, &src.base);
     cr_assert_leq(src.live, 1, "all but one empty region returned (live %ld)", src.live);
     ca_rbtree_destroy(&r);
     cr_assert_eq(src.live, 0);
@@ -46,14 +52,8 @@ Test(rbtree_api, contract_over_allocator_source)
 {
     ca_allocator_source as;
     cr_assert_eq(ca_allocator_source_init(&as, ca_libc_allocator()), 0);
-    ca_rbtree_options o;
-    ca_rbtree_options_init(&o);
-    o.source = &as.base;
-    o.region_size = 64 * 1024;
     ca_rbtree r;
-    cr_assert_eq(ca_rbtree_init(&r, &o), 0);
-    ca_contract_check(&r.base, 0);
-    cr_assert_null(ca_rbtree_check(&r), "%s", ca_rbtree_check(&r));
+    contract_over(&r, &as.base);
     ca_rbtree_destroy(&r);
     ca_stats st;
     cr_assert_eq(ca_source_stats(&as.base, &st), 0);
