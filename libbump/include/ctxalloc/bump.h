@@ -137,6 +137,7 @@ int ca_bump_init(ca_bump *b, ca_source *src, const ca_bump_options *opt);
  * requested as whole pages with page alignment (so the ownership map can
  * route them); smaller ones as 64-byte multiples aligned to 64. Freed with
  * the same size and alignment. A failed ca_alloc of the parent is ENOMEM.
+ * The bump's source points into the bump: it must stay where it is.
  * Return: 0 or EINVAL.
  */
 int ca_bump_init_allocator(ca_bump *b, ca_allocator *parent, const ca_bump_options *opt);

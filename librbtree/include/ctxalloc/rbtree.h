@@ -73,6 +73,9 @@ typedef struct ca_rbtree_options {
  * The allocator. Fields are private (owner thread only, or under the locked
  * adaptor's lock); read them through the Introspection functions.
  *
+ * Over a parent (or the libc default), `source` points to `adaptor` inside
+ * the struct: an initialised ca_rbtree stays where it is (no copy or move).
+ *
  * Invariants: reserved == sum of region sizes; free_bytes == sum of
  * class_bytes == bytes of all free blocks; bit c of nonempty is set iff
  * roots[c] != NULL, bit w of nonempty_words iff nonempty[w] != 0; nempty
