@@ -7,7 +7,8 @@
  *   - ca_source: a memory source handing out whole pages;
  *   - layout and overflow helpers, attributes, the three check tiers;
  *   - ca_stats and its allocation-free text / JSON writer;
- *   - adaptors: libc, header (unsized free over any allocator), locked;
+ *   - adaptors: libc, header (unsized free over any allocator), locked,
+ *     allocator source (any allocator as a ca_source);
  *   - the process-wide ownership map (address -> owner, lock-free lookups);
  *   - fault plans and the OS layer: every mmap, munmap, mremap, madvise,
  *     mprotect, fallocate and msync of the suite.
@@ -1121,6 +1122,52 @@ int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kin
 /* Destroys the mutex (not the inner allocator, which the caller owns); the
  * lock must not be held. */
 void ca_locked_destroy(ca_locked_allocator *l);
+
+/* --- allocator source: any allocator serving as a ca_source. ---
+ * A component that takes its memory from a ca_source (bump chunks, rbtree
+ * regions) takes it from an allocator through this adaptor, with one code
+ * path. Each range is one block of the allocator:
+ *   obtain(size, align)  = ca_alloc(inner, size, A(size)),
+ *   release(p, size)     = ca_free(inner, p, size, A(size)),
+ * where A(size), the alignment a range is asked for and freed with, depends
+ * on its size alone (a release is given no alignment): CA_OWNER_PAGE for a
+ * range of a page (CA_OWNER_PAGE bytes) or more, the granule below. So a
+ * range of a page or more lies in whole ownership pages of its own start.
+ * Contract, beside the source contract above:
+ *   - granule CA_ALLOCATOR_SOURCE_GRANULE (64): sizes are multiples of 64;
+ *   - obtain: an alignment up to A(size) is honoured (the range is aligned
+ *     to A(size)); a larger one is refused with EINVAL, as is a size or
+ *     alignment the source contract forbids, without calling the allocator;
+ *     a failed ca_alloc (whatever its errno) is ENOMEM, nothing held;
+ *   - release: exactly a (p, size) obtained; EINVAL, nothing freed, for a
+ *     NULL p, a size that is not a granule multiple or a p not aligned to
+ *     A(size) (the allocator's own checks judge anything else);
+ *   - reserve: ENOTSUP; commit: 0 (memory is always committed); decommit:
+ *     ENOTSUP. Memory is not zeroed (no CA_SOURCE_ZEROED);
+ *   - thread safety: CA_SOURCE_THREAD_SAFE exactly when the allocator has
+ *     CA_CAP_THREAD_SAFE (the counters are atomic either way);
+ *   - stats: bytes_in_use = bytes_reserved = bytes_committed (bytes obtained
+ *     and not released), peak_in_use, allocs (obtains), frees (releases),
+ *     failures (obtains and releases refused); no named counters;
+ *   - check: the counters agree, then the allocator's own walk (ca_check).
+ * Nothing is allocated: the struct is the caller's. Nothing to destroy: it
+ * may go once every range is released. The allocator is not owned and must
+ * outlive the source. */
+#define CA_ALLOCATOR_SOURCE_GRANULE ((size_t)64)
+
+/* Invariants: releases <= obtains; in_use == 0 exactly when obtains ==
+ * releases; in_use <= peak. Counters are __atomic (relaxed). */
+typedef struct ca_allocator_source {
+    ca_source base;      /* base.ops: the adaptor's table (caps follow inner's) */
+    ca_allocator *inner; /* not owned */
+    uint64_t in_use;     /* bytes obtained and not released */
+    uint64_t peak;       /* maximum of in_use */
+    uint64_t obtains, releases, failures;
+} ca_allocator_source;
+
+/* Make s a source over inner (caller storage; s is overwritten).
+ * Returns 0, or EINVAL when s or inner is NULL. */
+int ca_allocator_source_init(ca_allocator_source *s, ca_allocator *inner);
 
 /* ========================================================================
  * Fault plans
