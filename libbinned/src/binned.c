@@ -1130,10 +1130,13 @@ void ca_binned_fork_child(void)
             ca_binned__class *c = &b->classes[i];
             /* A thread may have been between a recycler pop or push and the
              * count update: recount (a bundle it held is lost to the child). */
-            uint64_t n = 0;
-            for (void *bd = c->rec.top; bd; bd = *ca_binned__bundle_link(bd))
+            uint64_t n = 0, slots = 0;
+            for (void *bd = c->rec.top; bd; bd = *ca_binned__bundle_link(bd)) {
                 n++;
+                slots += ((ca_binned__bundle *)bd)->n;
+            }
             c->rec_bundles = n;
+            c->rec_slots = slots;
         }
         b->purging = 0;
         /* Threads other than this one do not exist here: their caches go
@@ -1217,7 +1220,7 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
              fails = c->commit_fail, recommits = c->recommits, keep = c->keep;
     ca_binned__spin_unlock(c->lock_lk, CA_LOCK_RANK_BINNED_CLASS);
     uint64_t rec = __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED);
-    uint64_t held = cached + rec * ci->batch;
+    uint64_t held = cached + __atomic_load_n(&c->rec_slots, __ATOMIC_RELAXED);
     ca_stats_init(out, "binned-class");
     out->bytes_in_use = (out_slots > held ? out_slots - held : 0) * ci->size;
     out->bytes_reserved = (uint64_t)1 << b->class_shift;
@@ -1234,6 +1237,7 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     CA_STATS_SET(out, keep_blocks, keep);
     CA_STATS_SET(out, cached_slots, cached);
     CA_STATS_SET(out, recycled_bundles, rec);
+    CA_STATS_SET(out, recycled_slots, __atomic_load_n(&c->rec_slots, __ATOMIC_RELAXED));
     return 0;
 }
 
@@ -1253,8 +1257,8 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
         uint64_t v;
         if (ca_stats_get_counter(&s, "cached_slots", &v))
             cached += v * ca_binned__classes[i].size;
-        if (ca_stats_get_counter(&s, "recycled_bundles", &v))
-            rec += v * ca_binned__classes[i].batch * ca_binned__classes[i].size;
+        if (ca_stats_get_counter(&s, "recycled_slots", &v))
+            rec += v * ca_binned__classes[i].size;
         if (ca_stats_get_counter(&s, "blocks", &v))
             blocks += v;
         if (ca_stats_get_counter(&s, "decommits", &v))

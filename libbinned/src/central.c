@@ -631,12 +631,16 @@ void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls)
      * for them to be quiescent). */
     ca_binned__class_lock(c);
     ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_take_all(&c->rec), *all = d;
-    uint64_t n = 0;
+    uint64_t n = 0, slots = 0;
     bool over = false;
-    for (; d; d = d->next, n++)
+    for (; d; d = d->next, n++) {
         over |= put_locked(c, cls, d->slots, d->n);
-    if (n)
+        slots += d->n;
+    }
+    if (n) {
         __atomic_fetch_sub(&c->rec_bundles, n, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&c->rec_slots, slots, __ATOMIC_RELAXED);
+    }
     ca_binned__class_unlock(c);
     while (all) {
         ca_binned__bundle *next = all->next;

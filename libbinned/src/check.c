@@ -262,18 +262,21 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
             err = mark(&w, *q);
     }
     /* Recycler bundles. */
-    uint64_t bundles = 0;
+    uint64_t bundles = 0, rslots = 0;
     for (ca_binned__bundle *d = (ca_binned__bundle *)c->rec.top; d && !err; d = d->next) {
-        if (d->n != ci->batch || d->cls != cls) {
-            err = "binned: a recycler bundle does not hold one batch of its class";
+        if (d->n == 0 || d->n > ci->batch || d->cls != cls) {
+            err = "binned: a recycler bundle holds no slot, more than a batch, or another class's";
             break;
         }
         for (uint32_t k = 0; k < d->n && !err; k++)
             err = mark(&w, d->slots[k]);
         bundles++;
+        rslots += d->n;
     }
     if (!err && bundles != c->rec_bundles)
         err = "binned: recycler bundle count is off";
+    if (!err && rslots != c->rec_slots)
+        err = "binned: recycler slot count is off";
     /* The shadow: a non-zero byte only at the granule of a slot start that
      * is handed out (below bump, free nowhere), holding that slot's mark.
      * (A handed-out slot without its mark is allowed: a fork that caught a

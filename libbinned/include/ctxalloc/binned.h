@@ -314,7 +314,8 @@ unsigned ca_binned_size_class(size_t size);
  *       (blocks ACTIVE or EMPTY), allocs / frees (thread caches, live and
  *       exited), counters blocks, empty_blocks, decommits, recommits,
  *       keep_blocks (the class's current keep budget), cached_slots,
- *       recycled_bundles, failures
+ *       recycled_bundles, recycled_slots (bundles hold a batch each, or
+ *       fewer when a thread's cache was given back whole), failures
  *
  * Readable while other threads allocate (the figures are then approximate).
  * Return: 0 or EINVAL (class out of range).
@@ -325,7 +326,7 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out);
 /* clang-format off */
 #define CA_BINNED_CLASS_COUNTERS(X) \
     X(class_size) X(blocks) X(empty_blocks) X(decommits) X(recommits) X(keep_blocks) \
-    X(cached_slots) X(recycled_bundles)
+    X(cached_slots) X(recycled_bundles) X(recycled_slots)
 /* clang-format on */
 
 /**
