@@ -351,6 +351,55 @@ int ca_line_write(ca_line *l, int fd);
  * errno of the failed write (EIO when write returned 0); errno is kept. */
 int ca_write_all(int fd, const void *p, size_t n);
 
+/* Append the description of the errno value e ("No such file or directory":
+ * the C library's table, no locale, no allocation), or "errno <e>" for a
+ * value it does not know. */
+void ca_line_errno(ca_line *l, int e);
+
+/* ========================================================================
+ * Last error
+ *
+ * The suite's one way to say more than an errno: a message per thread,
+ * set by a failed call whose cause the errno alone does not name (which
+ * file and which header field, which allocator and why it cannot be
+ * adopted, which option). Every such call says so in its comment ("on
+ * failure, ca_last_error() says ..."), and each of its failure paths sets
+ * the message, so right after it failed the message is that failure's.
+ *
+ * Like errno: a successful call leaves the message as it was, a call that
+ * does not set messages never changes it, the next failure that sets one
+ * overwrites it; read it right after the failure. The message is the
+ * calling thread's: a failure in another thread never shows here. Setting
+ * and reading it allocate nothing and take no lock, so both work inside
+ * malloc (this library may be the process's malloc) and in a signal
+ * handler.
+ * ======================================================================== */
+
+/* Bytes a message holds, NUL included; longer messages are cut. */
+#define CA_LAST_ERROR_MAX 256
+
+/**
+ * ca_last_error() - the calling thread's latest message.
+ *
+ * Return: the text ("<component>: <what>"), or NULL when no call of this
+ * thread has set one since the thread started or since
+ * ca_last_error_clear(). The text is the thread's own storage: valid and
+ * unchanged until this thread's next call that sets or clears it.
+ */
+const char *ca_last_error(void);
+
+/* Forget the calling thread's message: ca_last_error() is NULL again. */
+void ca_last_error_clear(void);
+
+/* For the components (internal): start the calling thread's message as
+ * "<component>: " and return it as a line to append the rest to (ca_line_*;
+ * the line lives in the thread and is cut at CA_LAST_ERROR_MAX - 1 bytes).
+ * ca_core__last_error_set writes a whole message, "<component>: <what>",
+ * and returns err, so that a failure path can end with
+ * `return ca_core__last_error_set("arena", "...", EINVAL);`. */
+ca_line *ca_core__last_error_begin(const char *component);
+int ca_core__last_error_set(const char *component, const char *what, int err);
+
 /* ========================================================================
  * Lock word (ca_lock_acquire / ca_lock_release)
  *
