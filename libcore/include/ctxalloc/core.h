@@ -520,9 +520,8 @@ void ca_once_finish(int *once);
  *  22   source        file source offsets (mutex)            mutex, several
  *  23   source        buffer source (lock)                   word, several
  *  24   source        range records (ca_source_track.lock)   word, several
- *  25   source        file source last error (error_lock)    word, several
- *  26   core          ownership-map windows (owner.c)        word
- *  27   core          fork hook table (fork.c)               word
+ *  25   core          ownership-map windows (owner.c)        word
+ *  26   core          fork hook table (fork.c)               word
  *
  * Fork handlers (see "Fork hooks") run in the same order: prepare handlers
  * take their locks from rank 1 upwards, parent and child handlers let them
@@ -563,10 +562,9 @@ enum ca_lock_rank {
     CA_LOCK_RANK_SOURCE_FILE = 22,
     CA_LOCK_RANK_SOURCE_BUFFER = 23,
     CA_LOCK_RANK_SOURCE_TRACK = 24,
-    CA_LOCK_RANK_SOURCE_FILE_ERROR = 25,
-    CA_LOCK_RANK_CORE_WINDOWS = 26,
-    CA_LOCK_RANK_CORE_FORK = 27,
-    CA_LOCK_RANK_COUNT = 28 /* ranks are below 64 */
+    CA_LOCK_RANK_CORE_WINDOWS = 25,
+    CA_LOCK_RANK_CORE_FORK = 26,
+    CA_LOCK_RANK_COUNT = 27 /* ranks are below 64 */
 };
 
 /* The "several" ranks of the table, one bit per rank. */
@@ -579,8 +577,7 @@ enum ca_lock_rank {
      (1ull << CA_LOCK_RANK_LARGE_META) | (1ull << CA_LOCK_RANK_BUMP_SHARED) |                      \
      (1ull << CA_LOCK_RANK_ARENA_LIST) | (1ull << CA_LOCK_RANK_ARENA_LISTEN) |                     \
      (1ull << CA_LOCK_RANK_ARENA_FILE) | (1ull << CA_LOCK_RANK_SOURCE_FILE) |                      \
-     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK) |                  \
-     (1ull << CA_LOCK_RANK_SOURCE_FILE_ERROR))
+     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK))
 
 /* Internal to the functions below (lock.c): the ranks the calling thread
  * holds (a bit per rank, and how many locks of each), and the report of a
