@@ -178,7 +178,7 @@ extern _Thread_local ca_arena__tl_slot ca_arena__tl[CA_ARENA__TL_SLOTS];
 
 /* The calling thread's cache for a, made on first use (a full table gives
  * its least recently used cache back first); NULL when a keeps no caches
- * (local_cache 0, read-only) or no page could be mapped for one. */
+ * (CA_ARENA_LOCAL_CACHE_OFF, read-only) or no page could be mapped for one. */
 ca_arena__cache *ca_arena__cache_slow(ca_arena *a);
 /* Give a cache's bins and chunk back to the arena (owner, or anyone while
  * the owner is outside every call). */
@@ -231,7 +231,7 @@ struct ca_arena {
     uint64_t user_size;      /* user area at CA_ARENA_HEADER_SIZE */
     uint64_t min_segment;    /* free pieces below this are discarded */
     unsigned max_retries;    /* CAS attempts per phase */
-    uint64_t auto_compact;   /* options.auto_compact (0: off) */
+    uint64_t auto_compact;   /* options.auto_compact resolved (0: CA_ARENA_AUTO_COMPACT_OFF) */
     ca_arena_freelist kind;
     unsigned wide;           /* 1: 64-bit offsets */
     uint32_t user_version;
@@ -245,7 +245,8 @@ struct ca_arena {
     ca_fault *fault;
 
     uint64_t id;             /* unique per process, never reused; 0: no thread caches */
-    uint64_t local_cache;    /* options.local_cache: bytes a thread cache may hold */
+    uint64_t local_cache;    /* options.local_cache resolved: bytes a thread cache may hold
+                                (0: CA_ARENA_LOCAL_CACHE_OFF) */
     uint64_t chunk;          /* bytes a cache reserves from the cursor at once (0: none) */
     ca_arena_order order;    /* options.order */
     ca_arena__cache *caches; /* every live cache (registry lock, cache.c) */
