@@ -80,14 +80,26 @@ void ca_binned__secret_init(void)
  * Instances
  * ------------------------------------------------------------------------ */
 
-void ca_binned_options_init(ca_binned_options *o)
+/* The one place zeros become defaults (binned.h): *out = *in with each 0
+ * field replaced by its default, then the named values by the quantities
+ * they stand for. instance_init reads only the result, where empty_keep and
+ * recycler_bytes are plain bytes (0: none, the recycler's least) and
+ * decay_ms is never 0 (CA_BINNED_DECAY_NEVER stays). */
+static void options_resolve(const ca_binned_options *in, ca_binned_options *out)
 {
-    memset(o, 0, sizeof *o);
-    o->class_range_log2 = 34;
-    o->huge = CA_SOURCE_HUGE_OFF;
-    o->decay_ms = 1000;
-    o->empty_keep = (size_t)1 << 20;
-    o->recycler_bytes = (size_t)256 << 10;
+    *out = *in;
+    if (!out->class_range_log2)
+        out->class_range_log2 = CA_BINNED_CLASS_RANGE_LOG2_DEFAULT;
+    if (!out->decay_ms)
+        out->decay_ms = CA_BINNED_DECAY_MS_DEFAULT;
+    if (!out->empty_keep)
+        out->empty_keep = CA_BINNED_EMPTY_KEEP_DEFAULT;
+    else if (out->empty_keep == CA_BINNED_EMPTY_KEEP_NONE)
+        out->empty_keep = 0;
+    if (!out->recycler_bytes)
+        out->recycler_bytes = CA_BINNED_RECYCLER_BYTES_DEFAULT;
+    else if (out->recycler_bytes == CA_BINNED_RECYCLER_MIN)
+        out->recycler_bytes = 0;
 }
 
 static void instances_add(ca_binned *b)
@@ -199,8 +211,11 @@ static void window_release(uintptr_t lo)
 }
 
 /* Everything but the ca_binned storage itself; on failure nothing is left. */
-static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_default)
+static int instance_init(ca_binned *b, const ca_binned_options *opt, bool is_default)
 {
+    ca_binned_options ro;
+    options_resolve(opt, &ro);
+    const ca_binned_options *o = &ro;
     if (o->class_range_log2 < 24 || o->class_range_log2 > 36 || o->huge > CA_SOURCE_HUGE_1G ||
         (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE | CA_BINNED_BACKGROUND)))
         return EINVAL;

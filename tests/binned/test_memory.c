@@ -100,7 +100,7 @@ Test(binned_memory, trim_returns_memory)
 Test(binned_memory, keep_budget_returns_at_next_slow_path)
 {
     NEED_RSS();
-    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, 0);
+    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, CA_BINNED_EMPTY_KEEP_NONE);
     long rss0 = ca_test_rss_kib();
     fill(b, N, 64);
     drop(b, N);
@@ -138,7 +138,7 @@ Test(binned_memory, first_fit_packs_low)
 {
     /* After a burst, survivors are re-packed into the lowest blocks when
      * allocation resumes: new blocks come from the bottom of the range. */
-    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, 0);
+    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, CA_BINNED_EMPTY_KEEP_NONE);
     fill(b, 100000, 64);
     drop(b, 100000);
     ca_binned_trim(b);
@@ -225,7 +225,7 @@ Test(binned_memory, growth_through_classes_does_not_pin_blocks)
      * unless the cache GC gives idle bins back (without it: about 3x the
      * live bytes committed). The recyclers fill up the same way: a decay
      * pass drains one nobody popped from since the pass before. */
-    ca_binned *b = inst(40, 0);
+    ca_binned *b = inst(40, CA_BINNED_EMPTY_KEEP_NONE);
     enum { NSTR = 4000 };
     static char *s[NSTR];
     static size_t len[NSTR];
@@ -266,7 +266,7 @@ Test(binned_memory, grow_shrink_loop_does_not_thrash)
      * decommits. A block decommitted and needed again within the decay
      * interval now doubles the class's keep budget, so the loop stops
      * returning memory after a few rounds. */
-    ca_binned *b = inst(60000, 0);
+    ca_binned *b = inst(60000, CA_BINNED_EMPTY_KEEP_NONE);
     unsigned cls = ca_binned_size_class((size_t)96 << 10);
     enum { ROUNDS = 100, OBJS = 400 };
     for (int round = 0; round < ROUNDS; round++) {
@@ -299,7 +299,7 @@ Test(binned_memory, idle_class_returns_blocks_by_decay)
     /* The keep budget grown by a loop does not hold memory once the class is
      * idle: a block EMPTY from one decay pass to the next goes back, and the
      * budget halves at each pass without thrash. */
-    ca_binned *b = inst(40, 0);
+    ca_binned *b = inst(40, CA_BINNED_EMPTY_KEEP_NONE);
     unsigned cls = ca_binned_size_class((size_t)96 << 10);
     for (int round = 0; round < 20; round++) {
         fill(b, 200, (size_t)96 << 10);

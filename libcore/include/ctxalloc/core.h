@@ -351,6 +351,55 @@ int ca_line_write(ca_line *l, int fd);
  * errno of the failed write (EIO when write returned 0); errno is kept. */
 int ca_write_all(int fd, const void *p, size_t n);
 
+/* Append the description of the errno value e ("No such file or directory":
+ * the C library's table, no locale, no allocation), or "errno <e>" for a
+ * value it does not know. */
+void ca_line_errno(ca_line *l, int e);
+
+/* ========================================================================
+ * Last error
+ *
+ * The suite's one way to say more than an errno: a message per thread,
+ * set by a failed call whose cause the errno alone does not name (which
+ * file and which header field, which allocator and why it cannot be
+ * adopted, which option). Every such call says so in its comment ("on
+ * failure, ca_last_error() says ..."), and each of its failure paths sets
+ * the message, so right after it failed the message is that failure's.
+ *
+ * Like errno: a successful call leaves the message as it was, a call that
+ * does not set messages never changes it, the next failure that sets one
+ * overwrites it; read it right after the failure. The message is the
+ * calling thread's: a failure in another thread never shows here. Setting
+ * and reading it allocate nothing and take no lock, so both work inside
+ * malloc (this library may be the process's malloc) and in a signal
+ * handler.
+ * ======================================================================== */
+
+/* Bytes a message holds, NUL included; longer messages are cut. */
+#define CA_LAST_ERROR_MAX 256
+
+/**
+ * ca_last_error() - the calling thread's latest message.
+ *
+ * Return: the text ("<component>: <what>"), or NULL when no call of this
+ * thread has set one since the thread started or since
+ * ca_last_error_clear(). The text is the thread's own storage: valid and
+ * unchanged until this thread's next call that sets or clears it.
+ */
+const char *ca_last_error(void);
+
+/* Forget the calling thread's message: ca_last_error() is NULL again. */
+void ca_last_error_clear(void);
+
+/* For the components (internal): start the calling thread's message as
+ * "<component>: " and return it as a line to append the rest to (ca_line_*;
+ * the line lives in the thread and is cut at CA_LAST_ERROR_MAX - 1 bytes).
+ * ca_core__last_error_set writes a whole message, "<component>: <what>",
+ * and returns err, so that a failure path can end with
+ * `return ca_core__last_error_set("arena", "...", EINVAL);`. */
+ca_line *ca_core__last_error_begin(const char *component);
+int ca_core__last_error_set(const char *component, const char *what, int err);
+
 /* ========================================================================
  * Lock word (ca_lock_acquire / ca_lock_release)
  *
@@ -471,9 +520,8 @@ void ca_once_finish(int *once);
  *  22   source        file source offsets (mutex)            mutex, several
  *  23   source        buffer source (lock)                   word, several
  *  24   source        range records (ca_source_track.lock)   word, several
- *  25   source        file source last error (error_lock)    word, several
- *  26   core          ownership-map windows (owner.c)        word
- *  27   core          fork hook table (fork.c)               word
+ *  25   core          ownership-map windows (owner.c)        word
+ *  26   core          fork hook table (fork.c)               word
  *
  * Fork handlers (see "Fork hooks") run in the same order: prepare handlers
  * take their locks from rank 1 upwards, parent and child handlers let them
@@ -514,10 +562,9 @@ enum ca_lock_rank {
     CA_LOCK_RANK_SOURCE_FILE = 22,
     CA_LOCK_RANK_SOURCE_BUFFER = 23,
     CA_LOCK_RANK_SOURCE_TRACK = 24,
-    CA_LOCK_RANK_SOURCE_FILE_ERROR = 25,
-    CA_LOCK_RANK_CORE_WINDOWS = 26,
-    CA_LOCK_RANK_CORE_FORK = 27,
-    CA_LOCK_RANK_COUNT = 28 /* ranks are below 64 */
+    CA_LOCK_RANK_CORE_WINDOWS = 25,
+    CA_LOCK_RANK_CORE_FORK = 26,
+    CA_LOCK_RANK_COUNT = 27 /* ranks are below 64 */
 };
 
 /* The "several" ranks of the table, one bit per rank. */
@@ -530,8 +577,7 @@ enum ca_lock_rank {
      (1ull << CA_LOCK_RANK_LARGE_META) | (1ull << CA_LOCK_RANK_BUMP_SHARED) |                      \
      (1ull << CA_LOCK_RANK_ARENA_LIST) | (1ull << CA_LOCK_RANK_ARENA_LISTEN) |                     \
      (1ull << CA_LOCK_RANK_ARENA_FILE) | (1ull << CA_LOCK_RANK_SOURCE_FILE) |                      \
-     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK) |                  \
-     (1ull << CA_LOCK_RANK_SOURCE_FILE_ERROR))
+     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK))
 
 /* Internal to the functions below (lock.c): the ranks the calling thread
  * holds (a bit per rank, and how many locks of each), and the report of a
