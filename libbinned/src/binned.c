@@ -227,7 +227,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *opt, bool is_def
     b->background = (o->flags & CA_BINNED_BACKGROUND) != 0;
     b->flags = o->flags;
     b->use_owner_map = !(o->flags & CA_BINNED_NO_OWNER_MAP);
-    b->decay_ns = o->decay_ms == CA_BINNED_DECAY_NEVER ? 0 : (uint64_t)(o->decay_ms ? o->decay_ms : 1) * 1000000u;
+    b->decay_ns = o->decay_ms == CA_BINNED_DECAY_NEVER ? 0 : (uint64_t)o->decay_ms * 1000000u;
     b->empty_keep = o->empty_keep;
     b->pressure_bytes = o->pressure_bytes;
     ca_binned__secret_init();
