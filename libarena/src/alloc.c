@@ -189,8 +189,8 @@ static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 #endif
 
 /* Frees into a list longer than BATCH_LIST segments go to the pending stack
- * and are merged in bulk once BATCH_PENDING have gathered (auto_compact 0
- * turns batching off too, so that single-threaded behaviour is exactly the
+ * and are merged in bulk once BATCH_PENDING have gathered (auto_compact
+ * off, CA_ARENA_AUTO_COMPACT_OFF, turns batching off too, so that single-threaded behaviour is exactly the
  * direct insertion the shadow-model test predicts). */
 #define CA_ARENA__BATCH_LIST 32
 #define CA_ARENA__BATCH_PENDING 32

@@ -80,14 +80,26 @@ void ca_binned__secret_init(void)
  * Instances
  * ------------------------------------------------------------------------ */
 
-void ca_binned_options_init(ca_binned_options *o)
+/* The one place zeros become defaults (binned.h): *out = *in with each 0
+ * field replaced by its default, then the named values by the quantities
+ * they stand for. instance_init reads only the result, where empty_keep and
+ * recycler_bytes are plain bytes (0: none, the recycler's least) and
+ * decay_ms is never 0 (CA_BINNED_DECAY_NEVER stays). */
+static void options_resolve(const ca_binned_options *in, ca_binned_options *out)
 {
-    memset(o, 0, sizeof *o);
-    o->class_range_log2 = 34;
-    o->huge = CA_SOURCE_HUGE_OFF;
-    o->decay_ms = 1000;
-    o->empty_keep = (size_t)1 << 20;
-    o->recycler_bytes = (size_t)256 << 10;
+    *out = *in;
+    if (!out->class_range_log2)
+        out->class_range_log2 = CA_BINNED_CLASS_RANGE_LOG2_DEFAULT;
+    if (!out->decay_ms)
+        out->decay_ms = CA_BINNED_DECAY_MS_DEFAULT;
+    if (!out->empty_keep)
+        out->empty_keep = CA_BINNED_EMPTY_KEEP_DEFAULT;
+    else if (out->empty_keep == CA_BINNED_EMPTY_KEEP_NONE)
+        out->empty_keep = 0;
+    if (!out->recycler_bytes)
+        out->recycler_bytes = CA_BINNED_RECYCLER_BYTES_DEFAULT;
+    else if (out->recycler_bytes == CA_BINNED_RECYCLER_MIN)
+        out->recycler_bytes = 0;
 }
 
 static void instances_add(ca_binned *b)
@@ -252,8 +264,11 @@ void ca_binned__class_setup(ca_binned *b, unsigned cls)
 }
 
 /* Everything but the ca_binned storage itself; on failure nothing is left. */
-static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_default)
+static int instance_init(ca_binned *b, const ca_binned_options *opt, bool is_default)
 {
+    ca_binned_options ro;
+    options_resolve(opt, &ro);
+    const ca_binned_options *o = &ro;
     if (o->class_range_log2 < 24 || o->class_range_log2 > 36 || o->huge > CA_SOURCE_HUGE_1G ||
         (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE | CA_BINNED_BACKGROUND)))
         return EINVAL;
@@ -265,7 +280,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     b->background = (o->flags & CA_BINNED_BACKGROUND) != 0;
     b->flags = o->flags;
     b->use_owner_map = !(o->flags & CA_BINNED_NO_OWNER_MAP);
-    b->decay_ns = o->decay_ms == CA_BINNED_DECAY_NEVER ? 0 : (uint64_t)(o->decay_ms ? o->decay_ms : 1) * 1000000u;
+    b->decay_ns = o->decay_ms == CA_BINNED_DECAY_NEVER ? 0 : (uint64_t)o->decay_ms * 1000000u;
     b->empty_keep = o->empty_keep;
     b->pressure_bytes = o->pressure_bytes;
     ca_binned__secret_init();
@@ -619,13 +634,14 @@ ca_force_inline void handed_out(const ca_binned *b, void *p, unsigned cls, size_
 }
 
 /* p must be a live slot start of class cls (resize, usable size): the same
- * verdict as a free, without freeing. */
-static inline void require_live(const ca_binned *b, const void *p, unsigned cls)
+ * verdict as a free, without freeing; op (CA_BINNED__OP_*) names the
+ * operation in the message. */
+static inline void require_live(const ca_binned *b, const void *p, unsigned cls, unsigned op)
 {
     uint8_t *sh = ca_binned__shadow(b, p);
     if (ca_unlikely(*sh != ca_binned__live_mark(p))) {
         *sh ^= ca_binned__live_mark(p);
-        ca_binned__bad_free(b, p, cls);
+        ca_binned__bad_use(b, p, cls, op);
     }
 }
 
@@ -868,7 +884,7 @@ size_t ca_binned_usable_size(const ca_binned *b, const void *p)
     size_t cls;
     if (in_classes(b, p, &cls)) {
         if (CA_CHECKS >= CA_CHECKS_ON) {
-            require_live(b, p, (unsigned)cls);
+            require_live(b, p, (unsigned)cls, CA_BINNED__OP_USABLE);
             return guard_check(p, (unsigned)cls);
         }
         return ca_binned__classes[cls].size;
@@ -963,8 +979,10 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
     }
     unsigned cls = (unsigned)(off >> b->class_shift);
     size_t have = ca_binned__classes[cls].size;
+    /* Every build: a realloc of a freed, interior or foreign pointer would
+     * copy from (or keep) memory the caller does not own. */
+    require_live(b, p, cls, CA_BINNED__OP_REALLOC);
     if (CA_CHECKS >= CA_CHECKS_ON) {
-        require_live(b, p, cls);
         size_t cur = guard_check(p, cls);
         if (!old_size || old_size > cur)
             old_size = cur;
@@ -991,8 +1009,43 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
     return q;
 }
 
+/* realloc of p, a block in the default instance's size classes (class
+ * cls): in place while the class fits and the new size fills more than half
+ * of it, else moved through the malloc and free fast paths. */
+static void *default_realloc_small(void *p, unsigned cls, size_t size)
+{
+    ca_binned *b = &ca_binned__default_instance;
+    require_live(b, p, cls, CA_BINNED__OP_REALLOC);
+    size_t have = ca_binned__classes[cls].size;
+    size_t old = guard_check(p, cls); /* the request (checks=on) or the class size */
+    if (ca_likely(size <= have - CA_BINNED__GUARD) && (size + CA_BINNED__GUARD > have / 2 || have <= 16)) {
+        if (size == 0) {
+            ca_binned_default_free(p);
+            return NULL;
+        }
+        guard_set(p, cls, size);
+        return p;
+    }
+    if (size == 0) {
+        ca_binned_default_free(p);
+        return NULL;
+    }
+    void *q = ca_binned_default_malloc(size);
+    if (ca_unlikely(!q))
+        return NULL;
+    memcpy(q, p, old < size ? old : size);
+    int saved = errno;
+    (void)ca_binned__release(b, p); /* live: checked above */
+    free_default_small(p, cls);
+    errno = saved;
+    return q;
+}
+
 void *ca_binned_default_realloc(void *p, size_t size)
 {
+    size_t cls;
+    if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls)))
+        return default_realloc_small(p, (unsigned)cls, size);
     if (!p)
         return ca_binned_default_malloc(size);
     if (size == 0) {
@@ -1000,6 +1053,14 @@ void *ca_binned_default_realloc(void *p, size_t size)
         return NULL;
     }
     return resize(ca_binned_default(), p, 0, size, 16, 0, NULL);
+}
+
+void *ca_binned_default_realloc_else(void *p, size_t size, void *(*other)(void *p, size_t size))
+{
+    size_t cls;
+    if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls)))
+        return default_realloc_small(p, (unsigned)cls, size);
+    return other(p, size);
 }
 
 /* ------------------------------------------------------------------------
@@ -1118,10 +1179,13 @@ void ca_binned_fork_child(void)
             ca_binned__class *c = &b->classes[i];
             /* A thread may have been between a recycler pop or push and the
              * count update: recount (a bundle it held is lost to the child). */
-            uint64_t n = 0;
-            for (void *bd = c->rec.top; bd; bd = *ca_binned__bundle_link(bd))
+            uint64_t n = 0, slots = 0;
+            for (void *bd = c->rec.top; bd; bd = *ca_binned__bundle_link(bd)) {
                 n++;
+                slots += ((ca_binned__bundle *)bd)->n;
+            }
             c->rec_bundles = n;
+            c->rec_slots = slots;
         }
         b->purging = 0;
         /* Threads other than this one do not exist here: their caches go
@@ -1210,7 +1274,7 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
         ca_binned__spin_unlock(lk, CA_LOCK_RANK_BINNED_CLASS);
     }
     uint64_t rec = __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED);
-    uint64_t held = cached + rec * ci->batch;
+    uint64_t held = cached + __atomic_load_n(&c->rec_slots, __ATOMIC_RELAXED);
     ca_stats_init(out, "binned-class");
     out->bytes_in_use = (out_slots > held ? out_slots - held : 0) * ci->size;
     out->bytes_reserved = (uint64_t)1 << b->class_shift;
@@ -1227,6 +1291,7 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     CA_STATS_SET(out, keep_blocks, keep);
     CA_STATS_SET(out, cached_slots, cached);
     CA_STATS_SET(out, recycled_bundles, rec);
+    CA_STATS_SET(out, recycled_slots, __atomic_load_n(&c->rec_slots, __ATOMIC_RELAXED));
     return 0;
 }
 
@@ -1246,8 +1311,8 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
         uint64_t v;
         if (ca_stats_get_counter(&s, "cached_slots", &v))
             cached += v * ca_binned__classes[i].size;
-        if (ca_stats_get_counter(&s, "recycled_bundles", &v))
-            rec += v * ca_binned__classes[i].batch * ca_binned__classes[i].size;
+        if (ca_stats_get_counter(&s, "recycled_slots", &v))
+            rec += v * ca_binned__classes[i].size;
         if (ca_stats_get_counter(&s, "blocks", &v))
             blocks += v;
         if (ca_stats_get_counter(&s, "decommits", &v))

@@ -310,8 +310,9 @@ CA_STATIC_ASSERT(offsetof(ca_binned__bundle, next) == sizeof(void *), "the link 
 
 typedef struct ca_binned__class {
     /* --- lock-free part, any thread --- */
-    ca_binned__recycler rec; /* bundles of `batch` slots each */
+    ca_binned__recycler rec; /* bundles of 1..batch slots (a full batch but for a bin given back whole) */
     uint64_t rec_bundles;    /* bundles on rec (atomic, approximate while racing) */
+    uint64_t rec_slots;      /* slots in rec's bundles (atomic, the same) */
     uint64_t rec_max;        /* bound on rec_bundles; more goes to the blocks */
     int rec_used;            /* set by every pop; the decay pass clears it and
                                 drains a recycler nobody popped from since the
@@ -469,7 +470,8 @@ void ca_binned__free_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls, voi
 /* Return every slot of tc to the recycler (to_blocks false) or the blocks. */
 void ca_binned__tcache_flush_all(ca_binned *b, ca_binned__tcache *tc, bool to_blocks);
 /* Return n free slots of cls: bundles to the recycler while it has room
- * (unless to_blocks), the rest to the blocks. */
+ * (unless to_blocks), a remainder of two or more slots as a partial bundle
+ * too, the rest to the blocks. */
 void ca_binned__give_back(ca_binned *b, unsigned cls, void *const *slots, uint32_t n, bool to_blocks);
 /* A spare bundle descriptor (NULL: no memory), and its return. */
 ca_binned__bundle *ca_binned__bundle_get(ca_binned *b);
@@ -649,6 +651,12 @@ bad:
 /* Why the shadow refused p (after ca_binned__release returned false, which
  * left the byte xor-ed with p's mark): abort with the exact message. */
 ca_attr_noreturn ca_attr_cold void ca_binned__bad_free(const ca_binned *b, const void *p, unsigned cls);
+/* The same verdict for another operation on p (its message names the
+ * operation: "realloc of a freed block", ...). */
+#define CA_BINNED__OP_FREE    0u
+#define CA_BINNED__OP_REALLOC 1u
+#define CA_BINNED__OP_USABLE  2u
+ca_attr_noreturn ca_attr_cold void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls, unsigned op);
 
 /* Monotonic coarse clock in ns. */
 uint64_t ca_binned__now_ns(void);

@@ -34,6 +34,7 @@
 #include "binned_internal.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 
 void ca_binned__class_lock(ca_binned__class *c) { ca_binned__spin_lock(&c->lock, CA_LOCK_RANK_BINNED_CLASS); }
 void ca_binned__class_unlock(ca_binned__class *c) { ca_binned__spin_unlock(&c->lock, CA_LOCK_RANK_BINNED_CLASS); }
@@ -271,6 +272,71 @@ static void note_recommit(ca_binned *b, ca_binned__class *c)
     c->keep = c->keep * 2 + 1 < cap ? c->keep * 2 + 1 : cap;
 }
 
+/* ------------------------------------------------------------------------
+ * Populate ahead
+ *
+ * A page of fresh memory costs a page fault on its first write; populating
+ * a run of pages with one madvise(MADV_POPULATE_WRITE) costs about half as
+ * much per page (measured on a 2-core VM: 11 us per fault against 5.7 us
+ * per populated page), and a class that moves through its memory (strings
+ * grown through every class, a heap that grows) faults in every page it
+ * carves. So a refill that carves untouched memory of a class in steady use
+ * (more than one block started: a program's first block of a class is never
+ * populated, so a small program's footprint is what it touches) populates
+ * the 64 KiB chunks its carve entered, once each: [round_up(start, 64 KiB),
+ * round_up(end, 64 KiB)) of the block. Classes of at most 8 KiB only: their
+ * slots are a page or two, so a slot the program writes at all is (nearly)
+ * all written; a bigger slot (a buffer used in part) is left to fault. Only for instances on their own
+ * anonymous mappings, never under the class lock (after take() drops it: a
+ * slot handed out meanwhile is just written, populate leaves present pages
+ * alone), best effort (a failure only leaves the pages to fault), and
+ * switched off for good by a kernel without it (EINVAL, before 5.14).
+ * ------------------------------------------------------------------------ */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define POPULATE_CHUNK ((size_t)64 << 10)
+#define POPULATE_MAX 4
+#define POPULATE_SLOT_MAX ((size_t)8 << 10)
+
+typedef struct populate_list {
+    unsigned n;
+    struct {
+        char *p;
+        size_t len;
+    } r[POPULATE_MAX];
+} populate_list;
+
+static int g_populate_off; /* 1: the kernel refused MADV_POPULATE_WRITE */
+
+/* Slots [from, to) (byte offsets in the block at blk, of block_len bytes)
+ * were carved from untouched memory: note the chunks the carve entered. */
+static void populate_note(populate_list *l, char *blk, size_t from, size_t to, size_t block_len)
+{
+    size_t a = ca_align_up(from, POPULATE_CHUNK), e = ca_align_up(to, POPULATE_CHUNK);
+    if (e > block_len)
+        e = block_len;
+    if (a >= e || l->n == POPULATE_MAX)
+        return;
+    l->r[l->n].p = blk + a;
+    l->r[l->n].len = e - a;
+    l->n++;
+}
+
+static void populate_run(const populate_list *l)
+{
+    if (!l->n || __atomic_load_n(&g_populate_off, __ATOMIC_RELAXED))
+        return;
+    int saved = errno;
+    for (unsigned i = 0; i < l->n; i++)
+        if (ca_os_advise(l->r[i].p, l->r[i].len, MADV_POPULATE_WRITE) == EINVAL) {
+            __atomic_store_n(&g_populate_off, 1, __ATOMIC_RELAXED);
+            break;
+        }
+    errno = saved;
+}
+
 unsigned ca_binned__central_take(ca_binned *b, unsigned cls, unsigned n, void **out)
 {
     uint64_t fails = __atomic_load_n(&b->classes[cls].commit_fail, __ATOMIC_RELAXED);
@@ -289,6 +355,7 @@ static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
     ca_binned__class *c = &b->classes[cls];
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
     unsigned got = 0;
+    populate_list pop = {.n = 0};
 
     ca_binned__class_lock(c);
     while (got < n) {
@@ -334,6 +401,7 @@ static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
             nfree--;
             h = next1;
         }
+        unsigned bump0 = bump;
         while (got < n && bump < ci->nslots) {
             /* A dirty block (EMPTY before) may still hold an old link word
              * here: clear it, so that a later put does not take the slot for
@@ -350,9 +418,12 @@ static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
         if (nfree == 0)
             ca_binned__chain_clear(&c->free_tree, bi);
         c->meta[bi] = ca_binned__bw_make(nfree, h, bump, CA_BINNED__ST_ACTIVE, false) | (dirty ? CA_BINNED__BW_DIRTY : 0);
+        if (!dirty && bump > bump0 && b->on_demand && c->frontier > 1 && ci->size <= POPULATE_SLOT_MAX)
+            populate_note(&pop, blk, bump0 * (size_t)ci->size, bump * (size_t)ci->size, block_bytes(cls));
     }
     c->slots_out += got;
     ca_binned__class_unlock(c);
+    populate_run(&pop);
     return got;
 }
 
@@ -376,9 +447,13 @@ static bool put_locked(ca_binned__class *c, unsigned cls, void *const *slots, si
         CA_ASSERT(ca_binned__bw_state(w) == CA_BINNED__ST_ACTIVE && nfree < ci->nslots &&
                       idx < ca_binned__bw_bump(w),
                   CA_BINNED__COMP, p, "double free (slot already free in its block)");
-        uint64_t old = *(uint64_t *)(void *)p;
-        CA_ASSERT(old != ca_binned__link_word(p, (unsigned)(old & 0xffff)), CA_BINNED__COMP, p,
-                  "double free (slot already free in its block)");
+        if (CA_CHECKS >= CA_CHECKS_ON) {
+            /* Behind the shadow's check (which every free passes before its
+             * slot can reach a block): a slot already listed comes back. */
+            uint64_t old = *(uint64_t *)(void *)p;
+            CA_ASSERT(old != ca_binned__link_word(p, (unsigned)(old & 0xffff)), CA_BINNED__COMP, p,
+                      "double free (slot already free in its block)");
+        }
         *(uint64_t *)(void *)p = ca_binned__link_word(p, ca_binned__bw_head(w));
         nfree++;
         if (nfree == 1)
@@ -560,12 +635,16 @@ void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls)
      * for them to be quiescent). */
     ca_binned__class_lock(c);
     ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_take_all(&c->rec), *all = d;
-    uint64_t n = 0;
+    uint64_t n = 0, slots = 0;
     bool over = false;
-    for (; d; d = d->next, n++)
+    for (; d; d = d->next, n++) {
         over |= put_locked(c, cls, d->slots, d->n);
-    if (n)
+        slots += d->n;
+    }
+    if (n) {
         __atomic_fetch_sub(&c->rec_bundles, n, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&c->rec_slots, slots, __ATOMIC_RELAXED);
+    }
     ca_binned__class_unlock(c);
     while (all) {
         ca_binned__bundle *next = all->next;

@@ -28,8 +28,16 @@ void ca_binned__fail_class(const char *what, unsigned cls, const void *p, const 
     ca_check_fail(CA_BINNED__COMP, p, buf, file, line);
 }
 
-void ca_binned__bad_free(const ca_binned *b, const void *p, unsigned cls)
+void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls, unsigned op)
 {
+    /* [verdict][op]: a pointer not from the allocator, an interior pointer,
+     * a slot start that is not handed out (freed before). */
+    static const char *const msg[3][3] = {
+        {"free of a pointer not from the allocator", "realloc of a pointer not from the allocator",
+         "malloc_usable_size of a pointer not from the allocator"},
+        {"free of an interior pointer", "realloc of an interior pointer", "malloc_usable_size of an interior pointer"},
+        {"double free", "realloc of a freed block", "malloc_usable_size of a freed block"},
+    };
     /* The release xor-ed the byte with p's mark: undo it to read it. */
     uint8_t byte = (uint8_t)(*(volatile uint8_t *)ca_binned__shadow(b, p) ^ ca_binned__live_mark(p));
     const ca_binned__class *c = &b->classes[cls];
@@ -40,10 +48,10 @@ void ca_binned__bad_free(const ca_binned *b, const void *p, unsigned cls)
     uint32_t idx = ca_binned__slot_index(cls, boff);
     size_t frontier = __atomic_load_n(&c->frontier, __ATOMIC_RELAXED);
     bool started = bi < frontier;
-    const char *what = "free of a pointer not from the allocator";
+    unsigned verdict = 0;
     if ((size_t)idx * ci->size != boff || idx >= ci->nslots) {
         if (started && idx < ci->nslots)
-            what = "free of an interior pointer";
+            verdict = 1;
     } else if (started) {
         /* A slot start that is not handed out: freed before, unless its
          * block never handed it out (read without the class lock: the
@@ -52,9 +60,14 @@ void ca_binned__bad_free(const ca_binned *b, const void *p, unsigned cls)
         unsigned st = ca_binned__bw_state(w);
         bool never = st == CA_BINNED__ST_FRESH || (st == CA_BINNED__ST_ACTIVE && idx >= ca_binned__bw_bump(w));
         if (!never || byte != 0)
-            what = "double free";
+            verdict = 2;
     }
-    ca_binned__fail_class(what, cls, p, __FILE__, __LINE__);
+    ca_binned__fail_class(msg[verdict][op < 3 ? op : 0], cls, p, __FILE__, __LINE__);
+}
+
+void ca_binned__bad_free(const ca_binned *b, const void *p, unsigned cls)
+{
+    ca_binned__bad_use(b, p, cls, CA_BINNED__OP_FREE);
 }
 
 /* ------------------------------------------------------------------------
@@ -261,18 +274,21 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
             err = mark(&w, *q);
     }
     /* Recycler bundles. */
-    uint64_t bundles = 0;
+    uint64_t bundles = 0, rslots = 0;
     for (ca_binned__bundle *d = (ca_binned__bundle *)c->rec.top; d && !err; d = d->next) {
-        if (d->n != ci->batch || d->cls != cls) {
-            err = "binned: a recycler bundle does not hold one batch of its class";
+        if (d->n == 0 || d->n > ci->batch || d->cls != cls) {
+            err = "binned: a recycler bundle holds no slot, more than a batch, or another class's";
             break;
         }
         for (uint32_t k = 0; k < d->n && !err; k++)
             err = mark(&w, d->slots[k]);
         bundles++;
+        rslots += d->n;
     }
     if (!err && bundles != c->rec_bundles)
         err = "binned: recycler bundle count is off";
+    if (!err && rslots != c->rec_slots)
+        err = "binned: recycler slot count is off";
     /* The shadow: a non-zero byte only at the granule of a slot start that
      * is handed out (below bump, free nowhere), holding that slot's mark.
      * (A handed-out slot without its mark is allowed: a fork that caught a

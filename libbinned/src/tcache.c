@@ -247,7 +247,26 @@ void ca_binned__give_back(ca_binned *b, unsigned cls, void *const *slots, uint32
         d->cls = cls;
         memcpy(d->slots, slots + n, batch * sizeof(void *));
         __atomic_fetch_add(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&c->rec_slots, batch, __ATOMIC_RELAXED);
         ca_binned__recycler_push(&c->rec, d);
+    }
+    /* What is left of a bin (an exiting thread's, an idle one the cache GC
+     * gives back) goes as a partial bundle while the recycler has room: the
+     * next refill takes it without the class lock, where the blocks would
+     * cost a put now and a take then (a program of short-lived threads
+     * spent most of its allocator time there). A single slot goes to the
+     * blocks. */
+    if (!to_blocks && n >= 2 && __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED) < c->rec_max) {
+        ca_binned__bundle *d = ca_binned__bundle_get(b);
+        if (d) {
+            d->n = n;
+            d->cls = cls;
+            memcpy(d->slots, slots, n * sizeof(void *));
+            __atomic_fetch_add(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&c->rec_slots, n, __ATOMIC_RELAXED);
+            ca_binned__recycler_push(&c->rec, d);
+            n = 0;
+        }
     }
     if (n)
         ca_binned__central_put(b, cls, slots, n);
@@ -331,6 +350,7 @@ static void *alloc_uncached(ca_binned *b, unsigned cls)
     ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_pop(&c->rec);
     if (d) {
         __atomic_fetch_sub(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&c->rec_slots, d->n, __ATOMIC_RELAXED);
         __atomic_store_n(&c->rec_used, 1, __ATOMIC_RELAXED);
         p = d->slots[d->n - 1];
         if (d->n > 1)
@@ -403,6 +423,7 @@ void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
         }
         if (d) {
             __atomic_fetch_sub(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_sub(&c->rec_slots, d->n, __ATOMIC_RELAXED);
             __atomic_store_n(&c->rec_used, 1, __ATOMIC_RELAXED);
             n = d->n;
             memcpy(bin->base, d->slots, n * sizeof(void *));

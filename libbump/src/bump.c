@@ -40,62 +40,42 @@ static int chunk_shape(size_t bytes, size_t g, size_t *size, size_t *align)
     return 0;
 }
 
-/* Alignment a parent allocator chunk of `size` bytes was requested with. */
-static inline size_t parent_align(size_t size)
-{
-    return size >= CA_OWNER_PAGE ? CA_OWNER_PAGE : CA_BUMP_CHUNK_HEADER;
-}
-
-int ca_bump__backing_obtain(ca_source *src, ca_allocator *parent, size_t bytes, size_t least, size_t *limit,
-                            ca_bump_chunk **out)
+int ca_bump__backing_obtain(ca_source *src, size_t bytes, size_t least, size_t *limit, ca_bump_chunk **out)
 {
     void *p = NULL;
     size_t n, align;
-    if (src) {
-        size_t g = ca_source_granule(src), max = __atomic_load_n(limit, __ATOMIC_RELAXED);
-        int e = chunk_shape(bytes, g, &n, &align);
-        if (e)
-            return e;
-        if (max && n > max) {
-            /* The source gives one granule per obtain: so does the bump. */
-            if (least > max)
-                return ENOMEM;
-            n = max;
-            align = g;
-        }
-        e = ca_source_obtain(src, n, align, &p);
-        if (e == EINVAL && n > g) {
-            /* A size the contract allows was refused: the source gives one
-             * granule per obtain (a slot arena). Remember it; retry with one
-             * granule when that holds the request. */
-            __atomic_store_n(limit, g, __ATOMIC_RELAXED);
-            if (least > g)
-                return ENOMEM;
-            n = g;
-            e = ca_source_obtain(src, n, g, &p);
-        }
-        if (e)
-            return e;
-    } else {
-        int e = chunk_shape(bytes, CA_BUMP_CHUNK_HEADER, &n, &align);
-        if (e)
-            return e;
-        p = ca_alloc(parent, n, align);
-        if (!p)
-            return errno ? errno : ENOMEM;
+    size_t g = ca_source_granule(src), max = __atomic_load_n(limit, __ATOMIC_RELAXED);
+    int e = chunk_shape(bytes, g, &n, &align);
+    if (e)
+        return e;
+    if (max && n > max) {
+        /* The source gives one granule per obtain: so does the bump. */
+        if (least > max)
+            return ENOMEM;
+        n = max;
+        align = g;
     }
+    e = ca_source_obtain(src, n, align, &p);
+    if (e == EINVAL && n > g) {
+        /* A size the contract allows was refused: the source gives one
+         * granule per obtain (a slot arena). Remember it; retry with one
+         * granule when that holds the request. */
+        __atomic_store_n(limit, g, __ATOMIC_RELAXED);
+        if (least > g)
+            return ENOMEM;
+        n = g;
+        e = ca_source_obtain(src, n, g, &p);
+    }
+    if (e)
+        return e;
     *out = ca_bump__chunk_format(p, n);
     return 0;
 }
 
-void ca_bump__backing_release(ca_source *src, ca_allocator *parent, ca_bump_chunk *c)
+void ca_bump__backing_release(ca_source *src, ca_bump_chunk *c)
 {
-    if (src) {
-        int e = ca_source_release(src, c, c->size);
-        CA_ASSERT(e == 0, "bump", c, "the source refused to release a chunk");
-    } else {
-        ca_free(parent, c, c->size, parent_align(c->size));
-    }
+    int e = ca_source_release(src, c, c->size);
+    CA_ASSERT(e == 0, "bump", c, "the source refused to release a chunk");
 }
 
 /* ---- listener events ---------------------------------------------------- */
@@ -139,7 +119,7 @@ static void chunk_return(ca_bump *b, ca_bump_chunk *c)
     if (b->shared)
         ca_bump__shared_give(b->shared, c);
     else
-        ca_bump__backing_release(b->source, b->parent, c);
+        ca_bump__backing_release(b->source, c);
 }
 
 /* A chunk of `bytes` for b (header included); `least` <= bytes is what the
@@ -167,7 +147,7 @@ static int chunk_get(ca_bump *b, size_t bytes, size_t least, ca_bump_chunk **out
             }
         }
     } else {
-        e = ca_bump__backing_obtain(b->source, b->parent, bytes, least, &b->obtain_max, out);
+        e = ca_bump__backing_obtain(b->source, bytes, least, &b->obtain_max, out);
     }
     if (e)
         return e;
@@ -217,13 +197,15 @@ int ca_bump_init(ca_bump *b, ca_source *src, const ca_bump_options *opt)
     return e;
 }
 
+/* ca_bump_init over the bump's own allocator source (ca_bump_init reads
+ * nothing of the source, which is set up once init cleared the bump). */
 int ca_bump_init_allocator(ca_bump *b, ca_allocator *parent, const ca_bump_options *opt)
 {
-    if (!parent)
+    if (!b || !parent)
         return EINVAL;
-    int e = init_common(b, opt);
+    int e = ca_bump_init(b, &b->adaptor.base, opt);
     if (!e)
-        b->parent = parent;
+        ca_allocator_source_init(&b->adaptor, parent);
     return e;
 }
 
@@ -275,7 +257,7 @@ int ca_bump_init_fixed_source(ca_bump *b, ca_source *src, size_t size)
     init_common(b, NULL);
     b->source = src;
     ca_bump_chunk *c;
-    int e = ca_bump__backing_obtain(src, NULL, bytes, bytes, &b->obtain_max, &c);
+    int e = ca_bump__backing_obtain(src, bytes, bytes, &b->obtain_max, &c);
     if (e)
         return e;
     b->chunks_obtained = 1;
@@ -730,6 +712,8 @@ static const char *check_chunk(const ca_bump_chunk *c, uintptr_t cur)
 const char *ca_bump_check(const ca_bump *b)
 {
     CA_CHECK_EXPECT(b && b->base.ops == &bump_ops, "not an initialised bump");
+    CA_CHECK_EXPECT(!(b->source && b->shared) && (b->source || b->shared || b->mode == CA_BUMP__MODE_FIXED),
+                    "a growing bump needs exactly one backing");
     if (!b->chunk) {
         CA_CHECK_EXPECT(!b->cur && !b->end, "cursor without chunk");
     } else {

@@ -69,12 +69,12 @@ static inline size_t ca_bump__regular_size(size_t min_chunk, size_t max_chunk, s
 }
 
 /*
- * Obtain / release a chunk of `bytes` (header included) from a source or an
- * allocator (exactly one non-NULL). *out is formatted.
+ * Obtain / release a chunk of `bytes` (header included) from a source (an
+ * allocator is reached through core's allocator source, whose granule is
+ * 64 and which asks it for the same shape). *out is formatted.
  * Shape: a multiple of max(granule, 64) bytes aligned to it; a chunk of a
  * page or more is whole pages aligned to a page (CA_OWNER_PAGE), so that it
- * can be registered in the ownership map. Allocator chunks are requested
- * with that alignment and released with the same (ca_bump__parent_align).
+ * can be registered in the ownership map.
  * Sources with a fixed unit: *limit (atomic, relaxed) is the most the source
  * gives per obtain, 0 while none is known. When the source refuses a
  * multi-granule size with EINVAL, *limit becomes one granule and the chunk
@@ -82,9 +82,8 @@ static inline size_t ca_bump__regular_size(size_t min_chunk, size_t max_chunk, s
  * it; a request that cannot fit one granule is ENOMEM.
  * Returns 0, ENOMEM, or the backing's errno.
  */
-int ca_bump__backing_obtain(ca_source *src, ca_allocator *parent, size_t bytes, size_t least, size_t *limit,
-                            ca_bump_chunk **out);
-void ca_bump__backing_release(ca_source *src, ca_allocator *parent, ca_bump_chunk *c);
+int ca_bump__backing_obtain(ca_source *src, size_t bytes, size_t least, size_t *limit, ca_bump_chunk **out);
+void ca_bump__backing_release(ca_source *src, ca_bump_chunk *c);
 
 /* Chunks for local bumps: from the shared bump's spare list or carved from
  * it. Thread-safe. */

@@ -13,13 +13,12 @@
 
 #include "bump_internal.h"
 
-static int cache_init(ca_bump_cache *c, ca_source *src, ca_allocator *parent, const ca_bump_options *opt,
-                      size_t max_warm)
+int ca_bump_cache_init(ca_bump_cache *c, ca_source *src, const ca_bump_options *opt, size_t max_warm)
 {
-    if (!c || (!src && !parent))
+    if (!c || !src)
         return EINVAL;
     ca_bump probe;
-    int e = src ? ca_bump_init(&probe, src, opt) : ca_bump_init_allocator(&probe, parent, opt);
+    int e = ca_bump_init(&probe, src, opt);
     if (e)
         return e; /* the options are validated by a bump, once */
     memset(c, 0, sizeof *c);
@@ -27,22 +26,24 @@ static int cache_init(ca_bump_cache *c, ca_source *src, ca_allocator *parent, co
     if (e)
         return e;
     c->source = src;
-    c->parent = parent;
     c->max_warm = max_warm;
     if (opt)
         c->opt = *opt;
     return 0;
 }
 
-int ca_bump_cache_init(ca_bump_cache *c, ca_source *src, const ca_bump_options *opt, size_t max_warm)
-{
-    return src ? cache_init(c, src, NULL, opt, max_warm) : EINVAL;
-}
-
+/* ca_bump_cache_init over the cache's own allocator source, set up once
+ * init cleared the cache (init reads nothing of the source); every bump
+ * taken gets it as its source. */
 int ca_bump_cache_init_allocator(ca_bump_cache *c, ca_allocator *parent, const ca_bump_options *opt,
                                  size_t max_warm)
 {
-    return parent ? cache_init(c, NULL, parent, opt, max_warm) : EINVAL;
+    if (!c || !parent)
+        return EINVAL;
+    int e = ca_bump_cache_init(c, &c->adaptor.base, opt, max_warm);
+    if (!e)
+        ca_allocator_source_init(&c->adaptor, parent);
+    return e;
 }
 
 void ca_bump_cache_destroy(ca_bump_cache *c)
@@ -51,7 +52,7 @@ void ca_bump_cache_destroy(ca_bump_cache *c)
         return;
     for (ca_bump_chunk *w = c->warm; w;) {
         ca_bump_chunk *prev = w->prev;
-        ca_bump__backing_release(c->source, c->parent, w);
+        ca_bump__backing_release(c->source, w);
         w = prev;
     }
     pthread_mutex_destroy(&c->lock);
@@ -62,7 +63,7 @@ int ca_bump_cache_take(ca_bump_cache *c, ca_bump *b)
 {
     if (!c || !b)
         return EINVAL;
-    int e = c->source ? ca_bump_init(b, c->source, &c->opt) : ca_bump_init_allocator(b, c->parent, &c->opt);
+    int e = ca_bump_init(b, c->source, &c->opt);
     if (e)
         return e;
     pthread_mutex_lock(&c->lock);
@@ -92,9 +93,9 @@ int ca_bump_cache_take(ca_bump_cache *c, ca_bump *b)
 
 void ca_bump_cache_put(ca_bump_cache *c, ca_bump *b)
 {
-    CA_CHECK(b->source == c->source && b->parent == c->parent && !b->shared && b->mode == CA_BUMP__MODE_GROW,
-             "bump", b, "put of a bump that was not taken from this cache");
-    if (b->source != c->source || b->parent != c->parent || b->shared || b->mode != CA_BUMP__MODE_GROW) {
+    CA_CHECK(b->source == c->source && !b->shared && b->mode == CA_BUMP__MODE_GROW, "bump", b,
+             "put of a bump that was not taken from this cache");
+    if (b->source != c->source || b->shared || b->mode != CA_BUMP__MODE_GROW) {
         ca_bump_destroy(b); /* checks=off: not ours, nothing enters the cache */
         return;
     }
@@ -123,7 +124,7 @@ void ca_bump_cache_put(ca_bump_cache *c, ca_bump *b)
     }
     pthread_mutex_unlock(&c->lock);
     if (w && !keep)
-        ca_bump__backing_release(c->source, c->parent, w);
+        ca_bump__backing_release(c->source, w);
     ca_bump_destroy(b);
 }
 

@@ -27,9 +27,9 @@ static const char *op_check(ca_allocator *a) { return ca_bump_shared_check((cons
 
 static const ca_allocator_ops shared_ops;
 
-static int shared_init(ca_bump_shared *s, ca_source *src, ca_allocator *parent, const ca_bump_options *opt)
+int ca_bump_shared_init(ca_bump_shared *s, ca_source *src, const ca_bump_options *opt)
 {
-    if (!s || (!src && !parent))
+    if (!s || !src)
         return EINVAL;
     size_t mn = opt && opt->min_chunk ? opt->min_chunk : CA_BUMP_MIN_CHUNK_DEFAULT;
     size_t mx = opt && opt->max_chunk ? opt->max_chunk : CA_BUMP_MAX_CHUNK_DEFAULT;
@@ -41,20 +41,21 @@ static int shared_init(ca_bump_shared *s, ca_source *src, ca_allocator *parent, 
         return e;
     s->base.ops = &shared_ops;
     s->source = src;
-    s->parent = parent;
     s->min_chunk = mn < CA_BUMP__CHUNK_MIN ? CA_BUMP__CHUNK_MIN : mn;
     s->max_chunk = mx < s->min_chunk ? s->min_chunk : mx;
     return 0;
 }
 
-int ca_bump_shared_init(ca_bump_shared *s, ca_source *src, const ca_bump_options *opt)
-{
-    return src ? shared_init(s, src, NULL, opt) : EINVAL;
-}
-
+/* ca_bump_shared_init over the bump's own allocator source, set up once
+ * init cleared the bump (init reads nothing of the source). */
 int ca_bump_shared_init_allocator(ca_bump_shared *s, ca_allocator *parent, const ca_bump_options *opt)
 {
-    return parent ? shared_init(s, NULL, parent, opt) : EINVAL;
+    if (!s || !parent)
+        return EINVAL;
+    int e = ca_bump_shared_init(s, &s->adaptor.base, opt);
+    if (!e)
+        ca_allocator_source_init(&s->adaptor, parent);
+    return e;
 }
 
 /* ---- listener events (under the lock, or by reset / destroy, which run
@@ -77,7 +78,7 @@ static void note_removed(ca_bump_shared *s, ca_bump_chunk *c)
 static void chunk_release(ca_bump_shared *s, ca_bump_chunk *c)
 {
     note_removed(s, c);
-    ca_bump__backing_release(s->source, s->parent, c);
+    ca_bump__backing_release(s->source, c);
 }
 
 int ca_bump_shared_listen(ca_bump_shared *s, ca_listener *l)
@@ -201,9 +202,9 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
         size_t regular = ca_bump__regular_size(s->min_chunk, s->max_chunk, s->total, s->obtain_max);
         ca_bump_chunk *nc;
         if (regular <= CA_BUMP_CHUNK_HEADER || need > (regular - CA_BUMP_CHUNK_HEADER) / 2) {
-            int e = ca_bump__backing_obtain(s->source, s->parent, bytes, bytes, &s->obtain_max, &nc);
+            int e = ca_bump__backing_obtain(s->source, bytes, bytes, &s->obtain_max, &nc);
             if (!e && (e = note_added(s, nc)) != 0)
-                ca_bump__backing_release(s->source, s->parent, nc); /* refused */
+                ca_bump__backing_release(s->source, nc); /* refused */
             if (e) {
                 pthread_mutex_unlock(&s->lock);
                 return shared_fail(s, e);
@@ -218,9 +219,9 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
             return (void *)p;
         }
         if (__atomic_load_n(&s->current, __ATOMIC_RELAXED) == c) {
-            int e = ca_bump__backing_obtain(s->source, s->parent, regular, bytes, &s->obtain_max, &nc);
+            int e = ca_bump__backing_obtain(s->source, regular, bytes, &s->obtain_max, &nc);
             if (!e && (e = note_added(s, nc)) != 0)
-                ca_bump__backing_release(s->source, s->parent, nc); /* refused */
+                ca_bump__backing_release(s->source, nc); /* refused */
             if (e) {
                 pthread_mutex_unlock(&s->lock);
                 return shared_fail(s, e);

@@ -106,20 +106,13 @@ static void *region_end(rbt_region *g) { return (char *)g + g->size - RBT_HDR; }
 /* A free block that is its region's only block. */
 static bool whole_region(void *b) { return (*rbt_word(b) & RBT_FIRST) && rbt_size(rbt_next(b)) == 0; }
 
-/* Regions from a parent are requested with this alignment (their sizes are
- * multiples of r->granule, itself a multiple of it), so that every region is
- * whole pages of the ownership map. */
-#define RBT_PARENT_ALIGN CA_OWNER_PAGE
+/* Regions are multiples of r->granule (>= CA_PAGE_SIZE_MIN) aligned to it,
+ * so that every region is whole pages of the ownership map; a parent's
+ * allocator source asks it for alignment CA_OWNER_PAGE for such sizes. */
 _Static_assert(CA_PAGE_SIZE_MIN % CA_OWNER_PAGE == 0, "region sizes are whole ownership pages");
 
-/* Give [mem, mem + size) back to the source or parent. */
-static void region_give_back(ca_rbtree *r, void *mem, size_t size)
-{
-    if (r->source)
-        ca_source_release(r->source, mem, size);
-    else
-        ca_free(r->parent, mem, size, RBT_PARENT_ALIGN);
-}
+/* Give [mem, mem + size) back to the source. */
+static void region_give_back(ca_rbtree *r, void *mem, size_t size) { ca_source_release(r->source, mem, size); }
 
 /* Unlink region g, tell the listener (removed), give it back. */
 static void region_release(ca_rbtree *r, rbt_region *g)
@@ -151,19 +144,13 @@ static void *region_new(ca_rbtree *r, size_t need)
         errno = ENOMEM;
         return NULL;
     }
-    if (r->source) {
-        int e = ca_source_obtain(r->source, rsize, r->granule, &mem);
-        if (e) {
-            errno = e;
-            return NULL;
-        }
-    } else {
-        mem = ca_alloc(r->parent, rsize, RBT_PARENT_ALIGN);
-        if (!mem)
-            return NULL;
+    int e = ca_source_obtain(r->source, rsize, r->granule, &mem);
+    if (e) {
+        errno = e;
+        return NULL;
     }
     if (r->listener && r->listener->added) {
-        int e = r->listener->added(r->listener, mem, rsize);
+        e = r->listener->added(r->listener, mem, rsize);
         if (e) {
             region_give_back(r, mem, rsize);
             errno = e;
@@ -807,13 +794,6 @@ static const ca_allocator_ops rbtree_ops = {
     .check = op_check,
 };
 
-void ca_rbtree_options_init(ca_rbtree_options *opt)
-{
-    opt->source = NULL;
-    opt->parent = NULL;
-    opt->region_size = CA_RBTREE_REGION_DEFAULT;
-}
-
 int ca_rbtree_init(ca_rbtree *r, const ca_rbtree_options *opt)
 {
     ca_rbtree_options def;
@@ -826,9 +806,12 @@ int ca_rbtree_init(ca_rbtree *r, const ca_rbtree_options *opt)
     memset(r, 0, sizeof *r);
     r->base.ops = &rbtree_ops;
     r->source = opt->source;
-    r->parent = opt->source ? NULL : (opt->parent ? opt->parent : ca_libc_allocator());
+    if (!r->source) {
+        ca_allocator_source_init(&r->adaptor, opt->parent ? opt->parent : ca_libc_allocator());
+        r->source = &r->adaptor.base;
+    }
     r->granule = CA_PAGE_SIZE_MIN;
-    if (r->source && ca_source_granule(r->source) > r->granule)
+    if (ca_source_granule(r->source) > r->granule)
         r->granule = ca_source_granule(r->source);
     size_t rs = opt->region_size ? opt->region_size : CA_RBTREE_REGION_DEFAULT;
     if (rs > RBT_MAX_BLOCK || ca_align_up_overflows(rs, r->granule, &rs))

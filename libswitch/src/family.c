@@ -280,6 +280,8 @@ static void *realloc_move(ca_allocator *o, void *p, size_t old, size_t size)
     return q;
 }
 
+static void *realloc_routed(void *p, size_t size);
+
 void *ca_switch_realloc(void *p, size_t size)
 {
     if (!p)
@@ -292,6 +294,19 @@ void *ca_switch_realloc(void *p, size_t size)
         errno = ENOMEM;
         return NULL;
     }
+#if BASE_IS_BINNED
+    /* As free: a small block of libbinned's default instance is resized there
+     * (a range compare, no map walk) unless adoptions overlay memory. */
+    if (ca_likely(!ca_owner_overlaid()))
+        return ca_binned_default_realloc_else(p, size, realloc_routed);
+#endif
+    return realloc_routed(p, size);
+}
+
+/* Every realloc that is not of a small block of libbinned's default
+ * instance (p not NULL, size in 1..PTRDIFF_MAX): the map names the owner. */
+static void *realloc_routed(void *p, size_t size)
+{
     ca_allocator *o = route(p);
     /* A foreign pointer's size is unknown: nothing safe can be done. */
     CA_ASSERT(o != NULL, "switch", p, "realloc of a pointer no allocator owns");

@@ -21,7 +21,7 @@ static int child(uint64_t seed)
     o.freelist = CA_ARENA_FREELIST_OPTIMISTIC;
     o.capacity = 4u << 20;
     o.min_segment = 16;
-    o.local_cache = 0; /* every free and reuse through the shared list's head */
+    o.local_cache = CA_ARENA_LOCAL_CACHE_OFF; /* every free and reuse through the shared list's head */
     ca_arena *a = NULL;
     if (ca_arena_create(&a, &o))
         return 2;

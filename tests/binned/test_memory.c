@@ -4,6 +4,7 @@
  * at the next slow path, a class that takes back what it gave keeps more
  * (no decommit thrash), and trailing blocks are cut off the frontier. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -99,7 +100,7 @@ Test(binned_memory, trim_returns_memory)
 Test(binned_memory, keep_budget_returns_at_next_slow_path)
 {
     NEED_RSS();
-    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, 0);
+    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, CA_BINNED_EMPTY_KEEP_NONE);
     long rss0 = ca_test_rss_kib();
     fill(b, N, 64);
     drop(b, N);
@@ -137,7 +138,7 @@ Test(binned_memory, first_fit_packs_low)
 {
     /* After a burst, survivors are re-packed into the lowest blocks when
      * allocation resumes: new blocks come from the bottom of the range. */
-    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, 0);
+    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, CA_BINNED_EMPTY_KEEP_NONE);
     fill(b, 100000, 64);
     drop(b, 100000);
     ca_binned_trim(b);
@@ -224,7 +225,7 @@ Test(binned_memory, growth_through_classes_does_not_pin_blocks)
      * unless the cache GC gives idle bins back (without it: about 3x the
      * live bytes committed). The recyclers fill up the same way: a decay
      * pass drains one nobody popped from since the pass before. */
-    ca_binned *b = inst(40, 0);
+    ca_binned *b = inst(40, CA_BINNED_EMPTY_KEEP_NONE);
     enum { NSTR = 4000 };
     static char *s[NSTR];
     static size_t len[NSTR];
@@ -265,7 +266,7 @@ Test(binned_memory, grow_shrink_loop_does_not_thrash)
      * decommits. A block decommitted and needed again within the decay
      * interval now doubles the class's keep budget, so the loop stops
      * returning memory after a few rounds. */
-    ca_binned *b = inst(60000, 0);
+    ca_binned *b = inst(60000, CA_BINNED_EMPTY_KEEP_NONE);
     unsigned cls = ca_binned_size_class((size_t)96 << 10);
     enum { ROUNDS = 100, OBJS = 400 };
     for (int round = 0; round < ROUNDS; round++) {
@@ -298,7 +299,7 @@ Test(binned_memory, idle_class_returns_blocks_by_decay)
     /* The keep budget grown by a loop does not hold memory once the class is
      * idle: a block EMPTY from one decay pass to the next goes back, and the
      * budget halves at each pass without thrash. */
-    ca_binned *b = inst(40, 0);
+    ca_binned *b = inst(40, CA_BINNED_EMPTY_KEEP_NONE);
     unsigned cls = ca_binned_size_class((size_t)96 << 10);
     for (int round = 0; round < 20; round++) {
         fill(b, 200, (size_t)96 << 10);
@@ -466,5 +467,48 @@ Test(binned_memory, unused_classes_leave_instance_state_untouched)
     ca_binned_trim(b);
     cr_assert_null(ca_binned_check(b));
     cr_assert_null(b->classes[50].lock_lk, "trim leaves unused classes alone");
+    ca_binned_destroy(b);
+}
+static bool page_resident(const void *p)
+{
+    unsigned char v = 0;
+    uintptr_t pg = (uintptr_t)p & ~(uintptr_t)(ca_page_size() - 1);
+    cr_assert_eq(mincore((void *)pg, ca_page_size(), &v), 0);
+    return v & 1;
+}
+
+Test(binned_memory, steady_class_populates_ahead_first_block_does_not)
+{
+    /* A class in steady use (a second block started) populates the 64 KiB
+     * chunks a refill carves from untouched memory with one madvise; the
+     * first block of a class is left to fault page by page, so a small
+     * program's footprint is only what it writes. */
+    void *probe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(probe, MAP_FAILED);
+    int ok = madvise(probe, 4096, 23 /* MADV_POPULATE_WRITE */);
+    munmap(probe, 4096);
+    if (ok != 0)
+        cr_skip_test("madvise(MADV_POPULATE_WRITE) is not supported here (errno %d)", errno);
+    ca_binned *b = inst(1000, 8);
+    enum { SZ = 1000, PER_BLOCK = 64 }; /* class 1024 B: 64 KiB blocks of 64 slots */
+    void *first = ca_binned_alloc(b, SZ, 16);
+    cr_assert_not_null(first);
+    char *blk0 = (char *)((uintptr_t)first & ~(uintptr_t)0xffff);
+    cr_assert(!page_resident(blk0 + 60 * 1024), "the first block's untouched pages are not populated");
+    static void *held[3 * PER_BLOCK];
+    char *top = NULL;
+    for (int i = 0; i < PER_BLOCK + 1; i++) {
+        held[i] = ca_binned_alloc(b, SZ, 16);
+        cr_assert_not_null(held[i]);
+        if ((char *)held[i] > top)
+            top = (char *)held[i];
+    }
+    char *blk1 = (char *)((uintptr_t)top & ~(uintptr_t)0xffff);
+    cr_assert_neq(blk1, blk0, "a second block was started");
+    cr_assert(page_resident(blk1 + 60 * 1024), "a steady class's fresh block is populated ahead");
+    for (int i = 0; i < PER_BLOCK + 1; i++)
+        ca_binned_free(b, held[i]);
+    ca_binned_free(b, first);
+    cr_assert_null(ca_binned_check(b));
     ca_binned_destroy(b);
 }

@@ -13,6 +13,7 @@
 #include "bump_internal.h"
 #include "bump_test.h"
 #include "bump_test_listen.h"
+#include "ca_counting.h"
 
 static test_source ts;
 static recorder rec, rec2;
@@ -526,59 +527,10 @@ Test(listen, local_bump_chunks_are_page_shaped_and_reported)
     cr_assert_eq(rec2.nlive, 0);
 }
 
-/* A parent allocator that remembers each block's size and alignment and
- * counts frees that do not give them back exactly. */
-typedef struct parent_rec {
-    ca_allocator base;
-    struct {
-        void *p;
-        size_t size, align;
-    } blk[512];
-    int n;
-    int mismatches;
-    size_t max_align;
-} parent_rec;
-
-static void *pr_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
-{
-    parent_rec *r = (parent_rec *)a;
-    void *p = NULL;
-    if (r->n == 512 || posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size ? size : 1)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    r->blk[r->n].p = p;
-    r->blk[r->n].size = size;
-    r->blk[r->n].align = align;
-    r->n++;
-    if (align > r->max_align)
-        r->max_align = align;
-    if (usable)
-        *usable = size;
-    return p;
-}
-
-static void pr_free(ca_allocator *a, void *p, size_t size, size_t align)
-{
-    parent_rec *r = (parent_rec *)a;
-    int i = 0;
-    while (i < r->n && r->blk[i].p != p)
-        i++;
-    if (i == r->n || r->blk[i].size != size || r->blk[i].align != align) {
-        r->mismatches++;
-        return;
-    }
-    r->blk[i] = r->blk[--r->n];
-    free(p);
-}
-
-static const ca_allocator_ops pr_ops = {.name = "test-parent", .alloc = pr_alloc, .free = pr_free};
-
 Test(listen, parent_allocator_chunks_are_page_shaped)
 {
-    static parent_rec pr;
-    memset(&pr, 0, sizeof pr);
-    pr.base.ops = &pr_ops;
+    static ca_counting_allocator pr; /* remembers each chunk's size and alignment */
+    ca_counting_init(&pr);
     ca_bump x;
     cr_assert_eq(ca_bump_init_allocator(&x, &pr.base, NULL), 0);
     cr_assert_eq(ca_bump_listen(&x, &rec.l), 0);

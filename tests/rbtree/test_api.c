@@ -7,6 +7,7 @@
 #include <ctxalloc/rbtree.h>
 
 #include "ca_contract.h"
+#include "ca_counting.h"
 #include "ca_test.h"
 #include "rbtree_test.h"
 
@@ -23,22 +24,158 @@ Test(rbtree_api, contract_over_libc_parent)
     ca_rbtree_destroy(&r);
 }
 
+/* The contract on an rbtree with 64 KiB regions from src (left initialised). */
+static void contract_over(ca_rbtree *r, ca_source *src)
+{
+    ca_rbtree_options o;
+    ca_rbtree_options_init(&o);
+    o.source = src;
+    o.region_size = 64 * 1024;
+    cr_assert_eq(ca_rbtree_init(r, &o), 0);
+    ca_contract_check(&r->base, 0);
+    cr_assert_null(ca_rbtree_check(r), "%s", ca_rbtree_check(r));
+}
+
 Test(rbtree_api, contract_over_source)
 {
     rbt_test_source src;
     rbt_test_source_init(&src);
-    ca_rbtree_options o;
-    ca_rbtree_options_init(&o);
-    o.source = &src.base;
-    o.region_size = 64 * 1024;
     ca_rbtree r;
-    cr_assert_eq(ca_rbtree_init(&r, &o), 0);
-    ca_contract_check(&r.base, 0);
-    cr_assert_null(ca_rbtree_check(&r), "%s", ca_rbtree_check(&r));
+    contract_over(&r, &src.base);
     cr_assert_leq(src.live, 1, "all but one empty region returned (live %ld)", src.live);
     ca_rbtree_destroy(&r);
     cr_assert_eq(src.live, 0);
     cr_assert_eq(src.live_bytes, 0);
+}
+
+Test(rbtree_api, contract_over_allocator_source)
+{
+    ca_allocator_source as;
+    cr_assert_eq(ca_allocator_source_init(&as, ca_libc_allocator()), 0);
+    ca_rbtree r;
+    contract_over(&r, &as.base);
+    ca_rbtree_destroy(&r);
+    ca_stats st;
+    cr_assert_eq(ca_source_stats(&as.base, &st), 0);
+    cr_assert_eq(st.bytes_in_use, 0, "regions leaked");
+    cr_assert_gt(st.allocs, 0);
+    cr_assert_null(ca_source_check(&as.base));
+}
+
+/* The same allocations, frees and resizes on an rbtree. */
+static void drive(ca_rbtree *r)
+{
+    void *p[200];
+    size_t sz[200];
+    ca_rng g = {7};
+    for (int i = 0; i < 200; i++) {
+        sz[i] = i % 40 == 0 ? 200000 : 16 + (size_t)ca_rng_below(&g, 6000);
+        p[i] = ca_rbtree_alloc(r, sz[i], i % 9 == 0 ? 4096 : 16, NULL);
+        cr_assert_not_null(p[i]);
+        ca_test_fill(p[i], sz[i], (uint64_t)i);
+    }
+    for (int i = 0; i < 200; i += 3) {
+        ca_rbtree_free(r, p[i], sz[i], 16);
+        p[i] = NULL;
+    }
+    for (int i = 1; i < 200; i += 5) {
+        if (!p[i])
+            continue;
+        void *q = ca_rbtree_resize(r, p[i], sz[i], sz[i] * 3, i % 9 == 0 ? 4096 : 16, 0, NULL);
+        cr_assert_not_null(q);
+        cr_assert(ca_test_verify(q, sz[i], (uint64_t)i));
+        p[i] = q;
+        sz[i] *= 3;
+    }
+    for (int i = 0; i < 200; i += 2)
+        ca_rbtree_free_unsized(r, p[i]);
+}
+
+/* What the rbtree asked of its allocator: every region live in it is whole
+ * pages asked for with page alignment, and the source holds exactly the
+ * regions the rbtree counts. */
+static void assert_regions_are_blocks(const ca_rbtree *r, const ca_counting_allocator *c)
+{
+    cr_assert_null(ca_rbtree_check(r), "%s", ca_rbtree_check(r));
+    for (int i = 0; i < c->n; i++) {
+        cr_assert_eq(c->blk[i].align, CA_OWNER_PAGE, "regions are asked for with page alignment");
+        cr_assert_eq(c->blk[i].size % CA_OWNER_PAGE, 0, "region of %zu bytes", c->blk[i].size);
+        cr_assert_geq(c->blk[i].size, 12288, "the region size rounded up to whole pages");
+    }
+    ca_stats sr, ss;
+    cr_assert_eq(ca_rbtree_stats(r, &sr), 0);
+    cr_assert_eq(ca_source_stats(r->source, &ss), 0);
+    cr_assert_eq(ss.bytes_in_use, sr.bytes_reserved, "the source holds exactly the regions");
+    cr_assert_eq(ss.bytes_in_use, c->live_bytes);
+    cr_assert_eq((size_t)c->n, r->nregions);
+    uint64_t obtained = 0, released = 0;
+    cr_assert(ca_stats_get_counter(&sr, "regions_obtained", &obtained));
+    cr_assert(ca_stats_get_counter(&sr, "regions_released", &released));
+    cr_assert_eq(ss.allocs, obtained);
+    cr_assert_eq(ss.frees, released);
+}
+
+/*
+ * An rbtree over a parent is an rbtree over an allocator source, with the
+ * regions the parent backing always gave: a parent in the options and an
+ * explicit ca_allocator_source both ask their allocator for whole pages
+ * aligned to a page and free every region with the size and alignment it
+ * was asked with; a failing parent gives NULL + ENOMEM and leaves the
+ * rbtree as it was. (Two rbtrees over different allocators are not compared
+ * block by block: best fit takes the lowest address among equal blocks, so
+ * where regions land decides which block serves a request.)
+ */
+Test(rbtree_api, parent_is_an_allocator_source)
+{
+    static ca_counting_allocator ca, cb;
+    ca_counting_init(&ca);
+    ca_counting_init(&cb);
+    ca_allocator_source as;
+    cr_assert_eq(ca_allocator_source_init(&as, &cb.base), 0);
+    ca_rbtree_options o;
+    ca_rbtree_options_init(&o);
+    o.region_size = 10000; /* rounded up to whole pages */
+    o.parent = &ca.base;
+    ca_rbtree x, y;
+    cr_assert_eq(ca_rbtree_init(&x, &o), 0);
+    o.parent = NULL;
+    o.source = &as.base;
+    cr_assert_eq(ca_rbtree_init(&y, &o), 0);
+    cr_assert_eq(x.source, &x.adaptor.base, "the parent is reached through the rbtree's own source");
+    cr_assert_eq(x.region_size, y.region_size);
+    drive(&x);
+    drive(&y);
+    cr_assert_gt(ca.n, 2);
+    cr_assert_gt(ca.frees, 0, "regions were given back on the way");
+    assert_regions_are_blocks(&x, &ca);
+    assert_regions_are_blocks(&y, &cb);
+
+    /* A region the parent refuses (with its own errno): ENOMEM, nothing changed. */
+    ca_stats sx, sf;
+    cr_assert_eq(ca_rbtree_stats(&x, &sx), 0);
+    ca.fail_after = 0;
+    ca.fail_errno = EPERM;
+    int n = ca.n;
+    errno = 0;
+    cr_assert_null(ca_rbtree_alloc(&x, 4u << 20, 16, NULL));
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_eq(ca_rbtree_stats(&x, &sf), 0);
+    cr_assert_eq(sf.failures, sx.failures + 1);
+    cr_assert_eq(sf.bytes_reserved, sx.bytes_reserved);
+    cr_assert_eq(sf.bytes_in_use, sx.bytes_in_use);
+    cr_assert_eq(ca.n, n);
+    assert_regions_are_blocks(&x, &ca);
+    ca.fail_after = -1;
+    cr_assert_not_null(ca_rbtree_alloc(&x, 4u << 20, 16, NULL));
+    assert_regions_are_blocks(&x, &ca);
+
+    ca_rbtree_destroy(&x);
+    ca_rbtree_destroy(&y);
+    cr_assert_eq(ca.mismatches, 0, "regions freed with another size or alignment");
+    cr_assert_eq(cb.mismatches, 0);
+    cr_assert_eq(ca.n, 0, "every region back to the parent");
+    cr_assert_eq(cb.n, 0);
+    cr_assert_null(ca_source_check(&as.base));
 }
 
 Test(rbtree_api, options)

@@ -84,8 +84,8 @@ typedef struct ca_bump {
     ca_bump_chunk *big;             /* newest oversized chunk */
     struct ca_bump__dtor *dtors;    /* newest destructor record first */
     struct ca_bump__mark_rec *marks;/* newest live checkpoint first */
-    ca_source *source;              /* backing: exactly one of source, */
-    ca_allocator *parent;           /*   parent, */
+    ca_source *source;              /* backing: exactly one of source (&adaptor.base when
+                                       made over an allocator), */
     ca_bump_shared *shared;         /*   shared, or none (fixed region) */
     ca_listener *listener;          /* attached by ca_bump_listen (events on every
                                        chunk obtained / released, reset, destroy); NULL: none */
@@ -102,6 +102,7 @@ typedef struct ca_bump {
     uint64_t allocs;                /* through ca_alloc and the slow paths */
     uint64_t failures, tip_frees, noop_frees, wasted, resets, rewinds, chunks_obtained, dtors_run;
     ca_bump_chunk fixed;            /* header of a caller's fixed region */
+    ca_allocator_source adaptor;    /* ca_bump_init_allocator: the parent as a source */
 } ca_bump;
 
 /* ========================================================================
@@ -128,12 +129,15 @@ int ca_bump_init(ca_bump *b, ca_source *src, const ca_bump_options *opt);
  * ca_bump_init_allocator() - a growing bump taking chunks from an allocator.
  * @b:      the bump.
  * @parent: the allocator chunks come from (not owned), e.g. ca_libc_allocator().
- *          Chunks of a page (CA_OWNER_PAGE) or more are requested as whole
- *          pages with page alignment (so the ownership map can route them);
- *          smaller ones as 64-byte multiples aligned to 64. Freed with the
- *          same size and alignment.
  * @opt:    sizing, or NULL.
  *
+ * The same as ca_bump_init() over an allocator source (core.h's
+ * ca_allocator_source) that the bump keeps inside itself, b->adaptor: one
+ * code path for both backings. Chunks of a page (CA_OWNER_PAGE) or more are
+ * requested as whole pages with page alignment (so the ownership map can
+ * route them); smaller ones as 64-byte multiples aligned to 64. Freed with
+ * the same size and alignment. A failed ca_alloc of the parent is ENOMEM.
+ * The bump's source points into the bump: it must stay where it is.
  * Return: 0 or EINVAL.
  */
 int ca_bump_init_allocator(ca_bump *b, ca_allocator *parent, const ca_bump_options *opt);
@@ -411,8 +415,7 @@ struct ca_bump_shared {
     pthread_mutex_t lock;      /* installs chunks; guards the fields below */
     ca_bump_chunk *big;        /* oversized chunks, newest first */
     ca_bump_chunk *spare;      /* chunks returned by local bumps */
-    ca_source *source;         /* backing: source or parent */
-    ca_allocator *parent;
+    ca_source *source;         /* backing (&adaptor.base when made over an allocator) */
     ca_listener *listener;     /* attached by ca_bump_shared_listen; NULL: none (lock) */
     size_t min_chunk, max_chunk;
     size_t total;              /* cumulative bytes of regular chunks */
@@ -424,11 +427,14 @@ struct ca_bump_shared {
     uint64_t wasted;           /* tails of replaced chunks (lock) */
     uint64_t resets;           /* owner of reset only */
     uint64_t tip_frees, noop_frees, failures, spare_taken, spare_given; /* atomic, relaxed */
+    ca_allocator_source adaptor; /* ca_bump_shared_init_allocator: the parent as a source */
 };
 
 /**
  * ca_bump_shared_init() / ca_bump_shared_init_allocator() - a thread-safe
- * bump backed by a source or an allocator (not owned).
+ * bump backed by a source or an allocator (not owned). The allocator is
+ * reached through an allocator source kept in s->adaptor, as for
+ * ca_bump_init_allocator().
  * Return: 0, EINVAL, or the mutex initialisation error.
  */
 int ca_bump_shared_init(ca_bump_shared *s, ca_source *src, const ca_bump_options *opt);
@@ -508,15 +514,18 @@ typedef struct ca_bump_cache {
     size_t total_hint;     /* largest cumulative total of a bump put back (lock) */
     size_t obtain_max;     /* most the backing gives per chunk, as learned by a bump
                               put back; 0: no limit known (lock) */
-    ca_source *source;     /* backing of every bump taken: source or parent */
-    ca_allocator *parent;
+    ca_source *source;     /* backing of every bump taken (&adaptor.base when made
+                              over an allocator) */
     ca_bump_options opt;
     uint64_t takes, warm_hits, puts, released; /* under lock */
+    ca_allocator_source adaptor; /* ca_bump_cache_init_allocator: the parent as a source */
 } ca_bump_cache;
 
 /**
  * ca_bump_cache_init() / ca_bump_cache_init_allocator() - a cache over a
- * source or an allocator (not owned) keeping at most @max_warm chunks.
+ * source or an allocator (not owned) keeping at most @max_warm chunks. The
+ * allocator is reached through an allocator source kept in c->adaptor, the
+ * source of every bump taken.
  * Return: 0, EINVAL, or the mutex initialisation error.
  */
 int ca_bump_cache_init(ca_bump_cache *c, ca_source *src, const ca_bump_options *opt, size_t max_warm);

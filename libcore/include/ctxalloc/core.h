@@ -7,7 +7,8 @@
  *   - ca_source: a memory source handing out whole pages;
  *   - layout and overflow helpers, attributes, the three check tiers;
  *   - ca_stats and its allocation-free text / JSON writer;
- *   - adaptors: libc, header (unsized free over any allocator), locked;
+ *   - adaptors: libc, header (unsized free over any allocator), locked,
+ *     allocator source (any allocator as a ca_source);
  *   - the process-wide ownership map (address -> owner, lock-free lookups);
  *   - fault plans and the OS layer: every mmap, munmap, mremap, madvise,
  *     mprotect, fallocate and msync of the suite.
@@ -350,6 +351,55 @@ int ca_line_write(ca_line *l, int fd);
  * errno of the failed write (EIO when write returned 0); errno is kept. */
 int ca_write_all(int fd, const void *p, size_t n);
 
+/* Append the description of the errno value e ("No such file or directory":
+ * the C library's table, no locale, no allocation), or "errno <e>" for a
+ * value it does not know. */
+void ca_line_errno(ca_line *l, int e);
+
+/* ========================================================================
+ * Last error
+ *
+ * The suite's one way to say more than an errno: a message per thread,
+ * set by a failed call whose cause the errno alone does not name (which
+ * file and which header field, which allocator and why it cannot be
+ * adopted, which option). Every such call says so in its comment ("on
+ * failure, ca_last_error() says ..."), and each of its failure paths sets
+ * the message, so right after it failed the message is that failure's.
+ *
+ * Like errno: a successful call leaves the message as it was, a call that
+ * does not set messages never changes it, the next failure that sets one
+ * overwrites it; read it right after the failure. The message is the
+ * calling thread's: a failure in another thread never shows here. Setting
+ * and reading it allocate nothing and take no lock, so both work inside
+ * malloc (this library may be the process's malloc) and in a signal
+ * handler.
+ * ======================================================================== */
+
+/* Bytes a message holds, NUL included; longer messages are cut. */
+#define CA_LAST_ERROR_MAX 256
+
+/**
+ * ca_last_error() - the calling thread's latest message.
+ *
+ * Return: the text ("<component>: <what>"), or NULL when no call of this
+ * thread has set one since the thread started or since
+ * ca_last_error_clear(). The text is the thread's own storage: valid and
+ * unchanged until this thread's next call that sets or clears it.
+ */
+const char *ca_last_error(void);
+
+/* Forget the calling thread's message: ca_last_error() is NULL again. */
+void ca_last_error_clear(void);
+
+/* For the components (internal): start the calling thread's message as
+ * "<component>: " and return it as a line to append the rest to (ca_line_*;
+ * the line lives in the thread and is cut at CA_LAST_ERROR_MAX - 1 bytes).
+ * ca_core__last_error_set writes a whole message, "<component>: <what>",
+ * and returns err, so that a failure path can end with
+ * `return ca_core__last_error_set("arena", "...", EINVAL);`. */
+ca_line *ca_core__last_error_begin(const char *component);
+int ca_core__last_error_set(const char *component, const char *what, int err);
+
 /* ========================================================================
  * Lock word (ca_lock_acquire / ca_lock_release)
  *
@@ -470,9 +520,8 @@ void ca_once_finish(int *once);
  *  22   source        file source offsets (mutex)            mutex, several
  *  23   source        buffer source (lock)                   word, several
  *  24   source        range records (ca_source_track.lock)   word, several
- *  25   source        file source last error (error_lock)    word, several
- *  26   core          ownership-map windows (owner.c)        word
- *  27   core          fork hook table (fork.c)               word
+ *  25   core          ownership-map windows (owner.c)        word
+ *  26   core          fork hook table (fork.c)               word
  *
  * Fork handlers (see "Fork hooks") run in the same order: prepare handlers
  * take their locks from rank 1 upwards, parent and child handlers let them
@@ -513,10 +562,9 @@ enum ca_lock_rank {
     CA_LOCK_RANK_SOURCE_FILE = 22,
     CA_LOCK_RANK_SOURCE_BUFFER = 23,
     CA_LOCK_RANK_SOURCE_TRACK = 24,
-    CA_LOCK_RANK_SOURCE_FILE_ERROR = 25,
-    CA_LOCK_RANK_CORE_WINDOWS = 26,
-    CA_LOCK_RANK_CORE_FORK = 27,
-    CA_LOCK_RANK_COUNT = 28 /* ranks are below 64 */
+    CA_LOCK_RANK_CORE_WINDOWS = 25,
+    CA_LOCK_RANK_CORE_FORK = 26,
+    CA_LOCK_RANK_COUNT = 27 /* ranks are below 64 */
 };
 
 /* The "several" ranks of the table, one bit per rank. */
@@ -529,8 +577,7 @@ enum ca_lock_rank {
      (1ull << CA_LOCK_RANK_LARGE_META) | (1ull << CA_LOCK_RANK_BUMP_SHARED) |                      \
      (1ull << CA_LOCK_RANK_ARENA_LIST) | (1ull << CA_LOCK_RANK_ARENA_LISTEN) |                     \
      (1ull << CA_LOCK_RANK_ARENA_FILE) | (1ull << CA_LOCK_RANK_SOURCE_FILE) |                      \
-     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK) |                  \
-     (1ull << CA_LOCK_RANK_SOURCE_FILE_ERROR))
+     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK))
 
 /* Internal to the functions below (lock.c): the ranks the calling thread
  * holds (a bit per rank, and how many locks of each), and the report of a
@@ -1151,6 +1198,52 @@ int ca_locked_init(ca_locked_allocator *l, ca_allocator *inner, ca_lock_kind kin
 /* Destroys the mutex (not the inner allocator, which the caller owns); the
  * lock must not be held. */
 void ca_locked_destroy(ca_locked_allocator *l);
+
+/* --- allocator source: any allocator serving as a ca_source. ---
+ * A component that takes its memory from a ca_source (bump chunks, rbtree
+ * regions) takes it from an allocator through this adaptor, with one code
+ * path. Each range is one block of the allocator:
+ *   obtain(size, align)  = ca_alloc(inner, size, A(size)),
+ *   release(p, size)     = ca_free(inner, p, size, A(size)),
+ * where A(size), the alignment a range is asked for and freed with, depends
+ * on its size alone (a release is given no alignment): CA_OWNER_PAGE for a
+ * range of a page (CA_OWNER_PAGE bytes) or more, the granule below. So a
+ * range of a page or more lies in whole ownership pages of its own start.
+ * Contract, beside the source contract above:
+ *   - granule CA_ALLOCATOR_SOURCE_GRANULE (64): sizes are multiples of 64;
+ *   - obtain: an alignment up to A(size) is honoured (the range is aligned
+ *     to A(size)); a larger one is refused with EINVAL, as is a size or
+ *     alignment the source contract forbids, without calling the allocator;
+ *     a failed ca_alloc (whatever its errno) is ENOMEM, nothing held;
+ *   - release: exactly a (p, size) obtained; EINVAL, nothing freed, for a
+ *     NULL p, a size that is not a granule multiple or a p not aligned to
+ *     A(size) (the allocator's own checks judge anything else);
+ *   - reserve: ENOTSUP; commit: 0 (memory is always committed); decommit:
+ *     ENOTSUP. Memory is not zeroed (no CA_SOURCE_ZEROED);
+ *   - thread safety: CA_SOURCE_THREAD_SAFE exactly when the allocator has
+ *     CA_CAP_THREAD_SAFE (the counters are atomic either way);
+ *   - stats: bytes_in_use = bytes_reserved = bytes_committed (bytes obtained
+ *     and not released), peak_in_use, allocs (obtains), frees (releases),
+ *     failures (obtains and releases refused); no named counters;
+ *   - check: the counters agree, then the allocator's own walk (ca_check).
+ * Nothing is allocated: the struct is the caller's. Nothing to destroy: it
+ * may go once every range is released. The allocator is not owned and must
+ * outlive the source. */
+#define CA_ALLOCATOR_SOURCE_GRANULE ((size_t)64)
+
+/* Invariants: releases <= obtains; in_use == 0 exactly when obtains ==
+ * releases; in_use <= peak. Counters are __atomic (relaxed). */
+typedef struct ca_allocator_source {
+    ca_source base;      /* base.ops: the adaptor's table (caps follow inner's) */
+    ca_allocator *inner; /* not owned */
+    uint64_t in_use;     /* bytes obtained and not released */
+    uint64_t peak;       /* maximum of in_use */
+    uint64_t obtains, releases, failures;
+} ca_allocator_source;
+
+/* Make s a source over inner (caller storage; s is overwritten).
+ * Returns 0, or EINVAL when s or inner is NULL. */
+int ca_allocator_source_init(ca_allocator_source *s, ca_allocator *inner);
 
 /* ========================================================================
  * Fault plans

@@ -8,7 +8,9 @@
  * and returns the remainder of a split to the tree of its class.
  *
  * Memory comes in regions from a ca_source or a parent ca_allocator (librbtree
- * does not depend on libsource). Requests larger than a region get a region
+ * does not depend on libsource); a parent is reached through an allocator
+ * source (core.h's ca_allocator_source) kept inside the ca_rbtree, so there
+ * is one way regions come and go. Requests larger than a region get a region
  * of their own; an empty region is returned to its provider as soon as another
  * region is empty too (hysteresis of one region).
  *
@@ -59,8 +61,9 @@ extern "C" {
 typedef struct ca_rbtree_node ca_rbtree_node;     /* private: lives in free blocks */
 typedef struct ca_rbtree_region ca_rbtree_region; /* private: region header */
 
-/* Where regions come from: set exactly one of source and parent; both NULL
- * means ca_libc_allocator(). region_size 0 means CA_RBTREE_REGION_DEFAULT. */
+/* Where regions come from: set at most one of source and parent; both NULL
+ * means ca_libc_allocator(). region_size 0 means CA_RBTREE_REGION_DEFAULT.
+ * All-zero (ca_rbtree_options_init, or NULL options) is the defaults. */
 typedef struct ca_rbtree_options {
     ca_source *source;    /* not owned; obtain/release whole regions */
     ca_allocator *parent; /* not owned; alloc/free whole regions, aligned to CA_OWNER_PAGE */
@@ -71,6 +74,9 @@ typedef struct ca_rbtree_options {
  * The allocator. Fields are private (owner thread only, or under the locked
  * adaptor's lock); read them through the Introspection functions.
  *
+ * Over a parent (or the libc default), `source` points to `adaptor` inside
+ * the struct: an initialised ca_rbtree stays where it is (no copy or move).
+ *
  * Invariants: reserved == sum of region sizes; free_bytes == sum of
  * class_bytes == bytes of all free blocks; bit c of nonempty is set iff
  * roots[c] != NULL, bit w of nonempty_words iff nonempty[w] != 0; nempty
@@ -78,8 +84,7 @@ typedef struct ca_rbtree_options {
  */
 typedef struct ca_rbtree {
     ca_allocator base; /* first member: &r->base is the ca_allocator */
-    ca_source *source;
-    ca_allocator *parent;
+    ca_source *source; /* where regions come from: the source of the options, or &adaptor.base */
     size_t region_size;
     size_t granule;             /* region size unit */
     ca_rbtree_region *regions;  /* doubly linked list of all regions */
@@ -96,6 +101,8 @@ typedef struct ca_rbtree {
     uint64_t regions_obtained, regions_released;
     ca_listener *listener;      /* attached by ca_rbtree_listen, or NULL: told of every
                                    region added / removed, of reset and destroy */
+    ca_allocator_source adaptor; /* the parent (or ca_libc_allocator()) as a source,
+                                    when the options name no source */
 } ca_rbtree;
 
 /* ========================================================================
@@ -103,11 +110,11 @@ typedef struct ca_rbtree {
  * ======================================================================== */
 
 /**
- * ca_rbtree_options_init() - fill *opt with the defaults (libc parent,
- * default region size).
+ * ca_rbtree_options_init() - the defaults: all-zero (libc parent, default
+ * region size; the same as NULL options).
  * @opt: options to fill, not NULL.
  */
-void ca_rbtree_options_init(ca_rbtree_options *opt);
+ca_inline void ca_rbtree_options_init(ca_rbtree_options *opt) { memset(opt, 0, sizeof *opt); }
 
 /**
  * ca_rbtree_init() - initialise an allocator; no memory is obtained yet.

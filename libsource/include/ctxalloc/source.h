@@ -463,8 +463,6 @@ typedef struct ca_source_file {
     ca_source_fault *fault;
     ca_source_counters c;
     ca_source_track track;
-    char error[160]; /* message of the latest failure ("" when none); under error_lock */
-    int error_lock;  /* core lock word (0 free), rank CA_LOCK_RANK_SOURCE_FILE_ERROR */
 } ca_source_file;
 
 /* --- Create/destroy --------------------------------------------------- */
@@ -479,8 +477,9 @@ typedef struct ca_source_file {
  * their offsets (the first obtain of a fresh source gets offset 0). The file
  * stays after destroy. Temporary: O_TMPFILE in dir, falling back to
  * mkostemp + unlink where the filesystem refuses O_TMPFILE.
- * On failure nothing is left open or mapped and ca_source_file_error() says
- * what failed.
+ * On failure nothing is left open or mapped and the calling thread's
+ * ca_last_error() (core.h) says what failed: "source-file: <step>
+ * ['<path or directory>']: <errno text>".
  * Return: 0; EINVAL (bad flags, capacity not representable); ENOENT (missing
  * directory); EACCES (read-only file or directory); ENOTDIR; ENOMEM (no
  * address space); or the errno of open / mmap.
@@ -505,7 +504,10 @@ void ca_source_file_destroy(ca_source_file *s);
  *   decommit: punch holes (FALLOC_FL_PUNCH_HOLE): the disk blocks return
  *             and the range reads as zero; commit before writing again.
  *   release:  punch holes, put the PROT_NONE reservation back, and return
- *             the offsets for reuse. */
+ *             the offsets for reuse.
+ * A failed system call (and capacity exhausted) also sets the calling
+ * thread's ca_last_error(), naming the step: "source-file: fallocate: No
+ * space left on device". */
 
 /**
  * ca_source_file_sync() - write a range back to the file (msync MS_SYNC).
@@ -522,10 +524,6 @@ int ca_source_file_fd(const ca_source_file *s);
 
 /* File offset of address p, or (uint64_t)-1 when p is outside the source. */
 uint64_t ca_source_file_offset(const ca_source_file *s, const void *p);
-
-/* Message of the latest failure of init or an operation ("" when none).
- * Points into s; valid until the next call on s. */
-const char *ca_source_file_error(const ca_source_file *s);
 
 /* ========================================================================
  * Slot arena
