@@ -254,6 +254,10 @@ static inline bool pending_maybe_nonempty(const ca_arena *a)
 
 static inline uint64_t walk_bound(const ca_arena *a) { return a->capacity / CA_ARENA_GRAIN + 1; }
 
+/* Nodes of the sorted list the token holder visited (the list_steps counter:
+ * walks, sorts, merges). Only the holder adds; stats read it any time. */
+static inline void count_steps(ca_arena *a, uint64_t n) { __atomic_fetch_add(&a->list_steps, n, __ATOMIC_RELAXED); }
+
 /* checks=on: a segment being freed must not overlap a free one. */
 static void check_no_overlap(ca_arena *a, uint64_t head, uint64_t off, uint64_t size)
 {
@@ -282,6 +286,7 @@ static uint64_t list_insert(ca_arena *a, uint64_t head, uint64_t off, uint64_t s
         prev = cur;
         cur = next;
     }
+    count_steps(a, steps + 1);
     ca_arena__node_set(a, off, size, cur);
     if (off + size > a->max_end)
         a->max_end = off + size;
@@ -310,9 +315,10 @@ static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n);
  * ordered, and among equal sizes the newer segments come first. O(n + p). */
 static uint64_t merge_newer(ca_arena *a, uint64_t older, uint64_t newer)
 {
-    uint64_t head = 0, tail = 0;
+    uint64_t head = 0, tail = 0, steps = 0;
     while (older && newer) {
         uint64_t so, sn, no, nn, t;
+        steps++;
         ca_arena__node_get(a, older, &so, &no);
         ca_arena__node_get(a, newer, &sn, &nn);
         if (goes_before(a, sn, so)) {
@@ -333,6 +339,7 @@ static uint64_t merge_newer(ca_arena *a, uint64_t older, uint64_t newer)
         node_set_next(a, tail, rest);
     else
         head = rest;
+    count_steps(a, steps);
     return head;
 }
 
@@ -358,6 +365,7 @@ uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head)
         bytes += sz;
         n = next;
     }
+    count_steps(a, cnt);
     head = merge_newer(a, head, msort(a, false, p.off, cnt));
     cnt_add(&a->free_bytes, bytes);
     cnt_add(&a->free_count, cnt);
@@ -385,12 +393,15 @@ static uint64_t rewind_through(ca_arena *a, uint64_t head)
         uint64_t sz, next;
         CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + n, "free list corrupt: cycle");
         ca_arena__node_get(a, n, &sz, &next);
-        if (n + sz == cur)
+        if (n + sz == cur) {
+            count_steps(a, steps);
             return compact_locked(a, head);
+        }
         if (n + sz > mx)
             mx = n + sz;
         n = next;
     }
+    count_steps(a, steps);
     a->max_end = mx; /* a full walk: the hint is exact again */
     return head;
 }
@@ -576,6 +587,7 @@ static bool take_fit_locked(ca_arena *a, uint64_t *headp, uint64_t bsize, uint64
         prev = n;
         n = next;
     }
+    count_steps(a, steps);
     if (!n)
         return false;
     head = list_unlink(a, head, prev, n, sz, next);
@@ -1000,9 +1012,10 @@ static bool ordered(const ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
 
 static uint64_t merge(ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
 {
-    uint64_t head = 0, tail = 0;
+    uint64_t head = 0, tail = 0, steps = 0;
     while (x && y) {
         uint64_t t;
+        steps++;
         if (ordered(a, by_addr, x, y)) {
             t = x;
             x = n_next(a, x);
@@ -1021,6 +1034,7 @@ static uint64_t merge(ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
         node_set_next(a, tail, rest);
     else
         head = rest;
+    count_steps(a, steps);
     return head;
 }
 
@@ -1032,6 +1046,7 @@ static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n)
     uint64_t mid = head;
     for (uint64_t i = 1; i < n / 2; i++)
         mid = n_next(a, mid);
+    count_steps(a, n / 2);
     uint64_t second = n_next(a, mid);
     node_set_next(a, mid, 0);
     return merge(a, by_addr, msort(a, by_addr, head, n / 2), msort(a, by_addr, second, n - n / 2));
@@ -1052,6 +1067,7 @@ static uint64_t compact_locked(ca_arena *a, uint64_t head)
     }
     if (!n)
         return head;
+    count_steps(a, 2 * n); /* the count above and the merge pass below */
     head = msort(a, true, head, n);
     uint64_t m = 0, kept = 0, prev = 0, last = 0;
     for (uint64_t x = head; x;) {
@@ -1081,6 +1097,7 @@ static uint64_t compact_locked(ca_arena *a, uint64_t head)
         kept -= lsz;
     }
     head = msort(a, false, head, m);
+    count_steps(a, m);
     a->max_end = 0;
     for (uint64_t x = head; x; x = n_next(a, x))
         if (x + n_size(a, x) > a->max_end)

@@ -259,6 +259,7 @@ int ca_arena_stats(const ca_arena *a, ca_stats *out)
     CA_STATS_SET(out, chunk_bytes, cs.chunk);
     CA_STATS_SET(out, caches, cs.caches);
     CA_STATS_SET(out, flushes, ld(&a->flushes));
+    CA_STATS_SET(out, list_steps, ld(&a->list_steps));
     return 0;
 }
 

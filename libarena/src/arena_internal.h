@@ -246,6 +246,7 @@ struct ca_arena {
     uint64_t pend64;                                        /* pending stack (narrow), atomic */
     uint64_t max_end;        /* token holder only: >= the end of every listed segment */
     uint64_t compact_at;     /* token holder only: list length that triggers a compaction */
+    uint64_t list_steps;     /* token holder adds (relaxed atomic): nodes of the list visited */
 
     /* --- counters ------------------------------------------------------- */
     ca_arena__shard shard[CA_ARENA__SHARDS]; /* summed by stats and check */

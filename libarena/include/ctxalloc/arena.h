@@ -379,7 +379,9 @@ ca_allocator *ca_arena_allocator(ca_arena *a);
  * capacity, peak_in_use, allocs, frees, failures; counters "cursor",
  * "discarded", "free_bytes", "free_segments", "pending_segments",
  * "cas_retries", "rewinds", "flushes", "cached_bytes", "chunk_bytes",
- * "caches". Takes the process-wide cache registry lock.
+ * "caches", "list_steps" (nodes of the sorted free list visited by walks,
+ * sorts and merges: the list's work). Takes the process-wide cache
+ * registry lock.
  * Return: 0.
  */
 int ca_arena_stats(const ca_arena *a, ca_stats *out);
@@ -388,7 +390,7 @@ int ca_arena_stats(const ca_arena *a, ca_stats *out);
 /* clang-format off */
 #define CA_ARENA_COUNTERS(X) \
     X(cursor) X(discarded) X(free_bytes) X(free_segments) X(pending_segments) X(cas_retries) \
-    X(rewinds) X(cached_bytes) X(chunk_bytes) X(caches) X(flushes)
+    X(rewinds) X(cached_bytes) X(chunk_bytes) X(caches) X(flushes) X(list_steps)
 /* clang-format on */
 
 /**
