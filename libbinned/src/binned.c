@@ -242,7 +242,9 @@ void ca_binned__class_setup(ca_binned *b, unsigned cls)
         const ca_binned__class_info *ci = &ca_binned__classes[cls];
         size_t nblocks = range >> ci->block_shift;
         size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
-        ca_binned__recycler_init(&c->rec);
+        /* The recycler is left as the zeroed instance has it (empty):
+         * threads pop from it without this set-up (an empty pop), so it is
+         * never written here. */
         c->base = (char *)b->span_base + range * cls;
         c->max_blocks = nblocks;
         c->mapped = b->on_demand ? 0 : nblocks;
