@@ -92,7 +92,12 @@ Test(bitset_options, own_memory_is_aligned_and_given_back)
     void *p = ca_bitset_alloc(b, 100000, 16, NULL);
     cr_assert_not_null(p);
     memset(p, 1, 100000);
+    void *base = ca_bitset_base(b);
     ca_bitset_destroy(b);
-    if (maps >= 0)
+    cr_assert_not(ca_test_is_mapped(base, CA_BITSET_REGION_DEFAULT), "destroy unmapped the region");
+    /* The line count also sees the metadata mapping; valgrind places and
+     * merges the client's mappings its own way, so only the range check runs
+     * under it. */
+    if (maps >= 0 && !ca_test_under_valgrind())
         cr_assert_eq(ca_test_count_maps(), maps, "destroy unmapped the region and the metadata");
 }
