@@ -1123,10 +1123,15 @@ void ca_binned_trim(ca_binned *b)
         tc->epoch = __atomic_load_n(&b->epoch, __ATOMIC_ACQUIRE);
         ca_binned__tcache_flush_all(b, tc, true);
     }
+    /* Waits for a purge pass in progress (the background thread's): blocks
+     * it holds in flight would keep their class's tail mapped, and a trim
+     * run to recover from ENOMEM (ca_binned__reclaim) must unmap them all. */
+    ca_binned__spin_lock(&b->purge_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__central_drain_recycler(b, i);
         ca_binned__central_purge(b, i, CA_BINNED__PURGE_FORCE, NULL);
     }
+    ca_binned__spin_unlock(&b->purge_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     ca_binned__large_trim(b);
     CA_CHECK_FULL(ca_binned_check(b) == NULL, CA_BINNED__COMP, b, "invariant broken after trim");
 }
@@ -1189,7 +1194,7 @@ void ca_binned_fork_child(void)
             c->rec_bundles = n;
             c->rec_slots = slots;
         }
-        b->purging = 0;
+        b->purge_lock = 0; /* its holder, if any, was another thread */
         /* Threads other than this one do not exist here: their caches go
          * back to the blocks. */
         ca_binned__tcache *self = b->is_default ? &ca_binned__tls

@@ -506,6 +506,9 @@ void ca_binned__large_trim(ca_binned *b);
 /* Start the tier's background thread (it also runs the size classes' decay
  * pass) when the instance wants one and it is not running. */
 void ca_binned__large_background(ca_binned *b);
+/* True while the instance's background thread runs (it then does every
+ * purge of the size classes; slow paths only note what is due). */
+bool ca_binned__large_background_running(const ca_binned *b);
 /* Return the calling thread's large-tier cache. */
 void ca_binned__large_flush(ca_binned *b);
 void ca_binned__large_stats(const ca_binned *b, ca_stats *out);
@@ -570,7 +573,11 @@ struct ca_binned {
     /* --- any thread (atomic) --- */
     uint64_t epoch;           /* trim epoch: threads flush when it moved */
     uint64_t next_purge_ns;   /* next decay pass (CLOCK_MONOTONIC_COARSE) */
-    int purging;              /* 1 while a thread runs the decay pass */
+    int purge_lock;           /* lock word held by the thread running a purge
+                                 pass (slow paths and the background thread
+                                 only try it) or a trim (which waits for it,
+                                 so no block of another pass is in flight and
+                                 every tail can be unmapped); rank 5 */
     uint64_t over_keep[2];    /* bit per class that went over its keep budget:
                                  the next slow path purges the excess */
     /* --- registry lock --- */
@@ -660,8 +667,13 @@ ca_attr_noreturn ca_attr_cold void ca_binned__bad_use(const ca_binned *b, const 
 
 /* Monotonic coarse clock in ns. */
 uint64_t ca_binned__now_ns(void);
-/* Run the decay pass when it is due (any thread, slow paths). */
+/* Slow paths: run the decay pass when it is due and return the excess of
+ * classes over their keep budget, unless the background thread runs (then
+ * it does both, off the allocation path; the first excess starts it). */
 void ca_binned__maybe_purge(ca_binned *b);
+/* The same work, unconditionally due-checked: what the background thread's
+ * maintenance pass (or a slow path without one) runs. */
+void ca_binned__purge_pass(ca_binned *b);
 
 /* The small tier's locks: core's lock word (spins briefly, then sleeps on
  * a futex; re-entry from a signal handler aborts naming the component),

@@ -14,10 +14,12 @@
  * and upper blocks empty out. A block whose last slot comes back becomes
  * EMPTY. Purge policy, one for memory return and for speed:
  *   - no system call on the free path and none under a class lock: put()
- *     only notes that the class went over its keep budget; the thread's next
- *     slow path (or the background thread) runs the purge, which takes the
- *     blocks out under the lock (in flight: DECOMMITTED, nfree 0, in no
- *     tree), decommits them with the lock dropped and lists them again;
+ *     only notes that the class went over its keep budget; the background
+ *     thread's next pass (a quarter of the decay interval; the first excess
+ *     starts it), or without one the thread's next slow path, runs the
+ *     purge, which takes the blocks out under the lock (in flight:
+ *     DECOMMITTED, nfree 0, in no tree), decommits them with the lock
+ *     dropped and lists them again; adjacent blocks go in one call;
  *   - EMPTY blocks beyond the keep budget go back at that purge (highest
  *     first: take() carves from the bottom);
  *   - the others go back when they stayed EMPTY from one decay pass to the

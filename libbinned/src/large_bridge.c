@@ -25,7 +25,7 @@ static ca_binned_large *tier(const ca_binned *b) { return (ca_binned_large *)b->
 /* Every maintenance pass of the tier also runs the size classes' decay pass
  * when it is due: with the background thread, idle memory of both tiers
  * goes back without the program calling the allocator. */
-static void maintain_classes(void *arg) { ca_binned__maybe_purge((ca_binned *)arg); }
+static void maintain_classes(void *arg) { ca_binned__purge_pass((ca_binned *)arg); }
 
 int ca_binned__large_init(ca_binned *b)
 {
@@ -91,6 +91,11 @@ void ca_binned__large_background(ca_binned *b)
 {
     if (b->background && b->large && !ca_binned_large_background_running(tier(b)))
         (void)ca_binned_large_background_start(tier(b));
+}
+
+bool ca_binned__large_background_running(const ca_binned *b)
+{
+    return b->large && ca_binned_large_background_running(tier(b));
 }
 
 void ca_binned__large_flush(ca_binned *b) { ca_binned_large_flush_cache(tier(b)); }

@@ -157,6 +157,25 @@ static int growshrink(int rounds)
     return 0;
 }
 
+/* 48 MiB of 48-byte blocks, then all freed: the size class goes over its
+ * keep budget block after block. The script counts the main thread's
+ * madvise(MADV_DONTNEED) calls: with the background thread they are its
+ * work, not the allocating thread's. */
+static int freeall(void)
+{
+    enum { N = 1 << 20 };
+    static void *v[N]; /* not from malloc: the large tier stays out */
+    for (int i = 0; i < N; i++) {
+        if (!(v[i] = malloc(48)))
+            return 1;
+        memset(v[i], (int)i, 48);
+    }
+    for (int i = 0; i < N; i++)
+        free(v[i]);
+    printf("freeall: %d blocks freed\n", N);
+    return 0;
+}
+
 /* C23's free_sized and free_aligned_sized: the preload exports them; this
  * glibc does not, so they are looked up at run time. */
 typedef void (*free_sized_fn)(void *, size_t);
@@ -244,6 +263,8 @@ int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "introspect") == 0)
         return introspect();
+    if (argc == 2 && strcmp(argv[1], "freeall") == 0)
+        return freeall();
     if (argc >= 2 && strcmp(argv[1], "growshrink") == 0)
         return growshrink(argc > 2 ? atoi(argv[2]) : 300);
     if (argc == 2 && strcmp(argv[1], "calloc") == 0)

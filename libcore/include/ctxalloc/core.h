@@ -499,7 +499,8 @@ void ca_once_finish(int *once);
  *   3   core          locked adaptor (ca_locked_allocator)   word or mutex, several
  *                     (adaptors may be stacked: outer first)
  *   4   binned        instance list (binned.c)               word
- *   5   binned        thread registry (ca_binned.reg_lock)   word, several
+ *   5   binned        thread registry (ca_binned.reg_lock),  word, several
+ *                     purge pass (ca_binned.purge_lock)
  *   6   binned        size class (ca_binned__class.lock)     word, several
  *   7   binned        descriptor pool (ca_binned.pool_lock)  word, several
  *   8   binned-large  default tier set-up (large.c)          word
