@@ -29,9 +29,12 @@
  *     there as a chain with one tagged CAS, and a thread whose bin of a size
  *     is empty pops a chain with one tagged CAS (generation + 1: a chain
  *     popped and pushed back meanwhile fails the CAS). No sort, no walk, no
- *     token. The token holder folds them into the list before a flush, in a
- *     compaction, when the cursor is exhausted, and when they hold three
- *     quarters of the used memory while a thread needs fresh memory.
+ *     token. Four sets of them: a thread pushes onto its own set and pops
+ *     from it first, so that two threads do not pass the same cache lines
+ *     back and forth. The token holder folds them into the list before a
+ *     flush, in a compaction, when the cursor is exhausted, when they hold
+ *     three quarters of the used memory while a thread needs fresh memory,
+ *     and after a thread's frees pushed four caches' worth in a row.
  *   - Counters are atomic adds; they are exact when no call is in flight.
  * The tagged word is 16 bytes with 64-bit offsets (cmpxchg16b: -mcx16 and
  * libatomic) and 8 bytes with 32-bit offsets. It lives in the process-side
@@ -167,13 +170,15 @@ static inline void cnt_sub(uint64_t *c, uint64_t v) { __atomic_fetch_sub(c, v, _
 static unsigned next_slot;
 static _Thread_local unsigned my_slot = ~0u;
 
-ca_arena__shard *ca_arena__my_shard(ca_arena *a)
+static inline unsigned slot(void)
 {
     unsigned s = my_slot;
     if (ca_unlikely(s == ~0u))
         s = my_slot = __atomic_fetch_add(&next_slot, 1, __ATOMIC_RELAXED) % CA_ARENA__SHARDS;
-    return &a->shard[s];
+    return s;
 }
+
+ca_arena__shard *ca_arena__my_shard(ca_arena *a) { return &a->shard[slot()]; }
 
 #define SH(a) ca_arena__my_shard(a)
 
@@ -453,10 +458,14 @@ static inline void sbin_count(ca_arena *a, ca_arena__cache *c, uint64_t bytes, u
         ca_arena__sbin_publish(a, c);
 }
 
+/* The calling thread's set of shared bins. */
+static inline unsigned my_set(void) { return slot() % CA_ARENA__SBIN_SHARDS; }
+
 void ca_arena__sbin_push(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t first, uint64_t count)
 {
-    ca_arena__sbin *b = &a->sbin[i];
+    ca_arena__sbin *b = &a->sbin[my_set() * CA_ARENA__BINS + i];
     sbin_count(a, c, count * sbin_size(i), count);
+    c->streak += count * sbin_size(i);
     uint64_t *link = (uint64_t *)(void *)(a->mem + first) + 1;
     for (;;) {
         ca_arena__tw t = sbin_load(b);
@@ -472,12 +481,12 @@ void ca_arena__sbin_push(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t f
     }
 }
 
-/* Pop the top chain of shared bin i into the caller's empty bin i. False
- * when the shared bin is empty (or stays contended for max_retries CASes).
+/* Pop the top chain of shared bin i of set s into the caller's empty bin i.
+ * False when that bin is empty (or stays contended for max_retries CASes).
  * O(1) shared work; the chain is then walked once to count it. */
-static bool sbin_pop(ca_arena *a, ca_arena__cache *c, unsigned i)
+static bool sbin_pop_from(ca_arena *a, ca_arena__cache *c, unsigned s, unsigned i)
 {
-    ca_arena__sbin *b = &a->sbin[i];
+    ca_arena__sbin *b = &a->sbin[s * CA_ARENA__BINS + i];
     if (!__atomic_load_n(&b->top.half[0], __ATOMIC_RELAXED))
         return false;
     for (unsigned k = 0; k < a->max_retries; k++) {
@@ -519,6 +528,16 @@ static bool sbin_pop(ca_arena *a, ca_arena__cache *c, unsigned i)
     return false;
 }
 
+/* Shared bin i: the caller's set first, then the others. */
+static bool sbin_pop(ca_arena *a, ca_arena__cache *c, unsigned i)
+{
+    unsigned s = my_set();
+    for (unsigned k = 0; k < CA_ARENA__SBIN_SHARDS; k++)
+        if (sbin_pop_from(a, c, (s + k) % CA_ARENA__SBIN_SHARDS, i))
+            return true;
+    return false;
+}
+
 /* Bytes in the shared bins, roughly (the hint: exact give or take
  * SBIN_PUBLISH per cache; it can even read as a wrapped "negative"). */
 static uint64_t sbin_bytes_hint(const ca_arena *a)
@@ -538,8 +557,9 @@ static uint64_t take_bins(ca_arena *a, uint64_t *last, uint64_t *count, uint64_t
 {
     uint64_t first = 0, cnt = 0, total = 0;
     *last = 0;
-    for (unsigned i = 0; i < CA_ARENA__BINS; i++) {
-        ca_arena__sbin *b = &a->sbin[i];
+    for (unsigned bi = 0; bi < CA_ARENA__SBIN_SHARDS * CA_ARENA__BINS; bi++) {
+        ca_arena__sbin *b = &a->sbin[bi];
+        unsigned i = bi % CA_ARENA__BINS;
         ca_arena__tw t;
         do {
             t = sbin_load(b);
@@ -876,8 +896,14 @@ static inline bool binned(const ca_arena *a, uint64_t bsize)
     return a->kind != CA_ARENA_FREELIST_NONE && bsize <= CA_ARENA__BINS * CA_ARENA_GRAIN;
 }
 
+static bool fold_now(ca_arena *a);
+
 /* A freed block of bsize into its bin; an overlong bin or an overfull cache
- * goes to the shared bins. */
+ * goes to the shared bins. A run of frees with no allocation between that
+ * pushes more than CA_ARENA__STREAK caches' worth onto the shared bins
+ * (memory freed in bulk, that nothing takes back meanwhile) has them folded
+ * into the list and compacted, so that the allocations after it find merged
+ * runs there instead of popping block after block. */
 static void bin_put(ca_arena *a, ca_arena__cache *c, uint64_t off, uint64_t bsize)
 {
     unsigned i = (unsigned)(bsize / CA_ARENA_GRAIN - 1);
@@ -897,6 +923,8 @@ static void bin_put(ca_arena *a, ca_arena__cache *c, uint64_t off, uint64_t bsiz
         for (unsigned k = 0; k < CA_ARENA__BINS; k++)
             if (c->bin[k])
                 ca_arena__bin_flush(a, c, k);
+        if (c->streak > CA_ARENA__STREAK * a->local_cache && fold_now(a))
+            c->streak = 0;
     }
 }
 
@@ -1025,16 +1053,16 @@ static int shared_reuse(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_
 
 static int last_resort(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out);
 
-/* The shared bin of size i is empty: a block of one of the next
+/* The shared bins of size i are empty: a block of one of the next
  * CA_ARENA__SBIN_NEAR sizes that leave a remainder of at least min_segment
- * (a chain popped into the caller's bin of that size); its front is handed
- * out and the remainder goes to the caller's bins. Serves the sizes nobody
+ * (a chain popped from the caller's set into its bin of that size); its
+ * front is handed out and the remainder goes to the caller's bins. Serves the sizes nobody
  * gave back lately from their neighbours instead of fresh memory. */
 static bool sbin_near(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t bsize, uint64_t align, uint64_t *out)
 {
-    unsigned lo = i + (unsigned)(a->min_segment / CA_ARENA_GRAIN);
+    unsigned lo = i + (unsigned)(a->min_segment / CA_ARENA_GRAIN), s = my_set();
     for (unsigned j = lo; j < lo + CA_ARENA__SBIN_NEAR && j < CA_ARENA__BINS; j++)
-        if (!c->bin[j] && sbin_pop(a, c, j) && bin_take(a, c, j, align, out)) {
+        if (!c->bin[j] && sbin_pop_from(a, c, s, j) && bin_take(a, c, j, align, out)) {
             put_piece(a, c, *out + bsize, sbin_size(j) - bsize);
             return true;
         }
@@ -1050,11 +1078,20 @@ static bool sbin_near(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t bsiz
  * bins, so the next one waits for three quarters of the used memory to
  * gather again: O(log n) amortised per freed block, and none while the
  * bins serve what is asked of them. */
+static bool fold_now(ca_arena *a);
+
 static bool fold_if_idle(ca_arena *a)
 {
     uint64_t used = __atomic_load_n(&a->cursor, __ATOMIC_RELAXED) - a->data_off;
     if (sbin_bytes_hint(a) <= used / 4 * 3 || used < 2 * a->chunk)
         return false;
+    return fold_now(a);
+}
+
+/* Fold the shared bins into the list and compact it, if the token is free
+ * now (auto_compact 0: no compaction). True when the token was taken. */
+static bool fold_now(ca_arena *a)
+{
     ca_arena__tw held;
     if (!ca_arena__token_take(a, 1, &held))
         return false;
@@ -1067,20 +1104,17 @@ static bool fold_if_idle(ca_arena *a)
     return true;
 }
 
-static int alloc_cached(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_t align, uint64_t *out)
+/* The thread's bin and chunk and the shared bins of the size missed
+ * (REUSE_FIRST), or the thread's chunk did (FRESH_FIRST): the neighbour
+ * sizes, the list, fresh memory. Out of line, so that the steps before it
+ * stay a few instructions. */
+__attribute__((noinline)) static int alloc_shared(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_t align,
+                                                  uint64_t *out)
 {
     unsigned i = (unsigned)(bsize / CA_ARENA_GRAIN - 1);
     bool b = binned(a, bsize);
     int err;
     if (a->order == CA_ARENA_REUSE_FIRST) {
-        /* the chunk is memory the thread already holds: using it does not
-         * move the cursor, so it comes before the shared list */
-        if (b && bin_take(a, c, i, align, out))
-            return 0;
-        if (chunk_take(a, c, bsize, align, out))
-            return 0;
-        if (b && !c->bin[i] && sbin_pop(a, c, i) && bin_take(a, c, i, align, out))
-            return 0;
         if (b && sbin_near(a, c, i, bsize, align, out))
             return 0;
         if (shared_reuse(a, c, bsize, align, out) == 0)
@@ -1089,8 +1123,6 @@ static int alloc_cached(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_
             return 0;
         err = chunk_refill(a, c, bsize, align, out);
     } else {
-        if (chunk_take(a, c, bsize, align, out))
-            return 0;
         err = chunk_refill(a, c, bsize, align, out);
         if (err && b && bin_take(a, c, i, align, out))
             return 0;
@@ -1104,6 +1136,25 @@ static int alloc_cached(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_
     /* No fresh memory: what this thread holds goes back, then the list. */
     ca_arena__cache_drain(a, c);
     return last_resort(a, bsize, align, out);
+}
+
+static inline int alloc_cached(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    if (a->order == CA_ARENA_REUSE_FIRST) {
+        /* the chunk is memory the thread already holds: using it does not
+         * move the cursor, so it comes before the shared bins and list */
+        unsigned i = (unsigned)(bsize / CA_ARENA_GRAIN - 1);
+        bool b = binned(a, bsize);
+        if (b && bin_take(a, c, i, align, out))
+            return 0;
+        if (chunk_take(a, c, bsize, align, out))
+            return 0;
+        if (b && !c->bin[i] && sbin_pop(a, c, i) && bin_take(a, c, i, align, out))
+            return 0;
+    } else if (chunk_take(a, c, bsize, align, out)) {
+        return 0;
+    }
+    return alloc_shared(a, c, bsize, align, out);
 }
 
 static int alloc_impl(ca_arena *a, size_t size, size_t align, uint64_t *off)
@@ -1126,6 +1177,7 @@ static int alloc_impl(ca_arena *a, size_t size, size_t align, uint64_t *off)
     }
     ca_arena__cache *c = my_cache(a);
     if (ca_likely(c != NULL)) {
+        c->streak = 0;
         err = alloc_cached(a, c, bsize, align, off);
         if (ca_likely(!err)) {
             rs(&c->allocs, c->allocs + 1);
@@ -1410,7 +1462,7 @@ int ca_arena_reset(ca_arena *a)
     ca_arena__token_take(a, 0, &held);
     __atomic_store_n(&a->cursor, a->data_off, __ATOMIC_RELEASE);
     ca_arena__tw_store(a, 1, (ca_arena__tw){0, 0});
-    for (unsigned i = 0; i < CA_ARENA__BINS; i++)
+    for (unsigned i = 0; i < CA_ARENA__SBIN_SHARDS * CA_ARENA__BINS; i++)
         __atomic_store_n(&a->sbin[i].top.w, 0, __ATOMIC_RELAXED);
     a->free_bytes = a->free_count = a->pending_bytes = a->pending_count = 0;
     a->discarded = 0;

@@ -330,9 +330,9 @@ static const char *walk(const ca_arena *a, uint64_t first, uint64_t cur, bool so
  * message. */
 static const char *walk_sbins(const ca_arena *a, uint64_t cur, span *v, uint64_t cap, uint64_t *n, uint64_t *bytes)
 {
-    for (unsigned i = 0; i < CA_ARENA__BINS; i++) {
-        uint64_t size = (uint64_t)(i + 1) * CA_ARENA_GRAIN;
-        uint64_t ch = __atomic_load_n(&a->sbin[i].top.half[0], __ATOMIC_ACQUIRE);
+    for (unsigned bi = 0; bi < CA_ARENA__SBIN_SHARDS * CA_ARENA__BINS; bi++) {
+        uint64_t size = (uint64_t)(bi % CA_ARENA__BINS + 1) * CA_ARENA_GRAIN;
+        uint64_t ch = __atomic_load_n(&a->sbin[bi].top.half[0], __ATOMIC_ACQUIRE);
         for (; ch; ch = ((const uint64_t *)(const void *)(a->mem + ch))[1]) {
             for (uint64_t x = ch; x; x = *(const uint64_t *)(const void *)(a->mem + x), (*n)++) {
                 if (*n >= cap)

@@ -153,6 +153,8 @@ struct ca_arena__cache {
     uint64_t allocs, frees, in_use, rewinds; /* counters (in_use: wrapping delta) */
     uint64_t sbin_bytes, sbin_blocks;        /* pushed onto the shared bins minus popped (wrapping) */
     uint64_t sbin_unpub;                     /* the part of sbin_bytes not yet added to ca_arena.sbin_approx */
+    uint64_t streak;                         /* owner only: bytes pushed onto the shared bins since the
+                                                thread's last allocation */
     uint64_t bin[CA_ARENA__BINS];     /* head offset of each bin, 0 = empty */
     uint16_t bin_n[CA_ARENA__BINS];   /* blocks in each bin */
     /* --- under the registry lock (cache.c) ---------------------------- */
@@ -214,6 +216,11 @@ ca_arena__shard *ca_arena__my_shard(ca_arena *a);
  * serves the next allocations of that size from it. Nothing is sorted or
  * walked on either side: O(1) per chain, and no lock.
  *
+ * The bins come in CA_ARENA__SBIN_SHARDS sets: a thread pushes onto the set
+ * of its slot and pops from it first, then from the others (so memory one
+ * thread frees serves any other), so that two threads do not pass cache
+ * lines back and forth on every push and pop.
+ *
  * A chain in the free memory (every block has at least 16 bytes):
  *   word 0 (uint64_t) of each block: the next block of the chain, 0 ends it
  *     (the thread bins' own link: a chain moves between a thread bin and a
@@ -230,9 +237,11 @@ ca_arena__shard *ca_arena__my_shard(ca_arena *a);
  * The shared bins live in the process only; the file records the sorted
  * list. The list token's holder folds them into the list (every chain taken
  * with one CAS per bin, then sorted in): before a flush writes a header, in
- * a compaction, when the cursor is exhausted, and when a thread about to
- * take fresh memory (REUSE_FIRST) finds them holding more than half of the
- * memory below the cursor.
+ * a compaction, when the cursor is exhausted, when a thread about to take
+ * fresh memory (REUSE_FIRST) finds them holding more than three quarters of
+ * the memory below the cursor, and when one thread's frees push more than
+ * CA_ARENA__STREAK caches' worth in a row with no allocation between (memory
+ * freed in bulk comes back as merged runs, not block by block).
  *
  * Counters: the cache that pushes or pops counts the chain in its own
  * sbin_bytes / sbin_blocks (plain stores: no atomic on the shared bins' fast
@@ -246,9 +255,11 @@ ca_arena__shard *ca_arena__my_shard(ca_arena *a);
  * caches and shards are the bytes and blocks of the walk.
  * ------------------------------------------------------------------------ */
 #define CA_ARENA__SBIN_PUBLISH ((uint64_t)64 << 10)
+#define CA_ARENA__SBIN_SHARDS  4 /* sets of shared bins; a thread pushes to its own (slot % 4) */
 #define CA_ARENA__SBIN_NEAR    8 /* larger sizes an allocation may split (alloc.c, sbin_near) */
+#define CA_ARENA__STREAK       4 /* caches' worth pushed by frees in a row that triggers a fold */
 typedef struct ca_arena__sbin {
-    __attribute__((aligned(64))) union {
+    __attribute__((aligned(16))) union {
         unsigned __int128 w; /* {off, gen}: one 16-byte CAS */
         uint64_t half[2];    /* [0] off, [1] gen: plain 8-byte loads (no locked load) */
     } top;
@@ -309,8 +320,8 @@ struct ca_arena {
     __attribute__((aligned(64))) uint64_t sbin_approx; /* atomic: bytes in the shared bins, give or
                                                          take SBIN_PUBLISH per cache (a hint) */
 
-    /* --- shared bins (one line each) ------------------------------------ */
-    ca_arena__sbin sbin[CA_ARENA__BINS];
+    /* --- shared bins: set s at [s * CA_ARENA__BINS], a 4 KiB run each ---- */
+    __attribute__((aligned(64))) ca_arena__sbin sbin[CA_ARENA__SBIN_SHARDS * CA_ARENA__BINS];
 
     /* --- counters ------------------------------------------------------- */
     ca_arena__shard shard[CA_ARENA__SHARDS]; /* summed by stats and check */

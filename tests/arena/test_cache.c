@@ -212,6 +212,43 @@ Test(arena_cache, mixed_frees_keep_off_the_sorted_list)
     ca_arena_close(a);
 }
 
+/* Frees in bulk with no allocation between (here: 4 MiB freed in the order
+ * of allocation, so the chunk never rewinds): once they have pushed more
+ * than CA_ARENA__STREAK caches' worth onto the shared bins, the bins are
+ * folded into the list and compacted, so the memory comes back as merged
+ * runs (a few segments, not one pop per block), and allocating the same
+ * blocks again takes little memory beyond the first high-water mark (the
+ * last streak's blocks stay in the shared bins, by size). */
+Test(arena_cache, bulk_frees_are_folded_into_merged_runs)
+{
+    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 64u << 20);
+    enum { N = 2048 };
+    static uint64_t o[N];
+    static size_t s[N];
+    ca_rng r = {ca_test_seed()};
+    for (int i = 0; i < N; i++) {
+        s[i] = 16 + (size_t)ca_rng_below(&r, 4081);
+        o[i] = al(a, s[i]);
+    }
+    uint64_t high = ca_arena_cursor(a);
+    for (int i = 0; i < N; i++)
+        ca_arena_free(a, o[i], s[i]);
+    ok(a);
+    cr_assert_gt(counter(a, "bin_folds"), 0, "the bulk frees were folded");
+    cr_assert_lt(counter(a, "shared_bin_bytes"), 4 * (256u << 10), "at most one streak left in the shared bins");
+    cr_assert_lt(counter(a, "free_segments"), 8, "merged runs: %llu segments",
+                 (unsigned long long)counter(a, "free_segments"));
+    for (int i = 0; i < N; i++)
+        o[i] = al(a, s[i]);
+    uint64_t used = high - ca_arena_data_start(a);
+    cr_assert_leq(ca_arena_cursor(a), high + used / 8, "the same blocks again took little fresh memory");
+    ok(a);
+    for (int i = 0; i < N; i++)
+        ca_arena_free(a, o[i], s[i]);
+    ok(a);
+    ca_arena_close(a);
+}
+
 /* ca_arena_check walks the shared bins: a block whose link was overwritten
  * after its free (here: pointing outside the arena) is reported. */
 Test(arena_cache, check_reports_a_damaged_shared_bin)
@@ -227,7 +264,9 @@ Test(arena_cache, check_reports_a_damaged_shared_bin)
         ca_arena_free(a, b[i], 64);
     ok(a);
     unsigned bin = 64 / CA_ARENA_GRAIN - 1;
-    uint64_t top = a->sbin[bin].top.half[0];
+    uint64_t top = 0;
+    for (unsigned set = 0; set < CA_ARENA__SBIN_SHARDS && !top; set++)
+        top = a->sbin[set * CA_ARENA__BINS + bin].top.half[0];
     cr_assert_neq(top, 0, "a chain of 64-byte blocks is on the shared bin");
     uint64_t *link = (uint64_t *)ca_arena_ptr(a, top);
     uint64_t saved = link[0];
