@@ -163,7 +163,9 @@ static int flush_impl(ca_arena *a, uint64_t off, uint64_t size, bool all, const 
         return EROFS;
     ca_arena__tw held;
     ca_arena__token_take(a, 0, &held);
-    uint64_t head = ca_arena__drain_pending(a, held.off);
+    /* the shared bins live in the process only: the header records them in
+     * the list */
+    uint64_t head = ca_arena__fold_bins(a, ca_arena__drain_pending(a, held.off));
     if (all) {
         off = 0;
         size = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);

@@ -3,8 +3,9 @@
  * width, read-only and copy-on-write opens, expectation mismatches, the
  * corruption matrix (truncations, every header byte flipped, bad magic, bad
  * version, zero length, damaged free list, out-of-range field), torn header
- * writes, recovery of a file left DIRTY, and faults injected through
- * libsource's hooks. A failed open never modifies the file. */
+ * writes, recovery of a file left DIRTY, faults injected through libsource's
+ * hooks, and a file written by the previous release. A failed open never
+ * modifies the file. */
 #include <criterion/criterion.h>
 #include <ctxalloc/arena.h>
 #include <ctxalloc/source.h>
@@ -615,5 +616,78 @@ Test(arena_file, refusals_set_the_last_error)
     cr_assert_eq(ca_arena_create(&a, NULL), 0);
     cr_assert_eq(ca_last_error(), m);
     cr_assert_not_null(strstr(m, "missing"));
+    ca_arena_close(a);
+}
+
+/* A file written by the release before the shared bins (data/layout1.arena,
+ * layout version 1: 16 KiB, OPTIMISTIC, 64-bit offsets, user version 7, a
+ * user area with the offsets of 8 live blocks, 6 recorded free segments,
+ * closed cleanly). The shared bins live in the process only and a flush
+ * folds them into the recorded list, so the layout did not change: the file
+ * opens read-only as it is, and a copy opened read-write takes allocations
+ * and frees (through the thread caches and shared bins), flushes, and
+ * reopens with its old blocks intact. */
+static void verify_layout1(ca_arena *a)
+{
+    size_t us = 0;
+    const uint64_t *root = ca_arena_user_area(a, &us);
+    cr_assert_eq(us, 64);
+    static const int live[8] = {1, 3, 5, 7, 9, 11, 12, 13};
+    for (int n = 0; n < 8; n++) {
+        size_t s = 48 + 80 * (size_t)live[n];
+        const unsigned char *p = ca_arena_ptr(a, root[n]);
+        cr_assert_not_null(p);
+        for (size_t k = 0; k < s; k++)
+            cr_assert_eq(p[k], (unsigned char)(root[n] + k * 7), "block %d byte %zu", n, k);
+    }
+}
+
+Test(arena_file, file_of_the_previous_release_opens)
+{
+    const char *src = CA_ARENA_TEST_DATA "/layout1.arena";
+    ca_arena *a = NULL;
+    ca_arena_error why;
+    cr_assert_eq(ca_arena_open_file(&a, src, CA_ARENA_READ_ONLY, any7(), &why), 0, "%s", ca_arena_strerror(why));
+    cr_assert_null(ca_arena_check(a), "%s", ca_arena_check(a));
+    ca_stats st;
+    ca_arena_stats(a, &st);
+    uint64_t fs = 0, fb = 0;
+    ca_stats_get_counter(&st, "free_segments", &fs);
+    ca_stats_get_counter(&st, "free_bytes", &fb);
+    cr_assert_eq(fs, 6);
+    cr_assert_eq(fb, 2688);
+    verify_layout1(a);
+    ca_arena_close(a);
+
+    /* a copy, read-write: the library of today writes to it */
+    FILE *in = fopen(src, "rb");
+    cr_assert_not_null(in);
+    static unsigned char buf[16u << 10];
+    cr_assert_eq(fread(buf, 1, sizeof buf, in), sizeof buf);
+    fclose(in);
+    const char *copy = path_of("layout1-copy");
+    FILE *out = fopen(copy, "wb");
+    cr_assert_not_null(out);
+    cr_assert_eq(fwrite(buf, 1, sizeof buf, out), sizeof buf);
+    fclose(out);
+    ca_arena_options e = *any7();
+    e.local_cache = 1024; /* bins that overflow: the shared bins take part */
+    cr_assert_eq(ca_arena_open_file(&a, copy, CA_ARENA_READ_WRITE, &e, &why), 0, "%s", ca_arena_strerror(why));
+    uint64_t o[40];
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(ca_arena_alloc(a, 64, 16, &o[i]), 0, "alloc %d", i);
+    for (int i = 0; i < 40; i += 2)
+        cr_assert_eq(ca_arena_free(a, o[i], 64), 0);
+    ca_arena_stats(a, &st);
+    uint64_t sb = 0;
+    ca_stats_get_counter(&st, "shared_bin_bytes", &sb);
+    cr_assert_gt(sb, 0, "the frees overflowed the cache into the shared bins");
+    cr_assert_eq(ca_arena_flush(a), 0);
+    cr_assert_null(ca_arena_check(a), "%s", ca_arena_check(a));
+    verify_layout1(a);
+    cr_assert_eq(ca_arena_close(a), 0);
+    cr_assert_eq(ca_arena_open_file(&a, copy, CA_ARENA_READ_ONLY, any7(), &why), 0, "%s", ca_arena_strerror(why));
+    cr_assert_null(ca_arena_check(a), "%s", ca_arena_check(a));
+    verify_layout1(a);
     ca_arena_close(a);
 }

@@ -413,7 +413,11 @@ ca_allocator *ca_arena_allocator(ca_arena *a);
  * capacity, peak_in_use, allocs, frees, failures; counters "cursor",
  * "discarded", "free_bytes", "free_segments", "pending_segments",
  * "cas_retries", "rewinds", "flushes", "cached_bytes", "chunk_bytes",
- * "caches". Takes the process-wide cache registry lock.
+ * "caches", "list_steps" (nodes of the sorted free list visited by walks,
+ * sorts and merges: the list's work), "shared_bin_bytes" (in the shared
+ * bins: blocks of up to 4 KiB that thread caches gave back, by size),
+ * "bin_folds" (times the shared bins were folded into the sorted list).
+ * Takes the process-wide cache registry lock.
  * Return: 0.
  */
 int ca_arena_stats(const ca_arena *a, ca_stats *out);
@@ -422,7 +426,8 @@ int ca_arena_stats(const ca_arena *a, ca_stats *out);
 /* clang-format off */
 #define CA_ARENA_COUNTERS(X) \
     X(cursor) X(discarded) X(free_bytes) X(free_segments) X(pending_segments) X(cas_retries) \
-    X(rewinds) X(cached_bytes) X(chunk_bytes) X(caches) X(flushes)
+    X(rewinds) X(cached_bytes) X(chunk_bytes) X(caches) X(flushes) X(list_steps) X(shared_bin_bytes) \
+    X(bin_folds)
 /* clang-format on */
 
 /**
