@@ -135,7 +135,7 @@ cmd_test() {
     fi
 
     # Configurations users choose: another base allocator behind malloc, no
-    # libnuma (release builds; the suites those options change). The preload
+    # NUMA policies (release builds; the suites those options change). The preload
     # programs run there too; their checks of libbinned's own behaviour
     # (limits, memory return, statistics) print "skip" over another base.
     for cell in "global-jemalloc gcc --buildtype=release -Dglobal=jemalloc -- switch" \

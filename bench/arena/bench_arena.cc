@@ -15,7 +15,7 @@
 //   ctxalloc-shared-fresh        the same, FRESH_FIRST;
 //   ctxalloc-shared-pessimistic  the same, PESSIMISTIC;
 //   ctxalloc-shared-file         the same over an unlinked file (shared mapping);
-//   ctxalloc-shared-nocache      local_cache = 0: every call on the shared
+//   ctxalloc-shared-nocache      CA_ARENA_LOCAL_CACHE_OFF: every call on the shared
 //                                cursor and list (the lock-free list alone);
 //   ctxalloc-per-thread          one arena per thread (nothing shared).
 // Arenas are made on first use and kept for the process; every run frees
@@ -76,7 +76,7 @@ ca_arena *make_arena(Variant v)
     if (v == PESSIMISTIC)
         o.freelist = CA_ARENA_FREELIST_PESSIMISTIC;
     if (v == NOCACHE)
-        o.local_cache = 0;
+        o.local_cache = CA_ARENA_LOCAL_CACHE_OFF;
     ca_arena *a = nullptr;
     if (v == FILEB) {
         char path[] = "/tmp/ctxalloc-bench-arena-XXXXXX";

@@ -71,7 +71,7 @@ int main(int argc, char **argv)
     }
     static ca_switch_adopted ad;
     if (ca_switch_adopt(&ad, a) != 0) {
-        fprintf(stderr, "adopt: %s\n", ca_switch_adopt_error(&ad));
+        fprintf(stderr, "adopt: %s\n", ca_last_error());
         return 1;
     }
     if (strcmp(mode, "select") == 0) {

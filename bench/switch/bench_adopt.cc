@@ -132,7 +132,7 @@ template <Kind K> void adopted(benchmark::State &st)
     subject s(K);
     ca_switch_adopted ad;
     if (ca_switch_adopt(&ad, s.a) != 0) {
-        st.SkipWithError(ca_switch_adopt_error(&ad));
+        st.SkipWithError(ca_last_error());
         return;
     }
     ca_allocator *prev = ca_switch_context_set(&ad.base);
@@ -154,7 +154,7 @@ void set_restore(benchmark::State &st)
     subject s(RBTREE);
     ca_switch_adopted ad;
     if (ca_switch_adopt(&ad, s.a) != 0) {
-        st.SkipWithError(ca_switch_adopt_error(&ad));
+        st.SkipWithError(ca_last_error());
         return;
     }
     for (auto _ : st) {
@@ -171,7 +171,7 @@ void swap_pair(benchmark::State &st)
     subject s(RBTREE);
     ca_switch_adopted ad;
     if (ca_switch_adopt(&ad, s.a) != 0) {
-        st.SkipWithError(ca_switch_adopt_error(&ad));
+        st.SkipWithError(ca_last_error());
         return;
     }
     ca_allocator *slot = &ad.base;

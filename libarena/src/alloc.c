@@ -202,8 +202,8 @@ static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 #endif
 
 /* Frees into a list longer than BATCH_LIST segments go to the pending stack
- * and are merged in bulk once BATCH_PENDING have gathered (auto_compact 0
- * turns batching off too, so that single-threaded behaviour is exactly the
+ * and are merged in bulk once BATCH_PENDING have gathered (auto_compact
+ * off, CA_ARENA_AUTO_COMPACT_OFF, turns batching off too, so that single-threaded behaviour is exactly the
  * direct insertion the shadow-model test predicts). */
 #define CA_ARENA__BATCH_LIST 32
 #define CA_ARENA__BATCH_PENDING 32
@@ -1073,7 +1073,7 @@ static bool sbin_near(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t bsiz
  * than three quarters of the memory below the cursor (blocks of sizes
  * nobody asks for now), fold them into the list and compact it, if the
  * token is free now, so that the cursor grows only past what the free
- * memory cannot serve (auto_compact 0: folded without the compaction).
+ * memory cannot serve (CA_ARENA_AUTO_COMPACT_OFF: folded without the compaction).
  * True when something was folded. A fold empties the
  * bins, so the next one waits for three quarters of the used memory to
  * gather again: O(log n) amortised per freed block, and none while the
@@ -1089,7 +1089,7 @@ static bool fold_if_idle(ca_arena *a)
 }
 
 /* Fold the shared bins into the list and compact it, if the token is free
- * now (auto_compact 0: no compaction). True when the token was taken. */
+ * now (CA_ARENA_AUTO_COMPACT_OFF: no compaction). True when the token was taken. */
 static bool fold_now(ca_arena *a)
 {
     ca_arena__tw held;

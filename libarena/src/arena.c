@@ -25,47 +25,64 @@ typedef union own_source {
     ca_source_mmap mmap;
 } own_source;
 
-void ca_arena_options_init(ca_arena_options *o)
+const char *ca_arena__resolve_options(const ca_arena_options *in, bool open, ca_arena_options *out)
 {
-    memset(o, 0, sizeof *o);
-    o->capacity = (uint64_t)1 << 20;
-    o->freelist = CA_ARENA_FREELIST_OPTIMISTIC;
-    o->offset_bits = 64;
-    o->min_segment = 32;
-    o->max_retries = 256;
-    o->auto_compact = 1024;
-    o->local_cache = (size_t)256 << 10;
-    o->order = CA_ARENA_REUSE_FIRST;
-    o->backing = CA_ARENA_BACKING_HEAP;
+    if (in)
+        *out = *in;
+    else
+        memset(out, 0, sizeof *out);
+    /* Zero is the default, field by field (arena.h). */
+    if (!out->capacity)
+        out->capacity = CA_ARENA_CAPACITY_DEFAULT;
+    if (!out->min_segment)
+        out->min_segment = CA_ARENA_MIN_SEGMENT_DEFAULT;
+    if (!out->max_retries)
+        out->max_retries = CA_ARENA_MAX_RETRIES_DEFAULT;
+    if (!out->auto_compact)
+        out->auto_compact = CA_ARENA_AUTO_COMPACT_DEFAULT;
+    if (!out->local_cache)
+        out->local_cache = CA_ARENA_LOCAL_CACHE_DEFAULT;
+    if (open) {
+        if (out->freelist == CA_ARENA_FREELIST_DEFAULT)
+            out->freelist = CA_ARENA_FREELIST_ANY; /* offset_bits 0: any width */
+    } else {
+        if (out->freelist == CA_ARENA_FREELIST_DEFAULT)
+            out->freelist = CA_ARENA_FREELIST_OPTIMISTIC;
+        if (!out->offset_bits)
+            out->offset_bits = CA_ARENA_OFFSET_BITS_DEFAULT;
+    }
+    if ((unsigned)out->freelist < CA_ARENA_FREELIST_NONE ||
+        (unsigned)out->freelist > (open ? CA_ARENA_FREELIST_ANY : CA_ARENA_FREELIST_PESSIMISTIC))
+        return open ? "unknown free-list kind" : "unknown free-list kind (ANY is for ca_arena_open_file)";
+    if (out->offset_bits && out->offset_bits != 32 && out->offset_bits != 64)
+        return "offset_bits is neither 32 nor 64";
+    if (out->min_segment < CA_ARENA_GRAIN || out->min_segment % CA_ARENA_GRAIN)
+        return "min_segment is not a multiple of 16";
+    if (out->flags & ~CA_ARENA_REPLACE)
+        return "unknown flag";
+    if ((unsigned)out->order > CA_ARENA_FRESH_FIRST)
+        return "unknown order";
+    if (!open && (unsigned)out->backing > CA_ARENA_BACKING_ANON)
+        return "unknown backing";
+    return NULL;
 }
 
-ca_arena_error ca_arena__check_options(const ca_arena_options *o, uint64_t *capacity, uint64_t *data_off)
+const char *ca_arena__layout(const ca_arena_options *o, uint64_t *capacity, uint64_t *data_off)
 {
     size_t cap, doff;
-    if (o->offset_bits != 32 && o->offset_bits != 64)
-        return CA_ARENA_E_OPTIONS;
-    if ((unsigned)o->freelist > CA_ARENA_FREELIST_PESSIMISTIC)
-        return CA_ARENA_E_OPTIONS;
-    if (o->min_segment < CA_ARENA_GRAIN || o->min_segment % CA_ARENA_GRAIN || o->max_retries == 0)
-        return CA_ARENA_E_OPTIONS;
-    if (o->flags & ~CA_ARENA_REPLACE)
-        return CA_ARENA_E_OPTIONS;
-    if ((unsigned)o->order > CA_ARENA_FRESH_FIRST)
-        return CA_ARENA_E_OPTIONS;
     if (ca_add_overflows(CA_ARENA_HEADER_SIZE, o->user_size, &doff) ||
         ca_align_up_overflows(doff, CA_ARENA__DATA_ALIGN, &doff))
-        return CA_ARENA_E_OPTIONS;
-    if (o->capacity > SIZE_MAX || ca_page_round_overflows((size_t)o->capacity, &cap))
-        return CA_ARENA_E_OPTIONS;
+        return "user_size too large";
+    if (o->capacity > SIZE_MAX || ca_page_round_overflows((size_t)o->capacity, &cap) ||
+        (uint64_t)cap > (UINT64_MAX >> 2))
+        return "capacity too large";
     if (cap <= doff || cap - doff < CA_ARENA_GRAIN)
-        return CA_ARENA_E_OPTIONS;
+        return "capacity leaves no room for blocks after the header and the user area";
     if (o->offset_bits == 32 && cap > CA_ARENA_MAX_CAPACITY_32)
-        return CA_ARENA_E_OPTIONS;
-    if ((uint64_t)cap > (UINT64_MAX >> 2))
-        return CA_ARENA_E_OPTIONS;
+        return "capacity above the 32-bit offset limit (CA_ARENA_MAX_CAPACITY_32)";
     *capacity = cap;
     *data_off = doff;
-    return CA_ARENA_OK;
+    return NULL;
 }
 
 ca_arena *ca_arena__new(const ca_arena_options *o)
@@ -82,8 +99,8 @@ ca_arena *ca_arena__new(const ca_arena_options *o)
     a->user_version = o->user_version;
     a->min_segment = o->min_segment;
     a->max_retries = o->max_retries;
-    a->auto_compact = o->auto_compact;
-    a->local_cache = o->local_cache;
+    a->auto_compact = o->auto_compact == CA_ARENA_AUTO_COMPACT_OFF ? 0 : o->auto_compact;
+    a->local_cache = o->local_cache == CA_ARENA_LOCAL_CACHE_OFF ? 0 : o->local_cache;
     a->order = o->order == CA_ARENA_FRESH_FIRST ? CA_ARENA_FRESH_FIRST : CA_ARENA_REUSE_FIRST;
     a->fault = o->fault;
     a->mode = CA_ARENA_READ_WRITE;
@@ -101,21 +118,35 @@ void ca_arena__delete(ca_arena *a)
     free(a);
 }
 
-int ca_arena_create(ca_arena **out, const ca_arena_options *o)
+/* The calling thread's message for a failed ca_arena_create: "arena:
+ * create: <what>[: <errno text>]". Returns err. */
+static int create_fail(const char *what, int err, bool with_errno)
 {
-    ca_arena_options dflt;
-    if (!o) {
-        ca_arena_options_init(&dflt);
-        o = &dflt;
+    ca_line *m = ca_core__last_error_begin(COMP);
+    ca_line_str(m, "create: ");
+    ca_line_str(m, what);
+    if (with_errno) {
+        ca_line_str(m, ": ");
+        ca_line_errno(m, err);
     }
+    return err;
+}
+
+int ca_arena_create(ca_arena **out, const ca_arena_options *opt)
+{
+    ca_arena_options ro;
+    const ca_arena_options *o = &ro;
+    const char *bad = ca_arena__resolve_options(opt, false, &ro);
+    uint64_t cap = 0, doff = 0;
+    if (!bad)
+        bad = ca_arena__layout(o, &cap, &doff);
     if (!out)
-        return EINVAL;
-    uint64_t cap, doff;
-    if (ca_arena__check_options(o, &cap, &doff) != CA_ARENA_OK || (unsigned)o->backing > CA_ARENA_BACKING_ANON)
-        return EINVAL;
+        bad = "out is NULL";
+    if (bad)
+        return create_fail(bad, EINVAL, false);
     ca_arena *a = ca_arena__new(o);
     if (!a)
-        return ENOMEM;
+        return create_fail("no memory for the arena", ENOMEM, true);
     a->backing = CA_ARENA__BACK_SOURCE;
     a->capacity = cap;
     a->data_off = doff;
@@ -128,7 +159,7 @@ int ca_arena_create(ca_arena **out, const ca_arena_options *o)
         os = (own_source *)malloc(sizeof *os);
         if (!os) {
             ca_arena__delete(a);
-            return ENOMEM;
+            return create_fail("no memory for the arena's source", ENOMEM, true);
         }
         if (o->backing == CA_ARENA_BACKING_HEAP) {
             ca_source_heap_options ho;
@@ -148,7 +179,7 @@ int ca_arena_create(ca_arena **out, const ca_arena_options *o)
         if (err) {
             free(os);
             ca_arena__delete(a);
-            return err;
+            return create_fail("the default source failed to initialise", err, true);
         }
     }
     /* At least page alignment and whole pages (cap is page-rounded), also
@@ -167,7 +198,7 @@ int ca_arena_create(ca_arena **out, const ca_arena_options *o)
             ca_source_mmap_destroy(&os->mmap);
         free(os);
         ca_arena__delete(a);
-        return err;
+        return create_fail("obtaining the region from the source", err, true);
     }
     a->own_src = os;
     a->own_kind = own;

@@ -57,7 +57,7 @@ typedef struct ca_arena__disk {
     char magic[8];           /* CA_ARENA__MAGIC, no NUL */
     uint32_t layout_version; /* CA_ARENA_LAYOUT_VERSION */
     uint32_t user_version;
-    uint32_t freelist;       /* ca_arena_freelist, never ANY */
+    uint32_t freelist;       /* CA_ARENA__DISK_*: the kind's own encoding */
     uint32_t offset_bits;    /* 32 or 64 */
     uint64_t capacity;       /* bytes of the file; page multiple */
     uint64_t user_size;      /* bytes of the user area at CA_ARENA_HEADER_SIZE */
@@ -74,6 +74,19 @@ typedef struct ca_arena__disk {
     uint64_t checksum;       /* FNV-1a 64 of the bytes above */
 } ca_arena__disk;
 CA_STATIC_ASSERT(sizeof(ca_arena__disk) == 128, "header copy is 128 bytes");
+
+/* The free-list kind in the header: the layout's encoding, fixed since
+ * version 1 whatever the values of ca_arena_freelist. */
+#define CA_ARENA__DISK_NONE        0u
+#define CA_ARENA__DISK_OPTIMISTIC  1u
+#define CA_ARENA__DISK_PESSIMISTIC 2u
+CA_STATIC_ASSERT(CA_ARENA_FREELIST_NONE == 1 && CA_ARENA_FREELIST_OPTIMISTIC == 2 &&
+                     CA_ARENA_FREELIST_PESSIMISTIC == 3,
+                 "the kinds map to the header's encoding by an offset of one");
+/* A resolved kind (NONE, OPTIMISTIC or PESSIMISTIC) as the header stores it. */
+ca_force_inline uint32_t ca_arena__kind_to_disk(ca_arena_freelist k) { return (uint32_t)k - 1u; }
+/* A header's kind (checked: <= CA_ARENA__DISK_PESSIMISTIC) as the enum. */
+ca_force_inline ca_arena_freelist ca_arena__kind_from_disk(uint32_t v) { return (ca_arena_freelist)(v + 1u); }
 
 uint64_t ca_arena__checksum(const ca_arena__disk *d);
 uint64_t ca_arena__state_word(uint64_t seq, unsigned phase);
@@ -172,7 +185,7 @@ extern _Thread_local ca_arena__tl_slot ca_arena__tl[CA_ARENA__TL_SLOTS];
 
 /* The calling thread's cache for a, made on first use (a full table gives
  * its least recently used cache back first); NULL when a keeps no caches
- * (local_cache 0, read-only) or no page could be mapped for one. */
+ * (CA_ARENA_LOCAL_CACHE_OFF, read-only) or no page could be mapped for one. */
 ca_arena__cache *ca_arena__cache_slow(ca_arena *a);
 /* Give a cache's bins and chunk back to the arena (owner, or anyone while
  * the owner is outside every call). */
@@ -287,7 +300,7 @@ struct ca_arena {
     uint64_t user_size;      /* user area at CA_ARENA_HEADER_SIZE */
     uint64_t min_segment;    /* free pieces below this are discarded */
     unsigned max_retries;    /* CAS attempts per phase */
-    uint64_t auto_compact;   /* options.auto_compact (0: off) */
+    uint64_t auto_compact;   /* options.auto_compact resolved (0: CA_ARENA_AUTO_COMPACT_OFF) */
     ca_arena_freelist kind;
     unsigned wide;           /* 1: 64-bit offsets */
     uint32_t user_version;
@@ -301,7 +314,8 @@ struct ca_arena {
     ca_fault *fault;
 
     uint64_t id;             /* unique per process, never reused; 0: no thread caches */
-    uint64_t local_cache;    /* options.local_cache: bytes a thread cache may hold */
+    uint64_t local_cache;    /* options.local_cache resolved: bytes a thread cache may hold
+                                (0: CA_ARENA_LOCAL_CACHE_OFF) */
     uint64_t chunk;          /* bytes a cache reserves from the cursor at once (0: none) */
     ca_arena_order order;    /* options.order */
     ca_arena__cache *caches; /* every live cache (registry lock, cache.c) */
@@ -364,13 +378,19 @@ uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head);
 /* Under the token: move every shared bin into the sorted list. */
 uint64_t ca_arena__fold_bins(ca_arena *a, uint64_t head);
 
-/* Allocate and zero an arena object with defaults from o (arena.c). */
+/* Where every create and open starts (arena.c), the one place zeros become
+ * defaults: *out = *in (NULL: all-zero) with each 0 field replaced by its
+ * default (arena.h); for open (expectations) a zero kind becomes ANY and a
+ * zero width stays 0 (any). Then every field is checked. Returns NULL, or a
+ * static text naming the first bad field. */
+const char *ca_arena__resolve_options(const ca_arena_options *in, bool open, ca_arena_options *out);
+/* For resolved creation options: the page-rounded capacity and the data
+ * offset, or a static text saying why they do not fit (arena.c). */
+const char *ca_arena__layout(const ca_arena_options *o, uint64_t *capacity, uint64_t *data_off);
+/* Allocate and zero an arena object set up from resolved options (arena.c). */
 ca_arena *ca_arena__new(const ca_arena_options *o);
 /* Free the object only (arena.c). */
 void ca_arena__delete(ca_arena *a);
-/* Validate creation options (arena.c): CA_ARENA_OK or CA_ARENA_E_OPTIONS;
- * fills the rounded capacity and the data offset. */
-ca_arena_error ca_arena__check_options(const ca_arena_options *o, uint64_t *capacity, uint64_t *data_off);
 
 /* Set up the process-side object once the region is known (alloc.c). */
 void ca_arena__init_live(ca_arena *a, uint64_t cursor, uint64_t free_head, uint64_t free_bytes,

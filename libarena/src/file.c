@@ -65,7 +65,7 @@ void ca_arena__disk_fill(const ca_arena *a, ca_arena__disk *d, uint64_t cursor, 
     memcpy(d->magic, CA_ARENA__MAGIC, 8);
     d->layout_version = CA_ARENA_LAYOUT_VERSION;
     d->user_version = a->user_version;
-    d->freelist = (uint32_t)a->kind;
+    d->freelist = ca_arena__kind_to_disk(a->kind);
     d->offset_bits = a->wide ? 64 : 32;
     d->capacity = a->capacity;
     d->user_size = a->user_size;
@@ -209,7 +209,7 @@ static bool copy_ok(const ca_arena__disk *c, unsigned slot)
 static ca_arena_error check_fields(const ca_arena__disk *d, uint64_t file_size)
 {
     size_t doff;
-    if (d->freelist > CA_ARENA_FREELIST_PESSIMISTIC || (d->offset_bits != 32 && d->offset_bits != 64))
+    if (d->freelist > CA_ARENA__DISK_PESSIMISTIC || (d->offset_bits != 32 && d->offset_bits != 64))
         return CA_ARENA_E_FIELD;
     if (d->reserved)
         return CA_ARENA_E_FIELD;
@@ -225,8 +225,7 @@ static ca_arena_error check_fields(const ca_arena__disk *d, uint64_t file_size)
         return CA_ARENA_E_FIELD;
     if (d->free_bytes > d->cursor - d->data_off || d->discarded > d->cursor - d->data_off - d->free_bytes)
         return CA_ARENA_E_FIELD;
-    if ((d->free_head == 0) != (d->free_count == 0) ||
-        (d->freelist == CA_ARENA_FREELIST_NONE && d->free_head))
+    if ((d->free_head == 0) != (d->free_count == 0) || (d->freelist == CA_ARENA__DISK_NONE && d->free_head))
         return CA_ARENA_E_FIELD;
     if (file_size < d->capacity)
         return CA_ARENA_E_TRUNCATED;
@@ -347,34 +346,62 @@ static ca_arena_error validate_list(const ca_arena *a, const ca_arena__disk *d)
  * Create / open
  * ------------------------------------------------------------------------ */
 
-static int fail(ca_arena_error *why, ca_arena_error e, int err)
+/* A refused create or open: *why = e, and the calling thread's message
+ * "arena: <op> '<path>': <reason>" (core's ca_last_error). The reason is
+ * the text of e, then `detail` when given: the bad option for
+ * CA_ARENA_E_OPTIONS; for CA_ARENA_E_SYSTEM it is the failed step and the
+ * text of err instead. Returns err. */
+static int fail(ca_arena_error *why, ca_arena_error e, int err, const char *op, const char *path,
+                const char *detail)
 {
     if (why)
         *why = e;
+    ca_line *m = ca_core__last_error_begin("arena");
+    ca_line_str(m, op);
+    if (path) {
+        ca_line_str(m, " '");
+        ca_line_str(m, path);
+        ca_line_char(m, '\'');
+    }
+    ca_line_str(m, ": ");
+    if (e == CA_ARENA_E_SYSTEM) {
+        ca_line_str(m, detail ? detail : "system call");
+        ca_line_str(m, ": ");
+        ca_line_errno(m, err);
+    } else {
+        ca_line_str(m, ca_arena_strerror(e));
+        if (detail) {
+            ca_line_str(m, ": ");
+            ca_line_str(m, detail);
+        }
+    }
     return err;
 }
 
-int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_options *o, ca_arena_error *why)
+int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_options *opt, ca_arena_error *why)
 {
-    ca_arena_options dflt;
     if (why)
         *why = CA_ARENA_OK;
-    if (!o) {
-        ca_arena_options_init(&dflt);
-        o = &dflt;
-    }
-    uint64_t cap, doff;
-    if (!out || !path || ca_arena__check_options(o, &cap, &doff) != CA_ARENA_OK)
-        return fail(why, CA_ARENA_E_OPTIONS, EINVAL);
+    /* Zeros resolved first: the header records the values used. */
+    ca_arena_options ro;
+    const ca_arena_options *o = &ro;
+    const char *bad = ca_arena__resolve_options(opt, false, &ro);
+    uint64_t cap = 0, doff = 0;
+    if (!bad)
+        bad = ca_arena__layout(o, &cap, &doff);
+    if (!out || !path)
+        bad = !out ? "out is NULL" : "path is NULL";
+    if (bad)
+        return fail(why, CA_ARENA_E_OPTIONS, EINVAL, "create", path, bad);
     /* The arena is built in a temporary file next to path and linked into
      * place only when complete: a crash inside create never leaves a
      * partial arena at path. */
     if (!(o->flags & CA_ARENA_REPLACE) && access(path, F_OK) == 0)
-        return fail(why, CA_ARENA_E_EXISTS, EEXIST);
+        return fail(why, CA_ARENA_E_EXISTS, EEXIST, "create", path, "give CA_ARENA_REPLACE to replace it");
     size_t plen = strlen(path);
     char *tmp = (char *)malloc(plen + 8);
     if (!tmp)
-        return fail(why, CA_ARENA_E_SYSTEM, ENOMEM);
+        return fail(why, CA_ARENA_E_SYSTEM, ENOMEM, "create", path, "malloc of the temporary name");
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".XXXXXX", 8);
     int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_OPEN, (size_t)cap);
@@ -383,21 +410,27 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
         err = errno;
     if (err) {
         free(tmp);
-        return fail(why, CA_ARENA_E_SYSTEM, err);
+        return fail(why, CA_ARENA_E_SYSTEM, err, "create", path, "mkostemp of a file beside it");
     }
     void *mem = NULL;
     ca_arena *a = NULL;
     ca_arena_error e = CA_ARENA_E_SYSTEM;
+    const char *step = "fallocate";
     err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_FALLOCATE, (size_t)cap);
     if (!err)
         err = ca_os_fallocate(fd, CA_OS_FALLOCATE_POSIX, 0, (int64_t)cap);
-    if (!err)
+    if (!err) {
+        step = "mmap";
         err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_MMAP, (size_t)cap);
+    }
     if (!err)
         err = ca_os_map(NULL, (size_t)cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0, &mem);
-    if (!err && !(a = ca_arena__new(o)))
+    if (!err && !(a = ca_arena__new(o))) {
+        step = "malloc of the arena";
         err = ENOMEM;
+    }
     if (!err) {
+        step = "msync of the header";
         a->backing = CA_ARENA__BACK_FILE;
         a->fd = fd;
         a->mem = (unsigned char *)mem;
@@ -417,13 +450,16 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
         err = ca_os_sync(a->mem, (size_t)doff, MS_SYNC);
     }
     if (!err) {
+        step = o->flags & CA_ARENA_REPLACE ? "rename into place" : "link into place";
         if (o->flags & CA_ARENA_REPLACE) {
             if (rename(tmp, path))
                 err = errno;
         } else if (link(tmp, path)) {
             err = errno;
-            if (err == EEXIST)
+            if (err == EEXIST) {
                 e = CA_ARENA_E_EXISTS;
+                step = "created by another process meanwhile";
+            }
         } else {
             unlink(tmp);
         }
@@ -436,40 +472,41 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
         free(tmp);
         if (a)
             ca_arena__delete(a);
-        return fail(why, e, err);
+        return fail(why, e, err, "create", path, step);
     }
     free(tmp);
     *out = a;
     return 0;
 }
 
-int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, const ca_arena_options *expect,
+int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, const ca_arena_options *expect_in,
                        ca_arena_error *why)
 {
-    ca_arena_options dflt;
     if (why)
         *why = CA_ARENA_OK;
-    if (!expect) {
-        ca_arena_options_init(&dflt);
-        dflt.freelist = CA_ARENA_FREELIST_ANY;
-        dflt.offset_bits = 0;
-        expect = &dflt;
-    }
-    if (!out || !path || (unsigned)mode > CA_ARENA_COPY_ON_WRITE || (unsigned)expect->freelist > CA_ARENA_FREELIST_ANY ||
-        (expect->offset_bits != 0 && expect->offset_bits != 32 && expect->offset_bits != 64) ||
-        expect->min_segment < CA_ARENA_GRAIN || expect->min_segment % CA_ARENA_GRAIN || !expect->max_retries)
-        return fail(why, CA_ARENA_E_OPTIONS, EINVAL);
+    /* Expectations with zeros resolved: NULL and all-zero expect the
+     * file's kind and width, user version 0. */
+    ca_arena_options ex;
+    const ca_arena_options *expect = &ex;
+    const char *bad = ca_arena__resolve_options(expect_in, true, &ex);
+    if ((unsigned)mode > CA_ARENA_COPY_ON_WRITE)
+        bad = "unknown mode";
+    if (!out || !path)
+        bad = !out ? "out is NULL" : "path is NULL";
+    if (bad)
+        return fail(why, CA_ARENA_E_OPTIONS, EINVAL, "open", path, bad);
     int err = ca_source_fault_hit(expect->fault, CA_SOURCE_FAULT_OPEN, 0);
     if (err)
-        return fail(why, CA_ARENA_E_SYSTEM, err);
+        return fail(why, CA_ARENA_E_SYSTEM, err, "open", path, "open");
     int fd = open(path, (mode == CA_ARENA_READ_WRITE ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0)
-        return fail(why, CA_ARENA_E_SYSTEM, errno);
+        return fail(why, CA_ARENA_E_SYSTEM, errno, "open", path, "open");
     struct stat st;
     ca_arena_error e = CA_ARENA_OK;
     unsigned char *page = NULL;
     ca_arena__disk d;
     bool trust = false, clean = false;
+    const char *step = "fstat";
     if (fstat(fd, &st)) {
         err = errno;
         e = CA_ARENA_E_SYSTEM;
@@ -480,8 +517,10 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
     } else if (!(page = (unsigned char *)malloc(CA_ARENA_HEADER_SIZE))) {
         err = ENOMEM;
         e = CA_ARENA_E_SYSTEM;
+        step = "malloc of the header page";
     } else {
         size_t got = 0;
+        step = "pread of the header page";
         while (got < CA_ARENA_HEADER_SIZE) {
             ssize_t k = pread(fd, page + got, CA_ARENA_HEADER_SIZE - got, (off_t)got);
             if (k < 0 && errno == EINTR)
@@ -500,14 +539,16 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
     if (e == CA_ARENA_OK) {
         if (d.user_version != expect->user_version)
             e = CA_ARENA_E_USER_VERSION;
-        else if (expect->freelist != CA_ARENA_FREELIST_ANY && d.freelist != (uint32_t)expect->freelist)
+        else if (expect->freelist != CA_ARENA_FREELIST_ANY &&
+                 ca_arena__kind_from_disk(d.freelist) != expect->freelist)
             e = CA_ARENA_E_FREELIST_KIND;
         else if (expect->offset_bits && d.offset_bits != expect->offset_bits)
             e = CA_ARENA_E_OFFSET_WIDTH;
     }
     if (e != CA_ARENA_OK) {
         close(fd);
-        return fail(why, e, e == CA_ARENA_E_SYSTEM ? err : EBADMSG);
+        return fail(why, e, e == CA_ARENA_E_SYSTEM ? err : EBADMSG, "open", path,
+                    e == CA_ARENA_E_SYSTEM ? step : NULL);
     }
     err = ca_source_fault_hit(expect->fault, CA_SOURCE_FAULT_MMAP, (size_t)d.capacity);
     void *mem = NULL;
@@ -517,17 +558,20 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
         err = ca_os_map(NULL, (size_t)d.capacity, prot, flags, fd, 0, &mem);
     }
     ca_arena_options ro = *expect;
-    ro.freelist = (ca_arena_freelist)d.freelist;
+    ro.freelist = ca_arena__kind_from_disk(d.freelist);
     ro.offset_bits = d.offset_bits;
     ro.user_version = d.user_version;
     ca_arena *a = NULL;
-    if (!err && !(a = ca_arena__new(&ro)))
+    step = "mmap";
+    if (!err && !(a = ca_arena__new(&ro))) {
         err = ENOMEM;
+        step = "malloc of the arena";
+    }
     if (err) {
         if (mem)
             (void)ca_os_unmap(mem, (size_t)d.capacity);
         close(fd);
-        return fail(why, CA_ARENA_E_SYSTEM, err);
+        return fail(why, CA_ARENA_E_SYSTEM, err, "open", path, step);
     }
     a->backing = CA_ARENA__BACK_FILE;
     a->mode = mode;
@@ -542,7 +586,8 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
         (void)ca_os_unmap(mem, (size_t)d.capacity);
         close(fd);
         ca_arena__delete(a);
-        return fail(why, e, e == CA_ARENA_E_SYSTEM ? ENOMEM : EBADMSG);
+        return fail(why, e, e == CA_ARENA_E_SYSTEM ? ENOMEM : EBADMSG, "open", path,
+                    e == CA_ARENA_E_SYSTEM ? "malloc while checking the free list" : NULL);
     }
     if (trust)
         ca_arena__init_live(a, d.cursor, d.free_head, d.free_bytes, d.free_count, d.discarded);
@@ -552,7 +597,7 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
         (void)ca_os_unmap(mem, (size_t)d.capacity);
         close(fd);
         ca_arena__delete(a);
-        return fail(why, CA_ARENA_E_SYSTEM, err);
+        return fail(why, CA_ARENA_E_SYSTEM, err, "open", path, "writing a fresh header after an unclean close");
     }
     *out = a;
     return 0;

@@ -68,7 +68,7 @@ void ca_binned__secret_init(void)
         k[1] ^= g[1];
     }
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ca_binned__clock(CLOCK_MONOTONIC, &ts);
     k[0] = ca_binned__mix64(k[0] ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts);
     k[1] = ca_binned__mix64(k[1] ^ k[0]);
     ca_binned__secret[0] = k[0];
@@ -80,14 +80,26 @@ void ca_binned__secret_init(void)
  * Instances
  * ------------------------------------------------------------------------ */
 
-void ca_binned_options_init(ca_binned_options *o)
+/* The one place zeros become defaults (binned.h): *out = *in with each 0
+ * field replaced by its default, then the named values by the quantities
+ * they stand for. instance_init reads only the result, where empty_keep and
+ * recycler_bytes are plain bytes (0: none, the recycler's least) and
+ * decay_ms is never 0 (CA_BINNED_DECAY_NEVER stays). */
+static void options_resolve(const ca_binned_options *in, ca_binned_options *out)
 {
-    memset(o, 0, sizeof *o);
-    o->class_range_log2 = 34;
-    o->huge = CA_SOURCE_HUGE_OFF;
-    o->decay_ms = 1000;
-    o->empty_keep = (size_t)1 << 20;
-    o->recycler_bytes = (size_t)256 << 10;
+    *out = *in;
+    if (!out->class_range_log2)
+        out->class_range_log2 = CA_BINNED_CLASS_RANGE_LOG2_DEFAULT;
+    if (!out->decay_ms)
+        out->decay_ms = CA_BINNED_DECAY_MS_DEFAULT;
+    if (!out->empty_keep)
+        out->empty_keep = CA_BINNED_EMPTY_KEEP_DEFAULT;
+    else if (out->empty_keep == CA_BINNED_EMPTY_KEEP_NONE)
+        out->empty_keep = 0;
+    if (!out->recycler_bytes)
+        out->recycler_bytes = CA_BINNED_RECYCLER_BYTES_DEFAULT;
+    else if (out->recycler_bytes == CA_BINNED_RECYCLER_MIN)
+        out->recycler_bytes = 0;
 }
 
 static void instances_add(ca_binned *b)
@@ -106,10 +118,23 @@ static void instances_remove(ca_binned *b)
 
 /* Bytes of one class's metadata: the free and empty chains' trees, then one
  * block word per block, page-aligned so that each class maps its own. */
-static size_t class_meta_bytes(size_t nblocks, size_t page)
+/* A class's metadata: a pad, the empty chain's trees, the free chain's
+ * (each from the top down, so that the free chain's tree 0 is the last),
+ * then the block words. The pad makes the block words begin sizeof(tree)
+ * bytes into a page: the free chain's tree 0 fills the start of that page
+ * and the first block words (251 of them) the rest, so that a class's first
+ * blocks touch one page of metadata (two before: 4 KiB of RSS per class
+ * touched). Returns the bytes before the block words. */
+static size_t class_trees_bytes(size_t nblocks, size_t page)
 {
     size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
-    return ca_align_up(2 * ntrees * sizeof(ca_binned__tree) + nblocks * sizeof(uint64_t), page);
+    size_t trees = 2 * ntrees * sizeof(ca_binned__tree);
+    return (sizeof(ca_binned__tree) + page - trees % page) % page + trees;
+}
+
+static size_t class_meta_bytes(size_t nblocks, size_t page)
+{
+    return ca_align_up(class_trees_bytes(nblocks, page) + nblocks * sizeof(uint64_t), page);
 }
 
 /* ------------------------------------------------------------------------
@@ -198,9 +223,54 @@ static void window_release(uintptr_t lo)
     ca_binned__spin_unlock(&g_instances_lock, CA_LOCK_RANK_BINNED_INSTANCES);
 }
 
-/* Everything but the ca_binned storage itself; on failure nothing is left. */
-static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_default)
+/* A class's state, on its first use (ca_binned__class_ready): a program
+ * touches the state of the classes it uses only (100 classes of 320 bytes:
+ * 9 pages of the default instance's static state when all were set up at
+ * create). Metadata: per class a pad, two chains of trees, then the block
+ * words (class_trees_bytes), the classes one after the other in meta_map.
+ * Under the class lock, which serialises it with the decay pass, fork and
+ * the statistics; lock_lk, stored last, marks the class set up. */
+void ca_binned__class_setup(ca_binned *b, unsigned cls)
 {
+    ca_binned__class *c = &b->classes[cls];
+    ca_binned__class_lock(c);
+    if (!c->lock_lk) {
+        size_t range = (size_t)1 << b->class_shift, page = ca_page_size();
+        char *cur = (char *)b->meta_map;
+        for (unsigned i = 0; i < cls; i++)
+            cur += class_meta_bytes(range >> ca_binned__classes[i].block_shift, page);
+        const ca_binned__class_info *ci = &ca_binned__classes[cls];
+        size_t nblocks = range >> ci->block_shift;
+        size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
+        /* The recycler is left as the zeroed instance has it (empty):
+         * threads pop from it without this set-up (an empty pop), so it is
+         * never written here. */
+        c->base = (char *)b->span_base + range * cls;
+        c->max_blocks = nblocks;
+        c->mapped = b->on_demand ? 0 : nblocks;
+        c->meta_start = cur;
+        c->trees_bytes = class_trees_bytes(nblocks, page);
+        c->free_tree.tree0 = (ca_binned__tree *)(void *)(cur + c->trees_bytes) - 1;
+        c->free_tree.ntrees = (uint32_t)ntrees;
+        c->empty_tree.tree0 = c->free_tree.tree0 - ntrees;
+        c->empty_tree.ntrees = (uint32_t)ntrees;
+        c->meta = (uint64_t *)(void *)(cur + c->trees_bytes);
+        size_t bundle = (size_t)ci->batch * ci->size;
+        c->rec_max = b->recycler_bytes / bundle;
+        if (c->rec_max < 2)
+            c->rec_max = 2;
+        c->keep = b->empty_keep >> ci->block_shift;
+        __atomic_store_n(&c->lock_lk, &c->lock, __ATOMIC_RELEASE);
+    }
+    ca_binned__class_unlock(c);
+}
+
+/* Everything but the ca_binned storage itself; on failure nothing is left. */
+static int instance_init(ca_binned *b, const ca_binned_options *opt, bool is_default)
+{
+    ca_binned_options ro;
+    options_resolve(opt, &ro);
+    const ca_binned_options *o = &ro;
     if (o->class_range_log2 < 24 || o->class_range_log2 > 36 || o->huge > CA_SOURCE_HUGE_1G ||
         (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE | CA_BINNED_BACKGROUND)))
         return EINVAL;
@@ -212,7 +282,7 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     b->background = (o->flags & CA_BINNED_BACKGROUND) != 0;
     b->flags = o->flags;
     b->use_owner_map = !(o->flags & CA_BINNED_NO_OWNER_MAP);
-    b->decay_ns = o->decay_ms == CA_BINNED_DECAY_NEVER ? 0 : (uint64_t)(o->decay_ms ? o->decay_ms : 1) * 1000000u;
+    b->decay_ns = o->decay_ms == CA_BINNED_DECAY_NEVER ? 0 : (uint64_t)o->decay_ms * 1000000u;
     b->empty_keep = o->empty_keep;
     b->pressure_bytes = o->pressure_bytes;
     ca_binned__secret_init();
@@ -296,34 +366,11 @@ static int instance_init(ca_binned *b, const ca_binned_options *o, bool is_defau
     b->span = span;
     b->shadow_bias = (uintptr_t)b->shadow - (b->span_base >> 4);
 
-    /* Metadata: per class two chains of trees, then the block words. */
-    char *cur = (char *)b->meta_map;
-    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
-        ca_binned__class *c = &b->classes[i];
-        const ca_binned__class_info *ci = &ca_binned__classes[i];
-        size_t nblocks = range >> ci->block_shift;
-        size_t ntrees = (nblocks + CA_BINNED__TREE_BITS - 1) / CA_BINNED__TREE_BITS;
-        memset(c, 0, sizeof *c);
-        ca_binned__recycler_init(&c->rec);
-        c->base = (char *)b->span_base + range * i;
-        c->max_blocks = nblocks;
-        c->mapped = b->on_demand ? 0 : nblocks;
-        c->meta_start = cur;
-        c->trees_bytes = 2 * ntrees * sizeof(ca_binned__tree);
-        c->free_tree.trees = (ca_binned__tree *)(void *)cur;
-        c->free_tree.ntrees = (uint32_t)ntrees;
-        c->empty_tree.trees = c->free_tree.trees + ntrees;
-        c->empty_tree.ntrees = (uint32_t)ntrees;
-        c->meta = (uint64_t *)(void *)(cur + c->trees_bytes);
-        cur += class_meta_bytes(nblocks, page);
-        size_t bundle = (size_t)ci->batch * ci->size;
-        c->rec_max = o->recycler_bytes / bundle;
-        if (c->rec_max < 2)
-            c->rec_max = 2;
-        c->keep = o->empty_keep >> ci->block_shift;
-        c->lock_lk = &c->lock;
-        b->class_end[i] = (uintptr_t)c->base + (b->on_demand ? 0 : (size_t)1 << b->class_shift);
-    }
+    /* The classes themselves are set up on first use (class_setup): only
+     * their mapped ends here, which free tests. */
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+        b->class_end[i] = b->span_base + range * i + (b->on_demand ? 0 : range);
+    b->recycler_bytes = o->recycler_bytes;
 
     if (pthread_key_create(&b->key, ca_binned__tcache_thread_exit) != 0) {
         err = EAGAIN;
@@ -380,7 +427,8 @@ int ca_binned_create(ca_binned **out, const ca_binned_options *o)
     if (err)
         return err;
     ca_binned *b = (ca_binned *)mem;
-    memset(b, 0, sizeof *b);
+    if (!(s->ops->caps & CA_SOURCE_ZEROED)) /* else untouched: classes never used stay so */
+        memset(b, 0, sizeof *b);
     err = instance_init(b, o, false);
     if (err) {
         ca_source_release(s, mem, sz);
@@ -463,7 +511,10 @@ ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
         int err = EINVAL;
         for (unsigned log2 = (unsigned)want; log2 >= 24 && err; log2 -= 2) {
             o.class_range_log2 = log2;
-            memset(&ca_binned__default_instance, 0, sizeof ca_binned__default_instance);
+            /* Static storage is zero: cleared again only for a retry (so
+             * that start-up touches only the state it uses). */
+            if (log2 != (unsigned)want)
+                memset(&ca_binned__default_instance, 0, sizeof ca_binned__default_instance);
             err = instance_init(&ca_binned__default_instance, &o, true);
         }
         if (err)
@@ -1130,10 +1181,13 @@ void ca_binned_fork_child(void)
             ca_binned__class *c = &b->classes[i];
             /* A thread may have been between a recycler pop or push and the
              * count update: recount (a bundle it held is lost to the child). */
-            uint64_t n = 0;
-            for (void *bd = c->rec.top; bd; bd = *ca_binned__bundle_link(bd))
+            uint64_t n = 0, slots = 0;
+            for (void *bd = c->rec.top; bd; bd = *ca_binned__bundle_link(bd)) {
                 n++;
+                slots += ((ca_binned__bundle *)bd)->n;
+            }
             c->rec_bundles = n;
+            c->rec_slots = slots;
         }
         b->purging = 0;
         /* Threads other than this one do not exist here: their caches go
@@ -1211,13 +1265,18 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     const ca_binned__class_info *ci = &ca_binned__classes[i];
     uint64_t allocs, frees, cached;
     class_counts(b, i, &allocs, &frees, &cached);
-    ca_binned__spin_lock(c->lock_lk, CA_LOCK_RANK_BINNED_CLASS); /* ca_binned__class_lock, through the const path */
-    uint64_t out_slots = c->slots_out;
-    uint64_t committed = c->committed, frontier = c->frontier, nempty = c->nempty, decommits = c->decommits,
-             fails = c->commit_fail, recommits = c->recommits, keep = c->keep;
-    ca_binned__spin_unlock(c->lock_lk, CA_LOCK_RANK_BINNED_CLASS);
+    uint64_t out_slots = 0, committed = 0, frontier = 0, nempty = 0, decommits = 0, fails = 0, recommits = 0,
+             keep = 0;
+    int *lk = __atomic_load_n(&c->lock_lk, __ATOMIC_ACQUIRE); /* NULL: a class never used */
+    if (lk) {
+        ca_binned__spin_lock(lk, CA_LOCK_RANK_BINNED_CLASS); /* ca_binned__class_lock, through the const path */
+        out_slots = c->slots_out;
+        committed = c->committed, frontier = c->frontier, nempty = c->nempty, decommits = c->decommits,
+        fails = c->commit_fail, recommits = c->recommits, keep = c->keep;
+        ca_binned__spin_unlock(lk, CA_LOCK_RANK_BINNED_CLASS);
+    }
     uint64_t rec = __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED);
-    uint64_t held = cached + rec * ci->batch;
+    uint64_t held = cached + __atomic_load_n(&c->rec_slots, __ATOMIC_RELAXED);
     ca_stats_init(out, "binned-class");
     out->bytes_in_use = (out_slots > held ? out_slots - held : 0) * ci->size;
     out->bytes_reserved = (uint64_t)1 << b->class_shift;
@@ -1234,6 +1293,7 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     CA_STATS_SET(out, keep_blocks, keep);
     CA_STATS_SET(out, cached_slots, cached);
     CA_STATS_SET(out, recycled_bundles, rec);
+    CA_STATS_SET(out, recycled_slots, __atomic_load_n(&c->rec_slots, __ATOMIC_RELAXED));
     return 0;
 }
 
@@ -1253,8 +1313,8 @@ int ca_binned_stats(const ca_binned *b, ca_stats *out)
         uint64_t v;
         if (ca_stats_get_counter(&s, "cached_slots", &v))
             cached += v * ca_binned__classes[i].size;
-        if (ca_stats_get_counter(&s, "recycled_bundles", &v))
-            rec += v * ca_binned__classes[i].batch * ca_binned__classes[i].size;
+        if (ca_stats_get_counter(&s, "recycled_slots", &v))
+            rec += v * ca_binned__classes[i].size;
         if (ca_stats_get_counter(&s, "blocks", &v))
             blocks += v;
         if (ca_stats_get_counter(&s, "decommits", &v))

@@ -35,6 +35,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CA_BINNED__COMP "binned"
 
@@ -76,6 +77,12 @@
 extern uint64_t ca_binned__secret[2];
 /* Draw the secret once (any thread, idempotent, no malloc). */
 void ca_binned__secret_init(void);
+
+/* clock_gettime through the vDSO's own entry, not libc's wrapper (clock.c);
+ * a failed read gives 0. */
+void ca_binned__clock(clockid_t id, struct timespec *ts);
+/* Whether ca_binned__clock calls the vDSO (else libc's clock_gettime). */
+bool ca_binned__clock_is_vdso(void);
 
 /* A 64-bit bijective mix (murmur3's finalizer). */
 ca_force_inline uint64_t ca_binned__mix64(uint64_t x)
@@ -213,6 +220,10 @@ ca_force_inline uint64_t ca_binned__bw_make(unsigned nfree, unsigned head, unsig
  * Finding the first set bit is three tzcnt. Classes with more blocks chain
  * trees: a chain is an array of up to 64 trees with a summary word whose bit
  * t is set <=> tree t is not empty. All under the class lock.
+ * A chain's trees lie from the top down: tree t is at tree0 - t. The free
+ * chain's tree 0 then ends where the class's block words begin, and the
+ * layout (binned.c) puts the two in one page: the first blocks of a class
+ * touch one page of metadata, not two.
  * ------------------------------------------------------------------------ */
 
 #define CA_BINNED__TREE_BITS 16384u
@@ -226,10 +237,16 @@ typedef struct ca_binned__tree {
 CA_STATIC_ASSERT(sizeof(ca_binned__tree) == 8 + 32 + 2048, "2 KiB tree plus summaries");
 
 typedef struct ca_binned__chain {
-    uint64_t summary;       /* bit t: trees[t] has a set bit */
+    uint64_t summary;       /* bit t: tree t has a set bit */
     uint32_t ntrees;        /* trees covering the class's blocks */
-    ca_binned__tree *trees; /* in the instance's meta mapping */
+    ca_binned__tree *tree0; /* tree 0, the highest: tree t is tree0 - t (in
+                               the instance's meta mapping) */
 } ca_binned__chain;
+
+ca_force_inline ca_binned__tree *ca_binned__chain_tree(const ca_binned__chain *c, size_t t)
+{
+    return c->tree0 - t;
+}
 
 void ca_binned__tree_set(ca_binned__tree *t, unsigned i);
 void ca_binned__tree_clear(ca_binned__tree *t, unsigned i);
@@ -293,8 +310,9 @@ CA_STATIC_ASSERT(offsetof(ca_binned__bundle, next) == sizeof(void *), "the link 
 
 typedef struct ca_binned__class {
     /* --- lock-free part, any thread --- */
-    ca_binned__recycler rec; /* bundles of `batch` slots each */
+    ca_binned__recycler rec; /* bundles of 1..batch slots (a full batch but for a bin given back whole) */
     uint64_t rec_bundles;    /* bundles on rec (atomic, approximate while racing) */
+    uint64_t rec_slots;      /* slots in rec's bundles (atomic, the same) */
     uint64_t rec_max;        /* bound on rec_bundles; more goes to the blocks */
     int rec_used;            /* set by every pop; the decay pass clears it and
                                 drains a recycler nobody popped from since the
@@ -303,8 +321,10 @@ typedef struct ca_binned__class {
     uint64_t exited_frees;
     /* --- under lock --- */
     int lock;                 /* core lock word, rank CA_LOCK_RANK_BINNED_CLASS */
-    int *lock_lk;             /* &lock (set at init), for ca_binned_class_stats,
-                                 which gets a const instance (core.h, Statistics) */
+    int *lock_lk;             /* &lock, for ca_binned_class_stats, which gets a
+                                 const instance (core.h, Statistics); set last
+                                 by the class's set-up on first use (NULL: the
+                                 class was never used, every field below 0) */
     char *base;               /* start of the class range (read-only) */
     uint64_t *meta;           /* block words [max_blocks] (in the meta mapping) */
     ca_binned__chain free_tree;  /* blocks with nfree > 0 */
@@ -318,8 +338,10 @@ typedef struct ca_binned__class {
     size_t span_mapped;       /* on demand: bytes mapped from base, */
     size_t shadow_mapped;     /* from base's shadow byte, */
     size_t meta_mapped;       /* and from meta_start (trees, then block words) */
-    char *meta_start;         /* this class's metadata: two chains, then the block words */
-    size_t trees_bytes;       /* bytes of the two chains' trees */
+    char *meta_start;         /* this class's metadata: a pad, two chains, then
+                                 the block words */
+    size_t trees_bytes;       /* bytes before the block words (the pad and the
+                                 two chains' trees) */
     size_t committed;         /* blocks ACTIVE or EMPTY */
     size_t nempty;            /* EMPTY blocks */
     uint64_t slots_out;       /* slots taken from blocks, not yet returned */
@@ -339,6 +361,12 @@ typedef struct ca_binned__class {
                                  since the last decay pass */
     uint64_t recommits;       /* such blocks (counter) */
 } __attribute__((aligned(64))) ca_binned__class;
+
+/* Set class cls up (its range, metadata layout, budgets) on its first use;
+ * the classes an instance never uses keep their state untouched (zero).
+ * Callers of the central operations below make their class ready first. */
+void ca_binned__class_setup(ca_binned *b, unsigned cls);
+/* ca_binned__class_ready(b, cls), after struct ca_binned below. */
 
 /* Central operations; `cls` is the class index. */
 /* Carve up to n slots into out[0 .. n); returns the count taken (0: out of
@@ -414,7 +442,21 @@ typedef struct ca_binned__tcache {
     bool in_tls;                           /* the default instance's static TLS cache */
 } ca_binned__tcache;
 
-/* Bytes of a cache's arrays region (every class's cache_max pointers). */
+/* A bin starts on a small array of its own (the starters, side by side at
+ * the start of the cache's arrays region, so that a program touching many
+ * classes a little writes one or two pages of arrays, not a page per four
+ * classes) and moves to its full array of cache_max pointers on its second
+ * refill, or when a free finds the small one full. Its capacity is
+ * ca_binned__bin_starter(cls) before, cache_max after. */
+#define CA_BINNED__BIN_STARTER 16u
+ca_force_inline uint32_t ca_binned__bin_starter(unsigned cls)
+{
+    uint32_t m = ca_binned__classes[cls].cache_max;
+    return m < CA_BINNED__BIN_STARTER ? m : CA_BINNED__BIN_STARTER;
+}
+
+/* Bytes of a cache's arrays region (every class's starter array, then the
+ * full arrays of cache_max pointers of the classes whose starter is smaller). */
 size_t ca_binned__arrays_bytes(void);
 
 /* The cache of the calling thread for b (created on demand; NULL when the
@@ -428,7 +470,8 @@ void ca_binned__free_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls, voi
 /* Return every slot of tc to the recycler (to_blocks false) or the blocks. */
 void ca_binned__tcache_flush_all(ca_binned *b, ca_binned__tcache *tc, bool to_blocks);
 /* Return n free slots of cls: bundles to the recycler while it has room
- * (unless to_blocks), the rest to the blocks. */
+ * (unless to_blocks), a remainder of two or more slots as a partial bundle
+ * too, the rest to the blocks. */
 void ca_binned__give_back(ca_binned *b, unsigned cls, void *const *slots, uint32_t n, bool to_blocks);
 /* A spare bundle descriptor (NULL: no memory), and its return. */
 ca_binned__bundle *ca_binned__bundle_get(ca_binned *b);
@@ -490,6 +533,7 @@ struct ca_binned {
     uint64_t decay_ns;        /* EMPTY blocks live at least this long */
     size_t empty_keep;        /* per class, EMPTY bytes kept without decay */
     size_t pressure_bytes;    /* committed bytes above which a decay pass bumps the epoch (0: off) */
+    size_t recycler_bytes;    /* per class, slots kept in the recycler (options.recycler_bytes) */
     uint64_t pressure_trims;  /* epochs bumped by the pressure policy (atomic) */
     uint64_t peak_sampled;    /* highest bytes in use (both tiers) seen by a stats
                                  call (atomic): the small tier keeps no in-use
@@ -550,6 +594,14 @@ struct ca_binned {
 /* The process-wide instance (binned.c); its fields are valid once
  * ca_binned_default() returned. */
 extern struct ca_binned ca_binned__default_instance;
+
+/* Class cls set up (ca_binned__class_setup) before its first central
+ * operation: one acquire load when it is. */
+ca_force_inline void ca_binned__class_ready(ca_binned *b, unsigned cls)
+{
+    if (ca_unlikely(!__atomic_load_n(&b->classes[cls].lock_lk, __ATOMIC_ACQUIRE)))
+        ca_binned__class_setup(b, cls);
+}
 
 ca_force_inline ca_binned__class_info const *ca_binned__info(unsigned cls) { return &ca_binned__classes[cls]; }
 

@@ -92,21 +92,22 @@ long ca_binned__tree_prev(const ca_binned__tree *t, unsigned from)
 void ca_binned__chain_set(ca_binned__chain *c, size_t i)
 {
     size_t t = i / CA_BINNED__TREE_BITS;
-    ca_binned__tree_set(&c->trees[t], (unsigned)(i % CA_BINNED__TREE_BITS));
+    ca_binned__tree_set(ca_binned__chain_tree(c, t), (unsigned)(i % CA_BINNED__TREE_BITS));
     c->summary |= (uint64_t)1 << t;
 }
 
 void ca_binned__chain_clear(ca_binned__chain *c, size_t i)
 {
     size_t t = i / CA_BINNED__TREE_BITS;
-    ca_binned__tree_clear(&c->trees[t], (unsigned)(i % CA_BINNED__TREE_BITS));
-    if (!c->trees[t].l0)
+    ca_binned__tree_clear(ca_binned__chain_tree(c, t), (unsigned)(i % CA_BINNED__TREE_BITS));
+    if (!ca_binned__chain_tree(c, t)->l0)
         c->summary &= ~((uint64_t)1 << t);
 }
 
 bool ca_binned__chain_test(const ca_binned__chain *c, size_t i)
 {
-    return ca_binned__tree_test(&c->trees[i / CA_BINNED__TREE_BITS], (unsigned)(i % CA_BINNED__TREE_BITS));
+    return ca_binned__tree_test(ca_binned__chain_tree(c, i / CA_BINNED__TREE_BITS),
+                                (unsigned)(i % CA_BINNED__TREE_BITS));
 }
 
 long ca_binned__chain_first(const ca_binned__chain *c)
@@ -114,7 +115,7 @@ long ca_binned__chain_first(const ca_binned__chain *c)
     if (!c->summary)
         return -1;
     unsigned t = (unsigned)__builtin_ctzll(c->summary);
-    return (long)t * CA_BINNED__TREE_BITS + ca_binned__tree_first(&c->trees[t]);
+    return (long)t * CA_BINNED__TREE_BITS + ca_binned__tree_first(ca_binned__chain_tree(c, t));
 }
 
 long ca_binned__chain_next(const ca_binned__chain *c, size_t from)
@@ -122,14 +123,14 @@ long ca_binned__chain_next(const ca_binned__chain *c, size_t from)
     size_t t = from / CA_BINNED__TREE_BITS;
     if (t >= c->ntrees)
         return -1;
-    long r = ca_binned__tree_next(&c->trees[t], (unsigned)(from % CA_BINNED__TREE_BITS));
+    long r = ca_binned__tree_next(ca_binned__chain_tree(c, t), (unsigned)(from % CA_BINNED__TREE_BITS));
     if (r >= 0)
         return (long)t * CA_BINNED__TREE_BITS + r;
     uint64_t rest = t + 1 >= 64 ? 0 : c->summary & (~(uint64_t)0 << (t + 1));
     if (!rest)
         return -1;
     unsigned n = (unsigned)__builtin_ctzll(rest);
-    return (long)n * CA_BINNED__TREE_BITS + ca_binned__tree_first(&c->trees[n]);
+    return (long)n * CA_BINNED__TREE_BITS + ca_binned__tree_first(ca_binned__chain_tree(c, n));
 }
 
 long ca_binned__chain_prev(const ca_binned__chain *c, size_t from)
@@ -141,14 +142,15 @@ long ca_binned__chain_prev(const ca_binned__chain *c, size_t from)
         t = c->ntrees - 1;
         from = (t + 1) * CA_BINNED__TREE_BITS - 1;
     }
-    long r = ca_binned__tree_prev(&c->trees[t], (unsigned)(from % CA_BINNED__TREE_BITS));
+    long r = ca_binned__tree_prev(ca_binned__chain_tree(c, t), (unsigned)(from % CA_BINNED__TREE_BITS));
     if (r >= 0)
         return (long)t * CA_BINNED__TREE_BITS + r;
     uint64_t rest = c->summary & (((uint64_t)1 << t) - 1);
     if (!rest)
         return -1;
     unsigned n = 63 - (unsigned)__builtin_clzll(rest);
-    return (long)n * CA_BINNED__TREE_BITS + ca_binned__tree_prev(&c->trees[n], CA_BINNED__TREE_BITS - 1);
+    return (long)n * CA_BINNED__TREE_BITS +
+           ca_binned__tree_prev(ca_binned__chain_tree(c, n), CA_BINNED__TREE_BITS - 1);
 }
 
 long ca_binned__chain_last(const ca_binned__chain *c)
@@ -156,5 +158,6 @@ long ca_binned__chain_last(const ca_binned__chain *c)
     if (!c->summary)
         return -1;
     unsigned n = 63 - (unsigned)__builtin_clzll(c->summary);
-    return (long)n * CA_BINNED__TREE_BITS + ca_binned__tree_prev(&c->trees[n], CA_BINNED__TREE_BITS - 1);
+    return (long)n * CA_BINNED__TREE_BITS +
+           ca_binned__tree_prev(ca_binned__chain_tree(c, n), CA_BINNED__TREE_BITS - 1);
 }

@@ -51,9 +51,11 @@ static inline char *block_addr(const ca_binned__class *c, unsigned cls, size_t b
  *
  * A class maps its range, the range's shadow and its metadata (the trees at
  * once, then block words) from the start of each, growing all three to cover
- * blocks [0, mapped). Each step adds an eighth of what the class has, at
- * least MAP_STEP and one block: headroom stays within 1/8 + 256 KiB per
- * class, and a class of n bytes costs O(log n) mappings. At a limit (ENOMEM)
+ * blocks [0, mapped). The first mapping is the one block needed (a program
+ * that touches many classes a little keeps its address space and core file
+ * small); each later step adds an eighth of what the class has, at least
+ * MAP_STEP and one block: headroom stays within 1/8 + 256 KiB per class,
+ * and a class of n bytes costs O(log n) mappings. At a limit (ENOMEM)
  * the step falls back to exactly the block needed. A piece mapped before a
  * later piece failed stays mapped and is reused by the next attempt.
  * ------------------------------------------------------------------------ */
@@ -89,6 +91,8 @@ static int map_blocks(ca_binned *b, ca_binned__class *c, unsigned cls, size_t n)
 /* Blocks per mapping step of a class that has span_mapped bytes mapped. */
 static size_t step_blocks(const ca_binned__class *c, unsigned cls)
 {
+    if (!c->span_mapped)
+        return 1;
     size_t bsz = block_bytes(cls);
     size_t step = c->span_mapped / 8 > MAP_STEP ? c->span_mapped / 8 : MAP_STEP;
     return (step + bsz - 1) / bsz;
@@ -443,9 +447,13 @@ static bool put_locked(ca_binned__class *c, unsigned cls, void *const *slots, si
         CA_ASSERT(ca_binned__bw_state(w) == CA_BINNED__ST_ACTIVE && nfree < ci->nslots &&
                       idx < ca_binned__bw_bump(w),
                   CA_BINNED__COMP, p, "double free (slot already free in its block)");
-        uint64_t old = *(uint64_t *)(void *)p;
-        CA_ASSERT(old != ca_binned__link_word(p, (unsigned)(old & 0xffff)), CA_BINNED__COMP, p,
-                  "double free (slot already free in its block)");
+        if (CA_CHECKS >= CA_CHECKS_ON) {
+            /* Behind the shadow's check (which every free passes before its
+             * slot can reach a block): a slot already listed comes back. */
+            uint64_t old = *(uint64_t *)(void *)p;
+            CA_ASSERT(old != ca_binned__link_word(p, (unsigned)(old & 0xffff)), CA_BINNED__COMP, p,
+                      "double free (slot already free in its block)");
+        }
         *(uint64_t *)(void *)p = ca_binned__link_word(p, ca_binned__bw_head(w));
         nfree++;
         if (nfree == 1)
@@ -627,12 +635,16 @@ void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls)
      * for them to be quiescent). */
     ca_binned__class_lock(c);
     ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_take_all(&c->rec), *all = d;
-    uint64_t n = 0;
+    uint64_t n = 0, slots = 0;
     bool over = false;
-    for (; d; d = d->next, n++)
+    for (; d; d = d->next, n++) {
         over |= put_locked(c, cls, d->slots, d->n);
-    if (n)
+        slots += d->n;
+    }
+    if (n) {
         __atomic_fetch_sub(&c->rec_bundles, n, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&c->rec_slots, slots, __ATOMIC_RELAXED);
+    }
     ca_binned__class_unlock(c);
     while (all) {
         ca_binned__bundle *next = all->next;

@@ -102,9 +102,9 @@ static bool chain_consistent(const ca_binned__chain *ch)
 {
     uint64_t sum = 0;
     for (unsigned t = 0; t < ch->ntrees; t++) {
-        if (!tree_consistent(&ch->trees[t]))
+        if (!tree_consistent(ca_binned__chain_tree(ch, t)))
             return false;
-        if (ch->trees[t].l0)
+        if (ca_binned__chain_tree(ch, t)->l0)
             sum |= (uint64_t)1 << t;
     }
     return sum == ch->summary;
@@ -139,6 +139,17 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
 {
     ca_binned__class *c = &b->classes[cls];
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
+    if (!c->lock_lk) {
+        /* Never used: its state is still all zero, and no cache or
+         * recycler holds a slot of it. */
+        uintptr_t base = b->span_base + ((uintptr_t)cls << b->class_shift);
+        if (c->frontier || c->mapped || c->span_mapped || c->meta_mapped || c->free_tree.summary ||
+            c->rec.top || c->rec_bundles || c->slots_out || c->committed)
+            return "binned: a class never set up has state";
+        if (b->class_end[cls] != base + (b->on_demand ? 0 : ((size_t)1 << b->class_shift)))
+            return "binned: the class's mapped end (tested by free) disagrees with its mappings";
+        return NULL;
+    }
     if (c->frontier > c->max_blocks)
         return "binned: frontier beyond the class range";
     if (c->frontier > c->mapped || c->mapped > c->max_blocks)
@@ -254,7 +265,8 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
             continue;
         }
         if (bin->top < bin->base || bin->top > bin->limit ||
-            bin->limit - bin->base != (ptrdiff_t)ci->cache_max) {
+            (bin->limit - bin->base != (ptrdiff_t)ci->cache_max &&
+             bin->limit - bin->base != (ptrdiff_t)ca_binned__bin_starter(cls))) {
             err = "binned: a thread-cache bin's top lies outside its array";
             break;
         }
@@ -262,18 +274,21 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
             err = mark(&w, *q);
     }
     /* Recycler bundles. */
-    uint64_t bundles = 0;
+    uint64_t bundles = 0, rslots = 0;
     for (ca_binned__bundle *d = (ca_binned__bundle *)c->rec.top; d && !err; d = d->next) {
-        if (d->n != ci->batch || d->cls != cls) {
-            err = "binned: a recycler bundle does not hold one batch of its class";
+        if (d->n == 0 || d->n > ci->batch || d->cls != cls) {
+            err = "binned: a recycler bundle holds no slot, more than a batch, or another class's";
             break;
         }
         for (uint32_t k = 0; k < d->n && !err; k++)
             err = mark(&w, d->slots[k]);
         bundles++;
+        rslots += d->n;
     }
     if (!err && bundles != c->rec_bundles)
         err = "binned: recycler bundle count is off";
+    if (!err && rslots != c->rec_slots)
+        err = "binned: recycler slot count is off";
     /* The shadow: a non-zero byte only at the granule of a slot start that
      * is handed out (below bump, free nowhere), holding that slot's mark.
      * (A handed-out slot without its mark is allowed: a fork that caught a

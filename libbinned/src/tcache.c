@@ -12,9 +12,10 @@
  * registry lock. The default instance's cache is static TLS (initial-exec,
  * so it exists from the thread's first instruction, with no allocation);
  * other instances keep their caches behind a pthread key, in pages from the
- * instance's source. The bins' arrays (every class's cache_max pointers,
- * about 39 KiB, touched on use) are one region from the source per cache,
- * kept on the instance's spare list when the thread exits. Both kinds use
+ * instance's source. The bins' arrays (every class's starter array of 16
+ * pointers, then its full array of cache_max; about 45 KiB, touched on use)
+ * are one region from the source per cache, kept on the instance's spare
+ * list when the thread exits. Both kinds use
  * the key's destructor to return the cache when the thread exits;
  * afterwards the cache is DEAD: its bins have no array, so every operation
  * of a late caller (another destructor) goes straight to the recycler and
@@ -31,7 +32,7 @@ __thread ca_binned__tcache ca_binned__tls __attribute__((tls_model("initial-exec
 uint64_t ca_binned__now_ns(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    ca_binned__clock(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -88,12 +89,45 @@ void ca_binned__bundle_put(ca_binned *b, ca_binned__bundle *d) { ca_binned__recy
  * Arrays regions and set-up
  * ------------------------------------------------------------------------ */
 
+/* Entries of class cls's full array (0: its starter is its full size). */
+static size_t full_entries(unsigned cls)
+{
+    uint32_t m = ca_binned__classes[cls].cache_max;
+    return m > ca_binned__bin_starter(cls) ? m : 0;
+}
+
 size_t ca_binned__arrays_bytes(void)
 {
     size_t n = 0;
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
-        n += ca_binned__classes[i].cache_max;
+        n += ca_binned__bin_starter(i) + full_entries(i);
     return n * sizeof(void *);
+}
+
+/* Class cls's full array in the arrays region a: after every starter. */
+static void **full_array(void **a, unsigned cls)
+{
+    for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+        a += ca_binned__bin_starter(i);
+    for (unsigned i = 0; i < cls; i++)
+        a += full_entries(i);
+    return a;
+}
+
+/* Move a bin on its starter array to its full one, with what it holds (a
+ * slow path, once per class and thread). */
+static void bin_grow(ca_binned__tcache *tc, unsigned cls)
+{
+    ca_binned__bin *bin = &tc->bins[cls];
+    uint32_t cap = ca_binned__classes[cls].cache_max;
+    if ((uint32_t)(bin->limit - bin->base) == cap)
+        return;
+    void **full = full_array(tc->arrays, cls);
+    uint32_t n = ca_binned__bin_count(bin);
+    memcpy(full, bin->base, n * sizeof(void *));
+    bin->base = full;
+    bin->top = full + n;
+    bin->limit = full + cap;
 }
 
 static void **arrays_get(ca_binned *b)
@@ -146,7 +180,7 @@ static bool tcache_setup(ca_binned *b, ca_binned__tcache *tc)
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__bin *bin = &tc->bins[i];
         bin->base = bin->top = a;
-        a += ca_binned__classes[i].cache_max;
+        a += ca_binned__bin_starter(i);
         bin->limit = a;
     }
     tc->owner = b;
@@ -213,7 +247,26 @@ void ca_binned__give_back(ca_binned *b, unsigned cls, void *const *slots, uint32
         d->cls = cls;
         memcpy(d->slots, slots + n, batch * sizeof(void *));
         __atomic_fetch_add(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&c->rec_slots, batch, __ATOMIC_RELAXED);
         ca_binned__recycler_push(&c->rec, d);
+    }
+    /* What is left of a bin (an exiting thread's, an idle one the cache GC
+     * gives back) goes as a partial bundle while the recycler has room: the
+     * next refill takes it without the class lock, where the blocks would
+     * cost a put now and a take then (a program of short-lived threads
+     * spent most of its allocator time there). A single slot goes to the
+     * blocks. */
+    if (!to_blocks && n >= 2 && __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED) < c->rec_max) {
+        ca_binned__bundle *d = ca_binned__bundle_get(b);
+        if (d) {
+            d->n = n;
+            d->cls = cls;
+            memcpy(d->slots, slots, n * sizeof(void *));
+            __atomic_fetch_add(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&c->rec_slots, n, __ATOMIC_RELAXED);
+            ca_binned__recycler_push(&c->rec, d);
+            n = 0;
+        }
     }
     if (n)
         ca_binned__central_put(b, cls, slots, n);
@@ -297,12 +350,13 @@ static void *alloc_uncached(ca_binned *b, unsigned cls)
     ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_pop(&c->rec);
     if (d) {
         __atomic_fetch_sub(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&c->rec_slots, d->n, __ATOMIC_RELAXED);
         __atomic_store_n(&c->rec_used, 1, __ATOMIC_RELAXED);
         p = d->slots[d->n - 1];
         if (d->n > 1)
             ca_binned__central_put(b, cls, d->slots, d->n - 1);
         ca_binned__bundle_put(b, d);
-    } else if (!ca_binned__central_take(b, cls, 1, &p)) {
+    } else if (ca_binned__class_ready(b, cls), !ca_binned__central_take(b, cls, 1, &p)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -351,15 +405,32 @@ void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
     ca_binned__bin *bin = &tc->bins[cls];
     if (bin->top == bin->base) {
         ca_binned__bundle *d = (ca_binned__bundle *)ca_binned__recycler_pop(&c->rec);
-        uint32_t n;
+        uint32_t n, want = ca_binned__classes[cls].batch;
+        uint32_t cap = (uint32_t)(bin->limit - bin->base);
+        if (cap != ca_binned__classes[cls].cache_max) {
+            /* On the starter: a first refill carves what it holds; the
+             * next one (or a bundle) moves to the full array and carves the
+             * rest of the batch, so that the slots carved add up as they
+             * would have in whole batches. */
+            if (!d && !bin->allocs) {
+                if (want > cap)
+                    want = cap;
+            } else {
+                bin_grow(tc, cls);
+                if (want > cap)
+                    want -= cap;
+            }
+        }
         if (d) {
             __atomic_fetch_sub(&c->rec_bundles, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_sub(&c->rec_slots, d->n, __ATOMIC_RELAXED);
             __atomic_store_n(&c->rec_used, 1, __ATOMIC_RELAXED);
             n = d->n;
             memcpy(bin->base, d->slots, n * sizeof(void *));
             ca_binned__bundle_put(b, d);
         } else {
-            n = ca_binned__central_take(b, cls, ca_binned__classes[cls].batch, bin->base);
+            ca_binned__class_ready(b, cls);
+            n = ca_binned__central_take(b, cls, want, bin->base);
             if (!n) {
                 errno = ENOMEM;
                 return NULL;
@@ -406,6 +477,11 @@ void ca_binned__free_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls, voi
         *bin->top++ = p;
         return;
     }
+    if ((uint32_t)(bin->limit - bin->base) != ca_binned__classes[cls].cache_max) {
+        bin_grow(tc, cls); /* the starter is full: room in the full array */
+        *bin->top++ = p;
+        return;
+    }
     /* Full: the newest batch - 1 cached slots and p leave as one bundle. */
     uint32_t batch = ca_binned__classes[cls].batch;
     void *out[CA_BINNED__BATCH_MAX];
@@ -428,6 +504,8 @@ void ca_binned__tcache_thread_exit(void *arg)
     ca_binned__tcache_registry_remove(b, tc);
     for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
         ca_binned__bin *bin = &tc->bins[i];
+        if (!bin->allocs && !tc->moved[i])
+            continue; /* nothing to add: the class's state stays untouched */
         __atomic_fetch_add(&b->classes[i].exited_allocs, bin->allocs, __ATOMIC_RELAXED);
         __atomic_fetch_add(&b->classes[i].exited_frees, (uint64_t)((int64_t)bin->allocs + tc->moved[i]),
                            __ATOMIC_RELAXED);

@@ -136,38 +136,52 @@ static const char *op_check(ca_allocator *a) { return ca_bitset_check((const ca_
 
 static const ca_allocator_ops bitset_ops;
 
-int ca_bitset_create(ca_bitset **out, const ca_bitset_options *o)
+int ca_bitset_create(ca_bitset **out, const ca_bitset_options *opt)
 {
-    if (!out || !o)
+    /* The one place zeros become defaults: o is the caller's options (NULL:
+     * all-zero) with each 0 field replaced (bitset.h). */
+    ca_bitset_options o;
+    if (!out)
         return EINVAL;
-    size_t bs = o->block_size;
-    if (!block_size_valid(bs) || o->region_size == 0 || o->region_size % bs)
+    if (opt)
+        o = *opt;
+    else
+        memset(&o, 0, sizeof o);
+    if (!o.block_size)
+        o.block_size = CA_BITSET_BLOCK_DEFAULT;
+    if (!o.region_size) {
+        if (o.buffer)
+            return EINVAL; /* a buffer's size is the caller's to give */
+        o.region_size = CA_BITSET_REGION_DEFAULT;
+    }
+    size_t bs = o.block_size;
+    if (!block_size_valid(bs) || o.region_size % bs)
         return EINVAL;
-    if (!o->source == !o->buffer)
+    if (o.source && o.buffer)
         return EINVAL;
-    if (o->buffer && !ca_is_aligned((uintptr_t)o->buffer, bs))
+    if (o.buffer && !ca_is_aligned((uintptr_t)o.buffer, bs))
         return EINVAL;
-    if (o->source && (o->meta || o->meta_size))
+    if (!o.buffer && (o.meta || o.meta_size))
         return EINVAL;
     struct layout lo;
-    if (!compute_layout(o->region_size, bs, &lo))
+    if (!compute_layout(o.region_size, bs, &lo))
         return lo.nblocks > CA_BITSET_MAX_BLOCKS ? EINVAL : ENOMEM;
-    if (o->buffer && (uintptr_t)o->buffer > UINTPTR_MAX - o->region_size)
+    if (o.buffer && (uintptr_t)o.buffer > UINTPTR_MAX - o.region_size)
         return EINVAL;
 
     void *meta = NULL, *region = NULL;
     size_t meta_bytes = 0, region_obtained = 0;
-    int meta_mapped = 0;
+    int meta_mapped = 0, region_mapped = 0;
     int e;
-    if (o->source) {
-        ca_source *s = o->source;
+    if (o.source) {
+        ca_source *s = o.source;
         size_t g = ca_source_granule(s);
         /* The data region in whole ownership-map pages (both powers of two,
          * so a multiple of CA_OWNER_PAGE and of g), aligned to the block
          * size, the granule and the page. */
         size_t rg = g > CA_OWNER_PAGE ? g : CA_OWNER_PAGE, ralign = bs > rg ? bs : rg;
         if (ca_align_up_overflows(lo.meta, g, &meta_bytes) ||
-            ca_align_up_overflows(o->region_size, rg, &region_obtained))
+            ca_align_up_overflows(o.region_size, rg, &region_obtained))
             return ENOMEM;
         e = ca_source_obtain(s, meta_bytes, g, &meta);
         if (e)
@@ -183,16 +197,30 @@ int ca_bitset_create(ca_bitset **out, const ca_bitset_options *o)
             return EINVAL;
         }
     } else {
-        region = o->buffer;
-        if (o->meta) {
-            if (o->meta_size < lo.meta || !ca_is_aligned((uintptr_t)o->meta, 64))
-                return EINVAL;
-            meta = o->meta;
+        if (o.buffer) {
+            region = o.buffer;
         } else {
-            if (ca_page_round_overflows(lo.meta, &meta_bytes))
+            /* Own memory: an anonymous mapping in whole ownership-map pages,
+             * aligned to the block size and the page. */
+            size_t pg = ca_page_size(), rg = pg > CA_OWNER_PAGE ? pg : CA_OWNER_PAGE;
+            if (ca_align_up_overflows(o.region_size, rg, &region_obtained))
                 return ENOMEM;
-            if (ca_os_map(NULL, meta_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, &meta))
+            if (ca_os_map_aligned(region_obtained, bs > rg ? bs : rg, pg, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, &region))
                 return ENOMEM;
+            region_mapped = 1;
+        }
+        if (o.meta) {
+            if (o.meta_size < lo.meta || !ca_is_aligned((uintptr_t)o.meta, 64))
+                return EINVAL;
+            meta = o.meta;
+        } else {
+            if (ca_page_round_overflows(lo.meta, &meta_bytes) ||
+                ca_os_map(NULL, meta_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, &meta)) {
+                if (region_mapped)
+                    (void)ca_os_unmap(region, region_obtained);
+                return ENOMEM;
+            }
             meta_mapped = 1;
         }
     }
@@ -201,7 +229,7 @@ int ca_bitset_create(ca_bitset **out, const ca_bitset_options *o)
     memset(b, 0, sizeof *b);
     b->base.ops = &bitset_ops;
     b->region = (unsigned char *)region;
-    b->region_size = o->region_size;
+    b->region_size = o.region_size;
     b->nblocks = lo.nblocks;
     b->block_size = bs;
     b->shift = ca_log2(bs);
@@ -213,8 +241,9 @@ int ca_bitset_create(ca_bitset **out, const ca_bitset_options *o)
         w += lo.nwords[l] + (l == 0); /* level 0 has the sentinel word */
     }
     b->starts = w;
-    b->source = o->source;
+    b->source = o.source;
     b->region_obtained = region_obtained;
+    b->region_mapped = region_mapped;
     b->meta = meta;
     b->meta_bytes = meta_bytes;
     b->meta_mapped = meta_mapped;
@@ -224,11 +253,11 @@ int ca_bitset_create(ca_bitset **out, const ca_bitset_options *o)
 }
 
 /* The range reported to a listener: the data region as held (what was
- * obtained from the source, or the caller's buffer). */
+ * obtained from the source or mapped, or the caller's buffer). */
 static void held_region(const ca_bitset *b, void **base, size_t *size)
 {
     *base = b->region;
-    *size = b->source ? b->region_obtained : b->region_size;
+    *size = b->region_obtained ? b->region_obtained : b->region_size;
 }
 
 int ca_bitset_listen(ca_bitset *b, ca_listener *l)
@@ -275,11 +304,14 @@ void ca_bitset_destroy(ca_bitset *b)
         size_t mb = b->meta_bytes;
         ca_source_release(s, b->region, b->region_obtained);
         ca_source_release(s, meta, mb);
-    } else if (b->meta_mapped) {
-        (void)ca_os_unmap(b->meta, b->meta_bytes);
-    } else {
-        b->base.ops = NULL; /* the caller's meta: leave a dead object */
+        return;
     }
+    if (b->region_mapped)
+        (void)ca_os_unmap(b->region, b->region_obtained);
+    if (b->meta_mapped)
+        (void)ca_os_unmap(b->meta, b->meta_bytes);
+    else
+        b->base.ops = NULL; /* the caller's meta: leave a dead object */
 }
 
 /* --- allocation ------------------------------------------------------------ */

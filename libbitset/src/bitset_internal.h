@@ -46,10 +46,12 @@ struct ca_bitset {
     uint64_t *starts;         /* run-start map, nwords[0] words, in meta */
 
     ca_source *source;        /* source mode: region and meta came from it; else NULL */
-    size_t region_obtained;   /* source mode: bytes obtained for the region */
+    size_t region_obtained;   /* source or own mode: bytes obtained / mapped for the region
+                                 (whole pages); 0 for a caller's buffer */
+    int region_mapped;        /* own mode (neither source nor buffer): region from mmap */
     void *meta;               /* metadata block (this struct is at its start) */
     size_t meta_bytes;        /* bytes obtained / mapped for meta; 0 when the caller's */
-    int meta_mapped;          /* buffer mode: meta came from mmap */
+    int meta_mapped;          /* buffer and own mode: meta came from mmap */
     ca_listener *listener;    /* attached by ca_bitset_listen, or NULL: told of the data
                                  region (never of meta), of reset and of destroy */
 

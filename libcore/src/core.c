@@ -11,6 +11,7 @@
 #include <ctxalloc/core.h>
 
 #include <stdlib.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 size_t ca_page_size(void)
@@ -19,7 +20,11 @@ size_t ca_page_size(void)
     size_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (ca_likely(v))
         return v;
-    long r = sysconf(_SC_PAGESIZE);
+    /* The kernel's AT_PAGESZ: sysconf would run (and page in) more of libc's
+     * code at start-up for the same number. */
+    long r = (long)getauxval(AT_PAGESZ);
+    if (r <= 0)
+        r = sysconf(_SC_PAGESIZE);
     v = (r > 0 && ca_is_pow2((size_t)r) && (size_t)r >= CA_PAGE_SIZE_MIN) ? (size_t)r : CA_PAGE_SIZE_MIN;
     __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     return v;

@@ -17,8 +17,24 @@
  *
  * Nothing here allocates (pthread_atfork itself may: it is called once,
  * outside table_lock).
+ *
+ * Lock hooks (ca_fork_hook_register_locks) wait for a second thread: while
+ * the process has one, the table fills but pthread_atfork is not called and
+ * ca_core__fork_waiting is 1; the first ranked lock taken once glibc's
+ * __libc_single_threaded is false calls ca_core__fork_arm, which clears
+ * the flag (so that the malloc inside pthread_atfork, which takes locks,
+ * does not come back here) and registers. Why a lock and not the thread's
+ * creation: ctxalloc does not see pthread_create, and a fork can only find
+ * held a lock that was taken after such a check.
  */
 #include <ctxalloc/core.h>
+
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define HAVE_SINGLE_THREADED 1
+#endif
+#endif
 
 typedef struct hook {
     void (*prepare)(void);
@@ -32,6 +48,18 @@ static unsigned published; /* slots [0, published) are complete */
 static int table_lock;
 static int atfork_state; /* 0 not registered, 1 being registered, 2 registered */
 static __thread unsigned fork_count __attribute__((tls_model("initial-exec")));
+int ca_core__fork_waiting; /* 1: lock hooks wait for a second thread; __atomic */
+
+/* Whether the process is known to have one thread (false when libc cannot
+ * tell: then hooks register at once). */
+static bool single_threaded(void)
+{
+#ifdef HAVE_SINGLE_THREADED
+    return __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) != 0;
+#else
+    return false;
+#endif
+}
 
 /* The slot after `prev` in prepare order (prev = n: the first), or n. */
 static unsigned next_up(unsigned prev, unsigned n)
@@ -89,7 +117,9 @@ static void run_child(void)
     table_lock = 0;
 }
 
-int ca_fork_hook_register(void (*prepare)(void), void (*parent)(void), void (*child)(void), unsigned rank)
+/* The one pthread_atfork call (0: made, or being made by another thread or
+ * by this one further up the stack). */
+static int atfork_register(void)
 {
     int state = __atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE);
     while (state != 2) {
@@ -97,9 +127,7 @@ int ca_fork_hook_register(void (*prepare)(void), void (*parent)(void), void (*ch
                                                       __ATOMIC_ACQUIRE)) {
             int e = pthread_atfork(run_prepare, run_parent, run_child);
             __atomic_store_n(&atfork_state, e ? 0 : 2, __ATOMIC_RELEASE);
-            if (e)
-                return e;
-            break;
+            return e;
         }
         if (state == 1) {
             /* Another thread is inside pthread_atfork (or this one is, when
@@ -109,6 +137,28 @@ int ca_fork_hook_register(void (*prepare)(void), void (*parent)(void), void (*ch
             break;
         }
         state = __atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE);
+    }
+    return 0;
+}
+
+void ca_core__fork_arm(void)
+{
+    if (single_threaded())
+        return;
+    int one = 1;
+    if (!__atomic_compare_exchange_n(&ca_core__fork_waiting, &one, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        return;
+    if (atfork_register() != 0)
+        __atomic_store_n(&ca_core__fork_waiting, 1, __ATOMIC_RELEASE); /* again at a later lock */
+}
+
+static int add(void (*prepare)(void), void (*parent)(void), void (*child)(void), unsigned rank, bool locks)
+{
+    bool wait = locks && single_threaded() && __atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE) != 2;
+    if (!wait) {
+        int e = atfork_register();
+        if (e)
+            return e;
     }
     int err = 0;
     ca_lock_acquire_ranked(&table_lock, CA_LOCK_RANK_CORE_FORK, "core");
@@ -125,5 +175,19 @@ int ca_fork_hook_register(void (*prepare)(void), void (*parent)(void), void (*ch
         __atomic_store_n(&published, n + 1, __ATOMIC_RELEASE);
     }
     ca_lock_release_ranked(&table_lock, CA_LOCK_RANK_CORE_FORK);
+    /* After the slot is published: a thread created meanwhile registers at
+     * its first lock. */
+    if (wait && !err && __atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE) != 2)
+        __atomic_store_n(&ca_core__fork_waiting, 1, __ATOMIC_RELEASE);
     return err;
+}
+
+int ca_fork_hook_register(void (*prepare)(void), void (*parent)(void), void (*child)(void), unsigned rank)
+{
+    return add(prepare, parent, child, rank, false);
+}
+
+int ca_fork_hook_register_locks(void (*prepare)(void), void (*parent)(void), void (*child)(void), unsigned rank)
+{
+    return add(prepare, parent, child, rank, true);
 }

@@ -142,7 +142,6 @@ static const char *const rank_names[CA_LOCK_RANK_COUNT] = {
     [CA_LOCK_RANK_SOURCE_FILE] = "file source offsets",
     [CA_LOCK_RANK_SOURCE_BUFFER] = "buffer source",
     [CA_LOCK_RANK_SOURCE_TRACK] = "source range records",
-    [CA_LOCK_RANK_SOURCE_FILE_ERROR] = "file source last error",
     [CA_LOCK_RANK_CORE_WINDOWS] = "ownership-map windows",
     [CA_LOCK_RANK_CORE_FORK] = "fork hook table",
 };

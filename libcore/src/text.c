@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The suite's one number formatter and line builder (contracts in core.h,
- * section "Text without allocating"), and the write loop every message and
- * report goes through.
+ * section "Text without allocating"), the write loop every message and
+ * report goes through, and each thread's last error message (section
+ * "Last error").
  *
  * Concurrency: no shared state; every function works on the caller's
- * buffer. Nothing here allocates, takes a lock or touches stdio, so all of
- * it may run in a signal handler or inside malloc.
+ * buffer or the calling thread's own. Nothing here allocates, takes a lock
+ * or touches stdio, so all of it may run in a signal handler or inside
+ * malloc.
  */
 #include <ctxalloc/core.h>
 
+#include <string.h>
 #include <unistd.h>
 
 size_t ca_fmt_u64(char *buf, size_t cap, uint64_t v, unsigned base)
@@ -92,4 +95,59 @@ int ca_write_all(int fd, const void *p, size_t n)
     }
     errno = saved;
     return e;
+}
+
+void ca_line_errno(ca_line *l, int e)
+{
+    const char *d = strerrordesc_np(e);
+    if (d) {
+        ca_line_str(l, d);
+        return;
+    }
+    ca_line_str(l, "errno ");
+    if (e < 0) {
+        ca_line_char(l, '-');
+        ca_line_u64(l, 0 - (uint64_t)(int64_t)e, 10); /* the magnitude, INT_MIN included */
+    } else {
+        ca_line_u64(l, (uint64_t)e, 10);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Last error: one message per thread (core.h, "Last error")
+ *
+ * The thread's buffer and the line over it, in static TLS (initial-exec:
+ * no allocation on first use, also inside malloc). `set` tells a message
+ * from none; the line is re-pointed at the buffer on every begin, so a
+ * thread's first message needs no set-up.
+ * ------------------------------------------------------------------------ */
+
+static __thread char last_error_buf[CA_LAST_ERROR_MAX] __attribute__((tls_model("initial-exec")));
+static __thread ca_line last_error_line __attribute__((tls_model("initial-exec")));
+static __thread bool last_error_set __attribute__((tls_model("initial-exec")));
+
+const char *ca_last_error(void) { return last_error_set ? last_error_buf : NULL; }
+
+void ca_last_error_clear(void)
+{
+    last_error_set = false;
+    last_error_buf[0] = '\0';
+}
+
+ca_line *ca_core__last_error_begin(const char *component)
+{
+    ca_line *l = &last_error_line;
+    ca_line_init(l, last_error_buf, sizeof last_error_buf);
+    if (component) {
+        ca_line_str(l, component);
+        ca_line_str(l, ": ");
+    }
+    last_error_set = true;
+    return l;
+}
+
+int ca_core__last_error_set(const char *component, const char *what, int err)
+{
+    ca_line_str(ca_core__last_error_begin(component), what);
+    return err;
 }

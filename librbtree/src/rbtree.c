@@ -794,13 +794,6 @@ static const ca_allocator_ops rbtree_ops = {
     .check = op_check,
 };
 
-void ca_rbtree_options_init(ca_rbtree_options *opt)
-{
-    opt->source = NULL;
-    opt->parent = NULL;
-    opt->region_size = CA_RBTREE_REGION_DEFAULT;
-}
-
 int ca_rbtree_init(ca_rbtree *r, const ca_rbtree_options *opt)
 {
     ca_rbtree_options def;

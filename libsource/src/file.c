@@ -51,17 +51,24 @@ static const ca_source_ops file_zero_ops = FILE_OPS(CA_SOURCE_THREAD_SAFE | CA_S
 
 static ca_source_file *from(ca_source *s) { return (ca_source_file *)(void *)s; }
 
-/* Record a message (no allocation: strerrordesc_np is a table lookup).
- * Failing calls on several threads take turns on the buffer. */
-static int note(ca_source_file *s, const char *what, int err)
+/* A failure with more to say than err: the calling thread's last error
+ * (core.h), "source-file: <what>[ '<path>']: <text of err>". No allocation,
+ * no lock (the message is the thread's). Returns err. */
+static int note_path(const char *what, const char *path, int err)
 {
-    char msg[sizeof s->error];
-    snprintf(msg, sizeof msg, "%s: %s", what, strerrordesc_np(err) ? strerrordesc_np(err) : "error");
-    ca_source__spin_lock(&s->error_lock, CA_LOCK_RANK_SOURCE_FILE_ERROR);
-    memcpy(s->error, msg, sizeof msg);
-    ca_source__spin_unlock(&s->error_lock, CA_LOCK_RANK_SOURCE_FILE_ERROR);
+    ca_line *m = ca_core__last_error_begin("source-file");
+    ca_line_str(m, what);
+    if (path) {
+        ca_line_str(m, " '");
+        ca_line_str(m, path);
+        ca_line_char(m, '\'');
+    }
+    ca_line_str(m, ": ");
+    ca_line_errno(m, err);
     return err;
 }
+
+static int note(const char *what, int err) { return note_path(what, NULL, err); }
 
 /* ---- offset allocator (under s->mutex) ---------------------------------- */
 
@@ -151,29 +158,29 @@ static int ensure_blocks(ca_source_file *s, size_t off, size_t size)
 {
     int err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_FALLOCATE, size);
     if (err)
-        return note(s, "fallocate (injected)", err);
+        return note("fallocate (injected)", err);
     if ((err = ca_os_fallocate(s->fd, 0, (int64_t)off, (int64_t)size))) {
         if (err != EOPNOTSUPP && err != ENOSYS)
-            return note(s, "fallocate", err);
+            return note("fallocate", err);
         /* No fallocate here: extend, then write zeros beyond the old end so
          * the blocks exist (ranges inside the old size are already backed). */
         struct stat st;
         if (fstat(s->fd, &st) != 0)
-            return note(s, "fstat", errno);
+            return note("fstat", errno);
         static const char zeros[4096];
         for (size_t pos = (size_t)st.st_size > off ? (size_t)st.st_size : off; pos < off + size;) {
             size_t n = off + size - pos < sizeof zeros ? off + size - pos : sizeof zeros;
             ssize_t w = pwrite(s->fd, zeros, n, (off_t)pos);
             if (w <= 0)
-                return note(s, "pwrite of zeros", w < 0 ? errno : ENOSPC);
+                return note("pwrite of zeros", w < 0 ? errno : ENOSPC);
             pos += (size_t)w;
         }
     }
     struct stat st;
     if (fstat(s->fd, &st) != 0)
-        return note(s, "fstat", errno);
+        return note("fstat", errno);
     if ((uint64_t)st.st_size < (uint64_t)off + size)
-        return note(s, "file shorter than the range after allocation", EIO);
+        return note("file shorter than the range after allocation", EIO);
     return 0;
 }
 
@@ -196,12 +203,12 @@ static int back_range(ca_source_file *s, size_t off, size_t size)
 {
     int err = ensure_blocks(s, off, size);
     if (!err && (err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size)))
-        note(s, "mmap (injected)", err);
+        note("mmap (injected)", err);
     if (!err) {
         int flags = MAP_SHARED | MAP_FIXED | ((s->flags & CA_SOURCE_FILE_POPULATE) ? MAP_POPULATE : 0);
         void *q;
         if ((err = ca_os_map(s->map + off, size, PROT_READ | PROT_WRITE, flags, s->fd, (int64_t)off, &q))) {
-            err = note(s, "mmap of the file", err);
+            err = note("mmap of the file", err);
             (void)unmap_to_reserved(s->map + off, size);
         }
     }
@@ -217,7 +224,7 @@ static int take_offsets(ca_source_file *s, size_t size, size_t align, size_t *of
     (void)ca_mutex_lock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE, "source");
     int err = ext_alloc(s, size, align < s->base.granule ? s->base.granule : align, off);
     (void)ca_mutex_unlock_ranked(&s->mutex, CA_LOCK_RANK_SOURCE_FILE);
-    return err ? note(s, "file source capacity exhausted", err) : 0;
+    return err ? note("file source capacity exhausted", err) : 0;
 }
 
 static int file_new(ca_source_file *s, size_t size, size_t align, bool usable, void **out)
@@ -241,7 +248,7 @@ static int file_new(ca_source_file *s, size_t size, size_t align, bool usable, v
             punch(s, off, size);
         }
         ext_put(s, off, size);
-        return ca_source__fail(&s->c, note(s, "record of ranges", err), true);
+        return ca_source__fail(&s->c, note("record of ranges", err), true);
     }
     ca_source__add(&s->c.reserved, size, true);
     if (usable) {
@@ -284,7 +291,7 @@ static int file_release(ca_source *src, void *p, size_t size)
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_RELEASE, size);
     if (!err && (err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size)))
-        note(s, "mmap (injected)", err);
+        note("mmap (injected)", err);
     if (err)
         return ca_source__fail(&s->c, err, true);
     ca_source__range r;
@@ -292,7 +299,7 @@ static int file_release(ca_source *src, void *p, size_t size)
         return ca_source__fail(&s->c, ca_source__bad_range(p, "release of a range this file source did not give out"), true);
     if ((err = unmap_to_reserved(p, size))) {
         (void)ca_source__track_add(&s->track, p, size, r.committed, (unsigned)r.flags);
-        return ca_source__fail(&s->c, note(s, "mmap of the reservation", err), true);
+        return ca_source__fail(&s->c, note("mmap of the reservation", err), true);
     }
     size_t off = (size_t)((char *)p - s->map);
     punch(s, off, size);
@@ -331,10 +338,10 @@ static int file_decommit(ca_source *src, void *p, size_t size)
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_DECOMMIT, size);
     if (!err && (err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_FALLOCATE, size)))
-        note(s, "fallocate (injected)", err);
+        note("fallocate (injected)", err);
     if (!err && (err = ca_os_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                        (int64_t)((char *)p - s->map), (int64_t)size)))
-        err = note(s, "fallocate punch hole", err);
+        err = note("fallocate punch hole", err);
     if (err)
         return ca_source__fail(&s->c, err, true);
     int64_t applied = 0;
@@ -363,7 +370,7 @@ int ca_source_file_sync(ca_source_file *s, void *p, size_t size)
     if (!s || range_arg(s, p, size) || ca_source__track_within(&s->track, p, size, NULL))
         return EINVAL;
     int err = ca_os_sync(p, size, MS_SYNC);
-    return err ? note(s, "msync", err) : 0;
+    return err ? note("msync", err) : 0;
 }
 
 /* ---- create / destroy ------------------------------------------------------ */
@@ -375,10 +382,10 @@ static int open_file(ca_source_file *s, const ca_source_file_options *o)
     int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_OPEN, 0);
     if (o->path) {
         if (err)
-            return note(s, "open of the named file (injected)", err);
+            return note_path("open of the named file (injected)", o->path, err);
         int fl = O_RDWR | O_CREAT | O_CLOEXEC | ((o->flags & CA_SOURCE_FILE_TRUNCATE) ? O_TRUNC : 0);
         s->fd = open(o->path, fl, 0600);
-        return s->fd < 0 ? note(s, "open of the named file", errno) : 0;
+        return s->fd < 0 ? note_path("open of the named file", o->path, errno) : 0;
     }
     const char *dir = o->dir ? o->dir : getenv("TMPDIR");
     if (!dir || !*dir)
@@ -390,14 +397,14 @@ static int open_file(ca_source_file *s, const ca_source_file_options *o)
         err = errno;
     }
     if (err != EOPNOTSUPP && err != EISDIR && err != EINVAL)
-        return note(s, "open O_TMPFILE in the directory", err);
+        return note_path("open O_TMPFILE in the directory", dir, err);
     /* The filesystem lacks O_TMPFILE: a named file, unlinked at once. */
     char tmpl[4096];
     if ((size_t)snprintf(tmpl, sizeof tmpl, "%s/ctxalloc-source-XXXXXX", dir) >= sizeof tmpl)
-        return note(s, "temporary file path too long", ENAMETOOLONG);
+        return note_path("temporary file path too long in", dir, ENAMETOOLONG);
     s->fd = mkostemp(tmpl, O_CLOEXEC);
     if (s->fd < 0)
-        return note(s, "mkostemp in the directory", errno);
+        return note_path("mkostemp in the directory", dir, errno);
     unlink(tmpl);
     return 0;
 }
@@ -413,12 +420,12 @@ int ca_source_file_init(ca_source_file *s, const ca_source_file_options *o)
     s->fd = -1;
     int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_INIT, 0);
     if (err)
-        return note(s, "init (injected)", err);
+        return note("init (injected)", err);
     size_t page = ca_page_size(), cap = o->capacity ? o->capacity : CA_SOURCE_FILE_CAPACITY_DEFAULT, total;
     if ((o->flags & ~(CA_SOURCE_FILE_TRUNCATE | CA_SOURCE_FILE_POPULATE)) ||
         ca_align_up_overflows(cap, page, &cap) || cap > (size_t)INT64_MAX ||
         ca_add_overflows(cap, CA_SOURCE__2M, &total))
-        return note(s, "bad options", EINVAL);
+        return note("bad options", EINVAL);
     s->fault = o->fault;
     if ((err = open_file(s, o)))
         return err;
@@ -431,7 +438,7 @@ int ca_source_file_init(ca_source_file *s, const ca_source_file_options *o)
     if (err) {
         close(s->fd);
         s->fd = -1;
-        return note(s, "mmap of the address-space reservation", err);
+        return note("mmap of the address-space reservation", err);
     }
     s->map = (char *)a;
     s->capacity = cap;
@@ -464,8 +471,6 @@ uint64_t ca_source_file_offset(const ca_source_file *s, const void *p)
     uintptr_t a = (uintptr_t)p, lo = (uintptr_t)s->map;
     return a >= lo && a - lo < s->capacity ? (uint64_t)(a - lo) : (uint64_t)-1;
 }
-
-const char *ca_source_file_error(const ca_source_file *s) { return s->error; }
 
 const char *ca_source__file_check(const ca_source *src, bool totals)
 {

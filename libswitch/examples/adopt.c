@@ -27,7 +27,7 @@ int main(void)
     if (ca_bump_init(&bump, ca_source_mmap_global(), NULL) != 0)
         return 1;
     if (ca_switch_adopt(&req, &bump.base) != 0) {
-        fprintf(stderr, "adopt: %s\n", ca_switch_adopt_error(&req));
+        fprintf(stderr, "%s\n", ca_last_error()); /* which allocator, and why */
         return 1;
     }
 
@@ -41,7 +41,7 @@ int main(void)
     ca_switch_context_set(saved);
 
     if (ca_switch_unadopt(&req) != 0) { /* then destroy the allocator */
-        fprintf(stderr, "unadopt: %s\n", ca_switch_adopt_error(&req));
+        fprintf(stderr, "%s\n", ca_last_error()); /* e.g. blocks still live */
         return 1;
     }
     ca_bump_destroy(&bump);

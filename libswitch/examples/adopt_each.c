@@ -22,7 +22,7 @@ static int use(const char *what, ca_allocator *a)
 {
     ca_switch_adopted ad;
     if (ca_switch_adopt(&ad, a) != 0) {
-        printf("%s: %s\n", what, ca_switch_adopt_error(&ad));
+        printf("%s: %s\n", what, ca_last_error());
         return 1;
     }
     ca_switch_thread_set(&ad.base);
@@ -33,7 +33,7 @@ static int use(const char *what, ca_allocator *a)
     ca_switch_free(q);
     ca_switch_thread_set(NULL);
     if (ca_switch_unadopt(&ad) != 0) {
-        printf("%s: %s\n", what, ca_switch_adopt_error(&ad));
+        printf("%s: %s\n", what, ca_last_error());
         return 1;
     }
     printf("%-14s %s\n", what, ok ? "ok" : "FAILED");

@@ -95,7 +95,7 @@ int main(void)
         if (ca_rbtree_init(&co->tree, &o) != 0)
             return 1;
         if (ca_switch_adopt(&co->alloc, &co->tree.base) != 0) {
-            printf("adopt: %s\n", ca_switch_adopt_error(&co->alloc));
+            printf("%s\n", ca_last_error());
             return 1;
         }
         co->slot = &co->alloc.base;
@@ -113,7 +113,7 @@ int main(void)
     for (int i = 0; i < 2; i++) {
         /* every block is freed and no context holds it: undo, then destroy */
         if (ca_switch_unadopt(&coros[i].alloc) != 0) {
-            printf("unadopt: %s\n", ca_switch_adopt_error(&coros[i].alloc));
+            printf("%s\n", ca_last_error());
             return 1;
         }
         ca_rbtree_destroy(&coros[i].tree);

@@ -24,7 +24,7 @@ int main(void)
 
     ca_switch_adopted ad;
     if (ca_switch_adopt(&ad, &tree.base) != 0) {
-        fprintf(stderr, "%s\n", ca_switch_adopt_error(&ad));
+        fprintf(stderr, "%s\n", ca_last_error());
         return 1;
     }
     ca_switch_thread_set(&ad.base);                        /* this thread's mallocs */
@@ -38,7 +38,7 @@ int main(void)
     ca_switch_free(q);
     ca_switch_thread_set(NULL);
     if (ca_switch_unadopt(&ad) != 0) {                     /* EBUSY while selected or with live blocks */
-        fprintf(stderr, "%s\n", ca_switch_adopt_error(&ad));
+        fprintf(stderr, "%s\n", ca_last_error());
         return 1;
     }
     ca_rbtree_destroy(&tree);

@@ -34,36 +34,35 @@
 enum { STATE_NONE = 0, STATE_ACTIVE = 1, STATE_DEAD = 2 };
 
 /* ------------------------------------------------------------------------
- * Messages: built without malloc or stdio (callers may be inside malloc)
+ * Messages: the calling thread's last error (core.h), built without malloc
+ * or stdio (callers may be inside malloc)
  * ------------------------------------------------------------------------ */
 
-/* The error text of ad, emptied, as a line to build (core's ca_line). */
-static ca_line error_msg(ca_switch_adopted *ad)
-{
-    ca_line m;
-    ca_line_init(&m, ad->error, sizeof ad->error);
-    return m;
-}
-
-/* The error text of ad as a line to append to. */
-static ca_line error_more(ca_switch_adopted *ad)
-{
-    ca_line m = {ad->error, sizeof ad->error, strlen(ad->error)};
-    return m;
-}
+/* Set by fail(): this thread's adopt can tell a refusal its listener
+ * explained (on_added runs in the attaching thread) from one it did not. */
+static CA_SWITCH_TLS bool g_noted;
 
 static const char *inner_name(const ca_switch_adopted *ad)
 {
     return ad->inner && ad->inner->ops && ad->inner->ops->name ? ad->inner->ops->name : "allocator";
 }
 
-/* Set ad->error to "<inner name>: <what>" and return e. */
-static int fail(ca_switch_adopted *ad, int e, const char *what)
+/* Start the thread's message "switch: <inner name>: <what>"; the rest may
+ * be appended to the line returned. */
+static ca_line *fail_line(const ca_switch_adopted *ad, const char *what)
 {
-    ca_line m = error_msg(ad);
-    ca_line_str(&m, inner_name(ad));
-    ca_line_str(&m, ": ");
-    ca_line_str(&m, what);
+    ca_line *m = ca_core__last_error_begin("switch");
+    ca_line_str(m, inner_name(ad));
+    ca_line_str(m, ": ");
+    ca_line_str(m, what);
+    g_noted = true;
+    return m;
+}
+
+/* The thread's message "switch: <inner name>: <what>"; returns e. */
+static int fail(const ca_switch_adopted *ad, int e, const char *what)
+{
+    (void)fail_line(ad, what);
     return e;
 }
 
@@ -226,12 +225,11 @@ static int on_added(ca_listener *l, void *base, size_t size)
 {
     ca_switch_adopted *ad = of_listener(l);
     if (!ca_is_aligned((uintptr_t)base, CA_OWNER_PAGE) || !ca_is_aligned(size, CA_OWNER_PAGE)) {
-        (void)fail(ad, EINVAL, "range ");
-        ca_line m = error_more(ad);
-        ca_line_addr(&m, base);
-        ca_line_str(&m, " + ");
-        ca_line_u64(&m, size, 10);
-        ca_line_str(&m, " is not whole 4 KiB pages: give the allocator page-aligned memory");
+        ca_line *m = fail_line(ad, "range ");
+        ca_line_addr(m, base);
+        ca_line_str(m, " + ");
+        ca_line_u64(m, size, 10);
+        ca_line_str(m, " is not whole 4 KiB pages: give the allocator page-aligned memory");
         return EINVAL;
     }
     /* Memory of a block of another registered allocator (a parent) is
@@ -291,7 +289,7 @@ static void on_destroyed(ca_listener *l)
 int ca_switch_adopt(ca_switch_adopted *ad, ca_allocator *a)
 {
     if (!ad)
-        return EINVAL;
+        return ca_core__last_error_set("switch", "adopt: NULL ca_switch_adopted", EINVAL);
     if (ca_switch__adopted_registered(ad))
         return fail(ad, EBUSY, "this ca_switch_adopted is in use: undo it first");
     memset(ad, 0, sizeof *ad);
@@ -326,14 +324,15 @@ int ca_switch_adopt(ca_switch_adopted *ad, ca_allocator *a)
             ad->flags |= CA_SWITCH__ADOPT_LOCAL;
         }
         __atomic_store_n(&ad->state, STATE_ACTIVE, __ATOMIC_RELEASE);
+        g_noted = false;
         int e = ca_listen(a, &ad->listener);
         if (e) {
             __atomic_store_n(&ad->state, STATE_NONE, __ATOMIC_RELEASE);
             if (e == EBUSY)
                 return fail(ad, EBUSY, "is already adopted (or has another listener)");
-            if (!ad->error[0])
+            if (!g_noted)
                 return fail(ad, e, "refused to report its memory");
-            return e;
+            return e; /* on_added said why */
         }
     }
     __atomic_store_n(&ad->state, STATE_ACTIVE, __ATOMIC_RELEASE);
@@ -344,7 +343,7 @@ int ca_switch_adopt(ca_switch_adopted *ad, ca_allocator *a)
 int ca_switch_unadopt(ca_switch_adopted *ad)
 {
     if (!ad || !ca_switch__is_adopted(&ad->base))
-        return EINVAL;
+        return ca_core__last_error_set("switch", "unadopt: not an adoption", EINVAL);
     int st = __atomic_load_n(&ad->state, __ATOMIC_ACQUIRE);
     if (st == STATE_DEAD) {
         /* the allocator was destroyed first (reported then): nothing left */
@@ -355,10 +354,9 @@ int ca_switch_unadopt(ca_switch_adopted *ad)
         return fail(ad, EINVAL, "adoption is not active");
     uint64_t sel = __atomic_load_n(&ad->selected, __ATOMIC_RELAXED);
     if (sel) {
-        (void)fail(ad, EBUSY, "still selected by ");
-        ca_line m = error_more(ad);
-        ca_line_u64(&m, sel, 10);
-        ca_line_str(&m, " threads or contexts: restore their previous selection first");
+        ca_line *m = fail_line(ad, "still selected by ");
+        ca_line_u64(m, sel, 10);
+        ca_line_str(m, " threads or contexts: restore their previous selection first");
         return EBUSY;
     }
     if (ad->flags & CA_SWITCH__ADOPT_LOCAL) {
@@ -368,17 +366,15 @@ int ca_switch_unadopt(ca_switch_adopted *ad)
     }
     uint64_t live = live_of(ad);
     if (live && !free_noop(ad)) {
-        (void)fail(ad, EBUSY, "still has ");
-        ca_line m = error_more(ad);
-        ca_line_u64(&m, live, 10);
-        ca_line_str(&m, " live blocks: free them first (free() could not route them afterwards)");
+        ca_line *m = fail_line(ad, "still has ");
+        ca_line_u64(m, live, 10);
+        ca_line_str(m, " live blocks: free them first (free() could not route them afterwards)");
         return EBUSY;
     }
     if (!(ad->flags & CA_SWITCH__ADOPT_SELF))
         (void)ca_listen(ad->inner, NULL);
     ca_switch__unregister_adopted(ad);
     __atomic_store_n(&ad->state, STATE_NONE, __ATOMIC_RELEASE);
-    ad->error[0] = '\0';
     return 0;
 }
 
@@ -387,8 +383,6 @@ void ca_switch_adopt_claim(ca_switch_adopted *ad)
     if (ad && (ad->flags & CA_SWITCH__ADOPT_LOCAL))
         ca_switch_local_adopt(&ad->local);
 }
-
-const char *ca_switch_adopt_error(const ca_switch_adopted *ad) { return ad ? ad->error : "NULL adoption"; }
 
 uint64_t ca_switch_adopt_live(const ca_switch_adopted *ad) { return live_of(ad); }
 

@@ -377,7 +377,7 @@ ca_allocator *ca_switch__init_slow(void)
         ca_switch__g.base = base;
         ca_switch__g.base_registers = registers;
         /* Both may allocate: still served by the bootstrap area. */
-        (void)ca_fork_hook_register(fork_prepare, fork_parent, fork_child, CA_LOCK_RANK_SWITCH_REGISTRY);
+        (void)ca_fork_hook_register_locks(fork_prepare, fork_parent, fork_child, CA_LOCK_RANK_SWITCH_REGISTRY);
         (void)atexit(stats_at_exit);
         ca_allocator *none = NULL;
         /* A global set by ca_switch_global_set during initialisation wins. */

@@ -23,7 +23,7 @@ static int child(uint64_t seed, size_t local_cache)
     o.freelist = CA_ARENA_FREELIST_OPTIMISTIC;
     o.capacity = 4u << 20;
     o.min_segment = 16;
-    o.local_cache = local_cache; /* 0: every free and reuse through the shared list's head */
+    o.local_cache = local_cache; /* CA_ARENA_LOCAL_CACHE_OFF: every free and reuse through the shared list's head */
     ca_arena *a = NULL;
     if (ca_arena_create(&a, &o))
         return 2;
@@ -53,7 +53,7 @@ static void run(int *ca_tt_failed, size_t local_cache)
     CA_TT_ASSERT(caught, "ABA went unnoticed in %d attempts", attempts);
 }
 
-CA_TT(aba_without_tag_is_caught) { run(ca_tt_failed, 0); }
+CA_TT(aba_without_tag_is_caught) { run(ca_tt_failed, CA_ARENA_LOCAL_CACHE_OFF); }
 
 /* 16-byte caches: no chunk, and every free overflows the cache, so each
  * free pushes a chain of one block onto the shared bin of its size and each

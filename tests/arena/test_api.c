@@ -25,7 +25,7 @@ static ca_arena *make(ca_arena_freelist kind, unsigned bits, ca_arena_backing ba
 
 Test(arena_api, contract_every_kind_width_backing)
 {
-    for (int k = 0; k < 3; k++)
+    for (int k = CA_ARENA_FREELIST_NONE; k <= CA_ARENA_FREELIST_PESSIMISTIC; k++)
         for (int w = 0; w < 2; w++)
             for (int b = 0; b < 2; b++) {
                 ca_arena *a = make((ca_arena_freelist)k, w ? 64 : 32, (ca_arena_backing)b, 64u << 20);
@@ -105,7 +105,7 @@ Test(arena_api, offsets_and_pointers)
     ca_arena_options_init(&o);
     o.user_size = 100;
     ca_arena *a = NULL;
-    o.local_cache = 0; /* so that the free below rewinds the shared cursor itself */
+    o.local_cache = CA_ARENA_LOCAL_CACHE_OFF; /* so that the free below rewinds the shared cursor itself */
     cr_assert_eq(ca_arena_create(&a, &o), 0);
     size_t us = 0;
     unsigned char *u = (unsigned char *)ca_arena_user_area(a, &us);

@@ -17,7 +17,7 @@ static ca_arena *make(ca_arena_freelist kind, unsigned bits, size_t min_segment)
     o.offset_bits = bits;
     o.min_segment = min_segment;
     o.capacity = 4u << 20;
-    o.local_cache = 0; /* the shared cursor and list alone: their exact rules (test_cache: the caches) */
+    o.local_cache = CA_ARENA_LOCAL_CACHE_OFF; /* the shared cursor and list alone: their exact rules (test_cache: the caches) */
     ca_arena *a = NULL;
     cr_assert_eq(ca_arena_create(&a, &o), 0);
     return a;
@@ -141,7 +141,7 @@ Test(arena_basic, min_segment_discards_small_pieces)
 
 Test(arena_basic, rewind_through_free_segments)
 {
-    for (int k = 1; k < 3; k++) {
+    for (int k = CA_ARENA_FREELIST_OPTIMISTIC; k <= CA_ARENA_FREELIST_PESSIMISTIC; k++) {
         ca_arena *a = make((ca_arena_freelist)k, 64, 32);
         uint64_t d = ca_arena_data_start(a);
         uint64_t x = al(a, 64), y = al(a, 64), z = al(a, 64);
@@ -157,7 +157,7 @@ Test(arena_basic, rewind_through_free_segments)
 
 Test(arena_basic, compact_merges_and_returns_tail)
 {
-    for (int k = 1; k < 3; k++) {
+    for (int k = CA_ARENA_FREELIST_OPTIMISTIC; k <= CA_ARENA_FREELIST_PESSIMISTIC; k++) {
         ca_arena *a = make((ca_arena_freelist)k, 64, 32);
         uint64_t o[8];
         for (int i = 0; i < 8; i++)
@@ -240,7 +240,7 @@ Test(arena_basic, beyond_4gib_with_64bit_offsets)
     o.capacity = (uint64_t)6 << 30;
     o.source = &ms.base;
     o.freelist = CA_ARENA_FREELIST_PESSIMISTIC;
-    o.local_cache = 0;
+    o.local_cache = CA_ARENA_LOCAL_CACHE_OFF;
     ca_arena *a = NULL;
     cr_assert_eq(ca_arena_create(&a, &o), 0);
     uint64_t big, x, y;
@@ -275,12 +275,12 @@ Test(arena_basic, allocator_view_alignments)
 
 Test(arena_basic, exhausted_cursor_compacts_before_enomem)
 {
-    for (int k = 1; k < 3; k++) {
+    for (int k = CA_ARENA_FREELIST_OPTIMISTIC; k <= CA_ARENA_FREELIST_PESSIMISTIC; k++) {
         ca_arena_options opt;
         ca_arena_options_init(&opt);
         opt.freelist = (ca_arena_freelist)k;
         opt.capacity = 256u << 10;
-        opt.local_cache = 0;
+        opt.local_cache = CA_ARENA_LOCAL_CACHE_OFF;
         ca_arena *a = NULL;
         cr_assert_eq(ca_arena_create(&a, &opt), 0);
         static uint64_t o[8192];

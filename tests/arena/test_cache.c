@@ -59,10 +59,15 @@ Test(arena_cache, options)
     ca_arena_options o;
     ca_arena_options_init(&o);
     cr_assert_eq(o.order, CA_ARENA_REUSE_FIRST);
-    cr_assert_gt(o.local_cache, 0);
-    o.order = (ca_arena_order)7;
+    cr_assert_eq(o.local_cache, 0, "0: the default size");
     ca_arena *a = NULL;
+    cr_assert_eq(ca_arena_create(&a, &o), 0);
+    cr_assert_gt(a->local_cache, 0, "thread caches by default");
+    ca_arena_close(a);
+    o.order = (ca_arena_order)7;
+    a = NULL;
     cr_assert_eq(ca_arena_create(&a, &o), EINVAL);
+    cr_assert_null(a);
 }
 
 Test(arena_cache, pair_stays_in_the_chunk)
@@ -95,7 +100,7 @@ Test(arena_cache, pair_stays_in_the_chunk)
  * only once the fresh memory is gone with FRESH_FIRST. */
 Test(arena_cache, order_reuse_first_and_fresh_first)
 {
-    for (int k = 1; k < 3; k++) {
+    for (int k = CA_ARENA_FREELIST_OPTIMISTIC; k <= CA_ARENA_FREELIST_PESSIMISTIC; k++) {
         ca_arena *a = make((ca_arena_freelist)k, CA_ARENA_REUSE_FIRST, 4u << 20);
         uint64_t x = al(a, 64), y = al(a, 64);
         (void)y;
@@ -334,9 +339,10 @@ Test(arena_cache, thread_exit_gives_everything_back)
 {
     if (CA_CHECKS >= CA_CHECKS_FULL) /* the exact walk after each operation wants one thread inside */
         cr_skip_test("checks=full: three threads on one arena (run at checks=on)");
-    for (int k = 0; k < 3; k++) {
+    for (int k = CA_ARENA_FREELIST_NONE; k <= CA_ARENA_FREELIST_PESSIMISTIC; k++) {
         /* NONE discards every free away from a tail: room for all of it */
-        ca_arena *a = make((ca_arena_freelist)k, CA_ARENA_REUSE_FIRST, k ? 8u << 20 : 64u << 20);
+        ca_arena *a = make((ca_arena_freelist)k, CA_ARENA_REUSE_FIRST,
+                          k != CA_ARENA_FREELIST_NONE ? 8u << 20 : 64u << 20);
         pthread_t t[3];
         worker w[3];
         for (int i = 0; i < 3; i++) {
@@ -402,7 +408,7 @@ Test(arena_cache, reset_forgets_the_caches)
  * goes back to the shared list, which is compacted, before ENOMEM. */
 Test(arena_cache, exhausted_arena_drains_the_callers_cache)
 {
-    for (int k = 1; k < 3; k++)
+    for (int k = CA_ARENA_FREELIST_OPTIMISTIC; k <= CA_ARENA_FREELIST_PESSIMISTIC; k++)
         for (int ord = 0; ord < 2; ord++) {
             ca_arena *a = make((ca_arena_freelist)k, (ca_arena_order)ord, 256u << 10);
             static uint64_t o[8192];

@@ -47,7 +47,7 @@ Test(arena_death, double_free)
 {
     if (CA_CHECKS < 1)
         return; /* the checks are compiled out at checks=off */
-    for (intptr_t k = 1; k < 3; k++) {
+    for (intptr_t k = CA_ARENA_FREELIST_OPTIMISTIC; k <= CA_ARENA_FREELIST_PESSIMISTIC; k++) {
         ca_death_result r = ca_death_run(double_free, (void *)k);
         cr_assert(r.aborted, "kind %d: %s", (int)k, r.out);
         cr_assert(strstr(r.out, "ctxalloc: arena: double free"), "%s", r.out);

@@ -200,8 +200,8 @@ static void run(int kind, unsigned bits, uint64_t ops)
     o.offset_bits = bits;
     o.capacity = 1u << 20;
     o.min_segment = 48;
-    o.auto_compact = 0; /* the model compacts only when asked */
-    o.local_cache = 0;  /* the model is the shared cursor and list (thread caches: test_cache) */
+    o.auto_compact = CA_ARENA_AUTO_COMPACT_OFF; /* the model compacts only when asked */
+    o.local_cache = CA_ARENA_LOCAL_CACHE_OFF;   /* the model is the shared cursor and list (thread caches: test_cache) */
     ca_arena *a = NULL;
     cr_assert_eq(ca_arena_create(&a, &o), 0);
     memset(&m, 0, sizeof m);

@@ -13,24 +13,24 @@
 /* mode: 0 defaults (thread caches, reuse first), 1 no caches (the shared
  * cursor and list alone), 2 fresh first, 3 16-byte caches (every free
  * pushes a chain onto a shared bin, every allocation pops one) */
-static void run_mode(int *ca_tt_failed, int kind, unsigned bits, ca_arena_backing backing, unsigned threads, int mode)
+static void run_mode(int *ca_tt_failed, ca_arena_freelist kind, unsigned bits, ca_arena_backing backing, unsigned threads, int mode)
 {
     ca_arena_options o;
     ca_arena_options_init(&o);
-    o.freelist = (ca_arena_freelist)kind;
+    o.freelist = kind;
     o.offset_bits = bits;
     o.backing = backing;
     o.capacity = 16u << 20;
     o.max_retries = 64;
     if (mode == 1)
-        o.local_cache = 0;
+        o.local_cache = CA_ARENA_LOCAL_CACHE_OFF;
     if (mode == 2)
         o.order = CA_ARENA_FRESH_FIRST;
     if (mode == 3)
         o.local_cache = 16;
     ca_arena *a = NULL;
     CA_TT_ASSERT(ca_arena_create(&a, &o) == 0, "create");
-    stress_cfg c = {a, threads, 6000 * ca_test_scale() / threads + 500, 0, kind != 0, ca_test_seed()};
+    stress_cfg c = {a, threads, 6000 * ca_test_scale() / threads + 500, 0, kind != CA_ARENA_FREELIST_NONE, ca_test_seed()};
     if (mode == 3 && threads == 4)
         c.fixed_size = 64; /* one shared bin for every thread */
     uint64_t v = stress_run(&c);
@@ -42,7 +42,7 @@ static void run_mode(int *ca_tt_failed, int kind, unsigned bits, ca_arena_backin
     CA_TT_ASSERT(st.bytes_in_use == 0, "in use %llu after all frees", (unsigned long long)st.bytes_in_use);
     CA_TT_ASSERT(st.allocs == st.frees, "allocs %llu frees %llu", (unsigned long long)st.allocs,
                  (unsigned long long)st.frees);
-    if (kind != 0) {
+    if (kind != CA_ARENA_FREELIST_NONE) {
         CA_TT_ASSERT(ca_arena_compact(a) == 0, "compact");
         uint64_t disc = 0;
         ca_stats_get_counter(&st, "discarded", &disc);
@@ -55,7 +55,7 @@ static void run_mode(int *ca_tt_failed, int kind, unsigned bits, ca_arena_backin
     ca_arena_close(a);
 }
 
-static void run(int *ca_tt_failed, int kind, unsigned bits, ca_arena_backing backing, unsigned threads)
+static void run(int *ca_tt_failed, ca_arena_freelist kind, unsigned bits, ca_arena_backing backing, unsigned threads)
 {
     run_mode(ca_tt_failed, kind, bits, backing, threads, 0);
 }
@@ -78,9 +78,9 @@ static unsigned cap_threads(unsigned t)
             run(ca_tt_failed, kind, 32, CA_ARENA_BACKING_ANON, cap_threads(t));                    \
     }
 
-KIND_TESTS(none, 0)
-KIND_TESTS(optimistic, 1)
-KIND_TESTS(pessimistic, 2)
+KIND_TESTS(none, CA_ARENA_FREELIST_NONE)
+KIND_TESTS(optimistic, CA_ARENA_FREELIST_OPTIMISTIC)
+KIND_TESTS(pessimistic, CA_ARENA_FREELIST_PESSIMISTIC)
 
 /* Without thread caches (every call on the shared cursor and list: the
  * lock-free pop, the pending stack, the token), with fresh memory first, and
@@ -102,8 +102,8 @@ KIND_TESTS(pessimistic, 2)
             run_mode(ca_tt_failed, kind, t == 2 ? 32 : 64, CA_ARENA_BACKING_HEAP, cap_threads(t), 3); \
     }
 
-MODE_TESTS(optimistic, 1)
-MODE_TESTS(pessimistic, 2)
+MODE_TESTS(optimistic, CA_ARENA_FREELIST_OPTIMISTIC)
+MODE_TESTS(pessimistic, CA_ARENA_FREELIST_PESSIMISTIC)
 
 /* ------------------------------------------------------------------------
  * Blocks freed by another thread than the one that allocated them: a
@@ -158,7 +158,7 @@ static void *consumer(void *p)
 
 CA_TT(frees_from_another_thread)
 {
-    for (int kind = 1; kind < 3; kind++) {
+    for (int kind = CA_ARENA_FREELIST_OPTIMISTIC; kind <= CA_ARENA_FREELIST_PESSIMISTIC; kind++) {
         ca_arena_options o;
         ca_arena_options_init(&o);
         o.freelist = (ca_arena_freelist)kind;

@@ -2,6 +2,8 @@
 /* libbinned basics: every class boundary, alignment sweep, usable size,
  * size 0, overflow, resize in place, the large-tier threshold. */
 #include <criterion/criterion.h>
+#include <sys/auxv.h>
+#include <time.h>
 
 #include "binned_internal.h"
 #include "ca_test.h"
@@ -185,4 +187,25 @@ Test(binned_basic, size_zero_unique)
     for (int i = 0; i < 64; i++)
         ca_binned_free(b, p[i]);
     ca_binned_destroy(b);
+}
+
+/* The clock of the decay passes is the vDSO's clock_gettime, called without
+ * libc's wrapper (whose page of libc a small program would fault in only
+ * for it), and reads what clock_gettime reads. */
+Test(binned_basic, clock_reads_the_vdso)
+{
+    if (getauxval(AT_SYSINFO_EHDR) && !ca_test_under_valgrind())
+        cr_assert(ca_binned__clock_is_vdso(), "a vDSO is mapped: its clock_gettime is the one called");
+    clockid_t ids[] = {CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE};
+    for (unsigned k = 0; k < 2; k++) {
+        struct timespec a, t, z;
+        clock_gettime(ids[k], &a);
+        ca_binned__clock(ids[k], &t);
+        clock_gettime(ids[k], &z);
+        uint64_t na = (uint64_t)a.tv_sec * 1000000000u + (uint64_t)a.tv_nsec;
+        uint64_t nt = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+        uint64_t nz = (uint64_t)z.tv_sec * 1000000000u + (uint64_t)z.tv_nsec;
+        cr_assert(na <= nt && nt <= nz, "clock %d: %llu <= %llu <= %llu", (int)ids[k], (unsigned long long)na,
+                  (unsigned long long)nt, (unsigned long long)nz);
+    }
 }

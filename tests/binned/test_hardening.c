@@ -306,11 +306,14 @@ static void never_allocated_free(void *arg)
     (void)arg;
     char *p = ca_binned_default_malloc(REQ);
     ca_binned *d = ca_binned_default();
-    /* The last block of the class's mapped part: the first malloc started
-     * block 0 only (the mapping runs ahead by at least 256 KiB). A pointer
-     * into the unmapped rest of the range faults as one into any unmapped
-     * memory does. */
+    /* The last block of the class's mapped part, never started: the first
+     * mapping of a class is the block it needs, so the class is grown into
+     * its second block, whose mapping runs ahead by at least 256 KiB. A
+     * pointer into the unmapped rest of the range faults as one into any
+     * unmapped memory does. */
     ca_binned__class *c = &d->classes[2];
+    for (int i = 0; i < 4000 && c->frontier < 2; i++)
+        (void)ca_binned_default_malloc(REQ); /* kept: the child ends here */
     if (c->mapped <= c->frontier)
         abort(); /* no block mapped and never started: the test cannot run */
     char *far = c->base + (c->mapped - 1) * ((size_t)1 << 16);

@@ -65,7 +65,7 @@ Test(binned_invariants, chain_beyond_one_tree)
 {
     enum { NT = 5 };
     static ca_binned__tree trees[NT];
-    ca_binned__chain c = {0, NT, trees};
+    ca_binned__chain c = {0, NT, &trees[NT - 1]}; /* tree t at tree0 - t */
     size_t idx[] = {70000, 16384, 16383, 3, 81919, 40000};
     for (size_t k = 0; k < 6; k++)
         ca_binned__chain_set(&c, idx[k]);

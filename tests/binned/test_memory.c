@@ -100,7 +100,7 @@ Test(binned_memory, trim_returns_memory)
 Test(binned_memory, keep_budget_returns_at_next_slow_path)
 {
     NEED_RSS();
-    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, 0);
+    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, CA_BINNED_EMPTY_KEEP_NONE);
     long rss0 = ca_test_rss_kib();
     fill(b, N, 64);
     drop(b, N);
@@ -138,7 +138,7 @@ Test(binned_memory, first_fit_packs_low)
 {
     /* After a burst, survivors are re-packed into the lowest blocks when
      * allocation resumes: new blocks come from the bottom of the range. */
-    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, 0);
+    ca_binned *b = inst(CA_BINNED_DECAY_NEVER, CA_BINNED_EMPTY_KEEP_NONE);
     fill(b, 100000, 64);
     drop(b, 100000);
     ca_binned_trim(b);
@@ -225,7 +225,7 @@ Test(binned_memory, growth_through_classes_does_not_pin_blocks)
      * unless the cache GC gives idle bins back (without it: about 3x the
      * live bytes committed). The recyclers fill up the same way: a decay
      * pass drains one nobody popped from since the pass before. */
-    ca_binned *b = inst(40, 0);
+    ca_binned *b = inst(40, CA_BINNED_EMPTY_KEEP_NONE);
     enum { NSTR = 4000 };
     static char *s[NSTR];
     static size_t len[NSTR];
@@ -266,7 +266,7 @@ Test(binned_memory, grow_shrink_loop_does_not_thrash)
      * decommits. A block decommitted and needed again within the decay
      * interval now doubles the class's keep budget, so the loop stops
      * returning memory after a few rounds. */
-    ca_binned *b = inst(60000, 0);
+    ca_binned *b = inst(60000, CA_BINNED_EMPTY_KEEP_NONE);
     unsigned cls = ca_binned_size_class((size_t)96 << 10);
     enum { ROUNDS = 100, OBJS = 400 };
     for (int round = 0; round < ROUNDS; round++) {
@@ -299,7 +299,7 @@ Test(binned_memory, idle_class_returns_blocks_by_decay)
     /* The keep budget grown by a loop does not hold memory once the class is
      * idle: a block EMPTY from one decay pass to the next goes back, and the
      * budget halves at each pass without thrash. */
-    ca_binned *b = inst(40, 0);
+    ca_binned *b = inst(40, CA_BINNED_EMPTY_KEEP_NONE);
     unsigned cls = ca_binned_size_class((size_t)96 << 10);
     for (int round = 0; round < 20; round++) {
         fill(b, 200, (size_t)96 << 10);
@@ -322,6 +322,153 @@ Test(binned_memory, idle_class_returns_blocks_by_decay)
     ca_binned_destroy(b);
 }
 
+/* Resident pages of [p, p + n) (mincore; n a multiple of the page). */
+static size_t resident_pages(const void *p, size_t n)
+{
+    static unsigned char vec[1 << 12];
+    size_t pages = n / ca_page_size(), count = 0;
+    cr_assert_leq(pages, sizeof vec);
+    cr_assert_eq(mincore((void *)(uintptr_t)p, n, vec), 0);
+    for (size_t i = 0; i < pages; i++)
+        count += vec[i] & 1;
+    return count;
+}
+
+/* A class's first blocks touch one page of its metadata: the free chain's
+ * tree 0 and the first block words share a page (two pages before, 4 KiB
+ * of RSS more per class a program touches). With 16 GiB classes the
+ * smallest have 16 trees per chain, with 1 GiB classes one. */
+Test(binned_memory, first_blocks_touch_one_metadata_page)
+{
+    static const size_t sizes[] = {16, 48, 520, 4096, 100000, 200000};
+    for (unsigned log2 = 30; log2 <= 34; log2 += 4) {
+        ca_binned_options o;
+        ca_binned_options_init(&o);
+        o.class_range_log2 = log2;
+        o.flags |= CA_BINNED_NO_TCACHE; /* one slot carved per malloc */
+        ca_binned *b = NULL;
+        cr_assert_eq(ca_binned_create(&b, &o), 0);
+        if (!b->on_demand) {
+            ca_binned_destroy(b);
+            cr_skip_test("this build reserves the class span at create (ThreadSanitizer)");
+        }
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            void *p[3];
+            for (int i = 0; i < 3; i++) {
+                p[i] = ca_binned_alloc(b, sizes[k], 16);
+                cr_assert_not_null(p[i]);
+                memset(p[i], 1, sizes[k]);
+            }
+            unsigned cls = (unsigned)(((uintptr_t)p[0] - b->span_base) >> b->class_shift);
+            ca_binned__class *c = &b->classes[cls];
+            cr_assert_eq(resident_pages(c->meta_start, c->meta_mapped), 1,
+                         "class of %zu B, %u trees per chain: %zu metadata pages resident", sizes[k],
+                         c->free_tree.ntrees, resident_pages(c->meta_start, c->meta_mapped));
+            for (int i = 0; i < 3; i++)
+                ca_binned_free(b, p[i]);
+        }
+        ca_binned_destroy(b);
+    }
+}
+
+/* The first mapping of a class is the block it needs (its shadow and its
+ * block words with it); headroom comes from the second step on. A program
+ * that touches many classes a little keeps its address space small. */
+Test(binned_memory, first_mapping_is_one_block)
+{
+    ca_binned_options o;
+    ca_binned_options_init(&o);
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    if (!b->on_demand) {
+        ca_binned_destroy(b);
+        cr_skip_test("this build reserves the class span at create (ThreadSanitizer)");
+    }
+    void *p = ca_binned_alloc(b, 48, 16);
+    cr_assert_not_null(p);
+    unsigned cls = (unsigned)(((uintptr_t)p - b->span_base) >> b->class_shift);
+    ca_binned__class *c = &b->classes[cls];
+    size_t block = (size_t)1 << ca_binned__classes[cls].block_shift;
+    cr_assert_eq(c->mapped, 1);
+    cr_assert_eq(c->span_mapped, block);
+    cr_assert_eq(c->shadow_mapped, block >> 4);
+    /* the next block maps a step ahead (at least 256 KiB) */
+    size_t n = 0;
+    while (c->frontier < 2) {
+        cr_assert_not_null(ca_binned_alloc(b, 48, 16));
+        cr_assert_lt(++n, (size_t)10000);
+    }
+    cr_assert_geq(c->span_mapped, (size_t)256 << 10);
+    ca_binned_destroy(b);
+}
+
+/* A thread that touches many classes a little writes one or two pages of
+ * its cache's arrays: every bin starts on a starter array of 16 pointers,
+ * side by side, and moves to its full array on its second refill (before,
+ * each class's first batch went into its full array: a page per four
+ * classes, 8 pages for the 25 classes of 64 blocks of 16 to 520 B). */
+Test(binned_memory, few_blocks_of_many_classes_touch_few_array_pages)
+{
+    ca_binned_options o;
+    ca_binned_options_init(&o);
+    o.class_range_log2 = 30;
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    void *p[64];
+    for (int i = 0; i < 64; i++) {
+        p[i] = ca_binned_alloc(b, 16 + (size_t)i * 8, 16);
+        cr_assert_not_null(p[i]);
+    }
+    ca_binned__tcache *tc = ca_binned__tcache_get(b);
+    cr_assert_not_null(tc);
+    cr_assert_not_null(tc->arrays);
+    size_t bytes = ca_align_up(ca_binned__arrays_bytes(), ca_page_size());
+    size_t touched = resident_pages(tc->arrays, bytes);
+    cr_assert_leq(touched, 2, "%zu pages of the arrays region resident", touched);
+    /* a class used past its starter moves to its full array, keeping what it holds */
+    void *q[200];
+    for (int i = 0; i < 200; i++)
+        cr_assert_not_null(q[i] = ca_binned_alloc(b, 64, 16));
+    unsigned cls = (unsigned)(((uintptr_t)q[0] - b->span_base) >> b->class_shift);
+    ca_binned__bin *bin = &tc->bins[cls];
+    cr_assert_eq(bin->limit - bin->base, (ptrdiff_t)ca_binned__classes[cls].cache_max);
+    for (int i = 0; i < 200; i++)
+        ca_binned_free(b, q[i]);
+    for (int i = 0; i < 64; i++)
+        ca_binned_free(b, p[i]);
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}
+
+/* An instance's state is touched for the classes it uses only: each class
+ * is set up on its first use (its 320 bytes in the instance), not all 100
+ * at create (the default instance's static state was 9 pages resident in
+ * every program). */
+Test(binned_memory, unused_classes_leave_instance_state_untouched)
+{
+    ca_binned_options o;
+    ca_binned_options_init(&o);
+    o.class_range_log2 = 30;
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    void *p = ca_binned_alloc(b, 16, 16), *q = ca_binned_alloc(b, 64, 16);
+    cr_assert(p && q);
+    uintptr_t lo = ca_align_down((uintptr_t)b, ca_page_size());
+    size_t bytes = ca_align_up((uintptr_t)b + sizeof *b, ca_page_size()) - lo;
+    size_t touched = resident_pages((void *)lo, bytes);
+    cr_assert_leq(touched, 2, "%zu of %zu pages of the instance resident", touched, bytes / ca_page_size());
+    cr_assert_null(b->classes[50].lock_lk, "a class never used is not set up");
+    cr_assert_null(ca_binned_check(b));
+    ca_stats st;
+    cr_assert_eq(ca_binned_class_stats(b, 50, &st), 0);
+    cr_assert_eq(st.bytes_committed, 0);
+    ca_binned_free(b, p);
+    ca_binned_free(b, q);
+    ca_binned_trim(b);
+    cr_assert_null(ca_binned_check(b));
+    cr_assert_null(b->classes[50].lock_lk, "trim leaves unused classes alone");
+    ca_binned_destroy(b);
+}
 static bool page_resident(const void *p)
 {
     unsigned char v = 0;

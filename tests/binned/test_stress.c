@@ -94,7 +94,7 @@ Test(binned_stress, differential_created)
     ca_binned_options_init(&o);
     o.class_range_log2 = 28;
     o.decay_ms = 1;
-    o.empty_keep = 0;
+    o.empty_keep = CA_BINNED_EMPTY_KEEP_NONE;
     ca_binned *b = NULL;
     cr_assert_eq(ca_binned_create(&b, &o), 0);
     run(b, ca_test_seed(), 40000 * (int)ca_test_scale());

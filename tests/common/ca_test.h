@@ -17,10 +17,13 @@
 
 #include <ctxalloc/core.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* 1 when built with AddressSanitizer (gcc defines __SANITIZE_ADDRESS__,
  * clang answers __has_feature). */
@@ -98,6 +101,21 @@ static inline long ca_test_count_maps(void)
         n += c == '\n';
     fclose(f);
     return n;
+}
+
+/* True when any page of [p, p + len) is mapped: mincore fails with ENOMEM
+ * only for unmapped ranges. Unlike a count of /proc/self/maps lines it does
+ * not depend on how the kernel (or valgrind) merges neighbouring mappings. */
+static inline int ca_test_is_mapped(const void *p, size_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(page - 1);
+    uintptr_t end = (uintptr_t)p + len;
+    unsigned char v;
+    for (; a < end; a += (uintptr_t)page)
+        if (mincore((void *)a, (size_t)page, &v) == 0 || errno != ENOMEM)
+            return 1;
+    return 0;
 }
 
 /* Resident set (Rss) in KiB from /proc/self/smaps_rollup; -1 if unreadable. */

@@ -4,6 +4,7 @@
 #include <ctxalloc/core.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 
 Test(layout, is_pow2)
 {
@@ -98,6 +99,7 @@ Test(layout, padded_and_pages)
     cr_assert(ca_padded_size_overflows(SIZE_MAX - 10, 64, 16, &r));
     size_t pg = ca_page_size();
     cr_assert(ca_is_pow2(pg) && pg >= CA_PAGE_SIZE_MIN);
+    cr_assert_eq((long)pg, sysconf(_SC_PAGESIZE), "read from AT_PAGESZ: the same number as sysconf");
     cr_assert_not(ca_page_round_overflows(1, &r));
     cr_assert_eq(r, pg);
     cr_assert(ca_page_round_overflows(SIZE_MAX - 1, &r));

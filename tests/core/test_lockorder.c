@@ -150,7 +150,7 @@ Test(lockorder, mutexes_are_ranked_too)
     ca_death_result r = ca_death_run(mutex_out_of_order, NULL);
     cr_assert(r.aborted, "%s", r.out);
     cr_assert(ca_death_has_line(&r, "ctxalloc: test: lock order: taking file source offsets (rank 22) while "
-                                    "holding ownership-map windows (rank 26)"),
+                                    "holding ownership-map windows (rank 25)"),
               "%s", r.out);
 }
 

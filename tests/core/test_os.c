@@ -7,7 +7,7 @@
 #include <criterion/criterion.h>
 #include <ctxalloc/core.h>
 #include <sys/mman.h>
-#if CA_TEST_OS_COMPONENTS
+#if defined(CA_TEST_OS_COMPONENTS) && CA_TEST_OS_COMPONENTS
 #include <ctxalloc/bitset.h>
 #include <ctxalloc/source.h>
 #endif
@@ -132,7 +132,7 @@ Test(os, owner_register_fails_cleanly)
     ca_owner_unregister(r, 4 * g, &owner);
 }
 
-#if CA_TEST_OS_COMPONENTS
+#if defined(CA_TEST_OS_COMPONENTS) && CA_TEST_OS_COMPONENTS
 
 /* The source holds exactly these bytes and its record agrees. */
 static void assert_holds(ca_source_mmap *s, uint64_t in_use, uint64_t committed)

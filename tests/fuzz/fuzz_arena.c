@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ca_arena_options o;
     ca_arena_options_init(&o);
     o.capacity = 4u << 20;
-    o.freelist = (ca_arena_freelist)(data[0] % 3);
+    o.freelist = (ca_arena_freelist)(CA_ARENA_FREELIST_NONE + data[0] % 3);
     o.offset_bits = (data[0] & 0x80) ? 32 : 64;
     if (ca_arena_create(&current, &o) != 0)
         abort();

@@ -10,7 +10,7 @@ int main(int argc, char **argv)
     if (argc != 2)
         return 2;
     int n = 0;
-    for (int kind = 0; kind < 3; kind++)
+    for (int kind = CA_ARENA_FREELIST_NONE; kind <= CA_ARENA_FREELIST_PESSIMISTIC; kind++)
         for (int bits = 32; bits <= 64; bits += 32)
             for (int user = 0; user <= 1; user++) {
                 char path[512];

@@ -233,7 +233,7 @@ static const char *nt_unfit(void)
     if (numa_available() < 0)
         return "the kernel has no NUMA support";
     if (ca_source_numa_available() == 0)
-        return "ctxalloc built without libnuma (-Dnuma=disabled)";
+        return "ctxalloc built without NUMA (-Dnuma=disabled)";
     if (numa_max_node() < 1) {
         snprintf(why, sizeof why, "needs two NUMA nodes, this machine has %d (./run.sh numa boots a two-node guest)",
                  numa_max_node() + 1);

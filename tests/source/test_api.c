@@ -62,7 +62,7 @@ Test(source_api, global_is_shared)
 Test(source_api, file_round_trip)
 {
     ca_source_file f;
-    cr_assert_eq(ca_source_file_init(&f, NULL), 0, "%s", ca_source_file_error(&f));
+    cr_assert_eq(ca_source_file_init(&f, NULL), 0, "%s", ca_last_error());
     cr_assert(ca_source_file_fd(&f) >= 0);
     void *p = NULL;
     cr_assert_eq(ca_source_obtain(&f.base, 4 * page, page, &p), 0);
@@ -212,7 +212,7 @@ Test(source_api, stats_counters_listed)
     ca_source_mmap_destroy(&m);
 
     ca_source_file fs;
-    cr_assert_eq(ca_source_file_init(&fs, NULL), 0, "%s", ca_source_file_error(&fs));
+    cr_assert_eq(ca_source_file_init(&fs, NULL), 0, "%s", ca_last_error());
     cr_assert_eq(ca_source_stats(&fs.base, &st), 0);
     d = NAMES_DIFFER(&st, file_names);
     cr_assert_null(d, "file: %s", d);

@@ -56,7 +56,7 @@ static int init_path(ca_source_file *f, const char *path, const char *d, unsigne
 Test(source_file, temporary_is_zeroed_and_unlinked)
 {
     ca_source_file f;
-    cr_assert_eq(init_path(&f, NULL, dir, 0, 0, NULL), 0, "%s", ca_source_file_error(&f));
+    cr_assert_eq(init_path(&f, NULL, dir, 0, 0, NULL), 0, "%s", ca_last_error());
     cr_assert(f.base.ops->caps & CA_SOURCE_ZEROED);
     struct stat st;
     cr_assert_eq(fstat(ca_source_file_fd(&f), &st), 0);
@@ -81,7 +81,7 @@ Test(source_file, named_file_reopened_data_seen)
     char path[128];
     snprintf(path, sizeof path, "%s/data", dir);
     ca_source_file f;
-    cr_assert_eq(init_path(&f, path, NULL, 0, 0, NULL), 0, "%s", ca_source_file_error(&f));
+    cr_assert_eq(init_path(&f, path, NULL, 0, 0, NULL), 0, "%s", ca_last_error());
     void *p;
     cr_assert_eq(ca_source_obtain(&f.base, 4 * page, page, &p), 0);
     ca_test_fill(p, 4 * page, 9);
@@ -169,14 +169,18 @@ Test(source_file, bad_paths_no_leak)
     long fds = ca_test_count_fds(), maps = ca_test_count_maps();
     ca_source_file f;
     cr_assert_eq(init_path(&f, "/nonexistent-ctxalloc-dir/file", NULL, 0, 0, NULL), ENOENT);
-    cr_assert(strstr(ca_source_file_error(&f), "open"), "%s", ca_source_file_error(&f));
+    cr_assert(strstr(ca_last_error(), "open"), "%s", ca_last_error());
+    cr_assert_str_eq(ca_last_error(),
+                     "source-file: open of the named file '/nonexistent-ctxalloc-dir/file': No such file or directory");
     cr_assert_eq(init_path(&f, NULL, "/nonexistent-ctxalloc-dir", 0, 0, NULL), ENOENT);
+    cr_assert(strstr(ca_last_error(), "in the directory '/nonexistent-ctxalloc-dir'"), "%s", ca_last_error());
     char path[128];
     snprintf(path, sizeof path, "%s/plain", dir);
     int fd = open(path, O_CREAT | O_WRONLY, 0644);
     close(fd);
     cr_assert_eq(init_path(&f, NULL, path, 0, 0, NULL), ENOTDIR);
     cr_assert_eq(init_path(&f, NULL, dir, 0x80, 0, NULL), EINVAL);
+    cr_assert(strstr(ca_last_error(), "source-file: bad options"), "%s", ca_last_error());
     cr_assert_eq(init_path(&f, NULL, dir, 0, SIZE_MAX, NULL), EINVAL);
     cr_assert_eq(ca_test_count_fds(), fds);
     cr_assert_eq(ca_test_count_maps(), maps);
@@ -222,8 +226,8 @@ static void expect_enospc(ca_source_file *f, size_t n)
     void *p;
     ca_stats st;
     ca_source_stats(&f->base, &st);
-    cr_assert_eq(ca_source_obtain(&f->base, n, page, &p), ENOSPC, "%s", ca_source_file_error(f));
-    cr_assert(strstr(ca_source_file_error(f), "fallocate"), "%s", ca_source_file_error(f));
+    cr_assert_eq(ca_source_obtain(&f->base, n, page, &p), ENOSPC, "%s", ca_last_error());
+    cr_assert(strstr(ca_last_error(), "fallocate"), "%s", ca_last_error());
     cr_assert_eq(ca_test_count_maps(), maps);
     ca_stats st2;
     ca_source_stats(&f->base, &st2);
@@ -238,7 +242,7 @@ Test(source_file, enospc_on_tiny_tmpfs)
         mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0)
         cr_skip_test("cannot mount a tmpfs here (needs CAP_SYS_ADMIN); ENOSPC covered by injection");
     ca_source_file f;
-    cr_assert_eq(init_path(&f, NULL, dir, 0, 0, NULL), 0, "%s", ca_source_file_error(&f));
+    cr_assert_eq(init_path(&f, NULL, dir, 0, 0, NULL), 0, "%s", ca_last_error());
     void *p;
     cr_assert_eq(ca_source_obtain(&f.base, 128 * 1024, page, &p), 0);
     expect_enospc(&f, 4 << 20);
@@ -267,7 +271,7 @@ Test(source_file, tmpfile_fallback)
     ca_source_fault flt;
     ca_source_fault_init(&flt, CA_SOURCE_FAULT_OPEN, 1, 1, EOPNOTSUPP);
     ca_source_file f;
-    cr_assert_eq(init_path(&f, NULL, dir, 0, 0, &flt), 0, "%s", ca_source_file_error(&f));
+    cr_assert_eq(init_path(&f, NULL, dir, 0, 0, &flt), 0, "%s", ca_last_error());
     cr_assert_eq(flt.injected, 1);
     struct stat st;
     cr_assert_eq(fstat(ca_source_file_fd(&f), &st), 0);

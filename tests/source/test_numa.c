@@ -4,13 +4,16 @@
  * there; node 1 fails cleanly with EINVAL on a one-node machine (skipped
  * where node 1 exists); masks wider than 64 bits (maxnode in bits) work;
  * wrong mask shapes are refused; node_of tells an untouched page (ENOENT)
- * from an unmapped address (EFAULT). Without libnuma every non-default
- * policy must fail with ENOTSUP. ./run.sh numa also runs this program in its
- * two-node guest; the two-node placement tests are in tests/numa/.
+ * from an unmapped address (EFAULT); the node count is the one the kernel
+ * lists. Built without NUMA (-Dnuma=disabled) every non-default policy must
+ * fail with ENOTSUP. ./run.sh numa also runs this program in its two-node
+ * guest; the two-node placement tests are in tests/numa/.
  */
 #include <ctxalloc/source.h>
 
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdlib.h>
 
 #include "ca_test.h"
 
@@ -77,7 +80,7 @@ Test(source_numa, node1_fails_cleanly)
 Test(source_numa, wide_masks_in_bits)
 {
     if (!ca_source_numa_available())
-        cr_skip_test("no libnuma");
+        cr_skip_test("no NUMA support");
     ca_source_mmap m;
     set_bit(0);
     /* 4096-bit mask, node 0 only: wider than the kernel's limit, zeros above. */
@@ -101,7 +104,7 @@ Test(source_numa, wide_masks_in_bits)
 Test(source_numa, mask_shapes)
 {
     if (!ca_source_numa_available())
-        cr_skip_test("no libnuma");
+        cr_skip_test("no NUMA support");
     ca_source_mmap m;
     cr_assert_eq(init_with(&m, CA_SOURCE_NUMA_BIND, 64), EINVAL, "empty mask");
     cr_assert_eq(init_with(&m, CA_SOURCE_NUMA_LOCAL, 0), 0);
@@ -122,7 +125,7 @@ Test(source_numa, mask_shapes)
 Test(source_numa, node_of_untouched_page)
 {
     if (!ca_source_numa_available())
-        cr_skip_test("no libnuma");
+        cr_skip_test("no NUMA support");
     ca_source_mmap m;
     cr_assert_eq(ca_source_mmap_init(&m, NULL), 0);
     void *p;
@@ -136,7 +139,7 @@ Test(source_numa, node_of_untouched_page)
 Test(source_numa, node_of_unmapped_address)
 {
     if (!ca_source_numa_available())
-        cr_skip_test("no libnuma");
+        cr_skip_test("no NUMA support");
     ca_source_mmap m;
     cr_assert_eq(ca_source_mmap_init(&m, NULL), 0);
     void *p;
@@ -147,4 +150,23 @@ Test(source_numa, node_of_unmapped_address)
     cr_assert_eq(ca_source_numa_node_of(p, &node), EFAULT);
     cr_assert_eq(node, -1);
     ca_source_mmap_destroy(&m);
+}
+
+/* libsource reads the nodes itself (no libnuma): the count is the highest
+ * /sys/devices/system/node/nodeN + 1, as libnuma's numa_max_node counts. */
+Test(source_numa, available_counts_the_kernels_nodes)
+{
+    int n = ca_source_numa_available();
+    if (!n)
+        cr_skip_test("no NUMA support");
+    int max = 0;
+    DIR *d = opendir("/sys/devices/system/node");
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strncmp(e->d_name, "node", 4) == 0 && e->d_name[4] >= '0' && e->d_name[4] <= '9' &&
+            atoi(e->d_name + 4) > max)
+            max = atoi(e->d_name + 4);
+    if (d)
+        closedir(d);
+    cr_assert_eq(n, max + 1);
+    cr_assert_eq(ca_source_numa_available(), n, "the same answer again (cached)");
 }

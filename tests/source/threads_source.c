@@ -20,7 +20,19 @@ typedef struct job {
     uint64_t ops;
     int bad;
     uint64_t failed;
+    const char *expect; /* every failure leaves this thread a message naming it (NULL: none) */
+    int bad_msg;        /* failures whose message did not */
 } job;
+
+/* A failed call of this thread: counted, and its message checked. */
+static void note_failure(job *j)
+{
+    j->failed++;
+    const char *m = ca_last_error();
+    if (j->expect && (!m || !strstr(m, j->expect)))
+        j->bad_msg++;
+    ca_last_error_clear();
+}
 
 static void *worker(void *arg)
 {
@@ -41,23 +53,23 @@ static void *worker(void *arg)
                  * (retried: the fault plan injects a bounded number of failures).
                  * Either way the marks are written again. */
                 if (ca_source_decommit(j->src, live[k], g) != 0)
-                    j->failed++;
+                    note_failure(j);
                 else
                     while (ca_source_commit(j->src, live[k], g) != 0)
-                        j->failed++;
+                        note_failure(j);
                 b[0] = (unsigned char)(j->id * 16 + k);
                 if (sizes[k] == g)
                     b[g - 1] = (unsigned char)j->id;
                 continue;
             }
             while (ca_source_release(j->src, live[k], sizes[k]) != 0)
-                j->failed++;
+                note_failure(j);
             live[k] = NULL;
         } else {
             size_t n = g * (1 + ca_rng_below(&r, 4));
             if (ca_source_obtain(j->src, n, g, &live[k]) != 0) {
                 live[k] = NULL;
-                j->failed++;
+                note_failure(j);
                 continue;
             }
             sizes[k] = n;
@@ -69,11 +81,13 @@ static void *worker(void *arg)
     for (unsigned k = 0; k < 16; k++)
         if (live[k])
             while (ca_source_release(j->src, live[k], sizes[k]) != 0)
-                j->failed++;
+                note_failure(j);
     return NULL;
 }
 
-static int hammer(ca_source *src, uint64_t *failed)
+static int bad_messages;
+
+static int hammer_expect(ca_source *src, uint64_t *failed, const char *expect)
 {
     unsigned n = ca_test_threads(4);
     if (n > MAXT)
@@ -81,18 +95,22 @@ static int hammer(ca_source *src, uint64_t *failed)
     pthread_t t[MAXT];
     job jobs[MAXT];
     for (unsigned i = 0; i < n; i++) {
-        jobs[i] = (job){src, i, 2000 * ca_test_scale(), 0, 0};
+        jobs[i] = (job){src, i, 2000 * ca_test_scale(), 0, 0, expect, 0};
         pthread_create(&t[i], NULL, worker, &jobs[i]);
     }
     int bad = 0;
     *failed = 0;
+    bad_messages = 0;
     for (unsigned i = 0; i < n; i++) {
         pthread_join(t[i], NULL);
         bad += jobs[i].bad;
         *failed += jobs[i].failed;
+        bad_messages += jobs[i].bad_msg;
     }
     return bad;
 }
+
+static int hammer(ca_source *src, uint64_t *failed) { return hammer_expect(src, failed, NULL); }
 
 static ca_source_fault plan;
 
@@ -127,13 +145,15 @@ CA_TT(file_concurrent_with_enospc)
     memset(&o, 0, sizeof o);
     o.fault = &file_plan;
     ca_source_file f;
-    CA_TT_ASSERT(ca_source_file_init(&f, &o) == 0, "init: %s", ca_source_file_error(&f));
+    CA_TT_ASSERT(ca_source_file_init(&f, &o) == 0, "init: %s", ca_last_error());
     uint64_t failed;
-    int bad = hammer(&f.base, &failed);
+    ca_last_error_clear();
+    int bad = hammer_expect(&f.base, &failed, "source-file: fallocate");
     CA_TT_ASSERT(bad == 0, "%d corrupted", bad);
     CA_TT_ASSERT(failed == file_plan.injected && failed == 10, "failed %lu injected %lu", (unsigned long)failed,
                  (unsigned long)file_plan.injected);
-    CA_TT_ASSERT(strstr(ca_source_file_error(&f), "fallocate") != NULL, "%s", ca_source_file_error(&f));
+    CA_TT_ASSERT(bad_messages == 0, "%d failures without their message in their thread", bad_messages);
+    CA_TT_ASSERT(ca_last_error() == NULL, "the workers' messages stay in their threads: %s", ca_last_error());
     CA_TT_ASSERT(ca_source_check(&f.base) == NULL, "%s", ca_source_check(&f.base));
     ca_stats st;
     ca_source_stats(&f.base, &st);

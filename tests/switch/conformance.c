@@ -384,7 +384,7 @@ CONF_TEST(allocator_that_calls_malloc)
 {
     static page_alloc pa = {{&pa_ops}, NULL, 0};
     ca_switch_adopted ad;
-    CHECK(ca_switch_adopt(&ad, &pa.base) == 0, "adopt: %s", ca_switch_adopt_error(&ad));
+    CHECK(ca_switch_adopt(&ad, &pa.base) == 0, "adopt: %s", ca_last_error());
     ca_allocator *prev = ca_switch_context_set(&ad.base);
     char *p = (char *)malloc(64);
     char *q = (char *)realloc(NULL, 100);
@@ -397,6 +397,6 @@ CONF_TEST(allocator_that_calls_malloc)
     free(p);
     free(q);
     CHECK(pa.live == 0, "free reached the allocator");
-    CHECK(ca_switch_unadopt(&ad) == 0, "unadopt: %s", ca_switch_adopt_error(&ad));
+    CHECK(ca_switch_unadopt(&ad) == 0, "unadopt: %s", ca_last_error());
 }
 #endif

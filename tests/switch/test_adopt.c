@@ -28,6 +28,7 @@
 #include <ctxalloc/switch.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -282,7 +283,7 @@ static void family_reaches_owner(int kind, bool context)
     static subject s; /* not on the stack: it outlives a failed assertion */
     make(&s, kind);
     ca_switch_adopted ad;
-    cr_assert_eq(ca_switch_adopt(&ad, s.a), 0, "%s: %s", s.name, ca_switch_adopt_error(&ad));
+    cr_assert_eq(ca_switch_adopt(&ad, s.a), 0, "%s: %s", s.name, ca_last_error());
     ca_allocator *owner = expected_owner(&ad, &s);
     select_it(&ad.base, context);
     cr_assert_eq(ca_switch_current(), &ad.base);
@@ -337,9 +338,9 @@ static void family_reaches_owner(int kind, bool context)
 
     /* undo: refused while selected, then done */
     cr_assert_eq(ca_switch_unadopt(&ad), EBUSY, "%s: undone while selected", s.name);
-    cr_assert_not_null(strstr(ca_switch_adopt_error(&ad), "still selected"), "%s", ca_switch_adopt_error(&ad));
+    cr_assert_not_null(strstr(ca_last_error(), "still selected"), "%s", ca_last_error());
     select_it(NULL, context);
-    cr_assert_eq(ca_switch_unadopt(&ad), 0, "%s: %s", s.name, ca_switch_adopt_error(&ad));
+    cr_assert_eq(ca_switch_unadopt(&ad), 0, "%s: %s", s.name, ca_last_error());
     cr_assert_null(ca_switch_check());
     unmake(&s);
 }
@@ -371,7 +372,7 @@ Test(adopt, bump_tip_free_and_growth)
     subject s;
     make(&s, K_BUMP_SOURCE);
     ca_switch_adopted ad;
-    cr_assert_eq(ca_switch_adopt(&ad, s.a), 0, "%s", ca_switch_adopt_error(&ad));
+    cr_assert_eq(ca_switch_adopt(&ad, s.a), 0, "%s", ca_last_error());
     select_it(&ad.base, true);
     char *a = (char *)X_MALLOC(64);
     char *b = (char *)X_MALLOC(64);
@@ -464,7 +465,7 @@ Test(adopt, differential_stress_with_fork, .timeout = 120)
     ca_allocator *sel[NSUBJ + 1];
     for (int i = 0; i < NSUBJ; i++) {
         make(&subj[i], kinds[i]);
-        cr_assert_eq(ca_switch_adopt(&ad[i], subj[i].a), 0, "%s: %s", subj[i].name, ca_switch_adopt_error(&ad[i]));
+        cr_assert_eq(ca_switch_adopt(&ad[i], subj[i].a), 0, "%s: %s", subj[i].name, ca_last_error());
         sel[i] = &ad[i].base;
     }
     sel[NSUBJ] = NULL; /* the global allocator */
@@ -569,7 +570,7 @@ Test(adopt, differential_stress_with_fork, .timeout = 120)
         if (ad[i].flags & 0x2u)
             ca_switch_local_drain(&ad[i].local);
         cr_assert_eq(ca_switch_adopt_live(&ad[i]), 0, "%s: live blocks left", subj[i].name);
-        cr_assert_eq(ca_switch_unadopt(&ad[i]), 0, "%s: %s", subj[i].name, ca_switch_adopt_error(&ad[i]));
+        cr_assert_eq(ca_switch_unadopt(&ad[i]), 0, "%s: %s", subj[i].name, ca_last_error());
         unmake(&subj[i]);
     }
     cr_assert_null(ca_switch_check());
@@ -584,25 +585,25 @@ Test(adopt, bad_input)
     ca_switch_adopted ad, ad2;
     cr_assert_eq(ca_switch_adopt(NULL, ca_libc_allocator()), EINVAL);
     cr_assert_eq(ca_switch_adopt(&ad, NULL), EINVAL);
-    cr_assert_not_null(strstr(ca_switch_adopt_error(&ad), "NULL allocator"));
+    cr_assert_not_null(strstr(ca_last_error(), "NULL allocator"));
     cr_assert_eq(ca_switch_unadopt(NULL), EINVAL);
     /* libc's allocator cannot report its memory */
     cr_assert_eq(ca_switch_adopt(&ad, ca_libc_allocator()), ENOTSUP);
-    cr_assert_not_null(strstr(ca_switch_adopt_error(&ad), "cannot report its memory"), "%s",
-                       ca_switch_adopt_error(&ad));
+    cr_assert_not_null(strstr(ca_last_error(), "cannot report its memory"), "%s",
+                       ca_last_error());
     subject s;
     make(&s, K_RBTREE);
     cr_assert_eq(ca_switch_adopt(&ad, s.a), 0);
     cr_assert_eq(ca_switch_adopt(&ad, s.a), EBUSY, "the same storage twice");
     cr_assert_eq(ca_switch_adopt(&ad2, s.a), EBUSY, "the same allocator twice");
-    cr_assert_not_null(strstr(ca_switch_adopt_error(&ad2), "already adopted"), "%s", ca_switch_adopt_error(&ad2));
+    cr_assert_not_null(strstr(ca_last_error(), "already adopted"), "%s", ca_last_error());
     cr_assert_eq(ca_switch_adopt(&ad2, &ad.base), EINVAL, "an adoption of an adoption");
     /* live blocks: undo refused with the count */
     cr_assert_eq(ca_switch_context_try_set(&ad.base, NULL), 0);
     void *p = X_MALLOC(10), *q = X_MALLOC(20);
     ca_switch_context_set(NULL);
     cr_assert_eq(ca_switch_unadopt(&ad), EBUSY);
-    cr_assert_not_null(strstr(ca_switch_adopt_error(&ad), "2 live blocks"), "%s", ca_switch_adopt_error(&ad));
+    cr_assert_not_null(strstr(ca_last_error(), "2 live blocks"), "%s", ca_last_error());
     X_FREE(p);
     X_FREE(q);
     cr_assert_eq(ca_switch_unadopt(&ad), 0);
@@ -616,11 +617,13 @@ Test(adopt, bad_input)
 }
 
 static int foreign_result;
+static char foreign_message[CA_LAST_ERROR_MAX];
 
 static void *adopt_foreign_local(void *arg)
 {
     ca_switch_adopted ad;
     foreign_result = ca_switch_adopt(&ad, *(ca_allocator **)arg);
+    snprintf(foreign_message, sizeof foreign_message, "%s", ca_last_error() ? ca_last_error() : "(none)");
     return NULL;
 }
 
@@ -637,7 +640,7 @@ Test(adopt, local_of_another_thread)
     /* a hand-made local is not routable by itself, but its owner can adopt it */
     cr_assert_eq(ca_switch_context_try_set(&l.base, NULL), EINVAL);
     ca_switch_adopted ad;
-    cr_assert_eq(ca_switch_adopt(&ad, &l.base), 0, "%s", ca_switch_adopt_error(&ad));
+    cr_assert_eq(ca_switch_adopt(&ad, &l.base), 0, "%s", ca_last_error());
     cr_assert_eq(ca_switch_context_try_set(&ad.base, NULL), 0);
     void *p = X_MALLOC(100);
     cr_assert_eq(ca_switch_owner(p), &ad.base);
@@ -707,3 +710,38 @@ Test(adopt, release_counts_refusals_and_lifetime_errors)
     cr_assert_eq(ca_switch_unadopt(&ad), 0);
 }
 #endif
+
+/* The reason of a refused adoption is the calling thread's last error and
+ * names the allocator; a refusal in another thread is not seen here. */
+Test(adopt, refusals_set_the_last_error)
+{
+    subject s;
+    make(&s, K_RBTREE);
+    ca_switch_local l;
+    cr_assert_eq(ca_switch_local_init(&l, s.a), 0);
+    static ca_allocator *arg;
+    arg = &l.base;
+    ca_last_error_clear();
+    on_another_thread(adopt_foreign_local, &arg);
+    cr_assert_eq(foreign_result, EPERM);
+    cr_assert_not_null(strstr(foreign_message, "switch: "), "%s", foreign_message);
+    cr_assert_not_null(strstr(foreign_message, "owned by another thread"), "%s", foreign_message);
+    cr_assert_null(ca_last_error(), "another thread's refusal: %s", ca_last_error());
+    ca_switch_local_destroy(&l);
+    unmake(&s);
+
+    /* Refused by the listener while attaching (a region that is not whole
+     * pages): its own reason, naming the range. */
+    static _Alignas(4096) unsigned char buf[3 * 4096];
+    ca_bitset_options o;
+    ca_bitset_options_init(&o);
+    o.buffer = buf + 64;
+    o.region_size = 8192;
+    ca_bitset *b = NULL;
+    cr_assert_eq(ca_bitset_create(&b, &o), 0);
+    ca_switch_adopted ad;
+    cr_assert_eq(ca_switch_adopt(&ad, ca_bitset_allocator(b)), EINVAL);
+    cr_assert_not_null(strstr(ca_last_error(), "switch: bitset: range 0x"), "%s", ca_last_error());
+    cr_assert_not_null(strstr(ca_last_error(), "is not whole 4 KiB pages"), "%s", ca_last_error());
+    ca_bitset_destroy(b);
+}

@@ -132,7 +132,7 @@ Test(api, global_set_checks_caps)
     cr_assert_null(ca_switch_global_set(&lk.base));
     cr_assert_eq(errno, EINVAL);
     ca_switch_adopted ad;
-    cr_assert_eq(ca_switch_adopt(&ad, &lk.base), 0, "%s", ca_switch_adopt_error(&ad));
+    cr_assert_eq(ca_switch_adopt(&ad, &lk.base), 0, "%s", ca_last_error());
     cr_assert_eq(ca_switch_global_set(&ad.base), ca_switch_base());
     cr_assert_eq(ca_switch_current(), &ad.base);
     void *p = ca_switch_malloc(100);

@@ -261,7 +261,7 @@ Test(basic, stats_total_reports_dropped_counters)
     sw_mmap_source_init(&c.mm);
     sw_pool_init(&c.pool, &c.mm.base);
     c.pool.base.ops = &wide_ops;
-    cr_assert_eq(ca_switch_adopt(&c.ad, &c.pool.base), 0, "%s", ca_switch_adopt_error(&c.ad));
+    cr_assert_eq(ca_switch_adopt(&c.ad, &c.pool.base), 0, "%s", ca_last_error());
 
     ca_stats st;
     cr_assert_eq(ca_stats_get(sw_ctx_alloc(&c), &st), 0);

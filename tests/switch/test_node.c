@@ -4,8 +4,9 @@
  * thread or the context to node 0 gives node-0 pages from malloc, frees from
  * another thread route back, the previous selection is returned and restores;
  * bad input (unknown scope, node < -1, a node the machine does not have) is
- * EINVAL with the selection unchanged and no mapping left behind. Without
- * libnuma, or with a base other than libbinned, every call is ENOTSUP.
+ * EINVAL with the selection unchanged and no mapping left behind. Built
+ * without NUMA (-Dnuma=disabled), on a kernel without it, or with a base
+ * other than libbinned, every call is ENOTSUP.
  * The two-node checks run in the NUMA guest (tests/numa, ./run.sh numa).
  */
 #include <criterion/criterion.h>

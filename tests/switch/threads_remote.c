@@ -106,7 +106,7 @@ static int run(int n)
         remote += l->remote_frees;
         ca_switch_adopt_claim(&ctxs[i].ad);
         if (sw_ctx_destroy(&ctxs[i]) != 0) {
-            fprintf(stderr, "  adoption %d: %s\n", i, ca_switch_adopt_error(&ctxs[i].ad));
+            fprintf(stderr, "  adoption %d: %s\n", i, ca_last_error());
             bad++;
         }
     }

@@ -25,14 +25,19 @@
  *               copy; reopen validates everything and recovers the cursor
  *               and the free list; a torn header write is detected and the
  *               previous copy used; any other damage is an error with a
- *               message (ca_arena_strerror) and the file is left untouched.
+ *               reason (ca_arena_error, ca_arena_strerror; the thread's
+ *               ca_last_error() names the file too) and the file is left
+ *               untouched.
  *
  * Concurrency: alloc, free, compact, ptr/offset conversion, stats and flush
  * may be called from any number of threads at once; reset, close and check
  * need the caller to be the only user.
  *
- * Errors: int calls return 0 or a positive errno value. Opening a file also
- * reports what exactly was wrong as a ca_arena_error (ca_arena_strerror).
+ * Errors: int calls return 0 or a positive errno value. Creating and
+ * opening also report what exactly was wrong: as a ca_arena_error
+ * (ca_arena_strerror) for the files, and as the calling thread's message
+ * (core's ca_last_error(): the file, the reason, the failed system call or
+ * the bad option) for every create and open.
  *
  * Checks: with checks=on a free of an offset outside [data, cursor), not on
  * the 16-byte grain, or overlapping free memory (a double free) aborts with a
@@ -59,12 +64,29 @@ extern "C" {
 /* Largest capacity with 32-bit offsets. */
 #define CA_ARENA_MAX_CAPACITY_32 ((uint64_t)0xFFFFF000u)
 
-/* Free-list kinds (stored in the file header). */
+/* Defaults of the options (each used where the field is 0). */
+#define CA_ARENA_CAPACITY_DEFAULT     ((uint64_t)1 << 20)
+#define CA_ARENA_OFFSET_BITS_DEFAULT  64u
+#define CA_ARENA_MIN_SEGMENT_DEFAULT  ((size_t)32)
+#define CA_ARENA_MAX_RETRIES_DEFAULT  256u
+#define CA_ARENA_AUTO_COMPACT_DEFAULT ((size_t)1024)
+#define CA_ARENA_LOCAL_CACHE_DEFAULT  ((size_t)256 << 10)
+
+/* options.auto_compact: no compaction inside a free (only ca_arena_compact). */
+#define CA_ARENA_AUTO_COMPACT_OFF SIZE_MAX
+/* options.local_cache: no thread caches (every call works on the shared
+ * cursor and list). */
+#define CA_ARENA_LOCAL_CACHE_OFF SIZE_MAX
+
+/* Free-list kinds. A file's header records the kind in an encoding of its
+ * own that does not change (layout version 1: none 0, optimistic 1,
+ * pessimistic 2), so these values are free to differ from it. */
 typedef enum ca_arena_freelist {
-    CA_ARENA_FREELIST_NONE = 0,        /* frees other than at the tail are discarded */
-    CA_ARENA_FREELIST_OPTIMISTIC = 1,  /* largest first, pop the head */
-    CA_ARENA_FREELIST_PESSIMISTIC = 2, /* smallest first, best fit */
-    CA_ARENA_FREELIST_ANY = 3          /* only in ca_arena_open_file: accept the file's */
+    CA_ARENA_FREELIST_DEFAULT = 0,     /* create: OPTIMISTIC; open: the file's (as ANY) */
+    CA_ARENA_FREELIST_NONE = 1,        /* frees other than at the tail are discarded */
+    CA_ARENA_FREELIST_OPTIMISTIC = 2,  /* largest first, pop the head */
+    CA_ARENA_FREELIST_PESSIMISTIC = 3, /* smallest first, best fit */
+    CA_ARENA_FREELIST_ANY = 4          /* only in ca_arena_open_file: accept the file's */
 } ca_arena_freelist;
 
 /* Memory behind ca_arena_create (files use ca_arena_create_file). */
@@ -126,31 +148,36 @@ typedef enum ca_arena_error {
 #define CA_ARENA_REPLACE 0x1u /* ca_arena_create_file: replace an existing file */
 
 /*
- * Options of every create / open. ca_arena_options_init fills the defaults.
- * For ca_arena_open_file the layout fields are expectations (the file's own
- * values are used): user_version must match, freelist must match unless ANY,
- * offset_bits must match unless 0; min_segment and max_retries apply.
+ * Options of every create / open. All-zero (ca_arena_options_init, or NULL
+ * options) is the defaults: every field whose comment gives a default uses it
+ * where the field is 0. For ca_arena_open_file the layout fields are
+ * expectations (the file's own values are used): user_version must match,
+ * freelist must match unless DEFAULT or ANY, offset_bits must match unless
+ * 0; min_segment, max_retries, auto_compact, local_cache and order apply.
+ * Zeros are resolved before anything is recorded: a file's header holds the
+ * values used, never a 0 that means "default".
  */
 typedef struct ca_arena_options {
     uint64_t capacity;          /* bytes of the whole region (header + user area + data);
-                                   rounded up to the page size; default 1 MiB */
-    ca_arena_freelist freelist; /* default OPTIMISTIC */
-    unsigned offset_bits;       /* 32 or 64 (default 64); 0 in open: any */
+                                   rounded up to the page size; 0: 1 MiB */
+    ca_arena_freelist freelist; /* 0 (DEFAULT): OPTIMISTIC; open: the file's */
+    unsigned offset_bits;       /* 32 or 64; 0: 64, and in open: any */
     uint32_t user_version;      /* stored in the header, checked on open (default 0) */
     size_t user_size;           /* bytes of the reserved user area (default 0) */
-    size_t min_segment;         /* smallest free segment kept (>= 16, multiple of 16;
-                                   default 32); smaller pieces are discarded */
-    unsigned max_retries;       /* CAS attempts per phase before falling back (default 256) */
+    size_t min_segment;         /* smallest free segment kept (a multiple of 16);
+                                   0: 32. Smaller pieces are discarded */
+    unsigned max_retries;       /* CAS attempts per phase before falling back; 0: 256 */
     size_t auto_compact;        /* free segments that trigger a compaction inside a free;
                                    the next trigger is at twice the segments left (amortised
-                                   O(log n) per free); 0: only ca_arena_compact (default 1024) */
+                                   O(log n) per free); 0: 1024; CA_ARENA_AUTO_COMPACT_OFF:
+                                   only ca_arena_compact */
     size_t local_cache;         /* bytes of freed blocks one thread may keep for itself
                                    (a thread cache: a chunk of the cursor and bins of
                                    freed blocks up to 4 KiB, served without atomics);
-                                   0: no thread caches, every call works on the shared
-                                   cursor and list (default 256 KiB) */
-    ca_arena_order order;       /* REUSE_FIRST (default) or FRESH_FIRST */
-    ca_arena_backing backing;   /* ca_arena_create only (default HEAP) */
+                                   0: 256 KiB; CA_ARENA_LOCAL_CACHE_OFF: no thread caches,
+                                   every call works on the shared cursor and list */
+    ca_arena_order order;       /* REUSE_FIRST (0, the default) or FRESH_FIRST */
+    ca_arena_backing backing;   /* ca_arena_create only: HEAP (0, the default) or ANON */
     ca_source *source;          /* ca_arena_create: memory from here (not owned) instead
                                    of a source of `backing`; NULL: default */
     unsigned flags;             /* CA_ARENA_* */
@@ -166,10 +193,10 @@ typedef struct ca_arena ca_arena;
  * ======================================================================== */
 
 /**
- * ca_arena_options_init() - fill the defaults.
+ * ca_arena_options_init() - the defaults: all-zero (the same as NULL options).
  * @o: options to fill (not NULL)
  */
-void ca_arena_options_init(ca_arena_options *o);
+ca_inline void ca_arena_options_init(ca_arena_options *o) { memset(o, 0, sizeof *o); }
 
 /**
  * ca_arena_create() - an arena in memory (heap or anonymous mapping).
@@ -179,8 +206,9 @@ void ca_arena_options_init(ca_arena_options *o);
  * The region comes from o->source when set (one obtain of the capacity,
  * page-aligned), else from a source of o->backing. O(1) plus the obtain.
  * Return: 0; EINVAL (bad options: offset bits, capacity too small or above
- * the 32-bit limit, min_segment, free-list kind); ENOMEM; or the source's
- * error.
+ * the 32-bit limit, min_segment, free-list kind, order, backing, flags);
+ * ENOMEM; or the source's error. On failure nothing is created and
+ * ca_last_error() names the bad option or the failed step.
  */
 int ca_arena_create(ca_arena **out, const ca_arena_options *o);
 
@@ -195,6 +223,8 @@ int ca_arena_create(ca_arena **out, const ca_arena_options *o);
  * never later with SIGBUS), mapped shared and a fresh header written and
  * synced. An existing file is an error (EEXIST) unless CA_ARENA_REPLACE.
  * Return: 0, EINVAL, EEXIST, ENOSPC, or the errno of open/fallocate/mmap.
+ * On failure nothing is left at @path (nor beside it), and ca_last_error()
+ * says "arena: create '<path>': <reason>".
  */
 int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_options *o,
                          ca_arena_error *why);
@@ -205,8 +235,9 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
  * @path:   the file
  * @mode:   READ_WRITE, READ_ONLY or COPY_ON_WRITE
  * @expect: expectations (user_version, freelist, offset_bits) and runtime
- *          options (min_segment, max_retries); NULL: user version 0, any kind,
- *          any width
+ *          options (min_segment, max_retries, auto_compact, local_cache,
+ *          order); NULL or all-zero: user version 0, the file's kind and
+ *          width, the default runtime options
  * @why:    receives the detailed reason on failure (may be NULL)
  *
  * The size is checked and the header page read with pread before anything
@@ -218,7 +249,9 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
  * A failed open never modifies the file. READ_WRITE of a file that was not
  * closed cleanly writes a fresh header at once. O(header + free list).
  * Return: 0; EINVAL (bad arguments); EBADMSG (damaged or mismatching file:
- * see *why); or the errno of open/fstat/pread/mmap.
+ * see *why); or the errno of open/fstat/pread/mmap. On failure
+ * ca_last_error() says "arena: open '<path>': <reason>" (the reason of *why,
+ * the failed call and its errno, or the bad option).
  */
 int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode,
                        const ca_arena_options *expect, ca_arena_error *why);
@@ -267,7 +300,8 @@ int ca_arena_flush_tag(ca_arena *a, uint64_t tag);
 int ca_arena_close(ca_arena *a);
 
 /**
- * ca_arena_strerror() - a one-line message for a ca_arena_error.
+ * ca_arena_strerror() - a one-line message for a ca_arena_error (the
+ * reason alone; ca_last_error() after the failed call also names the file).
  * Return: a static string (never NULL; unknown codes have a message too).
  */
 const char *ca_arena_strerror(ca_arena_error e);

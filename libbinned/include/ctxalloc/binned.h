@@ -78,14 +78,26 @@ extern "C" {
                                        back without calls; the default instance has it unless
                                        CA_BINNED_BACKGROUND=0 */
 
+/* Defaults of the options (each used where the field is 0). */
+#define CA_BINNED_CLASS_RANGE_LOG2_DEFAULT 34u
+#define CA_BINNED_DECAY_MS_DEFAULT         1000u
+#define CA_BINNED_EMPTY_KEEP_DEFAULT       ((size_t)1 << 20)
+#define CA_BINNED_RECYCLER_BYTES_DEFAULT   ((size_t)256 << 10)
+
 /* decay_ms value: never decommit EMPTY blocks by age (trim still does). */
 #define CA_BINNED_DECAY_NEVER UINT32_MAX
+/* empty_keep value: a budget of 0 bytes (EMPTY blocks beyond what the class
+ * has shown it takes back go back at the next slow path, not at decay). */
+#define CA_BINNED_EMPTY_KEEP_NONE SIZE_MAX
+/* recycler_bytes value: the recycler's least, two bundles per class. */
+#define CA_BINNED_RECYCLER_MIN SIZE_MAX
 
 typedef struct ca_binned ca_binned;
 
 /*
- * Options of an instance. Fill with ca_binned_options_init, then change
- * what you need.
+ * Options of an instance. All-zero (ca_binned_options_init, or NULL
+ * options) is the defaults: a field left at 0 takes the default its comment
+ * gives; a quantity that may be none has a named value for that.
  */
 typedef struct ca_binned_options {
     ca_source *source;         /* memory for ranges and metadata; NULL: an own
@@ -93,24 +105,28 @@ typedef struct ca_binned_options {
                                   source must be thread-safe and support
                                   decommit for memory to go back. */
     unsigned class_range_log2; /* log2 of the address space per class, 24..36
-                                  (default 34: 16 GiB per class). With the own
+                                  (0: 34, 16 GiB per class). With the own
                                   source and base pages: how far each class may
                                   grow in its window, mapped as it grows; with a
                                   given source or huge pages: obtained at create
                                   (100 ranges, 1.6 TiB at 34) */
     unsigned huge;             /* CA_SOURCE_HUGE_* rung to start the class span
-                                  with (own source only; default OFF) */
+                                  with (own source only; 0: OFF) */
     unsigned flags;            /* CA_BINNED_* */
     uint32_t decay_ms;         /* EMPTY blocks are decommitted after 1-2x this
-                                  (default 1000) */
+                                  (0: 1000; the shortest is 1;
+                                  CA_BINNED_DECAY_NEVER: only trim does) */
     size_t empty_keep;         /* per class, bytes of EMPTY blocks kept until
                                   decay; more go back at the next slow path
-                                  (default 1 MiB). The budget grows while the
-                                  class takes back blocks within a decay
-                                  interval of returning them, and falls back
-                                  to this value when it stops */
+                                  (0: 1 MiB; CA_BINNED_EMPTY_KEEP_NONE: none).
+                                  The budget grows while the class takes back
+                                  blocks within a decay interval of returning
+                                  them, and falls back to this value when it
+                                  stops */
     size_t recycler_bytes;     /* per class, bytes of bundles the recycler holds
-                                  before flushes go to the blocks (default 256 KiB) */
+                                  before flushes go to the blocks, at least two
+                                  bundles (0: 256 KiB; CA_BINNED_RECYCLER_MIN:
+                                  two bundles) */
     size_t pressure_bytes;     /* memory-pressure policy: when a decay pass finds
                                   more committed bytes in the classes than this,
                                   it bumps the trim epoch (every thread returns its
@@ -123,10 +139,10 @@ typedef struct ca_binned_options {
  * ======================================================================== */
 
 /**
- * ca_binned_options_init() - the default options.
+ * ca_binned_options_init() - the defaults: all-zero (the same as NULL options).
  * @o: options to fill (not NULL)
  */
-void ca_binned_options_init(ca_binned_options *o);
+ca_inline void ca_binned_options_init(ca_binned_options *o) { memset(o, 0, sizeof *o); }
 
 /**
  * ca_binned_create() - a new instance with its own class ranges.
@@ -314,7 +330,8 @@ unsigned ca_binned_size_class(size_t size);
  *       (blocks ACTIVE or EMPTY), allocs / frees (thread caches, live and
  *       exited), counters blocks, empty_blocks, decommits, recommits,
  *       keep_blocks (the class's current keep budget), cached_slots,
- *       recycled_bundles, failures
+ *       recycled_bundles, recycled_slots (bundles hold a batch each, or
+ *       fewer when a thread's cache was given back whole), failures
  *
  * Readable while other threads allocate (the figures are then approximate).
  * Return: 0 or EINVAL (class out of range).
@@ -325,7 +342,7 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out);
 /* clang-format off */
 #define CA_BINNED_CLASS_COUNTERS(X) \
     X(class_size) X(blocks) X(empty_blocks) X(decommits) X(recommits) X(keep_blocks) \
-    X(cached_slots) X(recycled_bundles)
+    X(cached_slots) X(recycled_bundles) X(recycled_slots)
 /* clang-format on */
 
 /**

@@ -34,7 +34,7 @@
 uint64_t ca_binned__large_now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    ca_binned__clock(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -127,19 +127,16 @@ static void list_push_tail(ca_binned__large_area **head, ca_binned__large_area *
     *tail = a;
 }
 
-static __thread char ca_bl_error[192] __attribute__((tls_model("initial-exec")));
-
-static void set_error(const char *a, const char *b, const char *c)
+/* A failed create or default_init: the calling thread's last error (core.h),
+ * the parts a, b, c in a row. Returns the line, for more. */
+static ca_line *set_error(const char *a, const char *b, const char *c)
 {
-    size_t n = 0;
-    const char *parts[3] = {a, b, c};
-    for (int i = 0; i < 3; i++)
-        for (const char *s = parts[i]; s && *s && n + 1 < sizeof ca_bl_error; s++)
-            ca_bl_error[n++] = *s;
-    ca_bl_error[n] = '\0';
+    ca_line *m = ca_core__last_error_begin(NULL);
+    ca_line_str(m, a);
+    ca_line_str(m, b);
+    ca_line_str(m, c);
+    return m;
 }
-
-const char *ca_binned_large_last_error(void) { return ca_bl_error; }
 
 static ca_binned__large_class *class_of_rgn(ca_binned_large *l, const ca_binned__large_rgn *r)
 {
@@ -853,7 +850,24 @@ static int setup_source(ca_binned_large *l)
             l->can_mremap = false;
             return 0;
         }
-        set_error("binned-large: file-backed memory in '", o->file_dir, "' failed");
+        /* The file source said why in the same message slot: keep its
+         * words after ours. */
+        char why[CA_LAST_ERROR_MAX];
+        const char *fm = ca_last_error();
+        why[0] = '\0';
+        if (fm) {
+            size_t n = strlen(fm) < sizeof why - 1 ? strlen(fm) : sizeof why - 1;
+            memcpy(why, fm, n);
+            why[n] = '\0';
+        }
+        ca_line *m = set_error("binned-large: file-backed memory in '", o->file_dir, "' failed");
+        if (o->flags & CA_BINNED_LARGE_FILE_FALLBACK)
+            ca_line_str(m, ", anonymous memory instead");
+        if (why[0]) {
+            ca_line_str(m, " (");
+            ca_line_str(m, why);
+            ca_line_char(m, ')');
+        }
         if (!(o->flags & CA_BINNED_LARGE_FILE_FALLBACK))
             return rc;
     }
@@ -885,7 +899,6 @@ static int setup_source(ca_binned_large *l)
 int ca_binned_large_create(ca_binned_large **out, const ca_binned_large_options *o)
 {
     ca_binned_large_options opt;
-    ca_bl_error[0] = '\0';
     if (!out) {
         set_error("binned-large: out is NULL", NULL, NULL);
         return EINVAL;

@@ -46,6 +46,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CA_BL_COMPONENT "binned-large"
 
@@ -62,6 +63,8 @@ ca_force_inline void ca_binned__large_unlock(int *l, unsigned rank) { ca_lock_re
 
 /* Monotonic time in ns (CLOCK_MONOTONIC_COARSE: a vDSO read). */
 uint64_t ca_binned__large_now(void);
+/* clock_gettime through the vDSO (libbinned's src/clock.c). */
+void ca_binned__clock(clockid_t id, struct timespec *ts);
 
 /* ------------------------------------------------------------------------
  * Areas and regions

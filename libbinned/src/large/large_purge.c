@@ -38,7 +38,7 @@ static void fork_child(void);
 
 static void atfork_register(void)
 {
-    (void)ca_fork_hook_register(fork_prepare, fork_parent, fork_child, CA_LOCK_RANK_LARGE_TIERS);
+    (void)ca_fork_hook_register_locks(fork_prepare, fork_parent, fork_child, CA_LOCK_RANK_LARGE_TIERS);
 }
 
 void ca_binned__large_registry_add(ca_binned_large *l)
@@ -276,7 +276,7 @@ static void *bg_main(void *arg)
         if (l->bg_stop)
             break;
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ca_binned__clock(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + l->maint_period_ns;
         ts.tv_sec += (time_t)(ns / 1000000000u);
         ts.tv_nsec = (long)(ns % 1000000000u);

@@ -20,14 +20,14 @@
  * function for its complexity; libbitset/README.md has the details.
  *
  * Events for listeners (ca_listen / ca_bitset_listen, see ca_listener in
- * core.h): one range, the data region as held (from a source: what was
- * obtained, region_size rounded up to whole pages; a caller buffer: buffer,
- * region_size). The metadata is never reported (no block lies in it). The
+ * core.h): one range, the data region as held (from a source or the
+ * allocator's own mapping: what was obtained, region_size rounded up to
+ * whole pages; a caller buffer: buffer, region_size). The metadata is never reported (no block lies in it). The
  * region is fixed, so added() is only called when a listener attaches;
  * reset() at the start of ca_bitset_reset (the region stays); destroyed()
  * at the start of ca_bitset_destroy, then removed() for the region.
  * The ownership map routes whole pages (CA_OWNER_PAGE): a region from a
- * source is page-aligned and whole pages; a caller buffer is routable (can
+ * source or the own mapping is page-aligned and whole pages; a caller buffer is routable (can
  * be adopted by libswitch) only when it is page-aligned and region_size is a
  * multiple of CA_OWNER_PAGE.
  *
@@ -56,14 +56,23 @@ extern "C" {
 /* Most blocks one region may have (2^40: metadata stays addressable). */
 #define CA_BITSET_MAX_BLOCKS ((size_t)1 << 40)
 
+/* Defaults of the options (each used where the field is 0). */
+#define CA_BITSET_BLOCK_DEFAULT  ((size_t)64)
+#define CA_BITSET_REGION_DEFAULT ((size_t)1 << 20)
+
 /* The allocator; opaque. Its first member is a ca_allocator, so the pointer
  * converts to ca_allocator * (ca_bitset_allocator). */
 typedef struct ca_bitset ca_bitset;
 
-/* Creation options. Zero them (ca_bitset_options_init) and set:
+/* Creation options. All-zero (ca_bitset_options_init, or NULL options) is
+ * the defaults: 64-byte blocks over 1 MiB of the allocator's own memory.
  *   block_size   power of two in [CA_BITSET_BLOCK_MIN, CA_BITSET_BLOCK_MAX];
- *   region_size  bytes, > 0, a multiple of block_size;
- *   exactly one of
+ *                0: CA_BITSET_BLOCK_DEFAULT (64);
+ *   region_size  bytes, a multiple of block_size; 0: CA_BITSET_REGION_DEFAULT
+ *                (1 MiB), except with a buffer, which needs its size;
+ *   at most one of (neither: the region and the metadata are the
+ *   allocator's own anonymous mappings, page-aligned, in whole pages,
+ *   unmapped by destroy)
  *     source     the region and the metadata are obtained from this source
  *                (not owned; must outlive the allocator; released by destroy);
  *                the region is obtained page-aligned, in whole pages;
@@ -88,8 +97,8 @@ typedef struct ca_bitset_options {
  * ======================================================================== */
 
 /**
- * ca_bitset_options_init() - zero an options struct.
- * @o: options to clear (not NULL).
+ * ca_bitset_options_init() - the defaults: all-zero (the same as NULL options).
+ * @o: options to fill (not NULL).
  */
 ca_inline void ca_bitset_options_init(ca_bitset_options *o) { memset(o, 0, sizeof *o); }
 
@@ -107,15 +116,16 @@ size_t ca_bitset_meta_size(size_t region_size, size_t block_size);
 /**
  * ca_bitset_create() - create an allocator over a region.
  * @out: receives the allocator (not NULL); untouched on failure.
- * @o: options (not NULL), see ca_bitset_options.
+ * @o: options, or NULL for the defaults; see ca_bitset_options.
  *
  * All blocks start free. Complexity: O(metadata size) to clear the maps.
  *
  * Return: 0; EINVAL (block size not a power of two or out of range, region
- * size 0 or not a multiple of the block size, neither or both of source and
- * buffer, buffer misaligned, meta too small or misaligned, more than
- * CA_BITSET_MAX_BLOCKS blocks); ENOMEM (size overflow, or the source / mmap
- * failed), or the source's error.
+ * size not a multiple of the block size, a buffer without its size, both
+ * source and buffer, buffer misaligned, meta without a buffer, meta too small
+ * or misaligned, more than CA_BITSET_MAX_BLOCKS blocks); ENOMEM (size
+ * overflow, or the source / mmap failed), or the source's error. Nothing is
+ * created on failure.
  */
 int ca_bitset_create(ca_bitset **out, const ca_bitset_options *o);
 

@@ -351,6 +351,55 @@ int ca_line_write(ca_line *l, int fd);
  * errno of the failed write (EIO when write returned 0); errno is kept. */
 int ca_write_all(int fd, const void *p, size_t n);
 
+/* Append the description of the errno value e ("No such file or directory":
+ * the C library's table, no locale, no allocation), or "errno <e>" for a
+ * value it does not know. */
+void ca_line_errno(ca_line *l, int e);
+
+/* ========================================================================
+ * Last error
+ *
+ * The suite's one way to say more than an errno: a message per thread,
+ * set by a failed call whose cause the errno alone does not name (which
+ * file and which header field, which allocator and why it cannot be
+ * adopted, which option). Every such call says so in its comment ("on
+ * failure, ca_last_error() says ..."), and each of its failure paths sets
+ * the message, so right after it failed the message is that failure's.
+ *
+ * Like errno: a successful call leaves the message as it was, a call that
+ * does not set messages never changes it, the next failure that sets one
+ * overwrites it; read it right after the failure. The message is the
+ * calling thread's: a failure in another thread never shows here. Setting
+ * and reading it allocate nothing and take no lock, so both work inside
+ * malloc (this library may be the process's malloc) and in a signal
+ * handler.
+ * ======================================================================== */
+
+/* Bytes a message holds, NUL included; longer messages are cut. */
+#define CA_LAST_ERROR_MAX 256
+
+/**
+ * ca_last_error() - the calling thread's latest message.
+ *
+ * Return: the text ("<component>: <what>"), or NULL when no call of this
+ * thread has set one since the thread started or since
+ * ca_last_error_clear(). The text is the thread's own storage: valid and
+ * unchanged until this thread's next call that sets or clears it.
+ */
+const char *ca_last_error(void);
+
+/* Forget the calling thread's message: ca_last_error() is NULL again. */
+void ca_last_error_clear(void);
+
+/* For the components (internal): start the calling thread's message as
+ * "<component>: " and return it as a line to append the rest to (ca_line_*;
+ * the line lives in the thread and is cut at CA_LAST_ERROR_MAX - 1 bytes).
+ * ca_core__last_error_set writes a whole message, "<component>: <what>",
+ * and returns err, so that a failure path can end with
+ * `return ca_core__last_error_set("arena", "...", EINVAL);`. */
+ca_line *ca_core__last_error_begin(const char *component);
+int ca_core__last_error_set(const char *component, const char *what, int err);
+
 /* ========================================================================
  * Lock word (ca_lock_acquire / ca_lock_release)
  *
@@ -471,9 +520,8 @@ void ca_once_finish(int *once);
  *  22   source        file source offsets (mutex)            mutex, several
  *  23   source        buffer source (lock)                   word, several
  *  24   source        range records (ca_source_track.lock)   word, several
- *  25   source        file source last error (error_lock)    word, several
- *  26   core          ownership-map windows (owner.c)        word
- *  27   core          fork hook table (fork.c)               word
+ *  25   core          ownership-map windows (owner.c)        word
+ *  26   core          fork hook table (fork.c)               word
  *
  * Fork handlers (see "Fork hooks") run in the same order: prepare handlers
  * take their locks from rank 1 upwards, parent and child handlers let them
@@ -514,10 +562,9 @@ enum ca_lock_rank {
     CA_LOCK_RANK_SOURCE_FILE = 22,
     CA_LOCK_RANK_SOURCE_BUFFER = 23,
     CA_LOCK_RANK_SOURCE_TRACK = 24,
-    CA_LOCK_RANK_SOURCE_FILE_ERROR = 25,
-    CA_LOCK_RANK_CORE_WINDOWS = 26,
-    CA_LOCK_RANK_CORE_FORK = 27,
-    CA_LOCK_RANK_COUNT = 28 /* ranks are below 64 */
+    CA_LOCK_RANK_CORE_WINDOWS = 25,
+    CA_LOCK_RANK_CORE_FORK = 26,
+    CA_LOCK_RANK_COUNT = 27 /* ranks are below 64 */
 };
 
 /* The "several" ranks of the table, one bit per rank. */
@@ -530,8 +577,7 @@ enum ca_lock_rank {
      (1ull << CA_LOCK_RANK_LARGE_META) | (1ull << CA_LOCK_RANK_BUMP_SHARED) |                      \
      (1ull << CA_LOCK_RANK_ARENA_LIST) | (1ull << CA_LOCK_RANK_ARENA_LISTEN) |                     \
      (1ull << CA_LOCK_RANK_ARENA_FILE) | (1ull << CA_LOCK_RANK_SOURCE_FILE) |                      \
-     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK) |                  \
-     (1ull << CA_LOCK_RANK_SOURCE_FILE_ERROR))
+     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK))
 
 /* Internal to the functions below (lock.c): the ranks the calling thread
  * holds (a bit per rank, and how many locks of each), and the report of a
@@ -569,12 +615,25 @@ ca_force_inline void ca_lock_rank_leave(unsigned rank)
     }
 }
 
+/* Fork hooks registered for locks wait for a second thread (see "Fork
+ * hooks", ca_fork_hook_register_locks): while some wait, every ranked
+ * acquire first lets fork.c register them if the process has one now; one
+ * load when none wait. */
+extern int ca_core__fork_waiting;
+void ca_core__fork_arm(void);
+ca_force_inline void ca_core__fork_check(void)
+{
+    if (ca_unlikely(__atomic_load_n(&ca_core__fork_waiting, __ATOMIC_RELAXED)))
+        ca_core__fork_arm();
+}
+
 /* The lock word with its rank from the table: what every lock word of the
  * suite uses. As ca_lock_acquire, ca_lock_try and ca_lock_release, plus the
  * order check and record under checks=on. A thread re-entering a lock it
  * holds gets the lock word's own report (malloc from a signal handler). */
 ca_force_inline void ca_lock_acquire_ranked(int *l, unsigned rank, const char *component)
 {
+    ca_core__fork_check();
     int seen = 0, self = ca_lock_tag();
     if (ca_likely(__atomic_compare_exchange_n(l, &seen, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))) {
         ca_lock_rank_enter(l, rank, true, component);
@@ -588,6 +647,7 @@ ca_force_inline void ca_lock_acquire_ranked(int *l, unsigned rank, const char *c
 
 ca_force_inline bool ca_lock_try_ranked(int *l, unsigned rank, const char *component)
 {
+    ca_core__fork_check();
     if (!ca_lock_try(l))
         return false;
     ca_lock_rank_enter(l, rank, false, component);
@@ -605,6 +665,7 @@ ca_force_inline void ca_lock_release_ranked(int *l, unsigned rank)
  * pthread_mutex_lock's result (on an error the lock is not recorded). */
 ca_force_inline int ca_mutex_lock_ranked(pthread_mutex_t *m, unsigned rank, const char *component)
 {
+    ca_core__fork_check();
     ca_lock_rank_enter(m, rank, true, component);
     int e = pthread_mutex_lock(m);
     if (ca_unlikely(e != 0))
@@ -651,6 +712,21 @@ ca_force_inline void ca_lock_reset_ranked(int *l, unsigned rank)
  * except inside the single pthread_atfork call of the first registration.
  * Returns 0, ENOSPC (CA_FORK_HOOKS registered) or pthread_atfork's error. */
 int ca_fork_hook_register(void (*prepare)(void), void (*parent)(void), void (*child)(void), unsigned rank);
+
+/* As ca_fork_hook_register, for handlers that only hold ranked locks across
+ * fork and repair in the child what other threads left (the suite's own:
+ * libswitch, libbinned, its large tier). While the process has one thread
+ * (glibc's __libc_single_threaded), such handlers have nothing to do: no
+ * other thread can hold a lock or leave state behind, and the forking
+ * thread is not inside the allocator. So pthread_atfork is not called yet
+ * (in glibc it runs code and reads data of libc that a small program never
+ * touches: about 100 KiB of RSS); the first ranked lock taken once a second
+ * thread exists calls it first (ca_core__fork_check), and from then on
+ * every fork runs every handler. A thread is created outside any ranked
+ * lock, so a lock held at a fork was taken after that check. Where libc has
+ * no such flag, this is ca_fork_hook_register. Returns as it does; a failed
+ * pthread_atfork is tried again at a later lock. */
+int ca_fork_hook_register_locks(void (*prepare)(void), void (*parent)(void), void (*child)(void), unsigned rank);
 
 /* ========================================================================
  * Environment variables

@@ -61,8 +61,9 @@ extern "C" {
 typedef struct ca_rbtree_node ca_rbtree_node;     /* private: lives in free blocks */
 typedef struct ca_rbtree_region ca_rbtree_region; /* private: region header */
 
-/* Where regions come from: set exactly one of source and parent; both NULL
- * means ca_libc_allocator(). region_size 0 means CA_RBTREE_REGION_DEFAULT. */
+/* Where regions come from: set at most one of source and parent; both NULL
+ * means ca_libc_allocator(). region_size 0 means CA_RBTREE_REGION_DEFAULT.
+ * All-zero (ca_rbtree_options_init, or NULL options) is the defaults. */
 typedef struct ca_rbtree_options {
     ca_source *source;    /* not owned; obtain/release whole regions */
     ca_allocator *parent; /* not owned; alloc/free whole regions, aligned to CA_OWNER_PAGE */
@@ -109,11 +110,11 @@ typedef struct ca_rbtree {
  * ======================================================================== */
 
 /**
- * ca_rbtree_options_init() - fill *opt with the defaults (libc parent,
- * default region size).
+ * ca_rbtree_options_init() - the defaults: all-zero (libc parent, default
+ * region size; the same as NULL options).
  * @opt: options to fill, not NULL.
  */
-void ca_rbtree_options_init(ca_rbtree_options *opt);
+ca_inline void ca_rbtree_options_init(ca_rbtree_options *opt) { memset(opt, 0, sizeof *opt); }
 
 /**
  * ca_rbtree_init() - initialise an allocator; no memory is obtained yet.

@@ -160,8 +160,8 @@ typedef struct ca_source_track {
  * unsigned longs (bit n of word n / BITS_PER_LONG is node n); `maxnode` is its
  * width in BITS (not bytes). DEFAULT and LOCAL take no mask (nodes may be
  * NULL); PREFERRED takes exactly one node; BIND and INTERLEAVE at least one.
- * Without libnuma (build option numa disabled or not found) any mode other
- * than DEFAULT fails with ENOTSUP.
+ * Built without NUMA (build option numa disabled) or on a kernel without it,
+ * any mode other than DEFAULT fails with ENOTSUP.
  */
 typedef struct ca_source_numa {
     unsigned mode;              /* CA_SOURCE_NUMA_* */
@@ -172,8 +172,10 @@ typedef struct ca_source_numa {
 /**
  * ca_source_numa_available() - NUMA support of this build and machine.
  *
- * Return: the highest configured node number + 1 when libnuma is built
- * in and the kernel supports NUMA policies, else 0.
+ * Return: the highest node number of /sys/devices/system/node + 1 (as
+ * libnuma's numa_max_node counts) when NUMA is built in and the kernel
+ * supports NUMA policies, else 0. The policies are the kernel's system
+ * calls, made directly: libnuma is neither linked nor loaded.
  */
 int ca_source_numa_available(void);
 
@@ -183,7 +185,7 @@ int ca_source_numa_available(void);
  *
  * Return: 0; EINVAL (unknown mode, empty mask for BIND/INTERLEAVE, more than
  * one node for PREFERRED, a node that does not exist or is not allowed);
- * ENOTSUP (non-default mode without libnuma).
+ * ENOTSUP (non-default mode without NUMA support).
  */
 int ca_source_numa_validate(const ca_source_numa *policy);
 
@@ -203,7 +205,7 @@ int ca_source_numa_apply(void *p, size_t size, const ca_source_numa *policy);
  * @p:    an address in a page that has been touched
  * @node: receives the node number
  *
- * Return: 0; ENOENT when the page is not present; ENOTSUP without libnuma;
+ * Return: 0; ENOENT when the page is not present; ENOTSUP without NUMA support;
  * EFAULT for an unmapped address; or the errno of move_pages.
  */
 int ca_source_numa_node_of(const void *p, int *node);
@@ -293,7 +295,7 @@ typedef struct ca_source_mmap {
  * without [ ] \ ` $; it is applied where the kernel supports naming (5.17+)
  * and ignored quietly elsewhere. The NUMA policy is validated here.
  * Return: 0; EINVAL (unknown flag/huge/decommit value, LOCK with LOCK_TRY,
- * bad name, bad NUMA policy or node); ENOTSUP (NUMA policy without libnuma).
+ * bad name, bad NUMA policy or node); ENOTSUP (NUMA policy without NUMA support).
  */
 int ca_source_mmap_init(ca_source_mmap *s, const ca_source_mmap_options *o);
 
@@ -461,8 +463,6 @@ typedef struct ca_source_file {
     ca_source_fault *fault;
     ca_source_counters c;
     ca_source_track track;
-    char error[160]; /* message of the latest failure ("" when none); under error_lock */
-    int error_lock;  /* core lock word (0 free), rank CA_LOCK_RANK_SOURCE_FILE_ERROR */
 } ca_source_file;
 
 /* --- Create/destroy --------------------------------------------------- */
@@ -477,8 +477,9 @@ typedef struct ca_source_file {
  * their offsets (the first obtain of a fresh source gets offset 0). The file
  * stays after destroy. Temporary: O_TMPFILE in dir, falling back to
  * mkostemp + unlink where the filesystem refuses O_TMPFILE.
- * On failure nothing is left open or mapped and ca_source_file_error() says
- * what failed.
+ * On failure nothing is left open or mapped and the calling thread's
+ * ca_last_error() (core.h) says what failed: "source-file: <step>
+ * ['<path or directory>']: <errno text>".
  * Return: 0; EINVAL (bad flags, capacity not representable); ENOENT (missing
  * directory); EACCES (read-only file or directory); ENOTDIR; ENOMEM (no
  * address space); or the errno of open / mmap.
@@ -503,7 +504,10 @@ void ca_source_file_destroy(ca_source_file *s);
  *   decommit: punch holes (FALLOC_FL_PUNCH_HOLE): the disk blocks return
  *             and the range reads as zero; commit before writing again.
  *   release:  punch holes, put the PROT_NONE reservation back, and return
- *             the offsets for reuse. */
+ *             the offsets for reuse.
+ * A failed system call (and capacity exhausted) also sets the calling
+ * thread's ca_last_error(), naming the step: "source-file: fallocate: No
+ * space left on device". */
 
 /**
  * ca_source_file_sync() - write a range back to the file (msync MS_SYNC).
@@ -520,10 +524,6 @@ int ca_source_file_fd(const ca_source_file *s);
 
 /* File offset of address p, or (uint64_t)-1 when p is outside the source. */
 uint64_t ca_source_file_offset(const ca_source_file *s, const void *p);
-
-/* Message of the latest failure of init or an operation ("" when none).
- * Points into s; valid until the next call on s. */
-const char *ca_source_file_error(const ca_source_file *s);
 
 /* ========================================================================
  * Slot arena

@@ -181,7 +181,9 @@ void *ca_switch_with(ca_allocator *a, void *(*fn)(void *), void *arg);
  *   - its memory is registered in the ownership map with &ad->base as owner,
  *     now and whenever it grows (through the allocator's ca_listener events:
  *     chunks, regions, the arena), and unregistered when it shrinks or the
- *     adoption is undone. Ranges must be whole 4 KiB pages. Memory an
+ *     adoption is undone. Ranges must be whole 4 KiB pages (a range refused
+ *     as the allocator grows fails that allocation, and the allocating
+ *     thread's ca_last_error() says why). Memory an
  *     allocator carved out of a block of another registered allocator (a
  *     bump chunk from a parent allocator) is overlaid and given back to that
  *     parent afterwards;
@@ -250,7 +252,6 @@ struct ca_switch_adopted {
     uint64_t ranges;            /* ranges registered now; __atomic */
     uint64_t bytes;             /* bytes registered now; __atomic */
     uint64_t lifetime_errors;   /* counted at checks=off; __atomic */
-    char error[160];            /* what the last failed call found */
     ca_switch_adopted *next;    /* registry of adoptions; under the switch's lock */
 };
 
@@ -268,8 +269,9 @@ struct ca_switch_adopted {
  * page-aligned); ENOTSUP (@a cannot report its memory); EBUSY (@a is
  * already adopted or has another listener); EPERM (@a is a ca_switch_local
  * owned by another thread); EEXIST / ENOMEM (registration failed). On
- * error nothing stays registered, and ca_switch_adopt_error(@ad) says what
- * was wrong, naming the allocator.
+ * error nothing stays registered, and the calling thread's ca_last_error()
+ * (core.h) says what was wrong, naming the allocator:
+ * "switch: <allocator name>: <what>".
  */
 int ca_switch_adopt(ca_switch_adopted *ad, ca_allocator *a);
 
@@ -281,8 +283,8 @@ int ca_switch_adopt(ca_switch_adopted *ad, ca_allocator *a);
  *
  * Return: 0; EINVAL (@ad is not an active adoption); EBUSY when a thread or
  * context still selects it, or when blocks are still live (for allocators
- * without CA_CAP_FREE_NOOP) - nothing changes then, and
- * ca_switch_adopt_error(@ad) gives the count.
+ * without CA_CAP_FREE_NOOP) - nothing changes then, and ca_last_error()
+ * gives the count.
  */
 int ca_switch_unadopt(ca_switch_adopted *ad);
 
@@ -293,9 +295,6 @@ int ca_switch_unadopt(ca_switch_adopted *ad);
  * thread-safe allocators.
  */
 void ca_switch_adopt_claim(ca_switch_adopted *ad);
-
-/* What the last failed call on @ad found ("" when nothing failed). */
-const char *ca_switch_adopt_error(const ca_switch_adopted *ad);
 
 /* Blocks handed out through @ad and not freed yet (a snapshot). */
 uint64_t ca_switch_adopt_live(const ca_switch_adopted *ad);
@@ -584,7 +583,7 @@ const char *ca_switch_check(void);
  *
  * Return: 0; EINVAL (@where unknown, @node < -1, @node is not a node of this
  * machine or not allowed to this process; the selection is unchanged);
- * ENOTSUP (no libnuma in the build, a kernel without NUMA, or a base other
+ * ENOTSUP (built with -Dnuma=disabled, a kernel without NUMA, or a base other
  * than libbinned: -Dglobal=jemalloc / libc); ENOMEM or the source's error
  * when the node's instance cannot be created (nothing is left behind).
  */

@@ -3,6 +3,7 @@
  * options, the allocator contract, errors, region buffers, statistics. */
 #include <criterion/criterion.h>
 #include <ctxalloc/binned/large.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,7 +18,7 @@ static ca_binned_large *make(unsigned flags)
     memset(&o, 0, sizeof o);
     o.flags = flags;
     ca_binned_large *l = NULL;
-    cr_assert_eq(ca_binned_large_create(&l, &o), 0, "%s", ca_binned_large_last_error());
+    cr_assert_eq(ca_binned_large_create(&l, &o), 0, "%s", ca_last_error());
     cr_assert_not_null(l);
     return l;
 }
@@ -91,7 +92,7 @@ Test(binned_large_api, bad_options)
     memset(&o, 0, sizeof o);
     o.flags = CA_BINNED_LARGE_FILE; /* no directory */
     cr_assert_eq(ca_binned_large_create(&l, &o), EINVAL);
-    cr_assert(strlen(ca_binned_large_last_error()) > 0);
+    cr_assert_str_eq(ca_last_error(), "binned-large: CA_BINNED_LARGE_FILE needs file_dir");
     cr_assert_null(l);
 }
 
@@ -104,11 +105,15 @@ Test(binned_large_api, file_dir_missing)
     o.file_dir = "/nonexistent-ctxalloc-dir/x";
     cr_assert_eq(ca_binned_large_create(&l, &o), ENOENT);
     cr_assert_null(l);
-    cr_assert_not_null(strstr(ca_binned_large_last_error(), "/nonexistent-ctxalloc-dir/x"), "%s",
-                       ca_binned_large_last_error());
-    /* Asked for: fall back to anonymous memory. */
+    cr_assert_not_null(strstr(ca_last_error(), "binned-large: file-backed memory in '/nonexistent-ctxalloc-dir/x'"),
+                       "%s", ca_last_error());
+    cr_assert_not_null(strstr(ca_last_error(), "No such file or directory"), "the file source's reason: %s",
+                       ca_last_error());
+    /* Asked for: fall back to anonymous memory (and say why). */
     o.flags |= CA_BINNED_LARGE_FILE_FALLBACK;
+    ca_last_error_clear();
     cr_assert_eq(ca_binned_large_create(&l, &o), 0);
+    cr_assert_not_null(strstr(ca_last_error(), "anonymous memory instead"), "%s", ca_last_error());
     void *p = ca_binned_large_alloc(l, 1 << 20, 16, NULL);
     cr_assert_not_null(p);
     memset(p, 1, 1 << 20);
@@ -126,7 +131,8 @@ Test(binned_large_api, file_dir_not_writable)
     int rc = ca_binned_large_create(&l, &o);
     cr_assert_neq(rc, 0);
     cr_assert_null(l);
-    cr_assert(strlen(ca_binned_large_last_error()) > 0);
+    cr_assert_not_null(strstr(ca_last_error(), "binned-large: file-backed memory in '/proc/self' failed"), "%s",
+                       ca_last_error());
 }
 
 Test(binned_large_api, file_backed)
@@ -139,7 +145,7 @@ Test(binned_large_api, file_backed)
     o.flags = CA_BINNED_LARGE_FILE;
     o.file_dir = dir;
     o.file_capacity = (size_t)1 << 30;
-    cr_assert_eq(ca_binned_large_create(&l, &o), 0, "%s", ca_binned_large_last_error());
+    cr_assert_eq(ca_binned_large_create(&l, &o), 0, "%s", ca_last_error());
     ca_contract_check(ca_binned_large_allocator(l), 0);
     void *p[8];
     for (int i = 0; i < 8; i++) {
@@ -310,4 +316,29 @@ Test(binned_large_api, stats_counters_listed)
     cr_assert_null(d, "direct stats: %s", d);
     ca_binned_large_free(l, p);
     ca_binned_large_destroy(l);
+}
+
+static int other_rc;
+
+static void *create_bad_on_another_thread(void *arg)
+{
+    (void)arg;
+    ca_binned_large *l = NULL;
+    ca_binned_large_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = 0x8000; /* unknown */
+    other_rc = ca_binned_large_create(&l, &o);
+    return ca_last_error() && strstr(ca_last_error(), "unknown flag") ? (void *)1 : NULL;
+}
+
+Test(binned_large_api, last_error_is_per_thread)
+{
+    ca_last_error_clear();
+    pthread_t t;
+    void *seen = NULL;
+    cr_assert_eq(pthread_create(&t, NULL, create_bad_on_another_thread, NULL), 0);
+    cr_assert_eq(pthread_join(t, &seen), 0);
+    cr_assert_eq(other_rc, EINVAL);
+    cr_assert_not_null(seen, "the failing thread has its message");
+    cr_assert_null(ca_last_error(), "not this one: %s", ca_last_error());
 }

@@ -20,7 +20,7 @@
 static ca_binned_large *make_opts(ca_binned_large_options *o)
 {
     ca_binned_large *l = NULL;
-    cr_assert_eq(ca_binned_large_create(&l, o), 0, "%s", ca_binned_large_last_error());
+    cr_assert_eq(ca_binned_large_create(&l, o), 0, "%s", ca_last_error());
     return l;
 }
 

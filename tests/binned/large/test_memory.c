@@ -206,7 +206,7 @@ Test(binned_large_memory, file_enospc)
     fo.dir = "/tmp";
     fo.capacity = (size_t)1 << 30;
     fo.fault = &f;
-    cr_assert_eq(ca_source_file_init(&fs, &fo), 0, "%s", ca_source_file_error(&fs));
+    cr_assert_eq(ca_source_file_init(&fs, &fo), 0, "%s", ca_last_error());
     ca_binned_large_options o;
     memset(&o, 0, sizeof o);
     o.source = &fs.base;

@@ -136,7 +136,9 @@ ca_inline void ca_binned_large_options_init(ca_binned_large_options *o) { memset
  * metadata (no region is mapped before the first allocation). With
  * CA_BINNED_LARGE_FILE the directory is checked now: a missing or read-only
  * directory fails (or falls back to anonymous memory with FILE_FALLBACK).
- * On failure ca_binned_large_last_error() says what went wrong.
+ * On failure the calling thread's ca_last_error() (core.h) says what went
+ * wrong ("binned-large: ..."); a fallback sets it too, saying why, though
+ * the create succeeds.
  * Complexity: a few system calls.
  * Return: 0; EINVAL (NULL out, min/max outside the limits, unknown flag,
  * FILE without file_dir); ENOENT / EACCES / ENOTDIR (file_dir); ENOMEM.
@@ -158,7 +160,8 @@ void ca_binned_large_destroy(ca_binned_large *l);
  *
  * Must run before the first ca_binned_large_default() to have any effect;
  * the small tier uses it to set its owner and class range.
- * Return: 0, EBUSY (the process-wide tier already exists), or as create.
+ * Return: 0, EBUSY (the process-wide tier already exists), or as create;
+ * ca_last_error() says why on failure.
  */
 int ca_binned_large_default_init(const ca_binned_large_options *o);
 
@@ -172,12 +175,6 @@ int ca_binned_large_default_init(const ca_binned_large_options *o);
  * Return: the tier, or NULL with errno when it cannot be created.
  */
 ca_binned_large *ca_binned_large_default(void);
-
-/**
- * ca_binned_large_last_error() - message of the calling thread's latest
- * failed create or default_init ("" when none). Static per-thread buffer.
- */
-const char *ca_binned_large_last_error(void);
 
 /* ========================================================================
  * Allocation
