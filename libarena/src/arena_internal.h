@@ -39,6 +39,9 @@
  *            written: its free list is not trusted on reopen;
  *   WRITING  the copy of `seq` is being written: if it fails its checksum
  *            the write was torn and the copy of seq - 1 is used.
+ * CLEAN(seq) and DIRTY(seq) are stored only while both copies (seq and
+ * seq - 1) are intact: after a torn write, nothing but write_header (which
+ * stores WRITING first, then rewrites the torn slot) touches the state word.
  * A single aligned 8-byte store cannot be torn, and one flipped byte breaks
  * the complement, so the state word needs no further checksum.
  * ------------------------------------------------------------------------ */
@@ -351,7 +354,8 @@ struct ca_arena {
     pthread_mutex_t file_lock; /* orders the state word and header writes */
     uint64_t seq;            /* sequence number of the last header copy (file_lock) */
     uint64_t commit_tag;     /* tag of the last header copy (file_lock) */
-    int dirty;               /* atomic; written under file_lock: state word is DIRTY */
+    int dirty;               /* atomic; written under file_lock: state word is DIRTY, or the
+                                file was opened with its list untrusted (file.c) */
 
     /* --- listener (ca_listen on the allocator view) --------------------- */
     pthread_mutex_t listen_lock; /* serialises attach, detach and the reset / close events */

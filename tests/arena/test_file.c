@@ -3,7 +3,8 @@
  * width, read-only and copy-on-write opens, expectation mismatches, the
  * corruption matrix (truncations, every header byte flipped, bad magic, bad
  * version, zero length, damaged free list, out-of-range field), torn header
- * writes, recovery of a file left DIRTY, faults injected through libsource's
+ * writes (and a read-write recovery from one stopped at each of its syncs),
+ * recovery of a file left DIRTY, faults injected through libsource's
  * hooks, and a file written by the previous release. A failed open never
  * modifies the file. */
 #include <criterion/criterion.h>
@@ -468,6 +469,61 @@ Test(arena_file, torn_header_write_recovers_previous_copy)
     poke(bad, at + 64, junk, sizeof junk);
     poke(bad, (next_slot ? CA_ARENA__COPY0 : CA_ARENA__COPY1) + 8, junk, 4);
     cr_assert_eq(open_err(bad, any7()), CA_ARENA_E_CHECKSUM);
+}
+
+/* A read-write open recovering from a torn header write stops at each of
+ * its syncs in turn (an injected msync failure stands for a crash there:
+ * everything written before it is in the file). Whatever the step, the
+ * file still opens and holds the flushed blocks. The torn copy's slot
+ * stays out of every state word but WRITING until the recovery rewrites it:
+ * a DIRTY or CLEAN word there would claim it intact. */
+Test(arena_file, recovery_from_a_torn_write_stopped_at_each_step)
+{
+    const char *good = path_of("rgood");
+    const char *bad = path_of("rbad");
+    blk live[200];
+    int n = populate(good, CA_ARENA_FREELIST_OPTIMISTIC, 64, live, NULL);
+    unsigned char page[4096];
+    peek(good, 0, page, sizeof page);
+    uint64_t sw, seq;
+    unsigned phase;
+    memcpy(&sw, page + CA_ARENA__STATE, 8);
+    cr_assert(ca_arena__state_decode(sw, &seq, &phase));
+    off_t at = ((seq + 1) & 1) ? CA_ARENA__COPY1 : CA_ARENA__COPY0;
+    uint64_t w = ca_arena__state_word(seq + 1, CA_ARENA__WRITING);
+    unsigned char junk[64];
+    memset(junk, 0xa5, sizeof junk);
+    bool completed = false;
+    for (uint64_t step = 1; !completed && step < 16; step++) {
+        copy_file(good, bad);
+        poke(bad, CA_ARENA__STATE, &w, 8);
+        poke(bad, at + 64, junk, sizeof junk);
+        ca_fault f;
+        ca_fault_init(&f, CA_OS_SYNC, step, 0, EIO); /* this sync and every later one fail */
+        ca_fault *old = ca_os_set_fault(&f);
+        ca_arena *a = NULL;
+        ca_arena_error why = CA_ARENA_OK;
+        int err = ca_arena_open_file(&a, bad, CA_ARENA_READ_WRITE, any7(), &why);
+        ca_os_set_fault(old);
+        if (err == 0) {
+            completed = true; /* no sync failed: the recovery went through */
+            cr_assert_eq(f.injected, 0);
+            ca_arena_close(a);
+        } else {
+            cr_assert_eq(err, EIO, "step %llu: %s", (unsigned long long)step, ca_arena_strerror(why));
+        }
+        a = NULL;
+        cr_assert_eq(ca_arena_open_file(&a, bad, CA_ARENA_READ_ONLY, any7(), &why), 0,
+                     "stopped at sync %llu: %s", (unsigned long long)step, ca_arena_strerror(why));
+        cr_assert_null(ca_arena_check(a));
+        verify(a, live, n);
+        ca_arena_close(a);
+        cr_assert_eq(ca_arena_open_file(&a, bad, CA_ARENA_READ_WRITE, any7(), &why), 0,
+                     "stopped at sync %llu, then read-write: %s", (unsigned long long)step, ca_arena_strerror(why));
+        verify(a, live, n);
+        ca_arena_close(a);
+    }
+    cr_assert(completed, "the recovery needs more than 15 syncs");
 }
 
 Test(arena_file, dirty_file_drops_free_list_keeps_flushed_data)
