@@ -24,6 +24,17 @@
  *   - pending stack: frees that find the token held push here (tagged CAS,
  *     push only; the token holder takes the whole stack at once), and the
  *     next token holder sorts them in.
+ *   - shared bins: beside the list, one lock-free stack per size of the
+ *     thread bins (16 B .. 4 KiB). What a thread cache gives back is pushed
+ *     there as a chain with one tagged CAS, and a thread whose bin of a size
+ *     is empty pops a chain with one tagged CAS (generation + 1: a chain
+ *     popped and pushed back meanwhile fails the CAS). No sort, no walk, no
+ *     token. Four sets of them: a thread pushes onto its own set and pops
+ *     from it first, so that two threads do not pass the same cache lines
+ *     back and forth. The token holder folds them into the list before a
+ *     flush, in a compaction, when the cursor is exhausted, when they hold
+ *     three quarters of the used memory while a thread needs fresh memory,
+ *     and after a thread's frees pushed four caches' worth in a row.
  *   - Counters are atomic adds; they are exact when no call is in flight.
  * The tagged word is 16 bytes with 64-bit offsets (cmpxchg16b: -mcx16 and
  * libatomic) and 8 bytes with 32-bit offsets. It lives in the process-side
@@ -159,13 +170,15 @@ static inline void cnt_sub(uint64_t *c, uint64_t v) { __atomic_fetch_sub(c, v, _
 static unsigned next_slot;
 static _Thread_local unsigned my_slot = ~0u;
 
-ca_arena__shard *ca_arena__my_shard(ca_arena *a)
+static inline unsigned slot(void)
 {
     unsigned s = my_slot;
     if (ca_unlikely(s == ~0u))
         s = my_slot = __atomic_fetch_add(&next_slot, 1, __ATOMIC_RELAXED) % CA_ARENA__SHARDS;
-    return &a->shard[s];
+    return s;
 }
+
+ca_arena__shard *ca_arena__my_shard(ca_arena *a) { return &a->shard[slot()]; }
 
 #define SH(a) ca_arena__my_shard(a)
 
@@ -254,6 +267,10 @@ static inline bool pending_maybe_nonempty(const ca_arena *a)
 
 static inline uint64_t walk_bound(const ca_arena *a) { return a->capacity / CA_ARENA_GRAIN + 1; }
 
+/* Nodes of the sorted list the token holder visited (the list_steps counter:
+ * walks, sorts, merges). Only the holder adds; stats read it any time. */
+static inline void count_steps(ca_arena *a, uint64_t n) { __atomic_fetch_add(&a->list_steps, n, __ATOMIC_RELAXED); }
+
 /* checks=on: a segment being freed must not overlap a free one. */
 static void check_no_overlap(ca_arena *a, uint64_t head, uint64_t off, uint64_t size)
 {
@@ -282,6 +299,7 @@ static uint64_t list_insert(ca_arena *a, uint64_t head, uint64_t off, uint64_t s
         prev = cur;
         cur = next;
     }
+    count_steps(a, steps + 1);
     ca_arena__node_set(a, off, size, cur);
     if (off + size > a->max_end)
         a->max_end = off + size;
@@ -310,9 +328,10 @@ static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n);
  * ordered, and among equal sizes the newer segments come first. O(n + p). */
 static uint64_t merge_newer(ca_arena *a, uint64_t older, uint64_t newer)
 {
-    uint64_t head = 0, tail = 0;
+    uint64_t head = 0, tail = 0, steps = 0;
     while (older && newer) {
         uint64_t so, sn, no, nn, t;
+        steps++;
         ca_arena__node_get(a, older, &so, &no);
         ca_arena__node_get(a, newer, &sn, &nn);
         if (goes_before(a, sn, so)) {
@@ -333,12 +352,37 @@ static uint64_t merge_newer(ca_arena *a, uint64_t older, uint64_t newer)
         node_set_next(a, tail, rest);
     else
         head = rest;
+    count_steps(a, steps);
     return head;
 }
 
-/* Take the whole pending stack and merge it into the list: sort it (in place,
- * O(p log p)), then one merge (O(n + p)), so a long stack never costs a walk
- * of the list per segment. */
+/* Merge an unsorted chain of list nodes (first, 0-terminated) into the list:
+ * sort it (in place, O(p log p)), then one merge (O(n + p)), so a long chain
+ * never costs a walk of the list per segment. *bytes and *count receive its
+ * bytes and segments. */
+static uint64_t merge_chain(ca_arena *a, uint64_t head, uint64_t first, uint64_t *bytes, uint64_t *count)
+{
+    uint64_t cnt = 0, b = 0;
+    for (uint64_t n = first; n; cnt++) {
+        uint64_t sz, next;
+        CA_ASSERT(cnt < walk_bound(a), COMP, a->mem + n, "pending stack or shared bin corrupt: cycle");
+        ca_arena__node_get(a, n, &sz, &next);
+        check_no_overlap(a, head, n, sz);
+        if (n + sz > a->max_end)
+            a->max_end = n + sz;
+        b += sz;
+        n = next;
+    }
+    count_steps(a, cnt);
+    head = merge_newer(a, head, msort(a, false, first, cnt));
+    cnt_add(&a->free_bytes, b);
+    cnt_add(&a->free_count, cnt);
+    *bytes = b;
+    *count = cnt;
+    return head;
+}
+
+/* Take the whole pending stack and merge it into the list. */
 uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head)
 {
     ca_arena__tw p;
@@ -347,23 +391,235 @@ uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head)
         if (!p.off)
             return head;
     } while (!ca_arena__tw_cas(a, 1, p, (ca_arena__tw){0, gen_next(p.gen, 1)}));
-    uint64_t cnt = 0, bytes = 0;
-    for (uint64_t n = p.off; n; cnt++) {
-        uint64_t sz, next;
-        CA_ASSERT(cnt < walk_bound(a), COMP, a->mem + n, "pending stack corrupt: cycle");
-        ca_arena__node_get(a, n, &sz, &next);
-        check_no_overlap(a, head, n, sz);
-        if (n + sz > a->max_end)
-            a->max_end = n + sz;
-        bytes += sz;
-        n = next;
-    }
-    head = merge_newer(a, head, msort(a, false, p.off, cnt));
-    cnt_add(&a->free_bytes, bytes);
-    cnt_add(&a->free_count, cnt);
+    uint64_t bytes, cnt;
+    head = merge_chain(a, head, p.off, &bytes, &cnt);
     cnt_sub(&a->pending_bytes, bytes);
     cnt_sub(&a->pending_count, cnt);
     return head;
+}
+
+/* ------------------------------------------------------------------------
+ * Shared bins (arena_internal.h: the chain layout and the tagged top)
+ * ------------------------------------------------------------------------ */
+
+static inline uint64_t word0(const ca_arena *a, uint64_t off)
+{
+    return *(const uint64_t *)(const void *)(a->mem + off);
+}
+
+/* The top word read as two 8-byte loads, generation first: no locked
+ * 16-byte load. A pair torn by a concurrent push or pop never equals the
+ * word afterwards (the generation only grows), so the CAS that uses it
+ * fails and nothing read under it is kept. */
+static inline ca_arena__tw sbin_load(ca_arena__sbin *b)
+{
+    ca_arena__tw t;
+    t.gen = __atomic_load_n(&b->top.half[1], __ATOMIC_ACQUIRE);
+    t.off = __atomic_load_n(&b->top.half[0], __ATOMIC_ACQUIRE);
+    return t;
+}
+
+static inline bool sbin_cas(ca_arena__sbin *b, ca_arena__tw expect, ca_arena__tw desired)
+{
+    unsigned __int128 e = (unsigned __int128)expect.off | (unsigned __int128)expect.gen << 64;
+    unsigned __int128 d = (unsigned __int128)desired.off | (unsigned __int128)desired.gen << 64;
+    return __atomic_compare_exchange_n(&b->top.w, &e, d, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* Word 1 of a chain's first block (the next chain), read without owning the
+ * block: it may have been popped and overwritten meanwhile. The pop's CAS
+ * validates it (a changed top fails), so a stale value is never used; kept
+ * out of ThreadSanitizer's view as node_read_racy is. */
+__attribute__((noinline, no_sanitize("thread"))) static uint64_t word1_racy(const ca_arena *a, uint64_t off)
+{
+    return ((const volatile uint64_t *)(const void *)(a->mem + off))[1];
+}
+
+static inline uint64_t sbin_size(unsigned i) { return (uint64_t)(i + 1) * CA_ARENA_GRAIN; }
+
+void ca_arena__sbin_publish(ca_arena *a, ca_arena__cache *c)
+{
+    uint64_t d = __atomic_load_n(&c->sbin_unpub, __ATOMIC_RELAXED);
+    if (d) {
+        __atomic_fetch_add(&a->sbin_approx, d, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->sbin_unpub, 0, __ATOMIC_RELAXED);
+    }
+}
+
+/* The cache's counters of the shared bins (owner, or a drainer while the
+ * owner is outside every call): plain stores; the hint every 64 KiB. */
+static inline void sbin_count(ca_arena *a, ca_arena__cache *c, uint64_t bytes, uint64_t blocks)
+{
+    __atomic_store_n(&c->sbin_bytes, c->sbin_bytes + bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->sbin_blocks, c->sbin_blocks + blocks, __ATOMIC_RELAXED);
+    uint64_t u = c->sbin_unpub + bytes;
+    __atomic_store_n(&c->sbin_unpub, u, __ATOMIC_RELAXED);
+    if (u + CA_ARENA__SBIN_PUBLISH > 2 * CA_ARENA__SBIN_PUBLISH) /* |u| >= PUBLISH (wrapping) */
+        ca_arena__sbin_publish(a, c);
+}
+
+/* The calling thread's set of shared bins. */
+static inline unsigned my_set(void) { return slot() % CA_ARENA__SBIN_SHARDS; }
+
+void ca_arena__sbin_push(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t first, uint64_t count)
+{
+    ca_arena__sbin *b = &a->sbin[my_set() * CA_ARENA__BINS + i];
+    sbin_count(a, c, count * sbin_size(i), count);
+    c->streak += count * sbin_size(i);
+    uint64_t *link = (uint64_t *)(void *)(a->mem + first) + 1;
+    for (;;) {
+        ca_arena__tw t = sbin_load(b);
+        *link = t.off; /* the chain is still ours: a plain store, published by the CAS */
+#if CA_ARENA__DROP_TAG
+        ca_arena__tw d = {first, t.gen};
+#else
+        ca_arena__tw d = {first, gen_next(t.gen, 1)};
+#endif
+        if (sbin_cas(b, t, d))
+            return;
+        cnt_add(&SH(a)->retries, 1);
+    }
+}
+
+/* Pop the top chain of shared bin i of set s into the caller's empty bin i.
+ * False when that bin is empty (or stays contended for max_retries CASes).
+ * O(1) shared work; the chain is then walked once to count it. */
+static bool sbin_pop_from(ca_arena *a, ca_arena__cache *c, unsigned s, unsigned i)
+{
+    ca_arena__sbin *b = &a->sbin[s * CA_ARENA__BINS + i];
+    if (!__atomic_load_n(&b->top.half[0], __ATOMIC_RELAXED))
+        return false;
+    for (unsigned k = 0; k < a->max_retries; k++) {
+        ca_arena__tw t = sbin_load(b);
+        if (!t.off)
+            return false;
+        if (!node_in_range(a, t.off)) { /* a torn read */
+            cnt_add(&SH(a)->retries, 1);
+            continue;
+        }
+        uint64_t nx = word1_racy(a, t.off);
+        if (nx && !node_in_range(a, nx)) { /* read while the block changed hands */
+            cnt_add(&SH(a)->retries, 1);
+            continue;
+        }
+#if CA_ARENA__DROP_TAG
+        for (int w = 0; w < 2000; w++) /* widen the window the generation would close */
+            cpu_relax();
+        ca_arena__tw d = {nx, t.gen};
+#else
+        ca_arena__tw d = {nx, gen_next(t.gen, 1)};
+#endif
+        if (!sbin_cas(b, t, d)) {
+            cnt_add(&SH(a)->retries, 1);
+            continue;
+        }
+        uint64_t n = 0;
+        for (uint64_t x = t.off; x; x = word0(a, x)) {
+            CA_ASSERT(node_in_range(a, x) && n < UINT16_MAX, COMP, a->mem + x,
+                      "shared bin corrupt: a freed block was written after its free");
+            n++;
+        }
+        sbin_count(a, c, 0 - n * sbin_size(i), 0 - n);
+        c->bin[i] = t.off;
+        c->bin_n[i] = (uint16_t)n;
+        __atomic_store_n(&c->cached, c->cached + n * sbin_size(i), __ATOMIC_RELAXED);
+        return true;
+    }
+    return false;
+}
+
+/* Shared bin i: the caller's set first, then the others. */
+static bool sbin_pop(ca_arena *a, ca_arena__cache *c, unsigned i)
+{
+    unsigned s = my_set();
+    for (unsigned k = 0; k < CA_ARENA__SBIN_SHARDS; k++)
+        if (sbin_pop_from(a, c, (s + k) % CA_ARENA__SBIN_SHARDS, i))
+            return true;
+    return false;
+}
+
+/* Bytes in the shared bins, roughly (the hint: exact give or take
+ * SBIN_PUBLISH per cache; it can even read as a wrapped "negative"). */
+static uint64_t sbin_bytes_hint(const ca_arena *a)
+{
+    int64_t v = (int64_t)__atomic_load_n(&a->sbin_approx, __ATOMIC_RELAXED);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+static uint64_t n_next(const ca_arena *a, uint64_t x);
+static uint64_t n_size(const ca_arena *a, uint64_t x);
+
+/* Token held: take every chain of every shared bin (one CAS per bin that
+ * holds any) and relink the blocks as list nodes, unsorted. Returns the
+ * first node (0: the bins were empty); *last, *count and *bytes receive the
+ * last node, the blocks and their bytes. */
+static uint64_t take_bins(ca_arena *a, uint64_t *last, uint64_t *count, uint64_t *bytes)
+{
+    uint64_t first = 0, cnt = 0, total = 0;
+    *last = 0;
+    for (unsigned bi = 0; bi < CA_ARENA__SBIN_SHARDS * CA_ARENA__BINS; bi++) {
+        ca_arena__sbin *b = &a->sbin[bi];
+        unsigned i = bi % CA_ARENA__BINS;
+        ca_arena__tw t;
+        do {
+            t = sbin_load(b);
+        } while (t.off && !sbin_cas(b, t, (ca_arena__tw){0, gen_next(t.gen, 1)}));
+        /* every chain of the bin is the holder's now (the links are read
+         * before the node overwrites them) */
+        uint64_t size = sbin_size(i);
+        for (uint64_t ch = t.off; ch;) {
+            CA_ASSERT(node_in_range(a, ch), COMP, a->mem + ch, "shared bin corrupt: chain offset out of range");
+            uint64_t next_chain = ((const uint64_t *)(const void *)(a->mem + ch))[1];
+            for (uint64_t x = ch; x; cnt++) {
+                CA_ASSERT(node_in_range(a, x) && cnt < walk_bound(a), COMP, a->mem + x,
+                          "shared bin corrupt: a freed block was written after its free");
+                uint64_t nx = word0(a, x);
+                ca_arena__node_set(a, x, size, first);
+                if (!first)
+                    *last = x;
+                first = x;
+                total += size;
+                x = nx;
+            }
+            ch = next_chain;
+        }
+    }
+    if (cnt) {
+        ca_arena__shard *sh = SH(a);
+        cnt_sub(&sh->sbin_bytes, total);
+        cnt_sub(&sh->sbin_blocks, cnt);
+        cnt_sub(&a->sbin_approx, total);
+        __atomic_fetch_add(&a->bin_folds, 1, __ATOMIC_RELAXED);
+    }
+    *count = cnt;
+    *bytes = total;
+    return first;
+}
+
+uint64_t ca_arena__fold_bins(ca_arena *a, uint64_t head)
+{
+    uint64_t last, cnt, bytes;
+    uint64_t first = take_bins(a, &last, &cnt, &bytes);
+    return first ? merge_chain(a, head, first, &bytes, &cnt) : head;
+}
+
+/* As ca_arena__fold_bins for a caller that compacts next (the compaction
+ * sorts the whole list anyway): the blocks go in front of the list as they
+ * are, which leaves the list unsorted until then. O(blocks). */
+static uint64_t fold_unsorted(ca_arena *a, uint64_t head)
+{
+    uint64_t last, cnt, bytes;
+    uint64_t first = take_bins(a, &last, &cnt, &bytes);
+    if (!first)
+        return head;
+    if (CA_CHECKS >= CA_CHECKS_ON)
+        for (uint64_t x = first; x; x = n_next(a, x))
+            check_no_overlap(a, head, x, n_size(a, x));
+    count_steps(a, cnt);
+    node_set_next(a, last, head);
+    cnt_add(&a->free_bytes, bytes);
+    cnt_add(&a->free_count, cnt);
+    return first;
 }
 
 #define full_check(a) CA_CHECK_WALK(COMP, (a), ca_arena_check)
@@ -385,12 +641,15 @@ static uint64_t rewind_through(ca_arena *a, uint64_t head)
         uint64_t sz, next;
         CA_ASSERT(++steps < walk_bound(a), COMP, a->mem + n, "free list corrupt: cycle");
         ca_arena__node_get(a, n, &sz, &next);
-        if (n + sz == cur)
+        if (n + sz == cur) {
+            count_steps(a, steps);
             return compact_locked(a, head);
+        }
         if (n + sz > mx)
             mx = n + sz;
         n = next;
     }
+    count_steps(a, steps);
     a->max_end = mx; /* a full walk: the hint is exact again */
     return head;
 }
@@ -410,38 +669,6 @@ static void push_pending(ca_arena *a, uint64_t off, uint64_t size)
             return;
         cnt_add(&SH(a)->retries, 1);
     }
-}
-
-/* Enough pushed frees have gathered: merge them into the list if the token
- * is free now (never waits: otherwise a later holder merges them). Enough
- * is BATCH_PENDING and a quarter of the list, since a merge walks the whole
- * list: O(1) amortised per pushed segment, plus its share of the sort. */
-static void merge_if_gathered(ca_arena *a)
-{
-    uint64_t p = __atomic_load_n(&a->pending_count, __ATOMIC_RELAXED);
-    if (p < CA_ARENA__BATCH_PENDING || p < __atomic_load_n(&a->free_count, __ATOMIC_RELAXED) / 4)
-        return;
-    ca_arena__tw held;
-    if (!ca_arena__token_take(a, 1, &held))
-        return;
-    uint64_t head = ca_arena__drain_pending(a, held.off);
-    if (a->auto_compact && __atomic_load_n(&a->free_count, __ATOMIC_RELAXED) > a->compact_at)
-        head = compact_locked(a, head);
-    ca_arena__token_release(a, held, head);
-}
-
-void ca_arena__push_chain(ca_arena *a, uint64_t first, uint64_t last, uint64_t count, uint64_t bytes)
-{
-    cnt_add(&a->pending_bytes, bytes);
-    cnt_add(&a->pending_count, count);
-    for (;;) {
-        ca_arena__tw p = ca_arena__tw_load(a, 1);
-        node_set_next(a, last, p.off);
-        if (ca_arena__tw_cas(a, 1, p, (ca_arena__tw){first, gen_next(p.gen, 1)}))
-            break;
-        cnt_add(&SH(a)->retries, 1);
-    }
-    merge_if_gathered(a);
 }
 
 /* [off, off + size) below the cursor is free: keep it or count it lost. */
@@ -576,6 +803,7 @@ static bool take_fit_locked(ca_arena *a, uint64_t *headp, uint64_t bsize, uint64
         prev = n;
         n = next;
     }
+    count_steps(a, steps);
     if (!n)
         return false;
     head = list_unlink(a, head, prev, n, sz, next);
@@ -612,16 +840,17 @@ static int best_fit(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
 static int bump(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out);
 
 /* The cursor is exhausted: wait for the token, take in the pending stack and
- * take any segment that fits; failing that, compact (which may also give a
- * trailing run back to the cursor) and look again; else try the cursor. The arena fails only
- * when no free memory can hold the block. */
+ * the shared bins and take any segment that fits; failing that, compact
+ * (which may also give a trailing run back to the cursor) and look again;
+ * else try the cursor. The arena fails only when no free memory can hold
+ * the block. */
 static int last_resort(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out)
 {
     if (a->kind == CA_ARENA_FREELIST_NONE)
         return ENOMEM;
     ca_arena__tw held;
     ca_arena__token_take(a, 0, &held);
-    uint64_t head = ca_arena__drain_pending(a, held.off);
+    uint64_t head = ca_arena__fold_bins(a, ca_arena__drain_pending(a, held.off));
     bool ok = take_fit_locked(a, &head, bsize, align, out);
     if (!ok) { /* only when nothing fits as it is: merging may make room */
         head = compact_locked(a, head);
@@ -667,8 +896,14 @@ static inline bool binned(const ca_arena *a, uint64_t bsize)
     return a->kind != CA_ARENA_FREELIST_NONE && bsize <= CA_ARENA__BINS * CA_ARENA_GRAIN;
 }
 
+static bool fold_now(ca_arena *a);
+
 /* A freed block of bsize into its bin; an overlong bin or an overfull cache
- * goes to the shared pending stack. */
+ * goes to the shared bins. A run of frees with no allocation between that
+ * pushes more than CA_ARENA__STREAK caches' worth onto the shared bins
+ * (memory freed in bulk, that nothing takes back meanwhile) has them folded
+ * into the list and compacted, so that the allocations after it find merged
+ * runs there instead of popping block after block. */
 static void bin_put(ca_arena *a, ca_arena__cache *c, uint64_t off, uint64_t bsize)
 {
     unsigned i = (unsigned)(bsize / CA_ARENA_GRAIN - 1);
@@ -688,6 +923,8 @@ static void bin_put(ca_arena *a, ca_arena__cache *c, uint64_t off, uint64_t bsiz
         for (unsigned k = 0; k < CA_ARENA__BINS; k++)
             if (c->bin[k])
                 ca_arena__bin_flush(a, c, k);
+        if (c->streak > CA_ARENA__STREAK * a->local_cache && fold_now(a))
+            c->streak = 0;
     }
 }
 
@@ -816,26 +1053,80 @@ static int shared_reuse(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_
 
 static int last_resort(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *out);
 
-static int alloc_cached(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_t align, uint64_t *out)
+/* The shared bins of size i are empty: a block of one of the next
+ * CA_ARENA__SBIN_NEAR sizes that leave a remainder of at least min_segment
+ * (a chain popped from the caller's set into its bin of that size); its
+ * front is handed out and the remainder goes to the caller's bins. Serves the sizes nobody
+ * gave back lately from their neighbours instead of fresh memory. */
+static bool sbin_near(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    unsigned lo = i + (unsigned)(a->min_segment / CA_ARENA_GRAIN), s = my_set();
+    for (unsigned j = lo; j < lo + CA_ARENA__SBIN_NEAR && j < CA_ARENA__BINS; j++)
+        if (!c->bin[j] && sbin_pop_from(a, c, s, j) && bin_take(a, c, j, align, out)) {
+            put_piece(a, c, *out + bsize, sbin_size(j) - bsize);
+            return true;
+        }
+    return false;
+}
+
+/* REUSE_FIRST, about to take fresh memory: when the shared bins hold more
+ * than three quarters of the memory below the cursor (blocks of sizes
+ * nobody asks for now), fold them into the list and compact it, if the
+ * token is free now, so that the cursor grows only past what the free
+ * memory cannot serve (CA_ARENA_AUTO_COMPACT_OFF: folded without the compaction).
+ * True when something was folded. A fold empties the
+ * bins, so the next one waits for three quarters of the used memory to
+ * gather again: O(log n) amortised per freed block, and none while the
+ * bins serve what is asked of them. */
+static bool fold_now(ca_arena *a);
+
+static bool fold_if_idle(ca_arena *a)
+{
+    uint64_t used = __atomic_load_n(&a->cursor, __ATOMIC_RELAXED) - a->data_off;
+    if (sbin_bytes_hint(a) <= used / 4 * 3 || used < 2 * a->chunk)
+        return false;
+    return fold_now(a);
+}
+
+/* Fold the shared bins into the list and compact it, if the token is free
+ * now (CA_ARENA_AUTO_COMPACT_OFF: no compaction). True when the token was taken. */
+static bool fold_now(ca_arena *a)
+{
+    ca_arena__tw held;
+    if (!ca_arena__token_take(a, 1, &held))
+        return false;
+    uint64_t head = ca_arena__drain_pending(a, held.off);
+    if (a->auto_compact) /* 0: no compaction the caller did not ask for */
+        head = compact_locked(a, fold_unsorted(a, head));
+    else
+        head = ca_arena__fold_bins(a, head);
+    ca_arena__token_release(a, held, head);
+    return true;
+}
+
+/* The thread's bin and chunk and the shared bins of the size missed
+ * (REUSE_FIRST), or the thread's chunk did (FRESH_FIRST): the neighbour
+ * sizes, the list, fresh memory. Out of line, so that the steps before it
+ * stay a few instructions. */
+__attribute__((noinline)) static int alloc_shared(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_t align,
+                                                  uint64_t *out)
 {
     unsigned i = (unsigned)(bsize / CA_ARENA_GRAIN - 1);
     bool b = binned(a, bsize);
     int err;
     if (a->order == CA_ARENA_REUSE_FIRST) {
-        /* the chunk is memory the thread already holds: using it does not
-         * move the cursor, so it comes before the shared list */
-        if (b && bin_take(a, c, i, align, out))
-            return 0;
-        if (chunk_take(a, c, bsize, align, out))
+        if (b && sbin_near(a, c, i, bsize, align, out))
             return 0;
         if (shared_reuse(a, c, bsize, align, out) == 0)
             return 0;
-        err = chunk_refill(a, c, bsize, align, out);
-    } else {
-        if (chunk_take(a, c, bsize, align, out))
+        if (fold_if_idle(a) && shared_reuse(a, c, bsize, align, out) == 0)
             return 0;
         err = chunk_refill(a, c, bsize, align, out);
+    } else {
+        err = chunk_refill(a, c, bsize, align, out);
         if (err && b && bin_take(a, c, i, align, out))
+            return 0;
+        if (err && b && !c->bin[i] && sbin_pop(a, c, i) && bin_take(a, c, i, align, out))
             return 0;
         if (err)
             err = shared_reuse(a, c, bsize, align, out);
@@ -845,6 +1136,25 @@ static int alloc_cached(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_
     /* No fresh memory: what this thread holds goes back, then the list. */
     ca_arena__cache_drain(a, c);
     return last_resort(a, bsize, align, out);
+}
+
+static inline int alloc_cached(ca_arena *a, ca_arena__cache *c, uint64_t bsize, uint64_t align, uint64_t *out)
+{
+    if (a->order == CA_ARENA_REUSE_FIRST) {
+        /* the chunk is memory the thread already holds: using it does not
+         * move the cursor, so it comes before the shared bins and list */
+        unsigned i = (unsigned)(bsize / CA_ARENA_GRAIN - 1);
+        bool b = binned(a, bsize);
+        if (b && bin_take(a, c, i, align, out))
+            return 0;
+        if (chunk_take(a, c, bsize, align, out))
+            return 0;
+        if (b && !c->bin[i] && sbin_pop(a, c, i) && bin_take(a, c, i, align, out))
+            return 0;
+    } else if (chunk_take(a, c, bsize, align, out)) {
+        return 0;
+    }
+    return alloc_shared(a, c, bsize, align, out);
 }
 
 static int alloc_impl(ca_arena *a, size_t size, size_t align, uint64_t *off)
@@ -867,6 +1177,7 @@ static int alloc_impl(ca_arena *a, size_t size, size_t align, uint64_t *off)
     }
     ca_arena__cache *c = my_cache(a);
     if (ca_likely(c != NULL)) {
+        c->streak = 0;
         err = alloc_cached(a, c, bsize, align, off);
         if (ca_likely(!err)) {
             rs(&c->allocs, c->allocs + 1);
@@ -1000,9 +1311,10 @@ static bool ordered(const ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
 
 static uint64_t merge(ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
 {
-    uint64_t head = 0, tail = 0;
+    uint64_t head = 0, tail = 0, steps = 0;
     while (x && y) {
         uint64_t t;
+        steps++;
         if (ordered(a, by_addr, x, y)) {
             t = x;
             x = n_next(a, x);
@@ -1021,6 +1333,7 @@ static uint64_t merge(ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
         node_set_next(a, tail, rest);
     else
         head = rest;
+    count_steps(a, steps);
     return head;
 }
 
@@ -1032,6 +1345,7 @@ static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n)
     uint64_t mid = head;
     for (uint64_t i = 1; i < n / 2; i++)
         mid = n_next(a, mid);
+    count_steps(a, n / 2);
     uint64_t second = n_next(a, mid);
     node_set_next(a, mid, 0);
     return merge(a, by_addr, msort(a, by_addr, head, n / 2), msort(a, by_addr, second, n - n / 2));
@@ -1052,6 +1366,7 @@ static uint64_t compact_locked(ca_arena *a, uint64_t head)
     }
     if (!n)
         return head;
+    count_steps(a, 2 * n); /* the count above and the merge pass below */
     head = msort(a, true, head, n);
     uint64_t m = 0, kept = 0, prev = 0, last = 0;
     for (uint64_t x = head; x;) {
@@ -1081,6 +1396,7 @@ static uint64_t compact_locked(ca_arena *a, uint64_t head)
         kept -= lsz;
     }
     head = msort(a, false, head, m);
+    count_steps(a, m);
     a->max_end = 0;
     for (uint64_t x = head; x; x = n_next(a, x))
         if (x + n_size(a, x) > a->max_end)
@@ -1099,7 +1415,7 @@ int ca_arena_compact(ca_arena *a)
         return 0;
     ca_arena__tw held;
     ca_arena__token_take(a, 0, &held);
-    uint64_t head = ca_arena__drain_pending(a, held.off);
+    uint64_t head = fold_unsorted(a, ca_arena__drain_pending(a, held.off));
     head = compact_locked(a, head);
     ca_arena__token_release(a, held, head);
     full_check(a);
@@ -1146,11 +1462,17 @@ int ca_arena_reset(ca_arena *a)
     ca_arena__token_take(a, 0, &held);
     __atomic_store_n(&a->cursor, a->data_off, __ATOMIC_RELEASE);
     ca_arena__tw_store(a, 1, (ca_arena__tw){0, 0});
+    for (unsigned i = 0; i < CA_ARENA__SBIN_SHARDS * CA_ARENA__BINS; i++)
+        __atomic_store_n(&a->sbin[i].top.w, 0, __ATOMIC_RELAXED);
     a->free_bytes = a->free_count = a->pending_bytes = a->pending_count = 0;
     a->discarded = 0;
     a->max_end = 0;
-    for (unsigned i = 0; i < CA_ARENA__SHARDS; i++)
+    for (unsigned i = 0; i < CA_ARENA__SHARDS; i++) {
         __atomic_store_n(&a->shard[i].in_use, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&a->shard[i].sbin_bytes, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&a->shard[i].sbin_blocks, 0, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&a->sbin_approx, 0, __ATOMIC_RELAXED);
     ca_arena__token_release(a, held, 0);
     /* The region stays the arena's: the listener hears reset() only. */
     pthread_mutex_lock(&a->listen_lock);

@@ -290,6 +290,9 @@ int ca_arena_stats(const ca_arena *a, ca_stats *out)
     CA_STATS_SET(out, chunk_bytes, cs.chunk);
     CA_STATS_SET(out, caches, cs.caches);
     CA_STATS_SET(out, flushes, ld(&a->flushes));
+    CA_STATS_SET(out, list_steps, ld(&a->list_steps));
+    CA_STATS_SET(out, shared_bin_bytes, CA_ARENA__SUM(a, sbin_bytes) + cs.sbin_bytes);
+    CA_STATS_SET(out, bin_folds, ld(&a->bin_folds));
     return 0;
 }
 
@@ -354,6 +357,30 @@ static const char *walk(const ca_arena *a, uint64_t first, uint64_t cur, bool so
     return NULL;
 }
 
+/* Walk the shared bins into v[*n...] (every chain of every bin); NULL or a
+ * message. */
+static const char *walk_sbins(const ca_arena *a, uint64_t cur, span *v, uint64_t cap, uint64_t *n, uint64_t *bytes)
+{
+    for (unsigned bi = 0; bi < CA_ARENA__SBIN_SHARDS * CA_ARENA__BINS; bi++) {
+        uint64_t size = (uint64_t)(bi % CA_ARENA__BINS + 1) * CA_ARENA_GRAIN;
+        uint64_t ch = __atomic_load_n(&a->sbin[bi].top.half[0], __ATOMIC_ACQUIRE);
+        for (; ch; ch = ((const uint64_t *)(const void *)(a->mem + ch))[1]) {
+            for (uint64_t x = ch; x; x = *(const uint64_t *)(const void *)(a->mem + x), (*n)++) {
+                if (*n >= cap)
+                    return "shared bins longer than their count (cycle or lost counter)";
+                if (x < a->data_off || x % CA_ARENA_GRAIN || x > a->capacity - CA_ARENA_GRAIN)
+                    return "shared bin block offset out of range";
+                if (size > cur - x || size < a->min_segment)
+                    return "shared bin block beyond the cursor or below min_segment";
+                v[*n].off = x;
+                v[*n].size = size;
+                *bytes += size;
+            }
+        }
+    }
+    return NULL;
+}
+
 /* Counting (v NULL) or collecting the spans the thread caches hold. */
 typedef struct cache_count {
     uint64_t n, bytes, unused;
@@ -393,9 +420,11 @@ const char *ca_arena_check(const ca_arena *ca)
     uint64_t fc = ld(&a->free_count), pc = ld(&a->pending_count);
     ca_arena__cache_sums cs;
     ca_arena__caches_sum(a, &cs);
+    uint64_t sc = CA_ARENA__SUM(a, sbin_blocks) + cs.sbin_blocks,
+             sb = CA_ARENA__SUM(a, sbin_bytes) + cs.sbin_bytes;
     cache_count cc = {0, 0, 0, NULL, 0, false};
     ca_arena__caches_walk(a, count_span, &cc);
-    uint64_t cap = fc + pc + cc.n + 1;
+    uint64_t cap = fc + pc + sc + cc.n + 1;
     /* Scratch from the OS, not malloc: a walk never allocates (the arena
      * may be the allocator behind malloc). */
     size_t scratch = ca_align_up((size_t)cap * sizeof(span), ca_page_size());
@@ -414,6 +443,11 @@ const char *ca_arena_check(const ca_arena *ca)
         why = walk(a, p.off, cur, false, v, cap, &n, &pb);
     if (!why && (n - n0 != pc || pb != ld(&a->pending_bytes)))
         why = "pending counters differ from the stack";
+    uint64_t n1 = n, wb = 0;
+    if (!why)
+        why = walk_sbins(a, cur, v, cap, &n, &wb);
+    if (!why && (n - n1 != sc || wb != sb))
+        why = "shared bin counters differ from the bins";
     if (!why && cc.bad)
         why = "thread cache damaged (bin link out of range or count wrong)";
     if (!why && (cc.bytes != cs.cached + cs.chunk))
@@ -432,9 +466,9 @@ const char *ca_arena_check(const ca_arena *ca)
             if (v[i - 1].off + v[i - 1].size > v[i].off)
                 why = "free segments overlap";
     }
-    if (!why && CA_ARENA__SUM(a, in_use) + cs.in_use + fb + pb + ld(&a->discarded) + cs.cached + cs.chunk !=
+    if (!why && CA_ARENA__SUM(a, in_use) + cs.in_use + fb + pb + wb + ld(&a->discarded) + cs.cached + cs.chunk !=
                     cur - a->data_off)
-        why = "in use + free + pending + discarded + cached != cursor - data start";
+        why = "in use + free + pending + shared bins + discarded + cached != cursor - data start";
     (void)ca_os_unmap(mem, scratch);
     return why;
 }

@@ -39,6 +39,9 @@
  *            written: its free list is not trusted on reopen;
  *   WRITING  the copy of `seq` is being written: if it fails its checksum
  *            the write was torn and the copy of seq - 1 is used.
+ * CLEAN(seq) and DIRTY(seq) are stored only while both copies (seq and
+ * seq - 1) are intact: after a torn write, nothing but write_header (which
+ * stores WRITING first, then rewrites the torn slot) touches the state word.
  * A single aligned 8-byte store cannot be torn, and one flipped byte breaks
  * the complement, so the state word needs no further checksum.
  * ------------------------------------------------------------------------ */
@@ -124,7 +127,10 @@ enum { CA_ARENA__BACK_SOURCE = 0, CA_ARENA__BACK_FILE = 1 };
 typedef struct ca_arena__shard {
     __attribute__((aligned(64))) uint64_t allocs;
     uint64_t frees, in_use, rewinds, retries, failures;
+    uint64_t sbin_bytes, sbin_blocks; /* taken from the shared bins by folds, given by caches
+                                         that stopped serving (wrapping deltas, as in_use) */
 } ca_arena__shard;
+CA_STATIC_ASSERT(sizeof(ca_arena__shard) == 64, "a shard is one cache line");
 
 /* ------------------------------------------------------------------------
  * Thread caches (cache.c): the per-thread shards that merge.
@@ -139,8 +145,8 @@ typedef struct ca_arena__shard {
  *     linked through the blocks' first 8 bytes (an offset, 0 ends a bin).
  * Neither is shared: the owner thread touches them without atomics. A bin
  * longer than CA_ARENA__BIN_MAX, or a cache holding more than local_cache
- * bytes, is flushed to the shared pending stack as one chain with one CAS
- * (push only), where the next token holder sorts it into the free list.
+ * bytes, is pushed as it is onto the shared bin of its size (below) with one
+ * tagged CAS; a thread whose bin is empty pops a chain from there.
  *
  * Invariants (when no call is in flight), for every cache c of arena a:
  *   data_off <= chunk_cur <= chunk_end <= cursor, or chunk_cur == chunk_end;
@@ -148,7 +154,7 @@ typedef struct ca_arena__shard {
  *   every bin block lies in [data_off, cursor), on the grain, outside every
  *   chunk, free segment and other block;
  *   sum(in_use) + free + pending + discarded + sum(cached)
- *     + sum(chunk_end - chunk_cur) == cursor - data_off.
+ *     + sum(chunk_end - chunk_cur) + shared bins == cursor - data_off.
  * ------------------------------------------------------------------------ */
 #define CA_ARENA__BINS 256       /* bin i: blocks of (i + 1) * 16 bytes */
 #define CA_ARENA__BIN_MAX 64     /* blocks in one bin before it is flushed */
@@ -161,6 +167,10 @@ struct ca_arena__cache {
     uint64_t chunk_cur, chunk_end; /* the reserved range not yet handed out */
     uint64_t cached;         /* bytes in the bins */
     uint64_t allocs, frees, in_use, rewinds; /* counters (in_use: wrapping delta) */
+    uint64_t sbin_bytes, sbin_blocks;        /* pushed onto the shared bins minus popped (wrapping) */
+    uint64_t sbin_unpub;                     /* the part of sbin_bytes not yet added to ca_arena.sbin_approx */
+    uint64_t streak;                         /* owner only: bytes pushed onto the shared bins since the
+                                                thread's last allocation */
     uint64_t bin[CA_ARENA__BINS];     /* head offset of each bin, 0 = empty */
     uint16_t bin_n[CA_ARENA__BINS];   /* blocks in each bin */
     /* --- under the registry lock (cache.c) ---------------------------- */
@@ -190,13 +200,16 @@ void ca_arena__bin_flush(ca_arena *a, ca_arena__cache *c, unsigned i);
 void ca_arena__caches_close(ca_arena *a);
 void ca_arena__caches_reset(ca_arena *a);
 typedef struct ca_arena__cache_sums {
-    uint64_t allocs, frees, in_use, rewinds, cached, chunk, caches, blocks;
+    uint64_t allocs, frees, in_use, rewinds, cached, chunk, caches, blocks, sbin_bytes, sbin_blocks;
 } ca_arena__cache_sums;
 void ca_arena__caches_sum(const ca_arena *a, ca_arena__cache_sums *s);
 /* Call fn on every bin block and every chunk remainder (check). */
 void ca_arena__caches_walk(const ca_arena *a, void (*fn)(void *ctx, uint64_t off, uint64_t size), void *ctx);
-/* Push a chain first..last (nodes already written) onto the pending stack. */
-void ca_arena__push_chain(ca_arena *a, uint64_t first, uint64_t last, uint64_t count, uint64_t bytes);
+/* Push a thread bin's chain (first block, count blocks of bin i's size, linked
+ * through their first word) onto shared bin i (alloc.c). */
+void ca_arena__sbin_push(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t first, uint64_t count);
+/* Add a cache's unpublished shared-bin delta to sbin_approx. */
+void ca_arena__sbin_publish(ca_arena *a, ca_arena__cache *c);
 /* Give [off, off + size) back to the shared list (or count it discarded). */
 void ca_arena__give_back(ca_arena *a, uint64_t off, uint64_t size);
 
@@ -210,6 +223,64 @@ ca_arena__shard *ca_arena__my_shard(ca_arena *a);
         s_;                                                                                        \
     })
 
+/* ------------------------------------------------------------------------
+ * Shared bins (alloc.c): beside the sorted list, one lock-free stack per
+ * size class of the thread bins (bin i: blocks of (i + 1) * 16 bytes). What
+ * a thread cache gives back (an overlong bin, an overfull cache, a thread's
+ * exit) is pushed here as the chain it is, with one tagged CAS; a thread
+ * whose own bin of a size is empty pops one chain (one tagged CAS) and
+ * serves the next allocations of that size from it. Nothing is sorted or
+ * walked on either side: O(1) per chain, and no lock.
+ *
+ * The bins come in CA_ARENA__SBIN_SHARDS sets: a thread pushes onto the set
+ * of its slot and pops from it first, then from the others (so memory one
+ * thread frees serves any other), so that two threads do not pass cache
+ * lines back and forth on every push and pop.
+ *
+ * A chain in the free memory (every block has at least 16 bytes):
+ *   word 0 (uint64_t) of each block: the next block of the chain, 0 ends it
+ *     (the thread bins' own link: a chain moves between a thread bin and a
+ *     shared bin without being rewritten);
+ *   word 1 (uint64_t) of a chain's first block: the first block of the next
+ *     chain on the stack, 0 ends the stack.
+ * top is the tagged word {first block of the top chain, generation}; every
+ * push and pop adds 1 to the generation, so a pop whose read of word 1 is
+ * stale (that chain was popped, and pushed back with another below it: ABA)
+ * fails its CAS. The pop reads word 1 without owning the block (a
+ * deliberate race validated by that CAS, as in the optimistic list pop).
+ * Modelled in tests/model/arena_bins.pml.
+ *
+ * The shared bins live in the process only; the file records the sorted
+ * list. The list token's holder folds them into the list (every chain taken
+ * with one CAS per bin, then sorted in): before a flush writes a header, in
+ * a compaction, when the cursor is exhausted, when a thread about to take
+ * fresh memory (REUSE_FIRST) finds them holding more than three quarters of
+ * the memory below the cursor, and when one thread's frees push more than
+ * CA_ARENA__STREAK caches' worth in a row with no allocation between (memory
+ * freed in bulk comes back as merged runs, not block by block).
+ *
+ * Counters: the cache that pushes or pops counts the chain in its own
+ * sbin_bytes / sbin_blocks (plain stores: no atomic on the shared bins' fast
+ * path), folds subtract in a shard; their sum over caches and shards is
+ * exact when no call is in flight. sbin_approx, for the fold trigger only,
+ * gets each cache's delta once it reaches CA_ARENA__SBIN_PUBLISH bytes.
+ *
+ * Invariants (no call in flight): a block of bin i has (i + 1) * 16 bytes,
+ * at least min_segment; it lies in [data_off, cursor), on the grain,
+ * overlapping nothing else; the sums of sbin_bytes and sbin_blocks over the
+ * caches and shards are the bytes and blocks of the walk.
+ * ------------------------------------------------------------------------ */
+#define CA_ARENA__SBIN_PUBLISH ((uint64_t)64 << 10)
+#define CA_ARENA__SBIN_SHARDS  4 /* sets of shared bins; a thread pushes to its own (slot % 4) */
+#define CA_ARENA__SBIN_NEAR    8 /* larger sizes an allocation may split (alloc.c, sbin_near) */
+#define CA_ARENA__STREAK       4 /* caches' worth pushed by frees in a row that triggers a fold */
+typedef struct ca_arena__sbin {
+    __attribute__((aligned(16))) union {
+        unsigned __int128 w; /* {off, gen}: one 16-byte CAS */
+        uint64_t half[2];    /* [0] off, [1] gen: plain 8-byte loads (no locked load) */
+    } top;
+} ca_arena__sbin;
+
 /*
  * The arena object (process memory, never in the mapping: the live words
  * are written with 16-byte atomics, which fault on a read-only page).
@@ -218,7 +289,8 @@ ca_arena__shard *ca_arena__my_shard(ca_arena *a);
  *   data_off <= cursor <= capacity;
  *   every free / pending segment lies in [data_off, cursor), on the grain,
  *   size >= max(min node, 16), disjoint from each other;
- *   in_use + free_bytes + pending_bytes + discarded == cursor - data_off;
+ *   in_use + free_bytes + pending_bytes + discarded + thread caches + shared
+ *   bins == cursor - data_off;
  *   the free list is sorted: OPTIMISTIC by size descending, PESSIMISTIC by
  *   size ascending, equal sizes newest first; NONE keeps it empty.
  */
@@ -260,6 +332,13 @@ struct ca_arena {
     uint64_t pend64;                                        /* pending stack (narrow), atomic */
     uint64_t max_end;        /* token holder only: >= the end of every listed segment */
     uint64_t compact_at;     /* token holder only: list length that triggers a compaction */
+    uint64_t list_steps;     /* token holder adds (relaxed atomic): nodes of the list visited */
+    uint64_t bin_folds;      /* token holder adds (relaxed atomic): shared bins folded into the list */
+    __attribute__((aligned(64))) uint64_t sbin_approx; /* atomic: bytes in the shared bins, give or
+                                                         take SBIN_PUBLISH per cache (a hint) */
+
+    /* --- shared bins: set s at [s * CA_ARENA__BINS], a 4 KiB run each ---- */
+    __attribute__((aligned(64))) ca_arena__sbin sbin[CA_ARENA__SBIN_SHARDS * CA_ARENA__BINS];
 
     /* --- counters ------------------------------------------------------- */
     ca_arena__shard shard[CA_ARENA__SHARDS]; /* summed by stats and check */
@@ -275,7 +354,8 @@ struct ca_arena {
     pthread_mutex_t file_lock; /* orders the state word and header writes */
     uint64_t seq;            /* sequence number of the last header copy (file_lock) */
     uint64_t commit_tag;     /* tag of the last header copy (file_lock) */
-    int dirty;               /* atomic; written under file_lock: state word is DIRTY */
+    int dirty;               /* atomic; written under file_lock: state word is DIRTY, or the
+                                file was opened with its list untrusted (file.c) */
 
     /* --- listener (ca_listen on the allocator view) --------------------- */
     pthread_mutex_t listen_lock; /* serialises attach, detach and the reset / close events */
@@ -299,6 +379,8 @@ bool ca_arena__token_take(ca_arena *a, unsigned tries, ca_arena__tw *held);
 void ca_arena__token_release(ca_arena *a, ca_arena__tw held, uint64_t new_head);
 /* Under the token: move the pending stack into the sorted list. */
 uint64_t ca_arena__drain_pending(ca_arena *a, uint64_t head);
+/* Under the token: move every shared bin into the sorted list. */
+uint64_t ca_arena__fold_bins(ca_arena *a, uint64_t head);
 
 /* Where every create and open starts (arena.c), the one place zeros become
  * defaults: *out = *in (NULL: all-zero) with each 0 field replaced by its

@@ -11,8 +11,11 @@
  *     plain moves on x86-64). No other thread touches a cache while its
  *     owner may be inside a call.
  *   - What leaves a cache for the arena goes through the arena's lock-free
- *     paths: a rewind of the shared cursor (CAS) or a chain pushed onto the
- *     pending stack (one tagged CAS). A cache never waits for anything.
+ *     paths: a rewind of the shared cursor (CAS), a bin pushed as it is onto
+ *     the shared bin of its size (one tagged CAS), or a piece given to the
+ *     list (a trylock, else the pending stack). What comes in from the
+ *     shared bins is a chain popped with one tagged CAS (alloc.c). A cache
+ *     never waits for anything.
  *   - The registry (each arena's list of caches, and a cache's `arena`
  *     pointer) is guarded by one process-wide mutex, reg_lock, taken only
  *     when a cache is made, when a thread exits, and by close, reset, stats
@@ -57,6 +60,11 @@ static void fold_counters(ca_arena *a, ca_arena__cache *c)
     __atomic_fetch_add(&a->shard[0].frees, rl(&c->frees), __ATOMIC_RELAXED);
     __atomic_fetch_add(&a->shard[0].in_use, rl(&c->in_use), __ATOMIC_RELAXED);
     __atomic_fetch_add(&a->shard[0].rewinds, rl(&c->rewinds), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->shard[0].sbin_bytes, rl(&c->sbin_bytes), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->shard[0].sbin_blocks, rl(&c->sbin_blocks), __ATOMIC_RELAXED);
+    ca_arena__sbin_publish(a, c);
+    rs(&c->sbin_bytes, 0);
+    rs(&c->sbin_blocks, 0);
     rs(&c->allocs, 0);
     rs(&c->frees, 0);
     rs(&c->in_use, 0);
@@ -155,34 +163,22 @@ ca_arena__cache *ca_arena__cache_slow(ca_arena *a)
     return c;
 }
 
+/* The bin goes as it is (its blocks linked through their first word) onto
+ * the shared bin of its size: one CAS, no walk. Blocks below min_segment are
+ * discarded, as the list would discard them. */
 void ca_arena__bin_flush(ca_arena *a, ca_arena__cache *c, unsigned i)
 {
-    uint64_t size = (uint64_t)(i + 1) * CA_ARENA_GRAIN, n = c->bin[i];
-    uint64_t first = 0, prev = 0, cnt = 0, lost = 0, total = 0;
+    uint64_t size = (uint64_t)(i + 1) * CA_ARENA_GRAIN, first = c->bin[i], cnt = c->bin_n[i];
     bool keep = a->kind != CA_ARENA_FREELIST_NONE && size >= a->min_segment;
     c->bin[i] = 0;
     c->bin_n[i] = 0;
-    while (n) {
-        uint64_t next = *(const uint64_t *)(const void *)(a->mem + n);
-        total += size;
-        if (!keep) {
-            lost += size;
-        } else {
-            ca_arena__node_set(a, n, size, 0);
-            if (prev)
-                ca_arena__node_set(a, prev, size, n);
-            else
-                first = n;
-            prev = n;
-            cnt++;
-        }
-        n = next;
-    }
-    rs(&c->cached, rl(&c->cached) - total);
-    if (lost)
-        __atomic_fetch_add(&a->discarded, lost, __ATOMIC_RELAXED);
-    if (cnt)
-        ca_arena__push_chain(a, first, prev, cnt, cnt * size);
+    rs(&c->cached, rl(&c->cached) - cnt * size);
+    if (!first)
+        return;
+    if (keep)
+        ca_arena__sbin_push(a, c, i, first, cnt);
+    else
+        __atomic_fetch_add(&a->discarded, cnt * size, __ATOMIC_RELAXED);
 }
 
 void ca_arena__cache_drain(ca_arena *a, ca_arena__cache *c)
@@ -222,6 +218,9 @@ void ca_arena__caches_reset(ca_arena *a)
         rs(&c->chunk_end, 0);
         rs(&c->cached, 0);
         rs(&c->in_use, 0);
+        rs(&c->sbin_bytes, 0);
+        rs(&c->sbin_blocks, 0);
+        rs(&c->sbin_unpub, 0);
         memset(c->bin, 0, sizeof c->bin);
         memset(c->bin_n, 0, sizeof c->bin_n);
     }
@@ -238,6 +237,8 @@ void ca_arena__caches_sum(const ca_arena *a, ca_arena__cache_sums *s)
         s->in_use += rl(&c->in_use);
         s->rewinds += rl(&c->rewinds);
         s->cached += rl(&c->cached);
+        s->sbin_bytes += rl(&c->sbin_bytes);
+        s->sbin_blocks += rl(&c->sbin_blocks);
         uint64_t cur = rl(&c->chunk_cur), end = rl(&c->chunk_end);
         s->chunk += end > cur ? end - cur : 0;
         s->caches++;

@@ -15,6 +15,12 @@
  *     a recorded free list is used only when the state word is CLEAN (or
  *     WRITING with the new copy complete). Otherwise its bytes are counted
  *     as discarded: never reused, never trusted.
+ *   - a CLEAN(seq) or DIRTY(seq) word is stored only while the copies of
+ *     seq and seq - 1 are both intact (what validation asks of them). An
+ *     open that finds the list untrusted (DIRTY, or WRITING over a torn copy,
+ *     whose slot is then the only one not intact) starts with the arena
+ *     marked dirty, so the next state word it stores is write_header's
+ *     WRITING, which rewrites that slot.
  * Concurrency: mark_dirty and write_header serialise on file_lock; flush
  * holds the free-list token, so no node changes while a copy is written.
  * Read first: ca_arena_open_file, then ca_arena__validate_page.
@@ -163,7 +169,9 @@ static int flush_impl(ca_arena *a, uint64_t off, uint64_t size, bool all, const 
         return EROFS;
     ca_arena__tw held;
     ca_arena__token_take(a, 0, &held);
-    uint64_t head = ca_arena__drain_pending(a, held.off);
+    /* the shared bins live in the process only: the header records them in
+     * the list */
+    uint64_t head = ca_arena__fold_bins(a, ca_arena__drain_pending(a, held.off));
     if (all) {
         off = 0;
         size = __atomic_load_n(&a->cursor, __ATOMIC_ACQUIRE);
@@ -580,6 +588,13 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, con
     a->user_size = d.user_size;
     a->seq = d.seq;
     a->commit_tag = d.commit_tag;
+    /* An untrusted list (state DIRTY, or WRITING over a torn copy of
+     * seq + 1) is already marked on disk, and after a torn write the slot of
+     * seq + 1 is not intact: a DIRTY(seq) word now would claim it is, and a
+     * crash before write_header rewrites that slot would leave a file that
+     * fails its checksum. So the arena starts marked, and the state word
+     * stays as it is until the next header write. */
+    a->dirty = !trust;
     if (trust && (e = validate_list(a, &d)) != CA_ARENA_OK) {
         (void)ca_os_unmap(mem, (size_t)d.capacity);
         close(fd);

@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* Thread caches (cache.c) and the allocation order: a pair stays in the
  * thread's chunk, a freed block comes back from its bin (reuse first) or not
- * (fresh first), overlong bins reach the shared list, a thread's exit and
+ * (fresh first), overlong bins reach the shared bins and come back from
+ * there, frees of mixed sizes that overflow the cache keep off the sorted
+ * list, a damaged shared bin is reported by the check, a thread's exit and
  * the arena's close give everything back, reset forgets it, an exhausted
  * arena drains the caller's cache before ENOMEM, more arenas than table
- * slots still work, and a file closed with caches records all of it.
- * ca_arena_check() after every step (private header: the cache counters). */
+ * slots still work, and a file flushed or closed with caches and shared bins
+ * records all of it. ca_arena_check() after every step (private header: the
+ * cache counters and the shared bins). */
 #include <criterion/criterion.h>
 #include <ctxalloc/arena.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "arena_internal.h"
@@ -125,10 +129,13 @@ Test(arena_cache, order_reuse_first_and_fresh_first)
 }
 
 /* More than CA_ARENA__BIN_MAX frees of one size: the bin goes to the shared
- * pending stack in one chain, and the shared list serves it afterwards. */
-Test(arena_cache, long_bin_reaches_the_shared_list)
+ * bin of its size in one chain (the sorted list is not touched), the next
+ * allocations of that size take it back, and a compaction folds what is left
+ * into the list. */
+Test(arena_cache, long_bin_reaches_the_shared_bins)
 {
-    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 4u << 20);
+    /* 256 KiB: 4 KiB chunks, so the thread's chunk runs out below */
+    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 256u << 10);
     enum { N = 3 * CA_ARENA__BIN_MAX };
     static uint64_t b[N];
     for (int i = 0; i < N; i++)
@@ -139,11 +146,142 @@ Test(arena_cache, long_bin_reaches_the_shared_list)
         ok(a);
     }
     cr_assert_leq(counter(a, "cached_bytes"), 48 * CA_ARENA__BIN_MAX);
-    cr_assert_gt(counter(a, "free_segments") + counter(a, "pending_segments"), 0, "the overflow went to the list");
+    uint64_t shared = counter(a, "shared_bin_bytes");
+    cr_assert_gt(shared, 0, "the overflow went to the shared bins");
+    cr_assert_eq(counter(a, "free_segments") + counter(a, "pending_segments"), 0,
+                 "the sorted list was not touched");
+    cr_assert_eq(counter(a, "list_steps"), 0);
+    uint64_t cur = ca_arena_cursor(a);
+    for (int i = 0; i < N; i++) {
+        b[i] = al(a, 48); /* the thread's bin and chunk, then chains popped from the shared bin */
+        ok(a);
+    }
+    cr_assert_lt(counter(a, "shared_bin_bytes"), shared, "the shared bin served allocations");
+    cr_assert_eq(ca_arena_cursor(a), cur, "no fresh memory was needed");
+    for (int i = 0; i < N; i++)
+        ca_arena_free(a, b[i], 48);
     ca_arena_compact(a);
     ok(a);
+    cr_assert_eq(counter(a, "shared_bin_bytes"), 0, "the compaction folded the shared bins");
+    cr_assert_gt(counter(a, "bin_folds"), 0);
     cr_assert_gt(counter(a, "free_bytes"), 0);
     ca_arena_free(a, keep, 48);
+    ok(a);
+    ca_arena_close(a);
+}
+
+/* The workload of the `mixed` benchmark: rounds of 256 allocations of 16 B -
+ * 4 KiB, freed in a shuffled order. The frees overflow the thread cache; the
+ * shared bins take them in O(1), so the sorted list does a bounded amount of
+ * work per free (it walked, sorted and merged about 28 nodes per free when
+ * the overflow went to the list), and the footprint stays a few times the
+ * live bytes. */
+Test(arena_cache, mixed_frees_keep_off_the_sorted_list)
+{
+    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 64u << 20);
+    enum { B = 256 };
+    /* checks=full walks the arena after every call: fewer rounds */
+    const int ROUNDS = CA_CHECKS >= CA_CHECKS_FULL ? 80 : 200;
+    static uint64_t o[B];
+    static size_t s[B];
+    static unsigned sh[B];
+    ca_rng r = {ca_test_seed()};
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int k = 0; k < B; k++) {
+            s[k] = 16 + (size_t)ca_rng_below(&r, 4081);
+            o[k] = al(a, s[k]);
+            ca_test_fill(ca_arena_ptr(a, o[k]), s[k], o[k]);
+            sh[k] = (unsigned)k;
+        }
+        for (int k = B - 1; k > 0; k--) {
+            unsigned j = (unsigned)ca_rng_below(&r, (uint64_t)k + 1), t = sh[k];
+            sh[k] = sh[j];
+            sh[j] = t;
+        }
+        for (int k = 0; k < B; k++) {
+            cr_assert(ca_test_verify(ca_arena_ptr(a, o[sh[k]]), s[sh[k]], o[sh[k]]), "round %d", round);
+            ca_arena_free(a, o[sh[k]], s[sh[k]]);
+        }
+        if (round % 50 == 0)
+            ok(a);
+    }
+    ok(a);
+    ca_stats st;
+    ca_arena_stats(a, &st);
+    uint64_t steps = counter(a, "list_steps"), used = ca_arena_cursor(a) - ca_arena_data_start(a);
+    cr_log_info("list steps per free %.2f, shared bins %llu KiB, folds %llu, used %llu KiB\n",
+                (double)steps / (double)st.frees, (unsigned long long)counter(a, "shared_bin_bytes") >> 10,
+                (unsigned long long)counter(a, "bin_folds"), (unsigned long long)used >> 10);
+    cr_assert_eq(st.frees, (uint64_t)B * (uint64_t)ROUNDS);
+    cr_assert_leq(steps, 8 * st.frees, "the sorted list visited %.1f nodes per free",
+                  (double)steps / (double)st.frees);
+    cr_assert_leq(used, 8u << 20, "used %llu KiB for 1 MiB live at most", (unsigned long long)used >> 10);
+    ca_arena_close(a);
+}
+
+/* Frees in bulk with no allocation between (here: 4 MiB freed in the order
+ * of allocation, so the chunk never rewinds): once they have pushed more
+ * than CA_ARENA__STREAK caches' worth onto the shared bins, the bins are
+ * folded into the list and compacted, so the memory comes back as merged
+ * runs (a few segments, not one pop per block), and allocating the same
+ * blocks again takes little memory beyond the first high-water mark (the
+ * last streak's blocks stay in the shared bins, by size). */
+Test(arena_cache, bulk_frees_are_folded_into_merged_runs)
+{
+    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 64u << 20);
+    enum { N = 2048 };
+    static uint64_t o[N];
+    static size_t s[N];
+    ca_rng r = {ca_test_seed()};
+    for (int i = 0; i < N; i++) {
+        s[i] = 16 + (size_t)ca_rng_below(&r, 4081);
+        o[i] = al(a, s[i]);
+    }
+    uint64_t high = ca_arena_cursor(a);
+    for (int i = 0; i < N; i++)
+        ca_arena_free(a, o[i], s[i]);
+    ok(a);
+    cr_assert_gt(counter(a, "bin_folds"), 0, "the bulk frees were folded");
+    cr_assert_lt(counter(a, "shared_bin_bytes"), 4 * (256u << 10), "at most one streak left in the shared bins");
+    cr_assert_lt(counter(a, "free_segments"), 8, "merged runs: %llu segments",
+                 (unsigned long long)counter(a, "free_segments"));
+    for (int i = 0; i < N; i++)
+        o[i] = al(a, s[i]);
+    uint64_t used = high - ca_arena_data_start(a);
+    cr_assert_leq(ca_arena_cursor(a), high + used / 8, "the same blocks again took little fresh memory");
+    ok(a);
+    for (int i = 0; i < N; i++)
+        ca_arena_free(a, o[i], s[i]);
+    ok(a);
+    ca_arena_close(a);
+}
+
+/* ca_arena_check walks the shared bins: a block whose link was overwritten
+ * after its free (here: pointing outside the arena) is reported. */
+Test(arena_cache, check_reports_a_damaged_shared_bin)
+{
+    ca_arena *a = make(CA_ARENA_FREELIST_OPTIMISTIC, CA_ARENA_REUSE_FIRST, 4u << 20);
+    enum { N = 2 * CA_ARENA__BIN_MAX };
+    static uint64_t b[N];
+    for (int i = 0; i < N; i++)
+        b[i] = al(a, 64);
+    uint64_t keep = al(a, 64);
+    (void)keep;
+    for (int i = 0; i < N; i++)
+        ca_arena_free(a, b[i], 64);
+    ok(a);
+    unsigned bin = 64 / CA_ARENA_GRAIN - 1;
+    uint64_t top = 0;
+    for (unsigned set = 0; set < CA_ARENA__SBIN_SHARDS && !top; set++)
+        top = a->sbin[set * CA_ARENA__BINS + bin].top.half[0];
+    cr_assert_neq(top, 0, "a chain of 64-byte blocks is on the shared bin");
+    uint64_t *link = (uint64_t *)ca_arena_ptr(a, top);
+    uint64_t saved = link[0];
+    link[0] = ca_arena_capacity(a) + 4096; /* a write after free */
+    const char *why = ca_arena_check(a);
+    cr_assert_not_null(why);
+    cr_assert(strstr(why, "shared bin"), "%s", why);
+    link[0] = saved;
     ok(a);
     ca_arena_close(a);
 }
@@ -381,5 +519,56 @@ Test(arena_cache, file_close_records_the_caches)
     for (int i = 0; i < 32; i++)
         cr_assert(ca_test_verify(ca_arena_ptr(a, keep[i]), 48 + 16 * (size_t)((2 * i) % 5), keep[i]));
     ca_arena_close(a);
+    unlink(path);
+}
+
+/* A flush while the shared bins hold blocks folds them into the list it
+ * records: the file reopened from that flush (read-only, beside the open
+ * arena) has them as free segments, and accounts for every byte. */
+Test(arena_cache, file_flush_records_the_shared_bins)
+{
+    char path[] = "/tmp/ca-arena-sbin-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    ca_arena_options o;
+    ca_arena_options_init(&o);
+    o.flags = CA_ARENA_REPLACE;
+    o.capacity = 4u << 20;
+    ca_arena *a = NULL;
+    cr_assert_eq(ca_arena_create_file(&a, path, &o, NULL), 0);
+    enum { N = 2 * CA_ARENA__BIN_MAX };
+    static uint64_t b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = al(a, 96);
+        ca_test_fill(ca_arena_ptr(a, b[i]), 96, b[i]);
+    }
+    uint64_t keep = al(a, 96);
+    ca_test_fill(ca_arena_ptr(a, keep), 96, keep);
+    for (int i = 0; i < N; i++)
+        ca_arena_free(a, b[i], 96);
+    uint64_t shared = counter(a, "shared_bin_bytes"), cached = counter(a, "cached_bytes");
+    cr_assert_gt(shared, 0);
+    ok(a);
+    cr_assert_eq(ca_arena_flush(a), 0);
+    cr_assert_eq(counter(a, "shared_bin_bytes"), 0, "the flush folded the shared bins");
+    cr_assert_eq(counter(a, "free_bytes"), shared);
+    ok(a);
+    ca_arena *r = NULL;
+    ca_arena_error why;
+    cr_assert_eq(ca_arena_open_file(&r, path, CA_ARENA_READ_ONLY, NULL, &why), 0, "%s", ca_arena_strerror(why));
+    const char *bad = ca_arena_check(r);
+    cr_assert_null(bad, "%s", bad);
+    ca_stats s;
+    ca_arena_stats(r, &s);
+    cr_assert_eq(counter(r, "free_bytes"), shared, "the recorded list holds the shared bins' blocks");
+    /* the thread's bins and chunk count as in use in the file (never handed
+     * out twice): in use = live + cached + the chunk's rest */
+    cr_assert_eq(s.bytes_in_use, 96 + cached + counter(a, "chunk_bytes"), "in use %llu",
+                 (unsigned long long)s.bytes_in_use);
+    cr_assert(ca_test_verify(ca_arena_ptr(r, keep), 96, keep));
+    ca_arena_close(r);
+    ca_arena_free(a, keep, 96);
+    cr_assert_eq(ca_arena_close(a), 0);
     unlink(path);
 }

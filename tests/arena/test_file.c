@@ -3,8 +3,10 @@
  * width, read-only and copy-on-write opens, expectation mismatches, the
  * corruption matrix (truncations, every header byte flipped, bad magic, bad
  * version, zero length, damaged free list, out-of-range field), torn header
- * writes, recovery of a file left DIRTY, and faults injected through
- * libsource's hooks. A failed open never modifies the file. */
+ * writes (and a read-write recovery from one stopped at each of its syncs),
+ * recovery of a file left DIRTY, faults injected through libsource's
+ * hooks, and a file written by the previous release. A failed open never
+ * modifies the file. */
 #include <criterion/criterion.h>
 #include <ctxalloc/arena.h>
 #include <ctxalloc/source.h>
@@ -469,6 +471,61 @@ Test(arena_file, torn_header_write_recovers_previous_copy)
     cr_assert_eq(open_err(bad, any7()), CA_ARENA_E_CHECKSUM);
 }
 
+/* A read-write open recovering from a torn header write stops at each of
+ * its syncs in turn (an injected msync failure stands for a crash there:
+ * everything written before it is in the file). Whatever the step, the
+ * file still opens and holds the flushed blocks. The torn copy's slot
+ * stays out of every state word but WRITING until the recovery rewrites it:
+ * a DIRTY or CLEAN word there would claim it intact. */
+Test(arena_file, recovery_from_a_torn_write_stopped_at_each_step)
+{
+    const char *good = path_of("rgood");
+    const char *bad = path_of("rbad");
+    blk live[200];
+    int n = populate(good, CA_ARENA_FREELIST_OPTIMISTIC, 64, live, NULL);
+    unsigned char page[4096];
+    peek(good, 0, page, sizeof page);
+    uint64_t sw, seq;
+    unsigned phase;
+    memcpy(&sw, page + CA_ARENA__STATE, 8);
+    cr_assert(ca_arena__state_decode(sw, &seq, &phase));
+    off_t at = ((seq + 1) & 1) ? CA_ARENA__COPY1 : CA_ARENA__COPY0;
+    uint64_t w = ca_arena__state_word(seq + 1, CA_ARENA__WRITING);
+    unsigned char junk[64];
+    memset(junk, 0xa5, sizeof junk);
+    bool completed = false;
+    for (uint64_t step = 1; !completed && step < 16; step++) {
+        copy_file(good, bad);
+        poke(bad, CA_ARENA__STATE, &w, 8);
+        poke(bad, at + 64, junk, sizeof junk);
+        ca_fault f;
+        ca_fault_init(&f, CA_OS_SYNC, step, 0, EIO); /* this sync and every later one fail */
+        ca_fault *old = ca_os_set_fault(&f);
+        ca_arena *a = NULL;
+        ca_arena_error why = CA_ARENA_OK;
+        int err = ca_arena_open_file(&a, bad, CA_ARENA_READ_WRITE, any7(), &why);
+        ca_os_set_fault(old);
+        if (err == 0) {
+            completed = true; /* no sync failed: the recovery went through */
+            cr_assert_eq(f.injected, 0);
+            ca_arena_close(a);
+        } else {
+            cr_assert_eq(err, EIO, "step %llu: %s", (unsigned long long)step, ca_arena_strerror(why));
+        }
+        a = NULL;
+        cr_assert_eq(ca_arena_open_file(&a, bad, CA_ARENA_READ_ONLY, any7(), &why), 0,
+                     "stopped at sync %llu: %s", (unsigned long long)step, ca_arena_strerror(why));
+        cr_assert_null(ca_arena_check(a));
+        verify(a, live, n);
+        ca_arena_close(a);
+        cr_assert_eq(ca_arena_open_file(&a, bad, CA_ARENA_READ_WRITE, any7(), &why), 0,
+                     "stopped at sync %llu, then read-write: %s", (unsigned long long)step, ca_arena_strerror(why));
+        verify(a, live, n);
+        ca_arena_close(a);
+    }
+    cr_assert(completed, "the recovery needs more than 15 syncs");
+}
+
 Test(arena_file, dirty_file_drops_free_list_keeps_flushed_data)
 {
     const char *p = path_of("dirty");
@@ -615,5 +672,78 @@ Test(arena_file, refusals_set_the_last_error)
     cr_assert_eq(ca_arena_create(&a, NULL), 0);
     cr_assert_eq(ca_last_error(), m);
     cr_assert_not_null(strstr(m, "missing"));
+    ca_arena_close(a);
+}
+
+/* A file written by the release before the shared bins (data/layout1.arena,
+ * layout version 1: 16 KiB, OPTIMISTIC, 64-bit offsets, user version 7, a
+ * user area with the offsets of 8 live blocks, 6 recorded free segments,
+ * closed cleanly). The shared bins live in the process only and a flush
+ * folds them into the recorded list, so the layout did not change: the file
+ * opens read-only as it is, and a copy opened read-write takes allocations
+ * and frees (through the thread caches and shared bins), flushes, and
+ * reopens with its old blocks intact. */
+static void verify_layout1(ca_arena *a)
+{
+    size_t us = 0;
+    const uint64_t *root = ca_arena_user_area(a, &us);
+    cr_assert_eq(us, 64);
+    static const int live[8] = {1, 3, 5, 7, 9, 11, 12, 13};
+    for (int n = 0; n < 8; n++) {
+        size_t s = 48 + 80 * (size_t)live[n];
+        const unsigned char *p = ca_arena_ptr(a, root[n]);
+        cr_assert_not_null(p);
+        for (size_t k = 0; k < s; k++)
+            cr_assert_eq(p[k], (unsigned char)(root[n] + k * 7), "block %d byte %zu", n, k);
+    }
+}
+
+Test(arena_file, file_of_the_previous_release_opens)
+{
+    const char *src = CA_ARENA_TEST_DATA "/layout1.arena";
+    ca_arena *a = NULL;
+    ca_arena_error why;
+    cr_assert_eq(ca_arena_open_file(&a, src, CA_ARENA_READ_ONLY, any7(), &why), 0, "%s", ca_arena_strerror(why));
+    cr_assert_null(ca_arena_check(a), "%s", ca_arena_check(a));
+    ca_stats st;
+    ca_arena_stats(a, &st);
+    uint64_t fs = 0, fb = 0;
+    ca_stats_get_counter(&st, "free_segments", &fs);
+    ca_stats_get_counter(&st, "free_bytes", &fb);
+    cr_assert_eq(fs, 6);
+    cr_assert_eq(fb, 2688);
+    verify_layout1(a);
+    ca_arena_close(a);
+
+    /* a copy, read-write: the library of today writes to it */
+    FILE *in = fopen(src, "rb");
+    cr_assert_not_null(in);
+    static unsigned char buf[16u << 10];
+    cr_assert_eq(fread(buf, 1, sizeof buf, in), sizeof buf);
+    fclose(in);
+    const char *copy = path_of("layout1-copy");
+    FILE *out = fopen(copy, "wb");
+    cr_assert_not_null(out);
+    cr_assert_eq(fwrite(buf, 1, sizeof buf, out), sizeof buf);
+    fclose(out);
+    ca_arena_options e = *any7();
+    e.local_cache = 1024; /* bins that overflow: the shared bins take part */
+    cr_assert_eq(ca_arena_open_file(&a, copy, CA_ARENA_READ_WRITE, &e, &why), 0, "%s", ca_arena_strerror(why));
+    uint64_t o[40];
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(ca_arena_alloc(a, 64, 16, &o[i]), 0, "alloc %d", i);
+    for (int i = 0; i < 40; i += 2)
+        cr_assert_eq(ca_arena_free(a, o[i], 64), 0);
+    ca_arena_stats(a, &st);
+    uint64_t sb = 0;
+    ca_stats_get_counter(&st, "shared_bin_bytes", &sb);
+    cr_assert_gt(sb, 0, "the frees overflowed the cache into the shared bins");
+    cr_assert_eq(ca_arena_flush(a), 0);
+    cr_assert_null(ca_arena_check(a), "%s", ca_arena_check(a));
+    verify_layout1(a);
+    cr_assert_eq(ca_arena_close(a), 0);
+    cr_assert_eq(ca_arena_open_file(&a, copy, CA_ARENA_READ_ONLY, any7(), &why), 0, "%s", ca_arena_strerror(why));
+    cr_assert_null(ca_arena_check(a), "%s", ca_arena_check(a));
+    verify_layout1(a);
     ca_arena_close(a);
 }

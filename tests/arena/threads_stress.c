@@ -11,7 +11,8 @@
 #include "arena_test_stress.h"
 
 /* mode: 0 defaults (thread caches, reuse first), 1 no caches (the shared
- * cursor and list alone), 2 fresh first */
+ * cursor and list alone), 2 fresh first, 3 16-byte caches (every free
+ * pushes a chain onto a shared bin, every allocation pops one) */
 static void run_mode(int *ca_tt_failed, ca_arena_freelist kind, unsigned bits, ca_arena_backing backing, unsigned threads, int mode)
 {
     ca_arena_options o;
@@ -25,9 +26,13 @@ static void run_mode(int *ca_tt_failed, ca_arena_freelist kind, unsigned bits, c
         o.local_cache = CA_ARENA_LOCAL_CACHE_OFF;
     if (mode == 2)
         o.order = CA_ARENA_FRESH_FIRST;
+    if (mode == 3)
+        o.local_cache = 16;
     ca_arena *a = NULL;
     CA_TT_ASSERT(ca_arena_create(&a, &o) == 0, "create");
     stress_cfg c = {a, threads, 6000 * ca_test_scale() / threads + 500, 0, kind != CA_ARENA_FREELIST_NONE, ca_test_seed()};
+    if (mode == 3 && threads == 4)
+        c.fixed_size = 64; /* one shared bin for every thread */
     uint64_t v = stress_run(&c);
     CA_TT_ASSERT(v == 0, "kind %d bits %u threads %u: %llu violations", kind, bits, threads, (unsigned long long)v);
     const char *why = ca_arena_check(a);
@@ -78,17 +83,23 @@ KIND_TESTS(optimistic, CA_ARENA_FREELIST_OPTIMISTIC)
 KIND_TESTS(pessimistic, CA_ARENA_FREELIST_PESSIMISTIC)
 
 /* Without thread caches (every call on the shared cursor and list: the
- * lock-free pop, the pending stack, the token) and with fresh memory first. */
-#define MODE_TESTS(name, kind)                                                                     \
-    CA_TT(name##_nocache)                                                                          \
-    {                                                                                              \
-        for (unsigned t = 2; t <= 4; t *= 2)                                                       \
+ * lock-free pop, the pending stack, the token), with fresh memory first, and
+ * with caches so small that every call goes through the shared bins. */
+#define MODE_TESTS(name, kind) \
+    CA_TT(name##_nocache) \
+    { \
+        for (unsigned t = 2; t <= 4; t *= 2) \
             run_mode(ca_tt_failed, kind, t == 2 ? 64 : 32, CA_ARENA_BACKING_HEAP, cap_threads(t), 1); \
-    }                                                                                              \
-    CA_TT(name##_fresh_first)                                                                      \
-    {                                                                                              \
-        for (unsigned t = 2; t <= 4; t *= 2)                                                       \
-            run_mode(ca_tt_failed, kind, 64, CA_ARENA_BACKING_ANON, cap_threads(t), 2);            \
+    } \
+    CA_TT(name##_fresh_first) \
+    { \
+        for (unsigned t = 2; t <= 4; t *= 2) \
+            run_mode(ca_tt_failed, kind, 64, CA_ARENA_BACKING_ANON, cap_threads(t), 2); \
+    } \
+    CA_TT(name##_tiny_caches) \
+    { \
+        for (unsigned t = 2; t <= 4; t *= 2) \
+            run_mode(ca_tt_failed, kind, t == 2 ? 32 : 64, CA_ARENA_BACKING_HEAP, cap_threads(t), 3); \
     }
 
 MODE_TESTS(optimistic, CA_ARENA_FREELIST_OPTIMISTIC)
@@ -97,8 +108,8 @@ MODE_TESTS(pessimistic, CA_ARENA_FREELIST_PESSIMISTIC)
 /* ------------------------------------------------------------------------
  * Blocks freed by another thread than the one that allocated them: a
  * producer fills blocks and hands their offsets over a ring; a consumer
- * verifies and frees them (into its own cache, which flushes to the list
- * the producer reuses).
+ * verifies and frees them (into its own cache, which flushes to the shared
+ * bins the producer reuses).
  * ------------------------------------------------------------------------ */
 
 enum { RING = 256 };
@@ -171,6 +182,84 @@ CA_TT(frees_from_another_thread)
                      (unsigned long long)st.bytes_in_use);
         ca_arena_close(a);
     }
+}
+
+/* ------------------------------------------------------------------------
+ * The `mixed` benchmark's workload with two threads on one arena (defaults):
+ * rounds of 256 blocks of 16 B - 4 KiB freed in a shuffled order, contents
+ * verified. The frees overflow the caches into the shared bins; the sorted
+ * list's work per free stays bounded and the footprint a few times the live
+ * bytes.
+ * ------------------------------------------------------------------------ */
+
+typedef struct mixed_arg {
+    ca_arena *a;
+    unsigned id, rounds;
+    uint64_t bad; /* written by the thread, read after join */
+} mixed_arg;
+
+static void *mixed_thread(void *p)
+{
+    mixed_arg *m = (mixed_arg *)p;
+    enum { B = 256 };
+    uint64_t o[B];
+    size_t s[B];
+    unsigned sh[B];
+    ca_rng r = {ca_test_seed() * 7919 + m->id};
+    for (unsigned round = 0; round < m->rounds; round++) {
+        for (unsigned k = 0; k < B; k++) {
+            s[k] = 16 + (size_t)ca_rng_below(&r, 4081);
+            if (ca_arena_alloc(m->a, s[k], 16, &o[k])) {
+                m->bad++;
+                return NULL;
+            }
+            ca_test_fill(ca_arena_ptr(m->a, o[k]), s[k], o[k]);
+            sh[k] = k;
+        }
+        for (unsigned k = B - 1; k > 0; k--) {
+            unsigned j = (unsigned)ca_rng_below(&r, (uint64_t)k + 1), t = sh[k];
+            sh[k] = sh[j];
+            sh[j] = t;
+        }
+        for (unsigned k = 0; k < B; k++) {
+            unsigned x = sh[k];
+            if (!ca_test_verify(ca_arena_ptr(m->a, o[x]), s[x], o[x]) || ca_arena_free(m->a, o[x], s[x]))
+                m->bad++;
+        }
+    }
+    return NULL;
+}
+
+CA_TT(mixed_two_threads_keep_off_the_sorted_list)
+{
+    ca_arena_options o;
+    ca_arena_options_init(&o);
+    o.capacity = 64u << 20;
+    ca_arena *a = NULL;
+    CA_TT_ASSERT(ca_arena_create(&a, &o) == 0, "create");
+    pthread_t t[2];
+    mixed_arg m[2];
+    for (unsigned i = 0; i < 2; i++) {
+        m[i] = (mixed_arg){a, i, 100 * (unsigned)ca_test_scale(), 0};
+        pthread_create(&t[i], NULL, mixed_thread, &m[i]);
+    }
+    for (unsigned i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    CA_TT_ASSERT(m[0].bad == 0 && m[1].bad == 0, "%llu + %llu blocks damaged or refused",
+                 (unsigned long long)m[0].bad, (unsigned long long)m[1].bad);
+    CA_TT_ASSERT(ca_arena_check(a) == NULL, "%s", ca_arena_check(a));
+    ca_stats st;
+    ca_arena_stats(a, &st);
+    uint64_t steps = 0, used = ca_arena_cursor(a) - ca_arena_data_start(a);
+    ca_stats_get_counter(&st, "list_steps", &steps);
+    printf("  list steps per free %.2f, used %llu KiB\n", (double)steps / (double)st.frees,
+           (unsigned long long)used >> 10);
+    CA_TT_ASSERT(st.bytes_in_use == 0 && st.frees == 2 * 256 * (uint64_t)m[0].rounds, "in use %llu",
+                 (unsigned long long)st.bytes_in_use);
+    CA_TT_ASSERT(steps <= 8 * st.frees, "the sorted list visited %.1f nodes per free",
+                 (double)steps / (double)st.frees);
+    CA_TT_ASSERT(used <= 16u << 20, "used %llu KiB for 2 MiB live at most", (unsigned long long)used >> 10);
+    ca_arena_close(a);
 }
 
 /* ------------------------------------------------------------------------

@@ -8,8 +8,9 @@
  *     head node's next (a racy read of the free memory), one CAS of the whole
  *     word to {next, gen + 2}; a held token makes it give up (it takes the
  *     cursor instead: never waits);
- *   - a free (a thread cache flushing a bin, or a single free) pushes onto
- *     the pending stack with a CAS (push only);
+ *   - a free that finds the token held (or the list long) pushes onto the
+ *     pending stack with a CAS (push only; thread caches give their bins to
+ *     the shared bins instead: arena_bins.pml);
  *   - a token holder (trylock: frees and allocations never wait for it)
  *     takes the whole pending stack, links it into the list, rewriting nodes,
  *     and releases with gen + 1.

@@ -7,6 +7,9 @@
 #   remote_free.pml         safe: no errors (2 and 3 producers)
 #   arena_list.pml          safe: no errors (2 threads, 1 and 2 rounds)
 #   arena_list.pml -DNOGEN  unsafe on purpose: spin must find the ABA counterexample
+#   arena_bins.pml          safe: no errors (2 threads and a fold; without the fold:
+#                           2 threads 2 rounds, 3 threads)
+#   arena_bins.pml -DNOGEN  unsafe on purpose: spin must find the ABA counterexample
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 results=$1
@@ -49,3 +52,7 @@ verify remote-free-3-producers remote_free.pml 0 -DPRODUCERS=3
 verify arena-list-2-threads arena_list.pml 0 -DTHREADS=2 -DROUNDS=1
 verify arena-list-2-threads-2-rounds arena_list.pml 0 -DTHREADS=2 -DROUNDS=2
 verify arena-list-without-tag-finds-aba arena_list.pml ">0" -DTHREADS=2 -DNOGEN
+verify arena-bins-2-threads arena_bins.pml 0 -DTHREADS=2 -DROUNDS=1
+verify arena-bins-2-threads-2-rounds arena_bins.pml 0 -DTHREADS=2 -DROUNDS=2 -DFOLD=0
+verify arena-bins-3-threads arena_bins.pml 0 -DTHREADS=3 -DROUNDS=1 -DFOLD=0
+verify arena-bins-without-tag-finds-aba arena_bins.pml ">0" -DTHREADS=2 -DNOGEN

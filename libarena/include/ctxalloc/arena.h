@@ -15,6 +15,10 @@
  *                              head when it fits (lock-free tagged CAS);
  *                 PESSIMISTIC  segments smallest first; allocation takes the
  *                              best fit.
+ *   Caches      per thread: a chunk of the cursor and bins of freed blocks
+ *               (16 B - 4 KiB), used without atomics; what they give back
+ *               goes to shared bins, one lock-free stack per size, folded
+ *               into the free list by flushes and compactions.
  *   Offsets     32 or 64 bits, chosen at creation (32: capacity < 4 GiB).
  *   Files       a header page with two checksummed copies of the header
  *               (sequence-numbered) and a state word; flush writes a new
@@ -256,7 +260,8 @@ int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode,
  * ca_arena_flush() - persist the whole arena (file read-write mode).
  * @a: arena
  *
- * msync of the data below the cursor, then a new header copy (next sequence
+ * The shared bins are folded into the free list (the header records it),
+ * then msync of the data below the cursor, a new header copy (next sequence
  * number) and the state word, each synced. Concurrent allocations continue
  * (they use the cursor); free-list changes wait for the flush to finish.
  * Heap and anonymous arenas: 0, nothing done.
@@ -313,9 +318,11 @@ const char *ca_arena_strerror(ca_arena_error e);
  * @off:   receives the offset (never 0 on success)
  *
  * With thread caches (options.local_cache) and REUSE_FIRST: the thread's bin
- * of this size, its chunk, the free list (OPTIMISTIC: pop the head if it
- * fits; PESSIMISTIC: best fit), then a new chunk from the cursor; FRESH_FIRST
- * takes chunk and cursor first. Without caches the same minus bin and chunk.
+ * of this size, its chunk, the shared bins of this size (a chain popped with
+ * one CAS; else a block of a slightly larger size, split), the free list
+ * (OPTIMISTIC: pop the head if it fits; PESSIMISTIC: best fit), then a new
+ * chunk from the cursor; FRESH_FIRST takes chunk and cursor first. Without
+ * caches the same minus bins and chunk.
  * When the cursor is exhausted the caller's cache goes back to the list, which
  * is compacted and searched (sleeping on its lock) before giving up; memory
  * in other threads' caches is not seen. Never waits for another thread's
@@ -333,10 +340,11 @@ int ca_arena_alloc(ca_arena *a, size_t size, size_t align, uint64_t *off);
  * @size: the size given to ca_arena_alloc
  *
  * The block at the calling thread's chunk tail or at the cursor rewinds it;
- * otherwise the block goes to the thread's bin (up to 4 KiB), the free list,
- * or is discarded (NONE, or smaller than min_segment). A free from any thread
- * is valid. Lock-free, never waits; O(1) into a cache, O(free segments) for
- * an insertion into the sorted list.
+ * otherwise the block goes to the thread's bin (up to 4 KiB; an overlong bin
+ * or an overfull cache goes on to the shared bins, one CAS per bin), the free
+ * list, or is discarded (NONE, or smaller than min_segment). A free from any
+ * thread is valid. Lock-free, never waits; O(1) into a cache and the shared
+ * bins, O(free segments) for an insertion into the sorted list.
  * Return: 0; EINVAL (offset out of range or misaligned); EROFS.
  */
 int ca_arena_free(ca_arena *a, uint64_t off, size_t size);
@@ -363,9 +371,10 @@ uint64_t ca_arena_offset(const ca_arena *a, const void *p);
 void *ca_arena_user_area(const ca_arena *a, size_t *size);
 
 /**
- * ca_arena_compact() - merge adjacent free segments and give the trailing
- * ones back to the cursor. Thread-safe; waits for the free list; O(n log n)
- * in the free segments (an in-place merge sort of the list: no memory).
+ * ca_arena_compact() - fold the shared bins into the free list, merge
+ * adjacent free segments and give the trailing ones back to the cursor.
+ * Thread-safe; waits for the free list; O(n log n) in the free segments and
+ * shared-bin blocks (an in-place merge sort of the list: no memory).
  * Return: 0 or EROFS.
  */
 int ca_arena_compact(ca_arena *a);
@@ -413,7 +422,11 @@ ca_allocator *ca_arena_allocator(ca_arena *a);
  * capacity, peak_in_use, allocs, frees, failures; counters "cursor",
  * "discarded", "free_bytes", "free_segments", "pending_segments",
  * "cas_retries", "rewinds", "flushes", "cached_bytes", "chunk_bytes",
- * "caches". Takes the process-wide cache registry lock.
+ * "caches", "list_steps" (nodes of the sorted free list visited by walks,
+ * sorts and merges: the list's work), "shared_bin_bytes" (in the shared
+ * bins: blocks of up to 4 KiB that thread caches gave back, by size),
+ * "bin_folds" (times the shared bins were folded into the sorted list).
+ * Takes the process-wide cache registry lock.
  * Return: 0.
  */
 int ca_arena_stats(const ca_arena *a, ca_stats *out);
@@ -422,14 +435,17 @@ int ca_arena_stats(const ca_arena *a, ca_stats *out);
 /* clang-format off */
 #define CA_ARENA_COUNTERS(X) \
     X(cursor) X(discarded) X(free_bytes) X(free_segments) X(pending_segments) X(cas_retries) \
-    X(rewinds) X(cached_bytes) X(chunk_bytes) X(caches) X(flushes)
+    X(rewinds) X(cached_bytes) X(chunk_bytes) X(caches) X(flushes) X(list_steps) X(shared_bin_bytes) \
+    X(bin_folds)
 /* clang-format on */
 
 /**
  * ca_arena_check() - walk every invariant: cursor inside the data range;
  * free segments on the grain, inside [data, cursor), sorted per the kind,
- * not overlapping each other; counters consistent (in use + free + pending +
- * discarded == cursor - data start). Needs the caller to be the only user.
+ * not overlapping each other or the blocks of the thread caches and shared
+ * bins; counters consistent (in use + free + pending + shared bins +
+ * discarded + caches == cursor - data start). Needs the caller to be the
+ * only user.
  * Return: NULL when consistent, else a static message naming the violation.
  */
 const char *ca_arena_check(const ca_arena *a);
