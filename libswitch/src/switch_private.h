@@ -12,6 +12,8 @@
  *   family.c   the malloc family (ca_switch_malloc ...), owner routing;
  *   local.c    ca_switch_local, the remote-free queue;
  *   source.c   ca_switch_source, the owner-registering source;
+ *   node.c     NUMA: per-node instances, ca_switch_bind_node, the
+ *              automatic mode (CA_NUMA);
  *   override.c the malloc symbols (only in the override library / preload).
  */
 #ifndef CA_SWITCH_PRIVATE_H
