@@ -272,7 +272,9 @@ static int instance_init(ca_binned *b, const ca_binned_options *opt, bool is_def
     options_resolve(opt, &ro);
     const ca_binned_options *o = &ro;
     if (o->class_range_log2 < 24 || o->class_range_log2 > 36 || o->huge > CA_SOURCE_HUGE_1G ||
-        (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE | CA_BINNED_BACKGROUND)))
+        (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE | CA_BINNED_BACKGROUND |
+                      CA_BINNED_LARGE_FROM_SOURCE)) ||
+        ((o->flags & CA_BINNED_LARGE_FROM_SOURCE) && !o->source))
         return EINVAL;
     b->base.ops = (o->flags & CA_BINNED_NO_OWNER_MAP) ? &binned_ops_unmapped : &binned_ops;
     b->class_shift = o->class_range_log2;
@@ -533,6 +535,8 @@ ca_binned *ca_binned_default(void)
 }
 
 ca_allocator *ca_binned_allocator(ca_binned *b) { return &b->base; }
+
+unsigned ca_binned_flags(const ca_binned *b) { return b->flags; }
 
 /* ------------------------------------------------------------------------
  * Class choice

@@ -7,7 +7,8 @@
  *
  * Each instance owns one ca_binned_large (src/large/, always built into
  * the library): the default instance the process-wide tier, other
- * instances their own. The tier registers its ranges in the ownership map
+ * instances their own (from the instance's source with
+ * CA_BINNED_LARGE_FROM_SOURCE, else its own mmap source). The tier registers its ranges in the ownership map
  * with the instance's ca_allocator as owner, so libswitch routes their
  * frees to us too.
  *
@@ -37,6 +38,10 @@ int ca_binned__large_init(ca_binned *b)
     o.maintain_arg = b;
     if (b->background)
         o.flags |= CA_BINNED_LARGE_BACKGROUND;
+    /* CA_BINNED_LARGE_FROM_SOURCE: regions from the instance's source (a
+     * NUMA-bound one places large blocks on its node like the classes). */
+    if (b->flags & CA_BINNED_LARGE_FROM_SOURCE)
+        o.source = b->src;
     ca_binned_large *l = NULL;
     int err = 0;
     if (b->is_default) {

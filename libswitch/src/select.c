@@ -355,7 +355,8 @@ static void stats_at_exit(void)
 /* After global changed to a: whether malloc may go straight to libbinned. */
 static void note_global(ca_allocator *a)
 {
-    bool binned = a != NULL && a == ca_switch__g.base && ca_switch__base_is_binned();
+    /* the automatic NUMA mode takes the slow path, which picks the node */
+    bool binned = a != NULL && a == ca_switch__g.base && ca_switch__base_is_binned() && !ca_switch__g.numa_auto;
     __atomic_store_n(&ca_switch__g.global_binned, binned, __ATOMIC_RELEASE);
 }
 
@@ -376,6 +377,7 @@ ca_allocator *ca_switch__init_slow(void)
         }
         ca_switch__g.base = base;
         ca_switch__g.base_registers = registers;
+        ca_switch__g.numa_auto = ca_switch__numa_setup();
         /* Both may allocate: still served by the bootstrap area. */
         (void)ca_fork_hook_register_locks(fork_prepare, fork_parent, fork_child, CA_LOCK_RANK_SWITCH_REGISTRY);
         (void)atexit(stats_at_exit);
@@ -567,7 +569,7 @@ void ca_switch_context_swap(ca_allocator **slot)
     sel_change(cur, next);
 }
 
-ca_allocator *ca_switch_current(void) { return ca_switch__current(); }
+ca_allocator *ca_switch_current(void) { return ca_switch__node_unwrap(ca_switch__current()); }
 
 void *ca_switch_with(ca_allocator *a, void *(*fn)(void *), void *arg)
 {

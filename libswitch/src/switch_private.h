@@ -12,6 +12,8 @@
  *   family.c   the malloc family (ca_switch_malloc ...), owner routing;
  *   local.c    ca_switch_local, the remote-free queue;
  *   source.c   ca_switch_source, the owner-registering source;
+ *   node.c     NUMA: per-node instances, ca_switch_bind_node, the
+ *              automatic mode (CA_NUMA);
  *   override.c the malloc symbols (only in the override library / preload).
  */
 #ifndef CA_SWITCH_PRIVATE_H
@@ -59,6 +61,9 @@ ca_force_inline uintptr_t ca_switch__self(void) { return (uintptr_t)&ca_switch__
  *            instance (malloc's fast path); __atomic, written after global
  *            (a malloc racing with ca_switch_global_set may still see the
  *            old value: either selection is a valid answer for it).
+ *   numa_auto: the automatic NUMA mode is on (node.c): malloc without a
+ *            selection takes the thread's node's instance; written once
+ *            during initialisation, before global is published.
  *   lock:    core lock word over `locals` (rank CA_LOCK_RANK_SWITCH_REGISTRY); taken across fork.
  *   locals:  live ca_switch_local objects, linked through ->next; lock.
  *   adopted: active adoptions, linked through ->next; lock.
@@ -71,6 +76,7 @@ typedef struct ca_switch__state {
     ca_allocator *base;
     bool base_registers;
     bool global_binned;
+    bool numa_auto;
     int lock;
     ca_switch_local *locals;
     ca_switch_adopted *adopted;
@@ -97,7 +103,19 @@ bool ca_switch__base_is_binned(void);
 /* glibc's allocator as a ca_allocator (used as fallback base). */
 ca_allocator *ca_switch__libc_base(void);
 
-/* The selection: context, else thread, else global. */
+/* Automatic NUMA mode (node.c). numa_setup: decide it (CA_NUMA, the nodes
+ * allowed) during initialisation, once the base exists; true: on.
+ * node_current: the allocator of the calling thread's node (the base when
+ * the node's instance cannot be had), its node asked again every few
+ * calls. node_unwrap: the libbinned instance behind such an allocator (a
+ * itself for any other). */
+bool ca_switch__numa_setup(void);
+ca_allocator *ca_switch__node_current(void);
+ca_allocator *ca_switch__node_unwrap(ca_allocator *a);
+
+/* The selection: context, else thread, else global; the global base is the
+ * thread's node's instance in the automatic NUMA mode. Not on malloc's fast
+ * path (family.c), which the mode leaves through global_binned. */
 ca_force_inline ca_allocator *ca_switch__current(void)
 {
     ca_allocator *a = ca_switch__tl.context;
@@ -109,6 +127,8 @@ ca_force_inline ca_allocator *ca_switch__current(void)
     a = __atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE);
     if (ca_unlikely(!a))
         a = ca_switch__init_slow();
+    if (ca_unlikely(ca_switch__g.numa_auto) && a == ca_switch__g.base)
+        a = ca_switch__node_current();
     return a;
 }
 

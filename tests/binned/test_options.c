@@ -133,3 +133,52 @@ Test(binned_options, invalid_values_create_nothing)
     cr_assert_eq(ca_binned_create(&b, &o), EINVAL);
     cr_assert_null(b);
 }
+
+/* ------------------------------------------------------------------------
+ * CA_BINNED_LARGE_FROM_SOURCE: the large tier's regions from the given
+ * source (a NUMA-bound source then covers both tiers)
+ * ------------------------------------------------------------------------ */
+
+Test(binned_options, large_from_source)
+{
+    for (int with = 0; with < 2; with++) {
+        ca_source_mmap src;
+        ca_source_mmap_options mo;
+        memset(&mo, 0, sizeof mo);
+        mo.flags = CA_SOURCE_MMAP_NORESERVE;
+        mo.decommit = CA_SOURCE_DECOMMIT_DONTNEED;
+        cr_assert_eq(ca_source_mmap_init(&src, &mo), 0);
+        ca_binned_options o = small();
+        o.source = &src.base;
+        o.flags = with ? CA_BINNED_LARGE_FROM_SOURCE : 0;
+        ca_binned *b = make(&o);
+        cr_assert_eq(ca_binned_flags(b), o.flags);
+        ca_stats before, after;
+        cr_assert_eq(ca_source_stats(&src.base, &before), 0);
+        char *p = (char *)ca_binned_alloc(b, (size_t)1 << 20, 16);
+        cr_assert_not_null(p);
+        memset(p, 1, (size_t)1 << 20);
+        cr_assert_eq(ca_source_stats(&src.base, &after), 0);
+        uint64_t grew = after.bytes_in_use - before.bytes_in_use;
+        if (with)
+            cr_assert_geq(grew, (uint64_t)1 << 20, "the large tier took %llu bytes from the source",
+                          (unsigned long long)grew);
+        else
+            cr_assert_lt(grew, (uint64_t)1 << 20, "the large tier used the given source without the flag");
+        cr_assert(ca_binned_owns(b, p));
+        ca_binned_free(b, p);
+        cr_assert_null(ca_binned_check(b));
+        ca_binned_destroy(b);
+        ca_source_mmap_destroy(&src);
+    }
+}
+
+Test(binned_options, large_from_source_needs_a_source)
+{
+    ca_binned_options o = small();
+    o.flags = CA_BINNED_LARGE_FROM_SOURCE;
+    ca_binned *b = (ca_binned *)1;
+    cr_assert_eq(ca_binned_create(&b, &o), EINVAL);
+    cr_assert_eq(b, (ca_binned *)1, "nothing created");
+    cr_assert_eq(ca_binned_flags(ca_binned_default()) & ~CA_BINNED_BACKGROUND, 0);
+}

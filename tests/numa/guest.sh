@@ -5,7 +5,7 @@
 # Usage: tests/numa/guest.sh [--build DIR] [RESULTS_FILE]
 #   --build DIR    a configured build directory to take the test programs
 #                  from (default build/numa, set up here: debugoptimized,
-#                  checks on); only the four programs below are built.
+#                  checks on); only the programs below are built.
 #   RESULTS_FILE   PASS / FAIL lines are appended to it (./run.sh test's tally).
 #
 # The guest: qemu-system-x86_64 under TCG (no KVM needed), two CPUs and two
@@ -51,7 +51,7 @@ file -L "$busybox" 2>/dev/null | grep -q "statically linked" ||
   ldd "$busybox" 2>&1 | grep -q "not a dynamic" || die "$busybox is not static (Debian package busybox-static)"
 
 # --- the test programs -------------------------------------------------------
-progs=(tests/numa/numa_placement tests/numa/numa_switch tests/source/test_source_numa tests/switch/test_switch_node)
+progs=(tests/numa/numa_placement tests/numa/numa_switch tests/numa/numa_auto tests/source/test_source_numa tests/switch/test_switch_node)
 if [ ! -f "$build/build.ninja" ]; then
   echo "== configure $build"
   CC=${CC:-gcc} meson setup "$build" --buildtype=debugoptimized -Dchecks=on >"$build.setup.log" 2>&1 ||

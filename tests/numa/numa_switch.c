@@ -12,9 +12,9 @@
  *     while it is set; restoring the returned previous context gives node 0;
  *   - bad nodes (2, -2, 1024) are EINVAL, leave the selection unchanged and
  *     create nothing (no mapping); nodes 0 and 1 have distinct instances.
- *   - informational (not a pass or a fail): where the default malloc (the
- *     process-wide libbinned instance, not node-aware) puts blocks for a
- *     thread on node 1 after a thread on node 0 freed its own.
+ *   - informational (not a pass or a fail): where malloc without a binding
+ *     (the automatic NUMA mode, on in the guest: numa_auto.c tests it) puts
+ *     blocks for a thread on node 1 after a thread on node 0 freed its own.
  *
  * Read first: numa_common.h.
  */
@@ -191,8 +191,8 @@ static int t_node_not_allowed(void)
     return 0;
 }
 
-/* Not a test: how the default (not node-aware) malloc places blocks for a
- * thread on node 1 after a thread on node 0 used and freed the same sizes. */
+/* Not a test: how malloc without a binding places blocks for a thread on
+ * node 1 after a thread on node 0 used and freed the same sizes. */
 static int info_run(void *arg)
 {
     sw_job *j = (sw_job *)arg;
@@ -218,8 +218,8 @@ static void default_malloc_info(void)
     }
     (void)nt_on_node(1, sw_free_run, &j);
     printf("INFO numa/default_malloc_thread_on_node1: pages of its blocks on node0 %ld, node1 %ld "
-           "(default instance, not node-aware; a thread on node 0 freed these sizes before)\n",
-           t0, t1);
+           "(no binding, automatic NUMA mode %s; a thread on node 0 freed these sizes before)\n",
+           t0, t1, ca_switch_numa_auto() ? "on" : "off");
 }
 
 int main(void)

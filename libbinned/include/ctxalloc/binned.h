@@ -77,6 +77,11 @@ extern "C" {
                                        to return) runs both tiers' decay, so idle memory goes
                                        back without calls; the default instance has it unless
                                        CA_BINNED_BACKGROUND=0 */
+#define CA_BINNED_LARGE_FROM_SOURCE 0x8u /* the large tier takes its regions from `source`
+                                            too (without the flag it maps its own), so a
+                                            source's NUMA policy covers both tiers; needs a
+                                            source (EINVAL without one) that supports
+                                            decommit for purging to return memory */
 
 /* Defaults of the options (each used where the field is 0). */
 #define CA_BINNED_CLASS_RANGE_LOG2_DEFAULT 34u
@@ -191,6 +196,17 @@ ca_binned *ca_binned_default(void);
  * Return: &b->base.
  */
 ca_allocator *ca_binned_allocator(ca_binned *b);
+
+/**
+ * ca_binned_flags() - the CA_BINNED_* flags an instance was created with.
+ * @b: instance (not NULL); the default instance's include
+ *     CA_BINNED_BACKGROUND unless the environment turned it off
+ *
+ * For layers that create instances beside the default one and want them
+ * to behave like it. O(1).
+ * Return: the flags.
+ */
+unsigned ca_binned_flags(const ca_binned *b);
 
 /* ========================================================================
  * Allocation: any instance

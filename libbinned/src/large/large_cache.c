@@ -61,7 +61,13 @@ static void flush_on_exit(void *arg)
         if (e->tier && ca_binned__large_registry_lock_live(e->tier, e->id)) {
             ca_binned__large_cache_flush(e->tier, e->cache);
             cache_free(e->tier, e->cache);
-            ca_binned__large_after_dirty(e->tier); /* the dirty cap holds for exited threads too */
+            /* The dirty cap holds for exited threads too. Only the cap:
+             * starting the background thread (pthread_create calls
+             * malloc) or the maintenance pass (the size classes' decay
+             * takes their locks) must not run under the registry lock;
+             * the next push of a live thread, or the background thread,
+             * does them. */
+            ca_binned__large_after_dirty_exit(e->tier);
             ca_binned__large_registry_unlock();
         }
         e->tier = NULL;

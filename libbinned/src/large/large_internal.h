@@ -270,6 +270,10 @@ void ca_binned__large_out_add(ca_binned_large *l, size_t bytes);
 extern const ca_allocator_ops ca_binned__large_ops, ca_binned__large_ops_self;
 void ca_binned__large_pool_push_dirty(ca_binned_large *l, ca_binned__large_area *a, uint64_t now);
 void ca_binned__large_after_dirty(ca_binned_large *l);
+/* As after_dirty, from a thread's exit under the registry lock: the dirty
+ * cap only (no background start, no maintenance: they take locks ranked
+ * below the registry's or call malloc). */
+void ca_binned__large_after_dirty_exit(ca_binned_large *l);
 void ca_binned__large_release_region(ca_binned_large *l, ca_binned__large_rgn *r);
 /* Unlink a region from its class and count it unmapped (class lock held). */
 void ca_binned__large_rgn_unlink(ca_binned__large_class *c, ca_binned__large_rgn *r);

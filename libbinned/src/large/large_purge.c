@@ -206,9 +206,9 @@ void ca_binned__large_maintain(ca_binned_large *l, uint64_t now)
     __atomic_store_n(&l->maint_running, 0, __ATOMIC_RELEASE);
 }
 
-/* After a push to the dirty pools: keep dirty bytes under dirty_max, start
- * the background thread when wanted, else run maintenance when due. */
-void ca_binned__large_after_dirty(ca_binned_large *l)
+/* Keep dirty bytes under dirty_max (the tier's class locks only). Returns
+ * the time read, or 0 when none was needed. */
+static uint64_t dirty_cap(ca_binned_large *l)
 {
     uint64_t now = 0;
     if (CA_BL_GET(l->dirty_total) > l->opt.dirty_max) {
@@ -221,6 +221,16 @@ void ca_binned__large_after_dirty(ca_binned_large *l)
                 ca_binned__large_purge_class(l, &l->cls[i], now, 0, total - l->opt.dirty_max);
         }
     }
+    return now;
+}
+
+void ca_binned__large_after_dirty_exit(ca_binned_large *l) { (void)dirty_cap(l); }
+
+/* After a push to the dirty pools: keep dirty bytes under dirty_max, start
+ * the background thread when wanted, else run maintenance when due. */
+void ca_binned__large_after_dirty(ca_binned_large *l)
+{
+    uint64_t now = dirty_cap(l);
     ca_binned__large_bg_maybe_start(l);
     if (__atomic_load_n(&l->bg_running, __ATOMIC_RELAXED))
         return;

@@ -150,7 +150,9 @@ void ca_switch_context_swap(ca_allocator **slot);
 
 /**
  * ca_switch_current() - the allocator malloc would use now on this thread:
- * context, else thread, else global.
+ * context, else thread, else global (in the automatic NUMA mode, when the
+ * global one is the base: the instance of the thread's node, see
+ * ca_switch_numa_auto).
  */
 ca_allocator *ca_switch_current(void);
 
@@ -577,9 +579,9 @@ const char *ca_switch_check(void);
  * from any thread at any time, so it is never destroyed). free() and
  * realloc() from any thread route to it; freed blocks stay on their node.
  * Blocks above CA_BINNED_SMALL_MAX come from the instance's large-object
- * tier, which does not take the node's source: their pages follow the
- * thread's own memory policy. Thread-safe; the first bind to a node costs a
- * few system calls and ~100 GiB of address space (no memory).
+ * tier, which takes its regions from the same source: they are on the node
+ * too. Thread-safe; the first bind to a node costs a few system calls and
+ * ~100 GiB of address space (no memory).
  *
  * Return: 0; EINVAL (@where unknown, @node < -1, @node is not a node of this
  * machine or not allowed to this process; the selection is unchanged);
@@ -588,6 +590,25 @@ const char *ca_switch_check(void);
  * when the node's instance cannot be created (nothing is left behind).
  */
 int ca_switch_bind_node(unsigned where, int node, ca_allocator **prev);
+
+/**
+ * ca_switch_numa_auto() - whether malloc follows the thread's NUMA node.
+ *
+ * The automatic mode (environment variable CA_NUMA: "auto", the default,
+ * turns it on when the process may use more than one node; "1" whenever
+ * the kernel has NUMA policies, even on one node; "0" never; anything else
+ * warns once and means "auto"), decided at the first malloc. When on, an
+ * allocation without a thread or context selection comes from a libbinned
+ * instance of the node the thread runs on (policy PREFERRED(node), both
+ * tiers), the node asked with getcpu again every 64 such allocations, so
+ * a thread that migrates follows; free() returns a block to the instance of
+ * its own node, whichever thread frees it; ca_switch_current() names the
+ * node's instance. Off (one node, or CA_NUMA=0), malloc is exactly what it
+ * is without the mode. Only with libbinned as the base (-Dglobal=binned)
+ * and NUMA built in.
+ * Return: true when the mode is on.
+ */
+bool ca_switch_numa_auto(void);
 
 #ifdef __cplusplus
 }
