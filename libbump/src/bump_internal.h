@@ -102,6 +102,21 @@ void ca_bump__chunk_range(const ca_bump_chunk *c, void **base, size_t *size);
  * dropped; destructors run and every other chunk is given back. */
 void ca_bump__reset_for_put(ca_bump *b);
 
+/* The mutexes of the shared bump (its installer) and of the cache: rank
+ * CA_LOCK_RANK_BUMP_SHARED of core's lock order, checked under checks=on.
+ * The shared bump holds its mutex across its backing's obtain and its
+ * listener's added(), so those may take only locks ranked above it (the
+ * sources, an arena); the cache's is never held across a call. */
+static inline void ca_bump__lock(pthread_mutex_t *m)
+{
+    (void)ca_mutex_lock_ranked(m, CA_LOCK_RANK_BUMP_SHARED, "bump");
+}
+
+static inline void ca_bump__unlock(pthread_mutex_t *m)
+{
+    (void)ca_mutex_unlock_ranked(m, CA_LOCK_RANK_BUMP_SHARED);
+}
+
 /* Whether p lies in [c->begin, c->end) of a chunk of the list. */
 static inline bool ca_bump__in_list(const ca_bump_chunk *c, const void *p)
 {

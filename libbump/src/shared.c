@@ -86,7 +86,7 @@ int ca_bump_shared_listen(ca_bump_shared *s, ca_listener *l)
     if (!s)
         return EINVAL;
     int e = 0;
-    pthread_mutex_lock(&s->lock);
+    ca_bump__lock(&s->lock);
     /* Chunks are installed and released only under the lock (or by reset /
      * destroy, which run alone), so these lists are every range s holds. */
     ca_bump_chunk *lists[2] = {__atomic_load_n(&s->current, __ATOMIC_RELAXED), s->big};
@@ -112,7 +112,7 @@ int ca_bump_shared_listen(ca_bump_shared *s, ca_listener *l)
             }
         }
     }
-    pthread_mutex_unlock(&s->lock);
+    ca_bump__unlock(&s->lock);
     return e;
 }
 
@@ -198,7 +198,7 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
             if (p)
                 return p;
         }
-        pthread_mutex_lock(&s->lock);
+        ca_bump__lock(&s->lock);
         size_t regular = ca_bump__regular_size(s->min_chunk, s->max_chunk, s->total, s->obtain_max);
         ca_bump_chunk *nc;
         if (regular <= CA_BUMP_CHUNK_HEADER || need > (regular - CA_BUMP_CHUNK_HEADER) / 2) {
@@ -206,7 +206,7 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
             if (!e && (e = note_added(s, nc)) != 0)
                 ca_bump__backing_release(s->source, nc); /* refused */
             if (e) {
-                pthread_mutex_unlock(&s->lock);
+                ca_bump__unlock(&s->lock);
                 return shared_fail(s, e);
             }
             uintptr_t p = ca_align_up((uintptr_t)nc->begin, align);
@@ -215,7 +215,7 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
             __atomic_store_n(&s->big, nc, __ATOMIC_RELEASE);
             s->big_bytes += nc->size;
             s->chunks_obtained++;
-            pthread_mutex_unlock(&s->lock);
+            ca_bump__unlock(&s->lock);
             return (void *)p;
         }
         if (__atomic_load_n(&s->current, __ATOMIC_RELAXED) == c) {
@@ -223,7 +223,7 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
             if (!e && (e = note_added(s, nc)) != 0)
                 ca_bump__backing_release(s->source, nc); /* refused */
             if (e) {
-                pthread_mutex_unlock(&s->lock);
+                ca_bump__unlock(&s->lock);
                 return shared_fail(s, e);
             }
             if (c) {
@@ -237,7 +237,7 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
                 s->total = SIZE_MAX;
             __atomic_store_n(&s->current, nc, __ATOMIC_RELEASE);
         }
-        pthread_mutex_unlock(&s->lock);
+        ca_bump__unlock(&s->lock);
     }
 }
 
@@ -261,7 +261,7 @@ static bool free_big_tip(ca_bump_shared *s, void *p, size_t n)
     if (!in_chunk(b, p))
         return false;
     bool done = false;
-    pthread_mutex_lock(&s->lock);
+    ca_bump__lock(&s->lock);
     b = s->big;
     if (in_chunk(b, p) && __atomic_load_n(&b->cur, __ATOMIC_RELAXED) == (uintptr_t)p + n) {
         __atomic_store_n(&s->big, b->prev, __ATOMIC_RELEASE);
@@ -269,7 +269,7 @@ static bool free_big_tip(ca_bump_shared *s, void *p, size_t n)
         chunk_release(s, b);
         done = true;
     }
-    pthread_mutex_unlock(&s->lock);
+    ca_bump__unlock(&s->lock);
     return done;
 }
 
@@ -363,7 +363,7 @@ int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out)
     size_t n, align;
     if (take_shape(bytes, &n, &align))
         return ENOMEM;
-    pthread_mutex_lock(&s->lock);
+    ca_bump__lock(&s->lock);
     ca_bump_chunk **pp = &s->spare;
     while (*pp && (*pp)->size < n)
         pp = &(*pp)->prev;
@@ -372,7 +372,7 @@ int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out)
         *pp = c->prev;
         s->spare_taken++;
     }
-    pthread_mutex_unlock(&s->lock);
+    ca_bump__unlock(&s->lock);
     if (c) {
         ca_bump__chunk_format(c, c->size);
         *out = c;
@@ -387,11 +387,11 @@ int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out)
 
 void ca_bump__shared_give(ca_bump_shared *s, ca_bump_chunk *c)
 {
-    pthread_mutex_lock(&s->lock);
+    ca_bump__lock(&s->lock);
     c->prev = s->spare;
     s->spare = c;
     s->spare_given++;
-    pthread_mutex_unlock(&s->lock);
+    ca_bump__unlock(&s->lock);
 }
 
 /* ---- introspection ------------------------------------------------------------- */
@@ -403,7 +403,7 @@ int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out)
         return EINVAL;
     ca_bump_shared *m = (ca_bump_shared *)s; /* the lock only */
     ca_stats_init(out, "bump-shared");
-    pthread_mutex_lock(&m->lock);
+    ca_bump__lock(&m->lock);
     uint64_t used = 0, spare_bytes = 0;
     for (const ca_bump_chunk *c = s->current; c; c = c->prev) {
         uintptr_t cur = __atomic_load_n(&c->cur, __ATOMIC_RELAXED);
@@ -428,7 +428,7 @@ int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out)
     CA_STATS_SET(out, spare_bytes, spare_bytes);
     CA_STATS_SET(out, spare_taken, s->spare_taken);
     CA_STATS_SET(out, spare_given, s->spare_given);
-    pthread_mutex_unlock(&m->lock);
+    ca_bump__unlock(&m->lock);
     return 0;
 }
 

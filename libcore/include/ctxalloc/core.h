@@ -490,8 +490,8 @@ void ca_once_finish(int *once);
  * order, each instance's after the previous one's. Kinds: word = core's
  * lock word (ca_lock_acquire_ranked), mutex = pthread_mutex_t
  * (ca_mutex_lock_ranked, or ca_lock_rank_enter / _leave around it);
- * "unchecked": the order is this table's, but those call sites (bump,
- * arena) do not record it yet, so the check below does not see them.
+ * "unchecked": the order is this table's, but those call sites (arena)
+ * do not record it yet, so the check below does not see them.
  *
  *  rank component     lock                                   kind
  *   1   switch        registry (ca_switch__g.lock)           word
@@ -511,8 +511,9 @@ void ca_once_finish(int *once);
  *  14   binned-large  one thread cache (cache lock)          word, several
  *  15   binned-large  size class, direct mappings            word, several
  *  16   binned-large  descriptor slabs (meta_lock)           word, several
- *  17   bump          shared bump chunk installer, chunk     mutex, several, unchecked
- *                     cache (shared.c, cache.c)
+ *  17   bump          shared bump chunk installer, chunk     mutex, several
+ *                     cache (shared.c, cache.c); the installer
+ *                     is held across the backing's obtain
  *  18   arena         list token (list_lock)                 mutex, several, unchecked
  *  19   arena         listener (listen_lock)                 mutex, several, unchecked
  *  20   arena         file state and header (file_lock)      mutex, several, unchecked
