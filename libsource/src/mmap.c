@@ -39,26 +39,9 @@
     (CA_SOURCE_MMAP_POPULATE | CA_SOURCE_MMAP_LOCK | CA_SOURCE_MMAP_LOCK_TRY |                     \
      CA_SOURCE_MMAP_NORESERVE | CA_SOURCE_MMAP_NODUMP)
 
-static int mmap_obtain(ca_source *src, size_t size, size_t align, void **out);
-static int mmap_release(ca_source *src, void *p, size_t size);
-static int mmap_reserve(ca_source *src, size_t size, size_t align, void **out);
-static int mmap_commit(ca_source *src, void *p, size_t size);
-static int mmap_decommit(ca_source *src, void *p, size_t size);
-static int mmap_stats(const ca_source *src, ca_stats *out);
+CA_SOURCE__DECLARE_COMMIT(mmap)
 
-CA_SOURCE__WALKS(mmap)
-
-static const ca_source_ops mmap_ops = {
-    .name = "source-mmap",
-    .caps = CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED,
-    .obtain = mmap_obtain,
-    .release = mmap_release,
-    .reserve = mmap_reserve,
-    .commit = mmap_commit,
-    .decommit = mmap_decommit,
-    .stats = mmap_stats,
-    .check = mmap_check,
-};
+static const ca_source_ops mmap_ops = CA_SOURCE__OPS_COMMIT(mmap, CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED);
 
 
 static ca_source_mmap *from(ca_source *s) { return (ca_source_mmap *)(void *)s; }
@@ -225,14 +208,7 @@ static int map_new(ca_source_mmap *s, size_t size, size_t align, bool usable, vo
         return ca_source__fail(&s->c, err, true);
     }
     count_kind(s, kind);
-    ca_source__add(&s->c.reserved, size, true);
-    if (usable) {
-        ca_source__add(&s->c.obtains, 1, true);
-        ca_source__add(&s->c.committed, size, true);
-        ca_source__in_use_add(&s->c, size, true);
-    } else {
-        ca_source__add(&s->c.reserves, 1, true);
-    }
+    ca_source__count_new(&s->c, size, usable);
     *out = p;
     if (kind_out)
         *kind_out = kind;
@@ -363,13 +339,13 @@ static int mmap_release(ca_source *src, void *p, size_t size)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_RELEASE, size);
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size);
+    ca_source__range r;
+    if (!err)
+        err = ca_source__track_release(&s->track, p, size, "release of a range this mmap source did not give out", &r);
     if (err)
         return ca_source__fail(&s->c, err, true);
-    ca_source__range r;
-    if (ca_source__track_take(&s->track, p, size, &r) != 0)
-        return ca_source__fail(&s->c, ca_source__bad_range(p, "release of a range this mmap source did not give out"), true);
     if ((err = ca_os_unmap(p, size))) {
-        (void)ca_source__track_add(&s->track, p, size, r.committed, (unsigned)r.flags);
+        ca_source__track_put_back(&s->track, p, size, &r);
         return ca_source__fail(&s->c, err, true);
     }
     ca_source__count_release(&s->c, size, r.committed, (r.flags & CA_SOURCE__R_RESERVED) != 0);
@@ -399,10 +375,7 @@ static int mmap_commit(ca_source *src, void *p, size_t size)
         err = make_usable(s, p, size, CA_SOURCE_PAGE_BASE);
     if (err)
         return ca_source__fail(&s->c, err, true);
-    int64_t applied = 0;
-    (void)ca_source__track_adjust(&s->track, p, size, true, &applied);
-    ca_source__add(&s->c.committed, (uint64_t)applied, true);
-    ca_source__add(&s->c.commits, 1, true);
+    ca_source__track_committed(&s->track, &s->c, p, size, true);
     CA_SOURCE__FULL(src, mmap);
     return 0;
 }
@@ -427,10 +400,7 @@ static int mmap_decommit(ca_source *src, void *p, size_t size)
         rc = ca_os_advise(p, size, MADV_FREE); /* refused on hugetlb and old kernels */
     if (rc != 0 && (err = ca_os_advise(p, size, MADV_DONTNEED)))
         return ca_source__fail(&s->c, err, true);
-    int64_t applied = 0;
-    (void)ca_source__track_adjust(&s->track, p, size, false, &applied);
-    ca_source__sub(&s->c.committed, (uint64_t)-applied, true);
-    ca_source__add(&s->c.decommits, 1, true);
+    ca_source__track_committed(&s->track, &s->c, p, size, false);
     CA_SOURCE__FULL(src, mmap);
     return 0;
 }

@@ -257,3 +257,26 @@ int ca_source__bad_range(const void *p, const char *what)
     CA_CHECK(false, CA_SOURCE__NAME, p, what);
     return EINVAL;
 }
+
+int ca_source__track_release(ca_source_track *t, void *p, size_t size, const char *what, ca_source__range *r)
+{
+    return ca_source__track_take(t, p, size, r) != 0 ? ca_source__bad_range(p, what) : 0;
+}
+
+void ca_source__track_put_back(ca_source_track *t, void *p, size_t size, const ca_source__range *r)
+{
+    (void)ca_source__track_add(t, p, size, r->committed, (unsigned)r->flags);
+}
+
+void ca_source__track_committed(ca_source_track *t, ca_source_counters *c, void *p, size_t size, bool commit)
+{
+    int64_t applied = 0;
+    (void)ca_source__track_adjust(t, p, size, commit, &applied);
+    if (commit) {
+        ca_source__add(&c->committed, (uint64_t)applied, true);
+        ca_source__add(&c->commits, 1, true);
+    } else {
+        ca_source__sub(&c->committed, (uint64_t)-applied, true);
+        ca_source__add(&c->decommits, 1, true);
+    }
+}
