@@ -173,16 +173,13 @@ static void chunk_put(ca_bump *b, ca_bump_chunk *c)
 
 static int init_common(ca_bump *b, const ca_bump_options *opt)
 {
-    if (!b)
-        return EINVAL;
-    size_t mn = opt && opt->min_chunk ? opt->min_chunk : CA_BUMP_MIN_CHUNK_DEFAULT;
-    size_t mx = opt && opt->max_chunk ? opt->max_chunk : CA_BUMP_MAX_CHUNK_DEFAULT;
-    if (mn > mx)
+    size_t mn, mx;
+    if (!b || ca_bump__chunk_bounds(opt, &mn, &mx))
         return EINVAL;
     memset(b, 0, sizeof *b);
     b->base.ops = &bump_ops;
-    b->min_chunk = mn < CA_BUMP__CHUNK_MIN ? CA_BUMP__CHUNK_MIN : mn;
-    b->max_chunk = mx < b->min_chunk ? b->min_chunk : mx;
+    b->min_chunk = mn;
+    b->max_chunk = mx;
     b->mode = CA_BUMP__MODE_GROW;
     return 0;
 }

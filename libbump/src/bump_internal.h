@@ -48,6 +48,20 @@ static inline size_t ca_bump__next_size(size_t min_chunk, size_t max_chunk, size
     return n > max_chunk ? max_chunk : n;
 }
 
+/* The chunk bounds of options (NULL or zero fields: the defaults) into
+ * *min_chunk, *max_chunk: min raised to CA_BUMP__CHUNK_MIN, max at least
+ * min. EINVAL when the options ask for a min above the max. */
+static inline int ca_bump__chunk_bounds(const ca_bump_options *opt, size_t *min_chunk, size_t *max_chunk)
+{
+    size_t mn = opt && opt->min_chunk ? opt->min_chunk : CA_BUMP_MIN_CHUNK_DEFAULT;
+    size_t mx = opt && opt->max_chunk ? opt->max_chunk : CA_BUMP_MAX_CHUNK_DEFAULT;
+    if (mn > mx)
+        return EINVAL;
+    *min_chunk = mn < CA_BUMP__CHUNK_MIN ? CA_BUMP__CHUNK_MIN : mn;
+    *max_chunk = mx < *min_chunk ? *min_chunk : mx;
+    return 0;
+}
+
 /* Write "header of a chunk" fields for a block of `bytes` at p. */
 static inline ca_bump_chunk *ca_bump__chunk_format(void *p, size_t bytes)
 {

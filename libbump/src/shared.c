@@ -29,11 +29,8 @@ static const ca_allocator_ops shared_ops;
 
 int ca_bump_shared_init(ca_bump_shared *s, ca_source *src, const ca_bump_options *opt)
 {
-    if (!s || !src)
-        return EINVAL;
-    size_t mn = opt && opt->min_chunk ? opt->min_chunk : CA_BUMP_MIN_CHUNK_DEFAULT;
-    size_t mx = opt && opt->max_chunk ? opt->max_chunk : CA_BUMP_MAX_CHUNK_DEFAULT;
-    if (mn > mx)
+    size_t mn, mx;
+    if (!s || !src || ca_bump__chunk_bounds(opt, &mn, &mx))
         return EINVAL;
     memset(s, 0, sizeof *s);
     int e = pthread_mutex_init(&s->lock, NULL);
@@ -41,8 +38,8 @@ int ca_bump_shared_init(ca_bump_shared *s, ca_source *src, const ca_bump_options
         return e;
     s->base.ops = &shared_ops;
     s->source = src;
-    s->min_chunk = mn < CA_BUMP__CHUNK_MIN ? CA_BUMP__CHUNK_MIN : mn;
-    s->max_chunk = mx < s->min_chunk ? s->min_chunk : mx;
+    s->min_chunk = mn;
+    s->max_chunk = mx;
     return 0;
 }
 
@@ -169,6 +166,17 @@ static void *shared_fail(ca_bump_shared *s, int e)
     return NULL;
 }
 
+/* Obtain a chunk of `bytes` (at least `least` usable) from the backing and
+ * report it to the listener, which may refuse it (the chunk goes back).
+ * Under s->lock. */
+static int chunk_obtain(ca_bump_shared *s, size_t bytes, size_t least, ca_bump_chunk **out)
+{
+    int e = ca_bump__backing_obtain(s->source, bytes, least, &s->obtain_max, out);
+    if (!e && (e = note_added(s, *out)) != 0)
+        ca_bump__backing_release(s->source, *out); /* refused */
+    return e;
+}
+
 /* CAS-place n bytes aligned to align in chunk c; NULL when it does not fit. */
 static void *cas_place(ca_bump_chunk *c, size_t n, size_t align)
 {
@@ -202,9 +210,7 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
         size_t regular = ca_bump__regular_size(s->min_chunk, s->max_chunk, s->total, s->obtain_max);
         ca_bump_chunk *nc;
         if (regular <= CA_BUMP_CHUNK_HEADER || need > (regular - CA_BUMP_CHUNK_HEADER) / 2) {
-            int e = ca_bump__backing_obtain(s->source, bytes, bytes, &s->obtain_max, &nc);
-            if (!e && (e = note_added(s, nc)) != 0)
-                ca_bump__backing_release(s->source, nc); /* refused */
+            int e = chunk_obtain(s, bytes, bytes, &nc);
             if (e) {
                 ca_bump__unlock(&s->lock);
                 return shared_fail(s, e);
@@ -219,9 +225,7 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
             return (void *)p;
         }
         if (__atomic_load_n(&s->current, __ATOMIC_RELAXED) == c) {
-            int e = ca_bump__backing_obtain(s->source, regular, bytes, &s->obtain_max, &nc);
-            if (!e && (e = note_added(s, nc)) != 0)
-                ca_bump__backing_release(s->source, nc); /* refused */
+            int e = chunk_obtain(s, regular, bytes, &nc);
             if (e) {
                 ca_bump__unlock(&s->lock);
                 return shared_fail(s, e);
