@@ -81,10 +81,10 @@ size_t ca_bitset__first_used(const ca_bitset *b, size_t from, size_t to);
  * CA_BITSET__NONE. from must not skip a free block that could start one. */
 size_t ca_bitset__find_run(const ca_bitset *b, size_t from, size_t k, size_t step, size_t off);
 
-/* Multi-word bodies of the two mark functions below, and the summary
- * updates for a level-0 word w that became zero / non-zero. */
-void ca_bitset__mark_used_words(ca_bitset *b, size_t i, size_t n);
-void ca_bitset__mark_free_words(ca_bitset *b, size_t i, size_t n);
+/* The multi-word body of the two mark functions below (set: the blocks
+ * become free, else allocated), and the summary updates for a level-0 word
+ * w that became zero / non-zero. */
+void ca_bitset__mark_words(ca_bitset *b, size_t i, size_t n, bool set);
 void ca_bitset__summary_clear(ca_bitset *b, size_t w);
 void ca_bitset__summary_set(ca_bitset *b, size_t w);
 
@@ -95,7 +95,7 @@ static inline void ca_bitset__mark_used(ca_bitset *b, size_t i, size_t n)
 {
     size_t w = i >> 6;
     if ((i & 63) + n > 64) {
-        ca_bitset__mark_used_words(b, i, n);
+        ca_bitset__mark_words(b, i, n, false);
         return;
     }
     uint64_t m = (~(uint64_t)0 >> (64 - n)) << (i & 63);
@@ -109,7 +109,7 @@ static inline void ca_bitset__mark_free(ca_bitset *b, size_t i, size_t n)
 {
     size_t w = i >> 6;
     if ((i & 63) + n > 64) {
-        ca_bitset__mark_free_words(b, i, n);
+        ca_bitset__mark_words(b, i, n, true);
         return;
     }
     uint64_t m = (~(uint64_t)0 >> (64 - n)) << (i & 63);
