@@ -24,60 +24,6 @@ static void rec_init_one(rec *x)
     x->max_live = 1;
 }
 
-/* ---- a logging source over mmap (any power-of-two granule) --------------- */
-
-typedef struct log_source {
-    ca_source base;
-    long live;
-    size_t last_align; /* alignment of the last obtain */
-} log_source;
-
-/* Hands out ranges aligned to exactly the requested alignment and no more
- * (an odd multiple of it), so a request with too small an alignment shows
- * in the address. The slack around a range stays mapped until exit. */
-static int ls_obtain(ca_source *s, size_t size, size_t align, void **out)
-{
-    log_source *t = (log_source *)s;
-    int e = ca_source_check_request(s, size, align);
-    if (e)
-        return e;
-    size_t total = size + 2 * align;
-    unsigned char *p = (unsigned char *)mmap(NULL, total, PROT_READ | PROT_WRITE,
-                                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return ENOMEM;
-    unsigned char *a = (unsigned char *)ca_ptr_align_up(p, align);
-    if (ca_is_aligned((uintptr_t)a, align * 2))
-        a += align;
-    cr_assert_leq(a + size, p + total);
-    t->live++;
-    t->last_align = align;
-    if (g_log)
-        log_ev(g_log, EV_OBTAIN, a, size);
-    *out = a;
-    return 0;
-}
-
-static int ls_release(ca_source *s, void *p, size_t size)
-{
-    log_source *t = (log_source *)s;
-    t->live--;
-    if (g_log)
-        log_ev(g_log, EV_RELEASE, p, size);
-    munmap(p, size);
-    return 0;
-}
-
-static const ca_source_ops ls_ops = {"bitset-listen-mmap", CA_SOURCE_ZEROED, ls_obtain, ls_release,
-                                     NULL, NULL, NULL, NULL, NULL};
-
-static void ls_init(log_source *t, size_t granule)
-{
-    memset(t, 0, sizeof *t);
-    t->base.ops = &ls_ops;
-    t->base.granule = granule;
-}
-
 static ca_bitset *new_over(log_source *src, size_t region_size, size_t bs)
 {
     ca_bitset_options o;

@@ -10,6 +10,9 @@
  * live one, at most max_live ranges are live (0: REC_MAX_LIVE), a removed
  * range is exactly one that is live. Single thread (the thread-safe
  * recorder of the bump tests is tests/bump/bump_test_listen.h).
+ *
+ * log_source: a ca_source over anonymous mmap (any power-of-two granule)
+ * that logs its obtains and releases into g_log.
  */
 #ifndef CA_LISTEN_LOG_H
 #define CA_LISTEN_LOG_H
@@ -19,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 enum {
     EV_OBTAIN = 'o',  /* a provider handed out a range */
@@ -136,6 +140,60 @@ static inline size_t count_kind(const rec *x, char kind)
     for (size_t i = 0; i < x->n; i++)
         c += x->log[i].kind == kind;
     return c;
+}
+
+/* ---- a logging source over mmap ------------------------------------------ */
+
+typedef struct log_source {
+    ca_source base;
+    long live;
+    size_t last_align; /* alignment of the last obtain */
+} log_source;
+
+/* Hands out ranges aligned to exactly the requested alignment and no more
+ * (an odd multiple of it), so a request with too small an alignment shows
+ * in the address. The slack around a range stays mapped until exit. */
+static inline int ls_obtain(ca_source *s, size_t size, size_t align, void **out)
+{
+    log_source *t = (log_source *)s;
+    int e = ca_source_check_request(s, size, align);
+    if (e)
+        return e;
+    size_t total = size + 2 * align;
+    unsigned char *p = (unsigned char *)mmap(NULL, total, PROT_READ | PROT_WRITE,
+                                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return ENOMEM;
+    unsigned char *a = (unsigned char *)ca_ptr_align_up(p, align);
+    if (ca_is_aligned((uintptr_t)a, align * 2))
+        a += align;
+    cr_assert_leq(a + size, p + total);
+    t->live++;
+    t->last_align = align;
+    if (g_log)
+        log_ev(g_log, EV_OBTAIN, a, size);
+    *out = a;
+    return 0;
+}
+
+static inline int ls_release(ca_source *s, void *p, size_t size)
+{
+    log_source *t = (log_source *)s;
+    t->live--;
+    if (g_log)
+        log_ev(g_log, EV_RELEASE, p, size);
+    munmap(p, size);
+    return 0;
+}
+
+ca_attr_unused static const ca_source_ops ls_ops = {
+    "listen-log-mmap", CA_SOURCE_ZEROED, ls_obtain, ls_release, NULL, NULL, NULL, NULL, NULL};
+
+static inline void ls_init(log_source *t, size_t granule)
+{
+    memset(t, 0, sizeof *t);
+    t->base.ops = &ls_ops;
+    t->base.granule = granule;
 }
 
 #endif

@@ -28,52 +28,6 @@ static void snapshot(rec *x)
     seen_regions = r->nregions;
 }
 
-/* ---- a logging source over mmap --------------------------------------------- */
-
-typedef struct log_source {
-    ca_source base;
-    long live;
-    int fail;
-} log_source;
-
-static int ls_obtain(ca_source *s, size_t size, size_t align, void **out)
-{
-    log_source *t = (log_source *)s;
-    int e = ca_source_check_request(s, size, align);
-    if (e)
-        return e;
-    if (t->fail)
-        return ENOMEM;
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return ENOMEM;
-    cr_assert(ca_is_aligned((uintptr_t)p, align), "test source: mmap alignment");
-    t->live++;
-    if (g_log)
-        log_ev(g_log, EV_OBTAIN, p, size);
-    *out = p;
-    return 0;
-}
-
-static int ls_release(ca_source *s, void *p, size_t size)
-{
-    log_source *t = (log_source *)s;
-    t->live--;
-    if (g_log)
-        log_ev(g_log, EV_RELEASE, p, size);
-    return munmap(p, size) ? errno : 0;
-}
-
-static const ca_source_ops ls_ops = {"rbt-listen-mmap", CA_SOURCE_ZEROED, ls_obtain, ls_release,
-                                     NULL, NULL, NULL, NULL, NULL};
-
-static void ls_init(log_source *t)
-{
-    memset(t, 0, sizeof *t);
-    t->base.ops = &ls_ops;
-    t->base.granule = 4096;
-}
-
 /* ---- a logging parent over the libc allocator --------------------------------- */
 
 typedef struct log_parent {
@@ -118,7 +72,7 @@ static void lp_init(log_parent *p)
 
 static void init_over_source(ca_rbtree *r, log_source *src, size_t region_size)
 {
-    ls_init(src);
+    ls_init(src, 4096);
     ca_rbtree_options o;
     ca_rbtree_options_init(&o);
     o.source = &src->base;
