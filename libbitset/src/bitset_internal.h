@@ -34,33 +34,33 @@
  * locked adaptor serialises callers).
  */
 struct ca_bitset {
-    ca_allocator base;        /* first member: &b->base == (ca_allocator *)b */
-    unsigned char *region;    /* first block; aligned to block_size */
-    size_t region_size;       /* nblocks << shift */
-    size_t nblocks;           /* blocks in the region, <= CA_BITSET_MAX_BLOCKS */
-    size_t block_size;        /* 1 << shift */
-    unsigned shift;           /* log2(block_size) */
-    unsigned nlevels;         /* levels of the free map, level 0 included, >= 1 */
-    uint64_t *level[CA_BITSET__MAX_LEVELS];  /* free map and summaries, in meta */
-    size_t nwords[CA_BITSET__MAX_LEVELS];    /* words per level (level 0 without the sentinel) */
-    uint64_t *starts;         /* run-start map, nwords[0] words, in meta */
+    ca_allocator base;                      /* first member: &b->base == (ca_allocator *)b */
+    unsigned char *region;                  /* first block; aligned to block_size */
+    size_t region_size;                     /* nblocks << shift */
+    size_t nblocks;                         /* blocks in the region, <= CA_BITSET_MAX_BLOCKS */
+    size_t block_size;                      /* 1 << shift */
+    unsigned shift;                         /* log2(block_size) */
+    unsigned nlevels;                       /* levels of the free map, level 0 included, >= 1 */
+    uint64_t *level[CA_BITSET__MAX_LEVELS]; /* free map and summaries, in meta */
+    size_t nwords[CA_BITSET__MAX_LEVELS];   /* words per level (level 0 without the sentinel) */
+    uint64_t *starts;                       /* run-start map, nwords[0] words, in meta */
 
-    ca_source *source;        /* source mode: region and meta came from it; else NULL */
-    size_t region_obtained;   /* source or own mode: bytes obtained / mapped for the region
-                                 (whole pages); 0 for a caller's buffer */
-    int region_mapped;        /* own mode (neither source nor buffer): region from mmap */
-    void *meta;               /* metadata block (this struct is at its start) */
-    size_t meta_bytes;        /* bytes obtained / mapped for meta; 0 when the caller's */
-    int meta_mapped;          /* buffer and own mode: meta came from mmap */
-    ca_listener *listener;    /* attached by ca_bitset_listen, or NULL: told of the data
-                                 region (never of meta), of reset and of destroy */
+    ca_source *source;      /* source mode: region and meta came from it; else NULL */
+    size_t region_obtained; /* source or own mode: bytes obtained / mapped for the region
+                               (whole pages); 0 for a caller's buffer */
+    int region_mapped;      /* own mode (neither source nor buffer): region from mmap */
+    void *meta;             /* metadata block (this struct is at its start) */
+    size_t meta_bytes;      /* bytes obtained / mapped for meta; 0 when the caller's */
+    int meta_mapped;        /* buffer and own mode: meta came from mmap */
+    ca_listener *listener;  /* attached by ca_bitset_listen, or NULL: told of the data
+                               region (never of meta), of reset and of destroy */
 
-    size_t low;               /* every block below low is allocated (search start) */
-    size_t run_k;             /* run length the run hint is for (0: none) */
-    size_t run_hint;          /* no run of run_k free blocks starts below run_hint */
-    size_t blocks_in_use;     /* allocated blocks */
-    size_t runs_in_use;       /* live runs (start bits set) */
-    uint64_t peak_blocks;     /* max of blocks_in_use since create / reset */
+    size_t low;           /* every block below low is allocated (search start) */
+    size_t run_k;         /* run length the run hint is for (0: none) */
+    size_t run_hint;      /* no run of run_k free blocks starts below run_hint */
+    size_t blocks_in_use; /* allocated blocks */
+    size_t runs_in_use;   /* live runs (start bits set) */
+    uint64_t peak_blocks; /* max of blocks_in_use since create / reset */
     uint64_t allocs, frees, failures;
     uint64_t resize_in_place, resize_moved;
 };
@@ -145,10 +145,7 @@ static inline bool ca_bitset__is_start(const ca_bitset *b, size_t i)
     return (b->starts[i >> 6] >> (i & 63)) & 1;
 }
 
-static inline void ca_bitset__set_start(ca_bitset *b, size_t i)
-{
-    b->starts[i >> 6] |= (uint64_t)1 << (i & 63);
-}
+static inline void ca_bitset__set_start(ca_bitset *b, size_t i) { b->starts[i >> 6] |= (uint64_t)1 << (i & 63); }
 
 static inline void ca_bitset__clear_start(ca_bitset *b, size_t i)
 {

@@ -700,9 +700,11 @@ static const char *check_chunk(const ca_bump_chunk *c, uintptr_t cur)
     CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c->end, CA_BUMP_FAST_ALIGN), "chunk end not 16-aligned");
     CA_CHECK_EXPECT(cur >= (uintptr_t)c->begin && cur <= (uintptr_t)c->end, "cursor outside its chunk");
     if (c->size)
-        CA_CHECK_EXPECT((const char *)c + c->size >= c->end && (const char *)(c + 1) <= c->begin, "chunk header does not describe its block");
+        CA_CHECK_EXPECT((const char *)c + c->size >= c->end && (const char *)(c + 1) <= c->begin,
+                        "chunk header does not describe its block");
     if (c->size >= CA_OWNER_PAGE)
-        CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0, "chunk of a page or more is not whole pages");
+        CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0,
+                        "chunk of a page or more is not whole pages");
     return NULL;
 }
 
@@ -760,7 +762,8 @@ const char *ca_bump_check(const ca_bump *b)
     n = 0;
     for (const ca_bump__dtor *d = b->dtors; d; d = d->next, n++) {
         CA_CHECK_EXPECT(n < WALK_MAX, "cycle in the destructor list");
-        CA_CHECK_EXPECT(ca_bump_owns(b, d) && ca_bump_owns(b, d->obj), "destructor record or object outside the bump");
+        CA_CHECK_EXPECT(ca_bump_owns(b, d) && ca_bump_owns(b, d->obj),
+                        "destructor record or object outside the bump");
         CA_CHECK_EXPECT(d->fn != NULL, "destructor record without a function");
     }
     return NULL;

@@ -28,10 +28,10 @@ typedef struct ca_bump__dtor {
 typedef struct ca_bump__mark_rec {
     struct ca_bump__mark_rec *prev; /* enclosing mark */
     uint64_t serial;
-    ca_bump_chunk *chunk;           /* current regular chunk at save (may be NULL) */
-    char *cur;                      /* cursor at save */
-    ca_bump_chunk *big;             /* newest oversized chunk at save */
-    ca_bump__dtor *dtors;           /* newest destructor at save */
+    ca_bump_chunk *chunk; /* current regular chunk at save (may be NULL) */
+    char *cur;            /* cursor at save */
+    ca_bump_chunk *big;   /* newest oversized chunk at save */
+    ca_bump__dtor *dtors; /* newest destructor at save */
 } ca_bump__mark_rec;
 
 CA_STATIC_ASSERT(sizeof(ca_bump__mark_rec) == 48, "mark record size is documented as 48 bytes");

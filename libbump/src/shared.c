@@ -420,7 +420,8 @@ int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out)
     out->bytes_in_use = used;
     out->peak_in_use = used;
     out->bytes_reserved = out->bytes_committed = s->chunk_bytes + s->big_bytes;
-    out->frees = __atomic_load_n(&s->tip_frees, __ATOMIC_RELAXED) + __atomic_load_n(&s->noop_frees, __ATOMIC_RELAXED);
+    out->frees = __atomic_load_n(&s->tip_frees, __ATOMIC_RELAXED) +
+                 __atomic_load_n(&s->noop_frees, __ATOMIC_RELAXED);
     out->failures = __atomic_load_n(&s->failures, __ATOMIC_RELAXED);
     CA_STATS_SET(out, chunk_bytes, s->chunk_bytes);
     CA_STATS_SET(out, big_bytes, s->big_bytes);
@@ -443,21 +444,26 @@ const char *ca_bump_shared_check(const ca_bump_shared *s)
     size_t n = 0;
     for (const ca_bump_chunk *c = s->current; c; c = c->prev, n++) {
         CA_CHECK_EXPECT(n < ((size_t)1 << 24), "cycle in the shared chunk list");
-        CA_CHECK_EXPECT(c->size && c->begin <= c->end && (const char *)c + c->size >= c->end, "shared chunk header broken");
+        CA_CHECK_EXPECT(c->size && c->begin <= c->end && (const char *)c + c->size >= c->end,
+                        "shared chunk header broken");
         CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c->end, CA_BUMP_FAST_ALIGN), "shared chunk end not 16-aligned");
         CA_CHECK_EXPECT(c->cur >= (uintptr_t)c->begin, "shared cursor below its chunk");
-        CA_CHECK_EXPECT(c->size < CA_OWNER_PAGE || (ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0), "shared chunk of a page or more is not whole pages");
+        CA_CHECK_EXPECT(c->size < CA_OWNER_PAGE ||
+                            (ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0),
+                        "shared chunk of a page or more is not whole pages");
         bytes += c->size;
     }
     CA_CHECK_EXPECT(bytes == s->chunk_bytes, "shared chunk byte count differs from the chunks");
     bytes = 0;
     for (const ca_bump_chunk *c = s->big; c; c = c->prev) {
-        CA_CHECK_EXPECT(c->cur >= (uintptr_t)c->begin && c->cur <= (uintptr_t)c->end, "oversized cursor outside its chunk");
+        CA_CHECK_EXPECT(c->cur >= (uintptr_t)c->begin && c->cur <= (uintptr_t)c->end,
+                        "oversized cursor outside its chunk");
         bytes += c->size;
     }
     CA_CHECK_EXPECT(bytes == s->big_bytes, "shared oversized byte count differs from the chunks");
     for (const ca_bump_chunk *c = s->spare; c; c = c->prev)
-        CA_CHECK_EXPECT(ca_bump_shared_owns(s, c) && ca_bump_shared_owns(s, (const char *)c + c->size - 1), "spare chunk outside the shared bump");
+        CA_CHECK_EXPECT(ca_bump_shared_owns(s, c) && ca_bump_shared_owns(s, (const char *)c + c->size - 1),
+                        "spare chunk outside the shared bump");
     return NULL;
 }
 
@@ -485,7 +491,10 @@ static void *op_resize(ca_allocator *a, void *p, size_t old_size, size_t new_siz
     return q;
 }
 
-static bool op_owns(const ca_allocator *a, const void *p) { return ca_bump_shared_owns((const ca_bump_shared *)a, p); }
+static bool op_owns(const ca_allocator *a, const void *p)
+{
+    return ca_bump_shared_owns((const ca_bump_shared *)a, p);
+}
 static void op_reset(ca_allocator *a) { ca_bump_shared_reset((ca_bump_shared *)a); }
 static int op_stats(const ca_allocator *a, ca_stats *out)
 {

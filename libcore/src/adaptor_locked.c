@@ -76,9 +76,8 @@ static void *locked_resize(ca_allocator *a, void *p, size_t old_size, size_t new
 {
     ca_locked_allocator *l = (ca_locked_allocator *)a;
     lock(l);
-    void *q = l->inner->ops->resize
-                  ? l->inner->ops->resize(l->inner, p, old_size, new_size, align, flags, usable)
-                  : ca_resize_generic(l->inner, p, old_size, new_size, align, flags, usable);
+    void *q = l->inner->ops->resize ? l->inner->ops->resize(l->inner, p, old_size, new_size, align, flags, usable)
+                                    : ca_resize_generic(l->inner, p, old_size, new_size, align, flags, usable);
     int e = errno;
     unlock(l);
     errno = e;

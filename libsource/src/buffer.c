@@ -109,7 +109,8 @@ static int buffer_release(ca_source *src, void *p, size_t size)
     }
     ca_source__spin_unlock(&s->lock, CA_LOCK_RANK_SOURCE_BUFFER);
     if (overlap)
-        return ca_source__fail(&s->c, ca_source__bad_range(p, "release of free memory (double release) in a buffer source"), true);
+        return ca_source__fail(
+            &s->c, ca_source__bad_range(p, "release of free memory (double release) in a buffer source"), true);
     ca_source__add(&s->c.releases, 1, true);
     ca_source__sub(&s->c.in_use, size, true);
     CA_SOURCE__FULL(src, buffer);

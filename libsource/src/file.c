@@ -276,7 +276,8 @@ static int file_release(ca_source *src, void *p, size_t size)
         note("mmap (injected)", err);
     ca_source__range r;
     if (!err)
-        err = ca_source__track_release(&s->track, p, size, "release of a range this file source did not give out", &r);
+        err = ca_source__track_release(&s->track, p, size, "release of a range this file source did not give out",
+                                       &r);
     if (err)
         return ca_source__fail(&s->c, err, true);
     if ((err = unmap_to_reserved(p, size))) {

@@ -35,9 +35,9 @@
 #define MAP_HUGE_1GB (30 << MAP_HUGE_SHIFT)
 #endif
 
-#define KNOWN_FLAGS                                                                                \
-    (CA_SOURCE_MMAP_POPULATE | CA_SOURCE_MMAP_LOCK | CA_SOURCE_MMAP_LOCK_TRY |                     \
-     CA_SOURCE_MMAP_NORESERVE | CA_SOURCE_MMAP_NODUMP)
+#define KNOWN_FLAGS                                                                                       \
+    (CA_SOURCE_MMAP_POPULATE | CA_SOURCE_MMAP_LOCK | CA_SOURCE_MMAP_LOCK_TRY | CA_SOURCE_MMAP_NORESERVE | \
+     CA_SOURCE_MMAP_NODUMP)
 
 CA_SOURCE__DECLARE_COMMIT(mmap)
 
@@ -51,8 +51,7 @@ static ca_source_mmap *from(ca_source *s) { return (ca_source_mmap *)(void *)s; 
 /* Map size bytes aligned to align with pages of `unit` bytes (the base page
  * or a hugetlb size) through the source's plan (its MMAP step is asked with
  * the over-mapped length) and core's ca_os_map_aligned. */
-static int map_aligned(ca_source_mmap *s, size_t size, size_t align, size_t unit, int prot, int flags,
-                       void **out)
+static int map_aligned(ca_source_mmap *s, size_t size, size_t align, size_t unit, int prot, int flags, void **out)
 {
     size_t total = size;
     if (align > unit && ca_add_overflows(size, align - unit, &total))
@@ -63,8 +62,8 @@ static int map_aligned(ca_source_mmap *s, size_t size, size_t align, size_t unit
 
 /* One hugetlb rung, unless it was refused within the last
  * CA_SOURCE_HUGE_RETRY mappings. */
-static bool try_hugetlb(ca_source_mmap *s, int rung, size_t size, size_t align, size_t unit, int prot,
-                        int flags, void **out)
+static bool try_hugetlb(ca_source_mmap *s, int rung, size_t size, size_t align, size_t unit, int prot, int flags,
+                        void **out)
 {
     unsigned left = __atomic_load_n(&s->huge_skip[rung], __ATOMIC_RELAXED);
     if (left) {
@@ -177,8 +176,8 @@ static int setup_range(ca_source_mmap *s, void *p, size_t size)
 
 static void count_kind(ca_source_mmap *s, unsigned kind)
 {
-    uint64_t *f = kind == CA_SOURCE_PAGE_1G   ? &s->c.huge_1g
-                  : kind == CA_SOURCE_PAGE_2M ? &s->c.huge_2m
+    uint64_t *f = kind == CA_SOURCE_PAGE_1G    ? &s->c.huge_1g
+                  : kind == CA_SOURCE_PAGE_2M  ? &s->c.huge_2m
                   : kind == CA_SOURCE_PAGE_THP ? &s->c.thp
                                                : &s->c.base;
     ca_source__add(f, 1, true);
@@ -313,8 +312,7 @@ int ca_source_mmap_obtain_at(ca_source_mmap *s, void *addr, size_t size)
 int ca_source_mmap_extend(ca_source_mmap *s, void *p, size_t size, size_t new_size)
 {
     int err = range_arg(&s->base, p, size);
-    if (!err && (new_size <= size || new_size % s->base.granule != 0 ||
-                 (uintptr_t)p + new_size < (uintptr_t)p))
+    if (!err && (new_size <= size || new_size % s->base.granule != 0 || (uintptr_t)p + new_size < (uintptr_t)p))
         err = EINVAL;
     if (!err && ca_source__track_exact(&s->track, p, size) != 0)
         err = ca_source__bad_range(p, "extend of a range this mmap source did not give out");
@@ -341,7 +339,8 @@ static int mmap_release(ca_source *src, void *p, size_t size)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size);
     ca_source__range r;
     if (!err)
-        err = ca_source__track_release(&s->track, p, size, "release of a range this mmap source did not give out", &r);
+        err = ca_source__track_release(&s->track, p, size, "release of a range this mmap source did not give out",
+                                       &r);
     if (err)
         return ca_source__fail(&s->c, err, true);
     if ((err = ca_os_unmap(p, size))) {
@@ -487,7 +486,10 @@ ca_source *ca_source_mmap_global(void)
     return &global_source.base;
 }
 
-unsigned ca_source_mmap_last_kind(const ca_source_mmap *s) { return __atomic_load_n(&s->last_kind, __ATOMIC_RELAXED); }
+unsigned ca_source_mmap_last_kind(const ca_source_mmap *s)
+{
+    return __atomic_load_n(&s->last_kind, __ATOMIC_RELAXED);
+}
 
 const char *ca_source__mmap_check(const ca_source *src, bool totals)
 {
@@ -522,8 +524,8 @@ int ca_source_mmap_shrink(ca_source_mmap *s, void *p, size_t size, size_t new_si
         return ca_source__fail(&s->c, err, true);
     size_t dropped = 0;
     if (ca_source__track_shrink(&s->track, p, size, new_size, &dropped) != 0)
-        return ca_source__fail(&s->c, ca_source__bad_range(p, "shrink of a range this mmap source did not give out"),
-                               true);
+        return ca_source__fail(
+            &s->c, ca_source__bad_range(p, "shrink of a range this mmap source did not give out"), true);
     if ((err = ca_os_unmap((char *)p + new_size, size - new_size))) {
         /* Only EINVAL (or an injected failure) can come here (the arguments
          * were checked): keep the record as it was. */
