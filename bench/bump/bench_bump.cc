@@ -25,36 +25,37 @@ inline size_t size_at(int i) { return kSizes[i & 7]; }
 
 // ---- single thread -------------------------------------------------------
 
-void alloc_malloc(benchmark::State &st)
+// N objects per iteration (kBatch here, kCycle for the reset cycle below).
+template <int N> void batch_malloc(benchmark::State &st)
 {
-    static void *ptrs[kBatch];
+    static void *ptrs[N];
     for (auto _ : st) {
-        for (int i = 0; i < kBatch; i++) {
+        for (int i = 0; i < N; i++) {
             ptrs[i] = std::malloc(size_at(i));
             benchmark::DoNotOptimize(ptrs[i]);
         }
-        for (int i = 0; i < kBatch; i++)
+        for (int i = 0; i < N; i++)
             std::free(ptrs[i]);
     }
-    st.SetItemsProcessed(st.iterations() * kBatch);
+    st.SetItemsProcessed(st.iterations() * N);
 }
-BENCHMARK(alloc_malloc)->Name("alloc_8_64/malloc");
+BENCHMARK_TEMPLATE(batch_malloc, kBatch)->Name("alloc_8_64/malloc");
 
-void alloc_bump(benchmark::State &st)
+template <int N> void batch_bump(benchmark::State &st)
 {
     ca_bump b;
     ca_bump_init_allocator(&b, ca_libc_allocator(), nullptr);
     for (auto _ : st) {
-        for (int i = 0; i < kBatch; i++) {
+        for (int i = 0; i < N; i++) {
             void *p = ca_bump_alloc(&b, size_at(i), 8);
             benchmark::DoNotOptimize(p);
         }
         ca_bump_reset(&b);
     }
-    st.SetItemsProcessed(st.iterations() * kBatch);
+    st.SetItemsProcessed(st.iterations() * N);
     ca_bump_destroy(&b);
 }
-BENCHMARK(alloc_bump)->Name("alloc_8_64/ctxalloc-bump");
+BENCHMARK_TEMPLATE(batch_bump, kBatch)->Name("alloc_8_64/ctxalloc-bump");
 
 void alloc_bump_ops(benchmark::State &st)
 {
@@ -187,36 +188,8 @@ BENCHMARK(local_bump)->Name("local_alloc_8_64/ctxalloc-bump-local")->Threads(2)-
 
 constexpr int kCycle = 10000;
 
-void cycle_malloc(benchmark::State &st)
-{
-    static void *ptrs[kCycle];
-    for (auto _ : st) {
-        for (int i = 0; i < kCycle; i++) {
-            ptrs[i] = std::malloc(size_at(i));
-            benchmark::DoNotOptimize(ptrs[i]);
-        }
-        for (int i = 0; i < kCycle; i++)
-            std::free(ptrs[i]);
-    }
-    st.SetItemsProcessed(st.iterations() * kCycle);
-}
-BENCHMARK(cycle_malloc)->Name("reset_cycle_10k/malloc");
-
-void cycle_bump(benchmark::State &st)
-{
-    ca_bump b;
-    ca_bump_init_allocator(&b, ca_libc_allocator(), nullptr);
-    for (auto _ : st) {
-        for (int i = 0; i < kCycle; i++) {
-            void *p = ca_bump_alloc(&b, size_at(i), 8);
-            benchmark::DoNotOptimize(p);
-        }
-        ca_bump_reset(&b);
-    }
-    st.SetItemsProcessed(st.iterations() * kCycle);
-    ca_bump_destroy(&b);
-}
-BENCHMARK(cycle_bump)->Name("reset_cycle_10k/ctxalloc-bump");
+BENCHMARK_TEMPLATE(batch_malloc, kCycle)->Name("reset_cycle_10k/malloc");
+BENCHMARK_TEMPLATE(batch_bump, kCycle)->Name("reset_cycle_10k/ctxalloc-bump");
 
 } // namespace
 

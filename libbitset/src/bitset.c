@@ -434,8 +434,8 @@ void ca_bitset_free_unsized(ca_bitset *b, void *p)
     full_check(b);
 }
 
-void *ca_bitset_resize(ca_bitset *b, void *p, size_t old_size, size_t new_size, size_t align,
-                       unsigned flags, size_t *usable)
+void *ca_bitset_resize(ca_bitset *b, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                       size_t *usable)
 {
     if (ca_unlikely(!ca_is_pow2(align))) {
         b->failures++;

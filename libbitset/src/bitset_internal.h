@@ -34,33 +34,33 @@
  * locked adaptor serialises callers).
  */
 struct ca_bitset {
-    ca_allocator base;        /* first member: &b->base == (ca_allocator *)b */
-    unsigned char *region;    /* first block; aligned to block_size */
-    size_t region_size;       /* nblocks << shift */
-    size_t nblocks;           /* blocks in the region, <= CA_BITSET_MAX_BLOCKS */
-    size_t block_size;        /* 1 << shift */
-    unsigned shift;           /* log2(block_size) */
-    unsigned nlevels;         /* levels of the free map, level 0 included, >= 1 */
-    uint64_t *level[CA_BITSET__MAX_LEVELS];  /* free map and summaries, in meta */
-    size_t nwords[CA_BITSET__MAX_LEVELS];    /* words per level (level 0 without the sentinel) */
-    uint64_t *starts;         /* run-start map, nwords[0] words, in meta */
+    ca_allocator base;                      /* first member: &b->base == (ca_allocator *)b */
+    unsigned char *region;                  /* first block; aligned to block_size */
+    size_t region_size;                     /* nblocks << shift */
+    size_t nblocks;                         /* blocks in the region, <= CA_BITSET_MAX_BLOCKS */
+    size_t block_size;                      /* 1 << shift */
+    unsigned shift;                         /* log2(block_size) */
+    unsigned nlevels;                       /* levels of the free map, level 0 included, >= 1 */
+    uint64_t *level[CA_BITSET__MAX_LEVELS]; /* free map and summaries, in meta */
+    size_t nwords[CA_BITSET__MAX_LEVELS];   /* words per level (level 0 without the sentinel) */
+    uint64_t *starts;                       /* run-start map, nwords[0] words, in meta */
 
-    ca_source *source;        /* source mode: region and meta came from it; else NULL */
-    size_t region_obtained;   /* source or own mode: bytes obtained / mapped for the region
-                                 (whole pages); 0 for a caller's buffer */
-    int region_mapped;        /* own mode (neither source nor buffer): region from mmap */
-    void *meta;               /* metadata block (this struct is at its start) */
-    size_t meta_bytes;        /* bytes obtained / mapped for meta; 0 when the caller's */
-    int meta_mapped;          /* buffer and own mode: meta came from mmap */
-    ca_listener *listener;    /* attached by ca_bitset_listen, or NULL: told of the data
-                                 region (never of meta), of reset and of destroy */
+    ca_source *source;      /* source mode: region and meta came from it; else NULL */
+    size_t region_obtained; /* source or own mode: bytes obtained / mapped for the region
+                               (whole pages); 0 for a caller's buffer */
+    int region_mapped;      /* own mode (neither source nor buffer): region from mmap */
+    void *meta;             /* metadata block (this struct is at its start) */
+    size_t meta_bytes;      /* bytes obtained / mapped for meta; 0 when the caller's */
+    int meta_mapped;        /* buffer and own mode: meta came from mmap */
+    ca_listener *listener;  /* attached by ca_bitset_listen, or NULL: told of the data
+                               region (never of meta), of reset and of destroy */
 
-    size_t low;               /* every block below low is allocated (search start) */
-    size_t run_k;             /* run length the run hint is for (0: none) */
-    size_t run_hint;          /* no run of run_k free blocks starts below run_hint */
-    size_t blocks_in_use;     /* allocated blocks */
-    size_t runs_in_use;       /* live runs (start bits set) */
-    uint64_t peak_blocks;     /* max of blocks_in_use since create / reset */
+    size_t low;           /* every block below low is allocated (search start) */
+    size_t run_k;         /* run length the run hint is for (0: none) */
+    size_t run_hint;      /* no run of run_k free blocks starts below run_hint */
+    size_t blocks_in_use; /* allocated blocks */
+    size_t runs_in_use;   /* live runs (start bits set) */
+    uint64_t peak_blocks; /* max of blocks_in_use since create / reset */
     uint64_t allocs, frees, failures;
     uint64_t resize_in_place, resize_moved;
 };
@@ -81,10 +81,10 @@ size_t ca_bitset__first_used(const ca_bitset *b, size_t from, size_t to);
  * CA_BITSET__NONE. from must not skip a free block that could start one. */
 size_t ca_bitset__find_run(const ca_bitset *b, size_t from, size_t k, size_t step, size_t off);
 
-/* Multi-word bodies of the two mark functions below, and the summary
- * updates for a level-0 word w that became zero / non-zero. */
-void ca_bitset__mark_used_words(ca_bitset *b, size_t i, size_t n);
-void ca_bitset__mark_free_words(ca_bitset *b, size_t i, size_t n);
+/* The multi-word body of the two mark functions below (set: the blocks
+ * become free, else allocated), and the summary updates for a level-0 word
+ * w that became zero / non-zero. */
+void ca_bitset__mark_words(ca_bitset *b, size_t i, size_t n, bool set);
 void ca_bitset__summary_clear(ca_bitset *b, size_t w);
 void ca_bitset__summary_set(ca_bitset *b, size_t w);
 
@@ -95,7 +95,7 @@ static inline void ca_bitset__mark_used(ca_bitset *b, size_t i, size_t n)
 {
     size_t w = i >> 6;
     if ((i & 63) + n > 64) {
-        ca_bitset__mark_used_words(b, i, n);
+        ca_bitset__mark_words(b, i, n, false);
         return;
     }
     uint64_t m = (~(uint64_t)0 >> (64 - n)) << (i & 63);
@@ -109,7 +109,7 @@ static inline void ca_bitset__mark_free(ca_bitset *b, size_t i, size_t n)
 {
     size_t w = i >> 6;
     if ((i & 63) + n > 64) {
-        ca_bitset__mark_free_words(b, i, n);
+        ca_bitset__mark_words(b, i, n, true);
         return;
     }
     uint64_t m = (~(uint64_t)0 >> (64 - n)) << (i & 63);
@@ -145,10 +145,7 @@ static inline bool ca_bitset__is_start(const ca_bitset *b, size_t i)
     return (b->starts[i >> 6] >> (i & 63)) & 1;
 }
 
-static inline void ca_bitset__set_start(ca_bitset *b, size_t i)
-{
-    b->starts[i >> 6] |= (uint64_t)1 << (i & 63);
-}
+static inline void ca_bitset__set_start(ca_bitset *b, size_t i) { b->starts[i >> 6] |= (uint64_t)1 << (i & 63); }
 
 static inline void ca_bitset__clear_start(ca_bitset *b, size_t i)
 {

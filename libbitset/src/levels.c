@@ -177,7 +177,7 @@ void ca_bitset__summary_set(ca_bitset *b, size_t w)
     }
 }
 
-void ca_bitset__mark_used_words(ca_bitset *b, size_t i, size_t n)
+void ca_bitset__mark_words(ca_bitset *b, size_t i, size_t n, bool set)
 {
     uint64_t *l0 = b->level[0];
     size_t end = i + n;
@@ -188,28 +188,12 @@ void ca_bitset__mark_used_words(ca_bitset *b, size_t i, size_t n)
             m &= from_bit(i);
         if (w == wl)
             m &= upto_bit(end - 1);
-        uint64_t old = l0[w], nw = old & ~m;
+        uint64_t old = l0[w], nw = set ? old | m : old & ~m;
         l0[w] = nw;
-        if (old && !nw)
-            ca_bitset__summary_clear(b, w);
-    }
-}
-
-void ca_bitset__mark_free_words(ca_bitset *b, size_t i, size_t n)
-{
-    uint64_t *l0 = b->level[0];
-    size_t end = i + n;
-    size_t w0 = i >> 6, wl = (end - 1) >> 6;
-    for (size_t w = w0; w <= wl; w++) {
-        uint64_t m = ONES;
-        if (w == w0)
-            m &= from_bit(i);
-        if (w == wl)
-            m &= upto_bit(end - 1);
-        uint64_t old = l0[w], nw = old | m;
-        l0[w] = nw;
-        if (!old && nw)
+        if (set && !old)
             ca_bitset__summary_set(b, w);
+        else if (!set && old && !nw)
+            ca_bitset__summary_clear(b, w);
     }
 }
 

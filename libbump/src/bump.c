@@ -173,16 +173,13 @@ static void chunk_put(ca_bump *b, ca_bump_chunk *c)
 
 static int init_common(ca_bump *b, const ca_bump_options *opt)
 {
-    if (!b)
-        return EINVAL;
-    size_t mn = opt && opt->min_chunk ? opt->min_chunk : CA_BUMP_MIN_CHUNK_DEFAULT;
-    size_t mx = opt && opt->max_chunk ? opt->max_chunk : CA_BUMP_MAX_CHUNK_DEFAULT;
-    if (mn > mx)
+    size_t mn, mx;
+    if (!b || ca_bump__chunk_bounds(opt, &mn, &mx))
         return EINVAL;
     memset(b, 0, sizeof *b);
     b->base.ops = &bump_ops;
-    b->min_chunk = mn < CA_BUMP__CHUNK_MIN ? CA_BUMP__CHUNK_MIN : mn;
-    b->max_chunk = mx < b->min_chunk ? b->min_chunk : mx;
+    b->min_chunk = mn;
+    b->max_chunk = mx;
     b->mode = CA_BUMP__MODE_GROW;
     return 0;
 }
@@ -703,9 +700,11 @@ static const char *check_chunk(const ca_bump_chunk *c, uintptr_t cur)
     CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c->end, CA_BUMP_FAST_ALIGN), "chunk end not 16-aligned");
     CA_CHECK_EXPECT(cur >= (uintptr_t)c->begin && cur <= (uintptr_t)c->end, "cursor outside its chunk");
     if (c->size)
-        CA_CHECK_EXPECT((const char *)c + c->size >= c->end && (const char *)(c + 1) <= c->begin, "chunk header does not describe its block");
+        CA_CHECK_EXPECT((const char *)c + c->size >= c->end && (const char *)(c + 1) <= c->begin,
+                        "chunk header does not describe its block");
     if (c->size >= CA_OWNER_PAGE)
-        CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0, "chunk of a page or more is not whole pages");
+        CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0,
+                        "chunk of a page or more is not whole pages");
     return NULL;
 }
 
@@ -763,7 +762,8 @@ const char *ca_bump_check(const ca_bump *b)
     n = 0;
     for (const ca_bump__dtor *d = b->dtors; d; d = d->next, n++) {
         CA_CHECK_EXPECT(n < WALK_MAX, "cycle in the destructor list");
-        CA_CHECK_EXPECT(ca_bump_owns(b, d) && ca_bump_owns(b, d->obj), "destructor record or object outside the bump");
+        CA_CHECK_EXPECT(ca_bump_owns(b, d) && ca_bump_owns(b, d->obj),
+                        "destructor record or object outside the bump");
         CA_CHECK_EXPECT(d->fn != NULL, "destructor record without a function");
     }
     return NULL;

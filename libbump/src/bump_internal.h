@@ -28,10 +28,10 @@ typedef struct ca_bump__dtor {
 typedef struct ca_bump__mark_rec {
     struct ca_bump__mark_rec *prev; /* enclosing mark */
     uint64_t serial;
-    ca_bump_chunk *chunk;           /* current regular chunk at save (may be NULL) */
-    char *cur;                      /* cursor at save */
-    ca_bump_chunk *big;             /* newest oversized chunk at save */
-    ca_bump__dtor *dtors;           /* newest destructor at save */
+    ca_bump_chunk *chunk; /* current regular chunk at save (may be NULL) */
+    char *cur;            /* cursor at save */
+    ca_bump_chunk *big;   /* newest oversized chunk at save */
+    ca_bump__dtor *dtors; /* newest destructor at save */
 } ca_bump__mark_rec;
 
 CA_STATIC_ASSERT(sizeof(ca_bump__mark_rec) == 48, "mark record size is documented as 48 bytes");
@@ -46,6 +46,20 @@ static inline size_t ca_bump__next_size(size_t min_chunk, size_t max_chunk, size
 {
     size_t n = total > min_chunk ? total : min_chunk;
     return n > max_chunk ? max_chunk : n;
+}
+
+/* The chunk bounds of options (NULL or zero fields: the defaults) into
+ * *min_chunk, *max_chunk: min raised to CA_BUMP__CHUNK_MIN, max at least
+ * min. EINVAL when the options ask for a min above the max. */
+static inline int ca_bump__chunk_bounds(const ca_bump_options *opt, size_t *min_chunk, size_t *max_chunk)
+{
+    size_t mn = opt && opt->min_chunk ? opt->min_chunk : CA_BUMP_MIN_CHUNK_DEFAULT;
+    size_t mx = opt && opt->max_chunk ? opt->max_chunk : CA_BUMP_MAX_CHUNK_DEFAULT;
+    if (mn > mx)
+        return EINVAL;
+    *min_chunk = mn < CA_BUMP__CHUNK_MIN ? CA_BUMP__CHUNK_MIN : mn;
+    *max_chunk = mx < *min_chunk ? *min_chunk : mx;
+    return 0;
 }
 
 /* Write "header of a chunk" fields for a block of `bytes` at p. */
@@ -101,6 +115,21 @@ void ca_bump__chunk_range(const ca_bump_chunk *c, void **base, size_t *size);
  * removed() for every chunk, the largest (left in b->chunk) included, and is
  * dropped; destructors run and every other chunk is given back. */
 void ca_bump__reset_for_put(ca_bump *b);
+
+/* The mutexes of the shared bump (its installer) and of the cache: rank
+ * CA_LOCK_RANK_BUMP_SHARED of core's lock order, checked under checks=on.
+ * The shared bump holds its mutex across its backing's obtain and its
+ * listener's added(), so those may take only locks ranked above it (the
+ * sources, an arena); the cache's is never held across a call. */
+static inline void ca_bump__lock(pthread_mutex_t *m)
+{
+    (void)ca_mutex_lock_ranked(m, CA_LOCK_RANK_BUMP_SHARED, "bump");
+}
+
+static inline void ca_bump__unlock(pthread_mutex_t *m)
+{
+    (void)ca_mutex_unlock_ranked(m, CA_LOCK_RANK_BUMP_SHARED);
+}
 
 /* Whether p lies in [c->begin, c->end) of a chunk of the list. */
 static inline bool ca_bump__in_list(const ca_bump_chunk *c, const void *p)

@@ -66,7 +66,7 @@ int ca_bump_cache_take(ca_bump_cache *c, ca_bump *b)
     int e = ca_bump_init(b, c->source, &c->opt);
     if (e)
         return e;
-    pthread_mutex_lock(&c->lock);
+    ca_bump__lock(&c->lock);
     ca_bump_chunk *w = c->warm;
     size_t hint = c->total_hint;
     b->obtain_max = c->obtain_max;
@@ -76,7 +76,7 @@ int ca_bump_cache_take(ca_bump_cache *c, ca_bump *b)
         c->warm_hits++;
     }
     c->takes++;
-    pthread_mutex_unlock(&c->lock);
+    ca_bump__unlock(&c->lock);
     if (w) {
         ca_bump__chunk_format(w, w->size);
         b->chunk = w;
@@ -108,7 +108,7 @@ void ca_bump_cache_put(ca_bump_cache *c, ca_bump *b)
     b->cur = b->end = NULL;
     b->chunk_bytes = 0;
     bool keep = false;
-    pthread_mutex_lock(&c->lock);
+    ca_bump__lock(&c->lock);
     c->puts++;
     if (total > c->total_hint)
         c->total_hint = total;
@@ -122,7 +122,7 @@ void ca_bump_cache_put(ca_bump_cache *c, ca_bump *b)
     } else if (w) {
         c->released++;
     }
-    pthread_mutex_unlock(&c->lock);
+    ca_bump__unlock(&c->lock);
     if (w && !keep)
         ca_bump__backing_release(c->source, w);
     ca_bump_destroy(b);
@@ -135,7 +135,7 @@ int ca_bump_cache_stats(const ca_bump_cache *c, ca_stats *out)
         return EINVAL;
     ca_bump_cache *m = (ca_bump_cache *)c; /* the lock only */
     ca_stats_init(out, "bump-cache");
-    pthread_mutex_lock(&m->lock);
+    ca_bump__lock(&m->lock);
     uint64_t bytes = 0;
     for (const ca_bump_chunk *w = c->warm; w; w = w->prev)
         bytes += w->size;
@@ -145,7 +145,7 @@ int ca_bump_cache_stats(const ca_bump_cache *c, ca_stats *out)
     CA_STATS_SET(out, warm_hits, c->warm_hits);
     CA_STATS_SET(out, puts, c->puts);
     CA_STATS_SET(out, released, c->released);
-    pthread_mutex_unlock(&m->lock);
+    ca_bump__unlock(&m->lock);
     return 0;
 }
 
@@ -154,7 +154,7 @@ const char *ca_bump_cache_check(ca_bump_cache *c)
     if (!c)
         return "NULL cache";
     const char *m = NULL;
-    pthread_mutex_lock(&c->lock);
+    ca_bump__lock(&c->lock);
     size_t n = 0;
     for (const ca_bump_chunk *w = c->warm; w && !m; w = w->prev, n++) {
         if (n > c->max_warm)
@@ -164,6 +164,6 @@ const char *ca_bump_cache_check(ca_bump_cache *c)
     }
     if (!m && n != c->nwarm)
         m = "warm chunk count differs from the list";
-    pthread_mutex_unlock(&c->lock);
+    ca_bump__unlock(&c->lock);
     return m;
 }

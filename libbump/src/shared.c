@@ -29,11 +29,8 @@ static const ca_allocator_ops shared_ops;
 
 int ca_bump_shared_init(ca_bump_shared *s, ca_source *src, const ca_bump_options *opt)
 {
-    if (!s || !src)
-        return EINVAL;
-    size_t mn = opt && opt->min_chunk ? opt->min_chunk : CA_BUMP_MIN_CHUNK_DEFAULT;
-    size_t mx = opt && opt->max_chunk ? opt->max_chunk : CA_BUMP_MAX_CHUNK_DEFAULT;
-    if (mn > mx)
+    size_t mn, mx;
+    if (!s || !src || ca_bump__chunk_bounds(opt, &mn, &mx))
         return EINVAL;
     memset(s, 0, sizeof *s);
     int e = pthread_mutex_init(&s->lock, NULL);
@@ -41,8 +38,8 @@ int ca_bump_shared_init(ca_bump_shared *s, ca_source *src, const ca_bump_options
         return e;
     s->base.ops = &shared_ops;
     s->source = src;
-    s->min_chunk = mn < CA_BUMP__CHUNK_MIN ? CA_BUMP__CHUNK_MIN : mn;
-    s->max_chunk = mx < s->min_chunk ? s->min_chunk : mx;
+    s->min_chunk = mn;
+    s->max_chunk = mx;
     return 0;
 }
 
@@ -86,7 +83,7 @@ int ca_bump_shared_listen(ca_bump_shared *s, ca_listener *l)
     if (!s)
         return EINVAL;
     int e = 0;
-    pthread_mutex_lock(&s->lock);
+    ca_bump__lock(&s->lock);
     /* Chunks are installed and released only under the lock (or by reset /
      * destroy, which run alone), so these lists are every range s holds. */
     ca_bump_chunk *lists[2] = {__atomic_load_n(&s->current, __ATOMIC_RELAXED), s->big};
@@ -112,7 +109,7 @@ int ca_bump_shared_listen(ca_bump_shared *s, ca_listener *l)
             }
         }
     }
-    pthread_mutex_unlock(&s->lock);
+    ca_bump__unlock(&s->lock);
     return e;
 }
 
@@ -169,6 +166,17 @@ static void *shared_fail(ca_bump_shared *s, int e)
     return NULL;
 }
 
+/* Obtain a chunk of `bytes` (at least `least` usable) from the backing and
+ * report it to the listener, which may refuse it (the chunk goes back).
+ * Under s->lock. */
+static int chunk_obtain(ca_bump_shared *s, size_t bytes, size_t least, ca_bump_chunk **out)
+{
+    int e = ca_bump__backing_obtain(s->source, bytes, least, &s->obtain_max, out);
+    if (!e && (e = note_added(s, *out)) != 0)
+        ca_bump__backing_release(s->source, *out); /* refused */
+    return e;
+}
+
 /* CAS-place n bytes aligned to align in chunk c; NULL when it does not fit. */
 static void *cas_place(ca_bump_chunk *c, size_t n, size_t align)
 {
@@ -198,15 +206,13 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
             if (p)
                 return p;
         }
-        pthread_mutex_lock(&s->lock);
+        ca_bump__lock(&s->lock);
         size_t regular = ca_bump__regular_size(s->min_chunk, s->max_chunk, s->total, s->obtain_max);
         ca_bump_chunk *nc;
         if (regular <= CA_BUMP_CHUNK_HEADER || need > (regular - CA_BUMP_CHUNK_HEADER) / 2) {
-            int e = ca_bump__backing_obtain(s->source, bytes, bytes, &s->obtain_max, &nc);
-            if (!e && (e = note_added(s, nc)) != 0)
-                ca_bump__backing_release(s->source, nc); /* refused */
+            int e = chunk_obtain(s, bytes, bytes, &nc);
             if (e) {
-                pthread_mutex_unlock(&s->lock);
+                ca_bump__unlock(&s->lock);
                 return shared_fail(s, e);
             }
             uintptr_t p = ca_align_up((uintptr_t)nc->begin, align);
@@ -215,15 +221,13 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
             __atomic_store_n(&s->big, nc, __ATOMIC_RELEASE);
             s->big_bytes += nc->size;
             s->chunks_obtained++;
-            pthread_mutex_unlock(&s->lock);
+            ca_bump__unlock(&s->lock);
             return (void *)p;
         }
         if (__atomic_load_n(&s->current, __ATOMIC_RELAXED) == c) {
-            int e = ca_bump__backing_obtain(s->source, regular, bytes, &s->obtain_max, &nc);
-            if (!e && (e = note_added(s, nc)) != 0)
-                ca_bump__backing_release(s->source, nc); /* refused */
+            int e = chunk_obtain(s, regular, bytes, &nc);
             if (e) {
-                pthread_mutex_unlock(&s->lock);
+                ca_bump__unlock(&s->lock);
                 return shared_fail(s, e);
             }
             if (c) {
@@ -237,7 +241,7 @@ void *ca_bump__shared_alloc_slow(ca_bump_shared *s, size_t size, size_t align)
                 s->total = SIZE_MAX;
             __atomic_store_n(&s->current, nc, __ATOMIC_RELEASE);
         }
-        pthread_mutex_unlock(&s->lock);
+        ca_bump__unlock(&s->lock);
     }
 }
 
@@ -261,7 +265,7 @@ static bool free_big_tip(ca_bump_shared *s, void *p, size_t n)
     if (!in_chunk(b, p))
         return false;
     bool done = false;
-    pthread_mutex_lock(&s->lock);
+    ca_bump__lock(&s->lock);
     b = s->big;
     if (in_chunk(b, p) && __atomic_load_n(&b->cur, __ATOMIC_RELAXED) == (uintptr_t)p + n) {
         __atomic_store_n(&s->big, b->prev, __ATOMIC_RELEASE);
@@ -269,7 +273,7 @@ static bool free_big_tip(ca_bump_shared *s, void *p, size_t n)
         chunk_release(s, b);
         done = true;
     }
-    pthread_mutex_unlock(&s->lock);
+    ca_bump__unlock(&s->lock);
     return done;
 }
 
@@ -363,7 +367,7 @@ int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out)
     size_t n, align;
     if (take_shape(bytes, &n, &align))
         return ENOMEM;
-    pthread_mutex_lock(&s->lock);
+    ca_bump__lock(&s->lock);
     ca_bump_chunk **pp = &s->spare;
     while (*pp && (*pp)->size < n)
         pp = &(*pp)->prev;
@@ -372,7 +376,7 @@ int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out)
         *pp = c->prev;
         s->spare_taken++;
     }
-    pthread_mutex_unlock(&s->lock);
+    ca_bump__unlock(&s->lock);
     if (c) {
         ca_bump__chunk_format(c, c->size);
         *out = c;
@@ -387,11 +391,11 @@ int ca_bump__shared_take(ca_bump_shared *s, size_t bytes, ca_bump_chunk **out)
 
 void ca_bump__shared_give(ca_bump_shared *s, ca_bump_chunk *c)
 {
-    pthread_mutex_lock(&s->lock);
+    ca_bump__lock(&s->lock);
     c->prev = s->spare;
     s->spare = c;
     s->spare_given++;
-    pthread_mutex_unlock(&s->lock);
+    ca_bump__unlock(&s->lock);
 }
 
 /* ---- introspection ------------------------------------------------------------- */
@@ -403,7 +407,7 @@ int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out)
         return EINVAL;
     ca_bump_shared *m = (ca_bump_shared *)s; /* the lock only */
     ca_stats_init(out, "bump-shared");
-    pthread_mutex_lock(&m->lock);
+    ca_bump__lock(&m->lock);
     uint64_t used = 0, spare_bytes = 0;
     for (const ca_bump_chunk *c = s->current; c; c = c->prev) {
         uintptr_t cur = __atomic_load_n(&c->cur, __ATOMIC_RELAXED);
@@ -416,7 +420,8 @@ int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out)
     out->bytes_in_use = used;
     out->peak_in_use = used;
     out->bytes_reserved = out->bytes_committed = s->chunk_bytes + s->big_bytes;
-    out->frees = __atomic_load_n(&s->tip_frees, __ATOMIC_RELAXED) + __atomic_load_n(&s->noop_frees, __ATOMIC_RELAXED);
+    out->frees = __atomic_load_n(&s->tip_frees, __ATOMIC_RELAXED) +
+                 __atomic_load_n(&s->noop_frees, __ATOMIC_RELAXED);
     out->failures = __atomic_load_n(&s->failures, __ATOMIC_RELAXED);
     CA_STATS_SET(out, chunk_bytes, s->chunk_bytes);
     CA_STATS_SET(out, big_bytes, s->big_bytes);
@@ -428,7 +433,7 @@ int ca_bump_shared_stats(const ca_bump_shared *s, ca_stats *out)
     CA_STATS_SET(out, spare_bytes, spare_bytes);
     CA_STATS_SET(out, spare_taken, s->spare_taken);
     CA_STATS_SET(out, spare_given, s->spare_given);
-    pthread_mutex_unlock(&m->lock);
+    ca_bump__unlock(&m->lock);
     return 0;
 }
 
@@ -439,21 +444,26 @@ const char *ca_bump_shared_check(const ca_bump_shared *s)
     size_t n = 0;
     for (const ca_bump_chunk *c = s->current; c; c = c->prev, n++) {
         CA_CHECK_EXPECT(n < ((size_t)1 << 24), "cycle in the shared chunk list");
-        CA_CHECK_EXPECT(c->size && c->begin <= c->end && (const char *)c + c->size >= c->end, "shared chunk header broken");
+        CA_CHECK_EXPECT(c->size && c->begin <= c->end && (const char *)c + c->size >= c->end,
+                        "shared chunk header broken");
         CA_CHECK_EXPECT(ca_is_aligned((uintptr_t)c->end, CA_BUMP_FAST_ALIGN), "shared chunk end not 16-aligned");
         CA_CHECK_EXPECT(c->cur >= (uintptr_t)c->begin, "shared cursor below its chunk");
-        CA_CHECK_EXPECT(c->size < CA_OWNER_PAGE || (ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0), "shared chunk of a page or more is not whole pages");
+        CA_CHECK_EXPECT(c->size < CA_OWNER_PAGE ||
+                            (ca_is_aligned((uintptr_t)c, CA_OWNER_PAGE) && c->size % CA_OWNER_PAGE == 0),
+                        "shared chunk of a page or more is not whole pages");
         bytes += c->size;
     }
     CA_CHECK_EXPECT(bytes == s->chunk_bytes, "shared chunk byte count differs from the chunks");
     bytes = 0;
     for (const ca_bump_chunk *c = s->big; c; c = c->prev) {
-        CA_CHECK_EXPECT(c->cur >= (uintptr_t)c->begin && c->cur <= (uintptr_t)c->end, "oversized cursor outside its chunk");
+        CA_CHECK_EXPECT(c->cur >= (uintptr_t)c->begin && c->cur <= (uintptr_t)c->end,
+                        "oversized cursor outside its chunk");
         bytes += c->size;
     }
     CA_CHECK_EXPECT(bytes == s->big_bytes, "shared oversized byte count differs from the chunks");
     for (const ca_bump_chunk *c = s->spare; c; c = c->prev)
-        CA_CHECK_EXPECT(ca_bump_shared_owns(s, c) && ca_bump_shared_owns(s, (const char *)c + c->size - 1), "spare chunk outside the shared bump");
+        CA_CHECK_EXPECT(ca_bump_shared_owns(s, c) && ca_bump_shared_owns(s, (const char *)c + c->size - 1),
+                        "spare chunk outside the shared bump");
     return NULL;
 }
 
@@ -481,7 +491,10 @@ static void *op_resize(ca_allocator *a, void *p, size_t old_size, size_t new_siz
     return q;
 }
 
-static bool op_owns(const ca_allocator *a, const void *p) { return ca_bump_shared_owns((const ca_bump_shared *)a, p); }
+static bool op_owns(const ca_allocator *a, const void *p)
+{
+    return ca_bump_shared_owns((const ca_bump_shared *)a, p);
+}
 static void op_reset(ca_allocator *a) { ca_bump_shared_reset((ca_bump_shared *)a); }
 static int op_stats(const ca_allocator *a, ca_stats *out)
 {

@@ -29,7 +29,7 @@ typedef struct hdr {
 } hdr;
 CA_STATIC_ASSERT(sizeof(hdr) == CA_ALIGN_DEFAULT, "header must be one default alignment unit");
 
-#define HDR_TAG ((size_t)0xCA11u << 48)
+#define HDR_TAG      ((size_t)0xCA11u << 48)
 #define HDR_TAG_MASK ((size_t)0xFFFFu << 48)
 
 /* User pointers are aligned to at least 16, so the header is aligned too. */
@@ -37,7 +37,8 @@ static hdr *hdr_of(const void *p) { return (hdr *)(void *)((char *)(uintptr_t)p 
 
 static size_t hdr_align(const hdr *h)
 {
-    CA_CHECK((h->align & HDR_TAG_MASK) == HDR_TAG, "header", h + 1, "pointer not from this header allocator (bad tag)");
+    CA_CHECK((h->align & HDR_TAG_MASK) == HDR_TAG, "header", h + 1,
+             "pointer not from this header allocator (bad tag)");
     return h->align & ~HDR_TAG_MASK;
 }
 

@@ -61,8 +61,8 @@ static size_t libc_usable_size(const ca_allocator *a, const void *p)
     return malloc_usable_size((void *)p);
 }
 
-static void *libc_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
-                         unsigned flags, size_t *usable)
+static void *libc_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                         size_t *usable)
 {
     if (!ca_is_pow2(align)) {
         errno = EINVAL;

@@ -17,8 +17,7 @@ static void lock(const ca_locked_allocator *l)
     if (l->kind == CA_LOCK_SPIN) {
         ca_lock_acquire_ranked(l->spin_lk, CA_LOCK_RANK_CORE_LOCKED, "locked");
     } else {
-        ca_lock_rank_enter(l->mutex_lk, CA_LOCK_RANK_CORE_LOCKED, true, "locked");
-        pthread_mutex_lock(l->mutex_lk);
+        (void)ca_mutex_lock_ranked(l->mutex_lk, CA_LOCK_RANK_CORE_LOCKED, "locked");
     }
 }
 
@@ -27,8 +26,7 @@ static void unlock(const ca_locked_allocator *l)
     if (l->kind == CA_LOCK_SPIN) {
         ca_lock_release_ranked(l->spin_lk, CA_LOCK_RANK_CORE_LOCKED);
     } else {
-        pthread_mutex_unlock(l->mutex_lk);
-        ca_lock_rank_leave(CA_LOCK_RANK_CORE_LOCKED);
+        (void)ca_mutex_unlock_ranked(l->mutex_lk, CA_LOCK_RANK_CORE_LOCKED);
     }
 }
 
@@ -78,9 +76,8 @@ static void *locked_resize(ca_allocator *a, void *p, size_t old_size, size_t new
 {
     ca_locked_allocator *l = (ca_locked_allocator *)a;
     lock(l);
-    void *q = l->inner->ops->resize
-                  ? l->inner->ops->resize(l->inner, p, old_size, new_size, align, flags, usable)
-                  : ca_resize_generic(l->inner, p, old_size, new_size, align, flags, usable);
+    void *q = l->inner->ops->resize ? l->inner->ops->resize(l->inner, p, old_size, new_size, align, flags, usable)
+                                    : ca_resize_generic(l->inner, p, old_size, new_size, align, flags, usable);
     int e = errno;
     unlock(l);
     errno = e;

@@ -22,10 +22,10 @@ static int as_release(ca_source *src, void *p, size_t size);
 static int as_stats(const ca_source *src, ca_stats *out);
 static const char *as_check(const ca_source *src);
 
-#define AS_OPS(caps_) \
-    { \
+#define AS_OPS(caps_)                                                                                             \
+    {                                                                                                             \
         .name = "allocator-source", .caps = (caps_), .obtain = as_obtain, .release = as_release, .reserve = NULL, \
-        .commit = NULL, .decommit = NULL, .stats = as_stats, .check = as_check, \
+        .commit = NULL, .decommit = NULL, .stats = as_stats, .check = as_check,                                   \
     }
 static const ca_source_ops as_ops = AS_OPS(0);
 static const ca_source_ops as_ops_thread_safe = AS_OPS(CA_SOURCE_THREAD_SAFE);

@@ -148,8 +148,8 @@ void ca_free_unsized(ca_allocator *a, void *p)
     a->ops->free_unsized(a, p);
 }
 
-void *ca_resize_generic(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
-                        unsigned flags, size_t *usable)
+void *ca_resize_generic(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                        size_t *usable)
 {
     if (!ca_is_pow2(align)) {
         errno = EINVAL;

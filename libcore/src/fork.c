@@ -123,8 +123,8 @@ static int atfork_register(void)
 {
     int state = __atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE);
     while (state != 2) {
-        if (state == 0 && __atomic_compare_exchange_n(&atfork_state, &state, 1, false, __ATOMIC_ACQ_REL,
-                                                      __ATOMIC_ACQUIRE)) {
+        if (state == 0 &&
+            __atomic_compare_exchange_n(&atfork_state, &state, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
             int e = pthread_atfork(run_prepare, run_parent, run_child);
             __atomic_store_n(&atfork_state, e ? 0 : 2, __ATOMIC_RELEASE);
             return e;

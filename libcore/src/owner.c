@@ -34,7 +34,7 @@
 
 #include <sys/mman.h>
 
-#define LEVEL_SHIFT_MID (CA_OWNER_GRANULE_SHIFT + CA_OWNER__LEAF_BITS)
+#define LEVEL_SHIFT_MID  (CA_OWNER_GRANULE_SHIFT + CA_OWNER__LEAF_BITS)
 #define LEVEL_SHIFT_ROOT (LEVEL_SHIFT_MID + CA_OWNER__MID_BITS)
 CA_STATIC_ASSERT(LEVEL_SHIFT_ROOT + CA_OWNER__ROOT_BITS == 48, "levels must cover 48 bits");
 
@@ -202,7 +202,8 @@ static void release_page(ca_owner__split *n, size_t i, uintptr_t pa, void *owner
     void *to = under ? under : (o == OP_RETIRE ? CA_OWNER_RETIRED : NULL);
     if (under && under == ca_owner__window_of(pa))
         to = NULL;
-    if (__atomic_compare_exchange_n(&n->page[i], &expected, to, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED) && under) {
+    if (__atomic_compare_exchange_n(&n->page[i], &expected, to, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED) &&
+        under) {
         __atomic_store_n(&n->under[i], NULL, __ATOMIC_RELAXED);
         __atomic_fetch_sub(&ca_core__owner_overlaid, 1, __ATOMIC_RELEASE);
     }

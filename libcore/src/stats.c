@@ -115,13 +115,13 @@ static void emit_json_str(out *o, const char *s)
 }
 
 /* The fixed fields in output order; one table so text and JSON agree. */
-#define CA_STATS_FIELDS(X)                                                                         \
-    X(bytes_in_use)                                                                                \
-    X(bytes_reserved)                                                                              \
-    X(bytes_committed)                                                                             \
-    X(peak_in_use)                                                                                 \
-    X(allocs)                                                                                      \
-    X(frees)                                                                                       \
+#define CA_STATS_FIELDS(X) \
+    X(bytes_in_use)        \
+    X(bytes_reserved)      \
+    X(bytes_committed)     \
+    X(peak_in_use)         \
+    X(allocs)              \
+    X(frees)               \
     X(failures)
 
 static void format(const ca_stats *s, ca_stats_format fmt, out *o)
@@ -130,8 +130,8 @@ static void format(const ca_stats *s, ca_stats_format fmt, out *o)
     if (fmt == CA_STATS_JSON) {
         emit(o, "{\"name\":");
         emit_json_str(o, name);
-#define X(f)                                                                                       \
-    emit(o, ",\"" #f "\":");                                                                       \
+#define X(f)                 \
+    emit(o, ",\"" #f "\":"); \
     emit_u64(o, s->f);
         CA_STATS_FIELDS(X)
 #undef X
@@ -153,9 +153,9 @@ static void format(const ca_stats *s, ca_stats_format fmt, out *o)
         emit(o, "name: ");
         emit(o, name);
         emit_char(o, '\n');
-#define X(f)                                                                                       \
-    emit(o, #f ": ");                                                                              \
-    emit_u64(o, s->f);                                                                             \
+#define X(f)           \
+    emit(o, #f ": ");  \
+    emit_u64(o, s->f); \
     emit_char(o, '\n');
         CA_STATS_FIELDS(X)
 #undef X

@@ -432,8 +432,8 @@ void ca_rbtree_free_unsized(ca_rbtree *r, void *p)
 
 /* ---- resize ----------------------------------------------------------------- */
 
-void *ca_rbtree_resize(ca_rbtree *r, void *p, size_t old_size, size_t new_size, size_t align,
-                       unsigned flags, size_t *usable)
+void *ca_rbtree_resize(ca_rbtree *r, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                       size_t *usable)
 {
     size_t need;
     if (!p) {
@@ -648,7 +648,8 @@ int ca_rbtree_stats(const ca_rbtree *r, ca_stats *out)
     out->frees = r->frees;
     out->failures = r->failures;
     uint64_t largest = ca_rbtree_largest_free(r);
-    uint64_t frag = r->free_bytes ? 1000000u - (uint64_t)((unsigned __int128)largest * 1000000u / r->free_bytes) : 0;
+    uint64_t frag = r->free_bytes ? 1000000u - (uint64_t)((unsigned __int128)largest * 1000000u / r->free_bytes)
+                                  : 0;
     CA_STATS_SET(out, free_bytes, r->free_bytes);
     CA_STATS_SET(out, free_blocks, r->free_blocks);
     CA_STATS_SET(out, largest_free, largest);

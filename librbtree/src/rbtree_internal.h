@@ -49,7 +49,7 @@
  * 1024 up, RBT_SUBCLASSES classes per power of two, up to 2^48. */
 #define RBT_EXACT_CLASSES 60u
 #define RBT_SUBCLASS_BITS 4u
-#define RBT_SUBCLASSES (1u << RBT_SUBCLASS_BITS)
+#define RBT_SUBCLASSES    (1u << RBT_SUBCLASS_BITS)
 _Static_assert(RBT_EXACT_CLASSES + 38u * RBT_SUBCLASSES == CA_RBTREE_NCLASSES, "class table size");
 
 /* A node of the intrusive red-black tree, stored 16 bytes into a free block.
@@ -78,7 +78,7 @@ typedef struct ca_rbtree_region {
     size_t pad;
 } rbt_region;
 
-#define RBT_REGION_HDR ((size_t)sizeof(rbt_region))
+#define RBT_REGION_HDR      ((size_t)sizeof(rbt_region))
 #define RBT_REGION_OVERHEAD (RBT_REGION_HDR + RBT_HDR)
 
 _Static_assert(sizeof(rbt_region) == 32, "region header keeps blocks 16-aligned");
@@ -101,7 +101,8 @@ static inline unsigned rbt_class_of(size_t size)
     if (size < 1024)
         return (unsigned)(size >> 4) - 4u;
     unsigned e = ca_log2(size);
-    return RBT_EXACT_CLASSES + (e - 10u) * RBT_SUBCLASSES + (unsigned)((size >> (e - RBT_SUBCLASS_BITS)) & (RBT_SUBCLASSES - 1));
+    return RBT_EXACT_CLASSES + (e - 10u) * RBT_SUBCLASSES +
+           (unsigned)((size >> (e - RBT_SUBCLASS_BITS)) & (RBT_SUBCLASSES - 1));
 }
 
 /* Smallest block size of class c. */

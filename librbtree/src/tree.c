@@ -19,7 +19,10 @@
 static inline rbt_node *parent_of(const rbt_node *n) { return (rbt_node *)(n->parent_color & ~BLACK); }
 static inline bool is_red(const rbt_node *n) { return n && !(n->parent_color & BLACK); }
 static inline bool is_black(const rbt_node *n) { return !is_red(n); }
-static inline void set_parent(rbt_node *n, rbt_node *p) { n->parent_color = (uintptr_t)p | (n->parent_color & BLACK); }
+static inline void set_parent(rbt_node *n, rbt_node *p)
+{
+    n->parent_color = (uintptr_t)p | (n->parent_color & BLACK);
+}
 static inline void set_black(rbt_node *n) { n->parent_color |= BLACK; }
 static inline void set_red(rbt_node *n) { n->parent_color &= ~BLACK; }
 static inline void copy_color(rbt_node *n, const rbt_node *from)

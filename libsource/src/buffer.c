@@ -18,23 +18,9 @@ typedef struct free_range {
     struct free_range *next;
 } free_range;
 
-static int buffer_obtain(ca_source *src, size_t size, size_t align, void **out);
-static int buffer_release(ca_source *src, void *p, size_t size);
-static int buffer_stats(const ca_source *src, ca_stats *out);
+CA_SOURCE__DECLARE(buffer)
 
-CA_SOURCE__WALKS(buffer)
-
-static const ca_source_ops buffer_ops = {
-    .name = "source-buffer",
-    .caps = CA_SOURCE_THREAD_SAFE,
-    .obtain = buffer_obtain,
-    .release = buffer_release,
-    .reserve = NULL,
-    .commit = NULL,
-    .decommit = NULL,
-    .stats = buffer_stats,
-    .check = buffer_check,
-};
+static const ca_source_ops buffer_ops = CA_SOURCE__OPS(buffer, CA_SOURCE_THREAD_SAFE);
 
 
 static ca_source_buffer *from(ca_source *s) { return (ca_source_buffer *)(void *)s; }
@@ -123,7 +109,8 @@ static int buffer_release(ca_source *src, void *p, size_t size)
     }
     ca_source__spin_unlock(&s->lock, CA_LOCK_RANK_SOURCE_BUFFER);
     if (overlap)
-        return ca_source__fail(&s->c, ca_source__bad_range(p, "release of free memory (double release) in a buffer source"), true);
+        return ca_source__fail(
+            &s->c, ca_source__bad_range(p, "release of free memory (double release) in a buffer source"), true);
     ca_source__add(&s->c.releases, 1, true);
     ca_source__sub(&s->c.in_use, size, true);
     CA_SOURCE__FULL(src, buffer);

@@ -11,8 +11,7 @@
 
 /* The plan type and its counting are core's (ca_fault); these keep the
  * libsource names. */
-void ca_source_fault_init(ca_source_fault *f, unsigned points, uint64_t nth, uint64_t times,
-                          int error)
+void ca_source_fault_init(ca_source_fault *f, unsigned points, uint64_t nth, uint64_t times, int error)
 {
     ca_fault_init(f, points, nth, times, error);
 }
@@ -36,8 +35,7 @@ void ca_source__in_use_add(ca_source_counters *c, uint64_t v, bool atomic)
 
 static uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
-void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_counters *c,
-                           const ca_source_fault *f)
+void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_counters *c, const ca_source_fault *f)
 {
     CA_STATS_COUNTERS(CA_SOURCE_COUNTERS);
     ca_stats_init(out, name);
@@ -63,12 +61,9 @@ void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_coun
 size_t ca_source_page_kind_size(unsigned kind)
 {
     switch (kind) {
-    case CA_SOURCE_PAGE_2M:
-        return CA_SOURCE__2M;
-    case CA_SOURCE_PAGE_1G:
-        return CA_SOURCE__1G;
-    default:
-        return ca_page_size();
+    case CA_SOURCE_PAGE_2M: return CA_SOURCE__2M;
+    case CA_SOURCE_PAGE_1G: return CA_SOURCE__1G;
+    default: return ca_page_size();
     }
 }
 
@@ -77,4 +72,3 @@ const char *ca_source_page_kind_name(unsigned kind)
     static const char *const names[] = {"base", "thp", "2m", "1g"};
     return kind < 4 ? names[kind] : "unknown";
 }
-

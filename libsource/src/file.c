@@ -30,23 +30,10 @@
 #define FALLOC_FL_PUNCH_HOLE 0x02
 #endif
 
-static int file_obtain(ca_source *src, size_t size, size_t align, void **out);
-static int file_release(ca_source *src, void *p, size_t size);
-static int file_reserve(ca_source *src, size_t size, size_t align, void **out);
-static int file_commit(ca_source *src, void *p, size_t size);
-static int file_decommit(ca_source *src, void *p, size_t size);
-static int file_stats(const ca_source *src, ca_stats *out);
+CA_SOURCE__DECLARE_COMMIT(file)
 
-CA_SOURCE__WALKS(file)
-
-#define FILE_OPS(caps_)                                                                            \
-    {                                                                                              \
-        .name = "source-file", .caps = caps_, .obtain = file_obtain, .release = file_release,      \
-        .reserve = file_reserve, .commit = file_commit, .decommit = file_decommit,                 \
-        .stats = file_stats, .check = file_check,                                                  \
-    }
-static const ca_source_ops file_ops = FILE_OPS(CA_SOURCE_THREAD_SAFE);
-static const ca_source_ops file_zero_ops = FILE_OPS(CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED);
+static const ca_source_ops file_ops = CA_SOURCE__OPS_COMMIT(file, CA_SOURCE_THREAD_SAFE);
+static const ca_source_ops file_zero_ops = CA_SOURCE__OPS_COMMIT(file, CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED);
 
 
 static ca_source_file *from(ca_source *s) { return (ca_source_file *)(void *)s; }
@@ -250,15 +237,10 @@ static int file_new(ca_source_file *s, size_t size, size_t align, bool usable, v
         ext_put(s, off, size);
         return ca_source__fail(&s->c, note("record of ranges", err), true);
     }
-    ca_source__add(&s->c.reserved, size, true);
+    ca_source__count_new(&s->c, size, usable);
     if (usable) {
-        ca_source__add(&s->c.obtains, 1, true);
-        ca_source__add(&s->c.committed, size, true);
-        ca_source__in_use_add(&s->c, size, true);
         ca_source__add(&s->c.base, 1, true);
         __atomic_store_n(&s->c.last_page_size, (uint64_t)ca_page_size(), __ATOMIC_RELAXED);
-    } else {
-        ca_source__add(&s->c.reserves, 1, true);
     }
     *out = s->map + off;
     CA_SOURCE__FULL(&s->base, file);
@@ -292,13 +274,14 @@ static int file_release(ca_source *src, void *p, size_t size)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_RELEASE, size);
     if (!err && (err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size)))
         note("mmap (injected)", err);
+    ca_source__range r;
+    if (!err)
+        err = ca_source__track_release(&s->track, p, size, "release of a range this file source did not give out",
+                                       &r);
     if (err)
         return ca_source__fail(&s->c, err, true);
-    ca_source__range r;
-    if (ca_source__track_take(&s->track, p, size, &r) != 0)
-        return ca_source__fail(&s->c, ca_source__bad_range(p, "release of a range this file source did not give out"), true);
     if ((err = unmap_to_reserved(p, size))) {
-        (void)ca_source__track_add(&s->track, p, size, r.committed, (unsigned)r.flags);
+        ca_source__track_put_back(&s->track, p, size, &r);
         return ca_source__fail(&s->c, note("mmap of the reservation", err), true);
     }
     size_t off = (size_t)((char *)p - s->map);
@@ -321,10 +304,7 @@ static int file_commit(ca_source *src, void *p, size_t size)
         err = back_range(s, (size_t)((char *)p - s->map), size);
     if (err)
         return ca_source__fail(&s->c, err, true);
-    int64_t applied = 0;
-    (void)ca_source__track_adjust(&s->track, p, size, true, &applied);
-    ca_source__add(&s->c.committed, (uint64_t)applied, true);
-    ca_source__add(&s->c.commits, 1, true);
+    ca_source__track_committed(&s->track, &s->c, p, size, true);
     CA_SOURCE__FULL(src, file);
     return 0;
 }
@@ -344,10 +324,7 @@ static int file_decommit(ca_source *src, void *p, size_t size)
         err = note("fallocate punch hole", err);
     if (err)
         return ca_source__fail(&s->c, err, true);
-    int64_t applied = 0;
-    (void)ca_source__track_adjust(&s->track, p, size, false, &applied);
-    ca_source__sub(&s->c.committed, (uint64_t)-applied, true);
-    ca_source__add(&s->c.decommits, 1, true);
+    ca_source__track_committed(&s->track, &s->c, p, size, false);
     CA_SOURCE__FULL(src, file);
     return 0;
 }

@@ -10,19 +10,10 @@
 
 #include <stdlib.h>
 
-static int heap_obtain(ca_source *src, size_t size, size_t align, void **out);
-static int heap_release(ca_source *src, void *p, size_t size);
-static int heap_stats(const ca_source *src, ca_stats *out);
+CA_SOURCE__DECLARE(heap)
 
-CA_SOURCE__WALKS(heap)
-
-#define HEAP_OPS(nm, caps_)                                                                        \
-    {                                                                                              \
-        .name = nm, .caps = caps_, .obtain = heap_obtain, .release = heap_release, .reserve = NULL, \
-        .commit = NULL, .decommit = NULL, .stats = heap_stats, .check = heap_check,                \
-    }
-static const ca_source_ops heap_ops = HEAP_OPS("source-heap", CA_SOURCE_THREAD_SAFE);
-static const ca_source_ops heap_zero_ops = HEAP_OPS("source-heap", CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED);
+static const ca_source_ops heap_ops = CA_SOURCE__OPS(heap, CA_SOURCE_THREAD_SAFE);
+static const ca_source_ops heap_zero_ops = CA_SOURCE__OPS(heap, CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED);
 
 
 static ca_source_heap *from(ca_source *s) { return (ca_source_heap *)(void *)s; }
@@ -46,10 +37,7 @@ static int heap_obtain(ca_source *src, size_t size, size_t align, void **out)
         return ca_source__fail(&s->c, err, true);
     if (s->flags & CA_SOURCE_HEAP_ZERO)
         memset(p, 0, size);
-    ca_source__add(&s->c.obtains, 1, true);
-    ca_source__add(&s->c.reserved, size, true);
-    ca_source__add(&s->c.committed, size, true);
-    ca_source__in_use_add(&s->c, size, true);
+    ca_source__count_new(&s->c, size, true);
     *out = p;
     CA_SOURCE__FULL(src, heap);
     return 0;
@@ -67,10 +55,7 @@ static int heap_release(ca_source *src, void *p, size_t size)
     if (err)
         return ca_source__fail(&s->c, err, true);
     free(p);
-    ca_source__add(&s->c.releases, 1, true);
-    ca_source__sub(&s->c.reserved, size, true);
-    ca_source__sub(&s->c.committed, size, true);
-    ca_source__sub(&s->c.in_use, size, true);
+    ca_source__count_release(&s->c, size, size, false);
     CA_SOURCE__FULL(src, heap);
     return 0;
 }

@@ -35,30 +35,13 @@
 #define MAP_HUGE_1GB (30 << MAP_HUGE_SHIFT)
 #endif
 
-#define KNOWN_FLAGS                                                                                \
-    (CA_SOURCE_MMAP_POPULATE | CA_SOURCE_MMAP_LOCK | CA_SOURCE_MMAP_LOCK_TRY |                     \
-     CA_SOURCE_MMAP_NORESERVE | CA_SOURCE_MMAP_NODUMP)
+#define KNOWN_FLAGS                                                                                       \
+    (CA_SOURCE_MMAP_POPULATE | CA_SOURCE_MMAP_LOCK | CA_SOURCE_MMAP_LOCK_TRY | CA_SOURCE_MMAP_NORESERVE | \
+     CA_SOURCE_MMAP_NODUMP)
 
-static int mmap_obtain(ca_source *src, size_t size, size_t align, void **out);
-static int mmap_release(ca_source *src, void *p, size_t size);
-static int mmap_reserve(ca_source *src, size_t size, size_t align, void **out);
-static int mmap_commit(ca_source *src, void *p, size_t size);
-static int mmap_decommit(ca_source *src, void *p, size_t size);
-static int mmap_stats(const ca_source *src, ca_stats *out);
+CA_SOURCE__DECLARE_COMMIT(mmap)
 
-CA_SOURCE__WALKS(mmap)
-
-static const ca_source_ops mmap_ops = {
-    .name = "source-mmap",
-    .caps = CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED,
-    .obtain = mmap_obtain,
-    .release = mmap_release,
-    .reserve = mmap_reserve,
-    .commit = mmap_commit,
-    .decommit = mmap_decommit,
-    .stats = mmap_stats,
-    .check = mmap_check,
-};
+static const ca_source_ops mmap_ops = CA_SOURCE__OPS_COMMIT(mmap, CA_SOURCE_THREAD_SAFE | CA_SOURCE_ZEROED);
 
 
 static ca_source_mmap *from(ca_source *s) { return (ca_source_mmap *)(void *)s; }
@@ -68,8 +51,7 @@ static ca_source_mmap *from(ca_source *s) { return (ca_source_mmap *)(void *)s; 
 /* Map size bytes aligned to align with pages of `unit` bytes (the base page
  * or a hugetlb size) through the source's plan (its MMAP step is asked with
  * the over-mapped length) and core's ca_os_map_aligned. */
-static int map_aligned(ca_source_mmap *s, size_t size, size_t align, size_t unit, int prot, int flags,
-                       void **out)
+static int map_aligned(ca_source_mmap *s, size_t size, size_t align, size_t unit, int prot, int flags, void **out)
 {
     size_t total = size;
     if (align > unit && ca_add_overflows(size, align - unit, &total))
@@ -80,8 +62,8 @@ static int map_aligned(ca_source_mmap *s, size_t size, size_t align, size_t unit
 
 /* One hugetlb rung, unless it was refused within the last
  * CA_SOURCE_HUGE_RETRY mappings. */
-static bool try_hugetlb(ca_source_mmap *s, int rung, size_t size, size_t align, size_t unit, int prot,
-                        int flags, void **out)
+static bool try_hugetlb(ca_source_mmap *s, int rung, size_t size, size_t align, size_t unit, int prot, int flags,
+                        void **out)
 {
     unsigned left = __atomic_load_n(&s->huge_skip[rung], __ATOMIC_RELAXED);
     if (left) {
@@ -194,8 +176,8 @@ static int setup_range(ca_source_mmap *s, void *p, size_t size)
 
 static void count_kind(ca_source_mmap *s, unsigned kind)
 {
-    uint64_t *f = kind == CA_SOURCE_PAGE_1G   ? &s->c.huge_1g
-                  : kind == CA_SOURCE_PAGE_2M ? &s->c.huge_2m
+    uint64_t *f = kind == CA_SOURCE_PAGE_1G    ? &s->c.huge_1g
+                  : kind == CA_SOURCE_PAGE_2M  ? &s->c.huge_2m
                   : kind == CA_SOURCE_PAGE_THP ? &s->c.thp
                                                : &s->c.base;
     ca_source__add(f, 1, true);
@@ -225,14 +207,7 @@ static int map_new(ca_source_mmap *s, size_t size, size_t align, bool usable, vo
         return ca_source__fail(&s->c, err, true);
     }
     count_kind(s, kind);
-    ca_source__add(&s->c.reserved, size, true);
-    if (usable) {
-        ca_source__add(&s->c.obtains, 1, true);
-        ca_source__add(&s->c.committed, size, true);
-        ca_source__in_use_add(&s->c, size, true);
-    } else {
-        ca_source__add(&s->c.reserves, 1, true);
-    }
+    ca_source__count_new(&s->c, size, usable);
     *out = p;
     if (kind_out)
         *kind_out = kind;
@@ -337,8 +312,7 @@ int ca_source_mmap_obtain_at(ca_source_mmap *s, void *addr, size_t size)
 int ca_source_mmap_extend(ca_source_mmap *s, void *p, size_t size, size_t new_size)
 {
     int err = range_arg(&s->base, p, size);
-    if (!err && (new_size <= size || new_size % s->base.granule != 0 ||
-                 (uintptr_t)p + new_size < (uintptr_t)p))
+    if (!err && (new_size <= size || new_size % s->base.granule != 0 || (uintptr_t)p + new_size < (uintptr_t)p))
         err = EINVAL;
     if (!err && ca_source__track_exact(&s->track, p, size) != 0)
         err = ca_source__bad_range(p, "extend of a range this mmap source did not give out");
@@ -363,13 +337,14 @@ static int mmap_release(ca_source *src, void *p, size_t size)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_RELEASE, size);
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MMAP, size);
+    ca_source__range r;
+    if (!err)
+        err = ca_source__track_release(&s->track, p, size, "release of a range this mmap source did not give out",
+                                       &r);
     if (err)
         return ca_source__fail(&s->c, err, true);
-    ca_source__range r;
-    if (ca_source__track_take(&s->track, p, size, &r) != 0)
-        return ca_source__fail(&s->c, ca_source__bad_range(p, "release of a range this mmap source did not give out"), true);
     if ((err = ca_os_unmap(p, size))) {
-        (void)ca_source__track_add(&s->track, p, size, r.committed, (unsigned)r.flags);
+        ca_source__track_put_back(&s->track, p, size, &r);
         return ca_source__fail(&s->c, err, true);
     }
     ca_source__count_release(&s->c, size, r.committed, (r.flags & CA_SOURCE__R_RESERVED) != 0);
@@ -399,10 +374,7 @@ static int mmap_commit(ca_source *src, void *p, size_t size)
         err = make_usable(s, p, size, CA_SOURCE_PAGE_BASE);
     if (err)
         return ca_source__fail(&s->c, err, true);
-    int64_t applied = 0;
-    (void)ca_source__track_adjust(&s->track, p, size, true, &applied);
-    ca_source__add(&s->c.committed, (uint64_t)applied, true);
-    ca_source__add(&s->c.commits, 1, true);
+    ca_source__track_committed(&s->track, &s->c, p, size, true);
     CA_SOURCE__FULL(src, mmap);
     return 0;
 }
@@ -427,10 +399,7 @@ static int mmap_decommit(ca_source *src, void *p, size_t size)
         rc = ca_os_advise(p, size, MADV_FREE); /* refused on hugetlb and old kernels */
     if (rc != 0 && (err = ca_os_advise(p, size, MADV_DONTNEED)))
         return ca_source__fail(&s->c, err, true);
-    int64_t applied = 0;
-    (void)ca_source__track_adjust(&s->track, p, size, false, &applied);
-    ca_source__sub(&s->c.committed, (uint64_t)-applied, true);
-    ca_source__add(&s->c.decommits, 1, true);
+    ca_source__track_committed(&s->track, &s->c, p, size, false);
     CA_SOURCE__FULL(src, mmap);
     return 0;
 }
@@ -517,7 +486,10 @@ ca_source *ca_source_mmap_global(void)
     return &global_source.base;
 }
 
-unsigned ca_source_mmap_last_kind(const ca_source_mmap *s) { return __atomic_load_n(&s->last_kind, __ATOMIC_RELAXED); }
+unsigned ca_source_mmap_last_kind(const ca_source_mmap *s)
+{
+    return __atomic_load_n(&s->last_kind, __ATOMIC_RELAXED);
+}
 
 const char *ca_source__mmap_check(const ca_source *src, bool totals)
 {
@@ -552,8 +524,8 @@ int ca_source_mmap_shrink(ca_source_mmap *s, void *p, size_t size, size_t new_si
         return ca_source__fail(&s->c, err, true);
     size_t dropped = 0;
     if (ca_source__track_shrink(&s->track, p, size, new_size, &dropped) != 0)
-        return ca_source__fail(&s->c, ca_source__bad_range(p, "shrink of a range this mmap source did not give out"),
-                               true);
+        return ca_source__fail(
+            &s->c, ca_source__bad_range(p, "shrink of a range this mmap source did not give out"), true);
     if ((err = ca_os_unmap((char *)p + new_size, size - new_size))) {
         /* Only EINVAL (or an injected failure) can come here (the arguments
          * were checked): keep the record as it was. */

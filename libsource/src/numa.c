@@ -132,12 +132,9 @@ int ca_source_numa_validate(const ca_source_numa *policy)
     if (err)
         return err;
     switch (policy->mode) {
-    case CA_SOURCE_NUMA_LOCAL:
-        return count == 0 ? 0 : EINVAL;
-    case CA_SOURCE_NUMA_PREFERRED:
-        return count == 1 ? 0 : EINVAL;
-    default:
-        return count >= 1 ? 0 : EINVAL;
+    case CA_SOURCE_NUMA_LOCAL: return count == 0 ? 0 : EINVAL;
+    case CA_SOURCE_NUMA_PREFERRED: return count == 1 ? 0 : EINVAL;
+    default: return count >= 1 ? 0 : EINVAL;
     }
 #else
     (void)bit;
@@ -145,30 +142,22 @@ int ca_source_numa_validate(const ca_source_numa *policy)
 #endif
 }
 
-int ca_source__numa_apply_raw(void *p, size_t size, unsigned mode, const unsigned long *nodes,
-                              size_t maxnode)
+int ca_source__numa_apply_raw(void *p, size_t size, unsigned mode, const unsigned long *nodes, size_t maxnode)
 {
     if (mode == CA_SOURCE_NUMA_DEFAULT)
         return 0;
 #if CA_SOURCE_HAVE_NUMA
     int kmode;
     switch (mode) {
-    case CA_SOURCE_NUMA_PREFERRED:
-        kmode = MPOL_PREFERRED;
-        break;
-    case CA_SOURCE_NUMA_BIND:
-        kmode = MPOL_BIND;
-        break;
-    case CA_SOURCE_NUMA_INTERLEAVE:
-        kmode = MPOL_INTERLEAVE;
-        break;
+    case CA_SOURCE_NUMA_PREFERRED: kmode = MPOL_PREFERRED; break;
+    case CA_SOURCE_NUMA_BIND: kmode = MPOL_BIND; break;
+    case CA_SOURCE_NUMA_INTERLEAVE: kmode = MPOL_INTERLEAVE; break;
     case CA_SOURCE_NUMA_LOCAL:
         kmode = MPOL_LOCAL;
         maxnode = 0;
         nodes = NULL;
         break;
-    default:
-        return EINVAL;
+    default: return EINVAL;
     }
     /* The kernel reads maxnode - 1 bits: pass the width in bits plus one. */
     if (sys_mbind(p, size, kmode, maxnode ? nodes : NULL, maxnode ? maxnode + 1 : 0, MPOL_MF_MOVE) != 0)

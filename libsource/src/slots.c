@@ -18,23 +18,9 @@ typedef struct chunk_hdr {
 
 #define FREE_TAG ((uintptr_t)0x5a1075f4eeb10cc5ull)
 
-static int slots_obtain(ca_source *src, size_t size, size_t align, void **out);
-static int slots_release(ca_source *src, void *p, size_t size);
-static int slots_stats(const ca_source *src, ca_stats *out);
+CA_SOURCE__DECLARE(slots)
 
-CA_SOURCE__WALKS(slots)
-
-static const ca_source_ops slots_ops = {
-    .name = "source-slots",
-    .caps = 0,
-    .obtain = slots_obtain,
-    .release = slots_release,
-    .reserve = NULL,
-    .commit = NULL,
-    .decommit = NULL,
-    .stats = slots_stats,
-    .check = slots_check,
-};
+static const ca_source_ops slots_ops = CA_SOURCE__OPS(slots, 0);
 
 
 static ca_source_slots *from(ca_source *s) { return (ca_source_slots *)(void *)s; }

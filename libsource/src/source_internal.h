@@ -52,9 +52,22 @@ static inline void ca_source__count_release(ca_source_counters *c, uint64_t size
     ca_source__add(&c->releases, 1, true);
 }
 
+/* Counters after a new range of `size` bytes: obtained (`usable`: in use
+ * and committed) or reserved. The kind's page counter is the caller's. */
+static inline void ca_source__count_new(ca_source_counters *c, uint64_t size, bool usable)
+{
+    ca_source__add(&c->reserved, size, true);
+    if (usable) {
+        ca_source__add(&c->obtains, 1, true);
+        ca_source__add(&c->committed, size, true);
+        ca_source__in_use_add(c, size, true);
+    } else {
+        ca_source__add(&c->reserves, 1, true);
+    }
+}
+
 /* Fill a ca_stats from counters (+ the fault plan's injected count). */
-void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_counters *c,
-                           const ca_source_fault *f);
+void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_counters *c, const ca_source_fault *f);
 
 /* Count a failure and return err (for `return ca_source__fail(...)`). */
 static inline int ca_source__fail(ca_source_counters *c, int err, bool atomic)
@@ -91,8 +104,7 @@ int ca_source__track_take(ca_source_track *t, void *p, size_t size, ca_source__r
 /* Add delta (> 0 commit, < 0 decommit) to the committed bytes of the range
  * holding [p, p + size), clamped; *applied gets the change made.
  * 0 or EINVAL when no recorded range holds it. */
-int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool commit,
-                            int64_t *applied);
+int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool commit, int64_t *applied);
 /* 0 when [p, p + size) lies inside one recorded range, else EINVAL; *flags
  * (may be NULL) receives that range's CA_SOURCE__R_* flags. */
 int ca_source__track_within(ca_source_track *t, const void *p, size_t size, unsigned *flags);
@@ -109,11 +121,20 @@ int ca_source__track_shrink(ca_source_track *t, const void *p, size_t size, size
 /* Sorted and disjoint; NULL or a message. Sums into *bytes, *committed. */
 const char *ca_source__track_check(ca_source_track *t, uint64_t *bytes, uint64_t *committed);
 /* Call fn on every range (under the lock; fn must not call back). */
-void ca_source__track_each(ca_source_track *t, void (*fn)(void *ctx, const ca_source__range *r),
-                           void *ctx);
+void ca_source__track_each(ca_source_track *t, void (*fn)(void *ctx, const ca_source__range *r), void *ctx);
 
 /* Report a bad range: aborts with checks=on, else returns EINVAL. */
 int ca_source__bad_range(const void *p, const char *what);
+
+/* The record's side of release, commit and decommit, for the kinds that
+ * always keep it (mmap, file). `what` is the bad-range report.
+ * take: (p, size) leaves the record into *r, or a bad range is reported.
+ * put_back: a release whose system call failed records it again.
+ * committed: after a commit (or decommit) of [p, p + size) inside a
+ * recorded range, the range's committed bytes and the counters follow. */
+int ca_source__track_release(ca_source_track *t, void *p, size_t size, const char *what, ca_source__range *r);
+void ca_source__track_put_back(ca_source_track *t, void *p, size_t size, const ca_source__range *r);
+void ca_source__track_committed(ca_source_track *t, ca_source_counters *c, void *p, size_t size, bool commit);
 
 /* ---- invariant walks ------------------------------------------------- */
 /* Each kind's walk; `totals` also compares the counters, which is exact only
@@ -129,18 +150,46 @@ const char *ca_source__buffer_check(const ca_source *s, bool totals);
  * after every successful operation (CA_SOURCE__FULL), which for the
  * thread-safe kinds covers the structure only (record, lists), since other
  * threads may be between two counter updates. */
-#define CA_SOURCE__WALKS(kind)                                                                     \
+#define CA_SOURCE__WALKS(kind)                                                                         \
     static const char *kind##_check(const ca_source *s) { return ca_source__##kind##_check(s, true); } \
-    ca_attr_unused static const char *kind##_live(const ca_source *s)                              \
-    {                                                                                              \
-        return ca_source__##kind##_check(s, false);                                                \
+    ca_attr_unused static const char *kind##_live(const ca_source *s)                                  \
+    {                                                                                                  \
+        return ca_source__##kind##_check(s, false);                                                    \
     }
 #define CA_SOURCE__FULL(s, kind) CA_CHECK_WALK(CA_SOURCE__NAME, (s), kind##_live)
 
+/* A kind's entry points (kind_obtain, kind_release, kind_stats and, with
+ * reserve / commit / decommit, kind_reserve, kind_commit, kind_decommit)
+ * declared ahead of its ops tables, with its two walks. */
+#define CA_SOURCE__DECLARE(kind)                                                     \
+    static int kind##_obtain(ca_source *src, size_t size, size_t align, void **out); \
+    static int kind##_release(ca_source *src, void *p, size_t size);                 \
+    static int kind##_stats(const ca_source *src, ca_stats *out);                    \
+    CA_SOURCE__WALKS(kind)
+#define CA_SOURCE__DECLARE_COMMIT(kind)                                               \
+    CA_SOURCE__DECLARE(kind)                                                          \
+    static int kind##_reserve(ca_source *src, size_t size, size_t align, void **out); \
+    static int kind##_commit(ca_source *src, void *p, size_t size);                   \
+    static int kind##_decommit(ca_source *src, void *p, size_t size);
+
+/* A kind's ops table, named "source-<kind>"; _COMMIT for the kinds with
+ * reserve / commit / decommit (the others leave those entries NULL). */
+#define CA_SOURCE__OPS_FIELDS(kind, caps_)                                                        \
+    .name = "source-" #kind, .caps = (caps_), .obtain = kind##_obtain, .release = kind##_release, \
+    .stats = kind##_stats, .check = kind##_check
+#define CA_SOURCE__OPS(kind, caps_)        \
+    {                                      \
+        CA_SOURCE__OPS_FIELDS(kind, caps_) \
+    }
+#define CA_SOURCE__OPS_COMMIT(kind, caps_)                                                      \
+    {                                                                                           \
+        CA_SOURCE__OPS_FIELDS(kind, caps_), .reserve = kind##_reserve, .commit = kind##_commit, \
+                                            .decommit = kind##_decommit,                        \
+    }
+
 /* ---- NUMA (numa.c) ---------------------------------------------------- */
 /* Apply the policy stored in an mmap source (mode, mask copy). */
-int ca_source__numa_apply_raw(void *p, size_t size, unsigned mode, const unsigned long *nodes,
-                              size_t maxnode);
+int ca_source__numa_apply_raw(void *p, size_t size, unsigned mode, const unsigned long *nodes, size_t maxnode);
 
 /* ---- lock for small critical sections (core's lock word) -------------- */
 /* The lock words of the sources, with their rank (core.h, "Lock order"). */

@@ -76,8 +76,9 @@ static int grow(ca_source_track *t)
     if (ca_mul_overflows(ncap, sizeof(ca_source__range), &bytes))
         return ENOMEM;
     void *n;
-    int err = t->ranges ? ca_os_remap(t->ranges, t->cap * sizeof(ca_source__range), bytes, MREMAP_MAYMOVE, NULL, &n)
-                        : ca_os_map(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, &n);
+    int err = t->ranges
+                  ? ca_os_remap(t->ranges, t->cap * sizeof(ca_source__range), bytes, MREMAP_MAYMOVE, NULL, &n)
+                  : ca_os_map(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, &n);
     if (err)
         return ENOMEM;
     t->ranges = n;
@@ -138,8 +139,7 @@ int ca_source__track_take(ca_source_track *t, void *p, size_t size, ca_source__r
     return ok ? 0 : EINVAL;
 }
 
-int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool commit,
-                            int64_t *applied)
+int ca_source__track_adjust(ca_source_track *t, const void *p, size_t size, bool commit, int64_t *applied)
 {
     ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     ca_source__range *r = holder(t, (uintptr_t)p, size);
@@ -160,8 +160,9 @@ int ca_source__track_extend(ca_source_track *t, const void *p, size_t size, size
     ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     size_t i = first_le(t, (uintptr_t)p);
     ca_source__range *r = i < t->len ? &arr(t)[i] : NULL;
-    bool ok = r && !dead(r) && !(r->flags & CA_SOURCE__R_RESERVED) && r->start == (uintptr_t)p && r->size == size &&
-              new_size > size && (i == 0 || r->start + new_size <= arr(t)[i - 1].start || dead(&arr(t)[i - 1]));
+    bool ok = r && !dead(r) && !(r->flags & CA_SOURCE__R_RESERVED) && r->start == (uintptr_t)p &&
+              r->size == size && new_size > size &&
+              (i == 0 || r->start + new_size <= arr(t)[i - 1].start || dead(&arr(t)[i - 1]));
     if (ok) {
         r->committed += new_size - size;
         r->size = new_size;
@@ -175,8 +176,8 @@ int ca_source__track_shrink(ca_source_track *t, const void *p, size_t size, size
     ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     size_t i = first_le(t, (uintptr_t)p);
     ca_source__range *r = i < t->len ? &arr(t)[i] : NULL;
-    bool ok = r && !dead(r) && !(r->flags & CA_SOURCE__R_RESERVED) && r->start == (uintptr_t)p && r->size == size &&
-              new_size && new_size < size;
+    bool ok = r && !dead(r) && !(r->flags & CA_SOURCE__R_RESERVED) && r->start == (uintptr_t)p &&
+              r->size == size && new_size && new_size < size;
     if (ok) {
         size_t c = r->committed < new_size ? r->committed : new_size;
         *dropped = r->committed - c;
@@ -242,8 +243,7 @@ const char *ca_source__track_check(ca_source_track *t, uint64_t *bytes, uint64_t
     return msg;
 }
 
-void ca_source__track_each(ca_source_track *t, void (*fn)(void *ctx, const ca_source__range *r),
-                           void *ctx)
+void ca_source__track_each(ca_source_track *t, void (*fn)(void *ctx, const ca_source__range *r), void *ctx)
 {
     ca_source__spin_lock(&t->lock, CA_LOCK_RANK_SOURCE_TRACK);
     for (size_t i = 0; i < t->len; i++)
@@ -256,4 +256,27 @@ int ca_source__bad_range(const void *p, const char *what)
 {
     CA_CHECK(false, CA_SOURCE__NAME, p, what);
     return EINVAL;
+}
+
+int ca_source__track_release(ca_source_track *t, void *p, size_t size, const char *what, ca_source__range *r)
+{
+    return ca_source__track_take(t, p, size, r) != 0 ? ca_source__bad_range(p, what) : 0;
+}
+
+void ca_source__track_put_back(ca_source_track *t, void *p, size_t size, const ca_source__range *r)
+{
+    (void)ca_source__track_add(t, p, size, r->committed, (unsigned)r->flags);
+}
+
+void ca_source__track_committed(ca_source_track *t, ca_source_counters *c, void *p, size_t size, bool commit)
+{
+    int64_t applied = 0;
+    (void)ca_source__track_adjust(t, p, size, commit, &applied);
+    if (commit) {
+        ca_source__add(&c->committed, (uint64_t)applied, true);
+        ca_source__add(&c->commits, 1, true);
+    } else {
+        ca_source__sub(&c->committed, (uint64_t)-applied, true);
+        ca_source__add(&c->decommits, 1, true);
+    }
 }

@@ -12,148 +12,16 @@
 #include <sys/mman.h>
 
 #include "bitset_internal.h"
+#include "ca_listen_log.h"
 #include "ca_test.h"
 
-/* ---- one event log for the listener and the source ------------------------ */
+/* ---- the event log (tests/common/ca_listen_log.h) ------------------------------ */
 
-enum {
-    EV_OBTAIN = 'o',
-    EV_RELEASE = 'x',
-    EV_ADDED = 'a',
-    EV_REFUSED = 'n',
-    EV_REMOVED = 'r',
-    EV_RESET = 'R',
-    EV_DESTROYED = 'D',
-};
-
-typedef struct ev {
-    char kind;
-    void *base;
-    size_t size;
-} ev;
-
-#define MAX_EV 256
-
-typedef struct rec {
-    ca_listener l;
-    ev log[MAX_EV];
-    size_t n;
-    void *live_base; /* the range added and not removed (one at most) */
-    size_t live_size;
-    int refuse;      /* errno added() returns (0: accept) */
-} rec;
-
-static rec *g_log;
-
-static void log_ev(rec *x, char kind, void *base, size_t size)
+/* A bitset reports one range, its data region: at most one is live. */
+static void rec_init_one(rec *x)
 {
-    cr_assert_lt(x->n, MAX_EV, "event log full");
-    x->log[x->n++] = (ev){kind, base, size};
-}
-
-static int rec_added(ca_listener *l, void *base, size_t size)
-{
-    rec *x = (rec *)l;
-    if (x->refuse) {
-        log_ev(x, EV_REFUSED, base, size);
-        return x->refuse;
-    }
-    cr_assert_null(x->live_base, "a second range added");
-    x->live_base = base;
-    x->live_size = size;
-    log_ev(x, EV_ADDED, base, size);
-    return 0;
-}
-
-static void rec_removed(ca_listener *l, void *base, size_t size)
-{
-    rec *x = (rec *)l;
-    cr_assert(x->live_base == base && x->live_size == size, "removed() of a range not added: %p + %zu", base,
-              size);
-    x->live_base = NULL;
-    x->live_size = 0;
-    log_ev(x, EV_REMOVED, base, size);
-}
-
-static void rec_reset(ca_listener *l) { log_ev((rec *)l, EV_RESET, NULL, 0); }
-static void rec_destroyed(ca_listener *l) { log_ev((rec *)l, EV_DESTROYED, NULL, 0); }
-
-static void rec_init(rec *x)
-{
-    memset(x, 0, sizeof *x);
-    x->l.added = rec_added;
-    x->l.removed = rec_removed;
-    x->l.reset = rec_reset;
-    x->l.destroyed = rec_destroyed;
-    g_log = x;
-}
-
-static bool inside(const rec *x, const void *p, size_t n)
-{
-    uintptr_t a = (uintptr_t)p, b = (uintptr_t)x->live_base;
-    return x->live_base && a >= b && a + n <= b + x->live_size;
-}
-
-static size_t count_kind(const rec *x, char kind)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < x->n; i++)
-        c += x->log[i].kind == kind;
-    return c;
-}
-
-/* ---- a logging source over mmap (any power-of-two granule) --------------- */
-
-typedef struct log_source {
-    ca_source base;
-    long live;
-    size_t last_align; /* alignment of the last obtain */
-} log_source;
-
-/* Hands out ranges aligned to exactly the requested alignment and no more
- * (an odd multiple of it), so a request with too small an alignment shows
- * in the address. The slack around a range stays mapped until exit. */
-static int ls_obtain(ca_source *s, size_t size, size_t align, void **out)
-{
-    log_source *t = (log_source *)s;
-    int e = ca_source_check_request(s, size, align);
-    if (e)
-        return e;
-    size_t total = size + 2 * align;
-    unsigned char *p = (unsigned char *)mmap(NULL, total, PROT_READ | PROT_WRITE,
-                                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return ENOMEM;
-    unsigned char *a = (unsigned char *)ca_ptr_align_up(p, align);
-    if (ca_is_aligned((uintptr_t)a, align * 2))
-        a += align;
-    cr_assert_leq(a + size, p + total);
-    t->live++;
-    t->last_align = align;
-    if (g_log)
-        log_ev(g_log, EV_OBTAIN, a, size);
-    *out = a;
-    return 0;
-}
-
-static int ls_release(ca_source *s, void *p, size_t size)
-{
-    log_source *t = (log_source *)s;
-    t->live--;
-    if (g_log)
-        log_ev(g_log, EV_RELEASE, p, size);
-    munmap(p, size);
-    return 0;
-}
-
-static const ca_source_ops ls_ops = {"bitset-listen-mmap", CA_SOURCE_ZEROED, ls_obtain, ls_release,
-                                     NULL, NULL, NULL, NULL, NULL};
-
-static void ls_init(log_source *t, size_t granule)
-{
-    memset(t, 0, sizeof *t);
-    t->base.ops = &ls_ops;
-    t->base.granule = granule;
+    rec_init(x);
+    x->max_live = 1;
 }
 
 static ca_bitset *new_over(log_source *src, size_t region_size, size_t bs)
@@ -192,7 +60,7 @@ Test(bitset_listen, attach_reports_the_data_region_only)
     log_source src;
     ls_init(&src, 4096);
     rec x;
-    rec_init(&x);
+    rec_init_one(&x);
     ca_bitset *b = new_over(&src, 1 << 20, 64);
     cr_assert_eq(x.n, 2, "two obtains: metadata and region");
     void *meta = x.log[0].base, *region = x.log[1].base;
@@ -214,9 +82,9 @@ Test(bitset_listen, attach_reports_the_data_region_only)
     uintptr_t m = (uintptr_t)meta;
     cr_assert(m + meta_size <= (uintptr_t)region || (uintptr_t)region + region_size <= m,
               "the metadata is outside the reported range");
-    cr_assert_not(inside(&x, b, 1), "the allocator object is not reported");
+    cr_assert_not(live_contains(&x, b, 1), "the allocator object is not reported");
     for (int i = 0; i < 4; i++)
-        cr_assert(inside(&x, p[i], ca_bitset_usable_size(b, p[i])), "run %d outside the range", i);
+        cr_assert(live_contains(&x, p[i], ca_bitset_usable_size(b, p[i])), "run %d outside the range", i);
     ca_bitset_destroy(b);
 }
 
@@ -225,7 +93,7 @@ Test(bitset_listen, every_run_inside_the_reported_range)
     log_source src;
     ls_init(&src, 4096);
     rec x;
-    rec_init(&x);
+    rec_init_one(&x);
     ca_bitset *b = new_over(&src, 1 << 20, 256);
     cr_assert_eq(ca_bitset_listen(b, &x.l), 0);
     enum { N = 200 };
@@ -242,7 +110,7 @@ Test(bitset_listen, every_run_inside_the_reported_range)
                 if (q) {
                     live[i] = q;
                     sz[i] = ns;
-                    cr_assert(inside(&x, q, ca_bitset_usable_size(b, q)));
+                    cr_assert(live_contains(&x, q, ca_bitset_usable_size(b, q)));
                 }
             } else {
                 ca_bitset_free(b, live[i], sz[i]);
@@ -254,7 +122,7 @@ Test(bitset_listen, every_run_inside_the_reported_range)
             size_t u = 0;
             void *q = ca_bitset_alloc(b, s, align, &u);
             if (q) {
-                cr_assert(inside(&x, q, u), "run %p + %zu outside the range", q, u);
+                cr_assert(live_contains(&x, q, u), "run %p + %zu outside the range", q, u);
                 live[i] = q;
                 sz[i] = s;
             }
@@ -264,7 +132,7 @@ Test(bitset_listen, every_run_inside_the_reported_range)
     cr_assert_eq(count_kind(&x, EV_ADDED), 1, "a fixed region: one added()");
     cr_assert_eq(count_kind(&x, EV_REMOVED), 0);
     ca_bitset_destroy(b);
-    cr_assert_null(x.live_base);
+    cr_assert_eq(x.nlive, 0);
 }
 
 Test(bitset_listen, region_from_a_source_is_whole_pages)
@@ -278,23 +146,23 @@ Test(bitset_listen, region_from_a_source_is_whole_pages)
             log_source src;
             ls_init(&src, granules[gi]);
             rec x;
-            rec_init(&x);
+            rec_init_one(&x);
             size_t bs = blocks[bi], region = bs * 5 * (bs < 4096 ? 1001 : 1);
             ca_bitset *b = new_over(&src, region, bs);
             cr_assert_geq(src.last_align, CA_OWNER_PAGE, "granule %zu, block %zu: region align %zu",
                           granules[gi], bs, src.last_align);
             cr_assert_geq(src.last_align, bs);
             cr_assert_eq(ca_listen(ca_bitset_allocator(b), &x.l), 0);
-            cr_assert(ca_is_aligned((uintptr_t)x.live_base, CA_OWNER_PAGE), "base %p", x.live_base);
-            cr_assert(ca_is_aligned((uintptr_t)x.live_base, bs));
-            cr_assert_eq(x.live_size % CA_OWNER_PAGE, 0, "size %zu not whole pages", x.live_size);
-            cr_assert_eq(x.live_size % granules[gi], 0);
-            cr_assert_geq(x.live_size, region);
-            cr_assert_lt(x.live_size - region, granules[gi] > CA_OWNER_PAGE ? granules[gi] : CA_OWNER_PAGE);
+            cr_assert(ca_is_aligned((uintptr_t)x.live[0].base, CA_OWNER_PAGE), "base %p", x.live[0].base);
+            cr_assert(ca_is_aligned((uintptr_t)x.live[0].base, bs));
+            cr_assert_eq(x.live[0].size % CA_OWNER_PAGE, 0, "size %zu not whole pages", x.live[0].size);
+            cr_assert_eq(x.live[0].size % granules[gi], 0);
+            cr_assert_geq(x.live[0].size, region);
+            cr_assert_lt(x.live[0].size - region, granules[gi] > CA_OWNER_PAGE ? granules[gi] : CA_OWNER_PAGE);
             /* Every block can be handed out and lies inside. */
             void *p = ca_bitset_alloc(b, region, 16, NULL);
             cr_assert_not_null(p);
-            cr_assert(inside(&x, p, region));
+            cr_assert(live_contains(&x, p, region));
             ca_bitset_free(b, p, region);
             ca_bitset_destroy(b);
             cr_assert_eq(src.live, 0);
@@ -310,7 +178,7 @@ Test(bitset_listen, refusal_on_attach)
     void *p = ca_bitset_alloc(b, 1000, 16, NULL);
     ca_test_fill(p, 1000, 3);
     rec x;
-    rec_init(&x);
+    rec_init_one(&x);
     x.refuse = EPERM;
     cr_assert_eq(ca_listen(ca_bitset_allocator(b), &x.l), EPERM);
     cr_assert_null(b->listener, "nothing attached after a refusal");
@@ -328,9 +196,9 @@ Test(bitset_listen, refusal_on_attach)
     /* Accepting now: attaches. */
     x.refuse = 0;
     cr_assert_eq(ca_listen(ca_bitset_allocator(b), &x.l), 0);
-    cr_assert_eq(x.live_base, ca_bitset_base(b));
+    cr_assert(x.nlive == 1 && x.live[0].base == ca_bitset_base(b));
     ca_bitset_destroy(b);
-    cr_assert_null(x.live_base);
+    cr_assert_eq(x.nlive, 0);
 }
 
 Test(bitset_listen, ebusy_on_second_attach)
@@ -339,8 +207,8 @@ Test(bitset_listen, ebusy_on_second_attach)
     ls_init(&src, 4096);
     ca_bitset *b = new_over(&src, 1 << 16, 64);
     rec x, y;
-    rec_init(&y);
-    rec_init(&x);
+    rec_init_one(&y);
+    rec_init_one(&x);
     cr_assert_eq(ca_listen(ca_bitset_allocator(b), &x.l), 0);
     cr_assert_eq(ca_listen(ca_bitset_allocator(b), &y.l), EBUSY);
     cr_assert_eq(ca_bitset_listen(b, &x.l), EBUSY);
@@ -355,7 +223,7 @@ Test(bitset_listen, detach_reports_removed)
     log_source src;
     ls_init(&src, 4096);
     rec x;
-    rec_init(&x);
+    rec_init_one(&x);
     ca_bitset *b = new_over(&src, 1 << 16, 64);
     void *p = ca_bitset_alloc(b, 100, 16, NULL);
     cr_assert_eq(ca_listen(ca_bitset_allocator(b), &x.l), 0);
@@ -364,7 +232,7 @@ Test(bitset_listen, detach_reports_removed)
     cr_assert_eq(x.n, n0 + 1);
     cr_assert_eq(x.log[n0].kind, EV_REMOVED);
     cr_assert_eq(x.log[n0].base, ca_bitset_base(b));
-    cr_assert_null(x.live_base);
+    cr_assert_eq(x.nlive, 0);
     cr_assert_null(b->listener);
     /* Detached: no events; the allocator still works. */
     n0 = x.n;
@@ -373,7 +241,7 @@ Test(bitset_listen, detach_reports_removed)
     cr_assert_eq(x.n, n0);
     /* Reattach works. */
     cr_assert_eq(ca_listen(ca_bitset_allocator(b), &x.l), 0);
-    cr_assert_eq(x.live_base, ca_bitset_base(b));
+    cr_assert(x.nlive == 1 && x.live[0].base == ca_bitset_base(b));
     ca_bitset_destroy(b);
 }
 
@@ -382,7 +250,7 @@ Test(bitset_listen, reset_keeps_the_region)
     log_source src;
     ls_init(&src, 4096);
     rec x;
-    rec_init(&x);
+    rec_init_one(&x);
     ca_bitset *b = new_over(&src, 1 << 16, 64);
     cr_assert_eq(ca_listen(ca_bitset_allocator(b), &x.l), 0);
     for (int i = 0; i < 10; i++)
@@ -391,7 +259,7 @@ Test(bitset_listen, reset_keeps_the_region)
     cr_assert_eq(ca_reset(ca_bitset_allocator(b)), 0);
     cr_assert_eq(x.n, n0 + 1, "reset() only: the region stays");
     cr_assert_eq(x.log[n0].kind, EV_RESET);
-    cr_assert_eq(x.live_base, ca_bitset_base(b));
+    cr_assert(x.nlive == 1 && x.live[0].base == ca_bitset_base(b));
     cr_assert_eq(b->listener, &x.l, "still attached after reset");
     assert_clean(b);
     void *p = ca_bitset_alloc(b, 300, 16, NULL);
@@ -404,7 +272,7 @@ Test(bitset_listen, destroy_order)
     log_source src;
     ls_init(&src, 4096);
     rec x;
-    rec_init(&x);
+    rec_init_one(&x);
     ca_bitset *b = new_over(&src, 1 << 16, 64);
     void *region = ca_bitset_base(b);
     cr_assert_eq(ca_listen(ca_bitset_allocator(b), &x.l), 0);
@@ -418,7 +286,7 @@ Test(bitset_listen, destroy_order)
     cr_assert_eq(x.log[n0 + 2].kind, EV_RELEASE, "removed() before the region goes back");
     cr_assert_eq(x.log[n0 + 2].base, region);
     cr_assert_eq(x.log[n0 + 3].kind, EV_RELEASE);
-    cr_assert_null(x.live_base);
+    cr_assert_eq(x.nlive, 0);
     cr_assert_eq(count_kind(&x, EV_RESET), 0);
     cr_assert_eq(src.live, 0);
 }
@@ -444,13 +312,13 @@ Test(bitset_listen, caller_buffer_reported_as_given)
         ca_bitset *b = NULL;
         cr_assert_eq(ca_bitset_create(&b, &o), 0);
         rec x;
-        rec_init(&x);
+        rec_init_one(&x);
         cr_assert_eq(ca_listen(ca_bitset_allocator(b), &x.l), 0);
         cr_assert_eq(x.n, 1);
         cr_assert_eq(x.log[0].base, buf);
         cr_assert_eq(x.log[0].size, size);
         void *p = ca_bitset_alloc(b, 1000, 16, NULL);
-        cr_assert(inside(&x, p, 1000));
+        cr_assert(live_contains(&x, p, 1000));
         ca_bitset_destroy(b);
         cr_assert_eq(x.n, 3);
         cr_assert_eq(x.log[1].kind, EV_DESTROYED);
@@ -475,7 +343,7 @@ Test(bitset_listen, unaligned_caller_buffer_is_reported_as_held)
     ca_bitset *b = NULL;
     cr_assert_eq(ca_bitset_create(&b, &o), 0);
     rec x;
-    rec_init(&x);
+    rec_init_one(&x);
     x.refuse = EINVAL;
     cr_assert_eq(ca_listen(ca_bitset_allocator(b), &x.l), EINVAL);
     cr_assert_eq(x.log[0].kind, EV_REFUSED);
@@ -495,14 +363,14 @@ Test(bitset_listen, through_the_locked_adaptor)
     ca_locked_allocator l;
     cr_assert_eq(ca_locked_init(&l, ca_bitset_allocator(b), CA_LOCK_SPIN), 0);
     rec x;
-    rec_init(&x);
+    rec_init_one(&x);
     cr_assert_eq(ca_listen(&l.base, &x.l), 0);
     void *p = ca_alloc(&l.base, 100, 16);
-    cr_assert(inside(&x, p, 100));
+    cr_assert(live_contains(&x, p, 100));
     cr_assert_eq(ca_listen(&l.base, &x.l), EBUSY);
     ca_free_unsized(&l.base, p);
     cr_assert_eq(ca_listen(&l.base, NULL), 0);
-    cr_assert_null(x.live_base);
+    cr_assert_eq(x.nlive, 0);
     ca_locked_destroy(&l);
     ca_bitset_destroy(b);
 }

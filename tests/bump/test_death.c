@@ -7,6 +7,9 @@
  */
 #include <criterion/criterion.h>
 #include <ctxalloc/bump.h>
+#if BUMP_TEST_HAVE_SOURCE
+#include <ctxalloc/source.h>
+#endif
 
 #include "ca_death.h"
 
@@ -119,6 +122,94 @@ Test(death, checks_tier)
         cr_assert_not(r.aborted, "case %zu aborted with checks off: %s", i, r.out);
 #endif
     }
+}
+
+/* --- lock order (core.h, "Lock order") --------------------------------------
+ * The shared bump's installer and the cache's mutex have rank
+ * CA_LOCK_RANK_BUMP_SHARED: taken under a lock of the rank just below they
+ * pass, under the rank just above they abort naming both; the installer is
+ * held across its backing's obtain, which may take higher ranks (a buffer
+ * source's lock). The held lock is a plain word, ranked by the test. */
+
+static int held_word;
+
+/* A shared bump's first allocation installs a chunk under its mutex. */
+static void shared_first_alloc(void)
+{
+    ca_bump_shared s;
+    if (ca_bump_shared_init_allocator(&s, ca_libc_allocator(), NULL) != 0)
+        _exit(3);
+    if (!ca_bump_shared_alloc(&s, 100, 8))
+        _exit(4);
+    ca_bump_shared_destroy(&s);
+}
+
+static void cache_take(void)
+{
+    ca_bump_cache c;
+    ca_bump b;
+    if (ca_bump_cache_init_allocator(&c, ca_libc_allocator(), NULL, 1) != 0 || ca_bump_cache_take(&c, &b) != 0)
+        _exit(3);
+    ca_bump_destroy(&b);
+    ca_bump_cache_destroy(&c);
+}
+
+static void shared_under(void *rank)
+{
+    ca_lock_acquire_ranked(&held_word, (unsigned)(uintptr_t)rank, "test");
+    shared_first_alloc();
+    ca_lock_release_ranked(&held_word, (unsigned)(uintptr_t)rank);
+}
+
+static void cache_under(void *rank)
+{
+    ca_lock_acquire_ranked(&held_word, (unsigned)(uintptr_t)rank, "test");
+    cache_take();
+    ca_lock_release_ranked(&held_word, (unsigned)(uintptr_t)rank);
+}
+
+#if BUMP_TEST_HAVE_SOURCE
+/* The backing's own ranked lock (buffer source, rank 23) taken under the
+ * installer. */
+static void shared_over_buffer(void *arg)
+{
+    (void)arg;
+    static char mem[1 << 16];
+    ca_source_buffer_options o = {0};
+    o.granule = 4096;
+    ca_source_buffer src;
+    ca_bump_shared s;
+    if (ca_source_buffer_init(&src, mem, sizeof mem, &o) != 0 || ca_bump_shared_init(&s, &src.base, NULL) != 0)
+        _exit(3);
+    if (!ca_bump_shared_alloc(&s, 100, 8))
+        _exit(4);
+    ca_bump_shared_destroy(&s);
+    ca_source_buffer_destroy(&src);
+}
+#endif
+
+#define RANK_ARG(r) ((void *)(uintptr_t)(r))
+
+Test(death, locks_are_ranked)
+{
+    void (*const under[])(void *) = {shared_under, cache_under};
+    for (size_t i = 0; i < 2; i++) {
+        ca_death_result r = ca_death_run(under[i], RANK_ARG(CA_LOCK_RANK_BUMP_SHARED - 1));
+        cr_assert(r.exited0, "case %zu under the rank below: %s", i, r.out);
+        r = ca_death_run(under[i], RANK_ARG(CA_LOCK_RANK_BUMP_SHARED + 1));
+#if CA_CHECKS >= CA_CHECKS_ON
+        cr_assert(r.aborted, "case %zu under the rank above did not abort: %s", i, r.out);
+        cr_assert(ca_death_has_line(&r, "ctxalloc: bump: lock order: taking bump shared chunk installer (rank 17) "
+                                        "while holding arena list token (rank 18) (address 0x"),
+                  "case %zu: got: %s", i, r.out);
+#else
+        cr_assert(r.exited0, "case %zu aborted with checks off: %s", i, r.out);
+#endif
+    }
+#if BUMP_TEST_HAVE_SOURCE
+    ca_death_result r = ca_death_run(shared_over_buffer, NULL);
+    cr_assert(r.exited0, "a shared bump over a buffer source: %s", r.out);
+#endif
 }
 
 Test(death, check_reports_broken_invariant)

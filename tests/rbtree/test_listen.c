@@ -11,171 +11,21 @@
 #include <ctxalloc/rbtree.h>
 #include <sys/mman.h>
 
+#include "ca_listen_log.h"
 #include "ca_test.h"
 #include "rbtree_internal.h"
 
-/* ---- one event log for the listener, the source and the parent ------------ */
+/* ---- the event log (tests/common/ca_listen_log.h) ------------------------------ */
 
-enum {
-    EV_OBTAIN = 'o',   /* provider handed out a range */
-    EV_RELEASE = 'x',  /* provider got a range back */
-    EV_ADDED = 'a',
-    EV_REFUSED = 'n',  /* added() called and refused */
-    EV_REMOVED = 'r',
-    EV_RESET = 'R',
-    EV_DESTROYED = 'D',
-};
+/* The allocator's counters when added() last ran (rec.hook_arg: the tree). */
+static uint64_t seen_allocs;
+static size_t seen_regions;
 
-typedef struct ev {
-    char kind;
-    void *base;
-    size_t size;
-} ev;
-
-#define MAX_EV 4096
-#define MAX_LIVE 512
-
-typedef struct rec {
-    ca_listener l;
-    ev log[MAX_EV];
-    size_t n;
-    struct {
-        void *base;
-        size_t size;
-    } live[MAX_LIVE]; /* ranges added and not removed */
-    size_t nlive;
-    int refuse;          /* errno added() returns (0: accept) */
-    long accept_first;   /* with refuse: accept this many added() calls first */
-    ca_rbtree *watch;    /* allocator whose counters added() snapshots */
-    uint64_t seen_allocs; /* r->allocs when added() last ran */
-    size_t seen_regions;  /* r->nregions when added() last ran */
-} rec;
-
-static rec *g_log; /* where the source and the parent log their events */
-
-static void log_ev(rec *x, char kind, void *base, size_t size)
+static void snapshot(rec *x)
 {
-    cr_assert_lt(x->n, MAX_EV, "event log full");
-    x->log[x->n++] = (ev){kind, base, size};
-}
-
-static long live_find(const rec *x, const void *base, size_t size)
-{
-    for (size_t i = 0; i < x->nlive; i++)
-        if (x->live[i].base == base && x->live[i].size == size)
-            return (long)i;
-    return -1;
-}
-
-static bool live_contains(const rec *x, const void *p, size_t n)
-{
-    uintptr_t a = (uintptr_t)p;
-    for (size_t i = 0; i < x->nlive; i++) {
-        uintptr_t b = (uintptr_t)x->live[i].base;
-        if (a >= b && a + n <= b + x->live[i].size)
-            return true;
-    }
-    return false;
-}
-
-static int rec_added(ca_listener *l, void *base, size_t size)
-{
-    rec *x = (rec *)l;
-    if (x->watch) {
-        x->seen_allocs = x->watch->allocs;
-        x->seen_regions = x->watch->nregions;
-    }
-    if (x->refuse && x->accept_first-- <= 0) {
-        log_ev(x, EV_REFUSED, base, size);
-        return x->refuse;
-    }
-    uintptr_t b = (uintptr_t)base;
-    for (size_t i = 0; i < x->nlive; i++) {
-        uintptr_t o = (uintptr_t)x->live[i].base;
-        cr_assert(b + size <= o || o + x->live[i].size <= b, "added range overlaps a live one");
-    }
-    cr_assert_lt(x->nlive, MAX_LIVE);
-    x->live[x->nlive].base = base;
-    x->live[x->nlive].size = size;
-    x->nlive++;
-    log_ev(x, EV_ADDED, base, size);
-    return 0;
-}
-
-static void rec_removed(ca_listener *l, void *base, size_t size)
-{
-    rec *x = (rec *)l;
-    long i = live_find(x, base, size);
-    cr_assert_geq(i, 0, "removed() of a range never added: %p + %zu", base, size);
-    x->live[i] = x->live[--x->nlive];
-    log_ev(x, EV_REMOVED, base, size);
-}
-
-static void rec_reset(ca_listener *l) { log_ev((rec *)l, EV_RESET, NULL, 0); }
-static void rec_destroyed(ca_listener *l) { log_ev((rec *)l, EV_DESTROYED, NULL, 0); }
-
-static void rec_init(rec *x)
-{
-    memset(x, 0, sizeof *x);
-    x->l.added = rec_added;
-    x->l.removed = rec_removed;
-    x->l.reset = rec_reset;
-    x->l.destroyed = rec_destroyed;
-    g_log = x;
-}
-
-static size_t count_kind(const rec *x, char kind)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < x->n; i++)
-        c += x->log[i].kind == kind;
-    return c;
-}
-
-/* ---- a logging source over mmap --------------------------------------------- */
-
-typedef struct log_source {
-    ca_source base;
-    long live;
-    int fail;
-} log_source;
-
-static int ls_obtain(ca_source *s, size_t size, size_t align, void **out)
-{
-    log_source *t = (log_source *)s;
-    int e = ca_source_check_request(s, size, align);
-    if (e)
-        return e;
-    if (t->fail)
-        return ENOMEM;
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return ENOMEM;
-    cr_assert(ca_is_aligned((uintptr_t)p, align), "test source: mmap alignment");
-    t->live++;
-    if (g_log)
-        log_ev(g_log, EV_OBTAIN, p, size);
-    *out = p;
-    return 0;
-}
-
-static int ls_release(ca_source *s, void *p, size_t size)
-{
-    log_source *t = (log_source *)s;
-    t->live--;
-    if (g_log)
-        log_ev(g_log, EV_RELEASE, p, size);
-    return munmap(p, size) ? errno : 0;
-}
-
-static const ca_source_ops ls_ops = {"rbt-listen-mmap", CA_SOURCE_ZEROED, ls_obtain, ls_release,
-                                     NULL, NULL, NULL, NULL, NULL};
-
-static void ls_init(log_source *t)
-{
-    memset(t, 0, sizeof *t);
-    t->base.ops = &ls_ops;
-    t->base.granule = 4096;
+    const ca_rbtree *r = (const ca_rbtree *)x->hook_arg;
+    seen_allocs = r->allocs;
+    seen_regions = r->nregions;
 }
 
 /* ---- a logging parent over the libc allocator --------------------------------- */
@@ -222,7 +72,7 @@ static void lp_init(log_parent *p)
 
 static void init_over_source(ca_rbtree *r, log_source *src, size_t region_size)
 {
-    ls_init(src);
+    ls_init(src, 4096);
     ca_rbtree_options o;
     ca_rbtree_options_init(&o);
     o.source = &src->base;
@@ -401,11 +251,12 @@ Test(rbtree_listen, growth_reported_before_use)
     init_over_source(&r, &src, 64 * 1024);
     rec x;
     rec_init(&x);
-    x.watch = &r;
+    x.hook = snapshot;
+    x.hook_arg = &r;
     cr_assert_eq(ca_listen(&r.base, &x.l), 0);
     void *a = ca_rbtree_alloc(&r, 1000, 16, NULL);
-    cr_assert_eq(x.seen_allocs, 0, "added() ran before the first allocation completed");
-    cr_assert_eq(x.seen_regions, 0, "added() ran before the region was linked in");
+    cr_assert_eq(seen_allocs, 0, "added() ran before the first allocation completed");
+    cr_assert_eq(seen_regions, 0, "added() ran before the region was linked in");
     cr_assert_eq(x.n, 2);
     cr_assert_eq(x.log[0].kind, EV_OBTAIN);
     cr_assert_eq(x.log[1].kind, EV_ADDED);
@@ -420,8 +271,8 @@ Test(rbtree_listen, growth_reported_before_use)
         cr_assert_not_null(p);
         cr_assert_eq(x.n, n0 + 2, "case %d grew by one region", i);
         cr_assert_eq(x.log[n0 + 1].kind, EV_ADDED);
-        cr_assert_eq(x.seen_allocs, allocs, "case %d: added() before the allocation", i);
-        cr_assert_eq(x.seen_regions, regions, "case %d: added() before the region was used", i);
+        cr_assert_eq(seen_allocs, allocs, "case %d: added() before the allocation", i);
+        cr_assert_eq(seen_regions, regions, "case %d: added() before the region was used", i);
         cr_assert(live_contains(&x, p, sizes[i]));
         cr_assert(ca_is_aligned((uintptr_t)p, aligns[i]));
     }

@@ -229,8 +229,8 @@ void ca_bitset_free_unsized(ca_bitset *b, void *p);
  * Return: the run's (possibly new) address, or NULL with errno EINVAL (align)
  * or ENOMEM (no space, in-place not possible, overflow).
  */
-void *ca_bitset_resize(ca_bitset *b, void *p, size_t old_size, size_t new_size, size_t align,
-                       unsigned flags, size_t *usable);
+void *ca_bitset_resize(ca_bitset *b, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                       size_t *usable);
 
 /**
  * ca_bitset_reset() - free every run at once.

@@ -78,31 +78,31 @@ ca_inline void ca_bump_options_init(ca_bump_options *o) { memset(o, 0, sizeof *o
  */
 typedef struct ca_bump {
     ca_allocator base;
-    char *cur;                      /* next free byte of the current chunk */
-    char *end;                      /* chunk->end, cached for the fast path */
-    ca_bump_chunk *chunk;           /* current (newest) regular chunk */
-    ca_bump_chunk *big;             /* newest oversized chunk */
-    struct ca_bump__dtor *dtors;    /* newest destructor record first */
-    struct ca_bump__mark_rec *marks;/* newest live checkpoint first */
-    ca_source *source;              /* backing: exactly one of source (&adaptor.base when
-                                       made over an allocator), */
-    ca_bump_shared *shared;         /*   shared, or none (fixed region) */
-    ca_listener *listener;          /* attached by ca_bump_listen (events on every
-                                       chunk obtained / released, reset, destroy); NULL: none */
-    unsigned mode;                  /* internal CA_BUMP__MODE_* */
-    size_t min_chunk, max_chunk;    /* regular chunk sizing */
-    size_t total;                   /* cumulative bytes of regular chunks obtained */
-    size_t obtain_max;              /* most the backing gives per chunk (a slot arena:
-                                       one slot), learned from a refusal; 0: no limit */
-    uint64_t serial;                /* last checkpoint serial */
-    uint64_t retired_used;          /* bytes used in retired regular chunks */
-    uint64_t big_bytes;             /* bytes of oversized chunks held */
-    uint64_t chunk_bytes;           /* bytes of regular chunks held */
-    uint64_t peak;                  /* sampled on slow paths and stats */
-    uint64_t allocs;                /* through ca_alloc and the slow paths */
+    char *cur;                       /* next free byte of the current chunk */
+    char *end;                       /* chunk->end, cached for the fast path */
+    ca_bump_chunk *chunk;            /* current (newest) regular chunk */
+    ca_bump_chunk *big;              /* newest oversized chunk */
+    struct ca_bump__dtor *dtors;     /* newest destructor record first */
+    struct ca_bump__mark_rec *marks; /* newest live checkpoint first */
+    ca_source *source;               /* backing: exactly one of source (&adaptor.base when
+                                        made over an allocator), */
+    ca_bump_shared *shared;          /*   shared, or none (fixed region) */
+    ca_listener *listener;           /* attached by ca_bump_listen (events on every
+                                        chunk obtained / released, reset, destroy); NULL: none */
+    unsigned mode;                   /* internal CA_BUMP__MODE_* */
+    size_t min_chunk, max_chunk;     /* regular chunk sizing */
+    size_t total;                    /* cumulative bytes of regular chunks obtained */
+    size_t obtain_max;               /* most the backing gives per chunk (a slot arena:
+                                        one slot), learned from a refusal; 0: no limit */
+    uint64_t serial;                 /* last checkpoint serial */
+    uint64_t retired_used;           /* bytes used in retired regular chunks */
+    uint64_t big_bytes;              /* bytes of oversized chunks held */
+    uint64_t chunk_bytes;            /* bytes of regular chunks held */
+    uint64_t peak;                   /* sampled on slow paths and stats */
+    uint64_t allocs;                 /* through ca_alloc and the slow paths */
     uint64_t failures, tip_frees, noop_frees, wasted, resets, rewinds, chunks_obtained, dtors_run;
-    ca_bump_chunk fixed;            /* header of a caller's fixed region */
-    ca_allocator_source adaptor;    /* ca_bump_init_allocator: the parent as a source */
+    ca_bump_chunk fixed;         /* header of a caller's fixed region */
+    ca_allocator_source adaptor; /* ca_bump_init_allocator: the parent as a source */
 } ca_bump;
 
 /* ========================================================================
@@ -273,8 +273,7 @@ void ca_bump_free(ca_bump *b, void *p, size_t size);
  * grow elsewhere moves (alloc, copy, free). O(new_size) when moving.
  * Return: the block, or NULL + errno with the original valid and intact.
  */
-void *ca_bump_resize(ca_bump *b, void *p, size_t old_size, size_t new_size, size_t align,
-                     unsigned flags);
+void *ca_bump_resize(ca_bump *b, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags);
 
 /* ========================================================================
  * Checkpoints and destructors
@@ -356,11 +355,11 @@ char *ca_bump_strndup(ca_bump *b, const char *s, size_t n);
  */
 typedef struct ca_bump_array {
     ca_bump *bump;
-    char *data;    /* first item (NULL until the first push) */
-    size_t count;  /* items pushed */
-    size_t cap;    /* items the block holds (== count while at the regular tip) */
-    size_t size;   /* bytes per item (> 0) */
-    size_t align;  /* alignment of the items */
+    char *data;   /* first item (NULL until the first push) */
+    size_t count; /* items pushed */
+    size_t cap;   /* items the block holds (== count while at the regular tip) */
+    size_t size;  /* bytes per item (> 0) */
+    size_t align; /* alignment of the items */
 } ca_bump_array;
 
 /**
@@ -411,21 +410,21 @@ void *ca_bump_array_finish(ca_bump_array *a, size_t *count);
  */
 struct ca_bump_shared {
     ca_allocator base;
-    ca_bump_chunk *current;    /* atomic, any thread: newest regular chunk */
-    pthread_mutex_t lock;      /* installs chunks; guards the fields below */
-    ca_bump_chunk *big;        /* oversized chunks, newest first */
-    ca_bump_chunk *spare;      /* chunks returned by local bumps */
-    ca_source *source;         /* backing (&adaptor.base when made over an allocator) */
-    ca_listener *listener;     /* attached by ca_bump_shared_listen; NULL: none (lock) */
+    ca_bump_chunk *current; /* atomic, any thread: newest regular chunk */
+    pthread_mutex_t lock;   /* installs chunks; guards the fields below */
+    ca_bump_chunk *big;     /* oversized chunks, newest first */
+    ca_bump_chunk *spare;   /* chunks returned by local bumps */
+    ca_source *source;      /* backing (&adaptor.base when made over an allocator) */
+    ca_listener *listener;  /* attached by ca_bump_shared_listen; NULL: none (lock) */
     size_t min_chunk, max_chunk;
-    size_t total;              /* cumulative bytes of regular chunks */
-    size_t obtain_max;         /* most the backing gives per chunk, learned from a
-                                  refusal; 0: no limit (written under lock; atomic) */
-    uint64_t chunk_bytes;      /* regular chunk bytes held (lock) */
-    uint64_t big_bytes;        /* oversized chunk bytes held (lock) */
-    uint64_t chunks_obtained;  /* (lock) */
-    uint64_t wasted;           /* tails of replaced chunks (lock) */
-    uint64_t resets;           /* owner of reset only */
+    size_t total;             /* cumulative bytes of regular chunks */
+    size_t obtain_max;        /* most the backing gives per chunk, learned from a
+                                 refusal; 0: no limit (written under lock; atomic) */
+    uint64_t chunk_bytes;     /* regular chunk bytes held (lock) */
+    uint64_t big_bytes;       /* oversized chunk bytes held (lock) */
+    uint64_t chunks_obtained; /* (lock) */
+    uint64_t wasted;          /* tails of replaced chunks (lock) */
+    uint64_t resets;          /* owner of reset only */
     uint64_t tip_frees, noop_frees, failures, spare_taken, spare_given; /* atomic, relaxed */
     ca_allocator_source adaptor; /* ca_bump_shared_init_allocator: the parent as a source */
 };
@@ -493,8 +492,8 @@ void ca_bump_shared_free(ca_bump_shared *s, void *p, size_t size);
  * the chunk has room; otherwise as ca_bump_resize(). Any thread.
  * Return: the block or NULL + errno with the original intact.
  */
-void *ca_bump_shared_resize(ca_bump_shared *s, void *p, size_t old_size, size_t new_size,
-                            size_t align, unsigned flags);
+void *ca_bump_shared_resize(ca_bump_shared *s, void *p, size_t old_size, size_t new_size, size_t align,
+                            unsigned flags);
 
 /* ========================================================================
  * Cache of warm bumps (thread-safe)
@@ -508,17 +507,17 @@ void *ca_bump_shared_resize(ca_bump_shared *s, void *p, size_t old_size, size_t 
  */
 typedef struct ca_bump_cache {
     pthread_mutex_t lock;
-    ca_bump_chunk *warm;   /* warm chunks, under lock */
-    size_t nwarm;          /* under lock */
-    size_t max_warm;       /* fixed at init */
-    size_t total_hint;     /* largest cumulative total of a bump put back (lock) */
-    size_t obtain_max;     /* most the backing gives per chunk, as learned by a bump
-                              put back; 0: no limit known (lock) */
-    ca_source *source;     /* backing of every bump taken (&adaptor.base when made
-                              over an allocator) */
+    ca_bump_chunk *warm; /* warm chunks, under lock */
+    size_t nwarm;        /* under lock */
+    size_t max_warm;     /* fixed at init */
+    size_t total_hint;   /* largest cumulative total of a bump put back (lock) */
+    size_t obtain_max;   /* most the backing gives per chunk, as learned by a bump
+                            put back; 0: no limit known (lock) */
+    ca_source *source;   /* backing of every bump taken (&adaptor.base when made
+                            over an allocator) */
     ca_bump_options opt;
     uint64_t takes, warm_hits, puts, released; /* under lock */
-    ca_allocator_source adaptor; /* ca_bump_cache_init_allocator: the parent as a source */
+    ca_allocator_source adaptor;               /* ca_bump_cache_init_allocator: the parent as a source */
 } ca_bump_cache;
 
 /**

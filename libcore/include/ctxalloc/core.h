@@ -37,9 +37,9 @@ extern "C" {
  * CHANGELOG.md lists each release; the release step is written there.
  * ======================================================================== */
 
-#define CA_VERSION_MAJOR 0
-#define CA_VERSION_MINOR 2
-#define CA_VERSION_PATCH 0
+#define CA_VERSION_MAJOR  0
+#define CA_VERSION_MINOR  2
+#define CA_VERSION_PATCH  0
 #define CA_VERSION_STRING "0.2.0"
 /* MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
 #define CA_VERSION_NUMBER (CA_VERSION_MAJOR * 10000 + CA_VERSION_MINOR * 100 + CA_VERSION_PATCH)
@@ -71,8 +71,8 @@ const char *ca_version(void);
 #define ca_attr_printf(f, a)      __attribute__((format(printf, f, a)))
 /* Inline helper in a public header: static so that each translation unit
  * owns its copy (no exported symbol), always_inline for the fast paths. */
-#define ca_inline        static inline
-#define ca_force_inline  static inline __attribute__((always_inline))
+#define ca_inline       static inline
+#define ca_force_inline static inline __attribute__((always_inline))
 
 #ifdef __cplusplus
 #define CA_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -122,10 +122,7 @@ ca_force_inline bool ca_align_up_overflows(size_t x, size_t align, size_t *out)
 ca_force_inline size_t ca_align_up(size_t x, size_t align) { return (x + align - 1) & ~(align - 1); }
 ca_force_inline size_t ca_align_down(size_t x, size_t align) { return x & ~(align - 1); }
 ca_force_inline bool ca_is_aligned(uintptr_t x, size_t align) { return (x & (align - 1)) == 0; }
-ca_force_inline void *ca_ptr_align_up(void *p, size_t align)
-{
-    return (void *)ca_align_up((uintptr_t)p, align);
-}
+ca_force_inline void *ca_ptr_align_up(void *p, size_t align) { return (void *)ca_align_up((uintptr_t)p, align); }
 
 /* floor(log2(x)) for x > 0. */
 ca_force_inline unsigned ca_log2(size_t x) { return 63u - (unsigned)__builtin_clzll((unsigned long long)x); }
@@ -193,13 +190,13 @@ ca_inline bool ca_page_round_overflows(size_t size, size_t *out)
 #endif
 
 /* Report a failed check and abort. Never allocates; safe in a signal handler. */
-ca_attr_noreturn ca_attr_cold void ca_check_fail(const char *component, const void *addr,
-                                                 const char *what, const char *file, int line);
+ca_attr_noreturn ca_attr_cold void ca_check_fail(const char *component, const void *addr, const char *what,
+                                                 const char *file, int line);
 
 /* Write the same one-line report without aborting: for ca_X_check() walks
  * that return a verdict instead of stopping the process. Never allocates. */
-ca_attr_cold void ca_check_report(const char *component, const void *addr, const char *what,
-                                  const char *file, int line);
+ca_attr_cold void ca_check_report(const char *component, const void *addr, const char *what, const char *file,
+                                  int line);
 
 /*
  * The check contract, the same in every component:
@@ -220,35 +217,35 @@ ca_attr_cold void ca_check_report(const char *component, const void *addr, const
  * failed check (one line, abort). Compiled out below full.
  */
 /* Inside a walk: return `what` when cond does not hold. */
-#define CA_CHECK_EXPECT(cond, what)                                                                \
-    do {                                                                                           \
-        if (ca_unlikely(!(cond)))                                                                  \
-            return (what);                                                                         \
+#define CA_CHECK_EXPECT(cond, what) \
+    do {                            \
+        if (ca_unlikely(!(cond)))   \
+            return (what);          \
     } while (0)
 
-#define CA_CHECK_WALK(component, obj, walk)                                                        \
-    do {                                                                                           \
-        if (CA_CHECKS >= CA_CHECKS_FULL) {                                                         \
-            const char *ca_walk_what_ = (walk)(obj);                                               \
-            if (ca_unlikely(ca_walk_what_ != NULL))                                                \
+#define CA_CHECK_WALK(component, obj, walk)                                                         \
+    do {                                                                                            \
+        if (CA_CHECKS >= CA_CHECKS_FULL) {                                                          \
+            const char *ca_walk_what_ = (walk)(obj);                                                \
+            if (ca_unlikely(ca_walk_what_ != NULL))                                                 \
                 ca_check_fail((component), (const void *)(obj), ca_walk_what_, __FILE__, __LINE__); \
-        }                                                                                          \
+        }                                                                                           \
     } while (0)
 
-#define CA_ASSERT(cond, component, addr, what)                                                     \
-    do {                                                                                           \
-        if (ca_unlikely(!(cond)))                                                                  \
-            ca_check_fail((component), (const void *)(addr), (what), __FILE__, __LINE__);          \
+#define CA_ASSERT(cond, component, addr, what)                                            \
+    do {                                                                                  \
+        if (ca_unlikely(!(cond)))                                                         \
+            ca_check_fail((component), (const void *)(addr), (what), __FILE__, __LINE__); \
     } while (0)
-#define CA_CHECK(cond, component, addr, what)                                                      \
-    do {                                                                                           \
-        if (CA_CHECKS >= CA_CHECKS_ON && ca_unlikely(!(cond)))                                     \
-            ca_check_fail((component), (const void *)(addr), (what), __FILE__, __LINE__);          \
+#define CA_CHECK(cond, component, addr, what)                                             \
+    do {                                                                                  \
+        if (CA_CHECKS >= CA_CHECKS_ON && ca_unlikely(!(cond)))                            \
+            ca_check_fail((component), (const void *)(addr), (what), __FILE__, __LINE__); \
     } while (0)
-#define CA_CHECK_FULL(cond, component, addr, what)                                                 \
-    do {                                                                                           \
-        if (CA_CHECKS >= CA_CHECKS_FULL && ca_unlikely(!(cond)))                                   \
-            ca_check_fail((component), (const void *)(addr), (what), __FILE__, __LINE__);          \
+#define CA_CHECK_FULL(cond, component, addr, what)                                        \
+    do {                                                                                  \
+        if (CA_CHECKS >= CA_CHECKS_FULL && ca_unlikely(!(cond)))                          \
+            ca_check_fail((component), (const void *)(addr), (what), __FILE__, __LINE__); \
     } while (0)
 
 /* ========================================================================
@@ -261,43 +258,43 @@ ca_attr_cold void ca_check_report(const char *component, const void *addr, const
  * ======================================================================== */
 
 /* Singly linked: push node at the front. */
-#define CA_SLIST_PUSH(head, node, link)                                                            \
-    do {                                                                                           \
-        (node)->link = (head);                                                                     \
-        (head) = (node);                                                                           \
+#define CA_SLIST_PUSH(head, node, link) \
+    do {                                \
+        (node)->link = (head);          \
+        (head) = (node);                \
     } while (0)
 
 /* Singly linked: unlink node (a walk from head; nothing when it is absent). */
-#define CA_SLIST_REMOVE(head, node, link)                                                          \
-    do {                                                                                           \
-        for (__typeof__(head) *ca_pp_ = &(head); *ca_pp_; ca_pp_ = &(*ca_pp_)->link)               \
-            if (*ca_pp_ == (node)) {                                                               \
-                *ca_pp_ = (node)->link;                                                            \
-                break;                                                                             \
-            }                                                                                      \
+#define CA_SLIST_REMOVE(head, node, link)                                            \
+    do {                                                                             \
+        for (__typeof__(head) *ca_pp_ = &(head); *ca_pp_; ca_pp_ = &(*ca_pp_)->link) \
+            if (*ca_pp_ == (node)) {                                                 \
+                *ca_pp_ = (node)->link;                                              \
+                break;                                                               \
+            }                                                                        \
     } while (0)
 
 /* Doubly linked, head only: push node at the front. */
-#define CA_DLIST_PUSH(head, node, prev, next)                                                      \
-    do {                                                                                           \
-        (node)->prev = NULL;                                                                       \
-        (node)->next = (head);                                                                     \
-        if ((node)->next)                                                                          \
-            (node)->next->prev = (node);                                                           \
-        (head) = (node);                                                                           \
+#define CA_DLIST_PUSH(head, node, prev, next) \
+    do {                                      \
+        (node)->prev = NULL;                  \
+        (node)->next = (head);                \
+        if ((node)->next)                     \
+            (node)->next->prev = (node);      \
+        (head) = (node);                      \
     } while (0)
 
 /* Doubly linked, head only: unlink node in O(1) and clear its links (a node
  * that is on no list, both links NULL and not the head, is left alone). */
-#define CA_DLIST_UNLINK(head, node, prev, next)                                                    \
-    do {                                                                                           \
-        if ((node)->prev)                                                                          \
-            (node)->prev->next = (node)->next;                                                     \
-        else if ((head) == (node))                                                                 \
-            (head) = (node)->next;                                                                 \
-        if ((node)->next)                                                                          \
-            (node)->next->prev = (node)->prev;                                                     \
-        (node)->prev = (node)->next = NULL;                                                        \
+#define CA_DLIST_UNLINK(head, node, prev, next) \
+    do {                                        \
+        if ((node)->prev)                       \
+            (node)->prev->next = (node)->next;  \
+        else if ((head) == (node))              \
+            (head) = (node)->next;              \
+        if ((node)->next)                       \
+            (node)->next->prev = (node)->prev;  \
+        (node)->prev = (node)->next = NULL;     \
     } while (0)
 
 /* ========================================================================
@@ -490,8 +487,8 @@ void ca_once_finish(int *once);
  * order, each instance's after the previous one's. Kinds: word = core's
  * lock word (ca_lock_acquire_ranked), mutex = pthread_mutex_t
  * (ca_mutex_lock_ranked, or ca_lock_rank_enter / _leave around it);
- * "unchecked": the order is this table's, but those call sites (bump,
- * arena) do not record it yet, so the check below does not see them.
+ * "unchecked": the order is this table's, but those call sites (arena)
+ * do not record it yet, so the check below does not see them.
  *
  *  rank component     lock                                   kind
  *   1   switch        registry (ca_switch__g.lock)           word
@@ -512,8 +509,9 @@ void ca_once_finish(int *once);
  *  14   binned-large  one thread cache (cache lock)          word, several
  *  15   binned-large  size class, direct mappings            word, several
  *  16   binned-large  descriptor slabs (meta_lock)           word, several
- *  17   bump          shared bump chunk installer, chunk     mutex, several, unchecked
- *                     cache (shared.c, cache.c)
+ *  17   bump          shared bump chunk installer, chunk     mutex, several
+ *                     cache (shared.c, cache.c); the installer
+ *                     is held across the backing's obtain
  *  18   arena         list token (list_lock)                 mutex, several, unchecked
  *  19   arena         listener (listen_lock)                 mutex, several, unchecked
  *  20   arena         file state and header (file_lock)      mutex, several, unchecked
@@ -569,16 +567,16 @@ enum ca_lock_rank {
 };
 
 /* The "several" ranks of the table, one bit per rank. */
-#define CA_LOCK__SEVERAL                                                                           \
-    ((1ull << CA_LOCK_RANK_CORE_LOCKED) | (1ull << CA_LOCK_RANK_BINNED_REGISTRY) |                 \
-     (1ull << CA_LOCK_RANK_BINNED_CLASS) | (1ull << CA_LOCK_RANK_BINNED_POOL) |                    \
-     (1ull << CA_LOCK_RANK_LARGE_BG) | (1ull << CA_LOCK_RANK_LARGE_BG_SLEEP) |                     \
-     (1ull << CA_LOCK_RANK_LARGE_LISTEN) | (1ull << CA_LOCK_RANK_LARGE_CACHES) |                   \
-     (1ull << CA_LOCK_RANK_LARGE_CACHE) | (1ull << CA_LOCK_RANK_LARGE_CLASS) |                     \
-     (1ull << CA_LOCK_RANK_LARGE_META) | (1ull << CA_LOCK_RANK_BUMP_SHARED) |                      \
-     (1ull << CA_LOCK_RANK_ARENA_LIST) | (1ull << CA_LOCK_RANK_ARENA_LISTEN) |                     \
-     (1ull << CA_LOCK_RANK_ARENA_FILE) | (1ull << CA_LOCK_RANK_SOURCE_FILE) |                      \
-     (1ull << CA_LOCK_RANK_SOURCE_BUFFER) | (1ull << CA_LOCK_RANK_SOURCE_TRACK))
+#define CA_LOCK__SEVERAL                                                                                          \
+    ((1ull << CA_LOCK_RANK_CORE_LOCKED) | (1ull << CA_LOCK_RANK_BINNED_REGISTRY) |                                \
+     (1ull << CA_LOCK_RANK_BINNED_CLASS) | (1ull << CA_LOCK_RANK_BINNED_POOL) | (1ull << CA_LOCK_RANK_LARGE_BG) | \
+     (1ull << CA_LOCK_RANK_LARGE_BG_SLEEP) | (1ull << CA_LOCK_RANK_LARGE_LISTEN) |                                \
+     (1ull << CA_LOCK_RANK_LARGE_CACHES) | (1ull << CA_LOCK_RANK_LARGE_CACHE) |                                   \
+     (1ull << CA_LOCK_RANK_LARGE_CLASS) | (1ull << CA_LOCK_RANK_LARGE_META) |                                     \
+     (1ull << CA_LOCK_RANK_BUMP_SHARED) | (1ull << CA_LOCK_RANK_ARENA_LIST) |                                     \
+     (1ull << CA_LOCK_RANK_ARENA_LISTEN) | (1ull << CA_LOCK_RANK_ARENA_FILE) |                                    \
+     (1ull << CA_LOCK_RANK_SOURCE_FILE) | (1ull << CA_LOCK_RANK_SOURCE_BUFFER) |                                  \
+     (1ull << CA_LOCK_RANK_SOURCE_TRACK))
 
 /* Internal to the functions below (lock.c): the ranks the calling thread
  * holds (a bit per rank, and how many locks of each), and the report of a
@@ -588,7 +586,8 @@ typedef struct ca_core__lock_ranks {
     unsigned char count[64];
 } ca_core__lock_ranks;
 extern __thread ca_core__lock_ranks ca_core__lock_held __attribute__((tls_model("initial-exec")));
-ca_attr_noreturn ca_attr_cold void ca_core__lock_order_fail(const void *lock, unsigned rank, const char *component);
+ca_attr_noreturn ca_attr_cold void ca_core__lock_order_fail(const void *lock, unsigned rank,
+                                                            const char *component);
 
 /* Record that the thread takes a lock of `rank` (lock: its address, for the
  * report). ordered: check the order first (false for a try that succeeded).
@@ -808,21 +807,21 @@ typedef struct ca_stats {
  * listed twice does not compile, nor a list longer than
  * CA_STATS_COMPONENT_COUNTERS. Helpers that set part of a function's
  * counters declare their part; the function declares them all. */
-#define CA_STATS_COUNTERS(LIST) \
-    enum { LIST(CA_STATS__ENUM) ca_ctr__count }; \
+#define CA_STATS_COUNTERS(LIST)                                    \
+    enum { LIST(CA_STATS__ENUM) ca_ctr__count };                   \
     CA_STATIC_ASSERT(ca_ctr__count <= CA_STATS_COMPONENT_COUNTERS, \
                      "more counters than CA_STATS_COMPONENT_COUNTERS")
 /* The same for a layer whose counters are added over another component's
  * (which uses up to CA_STATS_COMPONENT_COUNTERS). */
-#define CA_STATS_LAYER_COUNTERS(LIST) \
-    enum { LIST(CA_STATS__ENUM) ca_ctr__count }; \
+#define CA_STATS_LAYER_COUNTERS(LIST)                                                      \
+    enum { LIST(CA_STATS__ENUM) ca_ctr__count };                                           \
     CA_STATIC_ASSERT(CA_STATS_COMPONENT_COUNTERS + ca_ctr__count <= CA_STATS_MAX_COUNTERS, \
                      "a layer's counters do not fit beside a component's")
 #define CA_STATS__ENUM(n) ca_ctr_##n,
 /* The names of a list as an array initializer: {"name", ...}. */
 #define CA_STATS_NAMES(LIST) \
-    { \
-        LIST(CA_STATS__STR) \
+    {                        \
+        LIST(CA_STATS__STR)  \
     }
 #define CA_STATS__STR(n) #n,
 /* The name of counter n of the list in scope, as a string (a name not in
@@ -924,8 +923,9 @@ struct ca_listener {
 #define CA_CAP_THREAD_SAFE 0x1u /* every op may be called from any thread at once */
 #define CA_CAP_UNSIZED     0x2u /* free_unsized and usable_size are provided */
 #define CA_CAP_FREE_NOOP   0x4u /* free may not return memory until reset (bumps) */
-#define CA_CAP_OWNER_MAP   0x8u /* registers all its memory in the ownership map under
-                                   itself (free() through libswitch can route to it) */
+/* Registers all its memory in the ownership map under itself (free()
+ * through libswitch can route to it). */
+#define CA_CAP_OWNER_MAP 0x8u
 
 /* Flags of resize. */
 #define CA_RESIZE_IN_PLACE 0x1u /* never move; fail with ENOMEM instead */
@@ -937,8 +937,8 @@ typedef struct ca_allocator_ops {
     void (*free)(ca_allocator *a, void *p, size_t size, size_t align);
     void (*free_unsized)(ca_allocator *a, void *p);
     size_t (*usable_size)(const ca_allocator *a, const void *p);
-    void *(*resize)(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
-                    unsigned flags, size_t *usable);
+    void *(*resize)(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                    size_t *usable);
     bool (*owns)(const ca_allocator *a, const void *p);
     void (*reset)(ca_allocator *a);
     int (*stats)(const ca_allocator *a, ca_stats *out);
@@ -984,11 +984,11 @@ ca_inline size_t ca_usable_size(const ca_allocator *a, const void *p)
  * when new_size fits the usable size (when the allocator knows it) or is not
  * larger than old_size; otherwise alloc new, copy, free old. p == NULL acts as
  * alloc. A failure leaves p valid and intact. */
-void *ca_resize_generic(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
-                        unsigned flags, size_t *usable);
+void *ca_resize_generic(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                        size_t *usable);
 
-ca_force_inline void *ca_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size,
-                                size_t align, unsigned flags)
+ca_force_inline void *ca_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
+                                unsigned flags)
 {
     if (a->ops->resize)
         return a->ops->resize(a, p, old_size, new_size, align, flags, NULL);
@@ -999,16 +999,10 @@ ca_force_inline void *ca_resize(ca_allocator *a, void *p, size_t old_size, size_
  * every invariant holds or the allocator has no walk, otherwise what is
  * broken. Thread safety: the allocator's check (most want no other thread
  * inside; the thread-safe ones that lock say so). */
-ca_inline const char *ca_check(ca_allocator *a)
-{
-    return a->ops->check ? a->ops->check(a) : NULL;
-}
+ca_inline const char *ca_check(ca_allocator *a) { return a->ops->check ? a->ops->check(a) : NULL; }
 
 /* Whether p lies in memory the allocator manages; false when unsupported. */
-ca_inline bool ca_owns(const ca_allocator *a, const void *p)
-{
-    return a->ops->owns ? a->ops->owns(a, p) : false;
-}
+ca_inline bool ca_owns(const ca_allocator *a, const void *p) { return a->ops->owns ? a->ops->owns(a, p) : false; }
 
 /* Free everything at once; returns ENOTSUP when the allocator cannot. */
 ca_inline int ca_reset(ca_allocator *a)
@@ -1099,10 +1093,7 @@ ca_inline int ca_source_obtain(ca_source *s, size_t size, size_t align, void **o
     return s->ops->obtain(s, size, align, out);
 }
 
-ca_inline int ca_source_release(ca_source *s, void *p, size_t size)
-{
-    return s->ops->release(s, p, size);
-}
+ca_inline int ca_source_release(ca_source *s, void *p, size_t size) { return s->ops->release(s, p, size); }
 
 ca_inline int ca_source_reserve(ca_source *s, size_t size, size_t align, void **out)
 {
@@ -1125,10 +1116,7 @@ int ca_source_stats(const ca_source *s, ca_stats *out);
 /* The source's invariant walk (the check contract): NULL when sound or when
  * the source has no walk, otherwise what is broken. No other thread may be
  * inside the source during the walk. */
-ca_inline const char *ca_source_check(const ca_source *s)
-{
-    return s->ops->check ? s->ops->check(s) : NULL;
-}
+ca_inline const char *ca_source_check(const ca_source *s) { return s->ops->check ? s->ops->check(s) : NULL; }
 
 /* Validate a source request against the contract above: 0 or EINVAL.
  * Sources call this first so that every one refuses the same inputs. */
@@ -1181,11 +1169,11 @@ typedef enum ca_lock_kind {
 } ca_lock_kind;
 
 typedef struct ca_locked_allocator {
-    ca_allocator base;   /* base.ops points to ops below */
+    ca_allocator base;    /* base.ops points to ops below */
     ca_allocator_ops ops; /* inner's optional entries mirrored, caps | THREAD_SAFE */
-    ca_allocator *inner; /* not owned; touched only with the lock held */
+    ca_allocator *inner;  /* not owned; touched only with the lock held */
     ca_lock_kind kind;
-    int spin;            /* CA_LOCK_SPIN: the lock word (ca_lock_acquire) */
+    int spin; /* CA_LOCK_SPIN: the lock word (ca_lock_acquire) */
     pthread_mutex_t mutex;
     /* &spin and &mutex (set by ca_locked_init): every entry point locks
      * through these, stats too, which gets a const allocator (Statistics
@@ -1267,9 +1255,9 @@ typedef struct ca_fault {
     uint64_t times;  /* number of failing calls from nth on; 0: unbounded */
     int error;       /* errno of injected failures (> 0; 0 means EIO) */
     int (*hook)(void *ctx, unsigned point, size_t size); /* optional */
-    void *ctx;         /* passed to hook */
-    uint64_t calls;    /* counted calls so far (atomic) */
-    uint64_t injected; /* failures injected so far (atomic) */
+    void *ctx;                                           /* passed to hook */
+    uint64_t calls;                                      /* counted calls so far (atomic) */
+    uint64_t injected;                                   /* failures injected so far (atomic) */
 } ca_fault;
 
 /* Fill a plan (caller storage; counters at 0). Example, the 3rd map fails
@@ -1398,9 +1386,9 @@ ca_fault *ca_os_set_fault(ca_fault *plan);
  * ======================================================================== */
 
 #define CA_OWNER_GRANULE_SHIFT 16
-#define CA_OWNER_GRANULE ((size_t)1 << CA_OWNER_GRANULE_SHIFT)
-#define CA_OWNER_PAGE_SHIFT 12
-#define CA_OWNER_PAGE ((size_t)1 << CA_OWNER_PAGE_SHIFT)
+#define CA_OWNER_GRANULE       ((size_t)1 << CA_OWNER_GRANULE_SHIFT)
+#define CA_OWNER_PAGE_SHIFT    12
+#define CA_OWNER_PAGE          ((size_t)1 << CA_OWNER_PAGE_SHIFT)
 /* What ca_owner_lookup returns for a page whose owner was destroyed. */
 #define CA_OWNER_RETIRED ((void *)(uintptr_t)2)
 
@@ -1460,8 +1448,8 @@ ca_force_inline uint64_t ca_owner_overlaid(void)
 #define CA_OWNER__ROOT_BITS 12
 #define CA_OWNER__MID_BITS  10
 #define CA_OWNER__LEAF_BITS 10
-#define CA_OWNER__PAGES ((size_t)1 << (CA_OWNER_GRANULE_SHIFT - CA_OWNER_PAGE_SHIFT))
-#define CA_OWNER__SPLIT ((uintptr_t)1)
+#define CA_OWNER__PAGES     ((size_t)1 << (CA_OWNER_GRANULE_SHIFT - CA_OWNER_PAGE_SHIFT))
+#define CA_OWNER__SPLIT     ((uintptr_t)1)
 extern void ***ca_core__owner_root[(size_t)1 << CA_OWNER__ROOT_BITS];
 
 /* A split granule: the owner of each page, and the owner an overlay hides. */

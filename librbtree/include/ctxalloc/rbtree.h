@@ -52,9 +52,9 @@
 extern "C" {
 #endif
 
-#define CA_RBTREE_NCLASSES   668
-#define CA_RBTREE_MIN_BLOCK  64
-#define CA_RBTREE_ALIGN_MAX  ((size_t)1 << 20)
+#define CA_RBTREE_NCLASSES  668
+#define CA_RBTREE_MIN_BLOCK 64
+#define CA_RBTREE_ALIGN_MAX ((size_t)1 << 20)
 /* Default region size (bytes obtained per region unless a request needs more). */
 #define CA_RBTREE_REGION_DEFAULT ((size_t)1 << 20)
 
@@ -86,21 +86,21 @@ typedef struct ca_rbtree {
     ca_allocator base; /* first member: &r->base is the ca_allocator */
     ca_source *source; /* where regions come from: the source of the options, or &adaptor.base */
     size_t region_size;
-    size_t granule;             /* region size unit */
-    ca_rbtree_region *regions;  /* doubly linked list of all regions */
+    size_t granule;            /* region size unit */
+    ca_rbtree_region *regions; /* doubly linked list of all regions */
     size_t nregions;
-    size_t nempty;              /* regions that are one free block */
+    size_t nempty;                                     /* regions that are one free block */
     uint64_t nonempty[(CA_RBTREE_NCLASSES + 63) / 64]; /* bit c: roots[c] != NULL */
-    uint64_t nonempty_words;    /* bit w: nonempty[w] != 0 */
+    uint64_t nonempty_words;                           /* bit w: nonempty[w] != 0 */
     ca_rbtree_node *roots[CA_RBTREE_NCLASSES];
     uint64_t class_bytes[CA_RBTREE_NCLASSES];
     uint64_t free_bytes, free_blocks;
-    uint64_t in_use, peak_in_use;       /* usable bytes of live blocks */
-    uint64_t reserved, peak_reserved;   /* bytes of regions held */
+    uint64_t in_use, peak_in_use;     /* usable bytes of live blocks */
+    uint64_t reserved, peak_reserved; /* bytes of regions held */
     uint64_t allocs, frees, failures;
     uint64_t regions_obtained, regions_released;
-    ca_listener *listener;      /* attached by ca_rbtree_listen, or NULL: told of every
-                                   region added / removed, of reset and destroy */
+    ca_listener *listener;       /* attached by ca_rbtree_listen, or NULL: told of every
+                                    region added / removed, of reset and destroy */
     ca_allocator_source adaptor; /* the parent (or ca_libc_allocator()) as a source,
                                     when the options name no source */
 } ca_rbtree;
@@ -199,8 +199,8 @@ void ca_rbtree_free_unsized(ca_rbtree *r, void *p);
  * Return: the block (p when in place), or NULL + errno (ENOMEM, EINVAL) with
  * p still valid and its contents intact.
  */
-void *ca_rbtree_resize(ca_rbtree *r, void *p, size_t old_size, size_t new_size, size_t align,
-                       unsigned flags, size_t *usable);
+void *ca_rbtree_resize(ca_rbtree *r, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                       size_t *usable);
 
 /**
  * ca_rbtree_reset() - free every block at once. Keeps one region (as a single

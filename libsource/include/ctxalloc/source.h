@@ -98,8 +98,7 @@ typedef ca_fault ca_source_fault;
  * Fail every commit with EAGAIN:
  *   ca_source_fault_init(&f, CA_SOURCE_FAULT_COMMIT, 1, 0, EAGAIN);
  */
-void ca_source_fault_init(ca_source_fault *f, unsigned points, uint64_t nth, uint64_t times,
-                          int error);
+void ca_source_fault_init(ca_source_fault *f, unsigned points, uint64_t nth, uint64_t times, int error);
 
 /**
  * ca_source_fault_hit() - count one call at a point and decide its fate.
@@ -120,10 +119,10 @@ int ca_source_fault_hit(ca_source_fault *f, unsigned point, size_t size);
 /* Counters of one source; updated with __atomic builtins when the source is
  * thread-safe, plainly otherwise. */
 typedef struct ca_source_counters {
-    uint64_t in_use;     /* bytes obtained and not released */
-    uint64_t reserved;   /* bytes of address space held (obtained + reserved) */
-    uint64_t committed;  /* bytes usable (obtained + committed - decommitted) */
-    uint64_t peak;       /* maximum of in_use */
+    uint64_t in_use;    /* bytes obtained and not released */
+    uint64_t reserved;  /* bytes of address space held (obtained + reserved) */
+    uint64_t committed; /* bytes usable (obtained + committed - decommitted) */
+    uint64_t peak;      /* maximum of in_use */
     uint64_t obtains, releases, reserves, commits, decommits, failures;
     uint64_t huge_1g, huge_2m, thp, base; /* mappings by page kind obtained */
     uint64_t lock_failures;               /* mlock failures (CA_SOURCE_MMAP_LOCK_TRY) */
@@ -152,7 +151,7 @@ typedef struct ca_source_track {
 
 /* Widest node mask kept by a source (the x86-64 kernel's MAX_NUMNODES limit).
  * Masks given to the API may be wider, but bits from here on must be 0. */
-#define CA_SOURCE_NUMA_MAX_NODES 1024
+#define CA_SOURCE_NUMA_MAX_NODES  1024
 #define CA_SOURCE_NUMA_MASK_WORDS (CA_SOURCE_NUMA_MAX_NODES / (8 * sizeof(unsigned long)))
 
 /*
@@ -241,8 +240,9 @@ int ca_source_numa_node_of(const void *p, int *node);
 
 /* Decommit modes. */
 #define CA_SOURCE_DECOMMIT_DONTNEED 0 /* MADV_DONTNEED: memory returns at once, reads zero */
-#define CA_SOURCE_DECOMMIT_FREE     1 /* MADV_FREE (falls back to DONTNEED where refused):
-                                         reclaimed lazily, contents undefined */
+/* MADV_FREE (falls back to DONTNEED where refused): reclaimed lazily,
+ * contents undefined. */
+#define CA_SOURCE_DECOMMIT_FREE 1
 
 /* Longest mapping name, including the NUL (the kernel's limit). */
 #define CA_SOURCE_NAME_MAX 80
@@ -279,9 +279,9 @@ typedef struct ca_source_mmap {
     unsigned last_kind; /* CA_SOURCE_PAGE_* of the latest mapping (atomic) */
     ca_source_counters c;
     ca_source_track track;
-    unsigned huge_skip[2];  /* 1 GiB, 2 MiB: mappings left before a refused hugetlb
-                               rung is tried again (atomic) */
-    uint64_t huge_refused;  /* hugetlb rungs refused by the kernel (atomic) */
+    unsigned huge_skip[2]; /* 1 GiB, 2 MiB: mappings left before a refused hugetlb
+                              rung is tried again (atomic) */
+    uint64_t huge_refused; /* hugetlb rungs refused by the kernel (atomic) */
 } ca_source_mmap;
 
 /* --- Create/destroy --------------------------------------------------- */
@@ -338,8 +338,7 @@ ca_source *ca_source_mmap_global(void);
  *
  * Return: as ca_source_obtain (0 or errno; *out untouched on failure).
  */
-int ca_source_mmap_obtain_ex(ca_source_mmap *s, size_t size, size_t align, void **out,
-                             unsigned *kind);
+int ca_source_mmap_obtain_ex(ca_source_mmap *s, size_t size, size_t align, void **out, unsigned *kind);
 
 /**
  * ca_source_mmap_probe() - whether a range of address space is free now.
@@ -558,15 +557,15 @@ ca_inline void ca_source_slots_options_init(ca_source_slots_options *o) { memset
  */
 typedef struct ca_source_slots {
     ca_source base;
-    ca_source *parent;  /* not owned */
+    ca_source *parent; /* not owned */
     size_t slot_size;
     size_t chunk_size;
-    void *free;         /* head of the free list */
-    char *bump;         /* next uncarved slot of the newest chunk */
-    char *bump_end;     /* end of the newest chunk */
-    void *chunks;       /* newest chunk header; list through the headers */
+    void *free;     /* head of the free list */
+    char *bump;     /* next uncarved slot of the newest chunk */
+    char *bump_end; /* end of the newest chunk */
+    void *chunks;   /* newest chunk header; list through the headers */
     size_t nchunks;
-    size_t nfree;       /* free-list length */
+    size_t nfree; /* free-list length */
     ca_source_slot_init_fn init;
     void *init_ctx;
     ca_source_fault *fault;
@@ -693,8 +692,7 @@ typedef struct ca_source_buffer {
  * granule multiple; less than one granule is an error.
  * Return: 0 or EINVAL (NULL mem, bad granule, no whole granule inside).
  */
-int ca_source_buffer_init(ca_source_buffer *s, void *mem, size_t size,
-                          const ca_source_buffer_options *o);
+int ca_source_buffer_init(ca_source_buffer *s, void *mem, size_t size, const ca_source_buffer_options *o);
 
 /* Finish; the buffer is the caller's again. NULL is a no-op. */
 void ca_source_buffer_destroy(ca_source_buffer *s);
