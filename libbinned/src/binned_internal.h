@@ -577,7 +577,7 @@ struct ca_binned {
                                  pass (slow paths and the background thread
                                  only try it) or a trim (which waits for it,
                                  so no block of another pass is in flight and
-                                 every tail can be unmapped); rank 5 */
+                                 every tail can be unmapped); rank 6 */
     uint64_t over_keep[2];    /* bit per class that went over its keep budget:
                                  the next slow path purges the excess */
     /* --- registry lock --- */

@@ -119,8 +119,9 @@ void ca_bump__reset_for_put(ca_bump *b);
 /* The mutexes of the shared bump (its installer) and of the cache: rank
  * CA_LOCK_RANK_BUMP_SHARED of core's lock order, checked under checks=on.
  * The shared bump holds its mutex across its backing's obtain and its
- * listener's added(), so those may take only locks ranked above it (the
- * sources, an arena); the cache's is never held across a call. */
+ * listener's added(), so those may take only locks ranked above it: every
+ * allocator of the suite is (rank 3 is below them all); the cache's is
+ * never held across a call. */
 static inline void ca_bump__lock(pthread_mutex_t *m)
 {
     (void)ca_mutex_lock_ranked(m, CA_LOCK_RANK_BUMP_SHARED, "bump");

@@ -199,8 +199,8 @@ Test(death, locks_are_ranked)
         r = ca_death_run(under[i], RANK_ARG(CA_LOCK_RANK_BUMP_SHARED + 1));
 #if CA_CHECKS >= CA_CHECKS_ON
         cr_assert(r.aborted, "case %zu under the rank above did not abort: %s", i, r.out);
-        cr_assert(ca_death_has_line(&r, "ctxalloc: bump: lock order: taking bump shared chunk installer (rank 17) "
-                                        "while holding arena list token (rank 18) (address 0x"),
+        cr_assert(ca_death_has_line(&r, "ctxalloc: bump: lock order: taking bump shared chunk installer (rank 3) "
+                                        "while holding locked adaptor (rank 4) (address 0x"),
                   "case %zu: got: %s", i, r.out);
 #else
         cr_assert(r.exited0, "case %zu aborted with checks off: %s", i, r.out);

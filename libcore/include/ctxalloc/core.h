@@ -493,25 +493,26 @@ void ca_once_finish(int *once);
  *  rank component     lock                                   kind
  *   1   switch        registry (ca_switch__g.lock)           word
  *   2   switch        NUMA node table (node.c nodes_lock)    mutex
- *   3   core          locked adaptor (ca_locked_allocator)   word or mutex, several
- *                     (adaptors may be stacked: outer first)
- *   4   binned        instance list (binned.c)               word
- *   5   binned        thread registry (ca_binned.reg_lock),  word, several
- *                     purge pass (ca_binned.purge_lock)
- *   6   binned        size class (ca_binned__class.lock)     word, several
- *   7   binned        descriptor pool (ca_binned.pool_lock)  word, several
- *   8   binned-large  default tier set-up (large.c)          word
- *   9   binned-large  tier list (large_purge.c)              word
- *  10   binned-large  background thread state (bg_lock)      word, several
- *  11   binned-large  background thread sleep (bg_mutex)     mutex, several
- *  12   binned-large  listener (listen_lock)                 word, several
- *  13   binned-large  thread cache list (caches_lock)        word, several
- *  14   binned-large  one thread cache (cache lock)          word, several
- *  15   binned-large  size class, direct mappings            word, several
- *  16   binned-large  descriptor slabs (meta_lock)           word, several
- *  17   bump          shared bump chunk installer, chunk     mutex, several
+ *   3   bump          shared bump chunk installer, chunk     mutex, several
  *                     cache (shared.c, cache.c); the installer
- *                     is held across the backing's obtain
+ *                     is held across its backing's obtain, so
+ *                     any allocator of the suite may back it
+ *   4   core          locked adaptor (ca_locked_allocator)   word or mutex, several
+ *                     (adaptors may be stacked: outer first)
+ *   5   binned        instance list (binned.c)               word
+ *   6   binned        thread registry (ca_binned.reg_lock),  word, several
+ *                     purge pass (ca_binned.purge_lock)
+ *   7   binned        size class (ca_binned__class.lock)     word, several
+ *   8   binned        descriptor pool (ca_binned.pool_lock)  word, several
+ *   9   binned-large  default tier set-up (large.c)          word
+ *  10   binned-large  tier list (large_purge.c)              word
+ *  11   binned-large  background thread state (bg_lock)      word, several
+ *  12   binned-large  background thread sleep (bg_mutex)     mutex, several
+ *  13   binned-large  listener (listen_lock)                 word, several
+ *  14   binned-large  thread cache list (caches_lock)        word, several
+ *  15   binned-large  one thread cache (cache lock)          word, several
+ *  16   binned-large  size class, direct mappings            word, several
+ *  17   binned-large  descriptor slabs (meta_lock)           word, several
  *  18   arena         list token (list_lock)                 mutex, several, unchecked
  *  19   arena         listener (listen_lock)                 mutex, several, unchecked
  *  20   arena         file state and header (file_lock)      mutex, several, unchecked
@@ -539,21 +540,21 @@ enum ca_lock_rank {
     CA_LOCK_RANK_NONE = 0, /* not ranked: ca_lock_acquire */
     CA_LOCK_RANK_SWITCH_REGISTRY = 1,
     CA_LOCK_RANK_SWITCH_NODES = 2,
-    CA_LOCK_RANK_CORE_LOCKED = 3,
-    CA_LOCK_RANK_BINNED_INSTANCES = 4,
-    CA_LOCK_RANK_BINNED_REGISTRY = 5,
-    CA_LOCK_RANK_BINNED_CLASS = 6,
-    CA_LOCK_RANK_BINNED_POOL = 7,
-    CA_LOCK_RANK_LARGE_DEFAULT = 8,
-    CA_LOCK_RANK_LARGE_TIERS = 9,
-    CA_LOCK_RANK_LARGE_BG = 10,
-    CA_LOCK_RANK_LARGE_BG_SLEEP = 11,
-    CA_LOCK_RANK_LARGE_LISTEN = 12,
-    CA_LOCK_RANK_LARGE_CACHES = 13,
-    CA_LOCK_RANK_LARGE_CACHE = 14,
-    CA_LOCK_RANK_LARGE_CLASS = 15,
-    CA_LOCK_RANK_LARGE_META = 16,
-    CA_LOCK_RANK_BUMP_SHARED = 17,
+    CA_LOCK_RANK_BUMP_SHARED = 3,
+    CA_LOCK_RANK_CORE_LOCKED = 4,
+    CA_LOCK_RANK_BINNED_INSTANCES = 5,
+    CA_LOCK_RANK_BINNED_REGISTRY = 6,
+    CA_LOCK_RANK_BINNED_CLASS = 7,
+    CA_LOCK_RANK_BINNED_POOL = 8,
+    CA_LOCK_RANK_LARGE_DEFAULT = 9,
+    CA_LOCK_RANK_LARGE_TIERS = 10,
+    CA_LOCK_RANK_LARGE_BG = 11,
+    CA_LOCK_RANK_LARGE_BG_SLEEP = 12,
+    CA_LOCK_RANK_LARGE_LISTEN = 13,
+    CA_LOCK_RANK_LARGE_CACHES = 14,
+    CA_LOCK_RANK_LARGE_CACHE = 15,
+    CA_LOCK_RANK_LARGE_CLASS = 16,
+    CA_LOCK_RANK_LARGE_META = 17,
     CA_LOCK_RANK_ARENA_LIST = 18,
     CA_LOCK_RANK_ARENA_LISTEN = 19,
     CA_LOCK_RANK_ARENA_FILE = 20,
