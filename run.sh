@@ -13,8 +13,8 @@
 #                   models; the workloads smoke run; the install checks
 #                   (pkg-config consumers in C11 and C++, nm over every installed
 #                   library, headers alone, the subproject consumer); the
-#                   clang-format check of lib*/ (a warning for now: counted as
-#                   passed, listed by tests/tally.py).
+#                   clang-format check of lib*/ (a file that differs from
+#                   .clang-format fails).
 #                   The last line is "N passed, N failed" over everything run.
 #                   --quick: gcc debug, ASan, TSan, NUMA guest, smoke, install and
 #                   the clang-format check only.
@@ -197,11 +197,11 @@ cmd_test() {
   tests/install/check.sh "$ROOT/build/prefix" "$OUT/install.txt" || true
   logs+=("$OUT/install.txt")
 
-  # A warning for now (WARN line, counted as passed by tests/tally.py): the
-  # sources are reformatted to .clang-format after the branches in flight merge.
-  echo "== clang-format over lib*/ (warning only)"
+  # Every library source as .clang-format writes it: a file that differs is a
+  # failure (FAIL line; `clang-format -i FILE` fixes it).
+  echo "== clang-format over lib*/"
   : >"$OUT/format.txt"
-  tests/format_check.sh "$OUT/format.txt" | tail -n 15 || true
+  tests/format_check.sh --strict "$OUT/format.txt" | tail -n 15 || true
   logs+=("$OUT/format.txt")
 
   echo "== total ($(( (SECONDS - t0) / 60 )) min)"
@@ -310,7 +310,7 @@ modes:
                         thread tests, clang debug, gcc and clang release, the
                         global=jemalloc, global=libc and numa=disabled builds, valgrind
                         memcheck, fuzzers 30 s each, spin models, workloads smoke run,
-                        install checks, clang-format check as a warning); last line
+                        install checks, clang-format check); last line
                         "N passed, N failed". --quick: gcc debug, ASan, TSan, smoke,
                         install and the clang-format check only
   bench [micro|workloads]

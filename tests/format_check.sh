@@ -7,11 +7,10 @@
 # .clang-format) over every tracked .c and .h under lib*/ and prints each file
 # that differs with its number of differing places, then the totals.
 #
-# For now this is a warning, not a failure: the sources are reformatted in
-# one commit once the branches in flight have merged. Until then the result
-# line is "WARN format/clang-format: ..." (tests/tally.py counts it as passed
-# and lists it under warnings), or "PASS ..." when no file differs. --strict
-# writes FAIL instead of WARN and exits 1, for when the reformat has landed.
+# Without --strict a difference is a warning: "WARN format/clang-format: ..."
+# (tests/tally.py counts it as passed and lists it under warnings); with
+# --strict, as ./run.sh test runs it, it is "FAIL ..." and exit status 1.
+# "PASS ..." when no file differs.
 # Exit status: 0, or 1 with --strict and differing files.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -46,7 +46,7 @@
 
 #include "arena_internal.h"
 
-#define COMP "arena"
+#define COMP   "arena"
 #define MASK32 0xFFFFFFFFull
 
 /* ------------------------------------------------------------------------
@@ -73,8 +73,8 @@ bool ca_arena__tw_cas(ca_arena *a, int which, ca_arena__tw expect, ca_arena__tw 
     if (a->wide) {
         unsigned __int128 e = (unsigned __int128)expect.off | (unsigned __int128)expect.gen << 64;
         unsigned __int128 d = (unsigned __int128)desired.off | (unsigned __int128)desired.gen << 64;
-        return __atomic_compare_exchange_n(which ? &a->pend128 : &a->head128, &e, d, false,
-                                           __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        return __atomic_compare_exchange_n(which ? &a->pend128 : &a->head128, &e, d, false, __ATOMIC_ACQ_REL,
+                                           __ATOMIC_ACQUIRE);
     }
     uint64_t e = expect.off | (expect.gen & MASK32) << 32;
     uint64_t d = desired.off | (desired.gen & MASK32) << 32;
@@ -131,8 +131,7 @@ void ca_arena__node_set(ca_arena *a, uint64_t off, uint64_t size, uint64_t next)
 
 static void node_set_next(ca_arena *a, uint64_t off, uint64_t next)
 {
-    if (a->wide)
-    {
+    if (a->wide) {
         uint64_t *n = (void *)(a->mem + off);
         n[1] = next;
     } else {
@@ -205,7 +204,7 @@ static inline void cpu_relax(void) { __builtin_ia32_pause(); }
  * and are merged in bulk once BATCH_PENDING have gathered (auto_compact
  * off, CA_ARENA_AUTO_COMPACT_OFF, turns batching off too, so that single-threaded behaviour is exactly the
  * direct insertion the shadow-model test predicts). */
-#define CA_ARENA__BATCH_LIST 32
+#define CA_ARENA__BATCH_LIST    32
 #define CA_ARENA__BATCH_PENDING 32
 
 /* ------------------------------------------------------------------------
@@ -269,7 +268,10 @@ static inline uint64_t walk_bound(const ca_arena *a) { return a->capacity / CA_A
 
 /* Nodes of the sorted list the token holder visited (the list_steps counter:
  * walks, sorts, merges). Only the holder adds; stats read it any time. */
-static inline void count_steps(ca_arena *a, uint64_t n) { __atomic_fetch_add(&a->list_steps, n, __ATOMIC_RELAXED); }
+static inline void count_steps(ca_arena *a, uint64_t n)
+{
+    __atomic_fetch_add(&a->list_steps, n, __ATOMIC_RELAXED);
+}
 
 /* checks=on: a segment being freed must not overlap a free one. */
 static void check_no_overlap(ca_arena *a, uint64_t head, uint64_t off, uint64_t size)
@@ -1450,7 +1452,8 @@ void ca_arena__init_live(ca_arena *a, uint64_t cursor, uint64_t free_head, uint6
         ch = a->local_cache / 2;
     ch = ca_align_down((size_t)ch, CA_ARENA_GRAIN);
     a->chunk = ch < 1024 ? 0 : ch;
-    a->id = a->local_cache && a->mode != CA_ARENA_READ_ONLY ? __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED) : 0;
+    a->id = a->local_cache && a->mode != CA_ARENA_READ_ONLY ? __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED)
+                                                            : 0;
 }
 
 int ca_arena_reset(ca_arena *a)
@@ -1518,8 +1521,8 @@ static void op_free(ca_allocator *base, void *p, size_t size, size_t align)
     (void)err;
 }
 
-static void *op_resize(ca_allocator *base, void *p, size_t old_size, size_t new_size, size_t align,
-                       unsigned flags, size_t *usable)
+static void *op_resize(ca_allocator *base, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                       size_t *usable)
 {
     ca_arena *a = (void *)base;
     if (!p)
@@ -1551,8 +1554,7 @@ static void *op_resize(ca_allocator *base, void *p, size_t old_size, size_t new_
     if (nb <= ob) {
         if (nb < ob) {
             uint64_t cur = off + ob;
-            if (__atomic_compare_exchange_n(&a->cursor, &cur, off + nb, false, __ATOMIC_ACQ_REL,
-                                            __ATOMIC_ACQUIRE))
+            if (__atomic_compare_exchange_n(&a->cursor, &cur, off + nb, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
                 cnt_add(&SH(a)->rewinds, 1);
             else
                 give_back(a, off + nb, ob - nb);

@@ -46,10 +46,10 @@
  * the complement, so the state word needs no further checksum.
  * ------------------------------------------------------------------------ */
 
-#define CA_ARENA__MAGIC "CTXARENA"
-#define CA_ARENA__COPY0 0u
-#define CA_ARENA__COPY1 512u
-#define CA_ARENA__STATE 1024u
+#define CA_ARENA__MAGIC      "CTXARENA"
+#define CA_ARENA__COPY0      0u
+#define CA_ARENA__COPY1      512u
+#define CA_ARENA__STATE      1024u
 #define CA_ARENA__DATA_ALIGN 64u
 
 #define CA_ARENA__CLEAN   0u
@@ -60,21 +60,21 @@ typedef struct ca_arena__disk {
     char magic[8];           /* CA_ARENA__MAGIC, no NUL */
     uint32_t layout_version; /* CA_ARENA_LAYOUT_VERSION */
     uint32_t user_version;
-    uint32_t freelist;       /* CA_ARENA__DISK_*: the kind's own encoding */
-    uint32_t offset_bits;    /* 32 or 64 */
-    uint64_t capacity;       /* bytes of the file; page multiple */
-    uint64_t user_size;      /* bytes of the user area at CA_ARENA_HEADER_SIZE */
-    uint64_t data_off;       /* align_up(4096 + user_size, 64) */
-    uint64_t min_segment;    /* as created (informational; runtime option wins) */
-    uint64_t cursor;         /* allocated cursor, data_off <= cursor <= capacity */
-    uint64_t free_head;      /* first free segment, 0 = none */
-    uint64_t free_bytes;     /* sum of free segment sizes */
-    uint64_t free_count;     /* number of free segments */
-    uint64_t discarded;      /* bytes below the cursor neither in use nor free */
-    uint64_t seq;            /* sequence number; copy slot = seq & 1 */
-    uint64_t commit_tag;     /* the caller's tag of this flush (ca_arena_flush_tag) */
-    uint64_t reserved;       /* zero */
-    uint64_t checksum;       /* FNV-1a 64 of the bytes above */
+    uint32_t freelist;    /* CA_ARENA__DISK_*: the kind's own encoding */
+    uint32_t offset_bits; /* 32 or 64 */
+    uint64_t capacity;    /* bytes of the file; page multiple */
+    uint64_t user_size;   /* bytes of the user area at CA_ARENA_HEADER_SIZE */
+    uint64_t data_off;    /* align_up(4096 + user_size, 64) */
+    uint64_t min_segment; /* as created (informational; runtime option wins) */
+    uint64_t cursor;      /* allocated cursor, data_off <= cursor <= capacity */
+    uint64_t free_head;   /* first free segment, 0 = none */
+    uint64_t free_bytes;  /* sum of free segment sizes */
+    uint64_t free_count;  /* number of free segments */
+    uint64_t discarded;   /* bytes below the cursor neither in use nor free */
+    uint64_t seq;         /* sequence number; copy slot = seq & 1 */
+    uint64_t commit_tag;  /* the caller's tag of this flush (ca_arena_flush_tag) */
+    uint64_t reserved;    /* zero */
+    uint64_t checksum;    /* FNV-1a 64 of the bytes above */
 } ca_arena__disk;
 CA_STATIC_ASSERT(sizeof(ca_arena__disk) == 128, "header copy is 128 bytes");
 
@@ -156,32 +156,32 @@ CA_STATIC_ASSERT(sizeof(ca_arena__shard) == 64, "a shard is one cache line");
  *   sum(in_use) + free + pending + discarded + sum(cached)
  *     + sum(chunk_end - chunk_cur) + shared bins == cursor - data_off.
  * ------------------------------------------------------------------------ */
-#define CA_ARENA__BINS 256       /* bin i: blocks of (i + 1) * 16 bytes */
-#define CA_ARENA__BIN_MAX 64     /* blocks in one bin before it is flushed */
+#define CA_ARENA__BINS      256                  /* bin i: blocks of (i + 1) * 16 bytes */
+#define CA_ARENA__BIN_MAX   64                   /* blocks in one bin before it is flushed */
 #define CA_ARENA__CHUNK_MAX ((uint64_t)64 << 10) /* bytes reserved at once, at most */
-#define CA_ARENA__TL_SLOTS 8     /* caches one thread keeps (arenas it uses at once) */
+#define CA_ARENA__TL_SLOTS  8                    /* caches one thread keeps (arenas it uses at once) */
 
 typedef struct ca_arena__cache ca_arena__cache;
 struct ca_arena__cache {
     /* --- owner thread only; read by stats / check with relaxed loads ---- */
-    uint64_t chunk_cur, chunk_end; /* the reserved range not yet handed out */
-    uint64_t cached;         /* bytes in the bins */
+    uint64_t chunk_cur, chunk_end;           /* the reserved range not yet handed out */
+    uint64_t cached;                         /* bytes in the bins */
     uint64_t allocs, frees, in_use, rewinds; /* counters (in_use: wrapping delta) */
     uint64_t sbin_bytes, sbin_blocks;        /* pushed onto the shared bins minus popped (wrapping) */
     uint64_t sbin_unpub;                     /* the part of sbin_bytes not yet added to ca_arena.sbin_approx */
     uint64_t streak;                         /* owner only: bytes pushed onto the shared bins since the
                                                 thread's last allocation */
-    uint64_t bin[CA_ARENA__BINS];     /* head offset of each bin, 0 = empty */
-    uint16_t bin_n[CA_ARENA__BINS];   /* blocks in each bin */
+    uint64_t bin[CA_ARENA__BINS];            /* head offset of each bin, 0 = empty */
+    uint16_t bin_n[CA_ARENA__BINS];          /* blocks in each bin */
     /* --- under the registry lock (cache.c) ---------------------------- */
-    ca_arena *arena;         /* NULL once the arena closed (orphan: the owner unmaps it) */
-    ca_arena__cache *next;   /* the arena's list of caches */
+    ca_arena *arena;       /* NULL once the arena closed (orphan: the owner unmaps it) */
+    ca_arena__cache *next; /* the arena's list of caches */
 };
 CA_STATIC_ASSERT(sizeof(ca_arena__cache) <= 4096, "a cache is one page");
 
 /* The calling thread's table of caches: slot 0 is the most recently used. */
 typedef struct ca_arena__tl_slot {
-    uint64_t id;             /* ca_arena.id of the arena, 0 = empty */
+    uint64_t id; /* ca_arena.id of the arena, 0 = empty */
     ca_arena__cache *c;
 } ca_arena__tl_slot;
 extern _Thread_local ca_arena__tl_slot ca_arena__tl[CA_ARENA__TL_SLOTS];
@@ -215,12 +215,12 @@ void ca_arena__give_back(ca_arena *a, uint64_t off, uint64_t size);
 
 /* Per-thread shard and the sum of one field over the shards (alloc.c). */
 ca_arena__shard *ca_arena__my_shard(ca_arena *a);
-#define CA_ARENA__SUM(a, field)                                                                    \
-    __extension__({                                                                                \
-        uint64_t s_ = 0;                                                                           \
-        for (unsigned i_ = 0; i_ < CA_ARENA__SHARDS; i_++)                                         \
-            s_ += __atomic_load_n(&(a)->shard[i_].field, __ATOMIC_RELAXED);                        \
-        s_;                                                                                        \
+#define CA_ARENA__SUM(a, field)                                             \
+    __extension__({                                                         \
+        uint64_t s_ = 0;                                                    \
+        for (unsigned i_ = 0; i_ < CA_ARENA__SHARDS; i_++)                  \
+            s_ += __atomic_load_n(&(a)->shard[i_].field, __ATOMIC_RELAXED); \
+        s_;                                                                 \
     })
 
 /* ------------------------------------------------------------------------
@@ -295,45 +295,45 @@ typedef struct ca_arena__sbin {
  *   size ascending, equal sizes newest first; NONE keeps it empty.
  */
 struct ca_arena {
-    ca_allocator base;       /* first member; ops = arena ops (read-only) */
+    ca_allocator base; /* first member; ops = arena ops (read-only) */
     /* --- set at create/open, read-only afterwards ----------------------- */
-    unsigned char *mem;      /* the region (mapping or source memory) */
-    uint64_t capacity;       /* bytes of the region */
-    uint64_t data_off;       /* first allocatable offset */
-    uint64_t user_size;      /* user area at CA_ARENA_HEADER_SIZE */
-    uint64_t min_segment;    /* free pieces below this are discarded */
-    unsigned max_retries;    /* CAS attempts per phase */
-    uint64_t auto_compact;   /* options.auto_compact resolved (0: CA_ARENA_AUTO_COMPACT_OFF) */
+    unsigned char *mem;    /* the region (mapping or source memory) */
+    uint64_t capacity;     /* bytes of the region */
+    uint64_t data_off;     /* first allocatable offset */
+    uint64_t user_size;    /* user area at CA_ARENA_HEADER_SIZE */
+    uint64_t min_segment;  /* free pieces below this are discarded */
+    unsigned max_retries;  /* CAS attempts per phase */
+    uint64_t auto_compact; /* options.auto_compact resolved (0: CA_ARENA_AUTO_COMPACT_OFF) */
     ca_arena_freelist kind;
-    unsigned wide;           /* 1: 64-bit offsets */
+    unsigned wide; /* 1: 64-bit offsets */
     uint32_t user_version;
-    int backing;             /* CA_ARENA__BACK_* */
-    int mode;                /* ca_arena_mode for files; READ_WRITE for memory */
-    int fd;                  /* file descriptor, -1 for memory */
-    ca_source *src;          /* source the memory came from (BACK_SOURCE) */
-    void *own_src;           /* default source owned by the arena, or NULL */
-    int own_kind;            /* which default source own_src is (arena.c) */
-    uint64_t obtained;       /* bytes obtained from src */
+    int backing;       /* CA_ARENA__BACK_* */
+    int mode;          /* ca_arena_mode for files; READ_WRITE for memory */
+    int fd;            /* file descriptor, -1 for memory */
+    ca_source *src;    /* source the memory came from (BACK_SOURCE) */
+    void *own_src;     /* default source owned by the arena, or NULL */
+    int own_kind;      /* which default source own_src is (arena.c) */
+    uint64_t obtained; /* bytes obtained from src */
     ca_fault *fault;
 
-    uint64_t id;             /* unique per process, never reused; 0: no thread caches */
-    uint64_t local_cache;    /* options.local_cache resolved: bytes a thread cache may hold
+    uint64_t id;               /* unique per process, never reused; 0: no thread caches */
+    uint64_t local_cache;      /* options.local_cache resolved: bytes a thread cache may hold
                                 (0: CA_ARENA_LOCAL_CACHE_OFF) */
-    uint64_t chunk;          /* bytes a cache reserves from the cursor at once (0: none) */
-    ca_arena_order order;    /* options.order */
-    ca_arena__cache *caches; /* every live cache (registry lock, cache.c) */
+    uint64_t chunk;            /* bytes a cache reserves from the cursor at once (0: none) */
+    ca_arena_order order;      /* options.order */
+    ca_arena__cache *caches;   /* every live cache (registry lock, cache.c) */
     pthread_mutex_t list_lock; /* held by the token holder: waiters sleep, never spin */
 
     /* --- hot words, each on its own line ------------------------------- */
-    __attribute__((aligned(64))) uint64_t cursor;  /* atomic, any thread */
+    __attribute__((aligned(64))) uint64_t cursor;           /* atomic, any thread */
     __attribute__((aligned(64))) unsigned __int128 head128; /* tagged head (wide), atomic */
     uint64_t head64;                                        /* tagged head (narrow), atomic */
     __attribute__((aligned(64))) unsigned __int128 pend128; /* pending stack (wide), atomic */
     uint64_t pend64;                                        /* pending stack (narrow), atomic */
-    uint64_t max_end;        /* token holder only: >= the end of every listed segment */
-    uint64_t compact_at;     /* token holder only: list length that triggers a compaction */
-    uint64_t list_steps;     /* token holder adds (relaxed atomic): nodes of the list visited */
-    uint64_t bin_folds;      /* token holder adds (relaxed atomic): shared bins folded into the list */
+    uint64_t max_end;    /* token holder only: >= the end of every listed segment */
+    uint64_t compact_at; /* token holder only: list length that triggers a compaction */
+    uint64_t list_steps; /* token holder adds (relaxed atomic): nodes of the list visited */
+    uint64_t bin_folds;  /* token holder adds (relaxed atomic): shared bins folded into the list */
     __attribute__((aligned(64))) uint64_t sbin_approx; /* atomic: bytes in the shared bins, give or
                                                          take SBIN_PUBLISH per cache (a hint) */
 
@@ -341,20 +341,20 @@ struct ca_arena {
     __attribute__((aligned(64))) ca_arena__sbin sbin[CA_ARENA__SBIN_SHARDS * CA_ARENA__BINS];
 
     /* --- counters ------------------------------------------------------- */
-    ca_arena__shard shard[CA_ARENA__SHARDS]; /* summed by stats and check */
+    ca_arena__shard shard[CA_ARENA__SHARDS];    /* summed by stats and check */
     __attribute__((aligned(64))) uint64_t peak; /* atomic: cursor high-water mark - data_off */
-    uint64_t flushes;        /* atomic */
-    uint64_t discarded;      /* bytes lost to padding, small pieces, NONE frees */
-    uint64_t free_bytes;     /* in the sorted list (token holder writes) */
+    uint64_t flushes;                           /* atomic */
+    uint64_t discarded;                         /* bytes lost to padding, small pieces, NONE frees */
+    uint64_t free_bytes;                        /* in the sorted list (token holder writes) */
     uint64_t free_count;
-    uint64_t pending_bytes;  /* on the pending stack */
+    uint64_t pending_bytes; /* on the pending stack */
     uint64_t pending_count;
 
     /* --- files ---------------------------------------------------------- */
     pthread_mutex_t file_lock; /* orders the state word and header writes */
-    uint64_t seq;            /* sequence number of the last header copy (file_lock) */
-    uint64_t commit_tag;     /* tag of the last header copy (file_lock) */
-    int dirty;               /* atomic; written under file_lock: state word is DIRTY, or the
+    uint64_t seq;              /* sequence number of the last header copy (file_lock) */
+    uint64_t commit_tag;       /* tag of the last header copy (file_lock) */
+    int dirty;                 /* atomic; written under file_lock: state word is DIRTY, or the
                                 file was opened with its list untrusted (file.c) */
 
     /* --- listener (ca_listen on the allocator view) --------------------- */
@@ -403,15 +403,13 @@ void ca_arena__init_live(ca_arena *a, uint64_t cursor, uint64_t free_head, uint6
 void ca_arena__mark_dirty(ca_arena *a);
 /* Write a header copy for the current state (file.c); token held; tag NULL
  * keeps the current commit tag. */
-int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64_t sync_size,
-                           const uint64_t *tag);
+int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64_t sync_size, const uint64_t *tag);
 /* Build the disk header of a fresh arena (file.c). */
-void ca_arena__disk_fill(const ca_arena *a, ca_arena__disk *d, uint64_t cursor, uint64_t head,
-                         uint64_t seq);
+void ca_arena__disk_fill(const ca_arena *a, ca_arena__disk *d, uint64_t cursor, uint64_t head, uint64_t seq);
 /* Validate a header page (file.c): fills *d with the copy to use and
  * *trust_list with whether its free list may be used. */
-ca_arena_error ca_arena__validate_page(const unsigned char *page, uint64_t file_size,
-                                       ca_arena__disk *d, bool *trust_list, bool *clean);
+ca_arena_error ca_arena__validate_page(const unsigned char *page, uint64_t file_size, ca_arena__disk *d,
+                                       bool *trust_list, bool *clean);
 
 /* The range the arena reports to a listener (alloc.c): the whole region as
  * held, [mem, mem + ca_arena__held(a)). */

@@ -39,7 +39,7 @@
 
 #include "arena_internal.h"
 
-#define COMP "arena"
+#define COMP        "arena"
 #define CACHE_BYTES 4096u
 
 _Thread_local ca_arena__tl_slot ca_arena__tl[CA_ARENA__TL_SLOTS];

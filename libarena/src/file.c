@@ -88,10 +88,7 @@ static void state_store(ca_arena *a, uint64_t w)
     __atomic_store_n(p, w, __ATOMIC_RELEASE);
 }
 
-static int sync_header(ca_arena *a)
-{
-    return ca_os_sync(a->mem, CA_ARENA_HEADER_SIZE, MS_SYNC);
-}
+static int sync_header(ca_arena *a) { return ca_os_sync(a->mem, CA_ARENA_HEADER_SIZE, MS_SYNC); }
 
 void ca_arena__mark_dirty(ca_arena *a)
 {

@@ -272,8 +272,8 @@ static int instance_init(ca_binned *b, const ca_binned_options *opt, bool is_def
     options_resolve(opt, &ro);
     const ca_binned_options *o = &ro;
     if (o->class_range_log2 < 24 || o->class_range_log2 > 36 || o->huge > CA_SOURCE_HUGE_1G ||
-        (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE | CA_BINNED_BACKGROUND |
-                      CA_BINNED_LARGE_FROM_SOURCE)) ||
+        (o->flags &
+         ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE | CA_BINNED_BACKGROUND | CA_BINNED_LARGE_FROM_SOURCE)) ||
         ((o->flags & CA_BINNED_LARGE_FROM_SOURCE) && !o->source))
         return EINVAL;
     b->base.ops = (o->flags & CA_BINNED_NO_OWNER_MAP) ? &binned_ops_unmapped : &binned_ops;
@@ -577,10 +577,7 @@ static inline unsigned pick_class_guarded(size_t size, size_t align)
 
 unsigned ca_binned_size_class(size_t size) { return pick_class_guarded(size, 16); }
 
-size_t ca_binned_class_size(unsigned i)
-{
-    return i < CA_BINNED__NCLASSES ? ca_binned__classes[i].size : 0;
-}
+size_t ca_binned_class_size(unsigned i) { return i < CA_BINNED__NCLASSES ? ca_binned__classes[i].size : 0; }
 
 /* ------------------------------------------------------------------------
  * Guard (checks=on): the request size and a pattern after the request
@@ -782,10 +779,10 @@ ca_attr_noinline ca_attr_cold static void default_bad_free(void *p)
 #endif
 #endif
 #ifndef BAD_FREE_TAIL
-#define BAD_FREE_TAIL(p)                                                                           \
-    do {                                                                                           \
-        default_bad_free(p);                                                                       \
-        return;                                                                                    \
+#define BAD_FREE_TAIL(p)     \
+    do {                     \
+        default_bad_free(p); \
+        return;              \
     } while (0)
 #endif
 
@@ -1087,7 +1084,10 @@ static void op_free(ca_allocator *a, void *p, size_t size, size_t align)
 
 static void op_free_unsized(ca_allocator *a, void *p) { ca_binned_free((ca_binned *)(void *)a, p); }
 
-static size_t op_usable(const ca_allocator *a, const void *p) { return ca_binned_usable_size((const ca_binned *)(const void *)a, p); }
+static size_t op_usable(const ca_allocator *a, const void *p)
+{
+    return ca_binned_usable_size((const ca_binned *)(const void *)a, p);
+}
 
 static void *op_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
                        size_t *usable)
@@ -1097,18 +1097,21 @@ static void *op_resize(ca_allocator *a, void *p, size_t old_size, size_t new_siz
 
 static bool op_owns(const ca_allocator *a, const void *p) { return owns((const ca_binned *)(const void *)a, p); }
 
-static int op_stats(const ca_allocator *a, ca_stats *out) { return ca_binned_stats((const ca_binned *)(const void *)a, out); }
+static int op_stats(const ca_allocator *a, ca_stats *out)
+{
+    return ca_binned_stats((const ca_binned *)(const void *)a, out);
+}
 
 static const char *op_check(ca_allocator *a) { return ca_binned_check((const ca_binned *)(const void *)a); }
 
 /* Two tables: instances that register their ranges in core's ownership map
  * carry CA_CAP_OWNER_MAP (libswitch can select them as they are), those made
  * with CA_BINNED_NO_OWNER_MAP do not. */
-#define BINNED_OPS(caps_)                                                                          \
-    {                                                                                              \
-        .name = "binned", .caps = (caps_), .alloc = op_alloc, .free = op_free,                     \
-        .free_unsized = op_free_unsized, .usable_size = op_usable, .resize = op_resize,            \
-        .owns = op_owns, .reset = NULL, .stats = op_stats, .listen = NULL, .check = op_check,     \
+#define BINNED_OPS(caps_)                                                                                       \
+    {                                                                                                           \
+        .name = "binned", .caps = (caps_), .alloc = op_alloc, .free = op_free, .free_unsized = op_free_unsized, \
+        .usable_size = op_usable, .resize = op_resize, .owns = op_owns, .reset = NULL, .stats = op_stats,       \
+        .listen = NULL, .check = op_check,                                                                      \
     }
 static const ca_allocator_ops binned_ops = BINNED_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED | CA_CAP_OWNER_MAP);
 static const ca_allocator_ops binned_ops_unmapped = BINNED_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED);

@@ -71,7 +71,7 @@
  * The usable size is then the request.
  * ------------------------------------------------------------------------ */
 
-#define CA_BINNED__GUARD ((CA_CHECKS >= CA_CHECKS_ON) ? (size_t)8 : (size_t)0)
+#define CA_BINNED__GUARD             ((CA_CHECKS >= CA_CHECKS_ON) ? (size_t)8 : (size_t)0)
 #define CA_BINNED__GUARD_PATTERN_MAX 64u
 
 extern uint64_t ca_binned__secret[2];
@@ -127,18 +127,18 @@ ca_attr_noreturn ca_attr_cold void ca_binned__fail_class(const char *what, unsig
  * asked for 8-byte alignment (ca_binned_alloc with align <= 8).
  * ------------------------------------------------------------------------ */
 
-#define CA_BINNED__NCLASSES    100
-#define CA_BINNED__LUT_MAX     1024 /* sizes <= this use the lookup tables */
-#define CA_BINNED__BLOCK_MIN_SHIFT 16 /* 64 KiB: smallest block */
-#define CA_BINNED__RECIP_SHIFT 40   /* slot index = (offset * recip) >> 40 */
+#define CA_BINNED__NCLASSES        100
+#define CA_BINNED__LUT_MAX         1024 /* sizes <= this use the lookup tables */
+#define CA_BINNED__BLOCK_MIN_SHIFT 16   /* 64 KiB: smallest block */
+#define CA_BINNED__RECIP_SHIFT     40   /* slot index = (offset * recip) >> 40 */
 
 typedef struct ca_binned__class_info {
-    uint32_t size;        /* bytes per slot */
-    uint32_t nslots;      /* slots per block, <= 4096 */
-    uint32_t batch;       /* slots per bundle (refill / flush unit) */
-    uint32_t cache_max;   /* thread-cache bound of this class (2 * batch) */
-    uint8_t block_shift;  /* log2 of the block size, >= 16 */
-    uint64_t recip;       /* ceil(2^40 / size): exact division of block offsets */
+    uint32_t size;       /* bytes per slot */
+    uint32_t nslots;     /* slots per block, <= 4096 */
+    uint32_t batch;      /* slots per bundle (refill / flush unit) */
+    uint32_t cache_max;  /* thread-cache bound of this class (2 * batch) */
+    uint8_t block_shift; /* log2 of the block size, >= 16 */
+    uint64_t recip;      /* ceil(2^40 / size): exact division of block offsets */
 } ca_binned__class_info;
 
 /* Constant tables (classes.c). */
@@ -193,9 +193,9 @@ ca_force_inline unsigned ca_binned__class_of(size_t n)
  * the next index + 1 in its first 8 bytes.
  * ------------------------------------------------------------------------ */
 
-#define CA_BINNED__ST_FRESH  0u
-#define CA_BINNED__ST_ACTIVE 1u
-#define CA_BINNED__ST_EMPTY  2u
+#define CA_BINNED__ST_FRESH       0u
+#define CA_BINNED__ST_ACTIVE      1u
+#define CA_BINNED__ST_EMPTY       2u
 #define CA_BINNED__ST_DECOMMITTED 3u
 
 ca_force_inline unsigned ca_binned__bw_nfree(uint64_t w) { return (unsigned)(w & 0xffff); }
@@ -280,8 +280,8 @@ long ca_binned__chain_prev(const ca_binned__chain *c, size_t from);
  * ------------------------------------------------------------------------ */
 
 typedef struct ca_binned__recycler {
-    void *top;     /* first bundle or NULL; written only by the 16-byte CAS */
-    uint64_t gen;  /* bumped by every successful push and pop */
+    void *top;    /* first bundle or NULL; written only by the 16-byte CAS */
+    uint64_t gen; /* bumped by every successful push and pop */
 } __attribute__((aligned(16))) ca_binned__recycler;
 
 void ca_binned__recycler_init(ca_binned__recycler *r);
@@ -297,9 +297,9 @@ ca_force_inline void **ca_binned__bundle_link(void *bundle) { return (void **)bu
 #define CA_BINNED__BATCH_MAX 64u
 
 typedef struct ca_binned__bundle {
-    uint32_t n;                       /* slots in slots[] */
-    uint32_t cls;                     /* class of the slots */
-    struct ca_binned__bundle *next;   /* recycler link: the second word */
+    uint32_t n;                     /* slots in slots[] */
+    uint32_t cls;                   /* class of the slots */
+    struct ca_binned__bundle *next; /* recycler link: the second word */
     void *slots[CA_BINNED__BATCH_MAX];
 } ca_binned__bundle;
 CA_STATIC_ASSERT(offsetof(ca_binned__bundle, next) == sizeof(void *), "the link is the second word");
@@ -320,46 +320,46 @@ typedef struct ca_binned__class {
     uint64_t exited_allocs;  /* counters folded in from exited threads (atomic) */
     uint64_t exited_frees;
     /* --- under lock --- */
-    int lock;                 /* core lock word, rank CA_LOCK_RANK_BINNED_CLASS */
-    int *lock_lk;             /* &lock, for ca_binned_class_stats, which gets a
+    int lock;                    /* core lock word, rank CA_LOCK_RANK_BINNED_CLASS */
+    int *lock_lk;                /* &lock, for ca_binned_class_stats, which gets a
                                  const instance (core.h, Statistics); set last
                                  by the class's set-up on first use (NULL: the
                                  class was never used, every field below 0) */
-    char *base;               /* start of the class range (read-only) */
-    uint64_t *meta;           /* block words [max_blocks] (in the meta mapping) */
+    char *base;                  /* start of the class range (read-only) */
+    uint64_t *meta;              /* block words [max_blocks] (in the meta mapping) */
     ca_binned__chain free_tree;  /* blocks with nfree > 0 */
     ca_binned__chain empty_tree; /* EMPTY blocks (committed, all free) */
-    size_t max_blocks;        /* blocks that fit the class range (read-only) */
-    size_t frontier;          /* blocks [0, frontier) have been started */
-    size_t registered;        /* blocks [0, registered) are in the owner map */
-    size_t mapped;            /* blocks [0, mapped) have their memory, shadow and
+    size_t max_blocks;           /* blocks that fit the class range (read-only) */
+    size_t frontier;             /* blocks [0, frontier) have been started */
+    size_t registered;           /* blocks [0, registered) are in the owner map */
+    size_t mapped;               /* blocks [0, mapped) have their memory, shadow and
                                  block words mapped (every block when the
                                  instance is not on demand); frontier <= mapped */
-    size_t span_mapped;       /* on demand: bytes mapped from base, */
-    size_t shadow_mapped;     /* from base's shadow byte, */
-    size_t meta_mapped;       /* and from meta_start (trees, then block words) */
-    char *meta_start;         /* this class's metadata: a pad, two chains, then
+    size_t span_mapped;          /* on demand: bytes mapped from base, */
+    size_t shadow_mapped;        /* from base's shadow byte, */
+    size_t meta_mapped;          /* and from meta_start (trees, then block words) */
+    char *meta_start;            /* this class's metadata: a pad, two chains, then
                                  the block words */
-    size_t trees_bytes;       /* bytes before the block words (the pad and the
+    size_t trees_bytes;          /* bytes before the block words (the pad and the
                                  two chains' trees) */
-    size_t committed;         /* blocks ACTIVE or EMPTY */
-    size_t nempty;            /* EMPTY blocks */
-    uint64_t slots_out;       /* slots taken from blocks, not yet returned */
-    uint64_t decommits;       /* blocks decommitted (counter) */
-    uint64_t commit_fail;     /* commit or register failures (counter) */
+    size_t committed;            /* blocks ACTIVE or EMPTY */
+    size_t nempty;               /* EMPTY blocks */
+    uint64_t slots_out;          /* slots taken from blocks, not yet returned */
+    uint64_t decommits;          /* blocks decommitted (counter) */
+    uint64_t commit_fail;        /* commit or register failures (counter) */
     /* Purge policy (see central.c): EMPTY blocks beyond `keep` go back at the
      * next purge (off the free path); the blocks that stay EMPTY from one
      * decay pass to the next go back then. keep adapts: it doubles when a
      * block decommitted less than a decay interval ago is needed again
      * (the class would thrash), halves at each pass that saw no such block,
      * and never drops below the option's empty_keep. */
-    size_t keep;              /* EMPTY blocks kept before the excess goes back */
-    size_t inflight;          /* blocks being decommitted with the lock dropped:
+    size_t keep;          /* EMPTY blocks kept before the excess goes back */
+    size_t inflight;      /* blocks being decommitted with the lock dropped:
                                  state DECOMMITTED with nfree 0, in no tree */
-    uint64_t decommit_ns;     /* when blocks of the class last went back */
-    bool recommitted;         /* a recently decommitted block was taken again
+    uint64_t decommit_ns; /* when blocks of the class last went back */
+    bool recommitted;     /* a recently decommitted block was taken again
                                  since the last decay pass */
-    uint64_t recommits;       /* such blocks (counter) */
+    uint64_t recommits;   /* such blocks (counter) */
 } __attribute__((aligned(64))) ca_binned__class;
 
 /* Set class cls up (its range, metadata layout, budgets) on its first use;
@@ -425,21 +425,21 @@ ca_force_inline uint32_t ca_binned__bin_count(const ca_binned__bin *bin)
     return (uint32_t)(bin->top - bin->base);
 }
 
-#define CA_BINNED__TC_NONE   0 /* never set up */
-#define CA_BINNED__TC_LIVE   1
-#define CA_BINNED__TC_DEAD   2 /* thread exiting: no caching any more */
+#define CA_BINNED__TC_NONE 0 /* never set up */
+#define CA_BINNED__TC_LIVE 1
+#define CA_BINNED__TC_DEAD 2 /* thread exiting: no caching any more */
 
 typedef struct ca_binned__tcache {
     ca_binned__bin bins[CA_BINNED__NCLASSES];
-    int64_t moved[CA_BINNED__NCLASSES];    /* slots flushed out - slots refilled in */
-    void **arrays;                         /* every bin's array (NULL: none) */
-    ca_binned *owner;                      /* instance */
-    struct ca_binned__tcache *next, *prev; /* registry (under registry lock) */
-    uint64_t epoch;                        /* instance trim epoch last seen */
+    int64_t moved[CA_BINNED__NCLASSES];      /* slots flushed out - slots refilled in */
+    void **arrays;                           /* every bin's array (NULL: none) */
+    ca_binned *owner;                        /* instance */
+    struct ca_binned__tcache *next, *prev;   /* registry (under registry lock) */
+    uint64_t epoch;                          /* instance trim epoch last seen */
     uint32_t gc_allocs[CA_BINNED__NCLASSES]; /* bins[i].allocs (low 32 bits) at the last GC */
-    uint32_t gc_tick;                      /* slow paths since the last GC */
-    unsigned state;                        /* CA_BINNED__TC_* */
-    bool in_tls;                           /* the default instance's static TLS cache */
+    uint32_t gc_tick;                        /* slow paths since the last GC */
+    unsigned state;                          /* CA_BINNED__TC_* */
+    bool in_tls;                             /* the default instance's static TLS cache */
 } ca_binned__tcache;
 
 /* A bin starts on a small array of its own (the starters, side by side at
@@ -518,11 +518,11 @@ void ca_binned__large_stats(const ca_binned *b, ca_stats *out);
  * ------------------------------------------------------------------------ */
 
 struct ca_binned {
-    ca_allocator base;        /* first: &b->base is the ca_allocator view */
+    ca_allocator base; /* first: &b->base is the ca_allocator view */
     /* --- read-only after create --- */
-    uintptr_t span_base;      /* first class range */
-    size_t span;              /* bytes of all class ranges */
-    unsigned class_shift;     /* log2 bytes per class range */
+    uintptr_t span_base;  /* first class range */
+    size_t span;          /* bytes of all class ranges */
+    unsigned class_shift; /* log2 bytes per class range */
     /* --- any thread (atomic): written under the class lock --- */
     uintptr_t class_end[CA_BINNED__NCLASSES]; /* end of the mapped part of each
                                  class range: an address below it has its memory
@@ -530,70 +530,70 @@ struct ca_binned {
                                  reading the shadow: a wild pointer into the
                                  unmapped rest is refused, not a fault). Raised
                                  after a mapping grows, lowered before it shrinks */
-    bool is_default;          /* the process-wide instance */
-    bool use_owner_map;       /* ranges registered in core's ownership map */
-    unsigned flags;           /* CA_BINNED_* option flags */
-    uint64_t decay_ns;        /* EMPTY blocks live at least this long */
-    size_t empty_keep;        /* per class, EMPTY bytes kept without decay */
-    size_t pressure_bytes;    /* committed bytes above which a decay pass bumps the epoch (0: off) */
-    size_t recycler_bytes;    /* per class, slots kept in the recycler (options.recycler_bytes) */
-    uint64_t pressure_trims;  /* epochs bumped by the pressure policy (atomic) */
-    uint64_t peak_sampled;    /* highest bytes in use (both tiers) seen by a stats
+    bool is_default;                          /* the process-wide instance */
+    bool use_owner_map;                       /* ranges registered in core's ownership map */
+    unsigned flags;                           /* CA_BINNED_* option flags */
+    uint64_t decay_ns;                        /* EMPTY blocks live at least this long */
+    size_t empty_keep;                        /* per class, EMPTY bytes kept without decay */
+    size_t pressure_bytes;      /* committed bytes above which a decay pass bumps the epoch (0: off) */
+    size_t recycler_bytes;      /* per class, slots kept in the recycler (options.recycler_bytes) */
+    uint64_t pressure_trims;    /* epochs bumped by the pressure policy (atomic) */
+    uint64_t peak_sampled;      /* highest bytes in use (both tiers) seen by a stats
                                  call (atomic): the small tier keeps no in-use
                                  count on its fast paths */
     uint64_t *peak_sampled_mut; /* &peak_sampled (set at init): stats, given a
                                  const instance, raise it through this pointer
                                  (state of the statistics themselves, like a
                                  lock; core.h, Statistics) */
-    ca_source *src;           /* memory for ranges and metadata */
-    ca_source_mmap own_src;   /* the source when none was given */
+    ca_source *src;             /* memory for ranges and metadata */
+    ca_source_mmap own_src;     /* the source when none was given */
     bool own_src_used;
-    void *meta_map;           /* every class's metadata (meta_start), page-aligned each */
+    void *meta_map; /* every class's metadata (meta_start), page-aligned each */
     size_t meta_size;
-    uint8_t *shadow;          /* one byte per 16 bytes of the span */
+    uint8_t *shadow; /* one byte per 16 bytes of the span */
     size_t shadow_size;
     ca_source_mmap shadow_src; /* private no-reserve mapping of the shadow */
-    uintptr_t shadow_bias;    /* shadow - span_base / 16: the byte of p is at shadow_bias + p / 16 */
-    unsigned page_kind;       /* CA_SOURCE_PAGE_* of the class span */
-    bool background;          /* a background thread returns idle memory of both
+    uintptr_t shadow_bias;     /* shadow - span_base / 16: the byte of p is at shadow_bias + p / 16 */
+    unsigned page_kind;        /* CA_SOURCE_PAGE_* of the class span */
+    bool background;           /* a background thread returns idle memory of both
                                  tiers (default instance; CA_BINNED_BACKGROUND) */
-    bool fresh_zero;          /* memory never used reads as zero (own source, or a
+    bool fresh_zero;           /* memory never used reads as zero (own source, or a
                                  CA_SOURCE_ZEROED one) */
-    bool decommit_zero;       /* decommitted memory reads as zero (own source:
+    bool decommit_zero;        /* decommitted memory reads as zero (own source:
                                  MADV_DONTNEED) */
-    bool owner_window;        /* the span is claimed as one window of core's
+    bool owner_window;         /* the span is claimed as one window of core's
                                  ownership map (no pages registered; classes
                                  skip `registered`); on demand instances only */
-    bool on_demand;           /* span, shadow and metadata are a window of address
+    bool on_demand;            /* span, shadow and metadata are a window of address
                                  space mapped class by class as the classes grow
                                  (instances with their own source); else all three
                                  are obtained at create */
-    pthread_key_t key;        /* thread caches of non-default instances; exit hook */
+    pthread_key_t key;         /* thread caches of non-default instances; exit hook */
     bool key_made;
     /* --- any thread (atomic) --- */
-    uint64_t epoch;           /* trim epoch: threads flush when it moved */
-    uint64_t next_purge_ns;   /* next decay pass (CLOCK_MONOTONIC_COARSE) */
-    int purge_lock;           /* lock word held by the thread running a purge
+    uint64_t epoch;         /* trim epoch: threads flush when it moved */
+    uint64_t next_purge_ns; /* next decay pass (CLOCK_MONOTONIC_COARSE) */
+    int purge_lock;         /* lock word held by the thread running a purge
                                  pass (slow paths and the background thread
                                  only try it) or a trim (which waits for it,
                                  so no block of another pass is in flight and
                                  every tail can be unmapped); rank 6 */
-    uint64_t over_keep[2];    /* bit per class that went over its keep budget:
+    uint64_t over_keep[2];  /* bit per class that went over its keep budget:
                                  the next slow path purges the excess */
     /* --- registry lock --- */
     int reg_lock;
-    int *reg_lk;                /* &reg_lock (set at init), for the statistics */
-    ca_binned__tcache *threads; /* live thread caches */
+    int *reg_lk;                     /* &reg_lock (set at init), for the statistics */
+    ca_binned__tcache *threads;      /* live thread caches */
     ca_binned__tcache *spare_caches; /* caches of exited threads (non-default), linked by next */
-    void *spare_arrays;         /* arrays regions of exited threads, linked through word 0 */
+    void *spare_arrays;              /* arrays regions of exited threads, linked through word 0 */
     /* --- bundle descriptors --- */
     ca_binned__recycler bundle_pool; /* spare descriptors (lock-free) */
-    int pool_lock;              /* taken to carve a new chunk of descriptors */
-    void *pool_chunks;          /* chunks of descriptors, linked through word 0 */
-    uint64_t nthreads_seen;     /* caches ever registered */
+    int pool_lock;                   /* taken to carve a new chunk of descriptors */
+    void *pool_chunks;               /* chunks of descriptors, linked through word 0 */
+    uint64_t nthreads_seen;          /* caches ever registered */
     struct ca_binned *next_instance; /* all instances (fork hooks), under the global lock */
     /* --- large tier --- */
-    void *large;              /* large tier state (large_bridge.c) */
+    void *large; /* large tier state (large_bridge.c) */
     /* --- classes --- */
     ca_binned__class classes[CA_BINNED__NCLASSES];
 };
@@ -663,7 +663,8 @@ ca_attr_noreturn ca_attr_cold void ca_binned__bad_free(const ca_binned *b, const
 #define CA_BINNED__OP_FREE    0u
 #define CA_BINNED__OP_REALLOC 1u
 #define CA_BINNED__OP_USABLE  2u
-ca_attr_noreturn ca_attr_cold void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls, unsigned op);
+ca_attr_noreturn ca_attr_cold void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls,
+                                                      unsigned op);
 
 /* Monotonic coarse clock in ns. */
 uint64_t ca_binned__now_ns(void);
@@ -678,7 +679,10 @@ void ca_binned__purge_pass(ca_binned *b);
 /* The small tier's locks: core's lock word (spins briefly, then sleeps on
  * a futex; re-entry from a signal handler aborts naming the component),
  * each with its rank of core.h's "Lock order". */
-ca_force_inline void ca_binned__spin_lock(int *l, unsigned rank) { ca_lock_acquire_ranked(l, rank, CA_BINNED__COMP); }
+ca_force_inline void ca_binned__spin_lock(int *l, unsigned rank)
+{
+    ca_lock_acquire_ranked(l, rank, CA_BINNED__COMP);
+}
 ca_force_inline void ca_binned__spin_unlock(int *l, unsigned rank) { ca_lock_release_ranked(l, rank); }
 
 #endif /* CA_BINNED_INTERNAL_H */

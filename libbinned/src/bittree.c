@@ -28,10 +28,7 @@ void ca_binned__tree_clear(ca_binned__tree *t, unsigned i)
     t->l0 &= ~((uint64_t)1 << (w >> 6));
 }
 
-bool ca_binned__tree_test(const ca_binned__tree *t, unsigned i)
-{
-    return (t->l2[i >> 6] >> (i & 63)) & 1;
-}
+bool ca_binned__tree_test(const ca_binned__tree *t, unsigned i) { return (t->l2[i >> 6] >> (i & 63)) & 1; }
 
 long ca_binned__tree_first(const ca_binned__tree *t)
 {

@@ -298,8 +298,8 @@ static void note_recommit(ca_binned *b, ca_binned__class *c)
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-#define POPULATE_CHUNK ((size_t)64 << 10)
-#define POPULATE_MAX 4
+#define POPULATE_CHUNK    ((size_t)64 << 10)
+#define POPULATE_MAX      4
 #define POPULATE_SLOT_MAX ((size_t)8 << 10)
 
 typedef struct populate_list {
@@ -419,7 +419,8 @@ static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
         CA_ASSERT(nfree != 0 || h == 0, CA_BINNED__COMP, blk, "block free list longer than its free count");
         if (nfree == 0)
             ca_binned__chain_clear(&c->free_tree, bi);
-        c->meta[bi] = ca_binned__bw_make(nfree, h, bump, CA_BINNED__ST_ACTIVE, false) | (dirty ? CA_BINNED__BW_DIRTY : 0);
+        c->meta[bi] = ca_binned__bw_make(nfree, h, bump, CA_BINNED__ST_ACTIVE, false) |
+                      (dirty ? CA_BINNED__BW_DIRTY : 0);
         if (!dirty && bump > bump0 && b->on_demand && c->frontier > 1 && ci->size <= POPULATE_SLOT_MAX)
             populate_note(&pop, blk, bump0 * (size_t)ci->size, bump * (size_t)ci->size, block_bytes(cls));
     }
@@ -624,7 +625,8 @@ size_t ca_binned__central_purge(ca_binned *b, unsigned cls, int mode, size_t *ne
 void ca_binned__central_drain_idle(ca_binned *b, unsigned cls)
 {
     ca_binned__class *c = &b->classes[cls];
-    if (!__atomic_exchange_n(&c->rec_used, 0, __ATOMIC_RELAXED) && __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED))
+    if (!__atomic_exchange_n(&c->rec_used, 0, __ATOMIC_RELAXED) &&
+        __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED))
         ca_binned__central_drain_recycler(b, cls);
 }
 

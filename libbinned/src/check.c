@@ -35,7 +35,8 @@ void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls, unsigne
     static const char *const msg[3][3] = {
         {"free of a pointer not from the allocator", "realloc of a pointer not from the allocator",
          "malloc_usable_size of a pointer not from the allocator"},
-        {"free of an interior pointer", "realloc of an interior pointer", "malloc_usable_size of an interior pointer"},
+        {"free of an interior pointer", "realloc of an interior pointer",
+         "malloc_usable_size of an interior pointer"},
         {"double free", "realloc of a freed block", "malloc_usable_size of a freed block"},
     };
     /* The release xor-ed the byte with p's mark: undo it to read it. */
@@ -143,8 +144,8 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
         /* Never used: its state is still all zero, and no cache or
          * recycler holds a slot of it. */
         uintptr_t base = b->span_base + ((uintptr_t)cls << b->class_shift);
-        if (c->frontier || c->mapped || c->span_mapped || c->meta_mapped || c->free_tree.summary ||
-            c->rec.top || c->rec_bundles || c->slots_out || c->committed)
+        if (c->frontier || c->mapped || c->span_mapped || c->meta_mapped || c->free_tree.summary || c->rec.top ||
+            c->rec_bundles || c->slots_out || c->committed)
             return "binned: a class never set up has state";
         if (b->class_end[cls] != base + (b->on_demand ? 0 : ((size_t)1 << b->class_shift)))
             return "binned: the class's mapped end (tested by free) disagrees with its mappings";
@@ -154,15 +155,16 @@ static const char *check_class_locked(ca_binned *b, unsigned cls)
         return "binned: frontier beyond the class range";
     if (c->frontier > c->mapped || c->mapped > c->max_blocks)
         return "binned: started blocks beyond the mapped part of the class range";
-    if (b->on_demand && c->mapped && (c->span_mapped < (c->mapped << ci->block_shift) ||
-                         c->shadow_mapped < (c->mapped << ci->block_shift) >> 4 ||
-                         c->meta_mapped < c->trees_bytes + c->mapped * sizeof(uint64_t)))
+    if (b->on_demand && c->mapped &&
+        (c->span_mapped < (c->mapped << ci->block_shift) ||
+         c->shadow_mapped < (c->mapped << ci->block_shift) >> 4 ||
+         c->meta_mapped < c->trees_bytes + c->mapped * sizeof(uint64_t)))
         return "binned: a mapped block lacks its memory, shadow or block word";
     uintptr_t end = b->class_end[cls];
     if (end < (uintptr_t)c->base + (c->frontier << ci->block_shift) ||
-        (b->on_demand ? end > (uintptr_t)c->base + c->span_mapped ||
-                            c->shadow_mapped < ((end - (uintptr_t)c->base) >> 4)
-                      : end != (uintptr_t)c->base + ((size_t)1 << b->class_shift)))
+        (b->on_demand
+             ? end > (uintptr_t)c->base + c->span_mapped || c->shadow_mapped < ((end - (uintptr_t)c->base) >> 4)
+             : end != (uintptr_t)c->base + ((size_t)1 << b->class_shift)))
         return "binned: the class's mapped end (tested by free) disagrees with its mappings";
     if (b->use_owner_map && !b->owner_window && c->registered < c->frontier)
         return "binned: started blocks missing from the ownership map";

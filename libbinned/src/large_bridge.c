@@ -84,8 +84,7 @@ size_t ca_binned__large_usable(const ca_binned *b, const void *p)
     return ca_binned_large_usable_size(tier(b), p);
 }
 
-void *ca_binned__large_resize(ca_binned *b, void *p, size_t new_size, size_t align, unsigned flags,
-                              size_t *usable)
+void *ca_binned__large_resize(ca_binned *b, void *p, size_t new_size, size_t align, unsigned flags, size_t *usable)
 {
     return ca_binned_large_resize(tier(b), p, new_size, align, flags, usable);
 }

@@ -307,7 +307,8 @@ void ca_binned__maybe_purge(ca_binned *b)
     if (b->background) {
         if (ca_likely(ca_binned__large_background_running(b)))
             return;
-        if (__atomic_load_n(&b->over_keep[0], __ATOMIC_RELAXED) | __atomic_load_n(&b->over_keep[1], __ATOMIC_RELAXED)) {
+        if (__atomic_load_n(&b->over_keep[0], __ATOMIC_RELAXED) |
+            __atomic_load_n(&b->over_keep[1], __ATOMIC_RELAXED)) {
             ca_binned__large_background(b);
             if (ca_binned__large_background_running(b))
                 return;

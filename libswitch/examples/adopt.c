@@ -21,8 +21,8 @@
 
 int main(void)
 {
-    ca_bump bump;          /* any allocator of the suite */
-    ca_switch_adopted req; /* makes it routable behind malloc */
+    ca_bump bump;                  /* any allocator of the suite */
+    ca_switch_adopted req;         /* makes it routable behind malloc */
     printf("one bump per task\n"); /* stdout's buffer: from the global allocator */
     if (ca_bump_init(&bump, ca_source_mmap_global(), NULL) != 0)
         return 1;
@@ -40,7 +40,7 @@ int main(void)
     ca_switch_free(s);
     ca_switch_context_set(saved);
 
-    if (ca_switch_unadopt(&req) != 0) { /* then destroy the allocator */
+    if (ca_switch_unadopt(&req) != 0) {           /* then destroy the allocator */
         fprintf(stderr, "%s\n", ca_last_error()); /* e.g. blocks still live */
         return 1;
     }

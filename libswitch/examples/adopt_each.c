@@ -26,7 +26,7 @@ static int use(const char *what, ca_allocator *a)
         return 1;
     }
     ca_switch_thread_set(&ad.base);
-    char *p = ca_switch_malloc(100);             /* malloc() with the override */
+    char *p = ca_switch_malloc(100); /* malloc() with the override */
     char *q = ca_switch_realloc(ca_switch_calloc(4, 8), 200);
     int ok = p && q && ca_switch_owner(p) == ca_switch_owner(q);
     ca_switch_free(p);

@@ -32,11 +32,11 @@
 
 typedef struct coro {
     ucontext_t uc;
-    ca_allocator *slot;          /* the coroutine's allocator while suspended */
-    ca_rbtree tree;              /* the coroutine's allocator ... */
-    ca_switch_adopted alloc;     /* ... as the switch routes to it */
+    ca_allocator *slot;      /* the coroutine's allocator while suspended */
+    ca_rbtree tree;          /* the coroutine's allocator ... */
+    ca_switch_adopted alloc; /* ... as the switch routes to it */
     const char *name;
-    char *last;                  /* a block it allocated, freed by the other */
+    char *last; /* a block it allocated, freed by the other */
     int steps;
     unsigned char stack[STACK_SIZE];
 } coro;

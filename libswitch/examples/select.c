@@ -32,12 +32,12 @@ int main(void)
     void *p = ca_switch_malloc(100);                       /* from the rbtree */
     ca_switch_context_set(saved);                          /* restore */
     size_t n = 200;
-    void *q = ca_switch_with(&ad.base, task, &n);          /* scoped: restored when task returns */
+    void *q = ca_switch_with(&ad.base, task, &n); /* scoped: restored when task returns */
     int ok = ca_switch_owner(p) == &ad.base && ca_switch_owner(q) == &ad.base;
-    ca_switch_free(p);                                     /* routed to the rbtree */
+    ca_switch_free(p); /* routed to the rbtree */
     ca_switch_free(q);
     ca_switch_thread_set(NULL);
-    if (ca_switch_unadopt(&ad) != 0) {                     /* EBUSY while selected or with live blocks */
+    if (ca_switch_unadopt(&ad) != 0) { /* EBUSY while selected or with live blocks */
         fprintf(stderr, "%s\n", ca_last_error());
         return 1;
     }

@@ -190,12 +190,12 @@ static const char *adopt_walk(ca_allocator *a)
 /* One table per combination of the inner's THREAD_SAFE and FREE_NOOP bits,
  * which the adoption keeps; every adoption is UNSIZED and registered in the
  * map under itself. */
-#define ADOPT_OPS(caps_)                                                                           \
-    {                                                                                              \
-        .name = "switch-adopted", .caps = (caps_) | CA_CAP_UNSIZED | CA_CAP_OWNER_MAP,             \
-        .alloc = adopt_alloc, .free = adopt_free, .free_unsized = adopt_free_unsized,              \
-        .usable_size = adopt_usable, .resize = adopt_resize, .owns = adopt_owns,                   \
-        .reset = adopt_reset, .stats = adopt_stats, .listen = NULL, .check = adopt_walk,           \
+#define ADOPT_OPS(caps_)                                                                                        \
+    {                                                                                                           \
+        .name = "switch-adopted", .caps = (caps_) | CA_CAP_UNSIZED | CA_CAP_OWNER_MAP, .alloc = adopt_alloc,    \
+        .free = adopt_free, .free_unsized = adopt_free_unsized, .usable_size = adopt_usable,                    \
+        .resize = adopt_resize, .owns = adopt_owns, .reset = adopt_reset, .stats = adopt_stats, .listen = NULL, \
+        .check = adopt_walk,                                                                                    \
     }
 const ca_allocator_ops ca_switch__adopt_ops[4] = {
     ADOPT_OPS(0),
@@ -219,7 +219,10 @@ static ca_switch_adopted *of_listener(ca_listener *l)
     return (ca_switch_adopted *)(void *)((char *)l - offsetof(ca_switch_adopted, listener));
 }
 
-static bool free_noop(const ca_switch_adopted *ad) { return (ca_allocator_caps(ad->inner) & CA_CAP_FREE_NOOP) != 0; }
+static bool free_noop(const ca_switch_adopted *ad)
+{
+    return (ca_allocator_caps(ad->inner) & CA_CAP_FREE_NOOP) != 0;
+}
 
 static int on_added(ca_listener *l, void *base, size_t size)
 {
@@ -238,8 +241,9 @@ static int on_added(ca_listener *l, void *base, size_t size)
     if (e == EEXIST)
         e = ca_owner_overlay(base, size, &ad->base);
     if (e)
-        return fail(ad, e, e == ENOMEM ? "no memory for the ownership map" :
-                           "part of its memory is already registered to another adoption");
+        return fail(ad, e,
+                    e == ENOMEM ? "no memory for the ownership map"
+                                : "part of its memory is already registered to another adoption");
     __atomic_fetch_add(&ad->ranges, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&ad->bytes, size, __ATOMIC_RELAXED);
     return 0;
@@ -401,8 +405,11 @@ bool ca_switch__adopt_foreign_local(const ca_allocator *a)
 const char *ca_switch__adopt_check(const ca_switch_adopted *ad)
 {
     CA_CHECK_EXPECT(ca_switch__is_adopted(&ad->base), "registered adoption with foreign ops");
-    CA_CHECK_EXPECT(__atomic_load_n(&ad->state, __ATOMIC_ACQUIRE) == STATE_ACTIVE, "registered adoption is not active");
+    CA_CHECK_EXPECT(__atomic_load_n(&ad->state, __ATOMIC_ACQUIRE) == STATE_ACTIVE,
+                    "registered adoption is not active");
     CA_CHECK_EXPECT(ad->inner && ad->target, "adoption without an allocator");
-    CA_CHECK_EXPECT(__atomic_load_n(&ad->frees, __ATOMIC_RELAXED) <= __atomic_load_n(&ad->allocs, __ATOMIC_RELAXED), "adoption freed more blocks than it handed out");
+    CA_CHECK_EXPECT(__atomic_load_n(&ad->frees, __ATOMIC_RELAXED) <=
+                        __atomic_load_n(&ad->allocs, __ATOMIC_RELAXED),
+                    "adoption freed more blocks than it handed out");
     return (ad->flags & CA_SWITCH__ADOPT_LOCAL) ? ca_switch__local_check(&ad->local) : NULL;
 }

@@ -44,22 +44,22 @@
  * such builds never link the override: the standard names reach the
  * sanitizer's allocator, and its malloc_usable_size matches it. */
 #include <stdlib.h>
-#define libc_malloc(n) malloc(n)
+#define libc_malloc(n)      malloc(n)
 #define libc_memalign(a, n) memalign(a, n)
-#define libc_realloc(p, n) realloc(p, n)
-#define libc_free_fn(p) free(p)
-#define libc_usable(p) malloc_usable_size((void *)(p))
+#define libc_realloc(p, n)  realloc(p, n)
+#define libc_free_fn(p)     free(p)
+#define libc_usable(p)      malloc_usable_size((void *)(p))
 #else
 /* glibc's own entry points, exported by libc.so.6 under these names. */
 extern void *__libc_malloc(size_t size);
 extern void *__libc_realloc(void *p, size_t size);
 extern void *__libc_memalign(size_t align, size_t size);
 extern void __libc_free(void *p);
-#define libc_malloc(n) __libc_malloc(n)
+#define libc_malloc(n)      __libc_malloc(n)
 #define libc_memalign(a, n) __libc_memalign(a, n)
-#define libc_realloc(p, n) __libc_realloc(p, n)
-#define libc_free_fn(p) __libc_free(p)
-#define libc_usable(p) glibc_usable(p)
+#define libc_realloc(p, n)  __libc_realloc(p, n)
+#define libc_free_fn(p)     __libc_free(p)
+#define libc_usable(p)      glibc_usable(p)
 
 /* glibc's chunk header: the word before the block holds the chunk size with
  * flag bits; bit 1 (IS_MMAPPED) chunks carry a 16-byte header, others an
@@ -111,8 +111,8 @@ static size_t libc_usable_size(const ca_allocator *a, const void *p)
     return p ? libc_usable(p) : 0;
 }
 
-static void *libc_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
-                         unsigned flags, size_t *usable)
+static void *libc_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                         size_t *usable)
 {
     if (!ca_is_pow2(align)) {
         errno = EINVAL;
@@ -233,8 +233,8 @@ static size_t je_usable_size(const ca_allocator *a, const void *p)
     return p ? sallocx(p, 0) : 0;
 }
 
-static void *je_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
-                       unsigned flags, size_t *usable)
+static void *je_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                       size_t *usable)
 {
     if (!ca_is_pow2(align)) {
         errno = EINVAL;

@@ -100,8 +100,8 @@ static size_t local_usable_size(const ca_allocator *a, const void *p)
     return ca_usable_size(l->inner, p);
 }
 
-static void *local_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
-                          unsigned flags, size_t *usable)
+static void *local_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                          size_t *usable)
 {
     ca_switch_local *l = L(a);
     CA_CHECK(is_owner(l), "switch", l, "ca_switch_local resized by a thread that does not own it");
@@ -207,14 +207,16 @@ size_t ca_switch_local_pending(const ca_switch_local *l)
 const char *ca_switch__local_check(const ca_switch_local *l)
 {
     CA_CHECK_EXPECT(l->base.ops == &ca_switch__local_ops, "registered local with foreign ops");
-    CA_CHECK_EXPECT(l->inner && (ca_allocator_caps(l->inner) & CA_CAP_UNSIZED), "local without an unsized inner allocator");
+    CA_CHECK_EXPECT(l->inner && (ca_allocator_caps(l->inner) & CA_CAP_UNSIZED),
+                    "local without an unsized inner allocator");
     CA_CHECK_EXPECT(__atomic_load_n(&l->owner, __ATOMIC_RELAXED) != 0, "local without an owner thread");
     /* Only the owner drains, so for the owner the queue only grows while it
      * looks: read pending first, then the counter (bumped before a push). */
     if (is_owner(l)) {
         size_t pending = ca_switch_local_pending(l);
         uint64_t pushed = __atomic_load_n(&l->remote_frees, __ATOMIC_ACQUIRE);
-        CA_CHECK_EXPECT(l->drained + pending <= pushed, "remote queue holds blocks that were never counted as pushed");
+        CA_CHECK_EXPECT(l->drained + pending <= pushed,
+                        "remote queue holds blocks that were never counted as pushed");
     }
     return NULL;
 }

@@ -82,7 +82,7 @@ typedef struct node_state {
     ca_binned *b;           /* over src, both tiers; never destroyed */
 } node_state;
 
-static node_state *nodes[KINDS][CA_SOURCE_NUMA_MAX_NODES]; /* __atomic; NULL until created */
+static node_state *nodes[KINDS][CA_SOURCE_NUMA_MAX_NODES];  /* __atomic; NULL until created */
 static unsigned char auto_failed[CA_SOURCE_NUMA_MAX_NODES]; /* __atomic; 1: creation failed */
 static pthread_mutex_t nodes_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -102,7 +102,10 @@ static pthread_mutex_t nodes_lock = PTHREAD_MUTEX_INITIALIZER;
  * owner to the instance itself) but is forwarded there all the same.
  * ------------------------------------------------------------------------ */
 
-static ca_allocator *inner(const ca_allocator *a) { return ca_binned_allocator(((const node_state *)(const void *)a)->b); }
+static ca_allocator *inner(const ca_allocator *a)
+{
+    return ca_binned_allocator(((const node_state *)(const void *)a)->b);
+}
 
 static void *auto_alloc(ca_allocator *a, size_t size, size_t align, size_t *usable)
 {
@@ -121,8 +124,8 @@ static void auto_free_unsized(ca_allocator *a, void *p) { ca_free_unsized(inner(
 
 static size_t auto_usable(const ca_allocator *a, const void *p) { return ca_usable_size(inner(a), p); }
 
-static void *auto_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align,
-                         unsigned flags, size_t *usable)
+static void *auto_resize(ca_allocator *a, void *p, size_t old_size, size_t new_size, size_t align, unsigned flags,
+                         size_t *usable)
 {
     ca_allocator *in = inner(a);
     return in->ops->resize(in, p, old_size, new_size, align, flags, usable);
@@ -279,10 +282,7 @@ ca_allocator *ca_switch__node_current(void)
     return node_refresh();
 }
 
-ca_allocator *ca_switch__node_unwrap(ca_allocator *a)
-{
-    return a && a->ops == &auto_ops ? inner(a) : a;
-}
+ca_allocator *ca_switch__node_unwrap(ca_allocator *a) { return a && a->ops == &auto_ops ? inner(a) : a; }
 
 #else /* another base: no node instances, no automatic mode */
 

@@ -159,9 +159,9 @@ CA_EXPORT int malloc_info(int options, FILE *fp)
                     "<inuse size=\"%llu\" peak=\"%llu\" allocs=\"%llu\" frees=\"%llu\"/>\n"
                     "</malloc>\n",
                     (unsigned long long)(t.allocs - t.frees), held, committed, committed, reserved,
-                    (unsigned long long)(t.allocs - t.frees), held, (unsigned long long)large, committed, committed,
-                    reserved, in_use, (unsigned long long)t.peak_in_use,
-                    (unsigned long long)t.allocs, (unsigned long long)t.frees);
+                    (unsigned long long)(t.allocs - t.frees), held, (unsigned long long)large, committed,
+                    committed, reserved, in_use, (unsigned long long)t.peak_in_use, (unsigned long long)t.allocs,
+                    (unsigned long long)t.frees);
     return r < 0 ? -1 : 0;
 }
 

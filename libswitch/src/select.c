@@ -383,8 +383,7 @@ ca_allocator *ca_switch__init_slow(void)
         (void)atexit(stats_at_exit);
         ca_allocator *none = NULL;
         /* A global set by ca_switch_global_set during initialisation wins. */
-        __atomic_compare_exchange_n(&ca_switch__g.global, &none, base, false, __ATOMIC_RELEASE,
-                                    __ATOMIC_RELAXED);
+        __atomic_compare_exchange_n(&ca_switch__g.global, &none, base, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
         note_global(__atomic_load_n(&ca_switch__g.global, __ATOMIC_ACQUIRE));
         ca_once_finish(&ca_switch__g.init);
         tl_initialising = false;
@@ -438,8 +437,7 @@ static const char *unroutable(const ca_allocator *a)
     if (!a->ops)
         return "selected allocator has no ops (not initialised, or destroyed)";
     if (ca_switch__is_adopted(a))
-        return ca_switch__adopt_active(a) ? NULL
-                                          : "selected adoption was undone or its allocator destroyed";
+        return ca_switch__adopt_active(a) ? NULL : "selected adoption was undone or its allocator destroyed";
     unsigned caps = ca_allocator_caps(a);
     if ((caps & (CA_CAP_OWNER_MAP | CA_CAP_UNSIZED)) == (CA_CAP_OWNER_MAP | CA_CAP_UNSIZED))
         return NULL;
@@ -747,7 +745,8 @@ static const char *check_selection(const ca_switch__state *g)
     unsigned need = CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED;
     CA_CHECK_EXPECT(global && (ca_allocator_caps(global) & need) == need,
                     "global allocator is not thread-safe with unsized free");
-    CA_CHECK_EXPECT((ca_allocator_caps(g->base) & need) == need, "base allocator is not thread-safe with unsized free");
+    CA_CHECK_EXPECT((ca_allocator_caps(g->base) & need) == need,
+                    "base allocator is not thread-safe with unsized free");
     size_t used = __atomic_load_n(&g->boot_used, __ATOMIC_RELAXED);
     CA_CHECK_EXPECT(used <= CA_SWITCH__BOOT_SIZE, "bootstrap cursor beyond the area");
     ca_allocator *ctx = ca_switch__tl.context, *thr = ca_switch__tl.thread;

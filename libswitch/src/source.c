@@ -86,9 +86,9 @@ static int src_stats(const ca_source *src, ca_stats *out)
 
 /* One table per combination of the inner's CA_SOURCE_THREAD_SAFE and
  * CA_SOURCE_ZEROED bits, which the wrapper keeps. */
-#define SRC_OPS(caps_)                                                                             \
-    {                                                                                              \
-        .name = "switch-owner", .caps = (caps_), .obtain = src_obtain, .release = src_release,     \
+#define SRC_OPS(caps_)                                                                              \
+    {                                                                                               \
+        .name = "switch-owner", .caps = (caps_), .obtain = src_obtain, .release = src_release,      \
         .reserve = src_reserve, .commit = src_commit, .decommit = src_decommit, .stats = src_stats, \
     }
 static const ca_source_ops src_ops[4] = {SRC_OPS(0), SRC_OPS(1), SRC_OPS(2), SRC_OPS(3)};

@@ -142,10 +142,7 @@ ca_force_inline bool ca_switch__in_boot(const void *p)
  * NULL when the base registers all its memory (the pointer is foreign). */
 ca_allocator *ca_switch__unowned(const void *p);
 
-ca_force_inline void ca_switch__count(uint64_t *c, uint64_t n)
-{
-    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
-}
+ca_force_inline void ca_switch__count(uint64_t *c, uint64_t n) { __atomic_fetch_add(c, n, __ATOMIC_RELAXED); }
 
 /* The registry lock itself (tests hold it across a fork). */
 void ca_switch__registry_lock(void);

@@ -97,8 +97,8 @@ typedef enum ca_arena_backing {
 
 /* How ca_arena_open_file maps an existing file. */
 typedef enum ca_arena_mode {
-    CA_ARENA_READ_WRITE = 0, /* shared mapping; flush persists */
-    CA_ARENA_READ_ONLY = 1,  /* PROT_READ; every write through the API: EROFS */
+    CA_ARENA_READ_WRITE = 0,   /* shared mapping; flush persists */
+    CA_ARENA_READ_ONLY = 1,    /* PROT_READ; every write through the API: EROFS */
     CA_ARENA_COPY_ON_WRITE = 2 /* private mapping: changes never reach the file */
 } ca_arena_mode;
 
@@ -125,22 +125,22 @@ typedef enum ca_arena_order {
 /* What was wrong with a file (or OK). */
 typedef enum ca_arena_error {
     CA_ARENA_OK = 0,
-    CA_ARENA_E_SYSTEM,          /* a system call failed: the errno returned says which */
-    CA_ARENA_E_EMPTY,           /* zero-length file */
-    CA_ARENA_E_SHORT_HEADER,    /* file shorter than the header page */
-    CA_ARENA_E_MAGIC,           /* wrong magic: not an arena file */
-    CA_ARENA_E_LAYOUT_VERSION,  /* unsupported layout version */
-    CA_ARENA_E_CHECKSUM,        /* header checksum mismatch */
-    CA_ARENA_E_STATE,           /* header state word damaged */
-    CA_ARENA_E_RESERVED,        /* reserved header bytes not zero */
-    CA_ARENA_E_FIELD,           /* a header field out of range */
-    CA_ARENA_E_USER_VERSION,    /* user version mismatch */
-    CA_ARENA_E_FREELIST_KIND,   /* free-list kind mismatch */
-    CA_ARENA_E_OFFSET_WIDTH,    /* offset width mismatch */
-    CA_ARENA_E_TRUNCATED,       /* file shorter than its recorded capacity */
-    CA_ARENA_E_FREELIST,        /* recorded free list damaged */
-    CA_ARENA_E_EXISTS,          /* create: the file exists (and REPLACE not given) */
-    CA_ARENA_E_OPTIONS,         /* bad options */
+    CA_ARENA_E_SYSTEM,         /* a system call failed: the errno returned says which */
+    CA_ARENA_E_EMPTY,          /* zero-length file */
+    CA_ARENA_E_SHORT_HEADER,   /* file shorter than the header page */
+    CA_ARENA_E_MAGIC,          /* wrong magic: not an arena file */
+    CA_ARENA_E_LAYOUT_VERSION, /* unsupported layout version */
+    CA_ARENA_E_CHECKSUM,       /* header checksum mismatch */
+    CA_ARENA_E_STATE,          /* header state word damaged */
+    CA_ARENA_E_RESERVED,       /* reserved header bytes not zero */
+    CA_ARENA_E_FIELD,          /* a header field out of range */
+    CA_ARENA_E_USER_VERSION,   /* user version mismatch */
+    CA_ARENA_E_FREELIST_KIND,  /* free-list kind mismatch */
+    CA_ARENA_E_OFFSET_WIDTH,   /* offset width mismatch */
+    CA_ARENA_E_TRUNCATED,      /* file shorter than its recorded capacity */
+    CA_ARENA_E_FREELIST,       /* recorded free list damaged */
+    CA_ARENA_E_EXISTS,         /* create: the file exists (and REPLACE not given) */
+    CA_ARENA_E_OPTIONS,        /* bad options */
     CA_ARENA_E_COUNT
 } ca_arena_error;
 
@@ -226,8 +226,7 @@ int ca_arena_create(ca_arena **out, const ca_arena_options *o);
  * On failure nothing is left at @path (nor beside it), and ca_last_error()
  * says "arena: create '<path>': <reason>".
  */
-int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_options *o,
-                         ca_arena_error *why);
+int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_options *o, ca_arena_error *why);
 
 /**
  * ca_arena_open_file() - open an existing arena file.
@@ -253,8 +252,8 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
  * ca_last_error() says "arena: open '<path>': <reason>" (the reason of *why,
  * the failed call and its errno, or the bad option).
  */
-int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode,
-                       const ca_arena_options *expect, ca_arena_error *why);
+int ca_arena_open_file(ca_arena **out, const char *path, ca_arena_mode mode, const ca_arena_options *expect,
+                       ca_arena_error *why);
 
 /**
  * ca_arena_flush() - persist the whole arena (file read-write mode).
@@ -452,10 +451,10 @@ const char *ca_arena_check(const ca_arena *a);
 
 /* Region facts. */
 uint64_t ca_arena_capacity(const ca_arena *a);
-uint64_t ca_arena_cursor(const ca_arena *a);      /* allocated cursor (atomic read) */
-uint64_t ca_arena_data_start(const ca_arena *a);  /* first allocatable offset */
-uint64_t ca_arena_flush_seq(const ca_arena *a);   /* sequence number of the last header written */
-uint64_t ca_arena_commit_tag(const ca_arena *a);  /* tag of the last header written or recovered */
+uint64_t ca_arena_cursor(const ca_arena *a);     /* allocated cursor (atomic read) */
+uint64_t ca_arena_data_start(const ca_arena *a); /* first allocatable offset */
+uint64_t ca_arena_flush_seq(const ca_arena *a);  /* sequence number of the last header written */
+uint64_t ca_arena_commit_tag(const ca_arena *a); /* tag of the last header written or recovered */
 ca_arena_freelist ca_arena_freelist_kind(const ca_arena *a);
 unsigned ca_arena_offset_bits(const ca_arena *a);
 uint32_t ca_arena_user_version(const ca_arena *a);

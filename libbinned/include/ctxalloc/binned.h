@@ -73,11 +73,13 @@ extern "C" {
 /* Flags of ca_binned_options.flags. */
 #define CA_BINNED_NO_OWNER_MAP 0x1u /* do not register ranges in core's ownership map */
 #define CA_BINNED_NO_TCACHE    0x2u /* no thread caches: every call takes the shared path */
-#define CA_BINNED_BACKGROUND   0x4u /* a background thread (started once there is memory
+#define CA_BINNED_BACKGROUND \
+    0x4u /* a background thread (started once there is memory
                                        to return) runs both tiers' decay, so idle memory goes
                                        back without calls; the default instance has it unless
                                        CA_BINNED_BACKGROUND=0 */
-#define CA_BINNED_LARGE_FROM_SOURCE 0x8u /* the large tier takes its regions from `source`
+#define CA_BINNED_LARGE_FROM_SOURCE \
+    0x8u /* the large tier takes its regions from `source`
                                             too (without the flag it maps its own), so a
                                             source's NUMA policy covers both tiers; needs a
                                             source (EINVAL without one) that supports

@@ -217,8 +217,8 @@ static void rgn_desc_free(ca_binned_large *l, ca_binned__large_rgn *r)
 
 /* Obtain memory for a region and publish it in the maps. Returns the
  * descriptor (not yet linked into its class) or NULL with errno ENOMEM. */
-static ca_binned__large_rgn *rgn_map(ca_binned_large *l, size_t size, size_t align, unsigned cls,
-                                     unsigned shift, unsigned nareas)
+static ca_binned__large_rgn *rgn_map(ca_binned_large *l, size_t size, size_t align, unsigned cls, unsigned shift,
+                                     unsigned nareas)
 {
     void *mem = NULL;
     /* Areas of 2 MiB and more (whole huge pages) come from the THP source. */
@@ -343,7 +343,8 @@ void ca_binned__large_out_add(ca_binned_large *l, size_t bytes)
 {
     uint64_t out = __atomic_add_fetch(&l->out_bytes, bytes, __ATOMIC_RELAXED);
     uint64_t peak = CA_BL_GET(l->peak);
-    while (out > peak && !__atomic_compare_exchange_n(&l->peak, &peak, out, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    while (out > peak &&
+           !__atomic_compare_exchange_n(&l->peak, &peak, out, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
 }
 
@@ -786,16 +787,15 @@ static const char *op_check(ca_allocator *a) { return ca_binned_large_check((ca_
  * under itself (CA_BINNED_LARGE_OWNER_SELF) carries CA_CAP_OWNER_MAP, so
  * libswitch can select it as it is; one that registers under another owner
  * (the small tier's allocator) or not at all does not. Both support listen. */
-#define LARGE_OPS(caps_)                                                                           \
-    {                                                                                              \
-        .name = "binned-large", .caps = (caps_), .alloc = op_alloc, .free = op_free,               \
-        .free_unsized = op_free_unsized, .usable_size = op_usable, .resize = op_resize,            \
-        .owns = op_owns, .reset = NULL, .stats = op_stats, .listen = ca_binned__large_listen,      \
-        .check = op_check,                                                                         \
+#define LARGE_OPS(caps_)                                                                                 \
+    {                                                                                                    \
+        .name = "binned-large", .caps = (caps_), .alloc = op_alloc, .free = op_free,                     \
+        .free_unsized = op_free_unsized, .usable_size = op_usable, .resize = op_resize, .owns = op_owns, \
+        .reset = NULL, .stats = op_stats, .listen = ca_binned__large_listen, .check = op_check,          \
     }
 const ca_allocator_ops ca_binned__large_ops = LARGE_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED);
-const ca_allocator_ops ca_binned__large_ops_self =
-    LARGE_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED | CA_CAP_OWNER_MAP);
+const ca_allocator_ops ca_binned__large_ops_self = LARGE_OPS(CA_CAP_THREAD_SAFE | CA_CAP_UNSIZED |
+                                                             CA_CAP_OWNER_MAP);
 
 ca_allocator *ca_binned_large_allocator(ca_binned_large *l) { return &l->base; }
 
@@ -803,9 +803,9 @@ ca_allocator *ca_binned_large_allocator(ca_binned_large *l) { return &l->base; }
  * Create/destroy
  * ------------------------------------------------------------------------ */
 
-#define KNOWN_FLAGS                                                                                \
-    (CA_BINNED_LARGE_BACKGROUND | CA_BINNED_LARGE_FILE | CA_BINNED_LARGE_FILE_FALLBACK |          \
-     CA_BINNED_LARGE_PURGE_FREE | CA_BINNED_LARGE_NO_CACHE | CA_BINNED_LARGE_OWNER_SELF |         \
+#define KNOWN_FLAGS                                                                       \
+    (CA_BINNED_LARGE_BACKGROUND | CA_BINNED_LARGE_FILE | CA_BINNED_LARGE_FILE_FALLBACK |  \
+     CA_BINNED_LARGE_PURGE_FREE | CA_BINNED_LARGE_NO_CACHE | CA_BINNED_LARGE_OWNER_SELF | \
      CA_BINNED_LARGE_NO_MREMAP | CA_BINNED_LARGE_HUGE)
 
 static uint64_t ca_bl_next_id = 1;

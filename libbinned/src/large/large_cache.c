@@ -17,10 +17,11 @@
 #include "large_internal.h"
 
 #define TLS_ENTRIES CA_BL_TLS_ENTRIES
-#define ca_bl_tls ca_binned__large_tls
+#define ca_bl_tls   ca_binned__large_tls
 typedef ca_binned__large_tls_entry tls_entry;
 
-__thread ca_binned__large_tls_entry ca_binned__large_tls[CA_BL_TLS_ENTRIES] __attribute__((tls_model("initial-exec")));
+__thread ca_binned__large_tls_entry ca_binned__large_tls[CA_BL_TLS_ENTRIES]
+    __attribute__((tls_model("initial-exec")));
 static __thread bool ca_bl_tls_keyed __attribute__((tls_model("initial-exec")));
 /* Set by flush_on_exit: the thread is ending, its caches are gone and no new
  * one is made (a later destructor's free goes to the pools: a cache made

@@ -53,7 +53,10 @@
 /* The tier's locks: core's lock word (spins briefly, then sleeps on a
  * futex; a plain int a forked child resets with a store; re-entry from a
  * signal handler while holding one aborts naming the tier). */
-ca_force_inline void ca_binned__large_lock(int *l, unsigned rank) { ca_lock_acquire_ranked(l, rank, CA_BL_COMPONENT); }
+ca_force_inline void ca_binned__large_lock(int *l, unsigned rank)
+{
+    ca_lock_acquire_ranked(l, rank, CA_BL_COMPONENT);
+}
 ca_force_inline void ca_binned__large_unlock(int *l, unsigned rank) { ca_lock_release_ranked(l, rank); }
 
 /* Relaxed counters readable while the tier runs. */
@@ -129,10 +132,10 @@ typedef struct ca_binned__large_counters {
  * tail. Invariant: dirty_bytes == size * |dirty|, clean_bytes == size * |clean|. */
 typedef struct ca_binned__large_class {
     int lock;
-    unsigned shift;       /* read-only */
-    size_t size;          /* read-only: 1 << shift */
-    unsigned nareas;      /* areas per new region; read-only */
-    size_t region_align;  /* read-only */
+    unsigned shift;                                 /* read-only */
+    size_t size;                                    /* read-only: 1 << shift */
+    unsigned nareas;                                /* areas per new region; read-only */
+    size_t region_align;                            /* read-only */
     ca_binned__large_area *dirty_head, *dirty_tail; /* class lock */
     ca_binned__large_area *clean_head, *clean_tail; /* class lock */
     ca_binned__large_rgn *regions;                  /* class lock */
@@ -152,10 +155,10 @@ typedef struct ca_binned__large_class {
  * classes' counters. */
 typedef struct ca_binned__large_cache {
     int lock;
-    bool live;                                           /* caches_lock */
-    struct ca_binned__large_cache *next, *prev;          /* tier's list (caches_lock) */
-    size_t bytes;                                        /* lock */
-    uint8_t count[CA_BINNED_LARGE_MAX_CLASSES];          /* lock */
+    bool live;                                  /* caches_lock */
+    struct ca_binned__large_cache *next, *prev; /* tier's list (caches_lock) */
+    size_t bytes;                               /* lock */
+    uint8_t count[CA_BINNED_LARGE_MAX_CLASSES]; /* lock */
     ca_binned__large_area *slot[CA_BINNED_LARGE_MAX_CLASSES][CA_BINNED_LARGE_CACHE_SLOTS];
     uint64_t allocs[CA_BINNED_LARGE_MAX_CLASSES]; /* owner; relaxed atomic */
     uint64_t frees[CA_BINNED_LARGE_MAX_CLASSES];  /* owner; relaxed atomic */
@@ -176,9 +179,9 @@ ca_force_inline void ca_binned__large_count(ca_binned__large_cache *c, uint64_t 
  * ------------------------------------------------------------------------ */
 
 typedef struct ca_binned__large_slab {
-    size_t obj;     /* object size */
-    void *free;     /* free objects, linked through their first word */
-    void *chunks;   /* chunk list through the first word of each chunk */
+    size_t obj;   /* object size */
+    void *free;   /* free objects, linked through their first word */
+    void *chunks; /* chunk list through the first word of each chunk */
     char *bump, *end;
 } ca_binned__large_slab;
 
@@ -208,50 +211,50 @@ struct ca_binned_large {
     union {
         ca_source_mmap mmap;
         ca_source_file file;
-    } own;                         /* the tier's own source */
-    ca_source_mmap own_huge;       /* CA_BL_OWN_MMAP with huge pages: the THP source */
-    bool own_huge_live;            /* own_huge initialised */
-    bool can_mremap;               /* anonymous private mappings of our own */
-    bool purge_zeroes;             /* a purged area reads as zero */
-    bool fresh_zero;               /* a new region reads as zero */
-    bool commit_on_reuse;          /* clean areas need source commit before use */
-    void *owner;                   /* ownership-map value or NULL; read-only */
+    } own;                                                    /* the tier's own source */
+    ca_source_mmap own_huge;                                  /* CA_BL_OWN_MMAP with huge pages: the THP source */
+    bool own_huge_live;                                       /* own_huge initialised */
+    bool can_mremap;                                          /* anonymous private mappings of our own */
+    bool purge_zeroes;                                        /* a purged area reads as zero */
+    bool fresh_zero;                                          /* a new region reads as zero */
+    bool commit_on_reuse;                                     /* clean areas need source commit before use */
+    void *owner;                                              /* ownership-map value or NULL; read-only */
     uint64_t dirty_decay_ns, unmap_decay_ns, maint_period_ns; /* read-only */
 
     ca_binned__large_class cls[CA_BINNED_LARGE_MAX_CLASSES];
     ca_binned__large_class direct; /* counters and region list of direct mappings */
 
-    uint64_t out_bytes; /* bytes outside the pools: in use or in thread caches (atomic;
+    uint64_t out_bytes;   /* bytes outside the pools: in use or in thread caches (atomic;
                            changed only on slow paths) */
-    uint64_t peak;      /* maximum of out_bytes (atomic) */
-    uint64_t dirty_total;    /* dirty bytes of all classes (atomic) */
-    uint64_t last_maint;     /* ns of the latest slow-path maintenance (atomic) */
-    int maint_running;       /* one slow-path maintenance at a time (atomic) */
-    uint64_t no_decommit;    /* the source refused decommit (ENOTSUP): stop trying */
+    uint64_t peak;        /* maximum of out_bytes (atomic) */
+    uint64_t dirty_total; /* dirty bytes of all classes (atomic) */
+    uint64_t last_maint;  /* ns of the latest slow-path maintenance (atomic) */
+    int maint_running;    /* one slow-path maintenance at a time (atomic) */
+    uint64_t no_decommit; /* the source refused decommit (ENOTSUP): stop trying */
 
     int meta_lock;                    /* guards the slabs */
     ca_binned__large_slab rgn_slab;   /* region descriptors */
     ca_binned__large_slab cache_slab; /* thread caches */
 
-    int caches_lock;                 /* guards the cache list and live flags */
+    int caches_lock; /* guards the cache list and live flags */
     /* &caches_lock (set at init): the statistics, which get a const tier,
      * lock through it (core.h, Statistics: a lock is not part of the value
      * const protects). */
     int *caches_lk;
-    ca_binned__large_cache *caches;  /* live caches */
+    ca_binned__large_cache *caches; /* live caches */
 
     /* Background thread. bg_lock guards the flags; bg_mutex/bg_cond are
      * used only for the timed sleep and the stop signal. */
     int bg_lock;
-    bool bg_running;   /* thread exists (bg_lock) */
-    bool bg_stop;      /* asked to stop (bg_mutex) */
-    bool bg_wanted;    /* should run: restart lazily after fork (bg_lock) */
-    bool bg_starting;  /* a start is in progress (bg_lock) */
-    bool bg_fork;      /* fork in progress: no start (bg_lock) */
+    bool bg_running;  /* thread exists (bg_lock) */
+    bool bg_stop;     /* asked to stop (bg_mutex) */
+    bool bg_wanted;   /* should run: restart lazily after fork (bg_lock) */
+    bool bg_starting; /* a start is in progress (bg_lock) */
+    bool bg_fork;     /* fork in progress: no start (bg_lock) */
     pthread_t bg_thread;
     pthread_mutex_t bg_mutex;
     pthread_cond_t bg_cond;
-    uint64_t bg_runs;  /* atomic */
+    uint64_t bg_runs; /* atomic */
 
     ca_binned_large *reg_next; /* registry list (registry lock) */
 
@@ -319,15 +322,15 @@ ca_force_inline ca_binned__large_cache *ca_binned__large_my_cache(ca_binned_larg
         return ca_binned__large_tls[0].cache;
     return ca_binned__large_my_cache_slow(l, create);
 }
-ca_binned__large_area *ca_binned__large_steal(ca_binned_large *l, ca_binned__large_cache *mine,
-                                              unsigned cls);
+ca_binned__large_area *ca_binned__large_steal(ca_binned_large *l, ca_binned__large_cache *mine, unsigned cls);
 void ca_binned__large_cache_flush(ca_binned_large *l, ca_binned__large_cache *c);
 void ca_binned__large_caches_destroy(ca_binned_large *l);
 void ca_binned__large_tls_init(void);
 void ca_binned__large_fork_child_caches(ca_binned_large *l);
 
 /* Pop / push one area of class cls in cache c (the owner's fast path). */
-ca_force_inline ca_binned__large_area *ca_binned__large_cache_pop(ca_binned_large *l, ca_binned__large_cache *c, unsigned cls)
+ca_force_inline ca_binned__large_area *ca_binned__large_cache_pop(ca_binned_large *l, ca_binned__large_cache *c,
+                                                                  unsigned cls)
 {
     ca_binned__large_area *a = NULL;
     ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CACHE);
@@ -339,8 +342,8 @@ ca_force_inline ca_binned__large_area *ca_binned__large_cache_pop(ca_binned_larg
     return a;
 }
 
-ca_force_inline bool ca_binned__large_cache_push(ca_binned_large *l, ca_binned__large_cache *c, ca_binned__large_area *a,
-                                 unsigned cls)
+ca_force_inline bool ca_binned__large_cache_push(ca_binned_large *l, ca_binned__large_cache *c,
+                                                 ca_binned__large_area *a, unsigned cls)
 {
     size_t size = l->cls[cls].size;
     bool ok = false;

@@ -72,8 +72,8 @@ void ca_binned__large_ev_removed(ca_binned_large *l, const ca_binned__large_rgn 
 
 /* The range set in a fixed order: each class's region list, then the
  * direct mappings. Stable while listen_lock is held. */
-#define FOR_EACH_RANGE(l, c, r)                                                                    \
-    for (ca_binned__large_class *c = &(l)->cls[0]; c; c = next_class((l), c))                       \
+#define FOR_EACH_RANGE(l, c, r)                                               \
+    for (ca_binned__large_class *c = &(l)->cls[0]; c; c = next_class((l), c)) \
         for (ca_binned__large_rgn *r = c->regions; r; r = r->next)
 
 static ca_binned__large_class *next_class(ca_binned_large *l, ca_binned__large_class *c)

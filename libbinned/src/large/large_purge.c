@@ -68,7 +68,10 @@ bool ca_binned__large_registry_lock_live(ca_binned_large *l, uint64_t id)
     return false;
 }
 
-void ca_binned__large_registry_unlock(void) { ca_binned__large_unlock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS); }
+void ca_binned__large_registry_unlock(void)
+{
+    ca_binned__large_unlock(&ca_bl_registry_lock, CA_LOCK_RANK_LARGE_TIERS);
+}
 
 /* ------------------------------------------------------------------------
  * Purge and unmap

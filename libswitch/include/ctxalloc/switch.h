@@ -223,13 +223,13 @@ typedef struct ca_switch_adopted ca_switch_adopted;
 /* Thread-owned allocators with a remote-free queue (declared here: embedded
  * in ca_switch_adopted; described in the next section). */
 typedef struct ca_switch_local {
-    ca_allocator base;       /* ops: the switch's local adaptor */
-    ca_allocator *inner;     /* not owned; used by the owner thread only */
-    uintptr_t owner;         /* owning thread's id; __atomic, any thread reads */
-    void *remote;            /* Treiber stack of freed blocks; __atomic, any thread pushes */
-    uint64_t remote_frees;   /* blocks pushed by other threads; __atomic */
-    uint64_t drained;        /* blocks taken off the queue; owner thread */
-    uint64_t drains;         /* non-empty drains; owner thread */
+    ca_allocator base;            /* ops: the switch's local adaptor */
+    ca_allocator *inner;          /* not owned; used by the owner thread only */
+    uintptr_t owner;              /* owning thread's id; __atomic, any thread reads */
+    void *remote;                 /* Treiber stack of freed blocks; __atomic, any thread pushes */
+    uint64_t remote_frees;        /* blocks pushed by other threads; __atomic */
+    uint64_t drained;             /* blocks taken off the queue; owner thread */
+    uint64_t drains;              /* non-empty drains; owner thread */
     struct ca_switch_local *next; /* registry of live locals; under the switch's lock */
 } ca_switch_local;
 
@@ -370,10 +370,10 @@ size_t ca_switch_local_pending(const ca_switch_local *l);
  * Thread safety is the inner source's.
  */
 typedef struct ca_switch_source {
-    ca_source base;     /* ops: the switch's source wrapper; granule >= 64 KiB */
-    ca_source *inner;   /* not owned */
-    void *owner;        /* owner value registered for every range */
-    uint64_t ranges;    /* ranges currently registered; __atomic */
+    ca_source base;   /* ops: the switch's source wrapper; granule >= 64 KiB */
+    ca_source *inner; /* not owned */
+    void *owner;      /* owner value registered for every range */
+    uint64_t ranges;  /* ranges currently registered; __atomic */
 } ca_switch_source;
 
 /**
@@ -490,14 +490,14 @@ ca_allocator *ca_switch_owner(const void *p);
 
 /* Counters of the switch layer itself (relaxed snapshots, any thread). */
 typedef struct ca_switch_counters {
-    uint64_t bootstrap_allocs;  /* blocks served before the base allocator was ready */
-    uint64_t bootstrap_bytes;   /* bytes of the bootstrap area in use (never reused) */
-    uint64_t remote_frees;      /* frees queued on another thread's ca_switch_local */
-    uint64_t unowned_frees;     /* frees of pointers without owner sent to the base */
-    uint64_t moved_reallocs;    /* reallocs that left a foreign thread's local */
+    uint64_t bootstrap_allocs;   /* blocks served before the base allocator was ready */
+    uint64_t bootstrap_bytes;    /* bytes of the bootstrap area in use (never reused) */
+    uint64_t remote_frees;       /* frees queued on another thread's ca_switch_local */
+    uint64_t unowned_frees;      /* frees of pointers without owner sent to the base */
+    uint64_t moved_reallocs;     /* reallocs that left a foreign thread's local */
     uint64_t refused_selections; /* setter calls refused (not routable), checks=off */
-    uint64_t lifetime_errors;   /* resets / destroys with live blocks or while selected */
-    uint64_t retired_frees;     /* frees of blocks whose allocator was destroyed */
+    uint64_t lifetime_errors;    /* resets / destroys with live blocks or while selected */
+    uint64_t retired_frees;      /* frees of blocks whose allocator was destroyed */
 } ca_switch_counters;
 
 void ca_switch_counters_get(ca_switch_counters *out);

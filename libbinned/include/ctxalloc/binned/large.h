@@ -59,33 +59,33 @@ extern "C" {
  * ======================================================================== */
 
 /* Defaults of the options (each used when the option is 0). */
-#define CA_BINNED_LARGE_MIN_SIZE_DEFAULT    ((size_t)64 << 10)  /* smallest class */
-#define CA_BINNED_LARGE_MAX_SIZE_DEFAULT    ((size_t)1 << 30)   /* largest class */
-#define CA_BINNED_LARGE_REGION_SIZE_DEFAULT ((size_t)4 << 20)   /* target bytes per region */
-#define CA_BINNED_LARGE_CACHE_BYTES_DEFAULT ((size_t)32 << 20)  /* per-thread cache bound */
-#define CA_BINNED_LARGE_DIRTY_MAX_DEFAULT   ((size_t)256 << 20) /* dirty bytes of the tier */
+#define CA_BINNED_LARGE_MIN_SIZE_DEFAULT       ((size_t)64 << 10)  /* smallest class */
+#define CA_BINNED_LARGE_MAX_SIZE_DEFAULT       ((size_t)1 << 30)   /* largest class */
+#define CA_BINNED_LARGE_REGION_SIZE_DEFAULT    ((size_t)4 << 20)   /* target bytes per region */
+#define CA_BINNED_LARGE_CACHE_BYTES_DEFAULT    ((size_t)32 << 20)  /* per-thread cache bound */
+#define CA_BINNED_LARGE_DIRTY_MAX_DEFAULT      ((size_t)256 << 20) /* dirty bytes of the tier */
 #define CA_BINNED_LARGE_DIRTY_DECAY_MS_DEFAULT 1000u
 #define CA_BINNED_LARGE_UNMAP_DECAY_MS_DEFAULT 10000u
 
 /* Limits. */
-#define CA_BINNED_LARGE_MIN_SHIFT   12 /* min_size >= 4 KiB */
-#define CA_BINNED_LARGE_MAX_SHIFT   40 /* max_size <= 1 TiB */
-#define CA_BINNED_LARGE_MAX_CLASSES (CA_BINNED_LARGE_MAX_SHIFT - CA_BINNED_LARGE_MIN_SHIFT + 1)
+#define CA_BINNED_LARGE_MIN_SHIFT    12 /* min_size >= 4 KiB */
+#define CA_BINNED_LARGE_MAX_SHIFT    40 /* max_size <= 1 TiB */
+#define CA_BINNED_LARGE_MAX_CLASSES  (CA_BINNED_LARGE_MAX_SHIFT - CA_BINNED_LARGE_MIN_SHIFT + 1)
 #define CA_BINNED_LARGE_REGION_AREAS 64 /* most areas per region */
-#define CA_BINNED_LARGE_CACHE_SLOTS 8   /* most cached areas per class and thread */
+#define CA_BINNED_LARGE_CACHE_SLOTS  8  /* most cached areas per class and thread */
 /* Alignment every area gives: min(class size, this). Larger alignments are
  * served by a direct mapping. */
 #define CA_BINNED_LARGE_AREA_ALIGN_MAX ((size_t)2 << 20)
 
 /* options.flags */
-#define CA_BINNED_LARGE_BACKGROUND     0x01u /* start the purge thread lazily (first dirty free) */
-#define CA_BINNED_LARGE_FILE           0x02u /* regions from an unlinked temporary file in file_dir */
-#define CA_BINNED_LARGE_FILE_FALLBACK  0x04u /* FILE: use anonymous memory if the file fails */
-#define CA_BINNED_LARGE_PURGE_FREE     0x08u /* anonymous: purge with MADV_FREE (lazy), not DONTNEED */
-#define CA_BINNED_LARGE_NO_CACHE       0x10u /* no thread caches (every free goes to the pools) */
-#define CA_BINNED_LARGE_OWNER_SELF     0x20u /* register ranges in the ownership map as the tier */
-#define CA_BINNED_LARGE_NO_MREMAP      0x40u /* never move by mremap (always copy) */
-#define CA_BINNED_LARGE_HUGE           0x80u /* anonymous: areas >= 2 MiB on transparent huge pages */
+#define CA_BINNED_LARGE_BACKGROUND    0x01u /* start the purge thread lazily (first dirty free) */
+#define CA_BINNED_LARGE_FILE          0x02u /* regions from an unlinked temporary file in file_dir */
+#define CA_BINNED_LARGE_FILE_FALLBACK 0x04u /* FILE: use anonymous memory if the file fails */
+#define CA_BINNED_LARGE_PURGE_FREE    0x08u /* anonymous: purge with MADV_FREE (lazy), not DONTNEED */
+#define CA_BINNED_LARGE_NO_CACHE      0x10u /* no thread caches (every free goes to the pools) */
+#define CA_BINNED_LARGE_OWNER_SELF    0x20u /* register ranges in the ownership map as the tier */
+#define CA_BINNED_LARGE_NO_MREMAP     0x40u /* never move by mremap (always copy) */
+#define CA_BINNED_LARGE_HUGE          0x80u /* anonymous: areas >= 2 MiB on transparent huge pages */
 
 /* Flags of ca_binned_large_alloc_flags(). */
 #define CA_BINNED_LARGE_ZERO 0x1u /* zero-filled (areas known zero are not written) */
@@ -101,19 +101,19 @@ typedef struct ca_binned_large ca_binned_large;
 /* Options; all-zero (or a NULL pointer) gives the defaults above, anonymous
  * memory, no background thread, no ownership registration. */
 typedef struct ca_binned_large_options {
-    size_t min_size;         /* smallest class; rounded up to a power of two, >= 4 KiB */
-    size_t max_size;         /* largest class; rounded up to a power of two, >= min_size */
-    size_t region_size;      /* target bytes per region of small classes (1..64 areas) */
-    size_t cache_bytes;      /* bound of one thread's cache in bytes */
-    size_t dirty_max;        /* dirty bytes kept by the tier beyond which frees purge */
-    unsigned dirty_decay_ms; /* age after which dirty areas are purged to clean */
-    unsigned unmap_decay_ms; /* time a region must be wholly free before it is unmapped */
-    unsigned flags;          /* CA_BINNED_LARGE_* */
-    const char *file_dir;    /* FILE: directory of the backing file (must exist, writable) */
-    size_t file_capacity;    /* FILE: bytes of file offsets (0: libsource's default) */
-    ca_source *source;       /* regions from this source instead (not owned; must be
+    size_t min_size;             /* smallest class; rounded up to a power of two, >= 4 KiB */
+    size_t max_size;             /* largest class; rounded up to a power of two, >= min_size */
+    size_t region_size;          /* target bytes per region of small classes (1..64 areas) */
+    size_t cache_bytes;          /* bound of one thread's cache in bytes */
+    size_t dirty_max;            /* dirty bytes kept by the tier beyond which frees purge */
+    unsigned dirty_decay_ms;     /* age after which dirty areas are purged to clean */
+    unsigned unmap_decay_ms;     /* time a region must be wholly free before it is unmapped */
+    unsigned flags;              /* CA_BINNED_LARGE_* */
+    const char *file_dir;        /* FILE: directory of the backing file (must exist, writable) */
+    size_t file_capacity;        /* FILE: bytes of file offsets (0: libsource's default) */
+    ca_source *source;           /* regions from this source instead (not owned; must be
                                 thread-safe and outlive the tier); FILE is then ignored */
-    ca_allocator *owner;     /* register ranges in the ownership map with this owner */
+    ca_allocator *owner;         /* register ranges in the ownership map with this owner */
     void (*maintain)(void *arg); /* optional: also called by every maintenance pass (the
                                     background thread's, or one a freeing thread runs when
                                     due), with no lock of the tier held */
@@ -196,16 +196,15 @@ ca_binned_large *ca_binned_large_default(void);
  * Return: the block, or NULL with errno EINVAL (align) or ENOMEM (size or
  * size + align overflow, no memory, file out of space).
  */
-ca_attr_malloc void *ca_binned_large_alloc(ca_binned_large *l, size_t size, size_t align,
-                                           size_t *usable);
+ca_attr_malloc void *ca_binned_large_alloc(ca_binned_large *l, size_t size, size_t align, size_t *usable);
 
 /**
  * ca_binned_large_alloc_flags() - as ca_binned_large_alloc, with flags.
  * @flags: CA_BINNED_LARGE_ZERO: memory reads as zero (fresh or purged
  *         areas are not written again)
  */
-ca_attr_malloc void *ca_binned_large_alloc_flags(ca_binned_large *l, size_t size, size_t align,
-                                                 unsigned flags, size_t *usable);
+ca_attr_malloc void *ca_binned_large_alloc_flags(ca_binned_large *l, size_t size, size_t align, unsigned flags,
+                                                 size_t *usable);
 
 /**
  * ca_binned_large_free() - give a block back.
@@ -236,8 +235,8 @@ void ca_binned_large_free(ca_binned_large *l, void *p);
  * Return: the (possibly moved) block, or NULL with errno (ENOMEM, EINVAL);
  * on failure @p is still valid and intact.
  */
-void *ca_binned_large_resize(ca_binned_large *l, void *p, size_t new_size, size_t align,
-                             unsigned flags, size_t *usable);
+void *ca_binned_large_resize(ca_binned_large *l, void *p, size_t new_size, size_t align, unsigned flags,
+                             size_t *usable);
 
 /* ========================================================================
  * Regions: power-of-two buffers with a hard capacity
@@ -286,10 +285,7 @@ void ca_binned_large_region_clear(ca_binned_large_region *r);
 /* Return the buffer to the tier; @r is zeroed. NULL or released: no-op. */
 void ca_binned_large_region_release(ca_binned_large_region *r);
 
-ca_inline size_t ca_binned_large_region_remaining(const ca_binned_large_region *r)
-{
-    return r->cap - r->len;
-}
+ca_inline size_t ca_binned_large_region_remaining(const ca_binned_large_region *r) { return r->cap - r->len; }
 
 /* Typed helpers (each evaluates its arguments more than once).
  *   CA_BINNED_LARGE_REGION_INIT(r, l, T, n)   capacity for n values of type T
@@ -298,18 +294,16 @@ ca_inline size_t ca_binned_large_region_remaining(const ca_binned_large_region *
  *   CA_BINNED_LARGE_REGION_COUNT(r, T)        values of type T in use
  *   CA_BINNED_LARGE_REGION_CAPACITY(r, T)     values of type T that fit
  *   CA_BINNED_LARGE_REGION_AT(r, T, i)        pointer to the i-th T (unchecked) */
-#define CA_BINNED_LARGE_REGION_INIT(r, l, T, n)                                                    \
-    ca_binned_large_region__init_n((r), (l), (size_t)(n), sizeof(T))
-#define CA_BINNED_LARGE_REGION_PUSH(r, T, v)                                                       \
-    (ca_binned_large_region_remaining(r) >= sizeof(T)                                              \
-         ? (*(T *)(void *)((r)->data + (((r)->len += sizeof(T)) - sizeof(T))) = (v), 0)             \
+#define CA_BINNED_LARGE_REGION_INIT(r, l, T, n) ca_binned_large_region__init_n((r), (l), (size_t)(n), sizeof(T))
+#define CA_BINNED_LARGE_REGION_PUSH(r, T, v)                                            \
+    (ca_binned_large_region_remaining(r) >= sizeof(T)                                   \
+         ? (*(T *)(void *)((r)->data + (((r)->len += sizeof(T)) - sizeof(T))) = (v), 0) \
          : ENOSPC)
 #define CA_BINNED_LARGE_REGION_COUNT(r, T)    ((r)->len / sizeof(T))
 #define CA_BINNED_LARGE_REGION_CAPACITY(r, T) ((r)->cap / sizeof(T))
 #define CA_BINNED_LARGE_REGION_AT(r, T, i)    ((T *)(void *)((r)->data + (size_t)(i) * sizeof(T)))
 
-ca_inline int ca_binned_large_region__init_n(ca_binned_large_region *r, ca_binned_large *l, size_t n,
-                                             size_t elem)
+ca_inline int ca_binned_large_region__init_n(ca_binned_large_region *r, ca_binned_large *l, size_t n, size_t elem)
 {
     size_t bytes;
     if (ca_mul_overflows(n, elem, &bytes)) {
