@@ -465,9 +465,11 @@ static void *alloc_direct(ca_binned_large *l, size_t dsize, size_t dalign, unsig
     return r->base;
 }
 
-static void free_direct(ca_binned_large *l, ca_binned__large_rgn *r)
+/* Region r of class c leaves for good: unlinked under the class lock with
+ * the listener told under its lock, counted as a free of `bytes`, and its
+ * mapping released. */
+static void retire_region(ca_binned_large *l, ca_binned__large_class *c, ca_binned__large_rgn *r, size_t bytes)
 {
-    ca_binned__large_class *c = &l->direct;
     ca_binned__large_listen_lock(l);
     ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     ca_binned__large_rgn_unlink(c, r);
@@ -475,9 +477,11 @@ static void free_direct(ca_binned_large *l, ca_binned__large_rgn *r)
     ca_binned__large_ev_removed(l, r);
     ca_binned__large_listen_unlock(l);
     CA_BL_ADD(c->n.frees, 1);
-    CA_BL_SUB(l->out_bytes, r->size);
+    CA_BL_SUB(l->out_bytes, bytes);
     ca_binned__large_release_region(l, r);
 }
+
+static void free_direct(ca_binned_large *l, ca_binned__large_rgn *r) { retire_region(l, &l->direct, r, r->size); }
 
 /* ------------------------------------------------------------------------
  * Allocation
@@ -647,15 +651,7 @@ static void retire_moved(ca_binned_large *l, ca_binned__large_rgn *r)
         return;
     }
     ca_binned__large_class *c = &l->cls[r->cls];
-    ca_binned__large_listen_lock(l);
-    ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
-    ca_binned__large_rgn_unlink(c, r);
-    ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
-    ca_binned__large_ev_removed(l, r);
-    ca_binned__large_listen_unlock(l);
-    CA_BL_ADD(c->n.frees, 1);
-    CA_BL_SUB(l->out_bytes, c->size);
-    ca_binned__large_release_region(l, r);
+    retire_region(l, c, r, c->size);
 }
 
 void *ca_binned_large_resize(ca_binned_large *l, void *p, size_t new_size, size_t align, unsigned flags,
