@@ -105,7 +105,8 @@ void ca_binned__large_list_remove(ca_binned__large_area **head, ca_binned__large
     a->prev = a->next = NULL;
 }
 
-static void list_push_head(ca_binned__large_area **head, ca_binned__large_area **tail, ca_binned__large_area *a)
+void ca_binned__large_list_push_head(ca_binned__large_area **head, ca_binned__large_area **tail,
+                                     ca_binned__large_area *a)
 {
     a->prev = NULL;
     a->next = *head;
@@ -116,7 +117,8 @@ static void list_push_head(ca_binned__large_area **head, ca_binned__large_area *
     *head = a;
 }
 
-static void list_push_tail(ca_binned__large_area **head, ca_binned__large_area **tail, ca_binned__large_area *a)
+void ca_binned__large_list_push_tail(ca_binned__large_area **head, ca_binned__large_area **tail,
+                                     ca_binned__large_area *a)
 {
     a->next = NULL;
     a->prev = *tail;
@@ -308,7 +310,7 @@ static ca_binned__large_area *region_new(ca_binned_large *l, unsigned ci, int *e
         ca_binned__large_area *a = &r->areas[i];
         a->state = CA_BL_AREA_CLEAN;
         a->stamp = now;
-        list_push_head(&c->clean_head, &c->clean_tail, a);
+        ca_binned__large_list_push_head(&c->clean_head, &c->clean_tail, a);
     }
     r->nfree = r->nareas - 1;
     r->last_free = now;
@@ -330,7 +332,7 @@ void ca_binned__large_pool_push_dirty(ca_binned_large *l, ca_binned__large_area 
     ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
     __atomic_store_n(&a->state, CA_BL_AREA_DIRTY, __ATOMIC_RELAXED);
     a->stamp = now;
-    list_push_head(&c->dirty_head, &c->dirty_tail, a);
+    ca_binned__large_list_push_head(&c->dirty_head, &c->dirty_tail, a);
     r->nfree++;
     r->last_free = now;
     CA_BL_ADD(c->n.dirty_bytes, c->size);
@@ -376,7 +378,7 @@ static ca_binned__large_area *pool_pop(ca_binned_large *l, unsigned ci, bool cle
         if (l->commit_on_reuse && ca_source_commit(a->rgn->src, ca_binned__large_area_addr(a), c->size) != 0) {
             ca_binned__large_lock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);
             __atomic_store_n(&a->state, CA_BL_AREA_CLEAN, __ATOMIC_RELAXED);
-            list_push_tail(&c->clean_head, &c->clean_tail, a);
+            ca_binned__large_list_push_tail(&c->clean_head, &c->clean_tail, a);
             a->rgn->nfree++;
             CA_BL_ADD(c->n.clean_bytes, c->size);
             ca_binned__large_unlock(&c->lock, CA_LOCK_RANK_LARGE_CLASS);

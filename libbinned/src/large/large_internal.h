@@ -284,8 +284,13 @@ ca_force_inline char *ca_binned__large_area_addr(const ca_binned__large_area *a)
 {
     return a->rgn->base + ((size_t)a->index << a->rgn->shift);
 }
+/* The doubly linked area lists of a class (clean, dirty), under its lock. */
 void ca_binned__large_list_remove(ca_binned__large_area **head, ca_binned__large_area **tail,
                                   ca_binned__large_area *a);
+void ca_binned__large_list_push_head(ca_binned__large_area **head, ca_binned__large_area **tail,
+                                     ca_binned__large_area *a);
+void ca_binned__large_list_push_tail(ca_binned__large_area **head, ca_binned__large_area **tail,
+                                     ca_binned__large_area *a);
 
 /* large_map.c: address -> region descriptor through core's ownership map,
  * lock-free reads. */

@@ -108,24 +108,12 @@ size_t ca_binned__large_purge_class(ca_binned_large *l, ca_binned__large_class *
         if (rc == 0) {
             __atomic_store_n(&a->state, CA_BL_AREA_CLEAN, __ATOMIC_RELAXED);
             a->zero = 2;
-            a->prev = NULL;
-            a->next = c->clean_head;
-            if (c->clean_head)
-                c->clean_head->prev = a;
-            else
-                c->clean_tail = a;
-            c->clean_head = a;
+            ca_binned__large_list_push_head(&c->clean_head, &c->clean_tail, a);
             CA_BL_ADD(c->n.clean_bytes, c->size);
             CA_BL_ADD(c->n.purged_bytes, c->size);
         } else {
             __atomic_store_n(&a->state, CA_BL_AREA_DIRTY, __ATOMIC_RELAXED);
-            a->next = NULL;
-            a->prev = c->dirty_tail;
-            if (c->dirty_tail)
-                c->dirty_tail->next = a;
-            else
-                c->dirty_head = a;
-            c->dirty_tail = a;
+            ca_binned__large_list_push_tail(&c->dirty_head, &c->dirty_tail, a);
             CA_BL_ADD(c->n.dirty_bytes, c->size);
             CA_BL_ADD(l->dirty_total, c->size);
         }
@@ -458,13 +446,7 @@ static void child_recover_busy(ca_binned_large *l)
                 if (__atomic_load_n(&a->state, __ATOMIC_RELAXED) != CA_BL_AREA_BUSY)
                     continue;
                 __atomic_store_n(&a->state, CA_BL_AREA_DIRTY, __ATOMIC_RELAXED);
-                a->next = NULL;
-                a->prev = c->dirty_tail;
-                if (c->dirty_tail)
-                    c->dirty_tail->next = a;
-                else
-                    c->dirty_head = a;
-                c->dirty_tail = a;
+                ca_binned__large_list_push_tail(&c->dirty_head, &c->dirty_tail, a);
                 r->nbusy--;
                 r->nfree++;
                 CA_BL_ADD(c->n.dirty_bytes, c->size);
