@@ -579,7 +579,9 @@ struct ca_binned {
                                  so no block of another pass is in flight and
                                  every tail can be unmapped); rank 6 */
     uint64_t over_keep[2];  /* bit per class that went over its keep budget:
-                                 the next slow path purges the excess */
+                                 the next purge pass returns the excess (the
+                                 background thread's, or without one the
+                                 next slow path's) */
     /* --- registry lock --- */
     int reg_lock;
     int *reg_lk;                     /* &reg_lock (set at init), for the statistics */
@@ -672,8 +674,9 @@ uint64_t ca_binned__now_ns(void);
  * classes over their keep budget, unless the background thread runs (then
  * it does both, off the allocation path; the first excess starts it). */
 void ca_binned__maybe_purge(ca_binned *b);
-/* The same work, unconditionally due-checked: what the background thread's
- * maintenance pass (or a slow path without one) runs. */
+/* The pass itself: the decay pass when due, else the excess of the classes
+ * over their budget; skipped when another thread holds purge_lock. Run by
+ * the background thread's maintenance, or by maybe_purge without one. */
 void ca_binned__purge_pass(ca_binned *b);
 
 /* The small tier's locks: core's lock word (spins briefly, then sleeps on

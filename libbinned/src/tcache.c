@@ -295,6 +295,13 @@ static inline void notice_epoch(ca_binned *b, ca_binned__tcache *tc)
     }
 }
 
+/* Some class went over its keep budget since the last purge. */
+static inline bool over_keep_any(ca_binned *b)
+{
+    return (__atomic_load_n(&b->over_keep[0], __ATOMIC_RELAXED) |
+            __atomic_load_n(&b->over_keep[1], __ATOMIC_RELAXED)) != 0;
+}
+
 void ca_binned__maybe_purge(ca_binned *b)
 {
     /* With the background thread running, no purge (and no system call) on
@@ -307,8 +314,7 @@ void ca_binned__maybe_purge(ca_binned *b)
     if (b->background) {
         if (ca_likely(ca_binned__large_background_running(b)))
             return;
-        if (__atomic_load_n(&b->over_keep[0], __ATOMIC_RELAXED) |
-            __atomic_load_n(&b->over_keep[1], __ATOMIC_RELAXED)) {
+        if (over_keep_any(b)) {
             ca_binned__large_background(b);
             if (ca_binned__large_background_running(b))
                 return;
@@ -319,8 +325,7 @@ void ca_binned__maybe_purge(ca_binned *b)
 
 void ca_binned__purge_pass(ca_binned *b)
 {
-    bool asap = (__atomic_load_n(&b->over_keep[0], __ATOMIC_RELAXED) |
-                 __atomic_load_n(&b->over_keep[1], __ATOMIC_RELAXED)) != 0;
+    bool asap = over_keep_any(b);
     uint64_t now = ca_binned__now_ns();
     bool due = b->decay_ns != 0 && now >= __atomic_load_n(&b->next_purge_ns, __ATOMIC_RELAXED);
     if (!due && !asap)
