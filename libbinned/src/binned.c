@@ -265,6 +265,9 @@ void ca_binned__class_setup(ca_binned *b, unsigned cls)
     ca_binned__class_unlock(c);
 }
 
+/* The span and the starter area after it (when the instance has one). */
+static size_t owned_span(const ca_binned *b) { return b->span + (b->starter_base ? CA_BINNED__STARTER_BYTES : 0); }
+
 /* Everything but the ca_binned storage itself; on failure nothing is left. */
 static int instance_init(ca_binned *b, const ca_binned_options *opt, bool is_default)
 {
@@ -272,8 +275,8 @@ static int instance_init(ca_binned *b, const ca_binned_options *opt, bool is_def
     options_resolve(opt, &ro);
     const ca_binned_options *o = &ro;
     if (o->class_range_log2 < 24 || o->class_range_log2 > 36 || o->huge > CA_SOURCE_HUGE_1G ||
-        (o->flags &
-         ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE | CA_BINNED_BACKGROUND | CA_BINNED_LARGE_FROM_SOURCE)) ||
+        (o->flags & ~(CA_BINNED_NO_OWNER_MAP | CA_BINNED_NO_TCACHE | CA_BINNED_BACKGROUND |
+                      CA_BINNED_LARGE_FROM_SOURCE | CA_BINNED_STARTER)) ||
         ((o->flags & CA_BINNED_LARGE_FROM_SOURCE) && !o->source))
         return EINVAL;
     b->base.ops = (o->flags & CA_BINNED_NO_OWNER_MAP) ? &binned_ops_unmapped : &binned_ops;
@@ -329,17 +332,20 @@ static int instance_init(ca_binned *b, const ca_binned_options *opt, bool is_def
     if (err)
         goto fail_src;
 
-    /* On demand (own source, base pages): one window for span, shadow and
-     * metadata, nothing mapped yet (central.c maps as classes grow). */
+    /* On demand (own source, base pages): one window for span, the starter
+     * area (CA_BINNED_STARTER), the shadow of both and the metadata,
+     * nothing mapped yet (central.c maps as classes grow). */
     uintptr_t win = 0;
+    size_t starter = (o->flags & CA_BINNED_STARTER) ? CA_BINNED__STARTER_BYTES : 0;
+    size_t shadow_all = (span + starter) >> 4;
     if (b->own_src_used && o->huge == CA_SOURCE_HUGE_OFF && ON_DEMAND_OK)
-        win = window_claim(span + b->shadow_size + ca_align_up(meta, (size_t)2 << 20));
+        win = window_claim(span + starter + shadow_all + ca_align_up(meta, (size_t)2 << 20));
     if (win) {
         b->on_demand = true;
         b->page_kind = CA_SOURCE_PAGE_BASE;
         b->span_base = win;
-        b->shadow = (uint8_t *)(win + span);
-        b->meta_map = (void *)(win + span + b->shadow_size);
+        b->shadow = (uint8_t *)(win + span + starter);
+        b->meta_map = (void *)(win + span + starter + shadow_all);
     } else {
         void *base = NULL;
         size_t align = (size_t)2 << 20;
@@ -383,11 +389,18 @@ static int instance_init(ca_binned *b, const ca_binned_options *opt, bool is_def
     err = ca_binned__large_init(b);
     if (err)
         goto fail_key;
-    /* The span as one window of the ownership map: no radix nodes per class
-     * (8 KiB of RSS per class touched); when no window slot is left the
-     * classes register their blocks as they start them (central.c). */
+    if (b->on_demand && starter)
+        ca_binned__starter_init(b);
+    /* The span (and the starter area after it) as one window of the
+     * ownership map: no radix nodes per class (8 KiB of RSS per class
+     * touched); when no window slot is left the classes register their
+     * blocks as they start them (central.c), and the starter area is
+     * registered whole. */
     if (b->use_owner_map && b->on_demand)
-        b->owner_window = ca_owner_claim_window((void *)b->span_base, span, &b->base) == 0;
+        b->owner_window = ca_owner_claim_window((void *)b->span_base, owned_span(b), &b->base) == 0;
+    if (b->use_owner_map && b->starter_base && !b->owner_window &&
+        ca_owner_register((void *)b->starter_base, CA_BINNED__STARTER_BYTES, &b->base) != 0)
+        ca_binned__starter_destroy(b);
     instances_add(b);
     return 0;
 
@@ -466,7 +479,10 @@ void ca_binned_destroy(ca_binned *b)
         ca_source_release(b->src, ch, ca_align_up((size_t)64 << 10, gran));
     }
     if (b->owner_window)
-        (void)ca_owner_release_window((void *)b->span_base, b->span, &b->base);
+        (void)ca_owner_release_window((void *)b->span_base, owned_span(b), &b->base);
+    else if (b->use_owner_map && b->starter_base)
+        ca_owner_unregister((void *)b->starter_base, CA_BINNED__STARTER_BYTES, &b->base);
+    ca_binned__starter_destroy(b);
     if (b->use_owner_map)
         for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
             if (b->classes[i].registered)
@@ -505,11 +521,14 @@ ca_attr_noinline ca_attr_cold static ca_binned *default_init_slow(void)
          * without it, smaller ranges are tried when the default does not
          * fit (ulimit -v, sanitizers, emulators). An invalid value warns
          * and gives the default (ca_env_uint; getenv does not allocate). */
-        uint64_t want, bg;
+        uint64_t want, bg, st;
         (void)ca_env_uint("CA_BINNED_CLASS_RANGE_LOG2", 24, 36, DEFAULT_RANGE_LOG2, &want);
         (void)ca_env_uint("CA_BINNED_BACKGROUND", 0, 1, 1, &bg);
+        (void)ca_env_uint("CA_BINNED_STARTER", 0, 1, 1, &st);
         if (bg)
             o.flags |= CA_BINNED_BACKGROUND;
+        if (st)
+            o.flags |= CA_BINNED_STARTER;
         int err = EINVAL;
         for (unsigned log2 = (unsigned)want; log2 >= 24 && err; log2 -= 2) {
             o.class_range_log2 = log2;
@@ -648,6 +667,32 @@ static inline void require_live(const ca_binned *b, const void *p, unsigned cls,
     }
 }
 
+/* p lies in b's starter area. */
+ca_force_inline bool in_starter(const ca_binned *b, const void *p)
+{
+    return b->starter_base && (uintptr_t)p - b->starter_base < CA_BINNED__STARTER_BYTES;
+}
+
+/* The class of p, a starter slot handed out (in_starter was true); the
+ * verdict of a free for anything else, with op naming the operation. */
+static unsigned starter_live(const ca_binned *b, const void *p, unsigned op)
+{
+    unsigned cls = ca_binned__starter_class(b, p);
+    if (cls >= CA_BINNED__NCLASSES || ca_binned__starter_index(b, cls, p) < 0 ||
+        *ca_binned__shadow(b, p) != ca_binned__live_mark(p))
+        ca_binned__starter_bad_use(b, p, op);
+    return cls;
+}
+
+/* Free of a starter slot: the checks of any free, then back to its share. */
+ca_attr_noinline static void starter_free(ca_binned *b, void *p)
+{
+    unsigned cls = starter_live(b, p, CA_BINNED__OP_FREE);
+    guard_check(p, cls);
+    (void)ca_binned__release(b, p); /* live: checked above */
+    ca_binned__starter_put(b, cls, p);
+}
+
 /* ------------------------------------------------------------------------
  * Fast paths
  *
@@ -750,7 +795,9 @@ ca_attr_noinline static void default_free_other(void *p)
 {
     int saved = errno;
     ca_binned *b = &ca_binned__default_instance;
-    if (__atomic_load_n(&g_default_state, __ATOMIC_ACQUIRE) != 2 || !ca_binned__large_free(b, p))
+    if (in_starter(b, p))
+        starter_free(b, p);
+    else if (__atomic_load_n(&g_default_state, __ATOMIC_ACQUIRE) != 2 || !ca_binned__large_free(b, p))
         ca_check_fail(CA_BINNED__COMP, p, "free of a pointer not from the allocator", __FILE__, __LINE__);
     errno = saved;
 }
@@ -838,6 +885,12 @@ void ca_binned_default_free_else(void *p, void (*other)(void *p))
         free_default_small(p, cls);
         return;
     }
+    if (in_starter(&ca_binned__default_instance, p)) {
+        int saved = errno;
+        starter_free(&ca_binned__default_instance, p);
+        errno = saved;
+        return;
+    }
     other(p);
 }
 
@@ -875,7 +928,9 @@ void ca_binned_free(ca_binned *b, void *p)
     if (!p)
         return;
     int saved = errno;
-    if (!ca_binned__large_free(b, p))
+    if (in_starter(b, p))
+        starter_free(b, p);
+    else if (!ca_binned__large_free(b, p))
         ca_check_fail(CA_BINNED__COMP, p, "free of a pointer not from the allocator", __FILE__, __LINE__);
     errno = saved;
 }
@@ -892,6 +947,10 @@ size_t ca_binned_usable_size(const ca_binned *b, const void *p)
         }
         return ca_binned__classes[cls].size;
     }
+    if (in_starter(b, p)) {
+        unsigned sc = starter_live(b, p, CA_BINNED__OP_USABLE);
+        return CA_CHECKS >= CA_CHECKS_ON ? guard_check(p, sc) : ca_binned__classes[sc].size;
+    }
     return ca_binned__large_usable(b, p);
 }
 
@@ -905,7 +964,7 @@ static bool owns(const ca_binned *b, const void *p)
         size_t bi = in >> ci->block_shift;
         return bi < __atomic_load_n(&b->classes[cls].frontier, __ATOMIC_RELAXED);
     }
-    return p && ca_binned__large_usable(b, p) != 0;
+    return p && (in_starter(b, p) || ca_binned__large_usable(b, p) != 0);
 }
 
 size_t ca_binned_default_usable_size(const void *p)
@@ -962,7 +1021,10 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
         return q;
     }
     uintptr_t off = (uintptr_t)p - b->span_base;
-    if (off >= b->span) {
+    unsigned cls;
+    if (in_starter(b, p)) {
+        cls = starter_live(b, p, CA_BINNED__OP_REALLOC);
+    } else if (off >= b->span) {
         /* A shrink into the size classes moves the block there when that
          * saves at least a page and half the block (a large block keeps
          * whole pages resident); without small memory it shrinks in place. */
@@ -979,12 +1041,13 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
             }
         }
         return ca_binned__large_resize(b, p, new_size, align, flags, usable);
+    } else {
+        cls = (unsigned)(off >> b->class_shift);
+        /* Every build: a realloc of a freed, interior or foreign pointer
+         * would copy from (or keep) memory the caller does not own. */
+        require_live(b, p, cls, CA_BINNED__OP_REALLOC);
     }
-    unsigned cls = (unsigned)(off >> b->class_shift);
     size_t have = ca_binned__classes[cls].size;
-    /* Every build: a realloc of a freed, interior or foreign pointer would
-     * copy from (or keep) memory the caller does not own. */
-    require_live(b, p, cls, CA_BINNED__OP_REALLOC);
     if (CA_CHECKS >= CA_CHECKS_ON) {
         size_t cur = guard_check(p, cls);
         if (!old_size || old_size > cur)
@@ -1063,6 +1126,8 @@ void *ca_binned_default_realloc_else(void *p, size_t size, void *(*other)(void *
     size_t cls;
     if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls)))
         return default_realloc_small(p, (unsigned)cls, size);
+    if (in_starter(&ca_binned__default_instance, p))
+        return ca_binned_default_realloc(p, size);
     return other(p, size);
 }
 
@@ -1278,7 +1343,7 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
     uint64_t allocs, frees, cached;
     class_counts(b, i, &allocs, &frees, &cached);
     uint64_t out_slots = 0, committed = 0, frontier = 0, nempty = 0, decommits = 0, fails = 0, recommits = 0,
-             keep = 0;
+             keep = 0, starter = 0;
     int *lk = __atomic_load_n(&c->lock_lk, __ATOMIC_ACQUIRE); /* NULL: a class never used */
     if (lk) {
         ca_binned__spin_lock(lk, CA_LOCK_RANK_BINNED_CLASS); /* ca_binned__class_lock, through the const path */
@@ -1287,10 +1352,12 @@ int ca_binned_class_stats(const ca_binned *b, unsigned i, ca_stats *out)
         fails = c->commit_fail, recommits = c->recommits, keep = c->keep;
         ca_binned__spin_unlock(lk, CA_LOCK_RANK_BINNED_CLASS);
     }
+    /* Starter slots out (their class may not be set up: read racily). */
+    starter = (uint64_t)__builtin_popcount(__atomic_load_n(&c->st_live, __ATOMIC_RELAXED));
     uint64_t rec = __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED);
     uint64_t held = cached + __atomic_load_n(&c->rec_slots, __ATOMIC_RELAXED);
     ca_stats_init(out, "binned-class");
-    out->bytes_in_use = (out_slots > held ? out_slots - held : 0) * ci->size;
+    out->bytes_in_use = ((out_slots > held ? out_slots - held : 0) + starter) * ci->size;
     out->bytes_reserved = (uint64_t)1 << b->class_shift;
     out->bytes_committed = committed << ci->block_shift;
     out->peak_in_use = 0;

@@ -360,6 +360,11 @@ typedef struct ca_binned__class {
     bool recommitted;     /* a recently decommitted block was taken again
                                  since the last decay pass */
     uint64_t recommits;   /* such blocks (counter) */
+    /* Starter slots of the class (starter.c), under the lock: bit i of
+     * st_live is set while slot i is handed out; st_given counts hand-outs,
+     * which stop at CA_BINNED__STARTER_GIVEN_MAX. */
+    uint32_t st_live;
+    uint32_t st_given;
 } __attribute__((aligned(64))) ca_binned__class;
 
 /* Set class cls up (its range, metadata layout, budgets) on its first use;
@@ -395,6 +400,72 @@ void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls);
 void ca_binned__central_drain_idle(ca_binned *b, unsigned cls);
 void ca_binned__class_lock(ca_binned__class *c);
 void ca_binned__class_unlock(ca_binned__class *c);
+
+/* ------------------------------------------------------------------------
+ * Starter area (starter.c)
+ *
+ * A class's first block costs three pages the first time a slot of it is
+ * written: the block's page, its shadow page and a page of block words and
+ * trees (the classes are 2^class_shift apart, so no two share one). A
+ * program that allocates a few KB over 25 classes paid 300 KiB for that.
+ * Instances created with CA_BINNED_STARTER (the default instance) on their
+ * own source take the first slots of every class up to 4 KiB from one
+ * shared area instead, laid out at create: class c owns
+ * ca_binned__starter_slots(c) slots at starter_base + starter_off[c], the
+ * classes one after the other, each slot aligned as the class's blocks
+ * align it (the lowest set bit of its size), about 100 KiB in all. The area lies
+ * right after the class span, inside the instance's window, and the shadow
+ * covers it: malloc marks a starter slot live and free checks it with the
+ * same shadow byte as any slot, so double, interior and foreign frees are
+ * refused the same way.
+ *
+ * A malloc that finds its bin empty takes a starter slot while the class
+ * has started no block, a slot of its share is free, and the class has
+ * handed out fewer than CA_BINNED__STARTER_GIVEN_MAX starter slots; then
+ * the class's blocks serve it as before. Starter slots never enter a thread
+ * cache or a recycler: their address is outside the class ranges, so a free
+ * takes the path of the pointers that are not a class slot (no map walk for
+ * the suite's own free: the range compare comes before the large tier's),
+ * clears the slot's bit under the class lock, and the slot serves a later
+ * first-use of the class. A loop of malloc and free of one size takes at most
+ * GIVEN_MAX slow turns before it runs on its block's fast path. The area is
+ * never decommitted (a program touches the pages of the classes it
+ * uses, about 2 KiB each).
+ * ------------------------------------------------------------------------ */
+
+#define CA_BINNED__STARTER_BYTES     ((size_t)128 << 10)
+#define CA_BINNED__STARTER_CLASSES   52u /* classes 0..51: sizes up to 4096 */
+#define CA_BINNED__STARTER_GIVEN_MAX 32u
+
+/* Starter slots of class cls: 2 KiB of them, 1 to 16 (about 100 KiB for
+ * the 52 classes, with the alignment padding). */
+ca_force_inline unsigned ca_binned__starter_slots(unsigned cls)
+{
+    unsigned n = 2048u / ca_binned__classes[cls].size;
+    return n < 1 ? 1 : n > 16 ? 16 : n;
+}
+
+/* Lay the area out and map it with its shadow (instance create, on demand
+ * instances with CA_BINNED_STARTER); on failure the instance has none
+ * (starter_base 0), which is not an error. */
+void ca_binned__starter_init(ca_binned *b);
+/* Unmap the area and its shadow (destroy). */
+void ca_binned__starter_destroy(ca_binned *b);
+/* A starter slot of cls for a malloc, not yet marked live; NULL when the
+ * class takes its slots from its blocks. */
+void *ca_binned__starter_take(ca_binned *b, unsigned cls);
+/* The class whose share holds p (p in the area), or CA_BINNED__NCLASSES
+ * for an address in no share (padding, or beyond the last share). */
+unsigned ca_binned__starter_class(const ca_binned *b, const void *p);
+/* Slot index of p in cls's share; -1 when p is not a slot start. */
+long ca_binned__starter_index(const ca_binned *b, unsigned cls, const void *p);
+/* Give a released starter slot (shadow already cleared) back to its share. */
+void ca_binned__starter_put(ca_binned *b, unsigned cls, const void *p);
+/* The misuse verdict for p in the area (its shadow xor-ed by a release):
+ * abort with the message of op (CA_BINNED__OP_*). */
+ca_attr_noreturn ca_attr_cold void ca_binned__starter_bad_use(const ca_binned *b, const void *p, unsigned op);
+/* The starter's part of ca_binned_check. */
+const char *ca_binned__starter_check(const ca_binned *b);
 
 /* ------------------------------------------------------------------------
  * Thread cache (tcache.c)
@@ -570,6 +641,9 @@ struct ca_binned {
                                  are obtained at create */
     pthread_key_t key;         /* thread caches of non-default instances; exit hook */
     bool key_made;
+    uintptr_t starter_base;                               /* the starter area (0: none) */
+    uint32_t starter_off[CA_BINNED__STARTER_CLASSES + 1]; /* share of class c at starter_base +
+                                 starter_off[c]; [STARTER_CLASSES]: end of the last */
     /* --- any thread (atomic) --- */
     uint64_t epoch;         /* trim epoch: threads flush when it moved */
     uint64_t next_purge_ns; /* next decay pass (CLOCK_MONOTONIC_COARSE) */

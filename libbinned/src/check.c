@@ -28,10 +28,13 @@ void ca_binned__fail_class(const char *what, unsigned cls, const void *p, const 
     ca_check_fail(CA_BINNED__COMP, p, buf, file, line);
 }
 
-void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls, unsigned op)
+/* The verdicts of a refused pointer: not from the allocator, an interior
+ * pointer, a slot start that is not handed out (freed before). */
+enum { VERDICT_FOREIGN, VERDICT_INTERIOR, VERDICT_FREED };
+
+ca_attr_noreturn static void report(unsigned verdict, unsigned op, unsigned cls, const void *p)
 {
-    /* [verdict][op]: a pointer not from the allocator, an interior pointer,
-     * a slot start that is not handed out (freed before). */
+    /* [verdict][op] */
     static const char *const msg[3][3] = {
         {"free of a pointer not from the allocator", "realloc of a pointer not from the allocator",
          "malloc_usable_size of a pointer not from the allocator"},
@@ -39,6 +42,11 @@ void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls, unsigne
          "malloc_usable_size of an interior pointer"},
         {"double free", "realloc of a freed block", "malloc_usable_size of a freed block"},
     };
+    ca_binned__fail_class(msg[verdict][op < 3 ? op : 0], cls, p, __FILE__, __LINE__);
+}
+
+void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls, unsigned op)
+{
     /* The release xor-ed the byte with p's mark: undo it to read it. */
     uint8_t byte = (uint8_t)(*(volatile uint8_t *)ca_binned__shadow(b, p) ^ ca_binned__live_mark(p));
     const ca_binned__class *c = &b->classes[cls];
@@ -49,10 +57,10 @@ void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls, unsigne
     uint32_t idx = ca_binned__slot_index(cls, boff);
     size_t frontier = __atomic_load_n(&c->frontier, __ATOMIC_RELAXED);
     bool started = bi < frontier;
-    unsigned verdict = 0;
+    unsigned verdict = VERDICT_FOREIGN;
     if ((size_t)idx * ci->size != boff || idx >= ci->nslots) {
         if (started && idx < ci->nslots)
-            verdict = 1;
+            verdict = VERDICT_INTERIOR;
     } else if (started) {
         /* A slot start that is not handed out: freed before, unless its
          * block never handed it out (read without the class lock: the
@@ -61,9 +69,23 @@ void ca_binned__bad_use(const ca_binned *b, const void *p, unsigned cls, unsigne
         unsigned st = ca_binned__bw_state(w);
         bool never = st == CA_BINNED__ST_FRESH || (st == CA_BINNED__ST_ACTIVE && idx >= ca_binned__bw_bump(w));
         if (!never || byte != 0)
-            verdict = 2;
+            verdict = VERDICT_FREED;
     }
-    ca_binned__fail_class(msg[verdict][op < 3 ? op : 0], cls, p, __FILE__, __LINE__);
+    report(verdict, op, cls, p);
+}
+
+void ca_binned__starter_bad_use(const ca_binned *b, const void *p, unsigned op)
+{
+    unsigned cls = ca_binned__starter_class(b, p);
+    unsigned verdict = VERDICT_FOREIGN;
+    if (cls < CA_BINNED__NCLASSES) {
+        long i = ca_binned__starter_index(b, cls, p);
+        if (i < 0)
+            verdict = VERDICT_INTERIOR;
+        else if (b->classes[cls].st_given) /* a slot of a share in use: freed before */
+            verdict = VERDICT_FREED;
+    }
+    report(verdict, op, cls, p);
 }
 
 void ca_binned__bad_free(const ca_binned *b, const void *p, unsigned cls)
@@ -352,5 +374,5 @@ const char *ca_binned_check(const ca_binned *cb)
         if (err)
             return err;
     }
-    return NULL;
+    return ca_binned__starter_check(b);
 }

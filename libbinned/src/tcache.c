@@ -420,6 +420,11 @@ static void cache_gc(ca_binned *b, ca_binned__tcache *tc)
 
 void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
 {
+    if (b->starter_base && cls < CA_BINNED__STARTER_CLASSES) {
+        void *s = ca_binned__starter_take(b, cls);
+        if (s)
+            return s;
+    }
     if (tc && tc->state == CA_BINNED__TC_NONE && !(b->flags & CA_BINNED_NO_TCACHE))
         tcache_setup(b, tc);
     if (!tc || tc->state != CA_BINNED__TC_LIVE)

@@ -1,22 +1,34 @@
 /* SPDX-License-Identifier: MIT */
 /* libbinned bad input, in every build: interior pointer, double free and a
  * pointer not from the allocator abort with one line naming the address
- * (and the class). test_hardening.c has the misuse of freed memory. */
+ * (and the class). test_hardening.c has the misuse of freed memory.
+ * The default instance's cases run twice: on a class's first slots (from
+ * the starter area) and past them (from the class's blocks), with the
+ * same message (arg NULL or not). */
 #include <criterion/criterion.h>
 
-#include "binned_internal.h"
+#include "binned_test.h"
 #include "ca_death.h"
+
+#include <unistd.h>
+
+/* arg != NULL: the class of n bytes leaves its starter share first. */
+static void past_starter_if(void *arg, size_t n)
+{
+    if (arg)
+        binned_test_past_starter(n);
+}
 
 static void interior(void *arg)
 {
-    (void)arg;
+    past_starter_if(arg, 40);
     char *p = ca_binned_default_malloc(40); /* class 48 (with checks=on's 8 guard bytes too) */
     ca_binned_default_free(p + 16);
 }
 
 static void double_free(void *arg)
 {
-    (void)arg;
+    past_starter_if(arg, 100);
     void *p = ca_binned_default_malloc(100);
     ca_binned_default_free(p);
     ca_binned_default_free(p);
@@ -37,6 +49,7 @@ static void wild_in_window(void *arg)
      * mapped (the range is 2^24 B or more; the class mapped a few hundred
      * KiB): refused with a message by the range check, where reading the
      * unmapped shadow byte would fault. */
+    binned_test_past_starter(64);
     char *p = ca_binned_default_malloc(64);
     ca_binned_default_free(p + ((size_t)12 << 20));
 }
@@ -93,7 +106,7 @@ static void double_put_central(void *arg)
  * caller a block another malloc may hold; moved, it copies freed memory. */
 static void realloc_freed_in_place(void *arg)
 {
-    (void)arg;
+    past_starter_if(arg, 100);
     void *keep = ca_binned_default_malloc(100);
     void *p = ca_binned_default_malloc(100);
     ca_binned_default_free(p);
@@ -103,7 +116,7 @@ static void realloc_freed_in_place(void *arg)
 
 static void realloc_freed_moved(void *arg)
 {
-    (void)arg;
+    past_starter_if(arg, 100);
     void *p = ca_binned_default_malloc(100);
     ca_binned_default_free(p);
     (void)ca_binned_default_realloc(p, 5000);
@@ -111,7 +124,7 @@ static void realloc_freed_moved(void *arg)
 
 static void realloc_interior(void *arg)
 {
-    (void)arg;
+    past_starter_if(arg, 100);
     char *p = (char *)ca_binned_default_malloc(100);
     (void)ca_binned_default_realloc(p + 16, 50);
 }
@@ -130,19 +143,25 @@ static void resize_freed_instance(void *arg)
 
 Test(binned_death, realloc_of_a_freed_block)
 {
-    ca_death_result r = ca_death_run(realloc_freed_in_place, NULL);
-    cr_assert(r.aborted, "%s", r.out);
-    cr_assert(ca_death_has_line(&r, "ctxalloc: binned: realloc of a freed block (class 112 B) (address 0x"), "%s",
-              r.out);
-    r = ca_death_run(realloc_freed_moved, NULL);
-    cr_assert(r.aborted, "%s", r.out);
-    cr_assert(ca_death_has_line(&r, "ctxalloc: binned: realloc of a freed block (class 112 B) (address 0x"), "%s",
-              r.out);
-    r = ca_death_run(realloc_interior, NULL);
-    cr_assert(r.aborted, "%s", r.out);
-    cr_assert(ca_death_has_line(&r, "ctxalloc: binned: realloc of an interior pointer (class 112 B) (address 0x"),
-              "%s", r.out);
-    r = ca_death_run(resize_freed_instance, NULL);
+    static int past = 1;
+    void *args[] = {NULL, &past};
+    for (int i = 0; i < 2; i++) {
+        void *arg = args[i];
+        ca_death_result r = ca_death_run(realloc_freed_in_place, arg);
+        cr_assert(r.aborted, "%s", r.out);
+        cr_assert(ca_death_has_line(&r, "ctxalloc: binned: realloc of a freed block (class 112 B) (address 0x"),
+                  "%s", r.out);
+        r = ca_death_run(realloc_freed_moved, arg);
+        cr_assert(r.aborted, "%s", r.out);
+        cr_assert(ca_death_has_line(&r, "ctxalloc: binned: realloc of a freed block (class 112 B) (address 0x"),
+                  "%s", r.out);
+        r = ca_death_run(realloc_interior, arg);
+        cr_assert(r.aborted, "%s", r.out);
+        cr_assert(
+            ca_death_has_line(&r, "ctxalloc: binned: realloc of an interior pointer (class 112 B) (address 0x"),
+            "%s", r.out);
+    }
+    ca_death_result r = ca_death_run(resize_freed_instance, NULL);
     cr_assert(r.aborted, "%s", r.out);
     cr_assert(ca_death_has_line(&r, "ctxalloc: binned: realloc of a freed block (class 48 B) (address 0x"), "%s",
               r.out);
@@ -150,17 +169,25 @@ Test(binned_death, realloc_of_a_freed_block)
 
 Test(binned_death, interior_pointer)
 {
-    ca_death_result r = ca_death_run(interior, NULL);
-    cr_assert(r.aborted, "%s", r.out);
-    cr_assert(ca_death_has_line(&r, "ctxalloc: binned: free of an interior pointer (class 48 B) (address 0x"),
-              "%s", r.out);
+    static int past = 1;
+    void *args[] = {NULL, &past};
+    for (int i = 0; i < 2; i++) {
+        ca_death_result r = ca_death_run(interior, args[i]);
+        cr_assert(r.aborted, "%s", r.out);
+        cr_assert(ca_death_has_line(&r, "ctxalloc: binned: free of an interior pointer (class 48 B) (address 0x"),
+                  "%s", r.out);
+    }
 }
 
 Test(binned_death, double_free)
 {
-    ca_death_result r = ca_death_run(double_free, NULL);
-    cr_assert(r.aborted, "%s", r.out);
-    cr_assert(ca_death_has_line(&r, "ctxalloc: binned: double free (class 112 B) (address 0x"), "%s", r.out);
+    static int past = 1;
+    void *args[] = {NULL, &past};
+    for (int i = 0; i < 2; i++) {
+        ca_death_result r = ca_death_run(double_free, args[i]);
+        cr_assert(r.aborted, "%s", r.out);
+        cr_assert(ca_death_has_line(&r, "ctxalloc: binned: double free (class 112 B) (address 0x"), "%s", r.out);
+    }
 }
 
 Test(binned_death, foreign_pointer)
@@ -174,6 +201,27 @@ Test(binned_death, foreign_pointer)
     r = ca_death_run(foreign_instance, NULL);
     cr_assert(r.aborted, "%s", r.out);
     cr_assert(ca_death_has_line(&r, "ctxalloc: binned"), "%s", r.out);
+}
+
+/* checks=on: the guard of a starter slot, as of a block's. */
+static void starter_overflow(void *arg)
+{
+    (void)arg;
+    char *p = ca_binned_default_malloc(100);
+    if (!binned_test_in_starter(ca_binned_default(), p))
+        _exit(3);
+    p[100] ^= 1;
+    ca_binned_default_free(p);
+}
+
+Test(binned_death, overflow_of_a_starter_slot)
+{
+    if (CA_CHECKS < CA_CHECKS_ON)
+        cr_skip_test("checks=off: no guard bytes after a block");
+    ca_death_result r = ca_death_run(starter_overflow, NULL);
+    cr_assert(r.aborted, "%s", r.out);
+    cr_assert(ca_death_has_line(&r, "ctxalloc: binned: heap overflow past the end of a block (class 112 B)"), "%s",
+              r.out);
 }
 
 Test(binned_death, double_free_without_tcache)

@@ -20,7 +20,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "binned_internal.h"
+#include "binned_test.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -31,12 +31,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define REQ 40 /* class 48 B in every build */
+#define REQ    40 /* class 48 B in every build */
 #define CLS_SZ 48
 
 typedef struct child_result {
-    int status;      /* waitpid status */
-    char out[4096];  /* the child's stderr */
+    int status;     /* waitpid status */
+    char out[4096]; /* the child's stderr */
 } child_result;
 
 static child_result run_child(void (*fn)(void *), void *arg)
@@ -53,6 +53,10 @@ static child_result run_child(void (*fn)(void *), void *arg)
         dup2(fds[1], 2);
         signal(SIGABRT, SIG_DFL);
         signal(SIGSEGV, SIG_DFL);
+        /* The cases are about the blocks' free lists and neighbours: the
+         * class leaves its starter share first (test_death.c and
+         * test_starter.c cover the misuse of starter slots). */
+        binned_test_past_starter(REQ);
         fn(arg);
         _exit(0);
     }

@@ -180,5 +180,5 @@ Test(binned_options, large_from_source_needs_a_source)
     ca_binned *b = (ca_binned *)1;
     cr_assert_eq(ca_binned_create(&b, &o), EINVAL);
     cr_assert_eq(b, (ca_binned *)1, "nothing created");
-    cr_assert_eq(ca_binned_flags(ca_binned_default()) & ~CA_BINNED_BACKGROUND, 0);
+    cr_assert_eq(ca_binned_flags(ca_binned_default()) & ~(CA_BINNED_BACKGROUND | CA_BINNED_STARTER), 0);
 }

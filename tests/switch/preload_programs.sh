@@ -116,7 +116,7 @@ else bad ca-stats-text "$work/stats.txt"; fi
 
 # Invalid environment values: one warning line each, the default, the
 # program runs (no hang: timeout; no abort: exit status 0).
-for kv in CA_BINNED_BACKGROUND=2 CA_BINNED_CLASS_RANGE_LOG2=-1 CA_BINNED_CLASS_RANGE_LOG2=4294967295 CA_BINNED_CLASS_RANGE_LOG2=20 \
+for kv in CA_BINNED_BACKGROUND=2 CA_BINNED_STARTER=on CA_BINNED_CLASS_RANGE_LOG2=-1 CA_BINNED_CLASS_RANGE_LOG2=4294967295 CA_BINNED_CLASS_RANGE_LOG2=20 \
           CA_BINNED_CLASS_RANGE_LOG2=abc CA_BINNED_CLASS_RANGE_LOG2=40 CA_STATS=yes "CA_STATS=1 CA_STATS_FD=x" \
           "CA_STATS=1 CA_STATS_INHERIT=2"; do
   name=env-${kv%%=*}-${kv#*=}; name=${name// /_}

@@ -21,19 +21,21 @@ set -uo pipefail
 so=$(realpath "$1") prog=$(realpath "$2")
 base=${3:-binned}
 # The bound. Measured (2026-12-03, Debian 12's glibc 2.36, 4 KiB pages,
-# five runs of this script per build): 296 to 420 KiB, about 390, in a
-# release build and in a debug -Dchecks=on build alike (25 size classes
-# touched at 12 KiB each: a block page, its shadow page and one page of
-# block words and trees; the rest is the allocator's static state, the
-# TLS block, the thread cache's starter arrays, the large tier's state and
-# the source's range records). Before that day's changes: 1,050 KiB with
-# libnuma loaded, 760 without it. The margin over 390, 160 KiB, is the
-# spread of the libc pages mapped around the code a program runs: the
-# kernel maps 64 KiB windows of a file around each page touched, and where
-# those windows fall depends on the address libc is loaded at (ASLR), so
-# single runs move by 100-150 KiB in either direction and the medians of 9
-# still by about 65.
-max_extra=${4:-550}
+# runs of this script per build): 64 to 164 KiB, about 100, in a release
+# build and in a debug -Dchecks=on build alike, since the default instance
+# takes the first slots of every class up to 4 KiB from its starter area
+# (libbinned, CA_BINNED_STARTER): the 25 size classes the program touches
+# share about 12 pages of it and one shadow page, where each paid 12 KiB
+# of its own before (a block page, its shadow page and one page of block
+# words and trees: 390 KiB in all then, 412 with CA_BINNED_STARTER=0 now).
+# The rest is the allocator's static state, the TLS block and the large
+# tier's state. Before that: 1,050 KiB with libnuma loaded, 760 without
+# it. The margin over 100, 160 KiB, is the spread of the libc pages mapped
+# around the code a program runs: the kernel maps 64 KiB windows of a
+# file around each page touched, and where those windows fall depends on
+# the address libc is loaded at (ASLR), so single runs move by 100-150 KiB
+# in either direction and the medians of 9 still by about 65.
+max_extra=${4:-260}
 runs=9
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

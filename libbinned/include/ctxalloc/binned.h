@@ -84,6 +84,13 @@ extern "C" {
                                             source's NUMA policy covers both tiers; needs a
                                             source (EINVAL without one) that supports
                                             decommit for purging to return memory */
+#define CA_BINNED_STARTER \
+    0x10u /* the first slots of the classes up to 4 KiB come from one shared
+                                     128 KiB starter area (a program that allocates a
+                                     few KB touches a few pages, not three per class);
+                                     needs the own source with base pages (ignored
+                                     otherwise); the default instance has it unless
+                                     CA_BINNED_STARTER=0 */
 
 /* Defaults of the options (each used where the field is 0). */
 #define CA_BINNED_CLASS_RANGE_LOG2_DEFAULT 34u
@@ -265,9 +272,10 @@ ca_attr_malloc void *ca_binned_default_malloc(size_t size);
 /* free: p NULL is a no-op; errno is preserved. */
 void ca_binned_default_free(void *p);
 /* For routers that put libbinned behind their own free (libswitch's
- * malloc): p in the default instance's size classes (a range compare, no
- * lookup) is freed as ca_binned_default_free frees it; anything else, NULL and the
- * large tier's blocks included, is passed to other(p). */
+ * malloc): p in the default instance's size classes or its starter area
+ * (range compares, no lookup) is freed as ca_binned_default_free frees it;
+ * anything else, NULL and the large tier's blocks included, is passed to
+ * other(p). */
 void ca_binned_default_free_else(void *p, void (*other)(void *p));
 /* calloc: n * size zero-filled; overflow gives NULL + ENOMEM. */
 ca_attr_malloc void *ca_binned_default_calloc(size_t n, size_t size);
@@ -276,7 +284,7 @@ ca_attr_malloc void *ca_binned_default_calloc(size_t n, size_t size);
  * ENOMEM). Shrinking below half the class moves to a smaller class. */
 void *ca_binned_default_realloc(void *p, size_t size);
 /* For routers (as ca_binned_default_free_else): p in the default instance's
- * size classes (a range compare, no lookup) is reallocated as
+ * size classes or starter area (range compares, no lookup) is reallocated as
  * ca_binned_default_realloc does; anything else, NULL and the large tier's
  * blocks included, is passed to other(p, size) and its result returned. A
  * realloc of a freed, interior or never handed out pointer of the classes
