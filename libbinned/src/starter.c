@@ -69,7 +69,7 @@ void *ca_binned__starter_take(ca_binned *b, unsigned cls)
     uint32_t free_bits = ~c->st_live & (n == 32 ? ~0u : (1u << n) - 1);
     if (!c->frontier && c->st_given < CA_BINNED__STARTER_GIVEN_MAX && free_bits) {
         unsigned i = (unsigned)__builtin_ctz(free_bits);
-        c->st_live |= 1u << i;
+        __atomic_store_n(&c->st_live, c->st_live | 1u << i, __ATOMIC_RELAXED); /* stats read it unlocked */
         __atomic_store_n(&c->st_given, c->st_given + 1, __ATOMIC_RELAXED);
         p = (char *)b->starter_base + b->starter_off[cls] + (size_t)i * ca_binned__classes[cls].size;
     }
@@ -107,7 +107,7 @@ void ca_binned__starter_put(ca_binned *b, unsigned cls, const void *p)
     ca_binned__class *c = &b->classes[cls];
     long i = ca_binned__starter_index(b, cls, p);
     ca_binned__class_lock(c);
-    c->st_live &= ~(1u << i);
+    __atomic_store_n(&c->st_live, c->st_live & ~(1u << i), __ATOMIC_RELAXED);
     ca_binned__class_unlock(c);
     __atomic_fetch_add(&c->exited_frees, 1, __ATOMIC_RELAXED);
 }
