@@ -874,6 +874,20 @@ void ca_binned_default_free(void *p)
         default_free_other(p);
 }
 
+/* ca_binned_default_free_else's path for what is not in the classes: a
+ * starter slot is freed here, anything else goes to other (out of line, so
+ * that the fast path saves no register). */
+ca_attr_noinline static void free_else_other(void *p, void (*other)(void *p))
+{
+    if (in_starter(&ca_binned__default_instance, p)) {
+        int saved = errno;
+        starter_free(&ca_binned__default_instance, p);
+        errno = saved;
+        return;
+    }
+    other(p);
+}
+
 void ca_binned_default_free_else(void *p, void (*other)(void *p))
 {
     size_t cls;
@@ -885,13 +899,7 @@ void ca_binned_default_free_else(void *p, void (*other)(void *p))
         free_default_small(p, cls);
         return;
     }
-    if (in_starter(&ca_binned__default_instance, p)) {
-        int saved = errno;
-        starter_free(&ca_binned__default_instance, p);
-        errno = saved;
-        return;
-    }
-    other(p);
+    free_else_other(p, other);
 }
 
 static void *alloc_usable(ca_binned *b, size_t size, size_t align, size_t *usable)
