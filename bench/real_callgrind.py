@@ -53,6 +53,11 @@ def programs():
     out = []
     py = shutil.which("python3")
     if py:
+        # The interpreter itself, not a wrapper script that execs it (a
+        # version manager's shim): callgrind follows no exec.
+        py = subprocess.run([py, "-c", "import sys; print(sys.executable)"], stdout=subprocess.PIPE, text=True,
+                            check=True).stdout.strip()
+        py = os.path.realpath(py)
         out.append(("python3 dicts", [py, os.path.join(HERE, "workloads", "real", "dicts.py"), "0.05"],
                     {"PYTHONMALLOC": "malloc"}, None))
     lua = shutil.which("lua5.4")
@@ -128,6 +133,13 @@ def main():
                 res[name][an] = {"total": t, "allocator": al}
                 print("  %-26s %-9s total %8.1f M  allocator %8.1f M" % (name, an, t / 1e6, al / 1e6), flush=True)
     os.makedirs(a.out, exist_ok=True)
+    old = os.path.join(a.out, "real-callgrind.json")
+    if a.only and os.path.exists(old):
+        # --only re-measures some programs: the others keep their rows
+        with open(old) as f:
+            kept = json.load(f).get("results", {})
+        kept.update(res)
+        res = kept
     when = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
     command = "python3 bench/real_callgrind.py " + " ".join(sys.argv[1:])
     with open(os.path.join(a.out, "real-callgrind.json"), "w") as f:
