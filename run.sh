@@ -128,9 +128,11 @@ cmd_test() {
 
     # checks=full: every component's invariant walk after each operation
     # (CA_CHECK_WALK), over the single-thread suites (the walks are exact and
-    # want one thread inside; the thread tests run at checks=on above).
+    # want one thread inside; the thread tests run at checks=on above), and
+    # the preload programs (malloc to a ulimit runs the walk on the ENOMEM
+    # path's trim).
     if build_cell checks-full gcc --buildtype=debug -Dchecks=full -Dwerror=true; then
-      run_suite build/checks-full --suite unit
+      run_suite build/checks-full --suite unit --suite preload
       logs+=(build/checks-full/meson-logs/testlog.json)
     fi
 

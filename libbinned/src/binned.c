@@ -1213,7 +1213,7 @@ void ca_binned_trim(ca_binned *b)
     }
     ca_binned__spin_unlock(&b->purge_lock, CA_LOCK_RANK_BINNED_REGISTRY);
     ca_binned__large_trim(b);
-    CA_CHECK_FULL(ca_binned_check(b) == NULL, CA_BINNED__COMP, b, "invariant broken after trim");
+    CA_CHECK_WALK(CA_BINNED__COMP, b, ca_binned_check);
 }
 
 void ca_binned__reclaim(ca_binned *b) { ca_binned_trim(b); }
