@@ -217,12 +217,12 @@ static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 bool ca_arena__token_take(ca_arena *a, unsigned tries, ca_arena__tw *held)
 {
     if (tries) {
-        if (pthread_mutex_trylock(&a->list_lock)) {
+        if (ca_mutex_trylock_ranked(&a->list_lock, CA_LOCK_RANK_ARENA_LIST, "arena")) {
             cnt_add(&SH(a)->retries, 1);
             return false;
         }
     } else {
-        pthread_mutex_lock(&a->list_lock);
+        ca_arena__lock(&a->list_lock, CA_LOCK_RANK_ARENA_LIST);
     }
     for (;;) {
         ca_arena__tw w = ca_arena__tw_load(a, 0);
@@ -240,7 +240,7 @@ void ca_arena__token_release(ca_arena *a, ca_arena__tw held, uint64_t new_head)
 {
     ca_arena__tw d = {new_head, CA_ARENA__DROP_TAG ? 0 : gen_next(held.gen, 1)};
     ca_arena__tw_store(a, 0, d);
-    pthread_mutex_unlock(&a->list_lock);
+    ca_arena__unlock(&a->list_lock, CA_LOCK_RANK_ARENA_LIST);
 }
 
 /* True when a new segment of size s1 goes before a listed one of size s2:
@@ -1478,10 +1478,10 @@ int ca_arena_reset(ca_arena *a)
     __atomic_store_n(&a->sbin_approx, 0, __ATOMIC_RELAXED);
     ca_arena__token_release(a, held, 0);
     /* The region stays the arena's: the listener hears reset() only. */
-    pthread_mutex_lock(&a->listen_lock);
+    ca_arena__lock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     if (a->listener && a->listener->reset)
         a->listener->reset(a->listener);
-    pthread_mutex_unlock(&a->listen_lock);
+    ca_arena__unlock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     return 0;
 }
 
@@ -1619,7 +1619,7 @@ static int op_listen(ca_allocator *base, ca_listener *l)
 {
     ca_arena *a = (void *)base;
     int err = 0;
-    pthread_mutex_lock(&a->listen_lock);
+    ca_arena__lock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     if (l && a->listener) {
         err = EBUSY;
     } else if (l) {
@@ -1633,16 +1633,16 @@ static int op_listen(ca_allocator *base, ca_listener *l)
         if (old->removed)
             old->removed(old, a->mem, (size_t)ca_arena__held(a));
     }
-    pthread_mutex_unlock(&a->listen_lock);
+    ca_arena__unlock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     return err;
 }
 
 void ca_arena__listen_close(ca_arena *a)
 {
-    pthread_mutex_lock(&a->listen_lock);
+    ca_arena__lock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     ca_listener *l = a->listener;
     a->listener = NULL;
-    pthread_mutex_unlock(&a->listen_lock);
+    ca_arena__unlock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     if (!l)
         return;
     if (l->destroyed)

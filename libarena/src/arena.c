@@ -485,9 +485,9 @@ ca_allocator *ca_arena_allocator(ca_arena *a) { return &a->base; }
 uint64_t ca_arena_flush_seq(const ca_arena *a)
 {
     ca_arena *m = (ca_arena *)(uintptr_t)a;
-    pthread_mutex_lock(&m->file_lock);
+    ca_arena__lock(&m->file_lock, CA_LOCK_RANK_ARENA_FILE);
     uint64_t s = m->seq;
-    pthread_mutex_unlock(&m->file_lock);
+    ca_arena__unlock(&m->file_lock, CA_LOCK_RANK_ARENA_FILE);
     return s;
 }
 

@@ -362,6 +362,21 @@ struct ca_arena {
     ca_listener *listener;       /* the attached listener or NULL (listen_lock) */
 };
 
+/* The arena's mutexes, each taken with its rank of core's lock order
+ * (checked under checks=on), in this order: the thread cache registry
+ * (cache.c), the list token's list_lock, listen_lock, file_lock. The
+ * registry is held while a cache drains into its arena, which may take the
+ * token (a try) and then mark the file dirty; the token is held across
+ * mark_dirty and across a flush's header write. listen_lock is held across
+ * the listener's added() and removed(), so those may take only locks
+ * ranked above it. */
+static inline void ca_arena__lock(pthread_mutex_t *m, unsigned rank)
+{
+    (void)ca_mutex_lock_ranked(m, rank, "arena");
+}
+
+static inline void ca_arena__unlock(pthread_mutex_t *m, unsigned rank) { (void)ca_mutex_unlock_ranked(m, rank); }
+
 /* Tagged-word access (alloc.c). which: 0 head, 1 pending. */
 ca_arena__tw ca_arena__tw_load(ca_arena *a, int which);
 bool ca_arena__tw_cas(ca_arena *a, int which, ca_arena__tw expect, ca_arena__tw desired);

@@ -96,19 +96,19 @@ void ca_arena__mark_dirty(ca_arena *a)
         return;
     if (__atomic_load_n(&a->dirty, __ATOMIC_ACQUIRE))
         return;
-    pthread_mutex_lock(&a->file_lock);
+    ca_arena__lock(&a->file_lock, CA_LOCK_RANK_ARENA_FILE);
     if (!a->dirty) {
         state_store(a, ca_arena__state_word(a->seq, CA_ARENA__DIRTY));
         sync_header(a); /* a failure leaves the mark in the page cache: still seen after a crash */
         __atomic_store_n(&a->dirty, 1, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&a->file_lock);
+    ca_arena__unlock(&a->file_lock, CA_LOCK_RANK_ARENA_FILE);
 }
 
 int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64_t sync_size, const uint64_t *tag)
 {
     int err = 0;
-    pthread_mutex_lock(&a->file_lock);
+    ca_arena__lock(&a->file_lock, CA_LOCK_RANK_ARENA_FILE);
     if (sync_size) {
         size_t pg = ca_page_size();
         uint64_t s = ca_align_down((size_t)sync_off, pg);
@@ -154,7 +154,7 @@ int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64
             __atomic_fetch_add(&a->flushes, 1, __ATOMIC_RELAXED);
         }
     }
-    pthread_mutex_unlock(&a->file_lock);
+    ca_arena__unlock(&a->file_lock, CA_LOCK_RANK_ARENA_FILE);
     return err;
 }
 
@@ -185,9 +185,9 @@ int ca_arena_flush_tag(ca_arena *a, uint64_t tag) { return flush_impl(a, 0, 0, t
 uint64_t ca_arena_commit_tag(const ca_arena *a)
 {
     ca_arena *m = (ca_arena *)(uintptr_t)a;
-    pthread_mutex_lock(&m->file_lock);
+    ca_arena__lock(&m->file_lock, CA_LOCK_RANK_ARENA_FILE);
     uint64_t t = m->commit_tag;
-    pthread_mutex_unlock(&m->file_lock);
+    ca_arena__unlock(&m->file_lock, CA_LOCK_RANK_ARENA_FILE);
     return t;
 }
 

@@ -486,9 +486,7 @@ void ca_once_finish(int *once);
  * walks over a whole tier) take them in one fixed order: list or array
  * order, each instance's after the previous one's. Kinds: word = core's
  * lock word (ca_lock_acquire_ranked), mutex = pthread_mutex_t
- * (ca_mutex_lock_ranked, or ca_lock_rank_enter / _leave around it);
- * "unchecked": the order is this table's, but those call sites (arena)
- * do not record it yet, so the check below does not see them.
+ * (ca_mutex_lock_ranked, or ca_lock_rank_enter / _leave around it).
  *
  *  rank component     lock                                   kind
  *   1   switch        registry (ca_switch__g.lock)           word
@@ -513,10 +511,13 @@ void ca_once_finish(int *once);
  *  15   binned-large  one thread cache (cache lock)          word, several
  *  16   binned-large  size class, direct mappings            word, several
  *  17   binned-large  descriptor slabs (meta_lock)           word, several
- *  18   arena         list token (list_lock)                 mutex, several, unchecked
- *  19   arena         listener (listen_lock)                 mutex, several, unchecked
- *  20   arena         file state and header (file_lock)      mutex, several, unchecked
- *  21   arena         thread cache registry (cache.c)        mutex, unchecked
+ *  18   arena         thread cache registry (cache.c); held  mutex
+ *                     while a cache drains into its arena,
+ *                     which may take the list token and the
+ *                     file state
+ *  19   arena         list token (list_lock)                 mutex, several
+ *  20   arena         listener (listen_lock)                 mutex, several
+ *  21   arena         file state and header (file_lock)      mutex, several
  *  22   source        file source offsets (mutex)            mutex, several
  *  23   source        buffer source (lock)                   word, several
  *  24   source        range records (ca_source_track.lock)   word, several
@@ -555,10 +556,10 @@ enum ca_lock_rank {
     CA_LOCK_RANK_LARGE_CACHE = 15,
     CA_LOCK_RANK_LARGE_CLASS = 16,
     CA_LOCK_RANK_LARGE_META = 17,
-    CA_LOCK_RANK_ARENA_LIST = 18,
-    CA_LOCK_RANK_ARENA_LISTEN = 19,
-    CA_LOCK_RANK_ARENA_FILE = 20,
-    CA_LOCK_RANK_ARENA_CACHES = 21,
+    CA_LOCK_RANK_ARENA_CACHES = 18,
+    CA_LOCK_RANK_ARENA_LIST = 19,
+    CA_LOCK_RANK_ARENA_LISTEN = 20,
+    CA_LOCK_RANK_ARENA_FILE = 21,
     CA_LOCK_RANK_SOURCE_FILE = 22,
     CA_LOCK_RANK_SOURCE_BUFFER = 23,
     CA_LOCK_RANK_SOURCE_TRACK = 24,
@@ -671,6 +672,17 @@ ca_force_inline int ca_mutex_lock_ranked(pthread_mutex_t *m, unsigned rank, cons
     int e = pthread_mutex_lock(m);
     if (ca_unlikely(e != 0))
         ca_lock_rank_leave(rank);
+    return e;
+}
+
+/* As pthread_mutex_trylock: 0 when taken (recorded, exempt from the order
+ * like ca_lock_try_ranked), else its error (EBUSY) with nothing recorded. */
+ca_force_inline int ca_mutex_trylock_ranked(pthread_mutex_t *m, unsigned rank, const char *component)
+{
+    ca_core__fork_check();
+    int e = pthread_mutex_trylock(m);
+    if (e == 0)
+        ca_lock_rank_enter(m, rank, false, component);
     return e;
 }
 
