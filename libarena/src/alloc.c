@@ -324,39 +324,14 @@ static uint64_t list_unlink(ca_arena *a, uint64_t head, uint64_t prev, uint64_t 
     return head;
 }
 
-static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n);
+/* How merge and msort order the list nodes: by address; in the kind's list
+ * order, equal sizes by descending offset (what inserting them in address
+ * order gives); or, merging a sorted chain of new segments into the list,
+ * the kind's order with the new ones first among equal sizes (goes_before). */
+typedef enum { BY_ADDR, BY_KIND, BY_KIND_NEWER } node_order;
 
-/* Merge a list sorted per kind (newer) into the list (older): sizes stay
- * ordered, and among equal sizes the newer segments come first. O(n + p). */
-static uint64_t merge_newer(ca_arena *a, uint64_t older, uint64_t newer)
-{
-    uint64_t head = 0, tail = 0, steps = 0;
-    while (older && newer) {
-        uint64_t so, sn, no, nn, t;
-        steps++;
-        ca_arena__node_get(a, older, &so, &no);
-        ca_arena__node_get(a, newer, &sn, &nn);
-        if (goes_before(a, sn, so)) {
-            t = newer;
-            newer = nn;
-        } else {
-            t = older;
-            older = no;
-        }
-        if (tail)
-            node_set_next(a, tail, t);
-        else
-            head = t;
-        tail = t;
-    }
-    uint64_t rest = older ? older : newer;
-    if (tail)
-        node_set_next(a, tail, rest);
-    else
-        head = rest;
-    count_steps(a, steps);
-    return head;
-}
+static uint64_t merge(ca_arena *a, node_order how, uint64_t x, uint64_t y);
+static uint64_t msort(ca_arena *a, node_order how, uint64_t head, uint64_t n);
 
 /* Merge an unsorted chain of list nodes (first, 0-terminated) into the list:
  * sort it (in place, O(p log p)), then one merge (O(n + p)), so a long chain
@@ -376,7 +351,7 @@ static uint64_t merge_chain(ca_arena *a, uint64_t head, uint64_t first, uint64_t
         n = next;
     }
     count_steps(a, cnt);
-    head = merge_newer(a, head, msort(a, false, first, cnt));
+    head = merge(a, BY_KIND_NEWER, msort(a, BY_KIND, first, cnt), head);
     cnt_add(&a->free_bytes, b);
     cnt_add(&a->free_count, cnt);
     *bytes = b;
@@ -1284,9 +1259,7 @@ int ca_arena_free(ca_arena *a, uint64_t off, size_t size)
  * ------------------------------------------------------------------------ */
 
 /* In-place merge sort of the list (the nodes are the free memory itself:
- * no scratch memory). by_addr: address order; else the list order of the
- * kind with equal sizes by descending offset (what inserting them in address
- * order gives). */
+ * no scratch memory), in a node_order. */
 static uint64_t n_next(const ca_arena *a, uint64_t x)
 {
     uint64_t sz, next;
@@ -1301,23 +1274,25 @@ static uint64_t n_size(const ca_arena *a, uint64_t x)
     return sz;
 }
 
-static bool ordered(const ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
+/* Whether node x goes before node y (for BY_KIND_NEWER, x is the new one). */
+static bool ordered(const ca_arena *a, node_order how, uint64_t x, uint64_t y)
 {
-    if (by_addr)
+    if (how == BY_ADDR)
         return x < y;
     uint64_t sx = n_size(a, x), sy = n_size(a, y);
-    if (sx != sy)
-        return a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? sx > sy : sx < sy;
+    if (sx != sy || how == BY_KIND_NEWER)
+        return goes_before(a, sx, sy);
     return x > y;
 }
 
-static uint64_t merge(ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
+/* Merge two sorted lists (0-terminated) into one: O(n + p). */
+static uint64_t merge(ca_arena *a, node_order how, uint64_t x, uint64_t y)
 {
     uint64_t head = 0, tail = 0, steps = 0;
     while (x && y) {
         uint64_t t;
         steps++;
-        if (ordered(a, by_addr, x, y)) {
+        if (ordered(a, how, x, y)) {
             t = x;
             x = n_next(a, x);
         } else {
@@ -1340,7 +1315,7 @@ static uint64_t merge(ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
 }
 
 /* Sort the n nodes from head (the n-th node's next is 0). */
-static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n)
+static uint64_t msort(ca_arena *a, node_order how, uint64_t head, uint64_t n)
 {
     if (n < 2)
         return head;
@@ -1350,7 +1325,7 @@ static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n)
     count_steps(a, n / 2);
     uint64_t second = n_next(a, mid);
     node_set_next(a, mid, 0);
-    return merge(a, by_addr, msort(a, by_addr, head, n / 2), msort(a, by_addr, second, n - n / 2));
+    return merge(a, how, msort(a, how, head, n / 2), msort(a, how, second, n - n / 2));
 }
 
 /* Compaction with the token held: merge address neighbours, give a segment
@@ -1369,7 +1344,7 @@ static uint64_t compact_locked(ca_arena *a, uint64_t head)
     if (!n)
         return head;
     count_steps(a, 2 * n); /* the count above and the merge pass below */
-    head = msort(a, true, head, n);
+    head = msort(a, BY_ADDR, head, n);
     uint64_t m = 0, kept = 0, prev = 0, last = 0;
     for (uint64_t x = head; x;) {
         uint64_t sz, next;
@@ -1397,7 +1372,7 @@ static uint64_t compact_locked(ca_arena *a, uint64_t head)
         m--;
         kept -= lsz;
     }
-    head = msort(a, false, head, m);
+    head = msort(a, BY_KIND, head, m);
     count_steps(a, m);
     a->max_end = 0;
     for (uint64_t x = head; x; x = n_next(a, x))

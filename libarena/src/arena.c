@@ -482,15 +482,6 @@ uint32_t ca_arena_user_version(const ca_arena *a) { return a->user_version; }
 bool ca_arena_read_only(const ca_arena *a) { return a->mode == CA_ARENA_READ_ONLY; }
 ca_allocator *ca_arena_allocator(ca_arena *a) { return &a->base; }
 
-uint64_t ca_arena_flush_seq(const ca_arena *a)
-{
-    ca_arena *m = (ca_arena *)(uintptr_t)a;
-    ca_arena__lock(&m->file_lock, CA_LOCK_RANK_ARENA_FILE);
-    uint64_t s = m->seq;
-    ca_arena__unlock(&m->file_lock, CA_LOCK_RANK_ARENA_FILE);
-    return s;
-}
-
 void *ca_arena_ptr(const ca_arena *a, uint64_t off)
 {
     if (!off || off >= a->capacity)

@@ -182,14 +182,20 @@ int ca_arena_flush(ca_arena *a) { return flush_impl(a, 0, 0, true, NULL); }
 
 int ca_arena_flush_tag(ca_arena *a, uint64_t tag) { return flush_impl(a, 0, 0, true, &tag); }
 
-uint64_t ca_arena_commit_tag(const ca_arena *a)
+/* A field of a's that write_header changes, read under file_lock (a lock
+ * is not part of the value const protects). */
+static uint64_t file_field(const ca_arena *a, const uint64_t *field)
 {
     ca_arena *m = (ca_arena *)(uintptr_t)a;
     ca_arena__lock(&m->file_lock, CA_LOCK_RANK_ARENA_FILE);
-    uint64_t t = m->commit_tag;
+    uint64_t v = *field;
     ca_arena__unlock(&m->file_lock, CA_LOCK_RANK_ARENA_FILE);
-    return t;
+    return v;
 }
+
+uint64_t ca_arena_flush_seq(const ca_arena *a) { return file_field(a, &a->seq); }
+
+uint64_t ca_arena_commit_tag(const ca_arena *a) { return file_field(a, &a->commit_tag); }
 
 int ca_arena_flush_range(ca_arena *a, uint64_t off, size_t size)
 {
