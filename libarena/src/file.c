@@ -365,14 +365,7 @@ static int fail(ca_arena_error *why, ca_arena_error e, int err, const char *op, 
 {
     if (why)
         *why = e;
-    ca_line *m = ca_core__last_error_begin("arena");
-    ca_line_str(m, op);
-    if (path) {
-        ca_line_str(m, " '");
-        ca_line_str(m, path);
-        ca_line_char(m, '\'');
-    }
-    ca_line_str(m, ": ");
+    ca_line *m = ca_core__last_error_path("arena", op, path);
     if (e == CA_ARENA_E_SYSTEM) {
         ca_line_str(m, detail ? detail : "system call");
         ca_line_str(m, ": ");

@@ -43,15 +43,7 @@ static ca_source_file *from(ca_source *s) { return (ca_source_file *)(void *)s; 
  * no lock (the message is the thread's). Returns err. */
 static int note_path(const char *what, const char *path, int err)
 {
-    ca_line *m = ca_core__last_error_begin("source-file");
-    ca_line_str(m, what);
-    if (path) {
-        ca_line_str(m, " '");
-        ca_line_str(m, path);
-        ca_line_char(m, '\'');
-    }
-    ca_line_str(m, ": ");
-    ca_line_errno(m, err);
+    ca_line_errno(ca_core__last_error_path("source-file", what, path), err);
     return err;
 }
 

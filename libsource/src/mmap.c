@@ -431,11 +431,9 @@ static bool name_ok(const char *n)
 int ca_source_mmap_init(ca_source_mmap *s, const ca_source_mmap_options *o)
 {
     static const ca_source_mmap_options dflt;
-    if (!s)
-        return EINVAL;
     if (!o)
         o = &dflt;
-    int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_INIT, 0);
+    int err = ca_source__init_start(s, o->fault);
     if (err)
         return err;
     if ((o->flags & ~KNOWN_FLAGS) || o->huge > CA_SOURCE_HUGE_1G || o->decommit > CA_SOURCE_DECOMMIT_FREE ||

@@ -69,6 +69,14 @@ static inline void ca_source__count_new(ca_source_counters *c, uint64_t size, bo
 /* Fill a ca_stats from counters (+ the fault plan's injected count). */
 void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_counters *c, const ca_source_fault *f);
 
+/* The start of a kind's init, once NULL options became the defaults:
+ * EINVAL for a NULL source, else the options' fault plan at its INIT point
+ * (0, or the injected errno). */
+static inline int ca_source__init_start(const void *s, ca_source_fault *fault)
+{
+    return s ? ca_source_fault_hit(fault, CA_SOURCE_FAULT_INIT, 0) : EINVAL;
+}
+
 /* Count a failure and return err (for `return ca_source__fail(...)`). */
 static inline int ca_source__fail(ca_source_counters *c, int err, bool atomic)
 {

@@ -396,6 +396,10 @@ void ca_last_error_clear(void);
  * `return ca_core__last_error_set("arena", "...", EINVAL);`. */
 ca_line *ca_core__last_error_begin(const char *component);
 int ca_core__last_error_set(const char *component, const char *what, int err);
+/* As ca_core__last_error_begin, for a step on a file: the message starts
+ * "<component>: <what> '<path>': " (without the quoted path when path is
+ * NULL), the rest (the reason) to append. */
+ca_line *ca_core__last_error_path(const char *component, const char *what, const char *path);
 
 /* ========================================================================
  * Lock word (ca_lock_acquire / ca_lock_release)
