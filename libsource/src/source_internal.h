@@ -137,10 +137,16 @@ int ca_source__bad_range(const void *p, const char *what);
 /* The record's side of release, commit and decommit, for the kinds that
  * always keep it (mmap, file). `what` is the bad-range report.
  * take: (p, size) leaves the record into *r, or a bad range is reported.
+ * change: before a commit or decommit (point: CA_SOURCE_FAULT_COMMIT or
+ * _DECOMMIT), [p, p + size) lies inside one recorded range (*flags, may be
+ * NULL, receives its CA_SOURCE__R_* flags), or a bad range is reported;
+ * then the fault plan decides at point.
  * put_back: a release whose system call failed records it again.
  * committed: after a commit (or decommit) of [p, p + size) inside a
  * recorded range, the range's committed bytes and the counters follow. */
 int ca_source__track_release(ca_source_track *t, void *p, size_t size, const char *what, ca_source__range *r);
+int ca_source__track_change(ca_source_track *t, ca_source_fault *f, unsigned point, void *p, size_t size,
+                            unsigned *flags, const char *what);
 void ca_source__track_put_back(ca_source_track *t, void *p, size_t size, const ca_source__range *r);
 void ca_source__track_committed(ca_source_track *t, ca_source_counters *c, void *p, size_t size, bool commit);
 
