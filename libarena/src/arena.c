@@ -162,17 +162,11 @@ int ca_arena_create(ca_arena **out, const ca_arena_options *opt)
             return create_fail("no memory for the arena's source", ENOMEM, true);
         }
         if (o->backing == CA_ARENA_BACKING_HEAP) {
-            ca_source_heap_options ho;
-            memset(&ho, 0, sizeof ho);
-            ho.fault = o->fault;
-            err = ca_source_heap_init(&os->heap, &ho);
+            err = ca_source_heap_init(&os->heap, &(ca_source_heap_options){.fault = o->fault});
             own = OWN_HEAP;
             a->src = &os->heap.base;
         } else {
-            ca_source_mmap_options mo;
-            memset(&mo, 0, sizeof mo);
-            mo.fault = o->fault;
-            err = ca_source_mmap_init(&os->mmap, &mo);
+            err = ca_source_mmap_init(&os->mmap, &(ca_source_mmap_options){.fault = o->fault});
             own = OWN_MMAP;
             a->src = &os->mmap.base;
         }
