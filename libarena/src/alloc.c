@@ -196,9 +196,21 @@ static inline void note_high(ca_arena *a, uint64_t end)
         ;
 }
 
+/* The tagged word a push or pop installs: off, with w's generation moved on
+ * by `by`. Built with CA_ARENA__DROP_TAG (the ABA test) the generation
+ * stays, and a pop (widen) first waits to widen the window the generation
+ * would close. */
+static inline ca_arena__tw next_word(ca_arena__tw w, uint64_t off, uint64_t by, bool widen)
+{
 #if CA_ARENA__DROP_TAG
-static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+    for (int k = 0; widen && k < 2000; k++)
+        __builtin_ia32_pause();
+    return (ca_arena__tw){off, w.gen};
+#else
+    (void)widen;
+    return (ca_arena__tw){off, gen_next(w.gen, by)};
 #endif
+}
 
 /* Frees into a list longer than BATCH_LIST segments go to the pending stack
  * and are merged in bulk once BATCH_PENDING have gathered (auto_compact
@@ -447,11 +459,7 @@ void ca_arena__sbin_push(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t f
     for (;;) {
         ca_arena__tw t = sbin_load(b);
         *link = t.off; /* the chain is still ours: a plain store, published by the CAS */
-#if CA_ARENA__DROP_TAG
-        ca_arena__tw d = {first, t.gen};
-#else
-        ca_arena__tw d = {first, gen_next(t.gen, 1)};
-#endif
+        ca_arena__tw d = next_word(t, first, 1, false);
         if (sbin_cas(b, t, d))
             return;
         cnt_add(&SH(a)->retries, 1);
@@ -479,13 +487,7 @@ static bool sbin_pop_from(ca_arena *a, ca_arena__cache *c, unsigned s, unsigned 
             cnt_add(&SH(a)->retries, 1);
             continue;
         }
-#if CA_ARENA__DROP_TAG
-        for (int w = 0; w < 2000; w++) /* widen the window the generation would close */
-            cpu_relax();
-        ca_arena__tw d = {nx, t.gen};
-#else
-        ca_arena__tw d = {nx, gen_next(t.gen, 1)};
-#endif
+        ca_arena__tw d = next_word(t, nx, 1, true);
         if (!sbin_cas(b, t, d)) {
             cnt_add(&SH(a)->retries, 1);
             continue;
@@ -738,13 +740,7 @@ static int pop_segment(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *se
         if (!fits(w.off, sz, bsize, align))
             return ENOENT; /* the head is the largest segment */
         ca_arena__mark_dirty(a);
-#if CA_ARENA__DROP_TAG
-        for (int k = 0; k < 2000; k++) /* widen the window the generation would close */
-            cpu_relax();
-        ca_arena__tw d = {next, w.gen};
-#else
-        ca_arena__tw d = {next, gen_next(w.gen, 2)};
-#endif
+        ca_arena__tw d = next_word(w, next, 2, true);
         if (ca_arena__tw_cas(a, 0, w, d)) {
             cnt_sub(&a->free_bytes, sz);
             cnt_sub(&a->free_count, 1);

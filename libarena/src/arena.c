@@ -67,8 +67,12 @@ const char *ca_arena__resolve_options(const ca_arena_options *in, bool open, ca_
     return NULL;
 }
 
-const char *ca_arena__layout(const ca_arena_options *o, uint64_t *capacity, uint64_t *data_off)
+const char *ca_arena__create_layout(const ca_arena_options *in, ca_arena_options *o, uint64_t *capacity,
+                                    uint64_t *data_off)
 {
+    const char *bad = ca_arena__resolve_options(in, false, o);
+    if (bad)
+        return bad;
     size_t cap, doff;
     if (ca_add_overflows(CA_ARENA_HEADER_SIZE, o->user_size, &doff) ||
         ca_align_up_overflows(doff, CA_ARENA__DATA_ALIGN, &doff))
@@ -136,10 +140,8 @@ int ca_arena_create(ca_arena **out, const ca_arena_options *opt)
 {
     ca_arena_options ro;
     const ca_arena_options *o = &ro;
-    const char *bad = ca_arena__resolve_options(opt, false, &ro);
     uint64_t cap = 0, doff = 0;
-    if (!bad)
-        bad = ca_arena__layout(o, &cap, &doff);
+    const char *bad = ca_arena__create_layout(opt, &ro, &cap, &doff);
     if (!out)
         bad = "out is NULL";
     if (bad)

@@ -403,9 +403,11 @@ uint64_t ca_arena__fold_bins(ca_arena *a, uint64_t head);
  * zero width stays 0 (any). Then every field is checked. Returns NULL, or a
  * static text naming the first bad field. */
 const char *ca_arena__resolve_options(const ca_arena_options *in, bool open, ca_arena_options *out);
-/* For resolved creation options: the page-rounded capacity and the data
- * offset, or a static text saying why they do not fit (arena.c). */
-const char *ca_arena__layout(const ca_arena_options *o, uint64_t *capacity, uint64_t *data_off);
+/* Where every create starts (arena.c): the options resolved into *o (as
+ * above), then the page-rounded capacity and the data offset; NULL, or a
+ * static text naming the bad field or saying why they do not fit. */
+const char *ca_arena__create_layout(const ca_arena_options *in, ca_arena_options *o, uint64_t *capacity,
+                                    uint64_t *data_off);
 /* Allocate and zero an arena object set up from resolved options (arena.c). */
 ca_arena *ca_arena__new(const ca_arena_options *o);
 /* Free the object only (arena.c). */

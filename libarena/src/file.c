@@ -387,10 +387,8 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
     /* Zeros resolved first: the header records the values used. */
     ca_arena_options ro;
     const ca_arena_options *o = &ro;
-    const char *bad = ca_arena__resolve_options(opt, false, &ro);
     uint64_t cap = 0, doff = 0;
-    if (!bad)
-        bad = ca_arena__layout(o, &cap, &doff);
+    const char *bad = ca_arena__create_layout(opt, &ro, &cap, &doff);
     if (!out || !path)
         bad = !out ? "out is NULL" : "path is NULL";
     if (bad)
