@@ -598,16 +598,19 @@ ca_attr_noreturn ca_attr_cold void ca_core__lock_order_fail(const void *lock, un
 /* Record that the thread takes a lock of `rank` (lock: its address, for the
  * report). ordered: check the order first (false for a try that succeeded).
  * For a pthread mutex, call it before pthread_mutex_lock; for the lock word
- * the ranked functions below call it. Nothing at all with checks off. */
+ * the ranked functions below call it. Nothing at all with checks off.
+ * The record is named directly, never through a pointer: gcc's UBSan null
+ * check of such a pointer tests the flags of the TLS add, which the linker
+ * turns into a lea when it relaxes the access in an executable, and so
+ * reported a null pointer at random. */
 ca_force_inline void ca_lock_rank_enter(const void *lock, unsigned rank, bool ordered, const char *component)
 {
     if (CA_CHECKS >= CA_CHECKS_ON && rank != CA_LOCK_RANK_NONE) {
-        ca_core__lock_ranks *h = &ca_core__lock_held;
         unsigned from = rank + (unsigned)((CA_LOCK__SEVERAL >> rank) & 1);
-        if (ordered && ca_unlikely(from < 64 && (h->held >> from) != 0))
+        if (ordered && ca_unlikely(from < 64 && (ca_core__lock_held.held >> from) != 0))
             ca_core__lock_order_fail(lock, rank, component);
-        h->count[rank]++;
-        h->held |= 1ull << rank;
+        ca_core__lock_held.count[rank]++;
+        ca_core__lock_held.held |= 1ull << rank;
     }
 }
 
@@ -615,9 +618,8 @@ ca_force_inline void ca_lock_rank_enter(const void *lock, unsigned rank, bool or
 ca_force_inline void ca_lock_rank_leave(unsigned rank)
 {
     if (CA_CHECKS >= CA_CHECKS_ON && rank != CA_LOCK_RANK_NONE) {
-        ca_core__lock_ranks *h = &ca_core__lock_held;
-        if (h->count[rank] && --h->count[rank] == 0)
-            h->held &= ~(1ull << rank);
+        if (ca_core__lock_held.count[rank] && --ca_core__lock_held.count[rank] == 0)
+            ca_core__lock_held.held &= ~(1ull << rank);
     }
 }
 
