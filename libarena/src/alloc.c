@@ -1544,16 +1544,9 @@ static void *op_resize(ca_allocator *base, void *p, size_t old_size, size_t new_
             *usable = nb;
         return p;
     }
-    if (flags & CA_RESIZE_IN_PLACE) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    void *q = op_alloc(base, new_size, align, usable);
-    if (!q)
-        return NULL;
-    memcpy(q, p, old_size < new_size ? old_size : new_size);
-    op_free(base, p, old_size, align);
-    return q;
+    /* Not in place: new_size > old_size here, so the generic resize moves
+     * the block (or fails with ENOMEM under CA_RESIZE_IN_PLACE). */
+    return ca_resize_generic(base, p, old_size, new_size, align, flags, usable);
 }
 
 static bool op_owns(const ca_allocator *base, const void *p) { return in_region((const void *)base, p); }
