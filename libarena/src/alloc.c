@@ -196,9 +196,21 @@ static inline void note_high(ca_arena *a, uint64_t end)
         ;
 }
 
+/* The tagged word a push or pop installs: off, with w's generation moved on
+ * by `by`. Built with CA_ARENA__DROP_TAG (the ABA test) the generation
+ * stays, and a pop (widen) first waits to widen the window the generation
+ * would close. */
+static inline ca_arena__tw next_word(ca_arena__tw w, uint64_t off, uint64_t by, bool widen)
+{
 #if CA_ARENA__DROP_TAG
-static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+    for (int k = 0; widen && k < 2000; k++)
+        __builtin_ia32_pause();
+    return (ca_arena__tw){off, w.gen};
+#else
+    (void)widen;
+    return (ca_arena__tw){off, gen_next(w.gen, by)};
 #endif
+}
 
 /* Frees into a list longer than BATCH_LIST segments go to the pending stack
  * and are merged in bulk once BATCH_PENDING have gathered (auto_compact
@@ -217,12 +229,12 @@ static inline void cpu_relax(void) { __builtin_ia32_pause(); }
 bool ca_arena__token_take(ca_arena *a, unsigned tries, ca_arena__tw *held)
 {
     if (tries) {
-        if (pthread_mutex_trylock(&a->list_lock)) {
+        if (ca_mutex_trylock_ranked(&a->list_lock, CA_LOCK_RANK_ARENA_LIST, "arena")) {
             cnt_add(&SH(a)->retries, 1);
             return false;
         }
     } else {
-        pthread_mutex_lock(&a->list_lock);
+        ca_arena__lock(&a->list_lock, CA_LOCK_RANK_ARENA_LIST);
     }
     for (;;) {
         ca_arena__tw w = ca_arena__tw_load(a, 0);
@@ -240,7 +252,7 @@ void ca_arena__token_release(ca_arena *a, ca_arena__tw held, uint64_t new_head)
 {
     ca_arena__tw d = {new_head, CA_ARENA__DROP_TAG ? 0 : gen_next(held.gen, 1)};
     ca_arena__tw_store(a, 0, d);
-    pthread_mutex_unlock(&a->list_lock);
+    ca_arena__unlock(&a->list_lock, CA_LOCK_RANK_ARENA_LIST);
 }
 
 /* True when a new segment of size s1 goes before a listed one of size s2:
@@ -324,39 +336,14 @@ static uint64_t list_unlink(ca_arena *a, uint64_t head, uint64_t prev, uint64_t 
     return head;
 }
 
-static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n);
+/* How merge and msort order the list nodes: by address; in the kind's list
+ * order, equal sizes by descending offset (what inserting them in address
+ * order gives); or, merging a sorted chain of new segments into the list,
+ * the kind's order with the new ones first among equal sizes (goes_before). */
+typedef enum { BY_ADDR, BY_KIND, BY_KIND_NEWER } node_order;
 
-/* Merge a list sorted per kind (newer) into the list (older): sizes stay
- * ordered, and among equal sizes the newer segments come first. O(n + p). */
-static uint64_t merge_newer(ca_arena *a, uint64_t older, uint64_t newer)
-{
-    uint64_t head = 0, tail = 0, steps = 0;
-    while (older && newer) {
-        uint64_t so, sn, no, nn, t;
-        steps++;
-        ca_arena__node_get(a, older, &so, &no);
-        ca_arena__node_get(a, newer, &sn, &nn);
-        if (goes_before(a, sn, so)) {
-            t = newer;
-            newer = nn;
-        } else {
-            t = older;
-            older = no;
-        }
-        if (tail)
-            node_set_next(a, tail, t);
-        else
-            head = t;
-        tail = t;
-    }
-    uint64_t rest = older ? older : newer;
-    if (tail)
-        node_set_next(a, tail, rest);
-    else
-        head = rest;
-    count_steps(a, steps);
-    return head;
-}
+static uint64_t merge(ca_arena *a, node_order how, uint64_t x, uint64_t y);
+static uint64_t msort(ca_arena *a, node_order how, uint64_t head, uint64_t n);
 
 /* Merge an unsorted chain of list nodes (first, 0-terminated) into the list:
  * sort it (in place, O(p log p)), then one merge (O(n + p)), so a long chain
@@ -376,7 +363,7 @@ static uint64_t merge_chain(ca_arena *a, uint64_t head, uint64_t first, uint64_t
         n = next;
     }
     count_steps(a, cnt);
-    head = merge_newer(a, head, msort(a, false, first, cnt));
+    head = merge(a, BY_KIND_NEWER, msort(a, BY_KIND, first, cnt), head);
     cnt_add(&a->free_bytes, b);
     cnt_add(&a->free_count, cnt);
     *bytes = b;
@@ -472,11 +459,7 @@ void ca_arena__sbin_push(ca_arena *a, ca_arena__cache *c, unsigned i, uint64_t f
     for (;;) {
         ca_arena__tw t = sbin_load(b);
         *link = t.off; /* the chain is still ours: a plain store, published by the CAS */
-#if CA_ARENA__DROP_TAG
-        ca_arena__tw d = {first, t.gen};
-#else
-        ca_arena__tw d = {first, gen_next(t.gen, 1)};
-#endif
+        ca_arena__tw d = next_word(t, first, 1, false);
         if (sbin_cas(b, t, d))
             return;
         cnt_add(&SH(a)->retries, 1);
@@ -504,13 +487,7 @@ static bool sbin_pop_from(ca_arena *a, ca_arena__cache *c, unsigned s, unsigned 
             cnt_add(&SH(a)->retries, 1);
             continue;
         }
-#if CA_ARENA__DROP_TAG
-        for (int w = 0; w < 2000; w++) /* widen the window the generation would close */
-            cpu_relax();
-        ca_arena__tw d = {nx, t.gen};
-#else
-        ca_arena__tw d = {nx, gen_next(t.gen, 1)};
-#endif
+        ca_arena__tw d = next_word(t, nx, 1, true);
         if (!sbin_cas(b, t, d)) {
             cnt_add(&SH(a)->retries, 1);
             continue;
@@ -763,13 +740,7 @@ static int pop_segment(ca_arena *a, uint64_t bsize, uint64_t align, uint64_t *se
         if (!fits(w.off, sz, bsize, align))
             return ENOENT; /* the head is the largest segment */
         ca_arena__mark_dirty(a);
-#if CA_ARENA__DROP_TAG
-        for (int k = 0; k < 2000; k++) /* widen the window the generation would close */
-            cpu_relax();
-        ca_arena__tw d = {next, w.gen};
-#else
-        ca_arena__tw d = {next, gen_next(w.gen, 2)};
-#endif
+        ca_arena__tw d = next_word(w, next, 2, true);
         if (ca_arena__tw_cas(a, 0, w, d)) {
             cnt_sub(&a->free_bytes, sz);
             cnt_sub(&a->free_count, 1);
@@ -1284,9 +1255,7 @@ int ca_arena_free(ca_arena *a, uint64_t off, size_t size)
  * ------------------------------------------------------------------------ */
 
 /* In-place merge sort of the list (the nodes are the free memory itself:
- * no scratch memory). by_addr: address order; else the list order of the
- * kind with equal sizes by descending offset (what inserting them in address
- * order gives). */
+ * no scratch memory), in a node_order. */
 static uint64_t n_next(const ca_arena *a, uint64_t x)
 {
     uint64_t sz, next;
@@ -1301,23 +1270,25 @@ static uint64_t n_size(const ca_arena *a, uint64_t x)
     return sz;
 }
 
-static bool ordered(const ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
+/* Whether node x goes before node y (for BY_KIND_NEWER, x is the new one). */
+static bool ordered(const ca_arena *a, node_order how, uint64_t x, uint64_t y)
 {
-    if (by_addr)
+    if (how == BY_ADDR)
         return x < y;
     uint64_t sx = n_size(a, x), sy = n_size(a, y);
-    if (sx != sy)
-        return a->kind == CA_ARENA_FREELIST_OPTIMISTIC ? sx > sy : sx < sy;
+    if (sx != sy || how == BY_KIND_NEWER)
+        return goes_before(a, sx, sy);
     return x > y;
 }
 
-static uint64_t merge(ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
+/* Merge two sorted lists (0-terminated) into one: O(n + p). */
+static uint64_t merge(ca_arena *a, node_order how, uint64_t x, uint64_t y)
 {
     uint64_t head = 0, tail = 0, steps = 0;
     while (x && y) {
         uint64_t t;
         steps++;
-        if (ordered(a, by_addr, x, y)) {
+        if (ordered(a, how, x, y)) {
             t = x;
             x = n_next(a, x);
         } else {
@@ -1340,7 +1311,7 @@ static uint64_t merge(ca_arena *a, bool by_addr, uint64_t x, uint64_t y)
 }
 
 /* Sort the n nodes from head (the n-th node's next is 0). */
-static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n)
+static uint64_t msort(ca_arena *a, node_order how, uint64_t head, uint64_t n)
 {
     if (n < 2)
         return head;
@@ -1350,7 +1321,7 @@ static uint64_t msort(ca_arena *a, bool by_addr, uint64_t head, uint64_t n)
     count_steps(a, n / 2);
     uint64_t second = n_next(a, mid);
     node_set_next(a, mid, 0);
-    return merge(a, by_addr, msort(a, by_addr, head, n / 2), msort(a, by_addr, second, n - n / 2));
+    return merge(a, how, msort(a, how, head, n / 2), msort(a, how, second, n - n / 2));
 }
 
 /* Compaction with the token held: merge address neighbours, give a segment
@@ -1369,7 +1340,7 @@ static uint64_t compact_locked(ca_arena *a, uint64_t head)
     if (!n)
         return head;
     count_steps(a, 2 * n); /* the count above and the merge pass below */
-    head = msort(a, true, head, n);
+    head = msort(a, BY_ADDR, head, n);
     uint64_t m = 0, kept = 0, prev = 0, last = 0;
     for (uint64_t x = head; x;) {
         uint64_t sz, next;
@@ -1397,7 +1368,7 @@ static uint64_t compact_locked(ca_arena *a, uint64_t head)
         m--;
         kept -= lsz;
     }
-    head = msort(a, false, head, m);
+    head = msort(a, BY_KIND, head, m);
     count_steps(a, m);
     a->max_end = 0;
     for (uint64_t x = head; x; x = n_next(a, x))
@@ -1478,10 +1449,10 @@ int ca_arena_reset(ca_arena *a)
     __atomic_store_n(&a->sbin_approx, 0, __ATOMIC_RELAXED);
     ca_arena__token_release(a, held, 0);
     /* The region stays the arena's: the listener hears reset() only. */
-    pthread_mutex_lock(&a->listen_lock);
+    ca_arena__lock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     if (a->listener && a->listener->reset)
         a->listener->reset(a->listener);
-    pthread_mutex_unlock(&a->listen_lock);
+    ca_arena__unlock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     return 0;
 }
 
@@ -1573,16 +1544,9 @@ static void *op_resize(ca_allocator *base, void *p, size_t old_size, size_t new_
             *usable = nb;
         return p;
     }
-    if (flags & CA_RESIZE_IN_PLACE) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    void *q = op_alloc(base, new_size, align, usable);
-    if (!q)
-        return NULL;
-    memcpy(q, p, old_size < new_size ? old_size : new_size);
-    op_free(base, p, old_size, align);
-    return q;
+    /* Not in place: new_size > old_size here, so the generic resize moves
+     * the block (or fails with ENOMEM under CA_RESIZE_IN_PLACE). */
+    return ca_resize_generic(base, p, old_size, new_size, align, flags, usable);
 }
 
 static bool op_owns(const ca_allocator *base, const void *p) { return in_region((const void *)base, p); }
@@ -1619,7 +1583,7 @@ static int op_listen(ca_allocator *base, ca_listener *l)
 {
     ca_arena *a = (void *)base;
     int err = 0;
-    pthread_mutex_lock(&a->listen_lock);
+    ca_arena__lock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     if (l && a->listener) {
         err = EBUSY;
     } else if (l) {
@@ -1633,16 +1597,16 @@ static int op_listen(ca_allocator *base, ca_listener *l)
         if (old->removed)
             old->removed(old, a->mem, (size_t)ca_arena__held(a));
     }
-    pthread_mutex_unlock(&a->listen_lock);
+    ca_arena__unlock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     return err;
 }
 
 void ca_arena__listen_close(ca_arena *a)
 {
-    pthread_mutex_lock(&a->listen_lock);
+    ca_arena__lock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     ca_listener *l = a->listener;
     a->listener = NULL;
-    pthread_mutex_unlock(&a->listen_lock);
+    ca_arena__unlock(&a->listen_lock, CA_LOCK_RANK_ARENA_LISTEN);
     if (!l)
         return;
     if (l->destroyed)

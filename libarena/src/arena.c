@@ -67,8 +67,12 @@ const char *ca_arena__resolve_options(const ca_arena_options *in, bool open, ca_
     return NULL;
 }
 
-const char *ca_arena__layout(const ca_arena_options *o, uint64_t *capacity, uint64_t *data_off)
+const char *ca_arena__create_layout(const ca_arena_options *in, ca_arena_options *o, uint64_t *capacity,
+                                    uint64_t *data_off)
 {
+    const char *bad = ca_arena__resolve_options(in, false, o);
+    if (bad)
+        return bad;
     size_t cap, doff;
     if (ca_add_overflows(CA_ARENA_HEADER_SIZE, o->user_size, &doff) ||
         ca_align_up_overflows(doff, CA_ARENA__DATA_ALIGN, &doff))
@@ -136,10 +140,8 @@ int ca_arena_create(ca_arena **out, const ca_arena_options *opt)
 {
     ca_arena_options ro;
     const ca_arena_options *o = &ro;
-    const char *bad = ca_arena__resolve_options(opt, false, &ro);
     uint64_t cap = 0, doff = 0;
-    if (!bad)
-        bad = ca_arena__layout(o, &cap, &doff);
+    const char *bad = ca_arena__create_layout(opt, &ro, &cap, &doff);
     if (!out)
         bad = "out is NULL";
     if (bad)
@@ -162,17 +164,11 @@ int ca_arena_create(ca_arena **out, const ca_arena_options *opt)
             return create_fail("no memory for the arena's source", ENOMEM, true);
         }
         if (o->backing == CA_ARENA_BACKING_HEAP) {
-            ca_source_heap_options ho;
-            memset(&ho, 0, sizeof ho);
-            ho.fault = o->fault;
-            err = ca_source_heap_init(&os->heap, &ho);
+            err = ca_source_heap_init(&os->heap, &(ca_source_heap_options){.fault = o->fault});
             own = OWN_HEAP;
             a->src = &os->heap.base;
         } else {
-            ca_source_mmap_options mo;
-            memset(&mo, 0, sizeof mo);
-            mo.fault = o->fault;
-            err = ca_source_mmap_init(&os->mmap, &mo);
+            err = ca_source_mmap_init(&os->mmap, &(ca_source_mmap_options){.fault = o->fault});
             own = OWN_MMAP;
             a->src = &os->mmap.base;
         }
@@ -481,15 +477,6 @@ unsigned ca_arena_offset_bits(const ca_arena *a) { return a->wide ? 64u : 32u; }
 uint32_t ca_arena_user_version(const ca_arena *a) { return a->user_version; }
 bool ca_arena_read_only(const ca_arena *a) { return a->mode == CA_ARENA_READ_ONLY; }
 ca_allocator *ca_arena_allocator(ca_arena *a) { return &a->base; }
-
-uint64_t ca_arena_flush_seq(const ca_arena *a)
-{
-    ca_arena *m = (ca_arena *)(uintptr_t)a;
-    pthread_mutex_lock(&m->file_lock);
-    uint64_t s = m->seq;
-    pthread_mutex_unlock(&m->file_lock);
-    return s;
-}
 
 void *ca_arena_ptr(const ca_arena *a, uint64_t off)
 {

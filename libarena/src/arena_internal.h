@@ -362,6 +362,21 @@ struct ca_arena {
     ca_listener *listener;       /* the attached listener or NULL (listen_lock) */
 };
 
+/* The arena's mutexes, each taken with its rank of core's lock order
+ * (checked under checks=on), in this order: the thread cache registry
+ * (cache.c), the list token's list_lock, listen_lock, file_lock. The
+ * registry is held while a cache drains into its arena, which may take the
+ * token (a try) and then mark the file dirty; the token is held across
+ * mark_dirty and across a flush's header write. listen_lock is held across
+ * the listener's added() and removed(), so those may take only locks
+ * ranked above it. */
+static inline void ca_arena__lock(pthread_mutex_t *m, unsigned rank)
+{
+    (void)ca_mutex_lock_ranked(m, rank, "arena");
+}
+
+static inline void ca_arena__unlock(pthread_mutex_t *m, unsigned rank) { (void)ca_mutex_unlock_ranked(m, rank); }
+
 /* Tagged-word access (alloc.c). which: 0 head, 1 pending. */
 ca_arena__tw ca_arena__tw_load(ca_arena *a, int which);
 bool ca_arena__tw_cas(ca_arena *a, int which, ca_arena__tw expect, ca_arena__tw desired);
@@ -388,9 +403,11 @@ uint64_t ca_arena__fold_bins(ca_arena *a, uint64_t head);
  * zero width stays 0 (any). Then every field is checked. Returns NULL, or a
  * static text naming the first bad field. */
 const char *ca_arena__resolve_options(const ca_arena_options *in, bool open, ca_arena_options *out);
-/* For resolved creation options: the page-rounded capacity and the data
- * offset, or a static text saying why they do not fit (arena.c). */
-const char *ca_arena__layout(const ca_arena_options *o, uint64_t *capacity, uint64_t *data_off);
+/* Where every create starts (arena.c): the options resolved into *o (as
+ * above), then the page-rounded capacity and the data offset; NULL, or a
+ * static text naming the bad field or saying why they do not fit. */
+const char *ca_arena__create_layout(const ca_arena_options *in, ca_arena_options *o, uint64_t *capacity,
+                                    uint64_t *data_off);
 /* Allocate and zero an arena object set up from resolved options (arena.c). */
 ca_arena *ca_arena__new(const ca_arena_options *o);
 /* Free the object only (arena.c). */

@@ -90,14 +90,14 @@ static void on_thread_exit(void *unused)
         ca_arena__tl[i].c = NULL;
         if (!c)
             continue;
-        pthread_mutex_lock(&reg_lock);
+        ca_arena__lock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
         ca_arena *a = c->arena;
         if (a) {
             ca_arena__cache_drain(a, c);
             fold_counters(a, c);
             unlink_cache(a, c);
         }
-        pthread_mutex_unlock(&reg_lock);
+        ca_arena__unlock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
         (void)ca_os_unmap(c, CACHE_BYTES);
     }
 }
@@ -119,7 +119,7 @@ ca_arena__cache *ca_arena__cache_slow(ca_arena *a)
     pthread_once(&key_once, key_init);
     ca_arena__cache *c = NULL;
     int slot = -1;
-    pthread_mutex_lock(&reg_lock);
+    ca_arena__lock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
     for (unsigned i = 0; i < CA_ARENA__TL_SLOTS && slot < 0; i++)
         if (!ca_arena__tl[i].c)
             slot = (int)i;
@@ -152,7 +152,7 @@ ca_arena__cache *ca_arena__cache_slow(ca_arena *a)
             a->caches = c;
         }
     }
-    pthread_mutex_unlock(&reg_lock);
+    ca_arena__unlock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
     if (c) {
         memmove(&ca_arena__tl[1], &ca_arena__tl[0], (size_t)slot * sizeof ca_arena__tl[0]);
         ca_arena__tl[0].id = a->id;
@@ -200,19 +200,19 @@ void ca_arena__cache_drain(ca_arena *a, ca_arena__cache *c)
 
 void ca_arena__caches_close(ca_arena *a)
 {
-    pthread_mutex_lock(&reg_lock);
+    ca_arena__lock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
     for (ca_arena__cache *c = a->caches; c; c = c->next) {
         ca_arena__cache_drain(a, c);
         fold_counters(a, c);
         c->arena = NULL;
     }
     a->caches = NULL;
-    pthread_mutex_unlock(&reg_lock);
+    ca_arena__unlock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
 }
 
 void ca_arena__caches_reset(ca_arena *a)
 {
-    pthread_mutex_lock(&reg_lock);
+    ca_arena__lock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
     for (ca_arena__cache *c = a->caches; c; c = c->next) {
         rs(&c->chunk_cur, 0);
         rs(&c->chunk_end, 0);
@@ -224,13 +224,13 @@ void ca_arena__caches_reset(ca_arena *a)
         memset(c->bin, 0, sizeof c->bin);
         memset(c->bin_n, 0, sizeof c->bin_n);
     }
-    pthread_mutex_unlock(&reg_lock);
+    ca_arena__unlock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
 }
 
 void ca_arena__caches_sum(const ca_arena *a, ca_arena__cache_sums *s)
 {
     memset(s, 0, sizeof *s);
-    pthread_mutex_lock(&reg_lock);
+    ca_arena__lock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
     for (ca_arena__cache *c = a->caches; c; c = c->next) {
         s->allocs += rl(&c->allocs);
         s->frees += rl(&c->frees);
@@ -243,12 +243,12 @@ void ca_arena__caches_sum(const ca_arena *a, ca_arena__cache_sums *s)
         s->chunk += end > cur ? end - cur : 0;
         s->caches++;
     }
-    pthread_mutex_unlock(&reg_lock);
+    ca_arena__unlock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
 }
 
 void ca_arena__caches_walk(const ca_arena *a, void (*fn)(void *ctx, uint64_t off, uint64_t size), void *ctx)
 {
-    pthread_mutex_lock(&reg_lock);
+    ca_arena__lock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
     for (ca_arena__cache *c = a->caches; c; c = c->next) {
         if (c->chunk_end > c->chunk_cur)
             fn(ctx, c->chunk_cur, c->chunk_end - c->chunk_cur);
@@ -269,5 +269,5 @@ void ca_arena__caches_walk(const ca_arena *a, void (*fn)(void *ctx, uint64_t off
                 fn(ctx, 0, 0); /* the caller reports a damaged bin */
         }
     }
-    pthread_mutex_unlock(&reg_lock);
+    ca_arena__unlock(&reg_lock, CA_LOCK_RANK_ARENA_CACHES);
 }

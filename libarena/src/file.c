@@ -96,19 +96,19 @@ void ca_arena__mark_dirty(ca_arena *a)
         return;
     if (__atomic_load_n(&a->dirty, __ATOMIC_ACQUIRE))
         return;
-    pthread_mutex_lock(&a->file_lock);
+    ca_arena__lock(&a->file_lock, CA_LOCK_RANK_ARENA_FILE);
     if (!a->dirty) {
         state_store(a, ca_arena__state_word(a->seq, CA_ARENA__DIRTY));
         sync_header(a); /* a failure leaves the mark in the page cache: still seen after a crash */
         __atomic_store_n(&a->dirty, 1, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&a->file_lock);
+    ca_arena__unlock(&a->file_lock, CA_LOCK_RANK_ARENA_FILE);
 }
 
 int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64_t sync_size, const uint64_t *tag)
 {
     int err = 0;
-    pthread_mutex_lock(&a->file_lock);
+    ca_arena__lock(&a->file_lock, CA_LOCK_RANK_ARENA_FILE);
     if (sync_size) {
         size_t pg = ca_page_size();
         uint64_t s = ca_align_down((size_t)sync_off, pg);
@@ -154,7 +154,7 @@ int ca_arena__write_header(ca_arena *a, uint64_t head, uint64_t sync_off, uint64
             __atomic_fetch_add(&a->flushes, 1, __ATOMIC_RELAXED);
         }
     }
-    pthread_mutex_unlock(&a->file_lock);
+    ca_arena__unlock(&a->file_lock, CA_LOCK_RANK_ARENA_FILE);
     return err;
 }
 
@@ -182,14 +182,20 @@ int ca_arena_flush(ca_arena *a) { return flush_impl(a, 0, 0, true, NULL); }
 
 int ca_arena_flush_tag(ca_arena *a, uint64_t tag) { return flush_impl(a, 0, 0, true, &tag); }
 
-uint64_t ca_arena_commit_tag(const ca_arena *a)
+/* A field of a's that write_header changes, read under file_lock (a lock
+ * is not part of the value const protects). */
+static uint64_t file_field(const ca_arena *a, const uint64_t *field)
 {
     ca_arena *m = (ca_arena *)(uintptr_t)a;
-    pthread_mutex_lock(&m->file_lock);
-    uint64_t t = m->commit_tag;
-    pthread_mutex_unlock(&m->file_lock);
-    return t;
+    ca_arena__lock(&m->file_lock, CA_LOCK_RANK_ARENA_FILE);
+    uint64_t v = *field;
+    ca_arena__unlock(&m->file_lock, CA_LOCK_RANK_ARENA_FILE);
+    return v;
 }
+
+uint64_t ca_arena_flush_seq(const ca_arena *a) { return file_field(a, &a->seq); }
+
+uint64_t ca_arena_commit_tag(const ca_arena *a) { return file_field(a, &a->commit_tag); }
 
 int ca_arena_flush_range(ca_arena *a, uint64_t off, size_t size)
 {
@@ -359,14 +365,7 @@ static int fail(ca_arena_error *why, ca_arena_error e, int err, const char *op, 
 {
     if (why)
         *why = e;
-    ca_line *m = ca_core__last_error_begin("arena");
-    ca_line_str(m, op);
-    if (path) {
-        ca_line_str(m, " '");
-        ca_line_str(m, path);
-        ca_line_char(m, '\'');
-    }
-    ca_line_str(m, ": ");
+    ca_line *m = ca_core__last_error_path("arena", op, path);
     if (e == CA_ARENA_E_SYSTEM) {
         ca_line_str(m, detail ? detail : "system call");
         ca_line_str(m, ": ");
@@ -388,10 +387,8 @@ int ca_arena_create_file(ca_arena **out, const char *path, const ca_arena_option
     /* Zeros resolved first: the header records the values used. */
     ca_arena_options ro;
     const ca_arena_options *o = &ro;
-    const char *bad = ca_arena__resolve_options(opt, false, &ro);
     uint64_t cap = 0, doff = 0;
-    if (!bad)
-        bad = ca_arena__layout(o, &cap, &doff);
+    const char *bad = ca_arena__create_layout(opt, &ro, &cap, &doff);
     if (!out || !path)
         bad = !out ? "out is NULL" : "path is NULL";
     if (bad)

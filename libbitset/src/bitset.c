@@ -383,7 +383,7 @@ void *ca_bitset_alloc(ca_bitset *b, size_t size, size_t align, size_t *usable)
     }
     if (i == CA_BITSET__NONE)
         goto nomem;
-    ca_bitset__mark_used(b, i, k);
+    ca_bitset__mark(b, i, k, false);
     ca_bitset__set_start(b, i);
     b->blocks_in_use += k;
     b->runs_in_use++;
@@ -403,7 +403,7 @@ nomem:
 static void release_run(ca_bitset *b, size_t i, size_t k)
 {
     ca_bitset__clear_start(b, i);
-    ca_bitset__mark_free(b, i, k);
+    ca_bitset__mark(b, i, k, true);
     ca_bitset__lower_hints(b, i);
     b->blocks_in_use -= k;
     b->runs_in_use--;
@@ -461,7 +461,7 @@ void *ca_bitset_resize(ca_bitset *b, void *p, size_t old_size, size_t new_size, 
     if (ca_is_aligned((uintptr_t)p, align)) {
         if (newk <= oldk) { /* shrink (or same): always in place */
             if (newk < oldk) {
-                ca_bitset__mark_free(b, i + newk, oldk - newk);
+                ca_bitset__mark(b, i + newk, oldk - newk, true);
                 ca_bitset__lower_hints(b, i + newk);
                 b->blocks_in_use -= oldk - newk;
             }
@@ -469,7 +469,7 @@ void *ca_bitset_resize(ca_bitset *b, void *p, size_t old_size, size_t new_size, 
         }
         size_t extra = newk - oldk;
         if (newk <= b->nblocks - i && ca_bitset__first_used(b, i + oldk, i + newk) == CA_BITSET__NONE) {
-            ca_bitset__mark_used(b, i + oldk, extra);
+            ca_bitset__mark(b, i + oldk, extra, false);
             b->blocks_in_use += extra;
             if (b->blocks_in_use > b->peak_blocks)
                 b->peak_blocks = b->blocks_in_use;

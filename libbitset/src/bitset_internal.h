@@ -81,42 +81,34 @@ size_t ca_bitset__first_used(const ca_bitset *b, size_t from, size_t to);
  * CA_BITSET__NONE. from must not skip a free block that could start one. */
 size_t ca_bitset__find_run(const ca_bitset *b, size_t from, size_t k, size_t step, size_t off);
 
-/* The multi-word body of the two mark functions below (set: the blocks
- * become free, else allocated), and the summary updates for a level-0 word
- * w that became zero / non-zero. */
-void ca_bitset__mark_words(ca_bitset *b, size_t i, size_t n, bool set);
+/* The summary updates for a level-0 word w that became zero / non-zero. */
 void ca_bitset__summary_clear(ca_bitset *b, size_t w);
 void ca_bitset__summary_set(ca_bitset *b, size_t w);
 
-/* Mark [i, i+n) allocated / free (n >= 1), keeping the summaries exact. The
- * caller guarantees the blocks were all free / all allocated. O(n/64 +
- * levels); a range inside one word is handled inline. */
-static inline void ca_bitset__mark_used(ca_bitset *b, size_t i, size_t n)
+/* Set (set: the blocks become free) or clear the bits m of level-0 word w,
+ * keeping the summaries exact. */
+static inline void ca_bitset__mark_word(ca_bitset *b, size_t w, uint64_t m, bool set)
 {
-    size_t w = i >> 6;
-    if ((i & 63) + n > 64) {
-        ca_bitset__mark_words(b, i, n, false);
-        return;
-    }
-    uint64_t m = (~(uint64_t)0 >> (64 - n)) << (i & 63);
-    uint64_t old = b->level[0][w], nw = old & ~m;
+    uint64_t old = b->level[0][w], nw = set ? old | m : old & ~m;
     b->level[0][w] = nw;
-    if (!nw && old)
+    if (!old && nw)
+        ca_bitset__summary_set(b, w);
+    else if (old && !nw)
         ca_bitset__summary_clear(b, w);
 }
 
-static inline void ca_bitset__mark_free(ca_bitset *b, size_t i, size_t n)
+/* The multi-word body of ca_bitset__mark. */
+void ca_bitset__mark_words(ca_bitset *b, size_t i, size_t n, bool set);
+
+/* Mark [i, i+n) free (set) or allocated (n >= 1), keeping the summaries
+ * exact. The caller guarantees the blocks were all allocated / all free.
+ * O(n/64 + levels); a range inside one word is handled inline. */
+static inline void ca_bitset__mark(ca_bitset *b, size_t i, size_t n, bool set)
 {
-    size_t w = i >> 6;
-    if ((i & 63) + n > 64) {
-        ca_bitset__mark_words(b, i, n, true);
-        return;
-    }
-    uint64_t m = (~(uint64_t)0 >> (64 - n)) << (i & 63);
-    uint64_t old = b->level[0][w];
-    b->level[0][w] = old | m;
-    if (!old)
-        ca_bitset__summary_set(b, w);
+    if ((i & 63) + n > 64)
+        ca_bitset__mark_words(b, i, n, set);
+    else
+        ca_bitset__mark_word(b, i >> 6, (~(uint64_t)0 >> (64 - n)) << (i & 63), set);
 }
 
 /* Length of the allocated run starting at i: up to the next run start or

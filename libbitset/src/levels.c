@@ -179,7 +179,6 @@ void ca_bitset__summary_set(ca_bitset *b, size_t w)
 
 void ca_bitset__mark_words(ca_bitset *b, size_t i, size_t n, bool set)
 {
-    uint64_t *l0 = b->level[0];
     size_t end = i + n;
     size_t w0 = i >> 6, wl = (end - 1) >> 6;
     for (size_t w = w0; w <= wl; w++) {
@@ -188,12 +187,7 @@ void ca_bitset__mark_words(ca_bitset *b, size_t i, size_t n, bool set)
             m &= from_bit(i);
         if (w == wl)
             m &= upto_bit(end - 1);
-        uint64_t old = l0[w], nw = set ? old | m : old & ~m;
-        l0[w] = nw;
-        if (set && !old)
-            ca_bitset__summary_set(b, w);
-        else if (!set && old && !nw)
-            ca_bitset__summary_clear(b, w);
+        ca_bitset__mark_word(b, w, m, set);
     }
 }
 

@@ -91,9 +91,8 @@ void ca_bump__chunk_range(const ca_bump_chunk *c, void **base, size_t *size)
     }
 }
 
-static int note_added(ca_bump *b, const ca_bump_chunk *c)
+int ca_bump__note_added(ca_listener *l, const ca_bump_chunk *c)
 {
-    ca_listener *l = b->listener;
     if (!l || !l->added)
         return 0;
     void *base;
@@ -102,15 +101,42 @@ static int note_added(ca_bump *b, const ca_bump_chunk *c)
     return l->added(l, base, size);
 }
 
-static void note_removed(ca_bump *b, const ca_bump_chunk *c)
+void ca_bump__note_removed(ca_listener *l, const ca_bump_chunk *c)
 {
-    ca_listener *l = b->listener;
     if (!l || !l->removed)
         return;
     void *base;
     size_t size;
     ca_bump__chunk_range(c, &base, &size);
     l->removed(l, base, size);
+}
+
+int ca_bump__listen_chunks(ca_listener **slot, ca_listener *l, ca_bump_chunk *const lists[2])
+{
+    if (!l) {
+        for (int i = 0; i < 2; i++)
+            for (ca_bump_chunk *c = lists[i]; c; c = c->prev)
+                ca_bump__note_removed(*slot, c);
+        *slot = NULL;
+        return 0;
+    }
+    if (*slot)
+        return EBUSY;
+    *slot = l;
+    for (int i = 0; i < 2; i++) {
+        for (ca_bump_chunk *c = lists[i]; c; c = c->prev) {
+            int e = ca_bump__note_added(l, c);
+            if (!e)
+                continue;
+            /* Take back what was reported, in the same order, up to c. */
+            for (int j = 0; j <= i; j++)
+                for (ca_bump_chunk *d = lists[j]; d && d != c; d = d->prev)
+                    ca_bump__note_removed(l, d);
+            *slot = NULL;
+            return e;
+        }
+    }
+    return 0;
 }
 
 /* Return a chunk that was never reported or handed out. */
@@ -151,7 +177,7 @@ static int chunk_get(ca_bump *b, size_t bytes, size_t least, ca_bump_chunk **out
     }
     if (e)
         return e;
-    e = note_added(b, *out);
+    e = ca_bump__note_added(b->listener, *out);
     if (e) {
         chunk_return(b, *out);
         return e;
@@ -163,7 +189,7 @@ static int chunk_get(ca_bump *b, size_t bytes, size_t least, ca_bump_chunk **out
 /* Release a chunk of b: the listener hears of it first. */
 static void chunk_put(ca_bump *b, ca_bump_chunk *c)
 {
-    note_removed(b, c);
+    ca_bump__note_removed(b->listener, c);
     if (c->size == 0)
         return; /* the caller's fixed buffer */
     chunk_return(b, c);
@@ -366,7 +392,7 @@ void ca_bump__reset_for_put(ca_bump *b)
     note_destroyed(b);
     reset_impl(b, true, false);
     if (b->chunk)
-        note_removed(b, b->chunk);
+        ca_bump__note_removed(b->listener, b->chunk);
     b->listener = NULL;
 }
 
@@ -375,30 +401,7 @@ int ca_bump_listen(ca_bump *b, ca_listener *l)
     if (!b)
         return EINVAL;
     ca_bump_chunk *lists[2] = {b->chunk, b->big};
-    if (!l) {
-        for (int i = 0; i < 2; i++)
-            for (ca_bump_chunk *c = lists[i]; c; c = c->prev)
-                note_removed(b, c);
-        b->listener = NULL;
-        return 0;
-    }
-    if (b->listener)
-        return EBUSY;
-    b->listener = l;
-    for (int i = 0; i < 2; i++) {
-        for (ca_bump_chunk *c = lists[i]; c; c = c->prev) {
-            int e = note_added(b, c);
-            if (!e)
-                continue;
-            /* Take back what was reported, in the same order, up to c. */
-            for (int j = 0; j <= i; j++)
-                for (ca_bump_chunk *d = lists[j]; d && d != c; d = d->prev)
-                    note_removed(b, d);
-            b->listener = NULL;
-            return e;
-        }
-    }
-    return 0;
+    return ca_bump__listen_chunks(&b->listener, l, lists);
 }
 
 /* ---- allocation --------------------------------------------------------- */

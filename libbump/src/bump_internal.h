@@ -111,6 +111,18 @@ void ca_bump__shared_give(ca_bump_shared *s, ca_bump_chunk *c);
  * (header included), or for a caller's fixed buffer its usable region. */
 void ca_bump__chunk_range(const ca_bump_chunk *c, void **base, size_t *size);
 
+/* Tell listener l (NULL: nobody) of chunk c's range, added (its refusal,
+ * an errno, is returned) or removed. */
+int ca_bump__note_added(ca_listener *l, const ca_bump_chunk *c);
+void ca_bump__note_removed(ca_listener *l, const ca_bump_chunk *c);
+
+/* ca_listen for a bump whose chunks are the two lists (regular, then big;
+ * each newest first) and whose listener is *slot: l NULL detaches
+ * (removed() for every chunk); else EBUSY when one is attached, or l hears
+ * added() for every chunk, and a refusal takes back what was reported, in
+ * the same order, leaves nothing attached and is returned. */
+int ca_bump__listen_chunks(ca_listener **slot, ca_listener *l, ca_bump_chunk *const lists[2]);
+
 /* ca_bump_cache_put's reset: the listener (if any) hears destroyed(), then
  * removed() for every chunk, the largest (left in b->chunk) included, and is
  * dropped; destructors run and every other chunk is given back. */

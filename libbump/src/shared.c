@@ -58,23 +58,10 @@ int ca_bump_shared_init_allocator(ca_bump_shared *s, ca_allocator *parent, const
 /* ---- listener events (under the lock, or by reset / destroy, which run
  * alone) ------------------------------------------------------------------ */
 
-static int note_added(ca_bump_shared *s, ca_bump_chunk *c)
-{
-    ca_listener *l = s->listener;
-    return l && l->added ? l->added(l, c, c->size) : 0;
-}
-
-static void note_removed(ca_bump_shared *s, ca_bump_chunk *c)
-{
-    ca_listener *l = s->listener;
-    if (l && l->removed)
-        l->removed(l, c, c->size);
-}
-
 /* Give back a chunk of s; the listener hears of it first. */
 static void chunk_release(ca_bump_shared *s, ca_bump_chunk *c)
 {
-    note_removed(s, c);
+    ca_bump__note_removed(s->listener, c);
     ca_bump__backing_release(s->source, c);
 }
 
@@ -82,33 +69,11 @@ int ca_bump_shared_listen(ca_bump_shared *s, ca_listener *l)
 {
     if (!s)
         return EINVAL;
-    int e = 0;
     ca_bump__lock(&s->lock);
     /* Chunks are installed and released only under the lock (or by reset /
      * destroy, which run alone), so these lists are every range s holds. */
     ca_bump_chunk *lists[2] = {__atomic_load_n(&s->current, __ATOMIC_RELAXED), s->big};
-    if (!l) {
-        for (int i = 0; i < 2; i++)
-            for (ca_bump_chunk *c = lists[i]; c; c = c->prev)
-                note_removed(s, c);
-        s->listener = NULL;
-    } else if (s->listener) {
-        e = EBUSY;
-    } else {
-        s->listener = l;
-        for (int i = 0; i < 2 && !e; i++) {
-            for (ca_bump_chunk *c = lists[i]; c && !e; c = c->prev) {
-                e = note_added(s, c);
-                if (!e)
-                    continue;
-                /* Take back what was reported, in the same order, up to c. */
-                for (int j = 0; j <= i; j++)
-                    for (ca_bump_chunk *d = lists[j]; d && d != c; d = d->prev)
-                        note_removed(s, d);
-                s->listener = NULL;
-            }
-        }
-    }
+    int e = ca_bump__listen_chunks(&s->listener, l, lists);
     ca_bump__unlock(&s->lock);
     return e;
 }
@@ -172,7 +137,7 @@ static void *shared_fail(ca_bump_shared *s, int e)
 static int chunk_obtain(ca_bump_shared *s, size_t bytes, size_t least, ca_bump_chunk **out)
 {
     int e = ca_bump__backing_obtain(s->source, bytes, least, &s->obtain_max, out);
-    if (!e && (e = note_added(s, *out)) != 0)
+    if (!e && (e = ca_bump__note_added(s->listener, *out)) != 0)
         ca_bump__backing_release(s->source, *out); /* refused */
     return e;
 }

@@ -146,6 +146,19 @@ ca_line *ca_core__last_error_begin(const char *component)
     return l;
 }
 
+ca_line *ca_core__last_error_path(const char *component, const char *what, const char *path)
+{
+    ca_line *l = ca_core__last_error_begin(component);
+    ca_line_str(l, what);
+    if (path) {
+        ca_line_str(l, " '");
+        ca_line_str(l, path);
+        ca_line_char(l, '\'');
+    }
+    ca_line_str(l, ": ");
+    return l;
+}
+
 int ca_core__last_error_set(const char *component, const char *what, int err)
 {
     ca_line_str(ca_core__last_error_begin(component), what);

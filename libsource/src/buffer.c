@@ -127,11 +127,9 @@ static int buffer_stats(const ca_source *src, ca_stats *out)
 int ca_source_buffer_init(ca_source_buffer *s, void *mem, size_t size, const ca_source_buffer_options *o)
 {
     static const ca_source_buffer_options dflt;
-    if (!s)
-        return EINVAL;
     if (!o)
         o = &dflt;
-    int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_INIT, 0);
+    int err = ca_source__init_start(s, o->fault);
     if (err)
         return err;
     size_t g = o->granule ? o->granule : ca_page_size();

@@ -43,15 +43,7 @@ static ca_source_file *from(ca_source *s) { return (ca_source_file *)(void *)s; 
  * no lock (the message is the thread's). Returns err. */
 static int note_path(const char *what, const char *path, int err)
 {
-    ca_line *m = ca_core__last_error_begin("source-file");
-    ca_line_str(m, what);
-    if (path) {
-        ca_line_str(m, " '");
-        ca_line_str(m, path);
-        ca_line_char(m, '\'');
-    }
-    ca_line_str(m, ": ");
-    ca_line_errno(m, err);
+    ca_line_errno(ca_core__last_error_path("source-file", what, path), err);
     return err;
 }
 
@@ -296,10 +288,9 @@ static int file_commit(ca_source *src, void *p, size_t size)
 {
     ca_source_file *s = from(src);
     int err = range_arg(s, p, size);
-    if (!err && ca_source__track_within(&s->track, p, size, NULL) != 0)
-        err = ca_source__bad_range(p, "commit outside the ranges of this file source");
     if (!err)
-        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_COMMIT, size);
+        err = ca_source__track_change(&s->track, s->fault, CA_SOURCE_FAULT_COMMIT, p, size, NULL,
+                                      "commit outside the ranges of this file source");
     if (!err)
         err = back_range(s, (size_t)((char *)p - s->map), size);
     if (err)
@@ -313,10 +304,9 @@ static int file_decommit(ca_source *src, void *p, size_t size)
 {
     ca_source_file *s = from(src);
     int err = range_arg(s, p, size);
-    if (!err && ca_source__track_within(&s->track, p, size, NULL) != 0)
-        err = ca_source__bad_range(p, "decommit outside the ranges of this file source");
     if (!err)
-        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_DECOMMIT, size);
+        err = ca_source__track_change(&s->track, s->fault, CA_SOURCE_FAULT_DECOMMIT, p, size, NULL,
+                                      "decommit outside the ranges of this file source");
     if (!err && (err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_FALLOCATE, size)))
         note("fallocate (injected)", err);
     if (!err && (err = ca_os_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,

@@ -70,11 +70,9 @@ static int heap_stats(const ca_source *src, ca_stats *out)
 int ca_source_heap_init(ca_source_heap *s, const ca_source_heap_options *o)
 {
     static const ca_source_heap_options dflt;
-    if (!s)
-        return EINVAL;
     if (!o)
         o = &dflt;
-    int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_INIT, 0);
+    int err = ca_source__init_start(s, o->fault);
     if (err)
         return err;
     size_t g = o->granule ? o->granule : ca_page_size();

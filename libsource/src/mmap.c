@@ -357,10 +357,9 @@ static int mmap_commit(ca_source *src, void *p, size_t size)
     ca_source_mmap *s = from(src);
     int err = range_arg(src, p, size);
     unsigned flags = 0;
-    if (!err && ca_source__track_within(&s->track, p, size, &flags) != 0)
-        err = ca_source__bad_range(p, "commit outside the ranges of this mmap source");
     if (!err)
-        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_COMMIT, size);
+        err = ca_source__track_change(&s->track, s->fault, CA_SOURCE_FAULT_COMMIT, p, size, &flags,
+                                      "commit outside the ranges of this mmap source");
     /* Only a reserved range (mapped PROT_NONE) needs its protection changed:
      * an obtained one is readable and writable from its mapping on, and a
      * decommit (madvise) keeps that, so committing it again is no system
@@ -383,10 +382,9 @@ static int mmap_decommit(ca_source *src, void *p, size_t size)
 {
     ca_source_mmap *s = from(src);
     int err = range_arg(src, p, size);
-    if (!err && ca_source__track_within(&s->track, p, size, NULL) != 0)
-        err = ca_source__bad_range(p, "decommit outside the ranges of this mmap source");
     if (!err)
-        err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_DECOMMIT, size);
+        err = ca_source__track_change(&s->track, s->fault, CA_SOURCE_FAULT_DECOMMIT, p, size, NULL,
+                                      "decommit outside the ranges of this mmap source");
     if (!err)
         err = ca_source_fault_hit(s->fault, CA_SOURCE_FAULT_MADVISE, size);
     if (err)
@@ -431,11 +429,9 @@ static bool name_ok(const char *n)
 int ca_source_mmap_init(ca_source_mmap *s, const ca_source_mmap_options *o)
 {
     static const ca_source_mmap_options dflt;
-    if (!s)
-        return EINVAL;
     if (!o)
         o = &dflt;
-    int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_INIT, 0);
+    int err = ca_source__init_start(s, o->fault);
     if (err)
         return err;
     if ((o->flags & ~KNOWN_FLAGS) || o->huge > CA_SOURCE_HUGE_1G || o->decommit > CA_SOURCE_DECOMMIT_FREE ||

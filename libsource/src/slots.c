@@ -188,9 +188,9 @@ static int slots_stats(const ca_source *src, ca_stats *out)
 
 int ca_source_slots_init(ca_source_slots *s, ca_source *parent, const ca_source_slots_options *o)
 {
-    if (!s || !parent || !parent->ops || !o)
+    if (!parent || !parent->ops || !o)
         return EINVAL;
-    int err = ca_source_fault_hit(o->fault, CA_SOURCE_FAULT_INIT, 0);
+    int err = ca_source__init_start(s, o->fault);
     if (err)
         return err;
     size_t slot = o->slot_size;

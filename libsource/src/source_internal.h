@@ -69,6 +69,14 @@ static inline void ca_source__count_new(ca_source_counters *c, uint64_t size, bo
 /* Fill a ca_stats from counters (+ the fault plan's injected count). */
 void ca_source__fill_stats(ca_stats *out, const char *name, const ca_source_counters *c, const ca_source_fault *f);
 
+/* The start of a kind's init, once NULL options became the defaults:
+ * EINVAL for a NULL source, else the options' fault plan at its INIT point
+ * (0, or the injected errno). */
+static inline int ca_source__init_start(const void *s, ca_source_fault *fault)
+{
+    return s ? ca_source_fault_hit(fault, CA_SOURCE_FAULT_INIT, 0) : EINVAL;
+}
+
 /* Count a failure and return err (for `return ca_source__fail(...)`). */
 static inline int ca_source__fail(ca_source_counters *c, int err, bool atomic)
 {
@@ -129,10 +137,16 @@ int ca_source__bad_range(const void *p, const char *what);
 /* The record's side of release, commit and decommit, for the kinds that
  * always keep it (mmap, file). `what` is the bad-range report.
  * take: (p, size) leaves the record into *r, or a bad range is reported.
+ * change: before a commit or decommit (point: CA_SOURCE_FAULT_COMMIT or
+ * _DECOMMIT), [p, p + size) lies inside one recorded range (*flags, may be
+ * NULL, receives its CA_SOURCE__R_* flags), or a bad range is reported;
+ * then the fault plan decides at point.
  * put_back: a release whose system call failed records it again.
  * committed: after a commit (or decommit) of [p, p + size) inside a
  * recorded range, the range's committed bytes and the counters follow. */
 int ca_source__track_release(ca_source_track *t, void *p, size_t size, const char *what, ca_source__range *r);
+int ca_source__track_change(ca_source_track *t, ca_source_fault *f, unsigned point, void *p, size_t size,
+                            unsigned *flags, const char *what);
 void ca_source__track_put_back(ca_source_track *t, void *p, size_t size, const ca_source__range *r);
 void ca_source__track_committed(ca_source_track *t, ca_source_counters *c, void *p, size_t size, bool commit);
 

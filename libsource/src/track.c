@@ -263,6 +263,14 @@ int ca_source__track_release(ca_source_track *t, void *p, size_t size, const cha
     return ca_source__track_take(t, p, size, r) != 0 ? ca_source__bad_range(p, what) : 0;
 }
 
+int ca_source__track_change(ca_source_track *t, ca_source_fault *f, unsigned point, void *p, size_t size,
+                            unsigned *flags, const char *what)
+{
+    if (ca_source__track_within(t, p, size, flags) != 0)
+        return ca_source__bad_range(p, what);
+    return ca_source_fault_hit(f, point, size);
+}
+
 void ca_source__track_put_back(ca_source_track *t, void *p, size_t size, const ca_source__range *r)
 {
     (void)ca_source__track_add(t, p, size, r->committed, (unsigned)r->flags);

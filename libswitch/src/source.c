@@ -5,7 +5,7 @@
  * unregisters it on release, so that free() can route the blocks of any
  * allocator built on it.
  *
- * Read first: src_obtain. Concurrency: no lock of its own; the ownership
+ * Read first: src_new_range. Concurrency: no lock of its own; the ownership
  * map is lock-free and thread-safe, the inner source keeps its own
  * guarantees (the wrapper has the inner's THREAD_SAFE and ZEROED bits).
  */
@@ -21,14 +21,17 @@ static int registered(ca_switch_source *s, void *p, size_t size)
     return e;
 }
 
-static int src_obtain(ca_source *src, size_t size, size_t align, void **out)
+/* A new range from the inner source (obtain, or reserve), registered under
+ * the owner; one the map refuses goes back to the inner source. */
+static int src_new_range(ca_source *src, size_t size, size_t align, void **out, bool reserve)
 {
     ca_switch_source *s = S(src);
     int e = ca_source_check_request(src, size, align);
     if (e || !__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE))
         return EINVAL;
     void *p;
-    if ((e = ca_source_obtain(s->inner, size, align, &p)))
+    e = reserve ? ca_source_reserve(s->inner, size, align, &p) : ca_source_obtain(s->inner, size, align, &p);
+    if (e)
         return e;
     if ((e = registered(s, p, size))) {
         (void)ca_source_release(s->inner, p, size);
@@ -38,21 +41,14 @@ static int src_obtain(ca_source *src, size_t size, size_t align, void **out)
     return 0;
 }
 
+static int src_obtain(ca_source *src, size_t size, size_t align, void **out)
+{
+    return src_new_range(src, size, align, out, false);
+}
+
 static int src_reserve(ca_source *src, size_t size, size_t align, void **out)
 {
-    ca_switch_source *s = S(src);
-    int e = ca_source_check_request(src, size, align);
-    if (e || !__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE))
-        return EINVAL;
-    void *p;
-    if ((e = ca_source_reserve(s->inner, size, align, &p)))
-        return e;
-    if ((e = registered(s, p, size))) {
-        (void)ca_source_release(s->inner, p, size);
-        return e;
-    }
-    *out = p;
-    return 0;
+    return src_new_range(src, size, align, out, true);
 }
 
 static int src_release(ca_source *src, void *p, size_t size)

@@ -396,6 +396,10 @@ void ca_last_error_clear(void);
  * `return ca_core__last_error_set("arena", "...", EINVAL);`. */
 ca_line *ca_core__last_error_begin(const char *component);
 int ca_core__last_error_set(const char *component, const char *what, int err);
+/* As ca_core__last_error_begin, for a step on a file: the message starts
+ * "<component>: <what> '<path>': " (without the quoted path when path is
+ * NULL), the rest (the reason) to append. */
+ca_line *ca_core__last_error_path(const char *component, const char *what, const char *path);
 
 /* ========================================================================
  * Lock word (ca_lock_acquire / ca_lock_release)
@@ -486,9 +490,7 @@ void ca_once_finish(int *once);
  * walks over a whole tier) take them in one fixed order: list or array
  * order, each instance's after the previous one's. Kinds: word = core's
  * lock word (ca_lock_acquire_ranked), mutex = pthread_mutex_t
- * (ca_mutex_lock_ranked, or ca_lock_rank_enter / _leave around it);
- * "unchecked": the order is this table's, but those call sites (arena)
- * do not record it yet, so the check below does not see them.
+ * (ca_mutex_lock_ranked, or ca_lock_rank_enter / _leave around it).
  *
  *  rank component     lock                                   kind
  *   1   switch        registry (ca_switch__g.lock)           word
@@ -513,10 +515,13 @@ void ca_once_finish(int *once);
  *  15   binned-large  one thread cache (cache lock)          word, several
  *  16   binned-large  size class, direct mappings            word, several
  *  17   binned-large  descriptor slabs (meta_lock)           word, several
- *  18   arena         list token (list_lock)                 mutex, several, unchecked
- *  19   arena         listener (listen_lock)                 mutex, several, unchecked
- *  20   arena         file state and header (file_lock)      mutex, several, unchecked
- *  21   arena         thread cache registry (cache.c)        mutex, unchecked
+ *  18   arena         thread cache registry (cache.c); held  mutex
+ *                     while a cache drains into its arena,
+ *                     which may take the list token and the
+ *                     file state
+ *  19   arena         list token (list_lock)                 mutex, several
+ *  20   arena         listener (listen_lock)                 mutex, several
+ *  21   arena         file state and header (file_lock)      mutex, several
  *  22   source        file source offsets (mutex)            mutex, several
  *  23   source        buffer source (lock)                   word, several
  *  24   source        range records (ca_source_track.lock)   word, several
@@ -555,10 +560,10 @@ enum ca_lock_rank {
     CA_LOCK_RANK_LARGE_CACHE = 15,
     CA_LOCK_RANK_LARGE_CLASS = 16,
     CA_LOCK_RANK_LARGE_META = 17,
-    CA_LOCK_RANK_ARENA_LIST = 18,
-    CA_LOCK_RANK_ARENA_LISTEN = 19,
-    CA_LOCK_RANK_ARENA_FILE = 20,
-    CA_LOCK_RANK_ARENA_CACHES = 21,
+    CA_LOCK_RANK_ARENA_CACHES = 18,
+    CA_LOCK_RANK_ARENA_LIST = 19,
+    CA_LOCK_RANK_ARENA_LISTEN = 20,
+    CA_LOCK_RANK_ARENA_FILE = 21,
     CA_LOCK_RANK_SOURCE_FILE = 22,
     CA_LOCK_RANK_SOURCE_BUFFER = 23,
     CA_LOCK_RANK_SOURCE_TRACK = 24,
@@ -593,16 +598,19 @@ ca_attr_noreturn ca_attr_cold void ca_core__lock_order_fail(const void *lock, un
 /* Record that the thread takes a lock of `rank` (lock: its address, for the
  * report). ordered: check the order first (false for a try that succeeded).
  * For a pthread mutex, call it before pthread_mutex_lock; for the lock word
- * the ranked functions below call it. Nothing at all with checks off. */
+ * the ranked functions below call it. Nothing at all with checks off.
+ * The record is named directly, never through a pointer: gcc's UBSan null
+ * check of such a pointer tests the flags of the TLS add, which the linker
+ * turns into a lea when it relaxes the access in an executable, and so
+ * reported a null pointer at random. */
 ca_force_inline void ca_lock_rank_enter(const void *lock, unsigned rank, bool ordered, const char *component)
 {
     if (CA_CHECKS >= CA_CHECKS_ON && rank != CA_LOCK_RANK_NONE) {
-        ca_core__lock_ranks *h = &ca_core__lock_held;
         unsigned from = rank + (unsigned)((CA_LOCK__SEVERAL >> rank) & 1);
-        if (ordered && ca_unlikely(from < 64 && (h->held >> from) != 0))
+        if (ordered && ca_unlikely(from < 64 && (ca_core__lock_held.held >> from) != 0))
             ca_core__lock_order_fail(lock, rank, component);
-        h->count[rank]++;
-        h->held |= 1ull << rank;
+        ca_core__lock_held.count[rank]++;
+        ca_core__lock_held.held |= 1ull << rank;
     }
 }
 
@@ -610,9 +618,8 @@ ca_force_inline void ca_lock_rank_enter(const void *lock, unsigned rank, bool or
 ca_force_inline void ca_lock_rank_leave(unsigned rank)
 {
     if (CA_CHECKS >= CA_CHECKS_ON && rank != CA_LOCK_RANK_NONE) {
-        ca_core__lock_ranks *h = &ca_core__lock_held;
-        if (h->count[rank] && --h->count[rank] == 0)
-            h->held &= ~(1ull << rank);
+        if (ca_core__lock_held.count[rank] && --ca_core__lock_held.count[rank] == 0)
+            ca_core__lock_held.held &= ~(1ull << rank);
     }
 }
 
@@ -671,6 +678,17 @@ ca_force_inline int ca_mutex_lock_ranked(pthread_mutex_t *m, unsigned rank, cons
     int e = pthread_mutex_lock(m);
     if (ca_unlikely(e != 0))
         ca_lock_rank_leave(rank);
+    return e;
+}
+
+/* As pthread_mutex_trylock: 0 when taken (recorded, exempt from the order
+ * like ca_lock_try_ranked), else its error (EBUSY) with nothing recorded. */
+ca_force_inline int ca_mutex_trylock_ranked(pthread_mutex_t *m, unsigned rank, const char *component)
+{
+    ca_core__fork_check();
+    int e = pthread_mutex_trylock(m);
+    if (e == 0)
+        ca_lock_rank_enter(m, rank, false, component);
     return e;
 }
 
