@@ -572,3 +572,67 @@ Test(arena_cache, file_flush_records_the_shared_bins)
     cr_assert_eq(ca_arena_close(a), 0);
     unlink(path);
 }
+
+/* A thread that exits drains its cache into a file arena with the cache
+ * registry's lock held. When the arena's cursor moved past the thread's
+ * chunk (another thread allocated since), the chunk's rest is given back
+ * through the list token, which marks the file dirty: the lock order is
+ * registry, token, file state (at checks=on a reverse order aborts naming
+ * both locks). The file is clean (flushed) when the thread exits, so the
+ * drain is what marks it. */
+typedef struct exit_worker {
+    ca_arena *a;
+    int ready, go; /* atomic */
+} exit_worker;
+
+static void *file_exit_worker(void *p)
+{
+    exit_worker *w = p;
+    uint64_t o[8];
+    for (int i = 0; i < 8; i++)
+        if (ca_arena_alloc(w->a, 64, 16, &o[i]))
+            abort();
+    for (int i = 1; i < 8; i += 2) /* away from the tail: into this thread's bins */
+        if (ca_arena_free(w->a, o[i], 64))
+            abort();
+    __atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&w->go, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    return NULL; /* the exit drains the cache: its chunk is behind the cursor now */
+}
+
+Test(arena_cache, thread_exit_drains_into_a_clean_file)
+{
+    char path[] = "/tmp/ca-arena-exit-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    ca_arena_options o;
+    ca_arena_options_init(&o);
+    o.flags = CA_ARENA_REPLACE;
+    o.capacity = 4u << 20;
+    ca_arena *a = NULL;
+    cr_assert_eq(ca_arena_create_file(&a, path, &o, NULL), 0);
+    exit_worker w = {a, 0, 0};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, file_exit_worker, &w), 0);
+    while (!__atomic_load_n(&w.ready, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    uint64_t mine = al(a, 64); /* this thread's chunk: the cursor moves past the worker's */
+    uint64_t before = counter(a, "rewinds");
+    cr_assert_eq(ca_arena_flush(a), 0);
+    __atomic_store_n(&w.go, 1, __ATOMIC_RELEASE);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(counter(a, "rewinds"), before, "the worker's chunk was given back, not rewound");
+    ok(a);
+    cr_assert_eq(ca_arena_close(a), 0);
+    ca_arena_error why;
+    cr_assert_eq(ca_arena_open_file(&a, path, CA_ARENA_READ_ONLY, NULL, &why), 0, "%s", ca_arena_strerror(why));
+    ok(a);
+    ca_stats s;
+    ca_arena_stats(a, &s);
+    cr_assert_eq(s.bytes_in_use, 4 * 64 + 64, "in use %llu", (unsigned long long)s.bytes_in_use);
+    (void)mine;
+    ca_arena_close(a);
+    unlink(path);
+}
