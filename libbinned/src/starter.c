@@ -134,11 +134,10 @@ const char *ca_binned__starter_check(const ca_binned *cb)
                 err = "binned: a shadow byte is not its slot's mark";
             else if (v && !live)
                 err = "binned: the shadow marks a starter slot that is free";
-            /* A set bit with a clear byte is a malloc between its take and
-             * its mark, or a free between its release and its put: the walk
-             * runs with no thread in the instance, so neither. */
-            else if (!v && live)
-                err = "binned: a starter slot handed out has no shadow mark";
+            /* A set bit with a clear byte is allowed, as for a block's
+             * slot: a fork that caught a malloc between its take and its
+             * mark (or a free between its release and its put) leaves one
+             * behind in the child, never freed. */
         }
         /* Granules that hold no slot start hold no mark (a slot is at
          * least 16 bytes: a granule holds one slot start at most). */
