@@ -8,7 +8,8 @@
  * starting "fuzz_misuse: FINDING"):
  *   - a block handed out never overlaps a live block (no block twice);
  *   - every block lies in the allocator's ranges (ca_binned_default_owns), small
- *     blocks in the class range of their size, 16-byte aligned, with a
+ *     blocks in the class range of their size (or their class's share of the
+ *     starter area), 16-byte aligned, with a
  *     usable size >= the request; live contents survive other operations
  *     (a byte per block and generation, checked at both ends and every
  *     1 KiB before every free and realloc);
@@ -148,6 +149,9 @@ static void handed_out_ex(unsigned char *p, size_t n, bool by_realloc)
         ca_binned *d = ca_binned_default();
         uintptr_t off = (uintptr_t)p - d->span_base;
         unsigned at = off < d->span ? (unsigned)(off >> d->class_shift) : CA_BINNED_NCLASSES;
+        /* A class's first slots come from the starter area: its share there. */
+        if (d->starter_base && (uintptr_t)p - d->starter_base < CA_BINNED__STARTER_BYTES)
+            at = ca_binned__starter_class(d, p);
         if (by_realloc ? at < CA_BINNED_NCLASSES && ca_binned_class_size(at) < ca_binned_class_size(cls) : at != cls)
             finding("small block outside its class range", p, n);
     }
