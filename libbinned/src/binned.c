@@ -667,13 +667,7 @@ static inline void require_live(const ca_binned *b, const void *p, unsigned cls,
     }
 }
 
-/* p lies in b's starter area. */
-ca_force_inline bool in_starter(const ca_binned *b, const void *p)
-{
-    return b->starter_base && (uintptr_t)p - b->starter_base < CA_BINNED__STARTER_BYTES;
-}
-
-/* The class of p, a starter slot handed out (in_starter was true); the
+/* The class of p, a starter slot handed out (ca_binned__in_starter was true); the
  * verdict of a free for anything else, with op naming the operation. */
 static unsigned starter_live(const ca_binned *b, const void *p, unsigned op)
 {
@@ -795,7 +789,7 @@ ca_attr_noinline static void default_free_other(void *p)
 {
     int saved = errno;
     ca_binned *b = &ca_binned__default_instance;
-    if (in_starter(b, p))
+    if (ca_binned__in_starter(b, p))
         starter_free(b, p);
     else if (__atomic_load_n(&g_default_state, __ATOMIC_ACQUIRE) != 2 || !ca_binned__large_free(b, p))
         ca_check_fail(CA_BINNED__COMP, p, "free of a pointer not from the allocator", __FILE__, __LINE__);
@@ -879,7 +873,7 @@ void ca_binned_default_free(void *p)
  * that the fast path saves no register). */
 ca_attr_noinline static void free_else_other(void *p, void (*other)(void *p))
 {
-    if (in_starter(&ca_binned__default_instance, p)) {
+    if (ca_binned__in_starter(&ca_binned__default_instance, p)) {
         int saved = errno;
         starter_free(&ca_binned__default_instance, p);
         errno = saved;
@@ -936,7 +930,7 @@ void ca_binned_free(ca_binned *b, void *p)
     if (!p)
         return;
     int saved = errno;
-    if (in_starter(b, p))
+    if (ca_binned__in_starter(b, p))
         starter_free(b, p);
     else if (!ca_binned__large_free(b, p))
         ca_check_fail(CA_BINNED__COMP, p, "free of a pointer not from the allocator", __FILE__, __LINE__);
@@ -955,7 +949,7 @@ size_t ca_binned_usable_size(const ca_binned *b, const void *p)
         }
         return ca_binned__classes[cls].size;
     }
-    if (in_starter(b, p)) {
+    if (ca_binned__in_starter(b, p)) {
         unsigned sc = starter_live(b, p, CA_BINNED__OP_USABLE);
         return CA_CHECKS >= CA_CHECKS_ON ? guard_check(p, sc) : ca_binned__classes[sc].size;
     }
@@ -972,7 +966,7 @@ static bool owns(const ca_binned *b, const void *p)
         size_t bi = in >> ci->block_shift;
         return bi < __atomic_load_n(&b->classes[cls].frontier, __ATOMIC_RELAXED);
     }
-    return p && (in_starter(b, p) || ca_binned__large_usable(b, p) != 0);
+    return p && (ca_binned__in_starter(b, p) || ca_binned__large_usable(b, p) != 0);
 }
 
 size_t ca_binned_default_usable_size(const void *p)
@@ -1030,7 +1024,7 @@ static void *resize(ca_binned *b, void *p, size_t old_size, size_t new_size, siz
     }
     uintptr_t off = (uintptr_t)p - b->span_base;
     unsigned cls;
-    if (in_starter(b, p)) {
+    if (ca_binned__in_starter(b, p)) {
         cls = starter_live(b, p, CA_BINNED__OP_REALLOC);
     } else if (off >= b->span) {
         /* A shrink into the size classes moves the block there when that
@@ -1134,7 +1128,7 @@ void *ca_binned_default_realloc_else(void *p, size_t size, void *(*other)(void *
     size_t cls;
     if (ca_likely(in_classes(&ca_binned__default_instance, p, &cls)))
         return default_realloc_small(p, (unsigned)cls, size);
-    if (in_starter(&ca_binned__default_instance, p))
+    if (ca_binned__in_starter(&ca_binned__default_instance, p))
         return ca_binned_default_realloc(p, size);
     return other(p, size);
 }

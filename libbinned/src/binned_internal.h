@@ -678,6 +678,12 @@ struct ca_binned {
  * ca_binned_default() returned. */
 extern struct ca_binned ca_binned__default_instance;
 
+/* p lies in b's starter area (false when b has none). */
+ca_force_inline bool ca_binned__in_starter(const ca_binned *b, const void *p)
+{
+    return b->starter_base && (uintptr_t)p - b->starter_base < CA_BINNED__STARTER_BYTES;
+}
+
 /* Class cls set up (ca_binned__class_setup) before its first central
  * operation: one acquire load when it is. */
 ca_force_inline void ca_binned__class_ready(ca_binned *b, unsigned cls)

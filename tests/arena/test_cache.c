@@ -32,6 +32,22 @@ static ca_arena *make(ca_arena_freelist kind, ca_arena_order order, uint64_t cap
     return a;
 }
 
+/* A file arena (REPLACE) on a new temporary file named from the template
+ * path (which receives the name); capacity 0: the default. */
+static ca_arena *make_file(char *path, uint64_t capacity)
+{
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    ca_arena_options o;
+    ca_arena_options_init(&o);
+    o.flags = CA_ARENA_REPLACE;
+    o.capacity = capacity;
+    ca_arena *a = NULL;
+    cr_assert_eq(ca_arena_create_file(&a, path, &o, NULL), 0);
+    return a;
+}
+
 static uint64_t counter(ca_arena *a, const char *name)
 {
     ca_stats s;
@@ -485,14 +501,7 @@ Test(arena_cache, resize_at_the_chunk_tail)
 Test(arena_cache, file_close_records_the_caches)
 {
     char path[] = "/tmp/ca-arena-cache-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    ca_arena_options o;
-    ca_arena_options_init(&o);
-    o.flags = CA_ARENA_REPLACE;
-    ca_arena *a = NULL;
-    cr_assert_eq(ca_arena_create_file(&a, path, &o, NULL), 0);
+    ca_arena *a = make_file(path, 0);
     uint64_t all[64], keep[32];
     size_t live = 0;
     for (int i = 0; i < 64; i++) {
@@ -528,15 +537,7 @@ Test(arena_cache, file_close_records_the_caches)
 Test(arena_cache, file_flush_records_the_shared_bins)
 {
     char path[] = "/tmp/ca-arena-sbin-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    ca_arena_options o;
-    ca_arena_options_init(&o);
-    o.flags = CA_ARENA_REPLACE;
-    o.capacity = 4u << 20;
-    ca_arena *a = NULL;
-    cr_assert_eq(ca_arena_create_file(&a, path, &o, NULL), 0);
+    ca_arena *a = make_file(path, 4u << 20);
     enum { N = 2 * CA_ARENA__BIN_MAX };
     static uint64_t b[N];
     for (int i = 0; i < N; i++) {
@@ -604,15 +605,7 @@ static void *file_exit_worker(void *p)
 Test(arena_cache, thread_exit_drains_into_a_clean_file)
 {
     char path[] = "/tmp/ca-arena-exit-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    ca_arena_options o;
-    ca_arena_options_init(&o);
-    o.flags = CA_ARENA_REPLACE;
-    o.capacity = 4u << 20;
-    ca_arena *a = NULL;
-    cr_assert_eq(ca_arena_create_file(&a, path, &o, NULL), 0);
+    ca_arena *a = make_file(path, 4u << 20);
     exit_worker w = {a, 0, 0};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, file_exit_worker, &w), 0);

@@ -208,7 +208,7 @@ static void starter_overflow(void *arg)
 {
     (void)arg;
     char *p = ca_binned_default_malloc(100);
-    if (!binned_test_in_starter(ca_binned_default(), p))
+    if (!ca_binned__in_starter(ca_binned_default(), p))
         _exit(3);
     p[100] ^= 1;
     ca_binned_default_free(p);

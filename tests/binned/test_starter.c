@@ -51,7 +51,7 @@ Test(binned_starter, first_slots_of_every_class_come_from_the_area)
         size_t size = ca_binned_class_size(c);
         p[c] = ca_binned_alloc(b, request_of(c), 8);
         cr_assert_not_null(p[c]);
-        cr_assert(binned_test_in_starter(b, p[c]), "class %zu B: the first slot is a starter slot", size);
+        cr_assert(ca_binned__in_starter(b, p[c]), "class %zu B: the first slot is a starter slot", size);
         cr_assert_eq(ca_binned__starter_class(b, p[c]), c, "class %zu B: its own share", size);
         size_t align = size & (~size + 1);
         cr_assert_eq((uintptr_t)p[c] & (align - 1), 0, "class %zu B: aligned to %zu as in its blocks", size,
@@ -70,7 +70,7 @@ Test(binned_starter, first_slots_of_every_class_come_from_the_area)
     cr_assert_eq(in_use(b), 0);
     /* Classes above 4 KiB start with their blocks. */
     void *big = ca_binned_alloc(b, 5000, 16);
-    cr_assert_not(binned_test_in_starter(b, big));
+    cr_assert_not(ca_binned__in_starter(b, big));
     ca_binned_free(b, big);
     ca_binned_destroy(b);
 }
@@ -82,7 +82,7 @@ Test(binned_starter, a_loop_of_one_size_moves_to_the_blocks)
     void *p = NULL;
     for (;;) {
         p = ca_binned_alloc(b, 40, 16);
-        if (!binned_test_in_starter(b, p))
+        if (!ca_binned__in_starter(b, p))
             break;
         ca_binned_free(b, p);
         turns++;
@@ -92,7 +92,7 @@ Test(binned_starter, a_loop_of_one_size_moves_to_the_blocks)
     ca_binned_free(b, p);
     for (int i = 0; i < 1000; i++) {
         void *q = ca_binned_alloc(b, 40, 16);
-        cr_assert_not(binned_test_in_starter(b, q), "a class with blocks takes no starter slot");
+        cr_assert_not(ca_binned__in_starter(b, q), "a class with blocks takes no starter slot");
         ca_binned_free(b, q);
     }
     cr_assert_null(ca_binned_check(b));
@@ -110,12 +110,12 @@ Test(binned_starter, a_full_share_moves_the_class_to_its_blocks)
     for (unsigned i = 1; i <= n; i++)
         p[i] = ca_binned_alloc(b, 64, 16);
     for (unsigned i = 0; i < n; i++)
-        cr_assert(binned_test_in_starter(b, p[i]), "slot %u of %u from the share", i, n);
-    cr_assert_not(binned_test_in_starter(b, p[n]), "the share full: the class's block");
+        cr_assert(ca_binned__in_starter(b, p[i]), "slot %u of %u from the share", i, n);
+    cr_assert_not(ca_binned__in_starter(b, p[n]), "the share full: the class's block");
     cr_assert_eq((char *)p[1] - (char *)p[0], (ptrdiff_t)ca_binned_class_size(cls), "slots side by side");
     ca_binned_free(b, p[0]);
     void *q = ca_binned_alloc(b, 64, 16);
-    cr_assert_not(binned_test_in_starter(b, q), "a class with blocks takes no starter slot");
+    cr_assert_not(ca_binned__in_starter(b, q), "a class with blocks takes no starter slot");
     cr_assert_null(ca_binned_check(b));
     ca_binned_free(b, q);
     for (unsigned i = 1; i <= n; i++)
@@ -130,7 +130,7 @@ Test(binned_starter, realloc_of_a_starter_slot)
     ca_binned *b = make(CA_BINNED_STARTER, NULL);
     ca_allocator *a = ca_binned_allocator(b);
     char *p = ca_binned_alloc(b, 100, 16);
-    cr_assert(binned_test_in_starter(b, p));
+    cr_assert(ca_binned__in_starter(b, p));
     for (int i = 0; i < 100; i++)
         p[i] = (char)i;
     char *q = ca_resize(a, p, 100, 104, 16, 0);
@@ -176,13 +176,13 @@ Test(binned_starter, writes_into_a_freed_starter_slot_are_harmless)
      * allocator. */
     ca_binned *b = make(CA_BINNED_STARTER, NULL);
     char *p = ca_binned_alloc(b, 40, 16);
-    cr_assert(binned_test_in_starter(b, p));
+    cr_assert(ca_binned__in_starter(b, p));
     ca_binned_free(b, p);
     memset(p, 0xff, 40);
     char *q = ca_binned_alloc(b, 40, 16);
     cr_assert_eq(q, p, "the slot serves the class again");
     char *r = ca_binned_alloc(b, 40, 16);
-    cr_assert(r != p && binned_test_in_starter(b, r), "the next slot of the share, not an address from the slot");
+    cr_assert(r != p && ca_binned__in_starter(b, r), "the next slot of the share, not an address from the slot");
     cr_assert_null(ca_binned_check(b));
     ca_binned_free(b, q);
     ca_binned_free(b, r);
@@ -201,12 +201,12 @@ Test(binned_starter, the_default_instance_has_one)
     cr_assert(ca_binned_flags(d) & CA_BINNED_STARTER);
     cr_assert_neq(d->starter_base, 0);
     void *p = ca_binned_default_malloc(300);
-    cr_assert(binned_test_in_starter(d, p));
+    cr_assert(ca_binned__in_starter(d, p));
     cr_assert(ca_binned_default_owns(p));
     cr_assert_eq(ca_binned_default_usable_size(p),
                  CA_BINNED__GUARD ? 300 : ca_binned_class_size(ca_binned__class_of(300 + CA_BINNED__GUARD)));
     p = ca_binned_default_realloc_else(p, 310, NULL); /* in place: other is not called */
-    cr_assert(binned_test_in_starter(d, p));
+    cr_assert(ca_binned__in_starter(d, p));
     ca_binned_default_free_else(p, else_other);
     cr_assert_null(ca_binned_check(d));
 }

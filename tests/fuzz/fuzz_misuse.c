@@ -150,7 +150,7 @@ static void handed_out_ex(unsigned char *p, size_t n, bool by_realloc)
         uintptr_t off = (uintptr_t)p - d->span_base;
         unsigned at = off < d->span ? (unsigned)(off >> d->class_shift) : CA_BINNED_NCLASSES;
         /* A class's first slots come from the starter area: its share there. */
-        if (d->starter_base && (uintptr_t)p - d->starter_base < CA_BINNED__STARTER_BYTES)
+        if (ca_binned__in_starter(d, p))
             at = ca_binned__starter_class(d, p);
         if (by_realloc ? at < CA_BINNED_NCLASSES && ca_binned_class_size(at) < ca_binned_class_size(cls) : at != cls)
             finding("small block outside its class range", p, n);
