@@ -13,8 +13,6 @@
  */
 #include "binned_internal.h"
 
-#include <string.h>
-
 /* Lowest set bit of the class size: the alignment its blocks give a slot. */
 static size_t slot_align(unsigned cls)
 {
@@ -66,7 +64,7 @@ void *ca_binned__starter_take(ca_binned *b, unsigned cls)
     void *p = NULL;
     unsigned n = ca_binned__starter_slots(cls);
     ca_binned__class_lock(c);
-    uint32_t free_bits = ~c->st_live & (n == 32 ? ~0u : (1u << n) - 1);
+    uint32_t free_bits = ~c->st_live & ((1u << n) - 1); /* n <= 16 */
     if (!c->frontier && c->st_given < CA_BINNED__STARTER_GIVEN_MAX && free_bits) {
         unsigned i = (unsigned)__builtin_ctz(free_bits);
         __atomic_store_n(&c->st_live, c->st_live | 1u << i, __ATOMIC_RELAXED); /* stats read it unlocked */
@@ -124,7 +122,7 @@ const char *ca_binned__starter_check(const ca_binned *cb)
         size_t size = ca_binned__classes[cls].size;
         char *share = (char *)b->starter_base + b->starter_off[cls];
         ca_binned__class_lock(c);
-        if (c->st_given > CA_BINNED__STARTER_GIVEN_MAX || (n < 32 && (c->st_live >> n)))
+        if (c->st_given > CA_BINNED__STARTER_GIVEN_MAX || (c->st_live >> n))
             err = "binned: a starter share counts more than it has";
         for (unsigned i = 0; i < n && !err; i++) {
             char *slot = share + (size_t)i * size;
