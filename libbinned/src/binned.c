@@ -256,9 +256,12 @@ void ca_binned__class_setup(ca_binned *b, unsigned cls)
         c->empty_tree.ntrees = (uint32_t)ntrees;
         c->meta = (uint64_t *)(void *)(cur + c->trees_bytes);
         size_t bundle = (size_t)ci->batch * ci->size;
-        c->rec_max = b->recycler_bytes / bundle;
-        if (c->rec_max < 2)
-            c->rec_max = 2;
+        c->rec_floor = b->recycler_bytes / bundle;
+        if (c->rec_floor < 2)
+            c->rec_floor = 2;
+        /* recycler_bytes 0 here: the option asked for the least, fixed. */
+        c->rec_cap = b->recycler_bytes ? c->rec_floor * CA_BINNED__REC_GROWTH : c->rec_floor;
+        c->rec_max = c->rec_floor;
         c->keep = b->empty_keep >> ci->block_shift;
         __atomic_store_n(&c->lock_lk, &c->lock, __ATOMIC_RELEASE);
     }

@@ -96,11 +96,19 @@ ca_force_inline uint64_t ca_binned__mix64(uint64_t x)
 }
 
 /* The link word of a slot on its block's free list pointing at next1
- * (next index + 1; 0 ends the list). */
+ * (next index + 1; 0 ends the list): next1 in the low 16 bits, a keyed tag
+ * of (slot, next1) above. The tag is one multiply by an odd constant, a
+ * bijection of 64-bit words, so any change to a stored word (its next1, or
+ * its tag bits) gives a word that is not the link word of that slot: a
+ * corruption is caught for certain, not with some probability (the lowest
+ * bit an input change touches flips in the product; next1 enters at bit 48,
+ * a slot's address below it). The secret keys keep the words unguessable
+ * from outside. Written by every put and checked by every take, one slot at
+ * a time: a mix of several rounds cost 20 instructions more each way. */
 ca_force_inline uint64_t ca_binned__link_word(const void *slot, unsigned next1)
 {
-    uint64_t x = ((uint64_t)(uintptr_t)slot ^ ca_binned__secret[0]) + (uint64_t)next1 * 0x9e3779b97f4a7c15ull;
-    x = ca_binned__mix64(x) ^ ca_binned__secret[1];
+    uint64_t x = ((uint64_t)(uintptr_t)slot | (uint64_t)next1 << 48) ^ ca_binned__secret[0];
+    x = x * 0x9e3779b97f4a7c15ull ^ ca_binned__secret[1];
     return (x & ~(uint64_t)0xffff) | (uint64_t)next1;
 }
 
@@ -295,6 +303,17 @@ void *ca_binned__recycler_take_all(ca_binned__recycler *r);
 ca_force_inline void **ca_binned__bundle_link(void *bundle) { return (void **)bundle + 1; }
 
 #define CA_BINNED__BATCH_MAX 64u
+/* How far a class's recycler bound may grow above the recycler_bytes option
+ * (tcache.c, "Recycler bound"). */
+#define CA_BINNED__REC_GROWTH 16u
+
+/* Recycler bound (tcache.c): flushes sent n slots to the blocks for lack of
+ * room; a refill from the blocks while such slots wait grows the bound; a
+ * decay pass without growth since the last one halves it. */
+typedef struct ca_binned__class ca_binned__class;
+void ca_binned__rec_spill(ca_binned__class *c, uint64_t n);
+void ca_binned__rec_refill_miss(ca_binned__class *c, unsigned cls);
+void ca_binned__rec_decay(ca_binned__class *c);
 
 typedef struct ca_binned__bundle {
     uint32_t n;                     /* slots in slots[] */
@@ -308,12 +327,19 @@ CA_STATIC_ASSERT(offsetof(ca_binned__bundle, next) == sizeof(void *), "the link 
  * Per-class central state (central.c)
  * ------------------------------------------------------------------------ */
 
-typedef struct ca_binned__class {
+struct ca_binned__class {
     /* --- lock-free part, any thread --- */
     ca_binned__recycler rec; /* bundles of 1..batch slots (a full batch but for a bin given back whole) */
     uint64_t rec_bundles;    /* bundles on rec (atomic, approximate while racing) */
     uint64_t rec_slots;      /* slots in rec's bundles (atomic, the same) */
-    uint64_t rec_max;        /* bound on rec_bundles; more goes to the blocks */
+    uint64_t rec_max;        /* bound on rec_bundles; more goes to the blocks
+                                (atomic; moves between rec_floor and rec_cap,
+                                see "Recycler bound" in tcache.c) */
+    uint64_t rec_floor;      /* rec_max's least: the recycler_bytes option (read-only) */
+    uint64_t rec_cap;        /* rec_max's most (read-only) */
+    uint64_t rec_spilled;    /* slots flushes sent to the blocks for lack of room
+                                since a refill last came from the blocks (atomic) */
+    int rec_grew;            /* rec_max grew since the last decay pass (atomic) */
     int rec_used;            /* set by every pop; the decay pass clears it and
                                 drains a recycler nobody popped from since the
                                 pass before (its slots would pin their blocks) */
@@ -365,7 +391,7 @@ typedef struct ca_binned__class {
      * which stop at CA_BINNED__STARTER_GIVEN_MAX. */
     uint32_t st_live;
     uint32_t st_given;
-} __attribute__((aligned(64))) ca_binned__class;
+} __attribute__((aligned(64)));
 
 /* Set class cls up (its range, metadata layout, budgets) on its first use;
  * the classes an instance never uses keep their state untouched (zero).
@@ -395,8 +421,9 @@ size_t ca_binned__central_purge(ca_binned *b, unsigned cls, int mode, size_t *ne
 void ca_binned__reclaim(ca_binned *b);
 /* Move every bundle of the recycler back to the blocks. */
 void ca_binned__central_drain_recycler(ca_binned *b, unsigned cls);
-/* The decay pass's part for a recycler: drain it when nobody popped from
- * it since the previous pass (the decay pass only). */
+/* The decay pass's part for a recycler: its bound decays (tcache.c,
+ * "Recycler bound"), and it is drained when nobody popped from it since the
+ * previous pass (the decay pass only). */
 void ca_binned__central_drain_idle(ca_binned *b, unsigned cls);
 void ca_binned__class_lock(ca_binned__class *c);
 void ca_binned__class_unlock(ca_binned__class *c);

@@ -431,44 +431,65 @@ static unsigned take(ca_binned *b, unsigned cls, unsigned n, void **out)
 }
 
 /* Under the lock: the slots go back to their blocks; true when the class
- * went over its keep budget. */
+ * went over its keep budget. Slots of one block that follow each other in
+ * `slots` (the common case: a cache hands back what the program freed, and
+ * neighbours are freed together) are one run: the block word is read,
+ * checked and written once a run, not once a slot. */
 static bool put_locked(ca_binned__class *c, unsigned cls, void *const *slots, size_t n)
 {
     const ca_binned__class_info *ci = &ca_binned__classes[cls];
-    size_t bmask = block_bytes(cls) - 1;
+    const unsigned shift = ci->block_shift, nslots = ci->nslots, size = ci->size;
+    const uint64_t recip = ci->recip;
+    const size_t bmask = block_bytes(cls) - 1, frontier = c->frontier;
+    char *const base = c->base;
+    uint64_t *const meta = c->meta;
     bool over = false;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    while (i < n) {
         char *p = (char *)slots[i];
-        size_t off = (size_t)(p - c->base);
-        size_t bi = off >> ci->block_shift;
-        size_t boff = off & bmask;
-        uint32_t idx = ca_binned__slot_index(cls, boff);
-        CA_ASSERT(bi < c->frontier && (size_t)idx * ci->size == boff && idx < ci->nslots, CA_BINNED__COMP, p,
+        size_t off = (size_t)(p - base);
+        const size_t bi = off >> shift;
+        CA_ASSERT(bi < frontier, CA_BINNED__COMP, p,
                   "free of a pointer that is not a slot start (interior or foreign pointer)");
-        uint64_t w = c->meta[bi];
-        unsigned nfree = ca_binned__bw_nfree(w);
-        CA_ASSERT(ca_binned__bw_state(w) == CA_BINNED__ST_ACTIVE && nfree < ci->nslots &&
-                      idx < ca_binned__bw_bump(w),
-                  CA_BINNED__COMP, p, "double free (slot already free in its block)");
-        if (CA_CHECKS >= CA_CHECKS_ON) {
-            /* Behind the shadow's check (which every free passes before its
-             * slot can reach a block): a slot already listed comes back. */
-            uint64_t old = *(uint64_t *)(void *)p;
-            CA_ASSERT(old != ca_binned__link_word(p, (unsigned)(old & 0xffff)), CA_BINNED__COMP, p,
+        const uint64_t w = meta[bi];
+        CA_ASSERT(ca_binned__bw_state(w) == CA_BINNED__ST_ACTIVE, CA_BINNED__COMP, p,
+                  "double free (slot already free in its block)");
+        const unsigned nfree0 = ca_binned__bw_nfree(w), bump = ca_binned__bw_bump(w);
+        unsigned nfree = nfree0, head = ca_binned__bw_head(w);
+        for (;;) {
+            size_t boff = off & bmask;
+            uint32_t idx = (uint32_t)(((uint64_t)boff * recip) >> CA_BINNED__RECIP_SHIFT);
+            CA_ASSERT((size_t)idx * size == boff && idx < nslots, CA_BINNED__COMP, p,
+                      "free of a pointer that is not a slot start (interior or foreign pointer)");
+            CA_ASSERT(nfree < nslots && idx < bump, CA_BINNED__COMP, p,
                       "double free (slot already free in its block)");
+            if (CA_CHECKS >= CA_CHECKS_ON) {
+                /* Behind the shadow's check (which every free passes before its
+                 * slot can reach a block): a slot already listed comes back. */
+                uint64_t old = *(uint64_t *)(void *)p;
+                CA_ASSERT(old != ca_binned__link_word(p, (unsigned)(old & 0xffff)), CA_BINNED__COMP, p,
+                          "double free (slot already free in its block)");
+            }
+            *(uint64_t *)(void *)p = ca_binned__link_word(p, head);
+            head = idx + 1;
+            nfree++;
+            if (++i == n)
+                break;
+            p = (char *)slots[i];
+            off = (size_t)(p - base);
+            if ((off >> shift) != bi)
+                break;
         }
-        *(uint64_t *)(void *)p = ca_binned__link_word(p, ca_binned__bw_head(w));
-        nfree++;
-        if (nfree == 1)
+        if (nfree0 == 0)
             ca_binned__chain_set(&c->free_tree, bi);
-        if (nfree == ci->nslots) {
-            c->meta[bi] = ca_binned__bw_make(nfree, 0, 0, CA_BINNED__ST_EMPTY, false);
+        if (nfree == nslots) {
+            meta[bi] = ca_binned__bw_make(nfree, 0, 0, CA_BINNED__ST_EMPTY, false);
             ca_binned__chain_set(&c->empty_tree, bi);
             c->nempty++;
             over |= c->nempty > c->keep;
         } else {
-            c->meta[bi] = ca_binned__bw_make(nfree, idx + 1, ca_binned__bw_bump(w), CA_BINNED__ST_ACTIVE, false) |
-                          (w & CA_BINNED__BW_DIRTY);
+            meta[bi] = ca_binned__bw_make(nfree, head, bump, CA_BINNED__ST_ACTIVE, false) |
+                       (w & CA_BINNED__BW_DIRTY);
         }
     }
     c->slots_out -= n;
@@ -625,6 +646,7 @@ size_t ca_binned__central_purge(ca_binned *b, unsigned cls, int mode, size_t *ne
 void ca_binned__central_drain_idle(ca_binned *b, unsigned cls)
 {
     ca_binned__class *c = &b->classes[cls];
+    ca_binned__rec_decay(c);
     if (!__atomic_exchange_n(&c->rec_used, 0, __ATOMIC_RELAXED) &&
         __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED))
         ca_binned__central_drain_recycler(b, cls);

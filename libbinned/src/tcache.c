@@ -234,11 +234,60 @@ ca_binned__tcache *ca_binned__tcache_get(ca_binned *b)
  * Refill and flush
  * ------------------------------------------------------------------------ */
 
+/* Recycler bound. A flush that finds the recycler full sends its slots to
+ * the blocks (a put under the class lock, about 30 instructions a slot),
+ * and a refill that finds the recycler empty carves them back (a take):
+ * a program that frees a large structure and builds the next one (an
+ * interpreter's dicts, a parser's tree) pays both for every slot, where the
+ * recycler moves a bundle for the price of a pointer copy. So the bound
+ * follows the program, with the same hysteresis as the keep budget of
+ * EMPTY blocks (central.c), one purge policy:
+ *   - a flush that spills for lack of room counts the slots spilled;
+ *   - a refill from the blocks while spilled slots wait is the round trip:
+ *     the bound grows by what was spilled, at least doubling, up to
+ *     rec_cap (CA_BINNED__REC_GROWTH times the recycler_bytes option);
+ *   - each decay pass halves a bound that did not grow since the pass
+ *     before, down to rec_floor (the option); a recycler nobody popped from
+ *     is drained to the blocks by the same pass, so idle memory still goes
+ *     back within a decay interval.
+ * All fields are relaxed atomics: racing threads may lose an update, which
+ * only delays a step. */
+void ca_binned__rec_spill(ca_binned__class *c, uint64_t n)
+{
+    __atomic_fetch_add(&c->rec_spilled, n, __ATOMIC_RELAXED);
+}
+
+void ca_binned__rec_refill_miss(ca_binned__class *c, unsigned cls)
+{
+    if (!__atomic_load_n(&c->rec_spilled, __ATOMIC_RELAXED))
+        return;
+    uint64_t spilled = __atomic_exchange_n(&c->rec_spilled, 0, __ATOMIC_RELAXED);
+    uint64_t m = __atomic_load_n(&c->rec_max, __ATOMIC_RELAXED);
+    uint64_t grow = spilled / ca_binned__classes[cls].batch + 1;
+    uint64_t next = m + (grow > m ? grow : m);
+    if (next > c->rec_cap)
+        next = c->rec_cap;
+    if (next > m) {
+        __atomic_store_n(&c->rec_max, next, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->rec_grew, 1, __ATOMIC_RELAXED);
+    }
+}
+
+void ca_binned__rec_decay(ca_binned__class *c)
+{
+    if (__atomic_exchange_n(&c->rec_grew, 0, __ATOMIC_RELAXED))
+        return;
+    uint64_t m = __atomic_load_n(&c->rec_max, __ATOMIC_RELAXED);
+    if (m > c->rec_floor)
+        __atomic_store_n(&c->rec_max, m / 2 > c->rec_floor ? m / 2 : c->rec_floor, __ATOMIC_RELAXED);
+}
+
 void ca_binned__give_back(ca_binned *b, unsigned cls, void *const *slots, uint32_t n, bool to_blocks)
 {
     ca_binned__class *c = &b->classes[cls];
     uint32_t batch = ca_binned__classes[cls].batch;
-    while (!to_blocks && n >= batch && __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED) < c->rec_max) {
+    uint64_t room = __atomic_load_n(&c->rec_max, __ATOMIC_RELAXED);
+    while (!to_blocks && n >= batch && __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED) < room) {
         ca_binned__bundle *d = ca_binned__bundle_get(b);
         if (!d)
             break;
@@ -256,7 +305,7 @@ void ca_binned__give_back(ca_binned *b, unsigned cls, void *const *slots, uint32
      * cost a put now and a take then (a program of short-lived threads
      * spent most of its allocator time there). A single slot goes to the
      * blocks. */
-    if (!to_blocks && n >= 2 && __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED) < c->rec_max) {
+    if (!to_blocks && n >= 2 && __atomic_load_n(&c->rec_bundles, __ATOMIC_RELAXED) < room) {
         ca_binned__bundle *d = ca_binned__bundle_get(b);
         if (d) {
             d->n = n;
@@ -268,8 +317,11 @@ void ca_binned__give_back(ca_binned *b, unsigned cls, void *const *slots, uint32
             n = 0;
         }
     }
-    if (n)
+    if (n) {
+        if (!to_blocks && n >= 2)
+            ca_binned__rec_spill(c, n); /* no room (or no descriptor) */
         ca_binned__central_put(b, cls, slots, n);
+    }
 }
 
 void ca_binned__tcache_flush_all(ca_binned *b, ca_binned__tcache *tc, bool to_blocks)
@@ -363,8 +415,10 @@ void ca_binned__purge_pass(ca_binned *b)
     if (b->pressure_bytes && committed > b->pressure_bytes) {
         __atomic_fetch_add(&b->epoch, 1, __ATOMIC_ACQ_REL);
         __atomic_fetch_add(&b->pressure_trims, 1, __ATOMIC_RELAXED);
-        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++)
+        for (unsigned i = 0; i < CA_BINNED__NCLASSES; i++) {
+            __atomic_store_n(&b->classes[i].rec_max, b->classes[i].rec_floor, __ATOMIC_RELAXED);
             ca_binned__central_drain_recycler(b, i);
+        }
     }
     ca_binned__spin_unlock(&b->purge_lock, CA_LOCK_RANK_BINNED_REGISTRY);
 }
@@ -382,7 +436,8 @@ static void *alloc_uncached(ca_binned *b, unsigned cls)
         if (d->n > 1)
             ca_binned__central_put(b, cls, d->slots, d->n - 1);
         ca_binned__bundle_put(b, d);
-    } else if (ca_binned__class_ready(b, cls), !ca_binned__central_take(b, cls, 1, &p)) {
+    } else if (ca_binned__class_ready(b, cls), ca_binned__rec_refill_miss(c, cls),
+               !ca_binned__central_take(b, cls, 1, &p)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -461,6 +516,7 @@ void *ca_binned__alloc_slow(ca_binned *b, ca_binned__tcache *tc, unsigned cls)
             ca_binned__bundle_put(b, d);
         } else {
             ca_binned__class_ready(b, cls);
+            ca_binned__rec_refill_miss(c, cls);
             n = ca_binned__central_take(b, cls, want, bin->base);
             if (!n) {
                 errno = ENOMEM;

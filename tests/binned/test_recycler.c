@@ -58,3 +58,75 @@ Test(binned_recycler, allocator_bound)
         ca_binned_free(b, p[i]);
     ca_binned_destroy(b);
 }
+
+/* A program that frees a structure larger than the recycler and builds the
+ * next one: the spill to the blocks and the carve back are a round trip, and
+ * the bound grows so that the next round goes through the recycler; decay
+ * passes bring it back to the option's value. */
+static ca_binned *recycler_instance(size_t recycler_bytes)
+{
+    ca_binned_options o;
+    ca_binned_options_init(&o);
+    o.class_range_log2 = 26;
+    o.decay_ms = CA_BINNED_DECAY_NEVER; /* the passes below are the test's own */
+    o.recycler_bytes = recycler_bytes;
+    ca_binned *b = NULL;
+    cr_assert_eq(ca_binned_create(&b, &o), 0);
+    return b;
+}
+
+enum { ROUND = 3000 };
+
+static void round_trip(ca_binned *b, void **p)
+{
+    for (int i = 0; i < ROUND; i++)
+        cr_assert_not_null(p[i] = ca_binned_alloc(b, 8, 16));
+    for (int i = 0; i < ROUND; i++)
+        ca_binned_free(b, p[i]);
+}
+
+Test(binned_recycler, bound_follows_round_trips)
+{
+    ca_binned *b = recycler_instance(4 * 64 * 16); /* 4 bundles of class 16 B */
+    ca_binned__class *c = &b->classes[0];
+    static void *p[ROUND];
+    round_trip(b, p);
+    cr_assert_eq(c->rec_max, 4);
+    cr_assert_eq(c->rec_floor, 4);
+    cr_assert_eq(c->rec_cap, 4 * CA_BINNED__REC_GROWTH);
+    cr_assert_eq(c->rec_bundles, 4);
+    cr_assert_gt(c->rec_spilled, 0, "the flushes past the bound went to the blocks");
+    /* The second round carves from the blocks what the first spilled: the
+     * bound grows by it, and the round's flushes stay in the recycler. */
+    round_trip(b, p);
+    cr_assert_gt(c->rec_max, 4 * 8, "bound %lu", (unsigned long)c->rec_max);
+    cr_assert_leq(c->rec_max, c->rec_cap);
+    cr_assert_gt(c->rec_bundles, 4 * 8, "bundles %lu", (unsigned long)c->rec_bundles);
+    cr_assert_null(ca_binned_check(b));
+    /* Decay: the pass right after growth keeps the bound; then each pass
+     * halves it down to the option's value, and the idle recycler drains. */
+    uint64_t grown = c->rec_max;
+    ca_binned__central_drain_idle(b, 0);
+    cr_assert_eq(c->rec_max, grown);
+    ca_binned__central_drain_idle(b, 0);
+    cr_assert_eq(c->rec_max, grown / 2 > 4 ? grown / 2 : 4);
+    cr_assert_eq(c->rec_bundles, 0, "nobody popped since the last pass: drained");
+    for (int i = 0; i < 8; i++)
+        ca_binned__central_drain_idle(b, 0);
+    cr_assert_eq(c->rec_max, 4);
+    cr_assert_null(ca_binned_check(b));
+    ca_binned_destroy(b);
+}
+
+Test(binned_recycler, least_bound_stays_fixed)
+{
+    ca_binned *b = recycler_instance(CA_BINNED_RECYCLER_MIN);
+    ca_binned__class *c = &b->classes[0];
+    static void *p[ROUND];
+    round_trip(b, p);
+    round_trip(b, p);
+    cr_assert_eq(c->rec_max, 2);
+    cr_assert_eq(c->rec_cap, 2);
+    cr_assert_leq(c->rec_bundles, 2);
+    ca_binned_destroy(b);
+}
